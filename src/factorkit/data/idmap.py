@@ -1,0 +1,157 @@
+"""IdMap: translate raw ids (ints or strings) to dense positions and back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from factorkit.exceptions import UnknownIdError
+
+__all__ = ["IdMap"]
+
+
+class IdMap:
+    """An immutable vocabulary of raw ids, numbered ``0 .. len - 1`` in order of appearance.
+
+    Raw ids may be integers or strings; lookups are hash based (a :class:`pandas.Index`),
+    so translating millions of ids costs one vectorised pass.
+
+    Parameters
+    ----------
+    ids : array-like
+        The raw ids, unique. Position ``p`` holds the raw id of dense index ``p``.
+    kind : str
+        What the ids name (``"user"`` or ``"item"``); used in error messages.
+
+    Examples
+    --------
+    >>> from factorkit import IdMap
+    >>> m = IdMap(["alice", "bob"], kind="user")
+    >>> m.to_index(["bob", "alice"]).tolist()
+    [1, 0]
+    >>> m.to_ids([0]).tolist()
+    ['alice']
+    """
+
+    __slots__ = ("_ids", "_index", "kind")
+
+    def __init__(self, ids: Iterable[Any] | np.ndarray, kind: str = "id") -> None:
+        arr = _as_id_array(ids)
+        index = pd.Index(arr, copy=False)
+        if not index.is_unique:
+            dup = index[index.duplicated()][0]
+            raise ValueError(f"IdMap ids must be unique; {kind} id {dup!r} appears twice")
+        arr.flags.writeable = False
+        self._ids = arr
+        self._index = index
+        self.kind = kind
+
+    @classmethod
+    def _from_unique(cls, ids: np.ndarray, kind: str, index: pd.Index | None = None) -> IdMap:
+        """Build without the uniqueness check, for ids produced by factorize."""
+        obj = cls.__new__(cls)
+        ids = _as_id_array(ids)
+        ids.flags.writeable = False
+        obj._ids = ids
+        obj._index = index if index is not None else pd.Index(ids, copy=False)
+        obj.kind = kind
+        return obj
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The raw ids as a read-only array; ``ids[p]`` is the raw id at position ``p``."""
+        return self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __getitem__(self, position: int) -> Any:
+        """Raw id at ``position`` (a Python scalar)."""
+        return _plain(self._ids[position])
+
+    def __contains__(self, raw_id: Any) -> bool:
+        return raw_id in self._index
+
+    def __iter__(self):
+        return iter(self._ids.tolist())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, IdMap):
+            return NotImplemented
+        return self is other or (
+            len(self) == len(other) and bool(np.array_equal(self._ids, other._ids))
+        )
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __repr__(self) -> str:
+        head = ", ".join(repr(x) for x in self._ids[:3].tolist())
+        more = ", ..." if len(self) > 3 else ""
+        return f"IdMap({len(self)} {self.kind} ids: [{head}{more}])"
+
+    def lookup(self, raw_ids: Any) -> np.ndarray:
+        """Positions of ``raw_ids``; unknown ids map to ``-1``.
+
+        Accepts a scalar or any 1-D array-like; always returns a 1-D int64 array.
+        """
+        values = _as_lookup_array(raw_ids)
+        if values.size == 0:
+            return np.empty(0, dtype=np.int64)
+        return self._index.get_indexer(values).astype(np.int64, copy=False)
+
+    def to_index(self, raw_ids: Any) -> np.ndarray:
+        """Positions of ``raw_ids``; raises :class:`UnknownIdError` naming the first unknown id."""
+        pos = self.lookup(raw_ids)
+        missing = pos < 0
+        if missing.any():
+            values = _as_lookup_array(raw_ids)
+            bad = values[np.flatnonzero(missing)[0]]
+            n_bad = int(missing.sum())
+            extra = f" (and {n_bad - 1} more)" if n_bad > 1 else ""
+            raise UnknownIdError(
+                f"unknown {self.kind} id {_plain(bad)!r}{extra}: it is not among the "
+                f"{len(self)} {self.kind} ids of the data; check the id's spelling and type "
+                f"(ids here look like {_plain(self._ids[0])!r})"
+                if len(self)
+                else f"unknown {self.kind} id {_plain(bad)!r}: there are no {self.kind} ids"
+            )
+        return pos
+
+    def to_ids(self, positions: Any) -> np.ndarray:
+        """Raw ids at ``positions`` (1-D array of ints)."""
+        return self._ids[np.asarray(positions, dtype=np.int64)]
+
+    def subset(self, positions: np.ndarray) -> IdMap:
+        """A new IdMap holding only the ids at ``positions``, in that order."""
+        return IdMap._from_unique(self._ids[np.asarray(positions, dtype=np.int64)], self.kind)
+
+
+def _as_id_array(ids: Any) -> np.ndarray:
+    arr = ids.to_numpy() if isinstance(ids, (pd.Index, pd.Series)) else np.asarray(ids)
+    if arr.ndim != 1:
+        arr = arr.reshape(-1)
+    if arr.dtype.kind in "US":
+        arr = arr.astype(object)
+    return arr.copy() if not arr.flags.owndata else arr
+
+
+def _as_lookup_array(raw_ids: Any) -> np.ndarray:
+    if isinstance(raw_ids, (pd.Index, pd.Series)):
+        return raw_ids.to_numpy()
+    if isinstance(raw_ids, (str, bytes)) or np.isscalar(raw_ids):
+        return np.asarray([raw_ids], dtype=object if isinstance(raw_ids, str) else None)
+    arr = np.asarray(raw_ids)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.dtype.kind in "US":
+        arr = arr.astype(object)
+    return arr.reshape(-1)
+
+
+def _plain(x: Any) -> Any:
+    """numpy scalars -> Python scalars, so messages read ``5`` not ``np.int64(5)``."""
+    return x.item() if isinstance(x, np.generic) else x

@@ -1,0 +1,725 @@
+"""Interactions: the one data type. Users x items with float32 values and raw-id vocabularies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from factorkit.data.idmap import IdMap, _plain
+from factorkit.exceptions import DataError
+
+__all__ = ["Interactions"]
+
+Duplicates = Literal["error", "last", "mean", "sum"]
+DUPLICATE_POLICIES = ("error", "last", "mean", "sum")
+
+#: Turns a 0-based row position of the input into a phrase naming it, e.g.
+#: ``"ratings.csv line 17"`` or ``"row 16"``. Readers pass one that knows the file.
+Locator = Callable[[int], str]
+
+
+def _row_locator(row: int) -> str:
+    return f"row {row}"
+
+
+class Interactions:
+    """Users x items interactions with float32 values, optional timestamps and raw-id maps.
+
+    Interactions are immutable. They are stored once in canonical order (sorted by user
+    position, then item position); the CSR matrix (users x items) and its CSC view
+    (items x users) are built on first use, cached, and shared by everything that asks.
+    Selections (:meth:`select_users`, :meth:`take`, the splits in :mod:`factorkit.split`)
+    return new Interactions that share the parent's :class:`IdMap` objects, so positions
+    agree between a training and a test set.
+
+    Build them with :meth:`from_pandas`, :meth:`from_arrays`, :meth:`from_scipy`, or the
+    readers :func:`factorkit.read_csv` and :func:`factorkit.read_parquet`.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import factorkit as fk
+    >>> df = pd.DataFrame({"u": ["ann", "ann", "bob"], "i": [10, 20, 10], "r": [4.0, 3.5, 5.0]})
+    >>> data = fk.Interactions.from_pandas(df, user="u", item="i", rating="r")
+    >>> data.n_users, data.n_items, len(data)
+    (2, 2, 3)
+    >>> data.to_csr().toarray()
+    array([[4. , 3.5],
+           [5. , 0. ]], dtype=float32)
+    """
+
+    __slots__ = (
+        "__dict__",  # for cached_property
+        "_item_index",
+        "_timestamps",
+        "_user_index",
+        "_values",
+        "implicit",
+        "item_map",
+        "item_metadata",
+        "user_map",
+    )
+
+    def __init__(
+        self,
+        user_index: np.ndarray,
+        item_index: np.ndarray,
+        values: np.ndarray,
+        user_map: IdMap,
+        item_map: IdMap,
+        timestamps: np.ndarray | None = None,
+        *,
+        implicit: bool = False,
+        item_metadata: pd.DataFrame | None = None,
+        _canonical: bool = False,
+    ) -> None:
+        """Low-level constructor over positions; prefer the ``from_*`` constructors.
+
+        Positions must be valid for the maps and (user, item) pairs unique. Arrays are
+        sorted into canonical order unless ``_canonical`` says they already are.
+        """
+        users = np.ascontiguousarray(user_index, dtype=np.int32)
+        items = np.ascontiguousarray(item_index, dtype=np.int32)
+        vals = np.ascontiguousarray(values, dtype=np.float32)
+        ts = None if timestamps is None else np.ascontiguousarray(timestamps)
+        if not (len(users) == len(items) == len(vals)) or (ts is not None and len(ts) != len(vals)):
+            raise DataError(
+                "user_index, item_index, values and timestamps must have the same length; got "
+                f"{len(users)}, {len(items)}, {len(vals)}" + ("" if ts is None else f", {len(ts)}")
+            )
+        if not _canonical and len(users):
+            order = _canonical_order(users, items, len(user_map), len(item_map))
+            if order is not None:
+                users, items, vals = users[order], items[order], vals[order]
+                ts = None if ts is None else ts[order]
+        for arr in (users, items, vals, ts):
+            if arr is not None:
+                arr.flags.writeable = False
+        self._user_index = users
+        self._item_index = items
+        self._values = vals
+        self._timestamps = ts
+        self.user_map = user_map
+        self.item_map = item_map
+        self.implicit = bool(implicit)
+        self.item_metadata = item_metadata
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_pandas(
+        cls,
+        df: pd.DataFrame,
+        user: str = "user",
+        item: str = "item",
+        rating: str | None = None,
+        timestamp: str | None = None,
+        *,
+        duplicates: Duplicates = "error",
+        implicit: bool | None = None,
+        item_metadata: pd.DataFrame | None = None,
+        _locator: Locator | None = None,
+        _source: str = "DataFrame",
+    ) -> Interactions:
+        """Build from a DataFrame with one row per interaction.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            One row per (user, item) interaction.
+        user, item : str
+            Column names of the raw user and item ids (ints or strings).
+        rating : str, optional
+            Column of numeric values. Without it the data is implicit feedback and every
+            value is 1.0.
+        timestamp : str, optional
+            Column of numeric or datetime timestamps (datetimes become Unix seconds).
+        duplicates : {"error", "last", "mean", "sum"}
+            What to do with repeated (user, item) pairs. The default raises
+            :class:`~factorkit.exceptions.DataError` naming both rows.
+        implicit : bool, optional
+            Whether values are implicit feedback (counts, clicks; must be >= 0). Defaults to
+            ``rating is None``.
+        item_metadata : pandas.DataFrame, optional
+            Per-item information (titles, genres) indexed by raw item id.
+        """
+        if not isinstance(df, pd.DataFrame):
+            raise DataError(
+                f"from_pandas expects a pandas DataFrame; got {type(df).__name__}. "
+                "Use Interactions.from_arrays for arrays."
+            )
+        wanted = {"user": user, "item": item, "rating": rating, "timestamp": timestamp}
+        missing = [(k, c) for k, c in wanted.items() if c is not None and c not in df.columns]
+        if missing:
+            role, col = missing[0]
+            raise DataError(
+                f"{_source}: {role} column {col!r} not found; the columns are "
+                f"{[str(c) for c in df.columns]}. Pass {role}=<one of those names>."
+            )
+        return cls._build(
+            df[user],
+            df[item],
+            None if rating is None else df[rating],
+            None if timestamp is None else df[timestamp],
+            duplicates=duplicates,
+            implicit=rating is None if implicit is None else implicit,
+            item_metadata=item_metadata,
+            locator=_locator or _row_locator,
+            source=_source,
+            rating_name=rating or "rating",
+            timestamp_name=timestamp or "timestamp",
+        )
+
+    @classmethod
+    def from_arrays(
+        cls,
+        users: Any,
+        items: Any,
+        values: Any = None,
+        timestamps: Any = None,
+        *,
+        duplicates: Duplicates = "error",
+        implicit: bool | None = None,
+        item_metadata: pd.DataFrame | None = None,
+    ) -> Interactions:
+        """Build from parallel 1-D arrays of raw user ids, raw item ids and optional values.
+
+        Without ``values`` the data is implicit feedback with every value 1.0.
+
+        Examples
+        --------
+        >>> import factorkit as fk
+        >>> data = fk.Interactions.from_arrays([1, 1, 2], ["a", "b", "a"])
+        >>> data.implicit, len(data)
+        (True, 3)
+        """
+        n = len(users)
+        for name, arr in (("items", items), ("values", values), ("timestamps", timestamps)):
+            if arr is not None and len(arr) != n:
+                raise DataError(
+                    f"from_arrays: users has {n} entries but {name} has {len(arr)}; "
+                    "pass arrays of equal length, one entry per interaction"
+                )
+        return cls._build(
+            pd.Series(np.asarray(users) if not isinstance(users, pd.Series) else users),
+            pd.Series(np.asarray(items) if not isinstance(items, pd.Series) else items),
+            None if values is None else pd.Series(np.asarray(values)),
+            None if timestamps is None else pd.Series(np.asarray(timestamps)),
+            duplicates=duplicates,
+            implicit=values is None if implicit is None else implicit,
+            item_metadata=item_metadata,
+            locator=lambda r: f"entry {r}",
+            source="from_arrays",
+            rating_name="values",
+            timestamp_name="timestamps",
+        )
+
+    @classmethod
+    def from_scipy(
+        cls,
+        matrix: Any,
+        user_ids: Any = None,
+        item_ids: Any = None,
+        *,
+        implicit: bool = False,
+        item_metadata: pd.DataFrame | None = None,
+    ) -> Interactions:
+        """Build from a scipy sparse matrix (users x items); stored entries are interactions.
+
+        ``user_ids`` / ``item_ids`` name the rows and columns (default ``0 .. n-1``).
+        Explicitly stored zeros count as interactions with value 0.
+
+        Examples
+        --------
+        >>> import scipy.sparse as sp
+        >>> import factorkit as fk
+        >>> m = sp.csr_matrix([[0, 3.0], [1.0, 0]])
+        >>> fk.Interactions.from_scipy(m, user_ids=["u1", "u2"]).n_users
+        2
+        """
+        if not sp.issparse(matrix):
+            raise DataError(
+                f"from_scipy expects a scipy.sparse matrix; got {type(matrix).__name__}. "
+                "Convert with scipy.sparse.csr_matrix(...) first."
+            )
+        n_users, n_items = matrix.shape
+        user_ids = np.arange(n_users) if user_ids is None else user_ids
+        item_ids = np.arange(n_items) if item_ids is None else item_ids
+        for name, ids, n in (("user_ids", user_ids, n_users), ("item_ids", item_ids, n_items)):
+            if len(ids) != n:
+                raise DataError(
+                    f"from_scipy: {name} has {len(ids)} entries but the matrix has {n} "
+                    f"{'rows' if name == 'user_ids' else 'columns'}; pass one id per "
+                    f"{'row' if name == 'user_ids' else 'column'}"
+                )
+        coo = sp.coo_matrix(matrix)
+        if coo.nnz:
+            keys = coo.row.astype(np.int64) * n_items + coo.col
+            if len(np.unique(keys)) != coo.nnz:
+                raise DataError(
+                    "from_scipy: the matrix stores duplicate entries for the same cell; "
+                    "call matrix.sum_duplicates() first if summing them is what you want"
+                )
+        vals = coo.data.astype(np.float64, copy=False)
+        bad = ~np.isfinite(vals)
+        if bad.any():
+            k = np.flatnonzero(bad)[0]
+            raise DataError(
+                f"from_scipy: entry ({coo.row[k]}, {coo.col[k]}) is {vals[k]}; values must be "
+                "finite numbers. Remove or replace NaN/inf entries first."
+            )
+        if implicit and (vals < 0).any():
+            k = np.flatnonzero(vals < 0)[0]
+            raise DataError(
+                f"from_scipy: entry ({coo.row[k]}, {coo.col[k]}) is {vals[k]}, but implicit "
+                "feedback must be >= 0 (counts, clicks, play time); pass implicit=False for "
+                "signed data"
+            )
+        try:
+            user_map = IdMap(user_ids, kind="user")
+            item_map = IdMap(item_ids, kind="item")
+        except ValueError as exc:
+            raise DataError(f"from_scipy: {exc}") from None
+        return cls(
+            coo.row,
+            coo.col,
+            vals,
+            user_map,
+            item_map,
+            implicit=implicit,
+            item_metadata=item_metadata,
+        )
+
+    @classmethod
+    def _build(
+        cls,
+        users: pd.Series,
+        items: pd.Series,
+        values: pd.Series | None,
+        timestamps: pd.Series | None,
+        *,
+        duplicates: str,
+        implicit: bool,
+        item_metadata: pd.DataFrame | None,
+        locator: Locator,
+        source: str,
+        rating_name: str,
+        timestamp_name: str,
+    ) -> Interactions:
+        """Validate raw columns and build; the one place raw input becomes Interactions."""
+        if duplicates not in DUPLICATE_POLICIES:
+            raise DataError(
+                f"duplicates must be one of {list(DUPLICATE_POLICIES)}; got {duplicates!r}"
+            )
+        n = len(users)
+        user_codes, user_uniques = _factorize(users, "user", locator)
+        item_codes, item_uniques = _factorize(items, "item", locator)
+
+        if values is None:
+            vals = np.ones(n, dtype=np.float32)
+        else:
+            vals = _numeric(values, rating_name, locator)
+            if implicit:
+                neg = vals < 0
+                if neg.any():
+                    row = int(np.flatnonzero(neg)[0])
+                    raise DataError(
+                        f"{locator(row)}: {rating_name} {_fmt(vals[row])} is negative, but "
+                        "implicit feedback must be >= 0 (counts, clicks, play time); pass "
+                        "implicit=False for signed ratings"
+                    )
+            vals = vals.astype(np.float32)
+        ts = None if timestamps is None else _timestamps(timestamps, timestamp_name, locator)
+
+        user_map = IdMap._from_unique(user_uniques, "user")
+        item_map = IdMap._from_unique(item_uniques, "item")
+        n_items = len(item_map)
+
+        order = _canonical_order(user_codes, item_codes, len(user_map), n_items)
+        if order is None or len(order) == n:
+            if order is not None:
+                user_codes, item_codes, vals = user_codes[order], item_codes[order], vals[order]
+                ts = None if ts is None else ts[order]
+            return cls(
+                user_codes, item_codes, vals, user_map, item_map, ts,
+                implicit=implicit, item_metadata=item_metadata, _canonical=True,
+            )  # fmt: skip
+
+        # Duplicate (user, item) pairs exist.
+        keys = user_codes.astype(np.int64) * n_items + item_codes
+        if duplicates == "error":
+            dup = pd.Series(keys).duplicated(keep=False).to_numpy()
+            rows = np.flatnonzero(dup)
+            first = rows[0]
+            second = rows[1:][keys[rows[1:]] == keys[first]][0]
+            n_pairs = int(dup.sum() - pd.Series(keys[dup]).nunique())
+            more = f" ({n_pairs} repeated rows in all)" if n_pairs > 1 else ""
+            raise DataError(
+                f"{source}: {locator(int(first))} and {locator(int(second))} both hold user "
+                f"{_plain(user_uniques[user_codes[first]])!r} and item "
+                f"{_plain(item_uniques[item_codes[first]])!r}{more}; each (user, item) pair "
+                "may appear once. Pass duplicates='last', 'mean' or 'sum' to combine them."
+            )
+        if duplicates == "last":
+            keep = ~pd.Series(keys).duplicated(keep="last").to_numpy()
+            sel = np.flatnonzero(keep)
+            return cls(
+                user_codes[sel], item_codes[sel], vals[sel], user_map, item_map,
+                None if ts is None else ts[sel], implicit=implicit, item_metadata=item_metadata,
+            )  # fmt: skip
+        frame = pd.DataFrame({"k": keys, "v": vals.astype(np.float64)})
+        if ts is not None:
+            frame["t"] = ts
+        agg = {"v": duplicates, **({"t": "max"} if ts is not None else {})}
+        grouped = frame.groupby("k", sort=True).agg(agg)
+        gkeys = grouped.index.to_numpy()
+        return cls(
+            (gkeys // n_items).astype(np.int32),
+            (gkeys % n_items).astype(np.int32),
+            grouped["v"].to_numpy(np.float32),
+            user_map,
+            item_map,
+            None if ts is None else grouped["t"].to_numpy(),
+            implicit=implicit,
+            item_metadata=item_metadata,
+            _canonical=True,
+        )
+
+    # ------------------------------------------------------------------ basic facts
+    @property
+    def n_users(self) -> int:
+        """Number of users in the vocabulary (some may have no interactions in a split)."""
+        return len(self.user_map)
+
+    @property
+    def n_items(self) -> int:
+        """Number of items in the vocabulary (some may have no interactions in a split)."""
+        return len(self.item_map)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(n_users, n_items)``."""
+        return (self.n_users, self.n_items)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    @property
+    def nnz(self) -> int:
+        """Number of interactions (same as ``len``)."""
+        return len(self._values)
+
+    @property
+    def user_ids(self) -> IdMap:
+        """The raw user ids (an :class:`IdMap`; ``user_ids.ids`` is the array)."""
+        return self.user_map
+
+    @property
+    def item_ids(self) -> IdMap:
+        """The raw item ids (an :class:`IdMap`; ``item_ids.ids`` is the array)."""
+        return self.item_map
+
+    @property
+    def user_index(self) -> np.ndarray:
+        """User position of each interaction (int32, read-only, canonical order)."""
+        return self._user_index
+
+    @property
+    def item_index(self) -> np.ndarray:
+        """Item position of each interaction (int32, read-only, canonical order)."""
+        return self._item_index
+
+    @property
+    def values(self) -> np.ndarray:
+        """Value of each interaction (float32, read-only, canonical order)."""
+        return self._values
+
+    @property
+    def timestamps(self) -> np.ndarray | None:
+        """Timestamp of each interaction, or None (read-only, canonical order)."""
+        return self._timestamps
+
+    @property
+    def has_timestamps(self) -> bool:
+        return self._timestamps is not None
+
+    @property
+    def density(self) -> float:
+        """Fraction of the users x items cells that hold an interaction."""
+        cells = self.n_users * self.n_items
+        return len(self) / cells if cells else 0.0
+
+    @cached_property
+    def rating_scale(self) -> tuple[float, float]:
+        """``(min, max)`` of the values; ``(nan, nan)`` when empty."""
+        if not len(self):
+            return (float("nan"), float("nan"))
+        return (float(self._values.min()), float(self._values.max()))
+
+    @cached_property
+    def user_counts(self) -> np.ndarray:
+        """Interactions per user position (int64, length ``n_users``)."""
+        return np.diff(self.indptr).astype(np.int64)
+
+    @cached_property
+    def item_counts(self) -> np.ndarray:
+        """Interactions per item position (int64, length ``n_items``)."""
+        return np.bincount(self._item_index, minlength=self.n_items).astype(np.int64)
+
+    @cached_property
+    def indptr(self) -> np.ndarray:
+        """CSR row pointer over users (int64, length ``n_users + 1``)."""
+        counts = np.bincount(self._user_index, minlength=self.n_users)
+        ptr = np.zeros(self.n_users + 1, dtype=np.int64)
+        np.cumsum(counts, out=ptr[1:])
+        ptr.flags.writeable = False
+        return ptr
+
+    # ------------------------------------------------------------------ matrices
+    @cached_property
+    def _csr(self) -> sp.csr_matrix:
+        m = sp.csr_matrix(
+            (self._values, self._item_index, self.indptr.astype(np.int32)
+             if len(self) < 2**31 else self.indptr),
+            shape=self.shape,
+            copy=False,
+        )  # fmt: skip
+        m.has_sorted_indices = True
+        m.has_canonical_format = True
+        return m
+
+    @cached_property
+    def _csc(self) -> sp.csc_matrix:
+        m = self._csr.tocsc()
+        m.has_sorted_indices = True
+        for arr in (m.data, m.indices, m.indptr):
+            arr.flags.writeable = False
+        return m
+
+    def to_csr(self) -> sp.csr_matrix:
+        """The users x items matrix as float32 CSR (cached and shared: do not modify)."""
+        return self._csr
+
+    def to_csc(self) -> sp.csc_matrix:
+        """The same matrix in CSC form: its ``indptr`` runs over items, ``indices`` are users.
+
+        Equivalent to the items x users CSR transpose; cached and shared.
+        """
+        return self._csc
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per interaction: columns ``user``, ``item``, ``rating`` [, ``timestamp``].
+
+        Ids are the raw ids; the value column is named ``rating`` for explicit data and
+        ``value`` for implicit data.
+        """
+        cols = {
+            "user": self.user_map.to_ids(self._user_index),
+            "item": self.item_map.to_ids(self._item_index),
+            ("value" if self.implicit else "rating"): self._values,
+        }
+        if self._timestamps is not None:
+            cols["timestamp"] = self._timestamps
+        return pd.DataFrame(cols)
+
+    # ------------------------------------------------------------------ selection
+    def take(self, positions: Any) -> Interactions:
+        """Interactions at the given interaction positions (or boolean mask), same id maps."""
+        pos = np.asarray(positions)
+        if pos.dtype == bool:
+            if len(pos) != len(self):
+                raise DataError(
+                    f"take: boolean mask has length {len(pos)} but there are {len(self)} "
+                    "interactions"
+                )
+            pos = np.flatnonzero(pos)
+        else:
+            pos = np.unique(pos.astype(np.int64, copy=False))  # sorted keeps canonical order
+            if len(pos) and (pos[0] < 0 or pos[-1] >= len(self)):
+                raise DataError(
+                    f"take: positions must lie in [0, {len(self)}); got "
+                    f"{pos[0] if pos[0] < 0 else pos[-1]}"
+                )
+        return self._derive(pos)
+
+    def _derive(self, sorted_positions: np.ndarray) -> Interactions:
+        p = sorted_positions
+        return Interactions(
+            self._user_index[p],
+            self._item_index[p],
+            self._values[p],
+            self.user_map,
+            self.item_map,
+            None if self._timestamps is None else self._timestamps[p],
+            implicit=self.implicit,
+            item_metadata=self.item_metadata,
+            _canonical=True,
+        )
+
+    def select_users(self, users: Any) -> Interactions:
+        """Interactions of the given raw user ids only (same id maps)."""
+        mask = np.zeros(self.n_users, dtype=bool)
+        mask[self.user_map.to_index(users)] = True
+        return self._derive(np.flatnonzero(mask[self._user_index]))
+
+    def select_items(self, items: Any) -> Interactions:
+        """Interactions with the given raw item ids only (same id maps)."""
+        mask = np.zeros(self.n_items, dtype=bool)
+        mask[self.item_map.to_index(items)] = True
+        return self._derive(np.flatnonzero(mask[self._item_index]))
+
+    def user_items(self, user: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(raw item ids, values)`` of one raw user id."""
+        u = int(self.user_map.to_index(user)[0])
+        lo, hi = self.indptr[u], self.indptr[u + 1]
+        return self.item_map.to_ids(self._item_index[lo:hi]), self._values[lo:hi]
+
+    def compact(self) -> Interactions:
+        """A copy whose id maps hold only users and items that have interactions."""
+        users = np.flatnonzero(self.user_counts)
+        items = np.flatnonzero(self.item_counts)
+        u_new = np.full(self.n_users, -1, dtype=np.int32)
+        u_new[users] = np.arange(len(users), dtype=np.int32)
+        i_new = np.full(self.n_items, -1, dtype=np.int32)
+        i_new[items] = np.arange(len(items), dtype=np.int32)
+        return Interactions(
+            u_new[self._user_index],
+            i_new[self._item_index],
+            self._values,
+            self.user_map.subset(users),
+            self.item_map.subset(items),
+            self._timestamps,
+            implicit=self.implicit,
+            item_metadata=self.item_metadata,
+            _canonical=True,  # relabelling is monotone, so the order stays canonical
+        )
+
+    def shares_ids_with(self, other: Interactions) -> bool:
+        """Whether both use the same user and item vocabularies (positions agree)."""
+        return self.user_map == other.user_map and self.item_map == other.item_map
+
+    def __repr__(self) -> str:
+        kind = "implicit interactions" if self.implicit else "ratings"
+        parts = [
+            f"Interactions: {self.n_users:,} users x {self.n_items:,} items, {len(self):,} {kind}"
+        ]
+        if len(self):
+            lo, hi = self.rating_scale
+            parts.append(f"values in [{_fmt(lo)}, {_fmt(hi)}]")
+        parts.append(f"density {self.density:.3%}")
+        if self._timestamps is not None and len(self):
+            parts.append(
+                f"timestamps {_plain(self._timestamps.min())}..{_plain(self._timestamps.max())}"
+            )
+        if self.item_metadata is not None:
+            parts.append(f"item metadata {list(map(str, self.item_metadata.columns))}")
+        return ", ".join(parts)
+
+
+# ---------------------------------------------------------------------- helpers
+def _fmt(x: float) -> str:
+    return f"{float(x):g}"
+
+
+def _factorize(col: pd.Series, role: str, locator: Locator) -> tuple[np.ndarray, np.ndarray]:
+    codes, uniques = pd.factorize(col, sort=False, use_na_sentinel=True)
+    if len(codes) and codes.min() < 0:
+        row = int(np.flatnonzero(codes < 0)[0])
+        raise DataError(
+            f"{locator(row)}: {role} id is missing; every interaction needs a {role} id. "
+            "Fill or remove the incomplete rows first."
+        )
+    uniques = np.asarray(uniques.to_numpy() if hasattr(uniques, "to_numpy") else uniques)
+    if uniques.dtype.kind in "USO" or uniques.dtype.kind not in "iub":
+        if uniques.dtype.kind == "f":
+            frac = uniques != np.round(uniques)
+            if frac.any():
+                bad = uniques[np.flatnonzero(frac)[0]]
+                row = int(np.flatnonzero(col.to_numpy() == bad)[0])
+                raise DataError(
+                    f"{locator(row)}: {role} id {bad!r} is not a whole number; ids must be "
+                    "integers or strings"
+                )
+            uniques = uniques.astype(np.int64)
+        else:
+            uniques = uniques.astype(object)
+    return codes.astype(np.int32, copy=False), uniques
+
+
+def _numeric(col: pd.Series, name: str, locator: Locator) -> np.ndarray:
+    """Column -> float64 array; raises on text, NaN or inf, naming the row."""
+    arr = col.to_numpy()
+    if arr.dtype.kind not in "iufb":
+        converted = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
+        not_number = np.isnan(converted) & col.notna().to_numpy()
+        if not_number.any():
+            row = int(np.flatnonzero(not_number)[0])
+            raise DataError(f"{locator(row)}: {name} {arr[row]!r} is not a number")
+        arr = converted
+    arr = arr.astype(np.float64, copy=False)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        what = "missing" if np.isnan(arr[row]) else f"{arr[row]} (infinite)"
+        raise DataError(
+            f"{locator(row)}: {name} is {what}; every {name} must be a finite number. "
+            "Fill or remove that row."
+        )
+    if np.abs(arr).max(initial=0.0) > np.finfo(np.float32).max:
+        row = int(np.flatnonzero(np.abs(arr) > np.finfo(np.float32).max)[0])
+        raise DataError(
+            f"{locator(row)}: {name} {arr[row]:g} does not fit in float32; rescale the values"
+        )
+    return arr
+
+
+def _timestamps(col: pd.Series, name: str, locator: Locator) -> np.ndarray:
+    if pd.api.types.is_datetime64_any_dtype(col):
+        if col.isna().any():
+            row = int(np.flatnonzero(col.isna().to_numpy())[0])
+            raise DataError(f"{locator(row)}: {name} is missing; fill or remove that row")
+        dt = col.dt.tz_convert("UTC").dt.tz_localize(None) if col.dt.tz is not None else col
+        return dt.to_numpy().astype("datetime64[s]").astype(np.int64)
+    arr = col.to_numpy()
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64, copy=False)
+    vals = _numeric(col, name, locator)
+    if (vals == np.round(vals)).all():
+        return vals.astype(np.int64)
+    return vals
+
+
+def _canonical_order(
+    users: np.ndarray, items: np.ndarray, n_users: int, n_items: int
+) -> np.ndarray | None:
+    """Permutation sorting by (user, item), without duplicates collapsed.
+
+    Returns None when already canonical. When (user, item) pairs repeat, the returned
+    array is shorter than the input (the caller then handles duplicates).
+    """
+    n = len(users)
+    if n == 0:
+        return None
+    if n_items and n_users and n < 2**53:
+        key_sorted = _is_sorted_unique(users, items)
+        if key_sorted:
+            return None
+    # scipy's COO -> CSR conversion is an O(nnz) counting sort plus per-row index sorts in
+    # C++; carrying row numbers as data yields the permutation. Duplicates get summed, which
+    # shows up as fewer stored entries.
+    rows = np.arange(n, dtype=np.float64)
+    csr = sp.coo_matrix((rows, (users, items)), shape=(n_users, n_items)).tocsr()
+    csr.sum_duplicates()
+    return csr.data.astype(np.int64)
+
+
+def _is_sorted_unique(users: np.ndarray, items: np.ndarray) -> bool:
+    du = np.diff(users.astype(np.int64))
+    if (du < 0).any():
+        return False
+    di = np.diff(items.astype(np.int64))
+    return bool(((du > 0) | (di > 0)).all())
