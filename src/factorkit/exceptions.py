@@ -11,6 +11,7 @@ __all__ = [
     "ConvergenceWarning",
     "DataError",
     "DataWarning",
+    "DivergenceError",
     "FactorkitError",
     "InvalidParameterError",
     "ModelFormatError",
@@ -44,6 +45,10 @@ class UnknownIdError(FactorkitError, KeyError):
 
 class ModelFormatError(FactorkitError, ValueError):
     """A saved model file is corrupted, truncated, foreign or from an unsupported version."""
+
+
+class DivergenceError(FactorkitError, FloatingPointError):
+    """Training produced NaN or infinite values; the message names the parameter to lower."""
 
 
 class ConvergenceWarning(UserWarning):

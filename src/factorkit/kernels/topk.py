@@ -1,0 +1,93 @@
+"""Top-k selection over blocks of scores, excluding seen items; parallel over rows."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from factorkit.kernels._jit import jit
+
+
+@jit(parallel=True)
+def topk_scores(
+    scores, seen_indptr, seen_indices, excluded, k, out_idx, out_val
+):  # pragma: no cover
+    """Select the ``k`` best columns of each row of ``scores`` (n_rows x n_cols).
+
+    ``seen_indptr``/``seen_indices`` is a CSR structure (one row per score row) of columns
+    to skip for that row; ``excluded`` (bool, n_cols) marks columns skipped for every row.
+    Results go to ``out_idx`` (int64) / ``out_val`` (same dtype as scores), best first.
+    Rows with fewer than ``k`` candidates are padded with index -1 and value -inf.
+    Ties are broken by the lower column index, so results are deterministic.
+    """
+    n_rows, n_cols = scores.shape
+    for r in prange(n_rows):
+        heap_v = np.empty(k, dtype=scores.dtype)
+        heap_i = np.empty(k, dtype=np.int64)
+        skip = np.zeros(n_cols, dtype=np.bool_)
+        for p in range(seen_indptr[r], seen_indptr[r + 1]):
+            skip[seen_indices[p]] = True
+        size = 0
+        for c in range(n_cols):
+            if skip[c] or excluded[c]:
+                continue
+            v = scores[r, c]
+            if v != v:  # NaN never ranks
+                continue
+            if size < k:
+                # sift up in a min-heap keyed by (value, -index)
+                j = size
+                size += 1
+                while j > 0:
+                    parent = (j - 1) // 2
+                    if heap_v[parent] > v or (heap_v[parent] == v and heap_i[parent] < c):
+                        heap_v[j] = heap_v[parent]
+                        heap_i[j] = heap_i[parent]
+                        j = parent
+                    else:
+                        break
+                heap_v[j] = v
+                heap_i[j] = c
+            elif v > heap_v[0]:
+                # replace the root and sift down
+                j = 0
+                while True:
+                    left = 2 * j + 1
+                    if left >= size:
+                        break
+                    child = left
+                    right = left + 1
+                    if right < size and (
+                        heap_v[right] < heap_v[left]
+                        or (heap_v[right] == heap_v[left] and heap_i[right] > heap_i[left])
+                    ):
+                        child = right
+                    if heap_v[child] < v or (heap_v[child] == v and heap_i[child] > c):
+                        heap_v[j] = heap_v[child]
+                        heap_i[j] = heap_i[child]
+                        j = child
+                    else:
+                        break
+                heap_v[j] = v
+                heap_i[j] = c
+        # sort the heap best first: (value desc, index asc)
+        order = np.empty(size, dtype=np.int64)
+        for a in range(size):
+            order[a] = a
+        for a in range(1, size):
+            x = order[a]
+            b = a - 1
+            while b >= 0 and (
+                heap_v[order[b]] < heap_v[x]
+                or (heap_v[order[b]] == heap_v[x] and heap_i[order[b]] > heap_i[x])
+            ):
+                order[b + 1] = order[b]
+                b -= 1
+            order[b + 1] = x
+        for a in range(k):
+            if a < size:
+                out_idx[r, a] = heap_i[order[a]]
+                out_val[r, a] = heap_v[order[a]]
+            else:
+                out_idx[r, a] = -1
+                out_val[r, a] = -np.inf

@@ -1,0 +1,13 @@
+"""Estimators. One module per model family; all share :class:`FactorModel` behaviour.
+
+Callbacks: every iterative model calls each of its ``callbacks`` after every epoch with a
+dict holding ``epoch`` (1-based), ``loss`` (training objective), ``val_<metric>`` when
+validation data was given to ``fit``, ``elapsed`` seconds and ``model``. A callback that
+returns True stops training after that epoch.
+"""
+
+from factorkit.models._factor import FactorModel, FoldIn
+from factorkit.models.base import Estimator, clone
+from factorkit.models.baseline import BaselineOnly
+
+__all__ = ["BaselineOnly", "Estimator", "FactorModel", "FoldIn", "clone"]

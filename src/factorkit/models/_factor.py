@@ -1,0 +1,443 @@
+"""Shared behaviour of latent-factor models: predict, recommend, similar items, fold-in.
+
+A fitted factor model holds ``user_map_``/``item_map_`` (the training vocabularies),
+``user_factors_``/``item_factors_`` (float32), ``user_bias_``/``item_bias_``/
+``global_mean_`` (zeros where a model has none), ``rating_scale_`` and the training
+matrix's structure (``seen_indptr_``/``seen_indices_``) for ``exclude_seen``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+
+from factorkit.data.idmap import IdMap
+from factorkit.data.interactions import Interactions
+from factorkit.exceptions import DataError, InvalidParameterError, UnknownIdError
+from factorkit.kernels._jit import blas_threads, resolve_threads, using_threads
+from factorkit.kernels.topk import topk_scores
+from factorkit.models.base import Estimator
+
+__all__ = ["FactorModel", "FoldIn"]
+
+UNKNOWN_POLICIES = ("fallback", "nan", "error")
+#: scores of at most this many floats are materialised at once by recommend
+_BLOCK_FLOATS = 1 << 22
+
+
+class FoldIn(NamedTuple):
+    """A new user's learned representation: latent ``factors`` and ``bias``."""
+
+    factors: np.ndarray
+    bias: float
+
+
+class FactorModel(Estimator):
+    """Mixin with the methods every latent-factor model shares (not used directly)."""
+
+    #: fitted arrays saved by ``save`` (id maps are saved separately)
+    _state_arrays: ClassVar[tuple[str, ...]] = (
+        "user_factors_",
+        "item_factors_",
+        "user_bias_",
+        "item_bias_",
+        "seen_indptr_",
+        "seen_indices_",
+    )
+    _state_scalars: ClassVar[tuple[str, ...]] = ("global_mean_", "rating_scale_")
+    #: whether predictions are ratings (clipped to the training scale)
+    _explicit: ClassVar[bool] = True
+
+    # ------------------------------------------------------------------ fitting helpers
+    def _prepare_fit(self, data: Any, validation: Any = None) -> Interactions:
+        """Validate parameters and data; set vocabularies and the seen-items structure."""
+        self._validate_params()
+        name = type(self).__name__
+        for arg, value in (("train", data), ("validation", validation)):
+            if arg == "validation" and value is None:
+                continue
+            if not isinstance(value, Interactions):
+                raise DataError(
+                    f"{name}.fit: {arg} must be a factorkit Interactions; got "
+                    f"{type(value).__name__}. Build one with fk.Interactions.from_pandas(...) "
+                    "or fk.read_csv(...)."
+                )
+        if len(data) == 0:
+            raise DataError(f"{name}.fit: the training data holds no interactions")
+        train = data.compact()
+        self.user_map_ = train.user_map
+        self.item_map_ = train.item_map
+        self.seen_indptr_ = np.asarray(train.indptr, dtype=np.int64)
+        self.seen_indices_ = np.asarray(train.item_index, dtype=np.int32)
+        lo, hi = train.rating_scale
+        self.rating_scale_ = (lo, hi)
+        self._n_threads = resolve_threads(getattr(self, "n_threads", None))
+        return train
+
+    def _validation_positions(
+        self, validation: Interactions
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Validation (user, item, value) in this model's positions; unknown ids give -1."""
+        u = self.user_map_.lookup(validation.user_map.ids)[validation.user_index]
+        i = self.item_map_.lookup(validation.item_map.ids)[validation.item_index]
+        return u, i, validation.values
+
+    def _rmse_on(self, users: np.ndarray, items: np.ndarray, values: np.ndarray) -> float:
+        pred = self._score_positions(users, items, clip=True)
+        return float(np.sqrt(np.mean((pred - values) ** 2))) if len(values) else float("nan")
+
+    # ------------------------------------------------------------------ scoring
+    def _user_matrix(self) -> np.ndarray:
+        """Effective user vectors used for scoring (SVD++ adds its implicit term)."""
+        return self.user_factors_
+
+    def _score_positions(self, u: np.ndarray, i: np.ndarray, clip: bool) -> np.ndarray:
+        """Scores for position pairs; -1 means unknown and contributes nothing."""
+        known_u = u >= 0
+        known_i = i >= 0
+        both = known_u & known_i
+        scores = np.full(len(u), self.global_mean_, dtype=np.float64)
+        scores[known_u] += self.user_bias_[u[known_u]]
+        scores[known_i] += self.item_bias_[i[known_i]]
+        if both.any():
+            users = self._user_matrix()
+            scores[both] += np.einsum(
+                "ij,ij->i",
+                users[u[both]].astype(np.float64),
+                self.item_factors_[i[both]].astype(np.float64),
+            )
+        if clip and self._explicit:
+            np.clip(scores, self.rating_scale_[0], self.rating_scale_[1], out=scores)
+        return scores
+
+    def predict(self, users: Any, items: Any, unknown: str = "fallback") -> np.ndarray:
+        """Predicted values for (user, item) pairs given as raw ids.
+
+        Parameters
+        ----------
+        users, items : scalar or array-like
+            Raw ids; equal lengths, or one of them a scalar broadcast to the other.
+        unknown : {"fallback", "nan", "error"}
+            For ids not seen in training: "fallback" predicts the global mean plus
+            whatever bias is known; "nan" returns NaN; "error" raises UnknownIdError.
+
+        Returns
+        -------
+        numpy.ndarray of float64, clipped to the training data's rating scale.
+        """
+        self._check_fitted("predict")
+        if unknown not in UNKNOWN_POLICIES:
+            raise InvalidParameterError(
+                f"predict: unknown must be one of {list(UNKNOWN_POLICIES)}; got {unknown!r}"
+            )
+        u = self.user_map_.lookup(users)
+        i = self.item_map_.lookup(items)
+        if len(u) != len(i):
+            if len(u) == 1:
+                u = np.repeat(u, len(i))
+            elif len(i) == 1:
+                i = np.repeat(i, len(u))
+            else:
+                raise InvalidParameterError(
+                    f"predict: users has {len(u)} entries and items has {len(i)}; pass equal "
+                    "lengths, or a single user or item to pair with all of the others"
+                )
+        if unknown == "error":
+            self.user_map_.to_index(users)
+            self.item_map_.to_index(items)
+        scores = self._score_positions(u, i, clip=True)
+        if unknown == "nan":
+            scores[(u < 0) | (i < 0)] = np.nan
+        return scores
+
+    # ------------------------------------------------------------------ top-N
+    def _item_bias_for_ranking(self) -> np.ndarray:
+        return self.item_bias_
+
+    def _topk(
+        self,
+        user_vecs: np.ndarray,
+        k: int,
+        seen_indptr: np.ndarray,
+        seen_indices: np.ndarray,
+        excluded: np.ndarray,
+        item_vecs: np.ndarray | None = None,
+        item_bias: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Blocked scores = user_vecs @ item_vecs.T + item_bias, then top-k per row."""
+        item_vecs = self.item_factors_ if item_vecs is None else item_vecs
+        n_rows, n_cols = len(user_vecs), len(item_vecs)
+        out_idx = np.empty((n_rows, k), dtype=np.int64)
+        out_val = np.empty((n_rows, k), dtype=np.float32)
+        block = max(1, min(n_rows, _BLOCK_FLOATS // max(1, n_cols)))
+        item_t = np.ascontiguousarray(item_vecs.T, dtype=np.float32)
+        n_threads = getattr(self, "_n_threads", None) or resolve_threads(None)
+        for start in range(0, n_rows, block):
+            stop = min(n_rows, start + block)
+            with blas_threads(n_threads):
+                scores = np.asarray(user_vecs[start:stop], dtype=np.float32) @ item_t
+            if item_bias is not None:
+                scores += item_bias.astype(np.float32, copy=False)
+            ptr = seen_indptr[start : stop + 1] - seen_indptr[start]
+            with using_threads(n_threads):
+                topk_scores(
+                    scores,
+                    ptr,
+                    seen_indices[seen_indptr[start] : seen_indptr[stop]],
+                    excluded,
+                    k,
+                    out_idx[start:stop],
+                    out_val[start:stop],
+                )
+        return out_idx, out_val
+
+    def _candidate_mask(self, exclude_items: Any, items: Any) -> np.ndarray:
+        excluded = np.zeros(len(self.item_map_), dtype=np.bool_)
+        if items is not None:
+            excluded[:] = True
+            excluded[self.item_map_.to_index(items)] = False
+        if exclude_items is not None:
+            excluded[self.item_map_.to_index(exclude_items)] = True
+        return excluded
+
+    def _to_item_ids(self, idx: np.ndarray, vals: np.ndarray, single: bool):
+        ids = self.item_map_.ids
+        if single:
+            n = int((idx[0] >= 0).sum())
+            return ids[idx[0, :n]], vals[0, :n]
+        if (idx < 0).any():
+            out = np.empty(idx.shape, dtype=object if ids.dtype == object else np.int64)
+            out[...] = None if out.dtype == object else -1
+            ok = idx >= 0
+            out[ok] = ids[idx[ok]]
+            return out, np.where(ok, vals, np.nan).astype(np.float32)
+        return ids[idx], vals
+
+    def recommend(
+        self,
+        users: Any,
+        k: int = 10,
+        exclude_seen: bool = True,
+        exclude_items: Any = None,
+        items: Any = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` items for one or many known users, best first.
+
+        Parameters
+        ----------
+        users : raw user id or array-like of them
+            Users seen in training (use :meth:`recommend_new_user` for others).
+        k : int
+            Number of items per user.
+        exclude_seen : bool
+            Leave out the user's training items.
+        exclude_items : array-like, optional
+            Raw item ids never to recommend.
+        items : array-like, optional
+            Restrict candidates to these raw item ids.
+
+        Returns
+        -------
+        (item_ids, scores)
+            1-D arrays for a single user (shorter than ``k`` when fewer candidates exist);
+            2-D ``(n_users, k)`` arrays for many users, where missing slots (fewer than
+            ``k`` candidates) hold item id ``-1`` (``None`` for string ids) and score NaN.
+            Scores are the model's ranking scores (predicted ratings before clipping for
+            explicit models).
+        """
+        self._check_fitted("recommend")
+        k = _check_k(k, "recommend")
+        single = np.ndim(users) == 0
+        try:
+            u = self.user_map_.to_index(users)
+        except UnknownIdError as exc:
+            raise UnknownIdError(
+                f"{exc}. For a user unseen in training use recommend_new_user(items, ratings)."
+            ) from None
+        excluded = self._candidate_mask(exclude_items, items)
+        if exclude_seen:
+            ptr, idx = _gather_rows(self.seen_indptr_, self.seen_indices_, u)
+        else:
+            ptr, idx = np.zeros(len(u) + 1, dtype=np.int64), np.empty(0, dtype=np.int32)
+        user_vecs = self._user_matrix()[u]
+        out_idx, out_val = self._topk(
+            user_vecs, k, ptr, idx, excluded, item_bias=self._item_bias_for_ranking()
+        )
+        if self._explicit:
+            out_val += (self.global_mean_ + self.user_bias_[u])[:, None].astype(np.float32)
+        return self._to_item_ids(out_idx, out_val, single)
+
+    def similar_items(self, items: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` items most similar to each given item by cosine of item factors.
+
+        Returns ``(item_ids, scores)``: 1-D for one item, 2-D for many; the item itself is
+        left out.
+        """
+        self._check_fitted("similar_items")
+        k = _check_k(k, "similar_items")
+        single = np.ndim(items) == 0
+        pos = self.item_map_.to_index(items)
+        normed = _normalise_rows(self.item_factors_)
+        ptr = np.arange(len(pos) + 1, dtype=np.int64)
+        idx, val = self._topk(
+            normed[pos], k, ptr, pos.astype(np.int32), np.zeros(len(normed), np.bool_), normed
+        )
+        return self._to_item_ids(idx, val, single)
+
+    def similar_users(self, users: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` users most similar to each given user by cosine of user factors."""
+        self._check_fitted("similar_users")
+        k = _check_k(k, "similar_users")
+        single = np.ndim(users) == 0
+        pos = self.user_map_.to_index(users)
+        normed = _normalise_rows(self._user_matrix())
+        ptr = np.arange(len(pos) + 1, dtype=np.int64)
+        idx, val = self._topk(
+            normed[pos], k, ptr, pos.astype(np.int32), np.zeros(len(normed), np.bool_), normed
+        )
+        ids = self.user_map_.ids
+        if single:
+            n = int((idx[0] >= 0).sum())
+            return ids[idx[0, :n]], val[0, :n]
+        return ids[np.maximum(idx, 0)], val
+
+    # ------------------------------------------------------------------ new users
+    def _fold_in_regularization(self, n_ratings: int) -> float:
+        return float(self.regularization)
+
+    def _fold_in_offset(self, item_pos: np.ndarray) -> np.ndarray:
+        """Part of the user vector fixed by the items themselves (SVD++'s implicit term)."""
+        return np.zeros(self.item_factors_.shape[1], dtype=np.float64)
+
+    def _uses_bias(self) -> bool:
+        return bool(getattr(self, "biased", True)) and self._explicit
+
+    def fold_in(self, items: Any, ratings: Any = None) -> FoldIn:
+        """A new user's factors and bias from a few rated items, without refitting.
+
+        Solves the model's regularised least-squares problem for one user with the item
+        factors and biases held fixed.
+
+        Parameters
+        ----------
+        items : array-like
+            Raw item ids the new user rated (all must be known to the model).
+        ratings : array-like
+            The ratings, one per item (required for explicit-rating models).
+
+        Returns
+        -------
+        FoldIn
+            ``factors`` (the user's effective vector, as used for scoring) and ``bias``.
+        """
+        self._check_fitted("fold_in")
+        pos, r = self._fold_in_inputs(items, ratings)
+        q = self.item_factors_[pos].astype(np.float64)
+        offset = self._fold_in_offset(pos)
+        lam = self._fold_in_regularization(len(pos))
+        if self._uses_bias():
+            x = np.hstack([np.ones((len(pos), 1)), q])
+            y = r - self.global_mean_ - self.item_bias_[pos] - q @ offset
+        else:
+            x = q
+            y = r - self.global_mean_ - self.item_bias_[pos] - q @ offset
+        a = x.T @ x + lam * np.eye(x.shape[1])
+        sol = np.linalg.solve(a, x.T @ y)
+        if self._uses_bias():
+            return FoldIn(factors=(sol[1:] + offset).astype(np.float32), bias=float(sol[0]))
+        return FoldIn(factors=(sol + offset).astype(np.float32), bias=0.0)
+
+    def _fold_in_inputs(self, items: Any, ratings: Any) -> tuple[np.ndarray, np.ndarray]:
+        name = type(self).__name__
+        pos = self.item_map_.to_index(items)
+        if len(pos) == 0:
+            raise DataError(f"{name}.fold_in: items is empty; pass at least one rated item")
+        if len(np.unique(pos)) != len(pos):
+            raise DataError(f"{name}.fold_in: items holds repeated ids; pass each item once")
+        if ratings is None:
+            if self._explicit:
+                raise DataError(
+                    f"{name}.fold_in: ratings are required for an explicit-rating model; "
+                    "pass ratings=[...] with one rating per item"
+                )
+            r = np.ones(len(pos))
+        else:
+            r = np.asarray(ratings, dtype=np.float64).reshape(-1)
+            if len(r) != len(pos):
+                raise DataError(
+                    f"{name}.fold_in: {len(pos)} items but {len(r)} ratings; pass one rating "
+                    "per item"
+                )
+            if not np.isfinite(r).all():
+                raise DataError(f"{name}.fold_in: ratings must be finite numbers; got {r}")
+        return pos, r
+
+    def recommend_new_user(
+        self,
+        items: Any,
+        ratings: Any = None,
+        k: int = 10,
+        exclude_seen: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Fold a new user in from a few interactions and return their top-``k`` items.
+
+        The given items are left out when ``exclude_seen`` is true. Returns 1-D
+        ``(item_ids, scores)``.
+        """
+        folded = self.fold_in(items, ratings)
+        k = _check_k(k, "recommend_new_user")
+        excluded = np.zeros(len(self.item_map_), dtype=np.bool_)
+        if exclude_seen:
+            excluded[self.item_map_.to_index(items)] = True
+        idx, val = self._topk(
+            folded.factors[None, :],
+            k,
+            np.zeros(2, dtype=np.int64),
+            np.empty(0, dtype=np.int32),
+            excluded,
+            item_bias=self._item_bias_for_ranking(),
+        )
+        if self._explicit:
+            val += np.float32(self.global_mean_ + folded.bias)
+        return self._to_item_ids(idx, val, single=True)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: Any) -> None:
+        """Save the fitted model to one file (``.npz`` arrays + JSON metadata, no pickle).
+
+        Load it back with :func:`factorkit.load`.
+        """
+        from factorkit.persistence import save_model
+
+        save_model(self, path)
+
+    def _set_maps(self, user_map: IdMap, item_map: IdMap) -> None:
+        self.user_map_ = user_map
+        self.item_map_ = item_map
+
+    def _after_load(self) -> None:
+        """Rebuild derived, unsaved state after :func:`factorkit.load`."""
+        self._n_threads = resolve_threads(getattr(self, "n_threads", None))
+
+
+def _check_k(k: Any, where: str) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise InvalidParameterError(f"{where}: k must be an int >= 1; got {k!r}")
+    return int(k)
+
+
+def _normalise_rows(m: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(m, axis=1, keepdims=True)
+    return (m / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+def _gather_rows(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray):
+    """CSR sub-structure of ``rows`` (in that order)."""
+    counts = indptr[rows + 1] - indptr[rows]
+    ptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(counts, out=ptr[1:])
+    if ptr[-1] == 0:
+        return ptr, np.empty(0, dtype=np.int32)
+    starts = np.repeat(indptr[rows] - ptr[:-1], counts)
+    return ptr, indices[np.arange(ptr[-1]) + starts]

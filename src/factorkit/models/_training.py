@@ -1,0 +1,127 @@
+"""The per-epoch training loop shared by iterative models.
+
+Progress bars, callbacks, validation scoring, early stopping (keeping the best epoch) and
+divergence detection live here once; a model supplies one ``step(epoch) -> loss`` that
+calls its kernel.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from factorkit.exceptions import DivergenceError, InvalidParameterError
+
+__all__ = ["train_epochs"]
+
+
+def train_epochs(
+    model: Any,
+    *,
+    epochs: int,
+    step: Callable[[int], float],
+    state_names: Sequence[str],
+    validate: Callable[[], float] | None = None,
+    metric: str = "rmse",
+    diverge_hint: str = "learning_rate",
+) -> pd.DataFrame:
+    """Run ``epochs`` calls of ``step`` and return the history as a DataFrame.
+
+    ``step(epoch)`` trains one epoch and returns the training loss. ``validate()`` returns
+    the validation metric (lower is better) or is None. ``state_names`` are the fitted
+    array attributes snapshotted at the best epoch when ``model.early_stopping`` is set.
+
+    Each callback in ``model.callbacks`` is called as ``callback(record)`` after every
+    epoch with a dict holding ``epoch``, ``loss``, ``val_<metric>`` (with validation),
+    ``elapsed`` (seconds since the start) and ``model``; a callback returning True stops
+    training after that epoch.
+    """
+    callbacks = _as_callbacks(model.callbacks)
+    patience = _patience(model, validate)
+    history: list[dict[str, Any]] = []
+    best_score, best_epoch, best_state, waited = math.inf, 0, None, 0
+    start = time.perf_counter()
+    bar = tqdm(
+        total=epochs,
+        desc=f"{type(model).__name__} fit",
+        unit="epoch",
+        disable=not getattr(model, "progress", False),
+        leave=False,
+    )
+    try:
+        for epoch in range(epochs):
+            loss = float(step(epoch))
+            if not math.isfinite(loss) or not _states_finite(model, state_names):
+                value = getattr(model, diverge_hint, None)
+                now = f" (now {value})" if value is not None else ""
+                raise DivergenceError(
+                    f"{type(model).__name__} training diverged at epoch {epoch + 1} "
+                    f"(loss is {loss}); lower {diverge_hint}{now}"
+                )
+            record: dict[str, Any] = {"epoch": epoch + 1, "loss": loss}
+            if validate is not None:
+                score = float(validate())
+                record[f"val_{metric}"] = score
+                if score < best_score - 1e-12:
+                    best_score, best_epoch, waited = score, epoch + 1, 0
+                    if patience is not None:
+                        best_state = {
+                            n: np.array(getattr(model, n), copy=True) for n in state_names
+                        }
+                else:
+                    waited += 1
+            record["elapsed"] = time.perf_counter() - start
+            history.append(record)
+            bar.update(1)
+            bar.set_postfix(
+                {k: f"{v:.4f}" for k, v in record.items() if k.startswith(("loss", "val_"))}
+            )
+            stop = False
+            for cb in callbacks:
+                if cb({**record, "model": model}) is True:
+                    stop = True
+            if stop or (patience is not None and waited >= patience):
+                break
+    finally:
+        bar.close()
+    if best_state is not None and best_epoch != history[-1]["epoch"]:
+        for name, arr in best_state.items():
+            setattr(model, name, arr)
+    frame = pd.DataFrame(history)
+    frame.attrs["best_epoch"] = best_epoch if validate is not None else len(history)
+    return frame
+
+
+def _as_callbacks(callbacks: Any) -> list[Callable]:
+    if callbacks is None:
+        return []
+    if callable(callbacks):
+        return [callbacks]
+    return list(callbacks)
+
+
+def _patience(model: Any, validate: Callable | None) -> int | None:
+    es = getattr(model, "early_stopping", None)
+    if es is None or es is False:
+        return None
+    patience = 3 if es is True else int(es)
+    if validate is None:
+        raise InvalidParameterError(
+            f"{type(model).__name__}: early_stopping={es!r} needs validation data; call "
+            "fit(train, validation=valid) or set early_stopping=None"
+        )
+    return patience
+
+
+def _states_finite(model: Any, names: Sequence[str]) -> bool:
+    for name in names:
+        arr = getattr(model, name, None)
+        if arr is not None and arr.size and not np.isfinite(arr[: min(len(arr), 64)]).all():
+            return False
+    return True

@@ -1,0 +1,231 @@
+"""Save and load fitted models: one ``.npz`` file of arrays plus JSON metadata; no pickle.
+
+Layout of the file (a zip archive as written by :func:`numpy.savez`):
+
+- ``__meta__``: UTF-8 JSON as uint8 — format name and version, factorkit version, model
+  class, constructor parameters, fitted scalars, training history, and for every array
+  its dtype, shape and SHA-256 digest;
+- ``__meta_sha256__``: SHA-256 of the metadata bytes;
+- ``user_ids`` / ``item_ids``: the raw-id vocabularies (int64 or unicode arrays);
+- one entry per fitted array.
+
+Loading checks every digest, so a corrupted, truncated or foreign file raises
+:class:`~factorkit.exceptions.ModelFormatError` saying what was wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import numbers
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from factorkit.data.idmap import IdMap
+from factorkit.exceptions import ModelFormatError, NotFittedError
+
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load", "read_metadata", "save_model"]
+
+FORMAT_NAME = "factorkit-model"
+FORMAT_VERSION = 1
+
+
+def _digest(arr: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
+
+
+def _json_value(value: Any) -> Any:
+    """Parameters as JSON; values that cannot be stored faithfully become None."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, (list, tuple)) and not any(callable(v) for v in value):
+        return [_json_value(v) for v in value]
+    return None  # callables, Generators: not part of a saved model
+
+
+def _ids_to_array(m: IdMap) -> tuple[np.ndarray, str]:
+    ids = m.ids
+    if ids.dtype.kind in "iu":
+        return ids.astype(np.int64), "int"
+    if ids.dtype == object and all(isinstance(x, str) for x in ids):
+        return ids.astype(str), "str"
+    if ids.dtype == object and all(
+        isinstance(x, (numbers.Integral, str)) and not isinstance(x, bool) for x in ids
+    ):
+        codes = np.array([isinstance(x, str) for x in ids], dtype=np.bool_)
+        return ids.astype(str), "mixed:" + _digest(codes) + ":" + "".join(
+            "s" if c else "i" for c in codes
+        )
+    raise ModelFormatError(
+        f"cannot save {m.kind} ids of type {ids.dtype}; ids must be integers or strings"
+    )
+
+
+def _array_to_ids(arr: np.ndarray, kind_tag: str, kind: str) -> IdMap:
+    if kind_tag == "int":
+        return IdMap._from_unique(arr.astype(np.int64), kind)
+    if kind_tag == "str":
+        return IdMap._from_unique(arr.astype(object), kind)
+    if kind_tag.startswith("mixed:"):
+        flags = kind_tag.split(":", 2)[2]
+        values = [s if f == "s" else int(s) for s, f in zip(arr.tolist(), flags, strict=True)]
+        return IdMap._from_unique(np.array(values, dtype=object), kind)
+    raise ModelFormatError(f"unknown id encoding {kind_tag!r} for {kind} ids")
+
+
+def save_model(model: Any, path: str | os.PathLike) -> None:
+    """Write a fitted model to ``path`` (see the module docstring for the layout)."""
+    if not model._is_fitted():
+        raise NotFittedError(
+            f"This {type(model).__name__} is not fitted yet; call fit(train) before save."
+        )
+    from factorkit import __version__
+
+    arrays: dict[str, np.ndarray] = {}
+    for name in model._state_arrays:
+        value = getattr(model, name, None)
+        if value is not None:
+            arrays[name] = np.ascontiguousarray(value)
+    user_ids, user_tag = _ids_to_array(model.user_map_)
+    item_ids, item_tag = _ids_to_array(model.item_map_)
+    arrays["user_ids"], arrays["item_ids"] = user_ids, item_ids
+    history = getattr(model, "history_", None)
+    meta = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "factorkit_version": __version__,
+        "class": type(model).__name__,
+        "params": {k: _json_value(v) for k, v in model.get_params().items()},
+        "scalars": {k: _json_value(getattr(model, k)) for k in model._state_scalars},
+        "id_encoding": {"user": user_tag, "item": item_tag},
+        "history": None
+        if history is None
+        else json.loads(pd.DataFrame(history).to_json(orient="records")),
+        "arrays": {
+            k: {"dtype": str(v.dtype), "shape": list(v.shape), "sha256": _digest(v)}
+            for k, v in arrays.items()
+        },
+    }
+    meta_bytes = json.dumps(meta, sort_keys=True).encode()
+    arrays["__meta__"] = np.frombuffer(meta_bytes, dtype=np.uint8)
+    arrays["__meta_sha256__"] = np.frombuffer(
+        hashlib.sha256(meta_bytes).hexdigest().encode(), dtype=np.uint8
+    )
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    os.replace(tmp, path)
+
+
+def _open(path: str | os.PathLike) -> tuple[Any, dict]:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no model file at {str(path)!r}")
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise ModelFormatError(
+            f"{path}: not a factorkit model file (not a readable .npz archive: {exc}); "
+            "it may be truncated or a different kind of file"
+        ) from None
+    files = set(npz.files)
+    if "__meta__" not in files or "__meta_sha256__" not in files:
+        raise ModelFormatError(
+            f"{path}: an .npz archive but not a factorkit model (no factorkit metadata); "
+            "save models with model.save(path)"
+        )
+    try:
+        meta_bytes = npz["__meta__"].tobytes()
+        stored = npz["__meta_sha256__"].tobytes().decode()
+    except Exception as exc:  # zlib/zip errors on truncated members
+        raise ModelFormatError(f"{path}: metadata is unreadable ({exc}); the file is damaged")
+    if hashlib.sha256(meta_bytes).hexdigest() != stored:
+        raise ModelFormatError(f"{path}: metadata checksum mismatch; the file is corrupted")
+    meta = json.loads(meta_bytes)
+    if meta.get("format") != FORMAT_NAME:
+        raise ModelFormatError(f"{path}: format is {meta.get('format')!r}, not {FORMAT_NAME!r}")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelFormatError(
+            f"{path}: model format version {meta.get('format_version')} is not supported by "
+            f"this factorkit (reads version {FORMAT_VERSION}); saved by factorkit "
+            f"{meta.get('factorkit_version')}. Install that version or refit the model."
+        )
+    return npz, meta
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The verified JSON metadata of a saved model (for ``factorkit info``)."""
+    npz, meta = _open(path)
+    npz.close()
+    return meta
+
+
+def load(path: str | os.PathLike) -> Any:
+    """Load a model saved with ``model.save(path)``; predictions are identical.
+
+    Raises :class:`~factorkit.exceptions.ModelFormatError` for a corrupted, truncated,
+    foreign or unsupported file.
+
+    Examples
+    --------
+    >>> import factorkit as fk, tempfile, os
+    >>> data = fk.Interactions.from_arrays([1, 1, 2, 2], [1, 2, 1, 3], [4.0, 3.0, 5.0, 2.0])
+    >>> model = fk.BaselineOnly().fit(data)
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.fk")
+    >>> model.save(path)
+    >>> fk.load(path).predict([1], [3]).round(3).tolist() == model.predict([1], [3]).round(3).tolist()
+    True
+    """
+    from factorkit.models.base import model_class
+
+    npz, meta = _open(path)
+    with npz:
+        try:
+            cls = model_class(meta["class"])
+        except KeyError:
+            raise ModelFormatError(
+                f"{path}: model class {meta['class']!r} is unknown to this factorkit"
+            ) from None
+        arrays = {}
+        for name, info in meta["arrays"].items():
+            try:
+                arr = npz[name]
+            except Exception as exc:
+                raise ModelFormatError(
+                    f"{path}: array {name!r} is missing or unreadable ({exc}); the file is damaged"
+                ) from None
+            if str(arr.dtype) != info["dtype"] or list(arr.shape) != info["shape"]:
+                raise ModelFormatError(
+                    f"{path}: array {name!r} has dtype {arr.dtype} and shape {arr.shape}; "
+                    f"the metadata says {info['dtype']} {tuple(info['shape'])}"
+                )
+            if _digest(arr) != info["sha256"]:
+                raise ModelFormatError(
+                    f"{path}: array {name!r} checksum mismatch; the file is corrupted"
+                )
+            arrays[name] = arr
+    valid = set(cls._param_names())
+    model = cls(**{k: v for k, v in meta["params"].items() if k in valid})
+    for name, value in meta["scalars"].items():
+        setattr(model, name, tuple(value) if isinstance(value, list) else value)
+    enc = meta["id_encoding"]
+    model._set_maps(
+        _array_to_ids(arrays.pop("user_ids"), enc["user"], "user"),
+        _array_to_ids(arrays.pop("item_ids"), enc["item"], "item"),
+    )
+    for name, arr in arrays.items():
+        setattr(model, name, arr)
+    if meta.get("history") is not None:
+        model.history_ = pd.DataFrame(meta["history"])
+    model._after_load()
+    return model

@@ -1,0 +1,213 @@
+"""The shared estimator check suite: every factorkit model runs these.
+
+Use from pytest::
+
+    import pytest, factorkit as fk
+    from factorkit.testing import estimator_checks
+
+    @pytest.mark.parametrize("check", estimator_checks(fk.BiasedMF(epochs=5)), ids=lambda c: c.name)
+    def test_biased_mf(check):
+        check()
+
+or call :func:`check_estimator` to run them all at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from factorkit.data.interactions import Interactions
+from factorkit.exceptions import InvalidParameterError, NotFittedError, UnknownIdError
+from factorkit.models.base import Estimator, clone
+
+__all__ = ["Check", "check_estimator", "checkerboard", "estimator_checks"]
+
+
+class Check:
+    """A named, zero-argument check."""
+
+    def __init__(self, name: str, fn: Callable[[], None]) -> None:
+        self.name = name
+        self._fn = fn
+
+    def __call__(self) -> None:
+        self._fn()
+
+    def __repr__(self) -> str:
+        return f"Check({self.name})"
+
+
+def checkerboard(
+    n_users: int = 60, n_items: int = 40, holdout: float = 0.1, random_state: int = 0
+) -> tuple[Interactions, Interactions, np.ndarray]:
+    """A rank-2 "checkerboard" rating matrix split into train and held-out cells.
+
+    Users in the first half rate items of the first half 5 and the rest 1; users in the
+    second half the other way round. Returns ``(train, test, full_matrix)``; ids are
+    ``"u<n>"`` and ``"i<n>"`` strings so raw ids never coincide with positions.
+    """
+    rng = np.random.default_rng(random_state)
+    ug = (np.arange(n_users) >= n_users // 2).astype(int)
+    ig = (np.arange(n_items) >= n_items // 2).astype(int)
+    full = np.where(ug[:, None] == ig[None, :], 5.0, 1.0)
+    uu, ii = np.meshgrid(np.arange(n_users), np.arange(n_items), indexing="ij")
+    uu, ii = uu.ravel(), ii.ravel()
+    test_mask = rng.random(len(uu)) < holdout
+    users = np.array([f"u{u}" for u in uu], dtype=object)
+    items = np.array([f"i{i}" for i in ii], dtype=object)
+    vals = full[uu, ii]
+    train = Interactions.from_arrays(users[~test_mask], items[~test_mask], vals[~test_mask])
+    test = Interactions.from_arrays(users[test_mask], items[test_mask], vals[test_mask])
+    return train, test, full
+
+
+def _small_data() -> tuple[Interactions, Interactions]:
+    train, test, _ = checkerboard(40, 30, holdout=0.2, random_state=1)
+    return train, test
+
+
+def _raw(data: Interactions) -> tuple[np.ndarray, np.ndarray]:
+    return data.user_map.ids[data.user_index], data.item_map.ids[data.item_index]
+
+
+def check_fit_returns_self(est: Estimator) -> None:
+    train, _ = _small_data()
+    model = clone(est)
+    assert model.fit(train) is model, "fit must return self"
+
+
+def check_params_and_clone(est: Estimator) -> None:
+    params = est.get_params()
+    twin = clone(est)
+    assert twin is not est and twin.get_params().keys() == params.keys()
+    for k, v in params.items():
+        if not callable(v):
+            assert twin.get_params()[k] == v or (v != v), f"clone changed {k}"
+    name = next(iter(params))
+    twin.set_params(**{name: params[name]})
+    try:
+        twin.set_params(not_a_parameter=1)
+    except InvalidParameterError as exc:
+        assert "not_a_parameter" in str(exc)
+    else:
+        raise AssertionError("set_params accepted an unknown parameter")
+    train, _ = _small_data()
+    fitted = clone(est).fit(train)
+    again = clone(fitted)
+    assert not again._is_fitted(), "clone of a fitted model must be unfitted"
+
+
+def check_not_fitted(est: Estimator) -> None:
+    model = clone(est)
+    for call in (lambda: model.predict(["u0"], ["i0"]), lambda: model.recommend("u0")):
+        try:
+            call()
+        except NotFittedError as exc:
+            assert "fit" in str(exc)
+        else:
+            raise AssertionError("an unfitted model must raise NotFittedError")
+
+
+def check_invalid_params(est: Estimator) -> None:
+    train, _ = _small_data()
+    bad_values = {int: [0, -1, 1.5, "3"], float: [-1.0, float("nan"), "x"]}
+    for name, constraint in est._parameter_constraints.items():
+        kind = getattr(constraint, "kind", None) or getattr(
+            getattr(constraint, "inner", None), "kind", None
+        )
+        for bad in bad_values.get(kind, []):
+            if constraint.accepts(bad):
+                continue
+            model = clone(est).set_params(**{name: bad})
+            try:
+                model.fit(train)
+            except InvalidParameterError as exc:
+                msg = str(exc)
+                assert f"'{name}'" in msg and type(est).__name__ in msg and "must be" in msg, msg
+            else:
+                raise AssertionError(f"{name}={bad!r} was accepted")
+
+
+def check_save_load(est: Estimator) -> None:
+    from factorkit.persistence import load
+
+    train, test = _small_data()
+    model = clone(est).fit(train)
+    users, items = _raw(test)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.fk"
+        model.save(path)
+        loaded = load(path)
+    assert type(loaded) is type(model)
+    np.testing.assert_array_equal(loaded.predict(users, items), model.predict(users, items))
+    a = model.recommend(users[:5], k=5)
+    b = loaded.recommend(users[:5], k=5)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+def check_deterministic(est: Estimator) -> None:
+    train, test = _small_data()
+    params = est.get_params()
+    overrides = {}
+    if "n_threads" in params:
+        overrides["n_threads"] = 1
+    if "random_state" in params:
+        overrides["random_state"] = 42
+    users, items = _raw(test)
+    a = clone(est).set_params(**overrides).fit(train).predict(users, items)
+    b = clone(est).set_params(**overrides).fit(train).predict(users, items)
+    np.testing.assert_array_equal(a, b)
+
+
+def check_unknown_ids(est: Estimator) -> None:
+    train, _ = _small_data()
+    model = clone(est).fit(train)
+    p = model.predict(["nobody", "u0"], ["i0", "nothing"])
+    assert np.isfinite(p).all(), "fallback predictions must be finite"
+    p_nan = model.predict(["nobody", "u0"], ["i0", "i1"], unknown="nan")
+    assert np.isnan(p_nan[0]) and np.isfinite(p_nan[1])
+    try:
+        model.predict(["nobody"], ["i0"], unknown="error")
+    except UnknownIdError as exc:
+        assert "nobody" in str(exc)
+    else:
+        raise AssertionError("unknown='error' must raise UnknownIdError")
+
+
+def check_checkerboard(est: Estimator, tolerance: float = 0.5) -> None:
+    train, test, _ = checkerboard()
+    model = clone(est).fit(train)
+    users, items = _raw(test)
+    err = np.sqrt(np.mean((model.predict(users, items) - test.values) ** 2))
+    assert err < tolerance, f"checkerboard held-out RMSE {err:.3f} >= {tolerance}"
+
+
+_CHECKS = (
+    check_fit_returns_self,
+    check_params_and_clone,
+    check_not_fitted,
+    check_invalid_params,
+    check_save_load,
+    check_deterministic,
+    check_unknown_ids,
+    check_checkerboard,
+)
+
+
+def estimator_checks(est: Estimator, skip: tuple[str, ...] = ()) -> list[Check]:
+    """The checks for ``est`` as named callables (for ``pytest.mark.parametrize``)."""
+    return [
+        Check(fn.__name__, functools.partial(fn, est)) for fn in _CHECKS if fn.__name__ not in skip
+    ]
+
+
+def check_estimator(est: Estimator, skip: tuple[str, ...] = ()) -> None:
+    """Run every check on ``est``; raises AssertionError on the first failure."""
+    for check in estimator_checks(est, skip):
+        check()

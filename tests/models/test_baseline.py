@@ -1,0 +1,23 @@
+import numpy as np
+import pytest
+
+import factorkit as fk
+from factorkit.testing import estimator_checks
+
+
+@pytest.mark.parametrize("check", estimator_checks(fk.BaselineOnly()), ids=lambda c: c.name)
+def test_baseline_checks(check):
+    if check.name == "check_checkerboard":
+        pytest.skip("biases alone cannot recover an interaction pattern")
+    check()
+
+
+def test_baseline_matches_closed_form_single_sweep():
+    data = fk.Interactions.from_arrays([1, 1, 2], [10, 20, 10], [4.0, 2.0, 5.0])
+    model = fk.BaselineOnly(epochs=1, regularization=1.0, user_regularization=2.0).fit(data)
+    mu = 11 / 3
+    bi = np.array([(4 - mu + 5 - mu) / 3, (2 - mu) / 2])
+    bu = np.array([((4 - mu - bi[0]) + (2 - mu - bi[1])) / 4, (5 - mu - bi[0]) / 3])
+    np.testing.assert_allclose(model.item_bias_, bi)
+    np.testing.assert_allclose(model.user_bias_, bu)
+    assert model.global_mean_ == pytest.approx(mu)
