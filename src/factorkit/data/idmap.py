@@ -43,7 +43,7 @@ class IdMap:
         index = pd.Index(arr, copy=False)
         if not index.is_unique:
             dup = index[index.duplicated()][0]
-            raise ValueError(f"IdMap ids must be unique; {kind} id {dup!r} appears twice")
+            raise ValueError(f"IdMap ids must be unique; {kind} id {_plain(dup)!r} appears twice")
         arr.flags.writeable = False
         self._ids = arr
         self._index = index

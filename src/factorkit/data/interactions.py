@@ -205,10 +205,10 @@ class Interactions:
                     "pass arrays of equal length, one entry per interaction"
                 )
         return cls._build(
-            pd.Series(np.asarray(users) if not isinstance(users, pd.Series) else users),
-            pd.Series(np.asarray(items) if not isinstance(items, pd.Series) else items),
-            None if values is None else pd.Series(np.asarray(values)),
-            None if timestamps is None else pd.Series(np.asarray(timestamps)),
+            _series(users),
+            _series(items),
+            None if values is None else _series(values),
+            None if timestamps is None else _series(timestamps),
             duplicates=duplicates,
             implicit=values is None if implicit is None else implicit,
             item_metadata=item_metadata,
@@ -621,6 +621,15 @@ class Interactions:
 
 
 # ---------------------------------------------------------------------- helpers
+def _series(values: Any) -> pd.Series:
+    """A column as a Series without numpy's silent casts (``["a", 7]`` stays mixed)."""
+    if isinstance(values, pd.Series):
+        return values.reset_index(drop=True)
+    if isinstance(values, np.ndarray):
+        return pd.Series(values.reshape(-1))
+    return pd.Series(list(values))
+
+
 def _fmt(x: float) -> str:
     return f"{float(x):g}"
 

@@ -1,0 +1,180 @@
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+import factorkit as fk
+from factorkit.exceptions import DataError, UnknownIdError
+
+
+def frame(**cols):
+    return pd.DataFrame(cols)
+
+
+@pytest.fixture
+def small():
+    df = frame(
+        u=["bob", "ann", "ann", "cid", "bob"],
+        i=[20, 10, 30, 10, 10],
+        r=[3.0, 4.0, 5.0, 1.0, 2.5],
+        t=[5, 1, 2, 3, 4],
+    )
+    return fk.Interactions.from_pandas(df, user="u", item="i", rating="r", timestamp="t")
+
+
+def test_counts_and_ids(small):
+    assert (small.n_users, small.n_items, len(small)) == (3, 3, 5)
+    assert small.user_ids.ids.tolist() == ["bob", "ann", "cid"]  # order of appearance
+    assert small.item_ids.ids.tolist() == [20, 10, 30]
+    assert not small.implicit
+    assert small.rating_scale == (1.0, 5.0)
+
+
+def test_canonical_order_keeps_rows_aligned(small):
+    df = small.to_pandas().sort_values(["user", "item"]).reset_index(drop=True)
+    expected = frame(
+        user=["ann", "ann", "bob", "bob", "cid"],
+        item=[10, 30, 10, 20, 10],
+        rating=np.float32([4.0, 5.0, 2.5, 3.0, 1.0]),
+        timestamp=[1, 2, 4, 5, 3],
+    )
+    pd.testing.assert_frame_equal(df, expected, check_dtype=False)
+    # stored order: by user position then item position
+    keys = small.user_index.astype(np.int64) * small.n_items + small.item_index
+    assert (np.diff(keys) > 0).all()
+
+
+def test_csr_and_csc_are_cached_and_consistent(small):
+    csr = small.to_csr()
+    assert csr is small.to_csr()
+    assert csr.dtype == np.float32 and csr.shape == (3, 3)
+    dense = csr.toarray()
+    assert dense[small.user_map.to_index("ann")[0], small.item_map.to_index(30)[0]] == 5.0
+    np.testing.assert_array_equal(small.to_csc().toarray(), dense)
+    assert small.to_csc() is small.to_csc()
+
+
+def test_arrays_are_immutable(small):
+    with pytest.raises(ValueError):
+        small.values[0] = 9.0
+    with pytest.raises(ValueError):
+        small.to_csr().data[0] = 9.0
+
+
+def test_implicit_when_no_rating_column():
+    data = fk.Interactions.from_pandas(frame(u=[1, 2], i=[1, 1]), user="u", item="i")
+    assert data.implicit
+    assert data.values.tolist() == [1.0, 1.0]
+    assert "value" in data.to_pandas().columns
+
+
+def test_missing_column_names_the_columns():
+    with pytest.raises(DataError, match=r"rating column 'score' not found; the columns are \['u', 'i'\]"):
+        fk.Interactions.from_pandas(frame(u=[1], i=[1]), user="u", item="i", rating="score")
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        (np.nan, r"row 1: rating is missing; every rating must be a finite number"),
+        (np.inf, r"row 1: rating is inf \(infinite\)"),
+        ("abc", r"row 1: rating 'abc' is not a number"),
+    ],
+)
+def test_bad_ratings_name_the_row(value, match):
+    df = frame(u=[1, 2], i=[1, 1], rating=pd.Series([4.0, value], dtype=object))
+    with pytest.raises(DataError, match=match):
+        fk.Interactions.from_pandas(df, user="u", item="i", rating="rating")
+
+
+def test_missing_ids_name_the_row():
+    df = frame(u=[1.0, np.nan], i=[1, 1])
+    with pytest.raises(DataError, match=r"row 1: user id is missing"):
+        fk.Interactions.from_pandas(df, user="u", item="i")
+
+
+def test_negative_implicit_values_rejected():
+    df = frame(u=[1, 2], i=[1, 1], c=[3, -1])
+    with pytest.raises(DataError, match=r"row 1: c -1 is negative, but implicit feedback must be >= 0"):
+        fk.Interactions.from_pandas(df, user="u", item="i", rating="c", implicit=True)
+
+
+def test_duplicates_error_names_both_rows():
+    df = frame(u=[1, 1, 2, 1], i=[5, 6, 5, 5], r=[1.0, 2.0, 3.0, 4.0])
+    with pytest.raises(DataError, match=r"row 0 and row 3 both hold user 1 and item 5.*duplicates='last'"):
+        fk.Interactions.from_pandas(df, user="u", item="i", rating="r")
+
+
+@pytest.mark.parametrize(("policy", "expected"), [("last", 4.0), ("mean", 2.5), ("sum", 5.0)])
+def test_duplicate_policies(policy, expected):
+    df = frame(u=[1, 1, 2, 1], i=[5, 6, 5, 5], r=[1.0, 2.0, 3.0, 4.0], t=[10, 11, 12, 13])
+    data = fk.Interactions.from_pandas(
+        df, user="u", item="i", rating="r", timestamp="t", duplicates=policy
+    )
+    assert len(data) == 3
+    out = data.to_pandas().set_index(["user", "item"])
+    assert out.loc[(1, 5), "rating"] == expected
+    assert out.loc[(1, 5), "timestamp"] == 13
+
+
+def test_unknown_duplicates_policy():
+    with pytest.raises(DataError, match=r"duplicates must be one of \['error', 'last', 'mean', 'sum'\]; got 'first'"):
+        fk.Interactions.from_arrays([1], [1], duplicates="first")
+
+
+def test_from_arrays_length_mismatch():
+    with pytest.raises(DataError, match="users has 2 entries but items has 1"):
+        fk.Interactions.from_arrays([1, 2], [1])
+
+
+def test_from_scipy_round_trip_and_ids():
+    m = sp.csr_matrix(np.array([[0, 2.0, 0], [1.0, 0, 3.0]], dtype=np.float32))
+    data = fk.Interactions.from_scipy(m, user_ids=["a", "b"], item_ids=[7, 8, 9])
+    np.testing.assert_array_equal(data.to_csr().toarray(), m.toarray())
+    assert data.user_items("b")[0].tolist() == [7, 9]
+
+
+def test_from_scipy_errors():
+    with pytest.raises(DataError, match="user_ids has 1 entries but the matrix has 2 rows"):
+        fk.Interactions.from_scipy(sp.csr_matrix(np.eye(2)), user_ids=["a"])
+    with pytest.raises(DataError, match="expects a scipy.sparse matrix; got ndarray"):
+        fk.Interactions.from_scipy(np.eye(2))
+    bad = sp.csr_matrix(np.array([[np.nan, 1.0]]))
+    with pytest.raises(DataError, match=r"entry \(0, 0\) is nan; values must be finite"):
+        fk.Interactions.from_scipy(bad)
+
+
+def test_datetime_timestamps_become_unix_seconds():
+    df = frame(u=[1], i=[1], t=pd.to_datetime(["2020-01-01T00:00:10"]))
+    data = fk.Interactions.from_pandas(df, user="u", item="i", timestamp="t")
+    assert data.timestamps.tolist() == [1577836810]
+
+
+def test_selection_shares_maps(small):
+    sub = small.select_users(["ann"])
+    assert len(sub) == 2 and sub.user_map is small.user_map and sub.shares_ids_with(small)
+    assert len(small.select_items([10])) == 3
+    assert len(small.take(np.array([True, False, True, False, True]))) == 3
+    with pytest.raises(UnknownIdError, match="unknown user id 'zed'"):
+        small.select_users(["zed"])
+
+
+def test_compact_drops_empty_ids(small):
+    sub = small.select_users(["cid"]).compact()
+    assert (sub.n_users, sub.n_items) == (1, 1)
+    assert sub.to_pandas()["item"].tolist() == [10]
+
+
+def test_repr_tells_what_it_holds(small):
+    text = repr(small)
+    assert "3 users x 3 items, 5 ratings" in text and "values in [1, 5]" in text
+
+
+def test_idmap_lookup_and_errors():
+    m = fk.IdMap([10, 20, 30], kind="item")
+    assert m.lookup([30, 99]).tolist() == [2, -1]
+    assert m[1] == 20 and 20 in m and len(m) == 3
+    with pytest.raises(UnknownIdError, match=r"unknown item id 99: it is not among the 3 item ids.*ids here look like 10"):
+        m.to_index([10, 99])
+    with pytest.raises(ValueError, match="item id 10 appears twice"):
+        fk.IdMap([10, 10], kind="item")
