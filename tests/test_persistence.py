@@ -44,7 +44,7 @@ def test_truncated_file(model_and_data, tmp_path):
     model.save(path)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ModelFormatError, match="not a factorkit model file .* truncated"):
+    with pytest.raises(ModelFormatError, match=r"not a factorkit model file .* truncated"):
         fk.load(path)
 
 
@@ -66,7 +66,7 @@ def test_corrupted_array(model_and_data, tmp_path):
 def test_foreign_npz(tmp_path):
     path = tmp_path / "other.npz"
     np.savez(path, x=np.arange(3))
-    with pytest.raises(ModelFormatError, match="an .npz archive but not a factorkit model"):
+    with pytest.raises(ModelFormatError, match=r"an \.npz archive but not a factorkit model"):
         fk.load(path)
 
 

@@ -3,10 +3,11 @@
 The public API is re-exported here; see ``docs/`` and the README for a tour.
 """
 
-from factorkit import exceptions
+from factorkit import datasets, exceptions, split
 from factorkit.data import IdMap, Interactions
+from factorkit.data.readers import read_csv, read_parquet
 from factorkit.evaluation import cross_validate, evaluate
-from factorkit.models import BaselineOnly, clone
+from factorkit.models import BaselineOnly, SVDpp, clone
 from factorkit.persistence import load
 
 __version__ = "0.1.0"
@@ -15,10 +16,15 @@ __all__ = [
     "BaselineOnly",
     "IdMap",
     "Interactions",
+    "SVDpp",
     "__version__",
     "clone",
     "cross_validate",
+    "datasets",
     "evaluate",
     "exceptions",
     "load",
+    "read_csv",
+    "read_parquet",
+    "split",
 ]

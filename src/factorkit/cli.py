@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 import factorkit as fk
 from factorkit.exceptions import FactorkitError
@@ -98,6 +97,8 @@ def make_model(args: argparse.Namespace) -> Any:
                 f"--param {item!r}: expected NAME=VALUE with NAME one of {', '.join(sorted(valid))}"
             )
         params[key] = _parse_value(raw)
+    if "random_state" in valid and "random_state" not in params:
+        params["random_state"] = 0
     if "progress" in valid:
         params["progress"] = _progress_default(args)
     return model.set_params(**params)
@@ -238,7 +239,9 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timestamp-col", default=None, help="timestamp column (optional)")
     p.add_argument("--implicit", action="store_true", help="no rating column: implicit 1.0")
     p.add_argument("--sep", default=",", help="field separator: , \\t ; | :: (default ,)")
-    p.add_argument("--no-header", action="store_true", help="file has no header; columns by 0-based position")
+    p.add_argument(
+        "--no-header", action="store_true", help="file has no header; columns by 0-based position"
+    )
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -248,7 +251,9 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--learning-rate", dest="learning_rate", type=float)
     p.add_argument("--regularization", type=float)
     p.add_argument("--alpha", type=float, help="implicit confidence weight")
-    p.add_argument("--random-state", dest="random_state", type=int, default=0)
+    p.add_argument(
+        "--random-state", dest="random_state", type=int, help="seed (default 0: repeatable runs)"
+    )
     p.add_argument("--n-threads", dest="n_threads", type=int)
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="any other parameter")
 

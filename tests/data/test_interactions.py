@@ -69,7 +69,9 @@ def test_implicit_when_no_rating_column():
 
 
 def test_missing_column_names_the_columns():
-    with pytest.raises(DataError, match=r"rating column 'score' not found; the columns are \['u', 'i'\]"):
+    with pytest.raises(
+        DataError, match=r"rating column 'score' not found; the columns are \['u', 'i'\]"
+    ):
         fk.Interactions.from_pandas(frame(u=[1], i=[1]), user="u", item="i", rating="score")
 
 
@@ -95,13 +97,17 @@ def test_missing_ids_name_the_row():
 
 def test_negative_implicit_values_rejected():
     df = frame(u=[1, 2], i=[1, 1], c=[3, -1])
-    with pytest.raises(DataError, match=r"row 1: c -1 is negative, but implicit feedback must be >= 0"):
+    with pytest.raises(
+        DataError, match=r"row 1: c -1 is negative, but implicit feedback must be >= 0"
+    ):
         fk.Interactions.from_pandas(df, user="u", item="i", rating="c", implicit=True)
 
 
 def test_duplicates_error_names_both_rows():
     df = frame(u=[1, 1, 2, 1], i=[5, 6, 5, 5], r=[1.0, 2.0, 3.0, 4.0])
-    with pytest.raises(DataError, match=r"row 0 and row 3 both hold user 1 and item 5.*duplicates='last'"):
+    with pytest.raises(
+        DataError, match=r"row 0 and row 3 both hold user 1 and item 5.*duplicates='last'"
+    ):
         fk.Interactions.from_pandas(df, user="u", item="i", rating="r")
 
 
@@ -118,7 +124,10 @@ def test_duplicate_policies(policy, expected):
 
 
 def test_unknown_duplicates_policy():
-    with pytest.raises(DataError, match=r"duplicates must be one of \['error', 'last', 'mean', 'sum'\]; got 'first'"):
+    with pytest.raises(
+        DataError,
+        match=r"duplicates must be one of \['error', 'last', 'mean', 'sum'\]; got 'first'",
+    ):
         fk.Interactions.from_arrays([1], [1], duplicates="first")
 
 
@@ -137,7 +146,7 @@ def test_from_scipy_round_trip_and_ids():
 def test_from_scipy_errors():
     with pytest.raises(DataError, match="user_ids has 1 entries but the matrix has 2 rows"):
         fk.Interactions.from_scipy(sp.csr_matrix(np.eye(2)), user_ids=["a"])
-    with pytest.raises(DataError, match="expects a scipy.sparse matrix; got ndarray"):
+    with pytest.raises(DataError, match=r"expects a scipy\.sparse matrix; got ndarray"):
         fk.Interactions.from_scipy(np.eye(2))
     bad = sp.csr_matrix(np.array([[np.nan, 1.0]]))
     with pytest.raises(DataError, match=r"entry \(0, 0\) is nan; values must be finite"):
@@ -174,7 +183,10 @@ def test_idmap_lookup_and_errors():
     m = fk.IdMap([10, 20, 30], kind="item")
     assert m.lookup([30, 99]).tolist() == [2, -1]
     assert m[1] == 20 and 20 in m and len(m) == 3
-    with pytest.raises(UnknownIdError, match=r"unknown item id 99: it is not among the 3 item ids.*ids here look like 10"):
+    with pytest.raises(
+        UnknownIdError,
+        match=r"unknown item id 99: it is not among the 3 item ids.*ids here look like 10",
+    ):
         m.to_index([10, 99])
     with pytest.raises(ValueError, match="item id 10 appears twice"):
         fk.IdMap([10, 10], kind="item")

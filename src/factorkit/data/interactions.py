@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -259,7 +259,8 @@ class Interactions:
         coo = sp.coo_matrix(matrix)
         if coo.nnz:
             keys = coo.row.astype(np.int64) * n_items + coo.col
-            if len(np.unique(keys)) != coo.nnz:
+            keys.sort()
+            if coo.nnz > 1 and not (np.diff(keys) > 0).all():
                 raise DataError(
                     "from_scipy: the matrix stores duplicate entries for the same cell; "
                     "call matrix.sum_duplicates() first if summing them is what you want"
@@ -332,18 +333,20 @@ class Interactions:
                         "implicit feedback must be >= 0 (counts, clicks, play time); pass "
                         "implicit=False for signed ratings"
                     )
-            vals = vals.astype(np.float32)
+            vals = vals.astype(np.float32, copy=False)
         ts = None if timestamps is None else _timestamps(timestamps, timestamp_name, locator)
 
         user_map = IdMap._from_unique(user_uniques, "user")
         item_map = IdMap._from_unique(item_uniques, "item")
         n_items = len(item_map)
 
-        order = _canonical_order(user_codes, item_codes, len(user_map), n_items)
-        if order is None or len(order) == n:
-            if order is not None:
-                user_codes, item_codes, vals = user_codes[order], item_codes[order], vals[order]
-                ts = None if ts is None else ts[order]
+        canon = _canonical_sort(user_codes, item_codes, len(user_map), n_items)
+        if canon is None or not canon.duplicates:
+            if canon is not None:  # one array at a time, so at most one extra copy is alive
+                user_codes, item_codes = canon.users, canon.items
+                vals = vals[canon.order]
+                ts = None if ts is None else ts[canon.order]
+                del canon
             return cls(
                 user_codes, item_codes, vals, user_map, item_map, ts,
                 implicit=implicit, item_metadata=item_metadata, _canonical=True,
@@ -358,8 +361,11 @@ class Interactions:
             second = rows[1:][keys[rows[1:]] == keys[first]][0]
             n_pairs = int(dup.sum() - pd.Series(keys[dup]).nunique())
             more = f" ({n_pairs} repeated rows in all)" if n_pairs > 1 else ""
+            where = f"{locator(int(first))} and {locator(int(second))}"
+            if not where.startswith(source):  # a reader's locator already names the file
+                where = f"{source}: {where}"
             raise DataError(
-                f"{source}: {locator(int(first))} and {locator(int(second))} both hold user "
+                f"{where} both hold user "
                 f"{_plain(user_uniques[user_codes[first]])!r} and item "
                 f"{_plain(item_uniques[item_codes[first]])!r}{more}; each (user, item) pair "
                 "may appear once. Pass duplicates='last', 'mean' or 'sum' to combine them."
@@ -538,7 +544,7 @@ class Interactions:
                 )
             pos = np.flatnonzero(pos)
         else:
-            pos = np.unique(pos.astype(np.int64, copy=False))  # sorted keeps canonical order
+            pos = _sorted_unique(pos.astype(np.int64))  # sorted keeps canonical order
             if len(pos) and (pos[0] < 0 or pos[-1] >= len(self)):
                 raise DataError(
                     f"take: positions must lie in [0, {len(self)}); got "
@@ -621,6 +627,14 @@ class Interactions:
 
 
 # ---------------------------------------------------------------------- helpers
+def _sorted_unique(a: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (np.unique is hash-based and far slower at scale here)."""
+    a = np.sort(a)
+    if len(a) > 1:
+        a = a[np.concatenate(([True], a[1:] != a[:-1]))]
+    return a
+
+
 def _series(values: Any) -> pd.Series:
     """A column as a Series without numpy's silent casts (``["a", 7]`` stays mixed)."""
     if isinstance(values, pd.Series):
@@ -656,11 +670,13 @@ def _factorize(col: pd.Series, role: str, locator: Locator) -> tuple[np.ndarray,
             uniques = uniques.astype(np.int64)
         else:
             uniques = uniques.astype(object)
+    elif uniques.dtype.kind in "iu" and uniques.dtype.itemsize < 8:
+        uniques = uniques.astype(np.int64)  # int ids are int64 whatever the column's width
     return codes.astype(np.int32, copy=False), uniques
 
 
 def _numeric(col: pd.Series, name: str, locator: Locator) -> np.ndarray:
-    """Column -> float64 array; raises on text, NaN or inf, naming the row."""
+    """Column -> float64 array (float32 stays float32); raises on text, NaN or inf."""
     arr = col.to_numpy()
     if arr.dtype.kind not in "iufb":
         converted = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
@@ -669,7 +685,8 @@ def _numeric(col: pd.Series, name: str, locator: Locator) -> np.ndarray:
             row = int(np.flatnonzero(not_number)[0])
             raise DataError(f"{locator(row)}: {name} {arr[row]!r} is not a number")
         arr = converted
-    arr = arr.astype(np.float64, copy=False)
+    if arr.dtype != np.float32:
+        arr = arr.astype(np.float64, copy=False)
     bad = ~np.isfinite(arr)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
@@ -678,8 +695,9 @@ def _numeric(col: pd.Series, name: str, locator: Locator) -> np.ndarray:
             f"{locator(row)}: {name} is {what}; every {name} must be a finite number. "
             "Fill or remove that row."
         )
-    if np.abs(arr).max(initial=0.0) > np.finfo(np.float32).max:
-        row = int(np.flatnonzero(np.abs(arr) > np.finfo(np.float32).max)[0])
+    big = np.finfo(np.float32).max
+    if len(arr) and arr.dtype == np.float64 and (arr.max() > big or arr.min() < -big):
+        row = int(np.flatnonzero(np.abs(arr) > big)[0])
         raise DataError(
             f"{locator(row)}: {name} {arr[row]:g} does not fit in float32; rescale the values"
         )
@@ -696,7 +714,7 @@ def _timestamps(col: pd.Series, name: str, locator: Locator) -> np.ndarray:
     arr = col.to_numpy()
     if arr.dtype.kind in "iu":
         return arr.astype(np.int64, copy=False)
-    vals = _numeric(col, name, locator)
+    vals = _numeric(col, name, locator).astype(np.float64, copy=False)
     if (vals == np.round(vals)).all():
         return vals.astype(np.int64)
     return vals
@@ -710,25 +728,66 @@ def _canonical_order(
     Returns None when already canonical. When (user, item) pairs repeat, the returned
     array is shorter than the input (the caller then handles duplicates).
     """
-    n = len(users)
-    if n == 0:
+    canon = _canonical_sort(users, items, n_users, n_items)
+    if canon is None:
         return None
-    if n_items and n_users and n < 2**53:
-        key_sorted = _is_sorted_unique(users, items)
-        if key_sorted:
-            return None
-    # scipy's COO -> CSR conversion is an O(nnz) counting sort plus per-row index sorts in
-    # C++; carrying row numbers as data yields the permutation. Duplicates get summed, which
-    # shows up as fewer stored entries.
-    rows = np.arange(n, dtype=np.float64)
-    csr = sp.coo_matrix((rows, (users, items)), shape=(n_users, n_items)).tocsr()
-    csr.sum_duplicates()
-    return csr.data.astype(np.int64)
+    if canon.duplicates:
+        return canon.order[: len(canon.order) - 1]
+    return canon.order
+
+
+class _Sorted(NamedTuple):
+    order: np.ndarray  # permutation of the input rows into canonical order
+    users: np.ndarray  # users[order], int32
+    items: np.ndarray  # items[order], int32
+    duplicates: bool  # whether some (user, item) pair repeats
+
+
+def _canonical_sort(
+    users: np.ndarray, items: np.ndarray, n_users: int, n_items: int
+) -> _Sorted | None:
+    """Sort rows by (user, item) stably; None when they already are, without repeats.
+
+    Two stable counting sorts (by item, then by user), each O(n) in C++: scipy's COO -> CSR
+    conversion routine, carrying row numbers along. Falls back to a NumPy stable argsort
+    if that private routine is unavailable.
+    """
+    n = len(users)
+    if n == 0 or _is_sorted_unique(users, items):
+        return None
+    idx = np.int32 if max(n, n_users, n_items) < 2**31 - 1 else np.int64
+    u = np.ascontiguousarray(users, dtype=idx)
+    i = np.ascontiguousarray(items, dtype=idx)
+    try:
+        from scipy.sparse import _sparsetools
+
+        # Pass 1: by item, carrying users and row numbers along.
+        ptr = np.empty(n_items + 1, dtype=idx)
+        u1 = np.empty(n, dtype=idx)
+        p1 = np.empty(n, dtype=idx)
+        _sparsetools.coo_tocsr(n_items, n_users, n, i, u, np.arange(n, dtype=idx), ptr, u1, p1)
+        # Pass 2: by user, stable, so rows stay in item order within each user. Only the
+        # row numbers are needed; int8 zeros fill the routine's value slot.
+        ptr = np.empty(n_users + 1, dtype=idx)
+        order = np.empty(n, dtype=idx)
+        _sparsetools.coo_tocsr(
+            n_users, n, n, u1, p1, np.zeros(n, np.int8), ptr, order, np.empty(n, np.int8)
+        )
+        del u1, p1
+        users_sorted = np.repeat(np.arange(n_users, dtype=np.int32), np.diff(ptr))
+        items_sorted = i[order]
+    except (ImportError, AttributeError, TypeError, ValueError):  # pragma: no cover
+        order = np.argsort(u.astype(np.int64) * max(n_items, 1) + i, kind="stable")
+        users_sorted, items_sorted = u[order], i[order]
+    users_sorted = users_sorted.astype(np.int32, copy=False)
+    items_sorted = items_sorted.astype(np.int32, copy=False)
+    same = (items_sorted[1:] == items_sorted[:-1]) & (users_sorted[1:] == users_sorted[:-1])
+    return _Sorted(order, users_sorted, items_sorted, bool(same.any()))
 
 
 def _is_sorted_unique(users: np.ndarray, items: np.ndarray) -> bool:
-    du = np.diff(users.astype(np.int64))
-    if (du < 0).any():
+    """Whether (user, item) pairs strictly increase (boolean temporaries only)."""
+    u0, u1 = users[:-1], users[1:]
+    if (u1 < u0).any():
         return False
-    di = np.diff(items.astype(np.int64))
-    return bool(((du > 0) | (di > 0)).all())
+    return bool(((u1 > u0) | (items[1:] > items[:-1])).all())

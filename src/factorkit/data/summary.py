@@ -56,7 +56,7 @@ def summarize(data: Interactions, name: str = "data", width: int = 40) -> str:
     if data.has_timestamps and len(data):
         lo, hi = data.timestamps.min(), data.timestamps.max()
         when = ""
-        if data.timestamps.dtype.kind in "iu" and 1e8 <= lo and hi <= 4e9:
+        if data.timestamps.dtype.kind in "iu" and lo >= 1e8 and hi <= 4e9:
             first, last = (np.datetime64(int(t), "s").astype("datetime64[D]") for t in (lo, hi))
             when = f" ({first} .. {last}, read as Unix seconds)"
         lines.append(f"timestamps: {lo} .. {hi}{when}")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator
 
 import numba
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 __all__ = ["jit", "max_threads", "resolve_threads", "using_threads"]
 
@@ -39,6 +40,12 @@ def resolve_threads(n_threads: int | None) -> int:
     return max(1, min(int(n_threads), limit))
 
 
+@functools.lru_cache(maxsize=1)
+def _controller() -> ThreadpoolController:
+    # Inspecting the loaded BLAS libraries is slow (milliseconds); do it once.
+    return ThreadpoolController()
+
+
 @contextlib.contextmanager
 def using_threads(n_threads: int) -> Iterator[None]:
     """Run numba parallel regions on ``n_threads`` and keep BLAS single-threaded meanwhile.
@@ -48,7 +55,7 @@ def using_threads(n_threads: int) -> Iterator[None]:
     previous = numba.get_num_threads()
     numba.set_num_threads(n_threads)
     try:
-        with threadpool_limits(limits=1, user_api="blas"):
+        with _controller().limit(limits=1, user_api="blas"):
             yield
     finally:
         numba.set_num_threads(previous)
@@ -57,5 +64,5 @@ def using_threads(n_threads: int) -> Iterator[None]:
 @contextlib.contextmanager
 def blas_threads(n_threads: int) -> Iterator[None]:
     """Let BLAS use ``n_threads`` (for GEMM-bound steps run outside numba kernels)."""
-    with threadpool_limits(limits=n_threads, user_api="blas"):
+    with _controller().limit(limits=n_threads, user_api="blas"):
         yield

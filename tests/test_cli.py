@@ -1,0 +1,89 @@
+import pytest
+
+import factorkit as fk
+from factorkit.cli import main
+
+
+@pytest.fixture
+def ratings_csv(tmp_path):
+    path = tmp_path / "ratings.csv"
+    rows = ["userId,movieId,rating"]
+    for u in range(1, 21):
+        for i in range(1, 16):
+            if (u * 7 + i * 3) % 4:
+                rows.append(f"{u},{i},{1 + (u + i) % 5}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_fit_predict_info_round_trip(ratings_csv, tmp_path, capsys):
+    out = tmp_path / "model.fk"
+    assert (
+        main(
+            [
+                "fit",
+                str(ratings_csv),
+                "--model",
+                "baseline",
+                "--epochs",
+                "3",
+                "--out",
+                str(out),
+                "-q",
+            ]
+        )
+        == 0
+    )
+    model = fk.load(out)
+    assert main(["predict", str(out), "--user", "1", "--item", "2", "--item", "999"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("user 1\titem 2\t")
+    assert float(lines[0].split("\t")[2]) == pytest.approx(model.predict([1], [2])[0], abs=1e-4)
+    assert float(lines[1].split("\t")[2]) == pytest.approx(model.predict([1], [999])[0], abs=1e-4)
+    assert main(["info", str(out)]) == 0
+    info = capsys.readouterr().out
+    assert "model:      BaselineOnly" in info and "users:      20" in info
+
+
+def test_evaluate_prints_folds_mean_std(ratings_csv, capsys):
+    assert main(["evaluate", str(ratings_csv), "--model", "baseline", "--cv", "3", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "3-fold cross-validation" in out
+    for word in ("rmse", "mae", "fit_time", "mean", "std"):
+        assert word in out
+
+
+def test_flag_that_does_not_apply(ratings_csv, tmp_path, capsys):
+    code = main(
+        [
+            "fit",
+            str(ratings_csv),
+            "--model",
+            "baseline",
+            "--factors",
+            "8",
+            "--out",
+            str(tmp_path / "m.fk"),
+        ]
+    )
+    assert code == 2
+    assert "--factors does not apply to BaselineOnly" in capsys.readouterr().err
+
+
+def test_missing_data_file(capsys):
+    assert main(["fit", "nope.csv", "--model", "baseline", "--out", "x.fk"]) == 2
+    assert "DATA 'nope.csv' is neither a file nor a built-in data set" in capsys.readouterr().err
+
+
+def test_predict_non_integer_user(ratings_csv, tmp_path, capsys):
+    out = tmp_path / "model.fk"
+    main(["fit", str(ratings_csv), "--model", "baseline", "--out", str(out), "-q"])
+    assert main(["predict", str(out), "--user", "abc", "--item", "1"]) == 2
+    assert "user id 'abc' is not an integer" in capsys.readouterr().err
+
+
+def test_demo_runs_on_builtin_data(capsys):
+    assert main(["demo", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "610 users x 9,724 items, 100,836 ratings" in out
+    assert "rating histogram" in out
