@@ -1,0 +1,196 @@
+"""SVD++ kernels: one SGD epoch user by user, the effective user vectors, a seeded shuffle.
+
+The model (Koren 2008) predicts ``mu + b_u + b_i + q_i . (p_u + |N(u)|^-1/2 sum_{j in N(u)}
+y_j)``, where ``N(u)`` are the items ``u`` rated in training.
+
+Per-rating SGD as in Koren's paper (and Surprise) updates every ``y_j, j in N(u)`` after
+each of the user's ratings and recomputes the implicit sum each time: ``O(|N(u)|^2 k)``
+per user and epoch. :func:`svdpp_epoch` visits the ratings user by user and gives the same
+result in ``O(|N(u)| k)``: every ``y_j`` of the user receives the *same* update per rating,
+
+    y_j <- d y_j + c err q_i,   d = 1 - lr_y reg_y,   c = lr_y |N(u)|^-1/2,
+
+so the implicit sum evolves in closed form (``z <- d z + lr_y err q_i``), and after the
+user's ``n = |N(u)|`` ratings each ``y_j`` equals ``d^n y_j + c G`` with
+``G = sum_t d^(n-1-t) err_t q_(i_t)`` accumulated on the way. The ``y_j`` are then written
+once per user. In exact arithmetic this is the per-rating algorithm.
+
+Parallelism (``svdpp_epoch`` is ``parallel=True``): users are split over threads
+("Hogwild!", Recht et al. 2011). A user's own state (``b_u``, ``p_u``, the implicit sum)
+is private to one thread, but item state (``b_i``, ``q_i``, ``y_j``) is shared and read and
+written without locks; concurrent updates of one item may be lost or mixed. Ratings are
+sparse and each update is small, so this behaves like SGD with slightly stale reads and
+is the accepted trade for linear speed-up. With one thread (``numba.set_num_threads(1)``)
+the loop runs in ``user_order`` on one thread and results are bit-for-bit repeatable.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from factorkit.kernels._jit import SAFE_FASTMATH, jit
+
+__all__ = ["svdpp_epoch", "svdpp_rating_order", "svdpp_user_vectors"]
+
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+@jit()
+def _splitmix64(state):  # pragma: no cover
+    """One step of splitmix64: returns (new_state, 64 random bits)."""
+    state = state + _GOLDEN
+    z = state
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    z = z ^ (z >> np.uint64(31))
+    return state, z
+
+
+@jit()
+def _shuffled_positions(start, stop, seed, row, out):  # pragma: no cover
+    """Fill ``out[:stop-start]`` with ``start..stop-1`` in a Fisher-Yates order that
+    depends only on ``(seed, row)`` (so it is the same whichever thread runs the row)."""
+    n = stop - start
+    for a in range(n):
+        out[a] = start + a
+    state, _ = _splitmix64(np.uint64(seed) ^ (np.uint64(row) * _GOLDEN))
+    for a in range(n - 1, 0, -1):
+        state, bits = _splitmix64(state)
+        # Lemire's multiply-shift maps 32 random bits to [0, a] without a division
+        b = np.int64(((bits >> np.uint64(32)) * np.uint64(a + 1)) >> np.uint64(32))
+        tmp = out[a]
+        out[a] = out[b]
+        out[b] = tmp
+
+
+@jit(parallel=True)
+def svdpp_rating_order(indptr, seed):  # pragma: no cover
+    """CSR positions with every row's segment shuffled exactly as :func:`svdpp_epoch`
+    shuffles it for the same ``seed`` (for tests and reference implementations)."""
+    n_rows = len(indptr) - 1
+    out = np.empty(indptr[n_rows], dtype=np.int64)
+    for row in prange(n_rows):
+        _shuffled_positions(indptr[row], indptr[row + 1], seed, row, out[indptr[row] :])
+    return out
+
+
+@jit(parallel=True, fastmath=SAFE_FASTMATH)
+def svdpp_epoch(
+    indptr,
+    items,
+    values,
+    user_order,
+    seed,
+    global_mean,
+    user_bias,
+    item_bias,
+    user_factors,
+    item_factors,
+    implicit_factors,
+    lr,
+    reg,
+    lr_bias,
+    reg_bias,
+    lr_implicit,
+    reg_implicit,
+):  # pragma: no cover
+    """One SGD epoch of SVD++ over a users x items CSR matrix; updates in place.
+
+    Parameters
+    ----------
+    indptr, items, values : CSR arrays (int64, int32, float) of the training ratings;
+        ``N(u)`` is row ``u``'s items.
+    user_order : int array, the order in which users are visited.
+    seed : uint64; each user's ratings are visited in an order drawn from ``(seed, u)``
+        (see :func:`svdpp_rating_order`).
+    global_mean : scalar of the factors' dtype.
+    user_bias, item_bias : 1-D arrays; user_factors (n_users x k), item_factors and
+        implicit_factors (n_items x k), all of one float dtype.
+    lr, reg : learning rate and L2 penalty for ``p_u`` and ``q_i``.
+    lr_bias, reg_bias : for ``b_u`` and ``b_i``.
+    lr_implicit, reg_implicit : for ``y_j``.
+
+    Returns
+    -------
+    float: the sum of squared training errors, each taken before its update.
+
+    Races: see the module docstring (Hogwild over users; deterministic on one thread).
+    """
+    n_factors = user_factors.shape[1]
+    dtype = user_factors.dtype
+    decay = dtype.type(1.0) - lr_implicit * reg_implicit
+    loss = 0.0
+    for t in prange(len(user_order)):
+        u = user_order[t]
+        start = indptr[u]
+        stop = indptr[u + 1]
+        n = stop - start
+        if n == 0:
+            continue
+        norm = dtype.type(1.0 / np.sqrt(n))
+        # the user's own state lives in private buffers for the user's whole pass
+        pu = user_factors[u].copy()
+        z = np.zeros(n_factors, dtype=dtype)
+        acc = np.zeros(n_factors, dtype=dtype)
+        for p in range(start, stop):
+            yj = implicit_factors[items[p]]
+            for f in range(n_factors):
+                z[f] += yj[f]
+        for f in range(n_factors):
+            z[f] *= norm
+        order = np.empty(n, dtype=np.int64)
+        _shuffled_positions(start, stop, seed, u, order)
+        bu = user_bias[u]
+        user_loss = 0.0
+        for a in range(n):
+            p = order[a]
+            i = items[p]
+            qi = item_factors[i]
+            dot = dtype.type(0.0)
+            for f in range(n_factors):
+                dot += qi[f] * (pu[f] + z[f])
+            err = values[p] - (global_mean + bu + item_bias[i] + dot)
+            user_loss += err * err
+            bu += lr_bias * (err - reg_bias * bu)
+            item_bias[i] += lr_bias * (err - reg_bias * item_bias[i])
+            for f in range(n_factors):
+                puf = pu[f]
+                qif = qi[f]
+                zf = z[f]
+                pu[f] = puf + lr * (err * qif - reg * puf)
+                qi[f] = qif + lr * (err * (puf + zf) - reg * qif)
+                z[f] = decay * zf + lr_implicit * err * qif
+                acc[f] = decay * acc[f] + err * qif
+        user_bias[u] = bu
+        user_factors[u] = pu
+        loss += user_loss
+        shrink = dtype.type(decay**n)
+        step = lr_implicit * norm
+        for p in range(start, stop):
+            j = items[p]
+            for f in range(n_factors):
+                implicit_factors[j, f] = shrink * implicit_factors[j, f] + step * acc[f]
+    return loss
+
+
+@jit(parallel=True, fastmath=SAFE_FASTMATH)
+def svdpp_user_vectors(indptr, items, user_factors, implicit_factors, out):  # pragma: no cover
+    """``out[u] = p_u + |N(u)|^-1/2 sum_{j in N(u)} y_j`` for every row ``u`` of the CSR
+    structure (rows without items get ``p_u``). Each row is summed by one thread in CSR
+    order, so the result does not depend on the thread count."""
+    n_users, n_factors = user_factors.shape
+    for u in prange(n_users):
+        start = indptr[u]
+        stop = indptr[u + 1]
+        n = stop - start
+        z = np.zeros(n_factors, dtype=out.dtype)
+        for p in range(start, stop):
+            j = items[p]
+            for f in range(n_factors):
+                z[f] += implicit_factors[j, f]
+        norm = out.dtype.type(1.0 / np.sqrt(n)) if n > 0 else out.dtype.type(0.0)
+        for f in range(n_factors):
+            out[u, f] = user_factors[u, f] + norm * z[f]

@@ -1,0 +1,302 @@
+"""SVDpp: SVD++ (Koren 2008), biased matrix factorization plus implicit feedback from
+which items each user rated, trained by SGD."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from factorkit._validation import (
+    Boolean,
+    Callables,
+    Interval,
+    NoneOr,
+    RandomState,
+    Satisfies,
+    Threads,
+)
+from factorkit.data.interactions import Interactions
+from factorkit.kernels._jit import resolve_threads, using_threads
+from factorkit.kernels.svdpp import svdpp_epoch, svdpp_user_vectors
+from factorkit.models._factor import FactorModel
+from factorkit.models._training import train_epochs
+
+__all__ = ["SVDpp"]
+
+
+class SVDpp(FactorModel):
+    """SVD++: ``r = mu + b_u + b_i + q_i . (p_u + |N(u)|^-1/2 sum_{j in N(u)} y_j)``.
+
+    Biased matrix factorization whose user vector is enriched by the implicit feedback of
+    *which* items the user rated (``N(u)``, their training items), each item ``j``
+    contributing a learned vector ``y_j`` (Koren, "Factorization meets the neighborhood",
+    KDD 2008). Trained by SGD on the squared error with L2 penalties, visiting users in a
+    random order and each user's ratings in a random order. The per-user kernel gives the
+    result of per-rating SGD (as in the paper and Surprise) in time linear in the number
+    of ratings rather than quadratic in each user's count; see
+    :mod:`factorkit.kernels.svdpp`.
+
+    Parameters
+    ----------
+    factors : int, default 50
+        Latent dimensions ``k``.
+    epochs : int, default 30
+        Passes over the training ratings.
+    learning_rate : float, default 0.02
+        SGD step for ``p_u`` and ``q_i``.
+    regularization : float, default 0.1
+        L2 penalty on ``p_u`` and ``q_i``, applied with every rating.
+    bias_learning_rate : float or None, default 0.01
+        SGD step for ``b_u`` and ``b_i``; None means ``learning_rate``.
+    bias_regularization : float or None, default None
+        L2 penalty on ``b_u`` and ``b_i``; None means ``regularization``.
+    implicit_learning_rate : float or None, default None
+        SGD step for the implicit factors ``y_j``; None means ``learning_rate``.
+    implicit_regularization : float or None, default 0.02
+        L2 penalty on ``y_j``, applied with every rating of every user who rated ``j``
+        (so lighter than ``regularization``); None means ``regularization``.
+    init_scale : float, default 0.1
+        Standard deviation of the normal initialisation of ``p_u``, ``q_i`` and ``y_j``
+        (biases start at zero).
+    learning_rate_decay : float, default 0.95
+        Every step size is multiplied by this factor after each epoch.
+    random_state : None, int or numpy.random.Generator
+        Seeds initialisation and visiting orders. With ``n_threads=1`` and a fixed seed
+        results are bit-for-bit repeatable.
+    n_threads : int, optional
+        Threads for training (lock-free "Hogwild" over users) and scoring; default all
+        cores.
+    progress : bool, default False
+        Show a progress bar over epochs.
+    callbacks : callable or list of callables, optional
+        Called after each epoch with a record dict; see :mod:`factorkit.models`.
+    early_stopping : int or True, optional
+        Patience in epochs on the validation RMSE (True means 3); needs
+        ``fit(train, validation=...)``. The best epoch's state is kept.
+
+    Attributes
+    ----------
+    global_mean_ : float
+    user_bias_, item_bias_ : numpy.ndarray of float32
+    user_factors_ : numpy.ndarray, (n_users, factors)
+        The explicit user factors ``p_u``.
+    item_factors_ : numpy.ndarray, (n_items, factors)
+        ``q_i``.
+    implicit_factors_ : numpy.ndarray, (n_items, factors)
+        ``y_j``.
+    history_ : pandas.DataFrame
+        One row per epoch: ``epoch``, ``loss`` (mean squared training error, each taken
+        just before its SGD update), ``val_rmse`` with validation data, ``elapsed``.
+
+    Notes
+    -----
+    The defaults were chosen by 5-fold cross-validation on MovieLens latest-small, where
+    they reach RMSE 0.844 (Surprise's SVDpp defaults: 0.863) in well under a second per
+    fit. ``SVDpp(factors=20, epochs=20, learning_rate=0.007, regularization=0.02,
+    bias_learning_rate=0.007, implicit_regularization=0.02, learning_rate_decay=1.0)``
+    reproduces Surprise's ``SVDpp()`` configuration.
+
+    Scoring uses each user's effective vector ``p_u + |N(u)|^-1/2 sum y_j``, computed
+    once after fitting (and after loading). :meth:`fold_in` gives a new user the
+    implicit term of the items they rated and solves for ``b_u`` and ``p_u`` by
+    regularised least squares.
+
+    Examples
+    --------
+    >>> import factorkit as fk
+    >>> data = fk.datasets.load_movielens_small()
+    >>> train, test = fk.split.random(data, test_size=0.2, random_state=0)
+    >>> model = fk.SVDpp(random_state=0).fit(train)
+    >>> bool(fk.evaluate(model, test, metrics=["rmse"])["rmse"] < 0.87)
+    True
+    >>> items, scores = model.recommend(1, k=5)
+    >>> len(items)
+    5
+    >>> new_user = model.fold_in([1, 50, 260], ratings=[5.0, 4.0, 5.0])
+    >>> new_user.factors.shape
+    (50,)
+    """
+
+    _state_arrays: ClassVar[tuple[str, ...]] = (
+        *FactorModel._state_arrays,
+        "implicit_factors_",
+    )
+
+    _parameter_constraints: ClassVar[dict[str, Any]] = {
+        "factors": Interval(int, 1, None),
+        "epochs": Interval(int, 1, None),
+        "learning_rate": Interval(float, 0, None, closed="neither"),
+        "regularization": Interval(float, 0, None),
+        "bias_learning_rate": NoneOr(Interval(float, 0, None, closed="neither")),
+        "bias_regularization": NoneOr(Interval(float, 0, None)),
+        "implicit_learning_rate": NoneOr(Interval(float, 0, None, closed="neither")),
+        "implicit_regularization": NoneOr(Interval(float, 0, None)),
+        "init_scale": Interval(float, 0, None, closed="neither"),
+        "learning_rate_decay": Interval(float, 0, 1, closed="right"),
+        "random_state": RandomState(),
+        "n_threads": Threads(),
+        "progress": Boolean(),
+        "callbacks": Callables(),
+        "early_stopping": NoneOr(
+            Satisfies(lambda v: v is True or (isinstance(v, int) and v >= 1), "True or an int >= 1")
+        ),
+    }
+
+    def __init__(
+        self,
+        factors: int = 50,
+        epochs: int = 30,
+        learning_rate: float = 0.02,
+        regularization: float = 0.1,
+        bias_learning_rate: float | None = 0.01,
+        bias_regularization: float | None = None,
+        implicit_learning_rate: float | None = None,
+        implicit_regularization: float | None = 0.02,
+        init_scale: float = 0.1,
+        learning_rate_decay: float = 0.95,
+        random_state: Any = None,
+        n_threads: int | None = None,
+        progress: bool = False,
+        callbacks: Any = None,
+        early_stopping: int | bool | None = None,
+    ) -> None:
+        self.factors = factors
+        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.regularization = regularization
+        self.bias_learning_rate = bias_learning_rate
+        self.bias_regularization = bias_regularization
+        self.implicit_learning_rate = implicit_learning_rate
+        self.implicit_regularization = implicit_regularization
+        self.init_scale = init_scale
+        self.learning_rate_decay = learning_rate_decay
+        self.random_state = random_state
+        self.n_threads = n_threads
+        self.progress = progress
+        self.callbacks = callbacks
+        self.early_stopping = early_stopping
+
+    # ------------------------------------------------------------------ fitting
+    def _rates(self) -> tuple[float, float, float, float, float, float]:
+        lr, reg = float(self.learning_rate), float(self.regularization)
+
+        def pick(value: float | None, default: float) -> float:
+            return default if value is None else float(value)
+
+        return (
+            lr,
+            reg,
+            pick(self.bias_learning_rate, lr),
+            pick(self.bias_regularization, reg),
+            pick(self.implicit_learning_rate, lr),
+            pick(self.implicit_regularization, reg),
+        )
+
+    def fit(self, train: Interactions, validation: Interactions | None = None) -> SVDpp:
+        """Learn biases, factors and implicit factors from ``train``; returns ``self``.
+
+        Parameters
+        ----------
+        train : Interactions
+            Explicit ratings.
+        validation : Interactions, optional
+            Held-out ratings scored (RMSE) after every epoch, for ``history_`` and
+            ``early_stopping``.
+        """
+        data = self._prepare_fit(train, validation)
+        rng = np.random.default_rng(self.random_state)
+        dtype = np.float32
+        k, scale = int(self.factors), float(self.init_scale)
+        n_users, n_items = data.n_users, data.n_items
+        indptr = np.asarray(data.indptr, dtype=np.int64)
+        items = np.asarray(data.item_index, dtype=np.int32)
+        values = np.asarray(data.values, dtype=dtype)
+        self.global_mean_ = float(values.astype(np.float64).mean())
+        self.user_bias_ = np.zeros(n_users, dtype=dtype)
+        self.item_bias_ = np.zeros(n_items, dtype=dtype)
+        self.user_factors_ = rng.normal(0.0, scale, (n_users, k)).astype(dtype)
+        self.item_factors_ = rng.normal(0.0, scale, (n_items, k)).astype(dtype)
+        self.implicit_factors_ = rng.normal(0.0, scale, (n_items, k)).astype(dtype)
+        self._user_vectors = None
+        rates = self._rates()
+        mu = dtype(self.global_mean_)
+        val = None if validation is None else self._validation_positions(validation)
+
+        def step(epoch: int) -> float:
+            factor = float(self.learning_rate_decay) ** epoch
+            lr, reg, lr_b, reg_b, lr_y, reg_y = rates
+            user_order = rng.permutation(n_users).astype(np.int64)
+            seed = np.uint64(rng.integers(0, np.iinfo(np.uint64).max, dtype=np.uint64))
+            self._user_vectors = None
+            sse = svdpp_epoch(
+                indptr,
+                items,
+                values,
+                user_order,
+                seed,
+                mu,
+                self.user_bias_,
+                self.item_bias_,
+                self.user_factors_,
+                self.item_factors_,
+                self.implicit_factors_,
+                dtype(lr * factor),
+                dtype(reg),
+                dtype(lr_b * factor),
+                dtype(reg_b),
+                dtype(lr_y * factor),
+                dtype(reg_y),
+            )
+            return sse / len(values)
+
+        def validate() -> float:
+            self._user_vectors = None
+            return self._rmse_on(*val)
+
+        # one thread setting for the whole loop (setting it costs milliseconds per call)
+        with using_threads(self._n_threads):
+            self.history_ = train_epochs(
+                self,
+                epochs=self.epochs,
+                step=step,
+                state_names=(
+                    "user_factors_",
+                    "item_factors_",
+                    "implicit_factors_",
+                    "user_bias_",
+                    "item_bias_",
+                ),
+                validate=None if val is None else validate,
+            )
+        self._user_vectors = None
+        return self
+
+    # ------------------------------------------------------------------ scoring
+    def _user_matrix(self) -> np.ndarray:
+        """Effective user vectors ``p_u + |N(u)|^-1/2 sum_{j in N(u)} y_j`` (cached)."""
+        if getattr(self, "_user_vectors", None) is None:
+            out = np.empty_like(self.user_factors_)
+            with using_threads(getattr(self, "_n_threads", None) or resolve_threads(None)):
+                svdpp_user_vectors(
+                    self.seen_indptr_,
+                    self.seen_indices_,
+                    self.user_factors_,
+                    self.implicit_factors_,
+                    out,
+                )
+            self._user_vectors = out
+        return self._user_vectors
+
+    def _fold_in_offset(self, item_pos: np.ndarray) -> np.ndarray:
+        y = self.implicit_factors_[item_pos].astype(np.float64)
+        return y.sum(axis=0) / np.sqrt(len(item_pos))
+
+    def _fold_in_regularization(self, n_ratings: int) -> float:
+        # SGD applies the penalty with each of a user's ratings: n * regularization in
+        # the equivalent least-squares problem.
+        return float(self.regularization) * n_ratings
+
+    def _after_load(self) -> None:
+        super()._after_load()
+        self._user_vectors = None
