@@ -7,13 +7,14 @@ from factorkit import datasets, exceptions, split
 from factorkit.data import IdMap, Interactions
 from factorkit.data.readers import read_csv, read_parquet
 from factorkit.evaluation import cross_validate, evaluate
-from factorkit.models import BaselineOnly, SVDpp, clone
+from factorkit.models import BaselineOnly, BiasedMF, SVDpp, clone
 from factorkit.persistence import load
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BaselineOnly",
+    "BiasedMF",
     "IdMap",
     "Interactions",
     "SVDpp",

@@ -1,0 +1,256 @@
+"""BiasedMF: biased matrix factorization of explicit ratings by parallel SGD."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, ClassVar
+
+import numpy as np
+
+from factorkit._validation import (
+    Boolean,
+    Callables,
+    Interval,
+    NoneOr,
+    RandomState,
+    Satisfies,
+    Threads,
+)
+from factorkit.data.interactions import Interactions
+from factorkit.kernels._jit import using_threads
+from factorkit.kernels.sgd import (
+    sgd_arrange,
+    sgd_epoch,
+    sgd_epoch_serial,
+    sgd_partition,
+    sgd_schedule,
+)
+from factorkit.models._factor import FactorModel
+from factorkit.models._training import train_epochs
+
+__all__ = ["BiasedMF"]
+
+#: the grid is at least this many blocks per side; it must not depend on the thread count
+#: (below 8 threads) for results to be identical across thread counts
+_MIN_BLOCKS = 16
+
+
+#: ratings per thread below which another thread costs more (one barrier per round, B
+#: rounds per epoch) than it saves; the thread count never changes the result
+_MIN_RATINGS_PER_THREAD = 250_000
+
+
+def _n_blocks(n_threads: int) -> int:
+    return max(_MIN_BLOCKS, 2 * n_threads)
+
+
+def _threads_for(n_ratings: int, n_threads: int) -> int:
+    return max(1, min(n_threads, n_ratings // _MIN_RATINGS_PER_THREAD))
+
+
+class BiasedMF(FactorModel):
+    """Biased matrix factorization: predict ``mu + b_u + b_i + p_u . q_i``, fit by SGD.
+
+    The model of Koren, Bell & Volinsky ("Matrix factorization techniques for
+    recommender systems", 2009), the one Surprise calls ``SVD``. It minimises
+
+    ``sum (r_ui - mu - b_u - b_i - p_u . q_i)^2 + reg * (b_u^2 + b_i^2 + |p_u|^2 + |q_i|^2)``
+
+    over the training ratings by stochastic gradient descent, with ``mu`` fixed to the
+    training mean. Epochs run in parallel on all cores without locks (libmf's block
+    scheduling, see :mod:`factorkit.kernels.sgd`); results are bit-for-bit identical for a
+    fixed ``random_state`` whatever ``n_threads`` is (up to 8 threads).
+
+    Parameters
+    ----------
+    factors : int, default 100
+        Latent dimensions ``k``.
+    epochs : int, default 30
+        Passes over the training ratings.
+    learning_rate : float, default 0.03
+        SGD step size in the first epoch.
+    regularization : float, default 0.1
+        ``reg``, applied with every rating to the factors and biases it touches.
+    biased : bool, default True
+        Learn ``b_u`` and ``b_i``. With False the model is Funk's plain MF on
+        mean-centred ratings, ``mu + p_u . q_i``: unlike Surprise's ``SVD(biased=False)``
+        the global mean is kept, so factors model deviations from it, small initial
+        factors start from a sensible prediction, and unknown users or items fall back
+        to ``mu``.
+    init_scale : float, default 0.1
+        Standard deviation of the normal initial factors (biases start at zero).
+    learning_rate_decay : float, default 0.95
+        The step size of epoch ``t`` (from 0) is ``learning_rate * learning_rate_decay**t``.
+        1.0 keeps it constant.
+    random_state : int, numpy.random.Generator or None
+        Seed of the initial factors, the grid and the per-epoch block schedule.
+    n_threads : int, optional
+        Threads for training (default: all cores). Small data sets train on fewer (one
+        per 250,000 ratings): parallel rounds synchronise ``B`` times an epoch, which
+        costs more than it saves there. The thread count never changes the result.
+    progress : bool, default False
+        Show a progress bar over epochs.
+    callbacks : callable or list of callables, optional
+        Called after each epoch with a record dict; see :mod:`factorkit.models`.
+    early_stopping : int or True, optional
+        Patience in epochs on the validation RMSE (True means 3); needs
+        ``fit(train, validation=...)``. The best epoch's parameters are kept.
+
+    Attributes
+    ----------
+    user_factors_, item_factors_ : numpy.ndarray of float32, (n_users, k), (n_items, k)
+    user_bias_, item_bias_ : numpy.ndarray of float32
+        Zeros when ``biased=False``.
+    global_mean_ : float
+    history_ : pandas.DataFrame
+        One row per epoch: ``epoch``, ``loss`` (the regularised objective per rating;
+        squared errors are taken during the epoch, each before its update), ``val_rmse``
+        with validation data, ``elapsed`` seconds.
+
+    Notes
+    -----
+    The defaults were chosen by 5-fold cross-validation on MovieLens latest-small, where
+    they reach an RMSE of 0.850 (Surprise's ``SVD`` defaults -- 20 epochs, learning rate
+    0.005, regularization 0.02 -- give 0.873), fitting in a fraction of a second per fold.
+    Stronger regularization than Surprise's with a larger, decaying step converges faster
+    and further; a per-row AdaGrad step (libmf's) reached 0.853 at best, so the cheaper
+    per-epoch decay is used.
+
+    Users and items are stored in a random order chosen by ``random_state`` (the training
+    layout), so ``user_map_``/``item_map_`` differ from the training data's maps; raw ids
+    in and out are unaffected.
+
+    Examples
+    --------
+    >>> import factorkit as fk
+    >>> data = fk.datasets.load_movielens_small()
+    >>> train, test = fk.split.random(data, test_size=0.2, random_state=0)
+    >>> model = fk.BiasedMF(random_state=0).fit(train)
+    >>> round(fk.evaluate(model, test, metrics=["rmse"])["rmse"], 2)
+    0.85
+    >>> items, scores = model.recommend(1, k=3)
+    >>> len(items)
+    3
+    """
+
+    _parameter_constraints: ClassVar[dict[str, Any]] = {
+        "factors": Interval(int, 1, None),
+        "epochs": Interval(int, 1, None),
+        "learning_rate": Interval(float, 0, None, closed="neither"),
+        "regularization": Interval(float, 0, None),
+        "biased": Boolean(),
+        "init_scale": Interval(float, 0, None),
+        "learning_rate_decay": Interval(float, 0, 1, closed="right"),
+        "random_state": RandomState(),
+        "n_threads": Threads(),
+        "progress": Boolean(),
+        "callbacks": Callables(),
+        "early_stopping": NoneOr(
+            Satisfies(lambda v: v is True or (isinstance(v, int) and v >= 1), "True or an int >= 1")
+        ),
+    }
+
+    def __init__(
+        self,
+        factors: int = 100,
+        epochs: int = 30,
+        learning_rate: float = 0.03,
+        regularization: float = 0.1,
+        biased: bool = True,
+        init_scale: float = 0.1,
+        learning_rate_decay: float = 0.95,
+        random_state: int | np.random.Generator | None = None,
+        n_threads: int | None = None,
+        progress: bool = False,
+        callbacks: Any = None,
+        early_stopping: int | bool | None = None,
+    ) -> None:
+        self.factors = factors
+        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.regularization = regularization
+        self.biased = biased
+        self.init_scale = init_scale
+        self.learning_rate_decay = learning_rate_decay
+        self.random_state = random_state
+        self.n_threads = n_threads
+        self.progress = progress
+        self.callbacks = callbacks
+        self.early_stopping = early_stopping
+
+    def fit(self, train: Interactions, validation: Interactions | None = None) -> BiasedMF:
+        """Learn factors and biases from ``train``; returns ``self``.
+
+        Parameters
+        ----------
+        train : Interactions
+            Explicit ratings.
+        validation : Interactions, optional
+            Held-out ratings scored (RMSE) after every epoch; needed for
+            ``early_stopping``.
+        """
+        data = self._prepare_fit(train, validation)
+        rng = np.random.default_rng(self.random_state)
+        n_blocks = _n_blocks(self._n_threads)
+        user_perm, user_group = sgd_partition(data.user_counts, n_blocks, rng)
+        item_perm, item_group = sgd_partition(data.item_counts, n_blocks, rng)
+        item_new = np.empty_like(item_perm)
+        item_new[item_perm] = np.arange(len(item_perm))
+        users, items, values, block_ptr, seen_indptr, seen_indices = sgd_arrange(
+            data.indptr,
+            data.item_index,
+            data.values,
+            user_perm,
+            item_new,
+            user_group,
+            item_group,
+            n_blocks,
+        )
+        # the model's positions are the training layout's
+        self.user_map_ = data.user_map.subset(user_perm)
+        self.item_map_ = data.item_map.subset(item_perm)
+        self.seen_indptr_, self.seen_indices_ = seen_indptr, seen_indices
+        user_counts = data.user_counts[user_perm].astype(np.float32)
+        item_counts = data.item_counts[item_perm].astype(np.float32)
+
+        k, n = int(self.factors), len(values)
+        scale = float(self.init_scale)
+        self.global_mean_ = float(values.mean(dtype=np.float64))
+        self.user_factors_ = rng.standard_normal((data.n_users, k), dtype=np.float32) * scale
+        self.item_factors_ = rng.standard_normal((data.n_items, k), dtype=np.float32) * scale
+        self.user_bias_ = np.zeros(data.n_users, dtype=np.float32)
+        self.item_bias_ = np.zeros(data.n_items, dtype=np.float32)
+        val = None if validation is None else self._validation_positions(validation)
+        block_sse = np.zeros(n_blocks * n_blocks, dtype=np.float64)
+        lr0, decay = float(self.learning_rate), float(self.learning_rate_decay)
+        reg, biased = float(self.regularization), bool(self.biased)
+        n_threads = _threads_for(n, self._n_threads)
+        kernel = sgd_epoch if n_threads > 1 else sgd_epoch_serial
+
+        def step(epoch: int) -> float:
+            P, Q = self.user_factors_, self.item_factors_
+            bu, bi = self.user_bias_, self.item_bias_
+            sse = kernel(
+                users, items, values, block_ptr, sgd_schedule(n_blocks, rng), P, Q, bu, bi,
+                self.global_mean_, lr0 * decay**epoch, reg, biased, block_sse,
+            )  # fmt: skip
+            penalty = user_counts @ np.einsum("ij,ij->i", P, P) + item_counts @ np.einsum(
+                "ij,ij->i", Q, Q
+            )
+            if biased:
+                penalty += user_counts @ (bu * bu) + item_counts @ (bi * bi)
+            return (sse + reg * float(penalty)) / n
+
+        with using_threads(n_threads) if n_threads > 1 else contextlib.nullcontext():
+            self.history_ = train_epochs(
+                self,
+                epochs=self.epochs,
+                step=step,
+                state_names=("user_factors_", "item_factors_", "user_bias_", "item_bias_"),
+                validate=None if val is None else (lambda: self._rmse_on(*val)),
+            )
+        return self
+
+    def _fold_in_regularization(self, n_ratings: int) -> float:
+        # the SGD objective regularises once per rating: n * reg * |p|^2 for one user
+        return float(self.regularization) * max(n_ratings, 1)

@@ -1,0 +1,150 @@
+import numpy as np
+import pytest
+
+from factorkit.kernels._jit import max_threads, using_threads
+from factorkit.kernels.sgd import sgd_arrange, sgd_epoch, sgd_partition, sgd_schedule
+
+
+def reference_epoch(users, items, values, block_ptr, schedule, P, Q, bu, bi, mu, lr, reg, biased):
+    """One SGD epoch in plain NumPy, blocks in schedule order, ratings in block order."""
+    sse = 0.0
+    for b in schedule.ravel():
+        for n in range(block_ptr[b], block_ptr[b + 1]):
+            u, i = users[n], items[n]
+            pred = mu + P[u] @ Q[i] + ((bu[u] + bi[i]) if biased else 0.0)
+            e = values[n] - pred
+            sse += float(e) ** 2
+            if biased:
+                bu[u] += lr * (e - reg * bu[u])
+                bi[i] += lr * (e - reg * bi[i])
+            pu = P[u].copy()
+            P[u] += lr * (e * Q[i] - reg * pu)
+            Q[i] += lr * (e * pu - reg * Q[i])
+    return sse
+
+
+def problem(n_users=30, n_items=20, density=0.5, n_blocks=4, k=8, dtype=np.float32, seed=0):
+    rng = np.random.default_rng(seed)
+    dense = rng.random((n_users, n_items)) < density
+    u, i = np.nonzero(dense)  # canonical (user, item) order
+    v = rng.integers(1, 6, len(u)).astype(dtype)
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(u, minlength=n_users), out=indptr[1:])
+    uperm, ugroup = sgd_partition(np.bincount(u, minlength=n_users), n_blocks, rng)
+    iperm, igroup = sgd_partition(np.bincount(i, minlength=n_items), n_blocks, rng)
+    inew = np.empty_like(iperm)
+    inew[iperm] = np.arange(n_items)
+    arranged = sgd_arrange(indptr, i.astype(np.int32), v, uperm, inew, ugroup, igroup, n_blocks)
+    P = (rng.standard_normal((n_users, k)) * 0.1).astype(dtype)
+    Q = (rng.standard_normal((n_items, k)) * 0.1).astype(dtype)
+    return dict(
+        raw=(u, i, v, indptr),
+        perms=(uperm, ugroup, iperm, igroup, inew),
+        arranged=arranged,
+        P=P,
+        Q=Q,
+        schedule=sgd_schedule(n_blocks, rng),
+        n_blocks=n_blocks,
+    )
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float32, 2e-5), (np.float64, 1e-12)])
+@pytest.mark.parametrize("biased", [True, False])
+def test_sgd_epoch_matches_numpy_reference(dtype, rtol, biased):
+    pb = problem(dtype=dtype)
+    users, items, values, block_ptr, _, _ = pb["arranged"]
+    P, Q = pb["P"], pb["Q"]
+    bu = np.zeros(len(P), dtype=dtype)
+    bi = np.zeros(len(Q), dtype=dtype)
+    P2, Q2, bu2, bi2 = P.copy(), Q.copy(), bu.copy(), bi.copy()
+    args = (users, items, values, block_ptr, pb["schedule"])
+    for _ in range(2):  # two epochs: the second starts from non-zero biases
+        scratch = np.zeros(pb["n_blocks"] ** 2)
+        sse = sgd_epoch(*args, P, Q, bu, bi, 3.0, 0.05, 0.1, biased, scratch)
+        ref = reference_epoch(*args, P2, Q2, bu2, bi2, dtype(3.0), dtype(0.05), dtype(0.1), biased)
+        assert sse == pytest.approx(ref, rel=rtol * 10)
+    np.testing.assert_allclose(P, P2, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(Q, Q2, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(bu, bu2, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(bi, bi2, rtol=rtol, atol=rtol)
+    if not biased:
+        assert not bu.any() and not bi.any()
+
+
+@pytest.mark.skipif(max_threads() < 2, reason="needs 2 threads")
+def test_sgd_epoch_is_identical_on_any_thread_count():
+    results = []
+    for n_threads in (1, 2, 1):
+        pb = problem(n_users=300, n_items=200, density=0.2, n_blocks=8, k=16, seed=3)
+        users, items, values, block_ptr, _, _ = pb["arranged"]
+        args = (users, items, values, block_ptr, pb["schedule"])
+        P, Q = pb["P"], pb["Q"]
+        bu, bi = np.zeros(len(P), np.float32), np.zeros(len(Q), np.float32)
+        with using_threads(n_threads):
+            sses = [
+                sgd_epoch(*args, P, Q, bu, bi, 3.0, 0.02, 0.05, True, np.zeros(64))
+                for _ in range(3)
+            ]
+        results.append((sses, P, Q, bu, bi))
+    for other in results[1:]:
+        assert other[0] == results[0][0]
+        for a, b in zip(other[1:], results[0][1:], strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_sgd_epoch_lets_nan_through():
+    pb = problem()
+    users, items, values, block_ptr, _, _ = pb["arranged"]
+    args = (users, items, values, block_ptr, pb["schedule"])
+    P, Q = pb["P"], pb["Q"]
+    bu, bi = np.zeros(len(P), np.float32), np.zeros(len(Q), np.float32)
+    sse = 0.0
+    for _ in range(5):
+        sse = sgd_epoch(*args, P, Q, bu, bi, 3.0, 1e4, 0.0, True, np.zeros(16))
+    assert not np.isfinite(sse)
+    assert not np.isfinite(P).all()
+
+
+def test_sgd_arrange_groups_ratings_by_block():
+    pb = problem(n_blocks=4)
+    u, i, v, _ = pb["raw"]
+    uperm, ugroup, _, igroup, inew = pb["perms"]
+    users, items, values, block_ptr, seen_indptr, seen_indices = pb["arranged"]
+    B = pb["n_blocks"]
+    unew = np.empty_like(uperm)
+    unew[uperm] = np.arange(len(uperm))
+    # same ratings, relabelled
+    got = sorted(zip(users.tolist(), items.tolist(), values.tolist(), strict=True))
+    want = sorted(zip(unew[u].tolist(), inew[i].tolist(), v.tolist(), strict=True))
+    assert got == want
+    assert block_ptr[0] == 0 and block_ptr[-1] == len(u) and (np.diff(block_ptr) >= 0).all()
+    for b in range(B * B):
+        lo, hi = block_ptr[b], block_ptr[b + 1]
+        assert (ugroup[users[lo:hi]] == b // B).all()
+        assert (igroup[items[lo:hi]] == b % B).all()
+        assert (np.diff(users[lo:hi]) >= 0).all()  # by user within a block
+    # the seen structure in the new labels
+    for nu in range(len(uperm)):
+        old = uperm[nu]
+        row = np.sort(seen_indices[seen_indptr[nu] : seen_indptr[nu + 1]])
+        np.testing.assert_array_equal(row, np.sort(inew[i[u == old]]))
+
+
+def test_sgd_partition_balances_counts():
+    rng = np.random.default_rng(0)
+    counts = rng.integers(1, 50, 1000)
+    perm, group = sgd_partition(counts, 8, rng)
+    assert sorted(perm.tolist()) == list(range(1000))
+    assert (np.diff(group) >= 0).all() and group[0] == 0 and group[-1] == 7
+    totals = np.bincount(group, weights=counts[perm])
+    assert totals.max() - totals.min() <= 2 * counts.max()
+
+
+def test_sgd_schedule_rounds_are_conflict_free():
+    B = 6
+    s = sgd_schedule(B, np.random.default_rng(1))
+    assert s.shape == (B, B)
+    assert sorted(s.ravel().tolist()) == list(range(B * B))  # every block once
+    for rnd in s:
+        assert len(set((rnd // B).tolist())) == B  # no shared row group
+        assert len(set((rnd % B).tolist())) == B  # no shared column group
