@@ -82,6 +82,20 @@ def _array_to_ids(arr: np.ndarray, kind_tag: str, kind: str) -> IdMap:
     raise ModelFormatError(f"unknown id encoding {kind_tag!r} for {kind} ids")
 
 
+def _pack_strings(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unicode array -> (UTF-8 bytes, offsets): compact, unlike fixed-width 'U' arrays."""
+    encoded = [s.encode("utf-8") for s in arr.tolist()]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    return np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets
+
+
+def _unpack_strings(blob: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    raw = blob.tobytes()
+    out = [raw[offsets[k] : offsets[k + 1]].decode("utf-8") for k in range(len(offsets) - 1)]
+    return np.array(out, dtype=object)
+
+
 def save_model(model: Any, path: str | os.PathLike) -> None:
     """Write a fitted model to ``path`` (see the module docstring for the layout)."""
     if not model._is_fitted():
@@ -98,6 +112,9 @@ def save_model(model: Any, path: str | os.PathLike) -> None:
     user_ids, user_tag = _ids_to_array(model.user_map_)
     item_ids, item_tag = _ids_to_array(model.item_map_)
     arrays["user_ids"], arrays["item_ids"] = user_ids, item_ids
+    strings = sorted(k for k, v in arrays.items() if v.dtype.kind == "U")
+    for name in strings:
+        arrays[name], arrays[name + ".offsets"] = _pack_strings(arrays[name])
     history = getattr(model, "history_", None)
     meta = {
         "format": FORMAT_NAME,
@@ -107,6 +124,7 @@ def save_model(model: Any, path: str | os.PathLike) -> None:
         "params": {k: _json_value(v) for k, v in model.get_params().items()},
         "scalars": {k: _json_value(getattr(model, k)) for k in model._state_scalars},
         "id_encoding": {"user": user_tag, "item": item_tag},
+        "string_arrays": strings,
         "history": None
         if history is None
         else json.loads(pd.DataFrame(history).to_json(orient="records")),
@@ -217,6 +235,8 @@ def load(path: str | os.PathLike) -> Any:
                     f"{path}: array {name!r} checksum mismatch; the file is corrupted"
                 )
             arrays[name] = arr
+    for name in meta.get("string_arrays", []):
+        arrays[name] = _unpack_strings(arrays[name], arrays.pop(name + ".offsets"))
     valid = set(cls._param_names())
     model = cls(**{k: v for k, v in meta["params"].items() if k in valid})
     for name, value in meta["scalars"].items():

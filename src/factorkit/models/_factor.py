@@ -44,6 +44,7 @@ class FactorModel(Estimator):
         "item_bias_",
         "seen_indptr_",
         "seen_indices_",
+        "item_titles_",
     )
     _state_scalars: ClassVar[tuple[str, ...]] = ("global_mean_", "rating_scale_")
     #: whether predictions are ratings (clipped to the training scale)
@@ -72,6 +73,7 @@ class FactorModel(Estimator):
         self.seen_indices_ = np.asarray(train.item_index, dtype=np.int32)
         lo, hi = train.rating_scale
         self.rating_scale_ = (lo, hi)
+        self.item_titles_ = _item_titles(train)
         self._n_threads = resolve_threads(getattr(self, "n_threads", None))
         return train
 
@@ -402,6 +404,80 @@ class FactorModel(Estimator):
             val += np.float32(self.global_mean_ + folded.bias)
         return self._to_item_ids(idx, val, single=True)
 
+    # ------------------------------------------------------------------ incremental
+    def partial_fit(self, new_data: Interactions, epochs: int = 2) -> FactorModel:
+        """Add the users and items of ``new_data`` that the model has not seen, no refit.
+
+        New users' and items' factors and biases are solved by the same regularised least
+        squares as :meth:`fold_in`, alternating ``epochs`` times between new items (against
+        all users who rated them in ``new_data``) and new users (against all items).
+        Existing users' and items' parameters stay exactly as they were; new interactions
+        of existing users join their seen items (so ``recommend`` leaves them out).
+
+        Returns ``self``.
+        """
+        from factorkit.models._partial import extend_vocabulary
+
+        self._check_fitted("partial_fit")
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+            raise InvalidParameterError(f"partial_fit: epochs must be an int >= 1; got {epochs!r}")
+        ext = extend_vocabulary(self, new_data)
+        self._refresh_user_matrix()
+        new_u = np.isin(ext.users, ext.new_users)
+        new_i = np.isin(ext.items, ext.new_items)
+        for _ in range(int(epochs)):
+            if len(ext.new_items):
+                m = new_i
+                self._solve_new_rows(
+                    ext.items[m], ext.users[m], ext.values[m], ext.new_items, side="item"
+                )
+            if len(ext.new_users):
+                m = new_u
+                self._solve_new_rows(
+                    ext.users[m], ext.items[m], ext.values[m], ext.new_users, side="user"
+                )
+            self._refresh_user_matrix()
+        return self
+
+    def _refresh_user_matrix(self) -> None:
+        """Recompute cached scoring vectors after rows changed (SVD++ overrides)."""
+
+    def _solve_new_rows(
+        self,
+        rows: np.ndarray,
+        others: np.ndarray,
+        values: np.ndarray,
+        targets: np.ndarray,
+        side: str,
+    ) -> None:
+        """Regularised least squares for the ``targets`` rows of one side, others fixed."""
+        if side == "user":
+            own_f, own_b = self.user_factors_, self.user_bias_
+            other_f, other_b = self.item_factors_, self.item_bias_
+        else:
+            own_f, own_b = self.item_factors_, self.item_bias_
+            other_f, other_b = self._user_matrix(), self.user_bias_
+        order = np.argsort(rows, kind="stable")
+        rows, others, values = rows[order], others[order], values[order]
+        starts = np.searchsorted(rows, targets, side="left")
+        stops = np.searchsorted(rows, targets, side="right")
+        use_bias = self._uses_bias()
+        for target, lo, hi in zip(targets, starts, stops, strict=True):
+            if hi == lo:
+                continue
+            q = other_f[others[lo:hi]].astype(np.float64)
+            y = values[lo:hi] - self.global_mean_ - other_b[others[lo:hi]]
+            if side == "user":  # the part of the user vector the items fix (SVD++)
+                y = y - q @ self._fold_in_offset(others[lo:hi])
+            x = np.hstack([np.ones((hi - lo, 1)), q]) if use_bias else q
+            lam = self._fold_in_regularization(hi - lo)
+            sol = np.linalg.solve(x.T @ x + lam * np.eye(x.shape[1]), x.T @ y)
+            if use_bias:
+                own_b[target] = sol[0]
+                own_f[target] = sol[1:]
+            else:
+                own_f[target] = sol
+
     # ------------------------------------------------------------------ persistence
     def save(self, path: Any) -> None:
         """Save the fitted model to one file (``.npz`` arrays + JSON metadata, no pickle).
@@ -416,9 +492,29 @@ class FactorModel(Estimator):
         self.user_map_ = user_map
         self.item_map_ = item_map
 
+    def item_titles(self, items: Any) -> list[str]:
+        """Titles of raw item ids when the training data carried them (else empty strings)."""
+        self._check_fitted("item_titles")
+        titles = getattr(self, "item_titles_", None)
+        pos = self.item_map_.lookup(items)
+        if titles is None:
+            return ["" for _ in pos]
+        return [str(titles[p]) if p >= 0 else "" for p in pos]
+
     def _after_load(self) -> None:
         """Rebuild derived, unsaved state after :func:`factorkit.load`."""
+        if not hasattr(self, "item_titles_"):
+            self.item_titles_ = None
         self._n_threads = resolve_threads(getattr(self, "n_threads", None))
+
+
+def _item_titles(data: Interactions) -> np.ndarray | None:
+    """Titles aligned with the item vocabulary, kept so saved models can print them."""
+    meta = data.item_metadata
+    if meta is None or "title" not in meta.columns:
+        return None
+    titles = meta["title"].reindex(data.item_map.ids).fillna("").astype(str)
+    return titles.to_numpy().astype(str)
 
 
 def _check_k(k: Any, where: str) -> int:

@@ -297,6 +297,9 @@ class SVDpp(FactorModel):
         # the equivalent least-squares problem.
         return float(self.regularization) * n_ratings
 
+    def _refresh_user_matrix(self) -> None:
+        self._user_vectors = None
+
     def _after_load(self) -> None:
         super()._after_load()
         self._user_vectors = None
