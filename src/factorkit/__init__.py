@@ -7,12 +7,13 @@ from factorkit import datasets, exceptions, split
 from factorkit.data import IdMap, Interactions
 from factorkit.data.readers import read_csv, read_parquet
 from factorkit.evaluation import cross_validate, evaluate
-from factorkit.models import BaselineOnly, BiasedMF, SVDpp, clone
+from factorkit.models import ALS, BaselineOnly, BiasedMF, SVDpp, clone
 from factorkit.persistence import load
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ALS",
     "BaselineOnly",
     "BiasedMF",
     "IdMap",

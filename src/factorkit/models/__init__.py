@@ -7,9 +7,19 @@ returns True stops training after that epoch.
 """
 
 from factorkit.models._factor import FactorModel, FoldIn
+from factorkit.models.als import ALS
 from factorkit.models.base import Estimator, clone
 from factorkit.models.baseline import BaselineOnly
 from factorkit.models.sgd import BiasedMF
 from factorkit.models.svdpp import SVDpp
 
-__all__ = ["BaselineOnly", "BiasedMF", "Estimator", "FactorModel", "FoldIn", "SVDpp", "clone"]
+__all__ = [
+    "ALS",
+    "BaselineOnly",
+    "BiasedMF",
+    "Estimator",
+    "FactorModel",
+    "FoldIn",
+    "SVDpp",
+    "clone",
+]

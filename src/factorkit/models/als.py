@@ -1,0 +1,223 @@
+"""ALS: explicit-rating alternating least squares with biases and weighted-lambda
+regularisation (ALS-WR)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from factorkit._validation import (
+    Boolean,
+    Callables,
+    Interval,
+    NoneOr,
+    RandomState,
+    Satisfies,
+    Threads,
+)
+from factorkit.data.interactions import Interactions
+from factorkit.kernels._jit import using_threads
+from factorkit.kernels.als import als_solve_rows
+from factorkit.models._factor import FactorModel
+from factorkit.models._training import train_epochs
+
+__all__ = ["ALS"]
+
+
+class ALS(FactorModel):
+    """Biased matrix factorization of explicit ratings by alternating least squares.
+
+    Predicts ``r_ui = mu + b_u + b_i + p_u . q_i`` and minimises
+
+    ``sum (r_ui - r_hat_ui)^2 + sum_u lam_u (|p_u|^2 + b_u^2) + sum_i lam_i (|q_i|^2 + b_i^2)``
+
+    with ``lam_u = regularization * n_u`` and ``lam_i = regularization * n_i`` (``n`` the
+    number of ratings: the weighted-lambda rule of ALS-WR, Zhou et al. 2008). Each epoch
+    solves every user exactly with the items fixed, then every item with the users fixed:
+    the bias is solved jointly with the factors, as one ridge problem in ``[b_u, p_u]``
+    against ``[1, q_i]`` with target ``r_ui - mu - b_i``. ``mu`` is the training mean.
+    Rows are solved in parallel by Cholesky; long-tail rows with fewer ratings than
+    ``factors + 1`` use the equivalent, smaller dual system. Given the initial item
+    factors the result is deterministic whatever the thread count.
+
+    Parameters
+    ----------
+    factors : int, default 50
+        Latent dimension ``k``.
+    epochs : int, default 10
+        Alternating sweeps (one users step plus one items step each).
+    regularization : float, default 0.1
+        ``lam`` (> 0). Multiplied by each row's rating count when
+        ``weighted_regularization`` is true.
+    weighted_regularization : bool, default True
+        ALS-WR's ``lam * n`` scaling; with False every row gets the same ``lam``, so
+        useful values are larger (around ``regularization * mean ratings per row``).
+    init_scale : float, default 0.1
+        Standard deviation of the random initial item factors (users are solved first).
+    random_state : None, int or numpy.random.Generator
+        Seed for the initial item factors.
+    n_threads : int, optional
+        Threads for the row solves; ``None`` uses every core. Results do not depend on it.
+    progress : bool, default False
+        Show a progress bar over epochs.
+    callbacks : callable or list of callables, optional
+        Called after each epoch with a record dict; see :mod:`factorkit.models`.
+    early_stopping : int or True, optional
+        Patience in epochs on the validation RMSE (``True`` means 3); needs
+        ``fit(train, validation=...)``. The best epoch's factors are kept.
+
+    Attributes
+    ----------
+    user_factors_, item_factors_ : numpy.ndarray of float32, (n_users, k), (n_items, k)
+    user_bias_, item_bias_ : numpy.ndarray of float32
+    global_mean_ : float
+    history_ : pandas.DataFrame
+        One row per epoch: ``epoch``, ``loss`` (the regularised objective above divided
+        by the number of ratings, after the epoch), ``val_rmse`` with validation data,
+        ``elapsed`` seconds.
+
+    See Also
+    --------
+    BiasedMF : the same model fitted by stochastic gradient descent.
+
+    Notes
+    -----
+    One epoch costs about ``nnz (k+1)^2`` flops per side to build the Gram matrices plus
+    ``(k+1)^3 / 3`` per row to factor them. ``fold_in`` solves the same weighted problem
+    for a new user.
+
+    The biases carry the same penalty ``lam_u`` / ``lam_i`` as the factors, with no
+    separate parameter: in 5-fold CV on MovieLens small a separate bias penalty (0.03 or
+    0.3 next to ``regularization=0.1``) was worse (RMSE 0.857 and 0.858 against 0.852), and
+    one penalty keeps :meth:`fold_in` the exact single-user version of the training step.
+
+    Examples
+    --------
+    >>> import factorkit as fk
+    >>> data = fk.datasets.load_movielens_small()
+    >>> train, test = fk.split.random(data, test_size=0.2, random_state=0)
+    >>> model = fk.ALS(factors=50, epochs=10, regularization=0.1, random_state=0).fit(train)
+    >>> round(fk.evaluate(model, test, metrics=["rmse"])["rmse"], 2)
+    0.85
+    >>> item_ids, scores = model.recommend(1, k=3)
+    >>> len(item_ids)
+    3
+    >>> new_user = model.fold_in([1, 260, 1196], ratings=[5.0, 4.5, 5.0])
+    >>> new_user.factors.shape
+    (50,)
+    """
+
+    _parameter_constraints: ClassVar[dict[str, Any]] = {
+        "factors": Interval(int, 1, None),
+        "epochs": Interval(int, 1, None),
+        "regularization": Interval(float, 0, None, closed="neither"),
+        "weighted_regularization": Boolean(),
+        "init_scale": Interval(float, 0, None, closed="neither"),
+        "random_state": RandomState(),
+        "n_threads": Threads(),
+        "progress": Boolean(),
+        "callbacks": Callables(),
+        "early_stopping": NoneOr(
+            Satisfies(
+                lambda v: v is True or (isinstance(v, int) and not isinstance(v, bool) and v >= 1),
+                "True or an int >= 1",
+            )
+        ),
+    }
+
+    def __init__(
+        self,
+        factors: int = 50,
+        epochs: int = 10,
+        regularization: float = 0.1,
+        weighted_regularization: bool = True,
+        init_scale: float = 0.1,
+        random_state: Any = None,
+        n_threads: int | None = None,
+        progress: bool = False,
+        callbacks: Any = None,
+        early_stopping: int | bool | None = None,
+    ) -> None:
+        self.factors = factors
+        self.epochs = epochs
+        self.regularization = regularization
+        self.weighted_regularization = weighted_regularization
+        self.init_scale = init_scale
+        self.random_state = random_state
+        self.n_threads = n_threads
+        self.progress = progress
+        self.callbacks = callbacks
+        self.early_stopping = early_stopping
+
+    def _penalty(self, factors: np.ndarray, bias: np.ndarray, counts: np.ndarray) -> float:
+        """``sum_r w_r lam (|x_r|^2 + b_r^2)`` of one side (``w_r = n_r``, or 1 unweighted)."""
+        sq = np.einsum("ij,ij->i", factors, factors, dtype=np.float64)
+        b2 = bias.astype(np.float64) ** 2
+        terms = float(self.regularization) * (sq + b2)
+        if self.weighted_regularization:
+            return float(terms @ counts)
+        return float(terms.sum())
+
+    def fit(self, train: Interactions, validation: Interactions | None = None) -> ALS:
+        """Learn factors and biases from ``train``; returns ``self``.
+
+        Parameters
+        ----------
+        train : Interactions
+            Explicit ratings.
+        validation : Interactions, optional
+            Held-out ratings scored (RMSE) after every epoch, for ``history_`` and
+            ``early_stopping``.
+        """
+        data = self._prepare_fit(train, validation)
+        k = int(self.factors)
+        csr, csc = data.to_csr(), data.to_csc()
+        u_ptr = np.asarray(csr.indptr, dtype=np.int64)
+        u_idx = np.asarray(csr.indices, dtype=np.int32)
+        u_val = np.asarray(csr.data, dtype=np.float32)
+        i_ptr = np.asarray(csc.indptr, dtype=np.int64)
+        i_idx = np.asarray(csc.indices, dtype=np.int32)
+        i_val = np.asarray(csc.data, dtype=np.float32)
+        n_u = np.diff(u_ptr).astype(np.float64)
+        nnz = len(u_val)
+
+        rng = np.random.default_rng(self.random_state)
+        mu = float(np.mean(u_val, dtype=np.float64))
+        self.global_mean_ = mu
+        self.item_factors_ = (rng.standard_normal((data.n_items, k)) * self.init_scale).astype(
+            np.float32
+        )
+        self.user_factors_ = np.zeros((data.n_users, k), dtype=np.float32)
+        self.user_bias_ = np.zeros(data.n_users, dtype=np.float32)
+        self.item_bias_ = np.zeros(data.n_items, dtype=np.float32)
+        lam = float(self.regularization)
+        weighted = bool(self.weighted_regularization)
+        val = None if validation is None else self._validation_positions(validation)
+
+        def step(epoch: int) -> float:
+            als_solve_rows(
+                u_ptr, u_idx, u_val, self.item_factors_, self.item_bias_, mu,
+                lam, lam, weighted, self.user_factors_, self.user_bias_,
+            )  # fmt: skip
+            items_obj = als_solve_rows(
+                i_ptr, i_idx, i_val, self.user_factors_, self.user_bias_, mu,
+                lam, lam, weighted, self.item_factors_, self.item_bias_,
+            )  # fmt: skip
+            return (items_obj + self._penalty(self.user_factors_, self.user_bias_, n_u)) / nnz
+
+        with using_threads(self._n_threads):
+            self.history_ = train_epochs(
+                self,
+                epochs=self.epochs,
+                step=step,
+                state_names=("user_factors_", "item_factors_", "user_bias_", "item_bias_"),
+                validate=None if val is None else (lambda: self._rmse_on(*val)),
+                diverge_hint="regularization",
+            )
+        return self
+
+    def _fold_in_regularization(self, n_ratings: int) -> float:
+        if self.weighted_regularization:
+            return float(self.regularization) * n_ratings
+        return float(self.regularization)
