@@ -87,3 +87,76 @@ def test_demo_runs_on_builtin_data(capsys):
     out = capsys.readouterr().out
     assert "610 users x 9,724 items, 100,836 ratings" in out
     assert "rating histogram" in out
+
+
+@pytest.fixture(scope="module")
+def biased_mf_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "mf.fk"
+    assert (
+        main(
+            [
+                "fit",
+                "movielens-small",
+                "--model",
+                "biased-mf",
+                "--epochs",
+                "5",
+                "--out",
+                str(path),
+                "-q",
+            ]
+        )
+        == 0
+    )
+    return path
+
+
+def test_recommend_one_user_with_titles(biased_mf_file, capsys):
+    assert main(["recommend", str(biased_mf_file), "--user", "1", "-k", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split() == ["rank", "item", "score", "title"]
+    assert len(lines) == 4
+    model = fk.load(biased_mf_file)
+    items, _ = model.recommend(1, k=3)
+    titles = fk.datasets.load_movielens_small().item_metadata["title"]
+    for line, item in zip(lines[1:], items, strict=True):
+        assert line.split()[1] == str(item)
+        assert line.endswith(titles[item])
+
+
+def test_similar_names_the_query_item(biased_mf_file, capsys):
+    assert main(["similar", str(biased_mf_file), "--item", "1", "-k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("items most similar to 1 (Toy Story (1995))")
+
+
+def test_recommend_all_to_parquet_and_csv(biased_mf_file, tmp_path):
+    import pandas as pd
+
+    for name in ("recs.parquet", "recs.csv"):
+        out = tmp_path / name
+        assert (
+            main(
+                [
+                    "recommend",
+                    str(biased_mf_file),
+                    "--all",
+                    "-k",
+                    "4",
+                    "--out",
+                    str(out),
+                    "--batch-size",
+                    "100",
+                    "-q",
+                ]
+            )
+            == 0
+        )
+        frame = pd.read_parquet(out) if name.endswith("parquet") else pd.read_csv(out)
+        assert list(frame.columns) == ["user", "rank", "item", "score"]
+        assert len(frame) == 610 * 4 and frame["user"].nunique() == 610
+
+
+def test_recommend_all_needs_out(biased_mf_file, capsys):
+    assert main(["recommend", str(biased_mf_file), "--all"]) == 2
+    assert "--all writes to a file: pass --out recs.parquet" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 import factorkit as fk
 from factorkit.exceptions import FactorkitError
@@ -127,11 +128,11 @@ def _coerce_ids(values: list[str], idmap: fk.IdMap) -> list[Any]:
     return list(values)
 
 
-def _titles(model: Any, item_ids: np.ndarray) -> list[str]:
-    meta = getattr(model, "item_metadata_", None)
-    if meta is None or "title" not in meta:
-        return ["" for _ in item_ids]
-    return [str(meta["title"].get(i, "")) for i in item_ids]
+def _print_ranked(model: Any, item_ids: np.ndarray, scores: np.ndarray) -> None:
+    titles = model.item_titles(item_ids)
+    print(f"{'rank':>4}  {'item':>10}  {'score':>8}  title")
+    for rank, (item, score, title) in enumerate(zip(item_ids, scores, titles, strict=True), 1):
+        print(f"{rank:>4}  {item!s:>10}  {score:>8.4f}  {title}")
 
 
 # ---------------------------------------------------------------------- commands
@@ -194,6 +195,78 @@ def cmd_predict(args: argparse.Namespace) -> int:
     preds = model.predict(users * len(items), items, unknown=args.unknown)
     for item, p in zip(items, preds, strict=True):
         print(f"user {users[0]}\titem {item}\t{p:.4f}")
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    model = fk.load(args.model_file)
+    if args.all:
+        if not args.out:
+            raise FactorkitError("--all writes to a file: pass --out recs.parquet (or .csv)")
+        return _recommend_all(model, args)
+    if args.user is None:
+        raise FactorkitError("pass --user USER for one user, or --all --out FILE for everyone")
+    user = _coerce_ids([args.user], model.user_map_)[0]
+    items, scores = model.recommend(user, k=args.k, exclude_seen=not args.include_seen)
+    _print_ranked(model, items, scores)
+    return 0
+
+
+def _recommend_all(model: Any, args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    out = Path(args.out)
+    parquet = out.suffix.lower() in (".parquet", ".pq")
+    if parquet:
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise FactorkitError(
+                "writing Parquet needs pyarrow: pip install 'factorkit[parquet]', or use --out "
+                "recs.csv"
+            ) from None
+    n_users = len(model.user_map_)
+    bar = tqdm(total=n_users, unit="user", desc="recommend", disable=not _progress_default(args))
+    writer = None
+    first = True
+    try:
+        for users, items, scores in model.recommend_all(k=args.k, batch_size=args.batch_size):
+            k = items.shape[1]
+            frame = pd.DataFrame(
+                {
+                    "user": np.repeat(users, k),
+                    "rank": np.tile(np.arange(1, k + 1), len(users)),
+                    "item": items.ravel(),
+                    "score": scores.ravel(),
+                }
+            )
+            frame = frame[frame["score"].notna()]
+            if parquet:
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(out, table.schema)
+                writer.write_table(table)
+            else:
+                frame.to_csv(out, mode="w" if first else "a", header=first, index=False)
+            first = False
+            bar.update(len(users))
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()
+    if not args.quiet:
+        print(f"wrote top-{args.k} recommendations for {n_users:,} users to {out}")
+    return 0
+
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    model = fk.load(args.model_file)
+    item = _coerce_ids([args.item], model.item_map_)[0]
+    title = model.item_titles([item])[0]
+    print(f"items most similar to {item}" + (f" ({title})" if title else ""))
+    items, scores = model.similar_items(item, k=args.k)
+    _print_ranked(model, items, scores)
     return 0
 
 
@@ -292,6 +365,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="fold assignment seed")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("recommend", help="top-k items for a user, or for all users to a file")
+    p.add_argument("model_file")
+    p.add_argument("--user", help="raw user id")
+    p.add_argument("-k", type=int, default=10, help="items per user (default 10)")
+    p.add_argument("--include-seen", action="store_true", help="do not leave out seen items")
+    p.add_argument("--all", action="store_true", help="every training user (needs --out)")
+    p.add_argument("--out", help="with --all: output .parquet or .csv (user, rank, item, score)")
+    p.add_argument("--batch-size", type=int, default=4096, help="users per block with --all")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_recommend)
+
+    p = sub.add_parser("similar", help="items most similar to an item (cosine of factors)")
+    p.add_argument("model_file")
+    p.add_argument("--item", required=True, help="raw item id")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_similar)
 
     p = sub.add_parser("info", help="describe a saved model")
     p.add_argument("model_file")

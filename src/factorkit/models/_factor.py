@@ -8,6 +8,7 @@ matrix's structure (``seen_indptr_``/``seen_indices_``) for ``exclude_seen``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -269,6 +270,39 @@ class FactorModel(Estimator):
         if self._explicit:
             out_val += (self.global_mean_ + self.user_bias_[u])[:, None].astype(np.float32)
         return self._to_item_ids(out_idx, out_val, single)
+
+    def recommend_all(
+        self,
+        k: int = 10,
+        exclude_seen: bool = True,
+        batch_size: int = 4096,
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Stream top-``k`` recommendations for every training user, block by block.
+
+        Yields ``(user_ids, item_ids, scores)`` per block of ``batch_size`` users:
+        ``user_ids`` is 1-D, the other two are ``(len(user_ids), k)`` as in
+        :meth:`recommend`. Memory stays bounded by one block, whatever the number of users.
+
+        Examples
+        --------
+        >>> import factorkit as fk
+        >>> data = fk.datasets.load_movielens_small()
+        >>> model = fk.BaselineOnly().fit(data)
+        >>> n = sum(len(users) for users, _, _ in model.recommend_all(k=5, batch_size=256))
+        >>> n == data.n_users
+        True
+        """
+        self._check_fitted("recommend_all")
+        k = _check_k(k, "recommend_all")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidParameterError(
+                f"recommend_all: batch_size must be an int >= 1; got {batch_size!r}"
+            )
+        ids = self.user_map_.ids
+        for start in range(0, len(ids), batch_size):
+            users = ids[start : start + batch_size]
+            items, scores = self.recommend(users, k=k, exclude_seen=exclude_seen)
+            yield users, items, scores
 
     def similar_items(self, items: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` items most similar to each given item by cosine of item factors.
