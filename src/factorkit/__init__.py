@@ -7,7 +7,7 @@ from factorkit import datasets, exceptions, split
 from factorkit.data import IdMap, Interactions
 from factorkit.data.readers import read_csv, read_parquet
 from factorkit.evaluation import cross_validate, evaluate
-from factorkit.models import ALS, BaselineOnly, BiasedMF, SVDpp, clone
+from factorkit.models import ALS, BaselineOnly, BiasedMF, MostPopular, SVDpp, clone
 from factorkit.persistence import load
 
 __version__ = "0.1.0"
@@ -18,6 +18,7 @@ __all__ = [
     "BiasedMF",
     "IdMap",
     "Interactions",
+    "MostPopular",
     "SVDpp",
     "__version__",
     "clone",

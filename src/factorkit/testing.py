@@ -25,7 +25,15 @@ from factorkit.data.interactions import Interactions
 from factorkit.exceptions import InvalidParameterError, NotFittedError, UnknownIdError
 from factorkit.models.base import Estimator, clone
 
-__all__ = ["Check", "check_estimator", "checkerboard", "estimator_checks"]
+__all__ = [
+    "Check",
+    "check_checkerboard",
+    "check_checkerboard_ranking",
+    "check_estimator",
+    "checkerboard",
+    "checkerboard_implicit",
+    "estimator_checks",
+]
 
 
 class Check:
@@ -63,6 +71,33 @@ def checkerboard(
     vals = full[uu, ii]
     train = Interactions.from_arrays(users[~test_mask], items[~test_mask], vals[~test_mask])
     test = Interactions.from_arrays(users[test_mask], items[test_mask], vals[test_mask])
+    return train, test, full
+
+
+def checkerboard_implicit(
+    n_users: int = 60, n_items: int = 40, random_state: int = 0
+) -> tuple[Interactions, Interactions, np.ndarray]:
+    """A rank-2 "checkerboard" of implicit feedback with one held-out item per user.
+
+    Users in the first half interact with every item of the first half, users in the
+    second half with every item of the second half; for each user one of those items
+    is held out. Returns ``(train, test, full)`` (``full`` is the 0/1 matrix); ids are
+    ``"u<n>"`` and ``"i<n>"`` strings, values are absent (implicit 1.0).
+    """
+    rng = np.random.default_rng(random_state)
+    ug = (np.arange(n_users) >= n_users // 2).astype(int)
+    ig = (np.arange(n_items) >= n_items // 2).astype(int)
+    full = (ug[:, None] == ig[None, :]).astype(float)
+    uu, ii = np.nonzero(full)
+    # one held-out cell per user, drawn uniformly from the user's row
+    held = np.zeros(len(uu), dtype=bool)
+    starts = np.searchsorted(uu, np.arange(n_users))
+    counts = np.bincount(uu, minlength=n_users)
+    held[starts + rng.integers(0, counts)] = True
+    users = np.array([f"u{u}" for u in uu], dtype=object)
+    items = np.array([f"i{i}" for i in ii], dtype=object)
+    train = Interactions.from_arrays(users[~held], items[~held])
+    test = Interactions.from_arrays(users[held], items[held])
     return train, test, full
 
 
@@ -188,6 +223,19 @@ def check_checkerboard(est: Estimator, tolerance: float = 0.5) -> None:
     assert err < tolerance, f"checkerboard held-out RMSE {err:.3f} >= {tolerance}"
 
 
+def check_checkerboard_ranking(est: Estimator) -> None:
+    """Implicit-feedback models: on the implicit checkerboard, every user's held-out item
+    comes back at rank 1 of ``recommend`` (training items excluded)."""
+    train, test, _ = checkerboard_implicit()
+    model = clone(est).fit(train)
+    users, items = _raw(test)
+    top, _ = model.recommend(users, k=1)
+    hits = top[:, 0] == items
+    assert hits.all(), (
+        f"checkerboard: the held-out item is at rank 1 for {hits.mean():.0%} of users; expected all"
+    )
+
+
 _CHECKS = (
     check_fit_returns_self,
     check_params_and_clone,
@@ -201,9 +249,20 @@ _CHECKS = (
 
 
 def estimator_checks(est: Estimator, skip: tuple[str, ...] = ()) -> list[Check]:
-    """The checks for ``est`` as named callables (for ``pytest.mark.parametrize``)."""
+    """The checks for ``est`` as named callables (for ``pytest.mark.parametrize``).
+
+    The checkerboard check follows the model's kind: explicit-rating models
+    (``_explicit`` true) must recover held-out ratings (:func:`check_checkerboard`),
+    implicit-feedback models must rank each held-out item first
+    (:func:`check_checkerboard_ranking`).
+    """
+    explicit = getattr(est, "_explicit", True)
+    checks = [
+        check_checkerboard_ranking if fn is check_checkerboard and not explicit else fn
+        for fn in _CHECKS
+    ]
     return [
-        Check(fn.__name__, functools.partial(fn, est)) for fn in _CHECKS if fn.__name__ not in skip
+        Check(fn.__name__, functools.partial(fn, est)) for fn in checks if fn.__name__ not in skip
     ]
 
 

@@ -1,6 +1,21 @@
-"""Metrics, evaluate() and cross_validate()."""
+"""Metrics, evaluate() and cross_validate().
+
+Rating metrics (``rmse``, ``mae``) and ranking metrics (``precision@k``, ``recall@k``,
+``ndcg@k``, ``map@k``, ``mrr@k``, ``hit_rate@k``, ``auc``, ``coverage@k``) are all
+reached through :func:`evaluate` by name; see ``docs/metrics.md`` for the definitions.
+"""
 
 from factorkit.evaluation.evaluate import CrossValidationResult, cross_validate, evaluate
 from factorkit.evaluation.metrics import mae, rmse
+from factorkit.evaluation.ranking import MetricSpec, available_metrics, parse_metrics
 
-__all__ = ["CrossValidationResult", "cross_validate", "evaluate", "mae", "rmse"]
+__all__ = [
+    "CrossValidationResult",
+    "MetricSpec",
+    "available_metrics",
+    "cross_validate",
+    "evaluate",
+    "mae",
+    "parse_metrics",
+    "rmse",
+]

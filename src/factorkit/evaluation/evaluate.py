@@ -11,6 +11,12 @@ import pandas as pd
 
 from factorkit.data.interactions import Interactions
 from factorkit.evaluation.metrics import RATING_METRICS
+from factorkit.evaluation.ranking import (
+    MetricSpec,
+    RankingResult,
+    parse_metrics,
+    ranking_evaluation,
+)
 from factorkit.exceptions import DataError, InvalidParameterError
 from factorkit.models.base import Estimator, clone
 
@@ -18,15 +24,7 @@ __all__ = ["CrossValidationResult", "cross_validate", "evaluate"]
 
 
 def _metric_names(metrics: str | Sequence[str]) -> list[str]:
-    names = [metrics] if isinstance(metrics, str) else list(metrics)
-    if not names:
-        raise InvalidParameterError("metrics must name at least one metric, e.g. ['rmse']")
-    for m in names:
-        if m.lower() not in RATING_METRICS:
-            raise InvalidParameterError(
-                f"unknown metric {m!r}; available: {', '.join(sorted(RATING_METRICS))}"
-            )
-    return [m.lower() for m in names]
+    return [spec.name for spec in parse_metrics(metrics)]
 
 
 def evaluate(
@@ -34,25 +32,52 @@ def evaluate(
     test: Interactions,
     metrics: str | Sequence[str] = ("rmse", "mae"),
     train: Interactions | None = None,
-) -> dict[str, float]:
-    """Score a fitted model on ``test``.
+    relevance_threshold: float | None = None,
+    per_user: bool = False,
+) -> dict[str, float] | tuple[dict[str, float], pd.DataFrame]:
+    """Score a fitted model on ``test`` with rating and ranking metrics.
 
-    Rating metrics compare ``model.predict`` (with the default ``unknown="fallback"``) to
-    every test interaction, so users or items unseen in training count, predicted from
-    the global mean and known biases.
+    Rating metrics (``"rmse"``, ``"mae"``) compare ``model.predict`` (with the default
+    ``unknown="fallback"``) to every test interaction, so users or items unseen in
+    training count, predicted from the global mean and known biases.
+
+    Ranking metrics (``"precision@k"``, ``"recall@k"``, ``"ndcg@k"``, ``"map@k"``,
+    ``"mrr@k"``, ``"hit_rate@k"``, ``"auc"``, ``"coverage@k"``) rank, for every test user
+    with at least one relevant test item, all of the model's items except the user's
+    training items, in one blocked pass (never a users x items matrix). Every test
+    interaction is relevant (or those with value >= ``relevance_threshold``); relevant
+    items the model never saw in training are misses. Users unknown to the model get no
+    recommendations and count as 0 in the top-k metrics (a :class:`DataWarning` gives
+    their number). Formulas and conventions: ``docs/metrics.md``.
 
     Parameters
     ----------
     model : fitted estimator
     test : Interactions
+        Held-out interactions; may share id maps with ``train`` (as ``fk.split`` gives) or
+        not: ids are matched by raw value.
     metrics : str or list of str
-        Names such as ``"rmse"`` and ``"mae"``.
+        Names such as ``"rmse"``, ``"ndcg@10"``, ``"auc"``; see
+        :func:`factorkit.evaluation.available_metrics`.
     train : Interactions, optional
-        The training data (used by ranking metrics to exclude seen items).
+        Items to leave out of each user's ranking candidates. Default: the data the model
+        was fitted on (``exclude_seen`` in ``recommend``).
+    relevance_threshold : float, optional
+        Only test interactions with value >= this are relevant (e.g. ``4.0`` for ratings);
+        the others stay ranking candidates and count as non-relevant.
+    per_user : bool, default False
+        Also return a DataFrame with one row per evaluated test user.
 
     Returns
     -------
-    dict mapping metric name to value.
+    dict
+        Metric name -> mean over evaluated users (rating metrics: over interactions;
+        ``coverage@k``: over the catalogue). With ``per_user=True``, a tuple
+        ``(summary, frame)`` whose frame has a ``user`` column (raw ids), one column per
+        per-user metric (NaN where a metric does not evaluate that user; each column's
+        mean is the summary value, except for ``rmse``/``mae``, which are each user's own
+        error) and, with ranking metrics, ``n_relevant`` and ``known`` (user seen in
+        training).
 
     Examples
     --------
@@ -62,14 +87,84 @@ def evaluate(
     >>> scores = fk.evaluate(fk.BaselineOnly().fit(train), test, metrics=["rmse", "mae"])
     >>> sorted(scores)
     ['mae', 'rmse']
+    >>> train, test = fk.split.per_user(data, test_size=0.2, random_state=0)
+    >>> model = fk.BaselineOnly().fit(train)
+    >>> summary, frame = fk.evaluate(
+    ...     model, test, ["ndcg@10", "recall@20", "auc"], train=train, per_user=True
+    ... )
+    >>> list(summary)
+    ['ndcg@10', 'recall@20', 'auc']
+    >>> list(frame.columns)
+    ['user', 'ndcg@10', 'recall@20', 'auc', 'n_relevant', 'known']
+    >>> bool(abs(frame["recall@20"].mean() - summary["recall@20"]) < 1e-12)
+    True
     """
-    names = _metric_names(metrics)
+    specs = parse_metrics(metrics)
     if not isinstance(test, Interactions):
         raise DataError(f"evaluate: test must be an Interactions; got {type(test).__name__}")
-    users = test.user_map.ids[test.user_index]
-    items = test.item_map.ids[test.item_index]
-    predicted = model.predict(users, items)
-    return {m: RATING_METRICS[m](predicted, test.values) for m in names}
+    if not isinstance(per_user, (bool, np.bool_)):
+        raise InvalidParameterError(f"evaluate: per_user must be True or False; got {per_user!r}")
+    if relevance_threshold is not None and not any(not s.is_rating for s in specs):
+        raise InvalidParameterError(
+            "evaluate: relevance_threshold applies to ranking metrics only (e.g. 'ndcg@10'); "
+            f"got metrics {[s.name for s in specs]}"
+        )
+    rating_specs = [s for s in specs if s.is_rating]
+    ranking_specs = [s for s in specs if not s.is_rating]
+    summary: dict[str, float] = {}
+    predicted = None
+    if rating_specs:
+        users = test.user_map.ids[test.user_index]
+        items = test.item_map.ids[test.item_index]
+        predicted = model.predict(users, items)
+        for s in rating_specs:
+            summary[s.name] = RATING_METRICS[s.kind](predicted, test.values)
+    ranking = None
+    if ranking_specs:
+        ranking = ranking_evaluation(model, test, ranking_specs, train, relevance_threshold)
+        summary.update(ranking.summary)
+    summary = {s.name: summary[s.name] for s in specs}
+    if not per_user:
+        return summary
+    return summary, _per_user_frame(test, specs, predicted, ranking)
+
+
+def _per_user_frame(
+    test: Interactions,
+    specs: list[MetricSpec],
+    predicted: np.ndarray | None,
+    ranking: RankingResult | None,
+) -> pd.DataFrame:
+    if ranking is not None and predicted is None:
+        users = ranking.users
+    else:
+        users = np.flatnonzero(np.bincount(test.user_index, minlength=test.n_users) > 0)
+    columns: dict[str, Any] = {"user": test.user_map.ids[users]}
+    if predicted is not None:
+        u = test.user_index
+        count = np.bincount(u, minlength=test.n_users)[users]
+        err = predicted - test.values.astype(np.float64)
+        sq = np.bincount(u, weights=err * err, minlength=test.n_users)[users]
+        ab = np.bincount(u, weights=np.abs(err), minlength=test.n_users)[users]
+        per = {"rmse": np.sqrt(sq / count), "mae": ab / count}
+    where = None if ranking is None else np.searchsorted(users, ranking.users)
+    for s in specs:
+        if not s.per_user:
+            continue
+        if s.is_rating:
+            columns[s.name] = per[s.kind]
+        else:
+            col = np.full(len(users), np.nan)
+            col[where] = ranking.per_user[s.name]
+            columns[s.name] = col
+    if ranking is not None:
+        n_rel = np.zeros(len(users), dtype=np.int64)
+        n_rel[where] = ranking.n_relevant
+        known = np.zeros(len(users), dtype=np.bool_)
+        known[where] = ranking.known
+        columns["n_relevant"] = n_rel
+        columns["known"] = known
+    return pd.DataFrame(columns)
 
 
 class CrossValidationResult:
@@ -111,6 +206,7 @@ def cross_validate(
     cv: int | Iterable[tuple[Interactions, Interactions]] = 5,
     metrics: str | Sequence[str] = ("rmse", "mae"),
     random_state: int | None = 0,
+    relevance_threshold: float | None = None,
 ) -> CrossValidationResult:
     """Fit a clone of ``estimator`` on each training fold and score it on the test fold.
 
@@ -122,8 +218,12 @@ def cross_validate(
     cv : int or iterable of (train, test)
         Number of interaction-level folds (``fk.split.kfold``), or the folds themselves.
     metrics : str or list of str
+        Rating and ranking metric names, as for :func:`evaluate`; ranking metrics leave
+        each fold's training items out of the candidates.
     random_state : int, optional
         Seed of the fold assignment when ``cv`` is an int.
+    relevance_threshold : float, optional
+        Passed to :func:`evaluate` (ranking metrics only).
 
     Examples
     --------
@@ -132,6 +232,9 @@ def cross_validate(
     >>> res = fk.cross_validate(fk.BaselineOnly(), data, cv=3)
     >>> len(res.folds)
     3
+    >>> res = fk.cross_validate(fk.BaselineOnly(), data, cv=2, metrics=["rmse", "ndcg@10"])
+    >>> list(res.folds.columns)
+    ['rmse', 'ndcg@10', 'fit_time', 'test_time']
     """
     names = _metric_names(metrics)
     if not isinstance(estimator, Estimator):
@@ -151,7 +254,9 @@ def cross_validate(
         t0 = time.perf_counter()
         model.fit(train)
         t1 = time.perf_counter()
-        scores = evaluate(model, test, metrics=names, train=train)
+        scores = evaluate(
+            model, test, metrics=names, train=train, relevance_threshold=relevance_threshold
+        )
         t2 = time.perf_counter()
         rows.append({**scores, "fit_time": t1 - t0, "test_time": t2 - t1})
     frame = pd.DataFrame(rows)

@@ -10,6 +10,7 @@ from factorkit.models._factor import FactorModel, FoldIn
 from factorkit.models.als import ALS
 from factorkit.models.base import Estimator, clone
 from factorkit.models.baseline import BaselineOnly
+from factorkit.models.popular import MostPopular
 from factorkit.models.sgd import BiasedMF
 from factorkit.models.svdpp import SVDpp
 
@@ -20,6 +21,7 @@ __all__ = [
     "Estimator",
     "FactorModel",
     "FoldIn",
+    "MostPopular",
     "SVDpp",
     "clone",
 ]

@@ -1,0 +1,372 @@
+"""Ranking metrics: names, parsing, and one blocked pass over the test users.
+
+Definitions and conventions are in ``docs/metrics.md``. In short, for a test user with
+relevant items ``R`` (``n = |R|``) and recommendation list ``L`` (training items left
+out), ``hit_j`` says whether the item at rank ``j`` is in ``R``:
+
+- ``precision@k = hits@k / k``; ``recall@k = hits@k / n``;
+- ``ndcg@k = sum_{j<=k} hit_j / log2(j + 1)`` over the same sum for ``min(k, n)`` hits;
+- ``map@k = sum_{j<=k} hit_j * precision@j / min(k, n)``;
+- ``mrr@k = 1 / (rank of the first hit)`` (0 without a hit in the top ``k``);
+- ``hit_rate@k = 1`` if any hit in the top ``k``;
+- ``auc``: share of (relevant, non-relevant candidate) pairs ranked the right way round,
+  ties counting half;
+- ``coverage@k``: share of the model's items in at least one evaluated user's top ``k``.
+
+Per-user values are averaged over the evaluated users (test users with at least one
+relevant item). Relevant items the model cannot recommend (unknown to it) are misses.
+Users unknown to the model get no recommendations: 0 for every top-k metric.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from factorkit.data.interactions import Interactions
+from factorkit.evaluation.metrics import RATING_METRICS
+from factorkit.exceptions import DataError, DataWarning, InvalidParameterError
+from factorkit.kernels._jit import blas_threads, resolve_threads, using_threads
+from factorkit.kernels.ranking import (
+    HIT_RATE,
+    MAP,
+    MRR,
+    NDCG,
+    PRECISION,
+    RECALL,
+    ranking_auc,
+    ranking_topk_metrics,
+)
+from factorkit.kernels.topk import topk_scores
+
+__all__ = ["MetricSpec", "available_metrics", "parse_metrics"]
+
+#: per-user metrics with a cut-off, by kernel code
+TOPK_METRICS = {
+    "precision": PRECISION,
+    "recall": RECALL,
+    "ndcg": NDCG,
+    "map": MAP,
+    "mrr": MRR,
+    "hit_rate": HIT_RATE,
+}
+_NAME = re.compile(r"^\s*([a-z_]+)\s*(?:@\s*(.*?))?\s*$")
+
+
+class MetricSpec(NamedTuple):
+    """A parsed metric name: canonical ``name`` (``"ndcg@10"``), ``kind`` and cut-off ``k``."""
+
+    name: str
+    kind: str
+    k: int | None
+
+    @property
+    def is_rating(self) -> bool:
+        return self.kind in RATING_METRICS
+
+    @property
+    def per_user(self) -> bool:
+        """Whether the metric has a value per user (all but ``coverage``)."""
+        return self.kind != "coverage"
+
+
+def available_metrics() -> list[str]:
+    """Metric names :func:`factorkit.evaluate` accepts; ``k`` stands for an int >= 1.
+
+    Examples
+    --------
+    >>> from factorkit.evaluation import available_metrics
+    >>> available_metrics()[:4]
+    ['rmse', 'mae', 'precision@k', 'recall@k']
+    """
+    return [*RATING_METRICS, *(f"{m}@k" for m in TOPK_METRICS), "auc", "coverage@k"]
+
+
+def _unknown(name: Any, why: str) -> InvalidParameterError:
+    return InvalidParameterError(
+        f"{why} (metric {name!r}); available metrics: {', '.join(available_metrics())}, "
+        "where k is an int >= 1, e.g. 'ndcg@10'"
+    )
+
+
+def parse_metrics(metrics: str | Sequence[str]) -> list[MetricSpec]:
+    """Parse metric names such as ``"rmse"``, ``"ndcg@10"`` or ``"auc"``.
+
+    Names are case-insensitive; repeats are dropped (first kept).
+
+    Raises
+    ------
+    InvalidParameterError
+        For an empty list, an unknown name or a bad cut-off; the message lists the
+        available metrics.
+
+    Examples
+    --------
+    >>> from factorkit.evaluation import parse_metrics
+    >>> [m.name for m in parse_metrics(["RMSE", "ndcg@10", "auc"])]
+    ['rmse', 'ndcg@10', 'auc']
+    """
+    names = [metrics] if isinstance(metrics, str) else list(metrics)
+    if not names:
+        raise InvalidParameterError(
+            "metrics must name at least one metric, e.g. ['rmse'] or ['ndcg@10']; "
+            f"available metrics: {', '.join(available_metrics())}"
+        )
+    specs: list[MetricSpec] = []
+    for raw in names:
+        if not isinstance(raw, str):
+            raise _unknown(raw, "metric names must be strings")
+        match = _NAME.match(raw.lower())
+        if match is None:
+            raise _unknown(raw, "unknown metric")
+        kind, k_text = match.group(1), match.group(2)
+        if kind in RATING_METRICS or kind == "auc":
+            if k_text is not None:
+                raise _unknown(raw, f"{kind} takes no cut-off @k")
+            spec = MetricSpec(kind, kind, None)
+        elif kind in TOPK_METRICS or kind == "coverage":
+            if k_text is None:
+                raise _unknown(raw, f"{kind} needs a cut-off, e.g. '{kind}@10'")
+            if not k_text.isdigit() or int(k_text) < 1:
+                raise _unknown(raw, f"the cut-off k of {kind} must be an int >= 1; got {k_text!r}")
+            spec = MetricSpec(f"{kind}@{int(k_text)}", kind, int(k_text))
+        else:
+            raise _unknown(raw, "unknown metric")
+        if spec not in specs:
+            specs.append(spec)
+    return specs
+
+
+@dataclass
+class RankingResult:
+    """Ranking metrics of one evaluation (internal; :func:`factorkit.evaluate` reshapes it)."""
+
+    #: test-user positions (in ``test.user_map``) of the evaluated users
+    users: np.ndarray
+    #: per-user value of each per-user metric, by name
+    per_user: dict[str, np.ndarray]
+    #: summary value of every requested ranking metric, by name
+    summary: dict[str, float]
+    n_relevant: np.ndarray
+    known: np.ndarray
+
+
+def _check_threshold(relevance_threshold: Any) -> float | None:
+    if relevance_threshold is None:
+        return None
+    ok = isinstance(relevance_threshold, (int, float, np.integer, np.floating)) and not isinstance(
+        relevance_threshold, bool
+    )
+    if not ok or not np.isfinite(relevance_threshold):
+        raise InvalidParameterError(
+            "evaluate: relevance_threshold must be a finite number (test interactions with "
+            f"value >= it are relevant) or None (all are); got {relevance_threshold!r}"
+        )
+    return float(relevance_threshold)
+
+
+def _train_structure(model: Any, train: Interactions | None) -> tuple[np.ndarray, np.ndarray]:
+    """CSR (model users x model items) of the items to leave out of each user's candidates."""
+    if train is None:
+        return (
+            np.asarray(model.seen_indptr_, dtype=np.int64),
+            np.asarray(model.seen_indices_, dtype=np.int32),
+        )
+    if not isinstance(train, Interactions):
+        raise DataError(
+            f"evaluate: train must be an Interactions (the training data) or None; got "
+            f"{type(train).__name__}"
+        )
+    n_users = len(model.user_map_)
+    u = model.user_map_.lookup(train.user_map.ids)[train.user_index]
+    i = model.item_map_.lookup(train.item_map.ids)[train.item_index]
+    keep = (u >= 0) & (i >= 0)
+    u, i = u[keep], i[keep]
+    order = np.lexsort((i, u))
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(u, minlength=n_users), out=indptr[1:])
+    return indptr, i[order].astype(np.int32)
+
+
+def _in_training(test: Interactions, model: Any, train: Interactions | None) -> np.ndarray:
+    """Whether each test interaction's (user, item) pair is a training pair, by raw ids.
+
+    Training pairs come from ``train`` when given, else from the model's seen structure.
+    """
+    if train is None:
+        counts = np.diff(model.seen_indptr_)
+        u = test.user_map.lookup(model.user_map_.ids)
+        u = np.repeat(u, counts)
+        i = test.item_map.lookup(model.item_map_.ids)[model.seen_indices_]
+    else:
+        u = test.user_map.lookup(train.user_map.ids)[train.user_index]
+        i = test.item_map.lookup(train.item_map.ids)[train.item_index]
+    keep = (u >= 0) & (i >= 0)
+    n_test_items = max(test.n_items, 1)
+    train_keys = np.sort(u[keep] * n_test_items + i[keep])
+    out = np.zeros(len(test), dtype=np.bool_)
+    if len(train_keys):
+        keys = test.user_index.astype(np.int64) * n_test_items + test.item_index
+        at = np.minimum(np.searchsorted(train_keys, keys), len(train_keys) - 1)
+        out = train_keys[at] == keys
+    return out
+
+
+def ranking_evaluation(
+    model: Any,
+    test: Interactions,
+    specs: Sequence[MetricSpec],
+    train: Interactions | None = None,
+    relevance_threshold: float | None = None,
+) -> RankingResult:
+    """Compute the ranking metrics ``specs`` of a fitted factor model on ``test``."""
+    from factorkit.models._factor import _BLOCK_FLOATS, FactorModel, _gather_rows
+
+    if not isinstance(model, FactorModel):
+        raise InvalidParameterError(
+            "evaluate: ranking metrics need a fitted factorkit model with recommend(); got "
+            f"{type(model).__name__}"
+        )
+    model._check_fitted("evaluate")
+    threshold = _check_threshold(relevance_threshold)
+    n_items = len(model.item_map_)
+    seen_ptr_all, seen_idx_all = _train_structure(model, train)
+
+    # relevant test interactions, in model item positions (-1: unknown to the model)
+    tu = np.asarray(test.user_index, dtype=np.int64)
+    ti = model.item_map_.lookup(test.item_map.ids)[test.item_index]
+    user_pos = model.user_map_.lookup(test.user_map.ids)  # per test user
+    relevant = np.ones(len(tu), dtype=np.bool_)
+    if threshold is not None:
+        relevant &= test.values >= threshold
+    # items already in the user's training data cannot be recommended: not relevant
+    relevant[_in_training(test, model, train)] = False
+
+    n_rel_all = np.bincount(tu[relevant], minlength=test.n_users)
+    users = np.flatnonzero(n_rel_all > 0)
+    n_rel = n_rel_all[users]
+    known = user_pos[users] >= 0
+    n_eval = len(users)
+
+    per_user_specs = [s for s in specs if s.per_user]
+    per_user = {s.name: np.full(n_eval, np.nan) for s in per_user_specs}
+    summary: dict[str, float] = {}
+    if n_eval == 0:
+        where = "" if threshold is None else f" with value >= {threshold:g}"
+        warnings.warn(
+            f"evaluate: no test user has a relevant item{where} that is not in their training "
+            "data; ranking metrics are NaN",
+            DataWarning,
+            stacklevel=3,
+        )
+        return RankingResult(users, per_user, {s.name: float("nan") for s in specs}, n_rel, known)
+    n_unknown = int((~known).sum())
+    if n_unknown:
+        warnings.warn(
+            f"evaluate: {n_unknown} of {n_eval} evaluated test users are unknown to the model "
+            "(no training interactions); they get no recommendations and count as 0 in every "
+            "top-k metric (see docs/metrics.md)",
+            DataWarning,
+            stacklevel=3,
+        )
+
+    # relevant known items per test user, sorted by model item position
+    rel_rows = np.flatnonzero(relevant & (ti >= 0))
+    rel_rows = rel_rows[np.lexsort((ti[rel_rows], tu[rel_rows]))]
+    rel_ptr_all = np.zeros(test.n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(tu[rel_rows], minlength=test.n_users), out=rel_ptr_all[1:])
+    rel_idx_all = ti[rel_rows].astype(np.int32)
+    n_known_rel = np.diff(rel_ptr_all)[users]
+
+    # ---------------------------------------------------------------- known users: one pass
+    topk_specs = [s for s in specs if s.kind in TOPK_METRICS or s.kind == "coverage"]
+    want_auc = any(s.kind == "auc" for s in specs)
+    big_k = max((s.k for s in topk_specs), default=0)
+    kpos = np.flatnonzero(known)
+    u_model = user_pos[users[kpos]]
+    n_known = len(kpos)
+    seen_ptr, seen_idx = _gather_rows(seen_ptr_all, seen_idx_all, u_model)
+    rel_ptr, rel_idx = _gather_rows(rel_ptr_all, rel_idx_all, users[kpos])
+    topk_idx = np.full((n_known, big_k), -1, dtype=np.int64)
+    auc = np.full(n_known, np.nan)
+    n_rel_known_users = n_rel[kpos].astype(np.int64)
+    excluded = np.zeros(n_items, dtype=np.bool_)
+    bias = model._item_bias_for_ranking()
+    user_mat = model._user_matrix()
+    n_threads = getattr(model, "_n_threads", None) or resolve_threads(None)
+    if n_known and want_auc:
+        # the scores block is needed for AUC: the same computation as model._topk, with
+        # the AUC kernel run on each block while it exists
+        item_t = np.ascontiguousarray(model.item_factors_.T, dtype=np.float32)
+        bias32 = None if bias is None else np.asarray(bias, dtype=np.float32)
+        topk_val = np.empty((n_known, big_k), dtype=np.float32)
+        block = max(1, min(n_known, _BLOCK_FLOATS // max(1, n_items)))
+        for start in range(0, n_known, block):
+            stop = min(n_known, start + block)
+            with blas_threads(n_threads):
+                scores = np.asarray(user_mat[u_model[start:stop]], dtype=np.float32) @ item_t
+            if bias32 is not None:
+                scores += bias32
+            sp_ = seen_ptr[start : stop + 1] - seen_ptr[start]
+            si_ = seen_idx[seen_ptr[start] : seen_ptr[stop]]
+            rp_ = rel_ptr[start : stop + 1] - rel_ptr[start]
+            ri_ = rel_idx[rel_ptr[start] : rel_ptr[stop]]
+            with using_threads(n_threads):
+                if big_k:
+                    topk_scores(
+                        scores,
+                        sp_,
+                        si_,
+                        excluded,
+                        big_k,
+                        topk_idx[start:stop],
+                        topk_val[start:stop],
+                    )
+                ranking_auc(
+                    scores, sp_, si_, rp_, ri_, n_rel_known_users[start:stop], auc[start:stop]
+                )
+    elif n_known and big_k:
+        topk_idx, _ = model._topk(
+            user_mat[u_model], big_k, seen_ptr, seen_idx, excluded, item_bias=bias
+        )
+
+    # ---------------------------------------------------------------- per-user metrics
+    kernel_specs = [s for s in specs if s.kind in TOPK_METRICS]
+    if kernel_specs:
+        values = np.zeros((n_known, len(kernel_specs)), dtype=np.float64)
+        if n_known:
+            with using_threads(n_threads):
+                ranking_topk_metrics(
+                    topk_idx,
+                    rel_ptr,
+                    rel_idx,
+                    n_rel_known_users,
+                    np.array([TOPK_METRICS[s.kind] for s in kernel_specs], dtype=np.int64),
+                    np.array([s.k for s in kernel_specs], dtype=np.int64),
+                    values,
+                )
+        for m, s in enumerate(kernel_specs):
+            per_user[s.name][:] = 0.0  # unknown users: no recommendations, no hits
+            per_user[s.name][kpos] = values[:, m]
+    if want_auc:
+        # unknown users: every candidate ties (half a pair each); unknown items lose
+        col = per_user["auc"]
+        n_neg_unknown = n_items - n_known_rel
+        col[:] = np.where(n_neg_unknown > 0, 0.5 * n_known_rel / n_rel, np.nan)
+        col[kpos] = auc
+
+    for s in specs:
+        if s.kind == "coverage":
+            shown = topk_idx[:, : s.k]
+            summary[s.name] = float(len(np.unique(shown[shown >= 0])) / n_items)
+        elif s.kind == "auc":
+            vals = per_user["auc"]
+            summary[s.name] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
+        else:
+            summary[s.name] = float(per_user[s.name].mean())
+    return RankingResult(users, per_user, summary, n_rel, known)

@@ -1,0 +1,91 @@
+"""MostPopular: the non-personalised top-N baseline every recommender must beat."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from factorkit._validation import Interval, NoneOr
+from factorkit.data.interactions import Interactions
+from factorkit.models._factor import FactorModel, FoldIn
+
+__all__ = ["MostPopular"]
+
+
+class MostPopular(FactorModel):
+    """Recommend the items with the most training interactions, the same for every user.
+
+    A factor model with zero-width factors whose item score is the item's training count,
+    so ``recommend``, ``recommend_new_user``, :func:`factorkit.evaluate`, ``save`` and
+    :func:`factorkit.load` work as for any model. ``predict`` returns that count (a
+    ranking score, not a rating; 0 for unknown items). Ties keep the order of the
+    model's item vocabulary ``item_map_``. It has no item or user factors, so it has no
+    ``similar_items`` or ``similar_users``.
+
+    Parameters
+    ----------
+    min_value : float, optional
+        Count only interactions with value >= ``min_value`` (e.g. ``4.0``: rank by the
+        number of high ratings). Default: every interaction counts.
+
+    Attributes
+    ----------
+    item_bias_ : numpy.ndarray of float64
+        Each item's count, the ranking score.
+    user_bias_ : numpy.ndarray
+        Zeros.
+    global_mean_ : float
+        0.0.
+
+    Examples
+    --------
+    >>> import factorkit as fk
+    >>> from factorkit.models.popular import MostPopular
+    >>> data = fk.Interactions.from_arrays(["a", "a", "b", "c"], [1, 2, 2, 3])
+    >>> model = MostPopular().fit(data)
+    >>> items, scores = model.recommend("c", k=2)
+    >>> items.tolist(), scores.tolist()
+    ([2, 1], [2.0, 1.0])
+    """
+
+    _parameter_constraints: ClassVar[dict[str, Any]] = {
+        "min_value": NoneOr(Interval(float, None, None)),
+    }
+    _explicit: ClassVar[bool] = False
+
+    def __init__(self, min_value: float | None = None) -> None:
+        self.min_value = min_value
+
+    def fit(self, train: Interactions) -> MostPopular:
+        """Count each item's training interactions; returns ``self``."""
+        data = self._prepare_fit(train)
+        items = data.item_index
+        if self.min_value is not None:
+            items = items[data.values >= self.min_value]
+        self.item_bias_ = np.bincount(items, minlength=data.n_items).astype(np.float64)
+        self.user_bias_ = np.zeros(data.n_users)
+        self.global_mean_ = 0.0
+        self.user_factors_ = np.zeros((data.n_users, 0), dtype=np.float32)
+        self.item_factors_ = np.zeros((data.n_items, 0), dtype=np.float32)
+        return self
+
+    def fold_in(self, items: Any, ratings: Any = None) -> FoldIn:
+        """A new user needs no fitting: empty factors and zero bias (items are checked)."""
+        self._check_fitted("fold_in")
+        self._fold_in_inputs(items, np.ones(len(self.item_map_.lookup(items))))
+        return FoldIn(factors=np.zeros(0, dtype=np.float32), bias=0.0)
+
+    @property
+    def similar_items(self) -> Any:  # type: ignore[override]
+        raise AttributeError(
+            "MostPopular has no item factors, so no similar_items; use a factor model such "
+            "as fk.ImplicitALS"
+        )
+
+    @property
+    def similar_users(self) -> Any:  # type: ignore[override]
+        raise AttributeError(
+            "MostPopular has no user factors, so no similar_users; use a factor model such "
+            "as fk.ImplicitALS"
+        )
