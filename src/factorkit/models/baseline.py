@@ -25,11 +25,12 @@ class BaselineOnly(FactorModel):
     ----------
     epochs : int, default 10
         Alternating sweeps over items and users.
-    regularization : float, default 10.0
+    regularization : float, default 3.0
         ``li``, the shrinkage of item biases towards zero (in units of ratings: an item
         with ``n`` ratings keeps ``n / (n + li)`` of its mean deviation).
-    user_regularization : float, optional
-        ``lu`` for user biases; default ``1.5 * regularization`` (15 with the defaults).
+    user_regularization : float, default 5.0
+        ``lu`` for user biases. Both defaults come from 5-fold cross-validation on
+        MovieLens small (RMSE 0.864; Surprise's 15 / 10 give 0.872).
     progress : bool, default False
         Show a progress bar over epochs.
     callbacks : callable or list of callables, optional
@@ -58,7 +59,7 @@ class BaselineOnly(FactorModel):
     _parameter_constraints: ClassVar[dict[str, Any]] = {
         "epochs": Interval(int, 1, None),
         "regularization": Interval(float, 0, None),
-        "user_regularization": NoneOr(Interval(float, 0, None)),
+        "user_regularization": Interval(float, 0, None),
         "progress": Boolean(),
         "callbacks": Callables(),
         "early_stopping": NoneOr(
@@ -69,8 +70,8 @@ class BaselineOnly(FactorModel):
     def __init__(
         self,
         epochs: int = 10,
-        regularization: float = 10.0,
-        user_regularization: float | None = None,
+        regularization: float = 3.0,
+        user_regularization: float = 5.0,
         progress: bool = False,
         callbacks: Any = None,
         early_stopping: int | bool | None = None,
@@ -83,8 +84,6 @@ class BaselineOnly(FactorModel):
         self.early_stopping = early_stopping
 
     def _user_reg(self) -> float:
-        if self.user_regularization is None:
-            return 1.5 * float(self.regularization)
         return float(self.user_regularization)
 
     def fit(self, train: Interactions, validation: Interactions | None = None) -> BaselineOnly:
