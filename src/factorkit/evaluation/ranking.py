@@ -31,7 +31,7 @@ import numpy as np
 from factorkit.data.interactions import Interactions
 from factorkit.evaluation.metrics import RATING_METRICS
 from factorkit.exceptions import DataError, DataWarning, InvalidParameterError
-from factorkit.kernels._jit import blas_threads, resolve_threads, using_threads
+from factorkit.kernels._jit import using_threads
 from factorkit.kernels.ranking import (
     HIT_RATE,
     MAP,
@@ -225,7 +225,7 @@ def ranking_evaluation(
     relevance_threshold: float | None = None,
 ) -> RankingResult:
     """Compute the ranking metrics ``specs`` of a fitted factor model on ``test``."""
-    from factorkit.models._factor import _BLOCK_FLOATS, FactorModel, _gather_rows
+    from factorkit.models._factor import FactorModel, _gather_rows
 
     if not isinstance(model, FactorModel):
         raise InvalidParameterError(
@@ -298,20 +298,11 @@ def ranking_evaluation(
     excluded = np.zeros(n_items, dtype=np.bool_)
     bias = model._item_bias_for_ranking()
     user_mat = model._user_matrix()
-    n_threads = getattr(model, "_n_threads", None) or resolve_threads(None)
+    n_threads = model._threads()
     if n_known and want_auc:
-        # the scores block is needed for AUC: the same computation as model._topk, with
-        # the AUC kernel run on each block while it exists
-        item_t = np.ascontiguousarray(model.item_factors_.T, dtype=np.float32)
-        bias32 = None if bias is None else np.asarray(bias, dtype=np.float32)
+        # the scores block is needed for AUC: run its kernel on each block while it exists
         topk_val = np.empty((n_known, big_k), dtype=np.float32)
-        block = max(1, min(n_known, _BLOCK_FLOATS // max(1, n_items)))
-        for start in range(0, n_known, block):
-            stop = min(n_known, start + block)
-            with blas_threads(n_threads):
-                scores = np.asarray(user_mat[u_model[start:stop]], dtype=np.float32) @ item_t
-            if bias32 is not None:
-                scores += bias32
+        for start, stop, scores in model._score_blocks(user_mat[u_model], item_bias=bias):
             sp_ = seen_ptr[start : stop + 1] - seen_ptr[start]
             si_ = seen_idx[seen_ptr[start] : seen_ptr[stop]]
             rp_ = rel_ptr[start : stop + 1] - rel_ptr[start]

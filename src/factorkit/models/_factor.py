@@ -158,6 +158,32 @@ class FactorModel(Estimator):
     def _item_bias_for_ranking(self) -> np.ndarray:
         return self.item_bias_
 
+    def _score_blocks(
+        self,
+        user_vecs: np.ndarray,
+        item_vecs: np.ndarray | None = None,
+        item_bias: np.ndarray | None = None,
+    ) -> Iterator[tuple[int, int, np.ndarray]]:
+        """Yield ``(start, stop, scores)`` with ``scores = user_vecs[start:stop] @ items.T
+        + item_bias`` (float32), in row blocks small enough never to hold a full
+        users x items matrix."""
+        item_vecs = self.item_factors_ if item_vecs is None else item_vecs
+        n_rows, n_cols = len(user_vecs), len(item_vecs)
+        block = max(1, min(n_rows, _BLOCK_FLOATS // max(1, n_cols)))
+        item_t = np.ascontiguousarray(item_vecs.T, dtype=np.float32)
+        bias = None if item_bias is None else np.asarray(item_bias, dtype=np.float32)
+        n_threads = self._threads()
+        for start in range(0, n_rows, block):
+            stop = min(n_rows, start + block)
+            with blas_threads(n_threads):
+                scores = np.asarray(user_vecs[start:stop], dtype=np.float32) @ item_t
+            if bias is not None:
+                scores += bias
+            yield start, stop, scores
+
+    def _threads(self) -> int:
+        return getattr(self, "_n_threads", None) or resolve_threads(None)
+
     def _topk(
         self,
         user_vecs: np.ndarray,
@@ -169,19 +195,11 @@ class FactorModel(Estimator):
         item_bias: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Blocked scores = user_vecs @ item_vecs.T + item_bias, then top-k per row."""
-        item_vecs = self.item_factors_ if item_vecs is None else item_vecs
-        n_rows, n_cols = len(user_vecs), len(item_vecs)
+        n_rows = len(user_vecs)
         out_idx = np.empty((n_rows, k), dtype=np.int64)
         out_val = np.empty((n_rows, k), dtype=np.float32)
-        block = max(1, min(n_rows, _BLOCK_FLOATS // max(1, n_cols)))
-        item_t = np.ascontiguousarray(item_vecs.T, dtype=np.float32)
-        n_threads = getattr(self, "_n_threads", None) or resolve_threads(None)
-        for start in range(0, n_rows, block):
-            stop = min(n_rows, start + block)
-            with blas_threads(n_threads):
-                scores = np.asarray(user_vecs[start:stop], dtype=np.float32) @ item_t
-            if item_bias is not None:
-                scores += item_bias.astype(np.float32, copy=False)
+        n_threads = self._threads()
+        for start, stop, scores in self._score_blocks(user_vecs, item_vecs, item_bias):
             ptr = seen_indptr[start : stop + 1] - seen_indptr[start]
             with using_threads(n_threads):
                 topk_scores(
