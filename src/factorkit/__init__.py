@@ -3,7 +3,7 @@
 The public API is re-exported here; see ``docs/`` and the README for a tour.
 """
 
-from factorkit import datasets, exceptions, split
+from factorkit import datasets, evaluation, exceptions, report, split
 from factorkit.data import IdMap, Interactions
 from factorkit.data.readers import read_csv, read_parquet
 from factorkit.evaluation import cross_validate, evaluate
@@ -25,9 +25,11 @@ __all__ = [
     "cross_validate",
     "datasets",
     "evaluate",
+    "evaluation",
     "exceptions",
     "load",
     "read_csv",
     "read_parquet",
+    "report",
     "split",
 ]

@@ -8,6 +8,7 @@ reached through :func:`evaluate` by name; see ``docs/metrics.md`` for the defini
 from factorkit.evaluation.evaluate import CrossValidationResult, cross_validate, evaluate
 from factorkit.evaluation.metrics import mae, rmse
 from factorkit.evaluation.ranking import MetricSpec, available_metrics, parse_metrics
+from factorkit.evaluation.spectrum import factors_curve, singular_value_spectrum
 
 __all__ = [
     "CrossValidationResult",
@@ -15,7 +16,9 @@ __all__ = [
     "available_metrics",
     "cross_validate",
     "evaluate",
+    "factors_curve",
     "mae",
     "parse_metrics",
     "rmse",
+    "singular_value_spectrum",
 ]
