@@ -98,7 +98,7 @@ def test_movielens_small_figures(ml_split, baseline):
 def test_available_metrics_and_parse():
     assert available_metrics() == [
         "rmse", "mae", "precision@k", "recall@k", "ndcg@k", "map@k", "mrr@k", "hit_rate@k",
-        "auc", "coverage@k",
+        "auc", "coverage@k", "novelty@k", "popularity@k", "diversity@k",
     ]  # fmt: skip
     spec = parse_metrics("HIT_RATE@5")[0]
     assert (spec.name, spec.kind, spec.k, spec.is_rating) == ("hit_rate@5", "hit_rate", 5, False)

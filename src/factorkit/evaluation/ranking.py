@@ -11,7 +11,13 @@ out), ``hit_j`` says whether the item at rank ``j`` is in ``R``:
 - ``hit_rate@k = 1`` if any hit in the top ``k``;
 - ``auc``: share of (relevant, non-relevant candidate) pairs ranked the right way round,
   ties counting half;
-- ``coverage@k``: share of the model's items in at least one evaluated user's top ``k``.
+- ``coverage@k``: share of the model's items in at least one evaluated user's top ``k``;
+- beyond accuracy, from each user's top ``k`` and the training popularity ``c_i`` of
+  items (``N`` training users): ``novelty@k``, the mean self-information
+  ``-log2(max(c_i, 1) / N)``; ``popularity@k``, the mean popularity percentile of the
+  recommended items (0 = least, 1 = most interacted-with item; ties share their mid-rank);
+  ``diversity@k``, intra-list diversity, the mean of ``1 - cos(q_i, q_j)`` over pairs of
+  recommended items' factor vectors (NaN for models without item factors).
 
 Per-user values are averaged over the evaluated users (test users with at least one
 relevant item). Relevant items the model cannot recommend (unknown to it) are misses.
@@ -55,6 +61,8 @@ TOPK_METRICS = {
     "mrr": MRR,
     "hit_rate": HIT_RATE,
 }
+#: beyond-accuracy metrics computed from the top-k lists and training popularity
+BEYOND_METRICS = ("novelty", "popularity", "diversity")
 _NAME = re.compile(r"^\s*([a-z_]+)\s*(?:@\s*(.*?))?\s*$")
 
 
@@ -84,7 +92,13 @@ def available_metrics() -> list[str]:
     >>> available_metrics()[:4]
     ['rmse', 'mae', 'precision@k', 'recall@k']
     """
-    return [*RATING_METRICS, *(f"{m}@k" for m in TOPK_METRICS), "auc", "coverage@k"]
+    return [
+        *RATING_METRICS,
+        *(f"{m}@k" for m in TOPK_METRICS),
+        "auc",
+        "coverage@k",
+        *(f"{m}@k" for m in BEYOND_METRICS),
+    ]
 
 
 def _unknown(name: Any, why: str) -> InvalidParameterError:
@@ -129,7 +143,7 @@ def parse_metrics(metrics: str | Sequence[str]) -> list[MetricSpec]:
             if k_text is not None:
                 raise _unknown(raw, f"{kind} takes no cut-off @k")
             spec = MetricSpec(kind, kind, None)
-        elif kind in TOPK_METRICS or kind == "coverage":
+        elif kind in TOPK_METRICS or kind == "coverage" or kind in BEYOND_METRICS:
             if k_text is None:
                 raise _unknown(raw, f"{kind} needs a cut-off, e.g. '{kind}@10'")
             if not k_text.isdigit() or int(k_text) < 1:
@@ -284,7 +298,9 @@ def ranking_evaluation(
     n_known_rel = np.diff(rel_ptr_all)[users]
 
     # ---------------------------------------------------------------- known users: one pass
-    topk_specs = [s for s in specs if s.kind in TOPK_METRICS or s.kind == "coverage"]
+    topk_specs = [
+        s for s in specs if s.kind in TOPK_METRICS or s.kind in ("coverage", *BEYOND_METRICS)
+    ]
     want_auc = any(s.kind == "auc" for s in specs)
     big_k = max((s.k for s in topk_specs), default=0)
     kpos = np.flatnonzero(known)
@@ -351,8 +367,16 @@ def ranking_evaluation(
         col[:] = np.where(n_neg_unknown > 0, 0.5 * n_known_rel / n_rel, np.nan)
         col[kpos] = auc
 
+    beyond = [s for s in specs if s.kind in BEYOND_METRICS]
+    if beyond:
+        stats = _beyond_accuracy(model, seen_ptr_all, seen_idx_all, topk_idx, beyond)
+        for name, values in stats.items():
+            per_user[name][kpos] = values  # unknown users have no list: NaN
     for s in specs:
-        if s.kind == "coverage":
+        if s.kind in BEYOND_METRICS:
+            vals = per_user[s.name]
+            summary[s.name] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
+        elif s.kind == "coverage":
             shown = topk_idx[:, : s.k]
             summary[s.name] = float(len(np.unique(shown[shown >= 0])) / n_items)
         elif s.kind == "auc":
@@ -361,3 +385,46 @@ def ranking_evaluation(
         else:
             summary[s.name] = float(per_user[s.name].mean())
     return RankingResult(users, per_user, summary, n_rel, known)
+
+
+def _beyond_accuracy(
+    model: Any,
+    seen_ptr: np.ndarray,
+    seen_idx: np.ndarray,
+    topk_idx: np.ndarray,
+    specs: Sequence[MetricSpec],
+) -> dict[str, np.ndarray]:
+    """Per-user novelty, popularity percentile and intra-list diversity of top-k lists."""
+    n_items = len(model.item_map_)
+    counts = np.bincount(seen_idx, minlength=n_items).astype(np.float64)
+    n_train_users = max(int((np.diff(seen_ptr) > 0).sum()), 1)
+    order = np.sort(counts)
+    below = np.searchsorted(order, counts, side="left")
+    equal = np.searchsorted(order, counts, side="right") - below
+    percentile = (below + 0.5 * equal) / n_items
+    information = -np.log2(np.maximum(counts, 1.0) / n_train_users)
+    factors = np.asarray(model.item_factors_, dtype=np.float64)
+    norms = np.linalg.norm(factors, axis=1, keepdims=True)
+    unit = factors / np.where(norms > 0, norms, 1.0)
+    out: dict[str, np.ndarray] = {}
+    for s in specs:
+        idx = topk_idx[:, : s.k]
+        valid = idx >= 0
+        safe = np.where(valid, idx, 0)
+        n_valid = valid.sum(axis=1)
+        if s.kind in ("novelty", "popularity"):
+            table = information if s.kind == "novelty" else percentile
+            total = np.where(valid, table[safe], 0.0).sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[s.name] = np.where(n_valid > 0, total / n_valid, np.nan)
+        else:  # diversity
+            if unit.shape[1] == 0:
+                out[s.name] = np.full(len(idx), np.nan)
+                continue
+            vecs = unit[safe] * valid[..., None]
+            sims = np.einsum("ukf,ujf->ukj", vecs, vecs)
+            pair_sum = (sims.sum(axis=(1, 2)) - np.einsum("ukk->u", sims)) / 2
+            n_pairs = n_valid * (n_valid - 1) / 2
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[s.name] = np.where(n_pairs > 0, 1.0 - pair_sum / n_pairs, np.nan)
+    return out
