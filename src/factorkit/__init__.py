@@ -6,7 +6,7 @@ The public API is re-exported here; see ``docs/`` and the README for a tour.
 from factorkit import datasets, evaluation, exceptions, report, split
 from factorkit.data import IdMap, Interactions
 from factorkit.data.readers import read_csv, read_parquet
-from factorkit.evaluation import cross_validate, evaluate
+from factorkit.evaluation import GridSearch, RandomSearch, cross_validate, evaluate
 from factorkit.models import ALS, BaselineOnly, BiasedMF, MostPopular, SVDpp, clone
 from factorkit.persistence import load
 
@@ -16,9 +16,11 @@ __all__ = [
     "ALS",
     "BaselineOnly",
     "BiasedMF",
+    "GridSearch",
     "IdMap",
     "Interactions",
     "MostPopular",
+    "RandomSearch",
     "SVDpp",
     "__version__",
     "clone",

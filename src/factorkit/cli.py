@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -283,6 +284,176 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+@dataclass
+class TuneOutcome:
+    """What ``factorkit tune`` measured besides the search itself (for the report)."""
+
+    model_name: str
+    metric: str
+    n_tune: int
+    n_test: int
+    test_split: str
+    default_model: Any
+    tuned_score: float
+    default_score: float
+    wall_time: float
+    cpu_time: float
+
+
+def _read_space(text: str) -> Any:
+    """--param-grid: inline JSON or a path to a JSON file."""
+    path = Path(text)
+    raw = path.read_text() if not text.lstrip().startswith("{") and path.exists() else text
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise FactorkitError(
+            f"--param-grid must be a JSON object or a JSON file, e.g. "
+            f'\'{{"factors": [50, 100], "learning_rate": {{"loguniform": [0.005, 0.05]}}}}\'; '
+            f"{exc}"
+        ) from None
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from factorkit.evaluation.search import (
+        GridSearch,
+        RandomSearch,
+        default_search_space,
+        greater_is_better,
+        parse_search_space,
+    )
+
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    data = load_data(args)
+    base = make_model(args)
+    fixed = {name for name in MODEL_FLAGS if getattr(args, name, None) is not None}
+    fixed |= {item.partition("=")[0] for item in args.param or []}
+    if "progress" in base.get_params():
+        base.set_params(progress=False)
+    metric = args.metric or ("rmse" if getattr(base, "_explicit", True) else "ndcg@10")
+    ranking = greater_is_better(metric)
+    # hold out a test set first: the search never sees it, both models are scored on it
+    splitter = fk.split.per_user if ranking else fk.split.random
+    tune_set, test = splitter(data, test_size=args.test_size, random_state=args.seed)
+    if args.param_grid:
+        raw = _read_space(args.param_grid)
+        if args.search == "grid" and isinstance(raw, dict):
+            for name, value in raw.items():
+                if isinstance(value, dict):
+                    raise FactorkitError(
+                        f"--search grid takes lists of values; {name!r} is a distribution "
+                        "(use --search random for distributions)"
+                    )
+        space = parse_search_space(raw)
+    else:
+        space = default_search_space(base, args.search)
+        space = {k: v for k, v in space.items() if k not in fixed}
+        if args.halving:
+            space.pop("epochs", None)
+        if not space:
+            raise FactorkitError(
+                "every parameter of the built-in search space is fixed by a flag; drop a flag "
+                "or pass --param-grid"
+            )
+    common: dict[str, Any] = {
+        "cv": "holdout" if args.holdout is not None else args.cv,
+        "validation_size": args.holdout if args.holdout is not None else 0.2,
+        "metric": metric,
+        "random_state": args.seed,
+        "n_jobs": args.n_jobs,
+        "progress": _progress_default(args),
+        "halving": args.halving,
+        "factor": args.factor,
+    }
+    if args.search == "grid":
+        search = GridSearch(base, space, **common)
+    else:
+        search = RandomSearch(base, space, n_iter=args.n_iter, **common)
+    search.fit(tune_set)
+    tuned = fk.evaluate(search.best_estimator_, test, metrics=[metric], train=tune_set)[metric]
+    default_model = fk.clone(base).fit(tune_set)
+    default = fk.evaluate(default_model, test, metrics=[metric], train=tune_set)[metric]
+    outcome = TuneOutcome(
+        model_name=type(base).__name__,
+        metric=search.metric_,
+        n_tune=len(tune_set),
+        n_test=len(test),
+        test_split="per user" if ranking else "random",
+        default_model=default_model,
+        tuned_score=float(tuned),
+        default_score=float(default),
+        wall_time=time.perf_counter() - wall0,
+        cpu_time=time.process_time() - cpu0,
+    )
+    return report_tune(search, outcome, args)
+
+
+def report_tune(search: Any, outcome: TuneOutcome, args: argparse.Namespace) -> int:
+    """Print the fitted search: top settings, best parameters, tuned vs default held-out score.
+
+    The end of ``factorkit tune``; a report writer (``--report DIR``) hooks in here.
+    """
+    m = outcome.metric
+    print(format_search_table(search, top=args.top))
+    print()
+    best = ", ".join(f"{k}={_short(v)}" for k, v in search.best_params_.items())
+    print(f"best parameters: {best}")
+    better = "higher" if search.greater_is_better_ else "lower"
+    print(
+        f"held-out {m} on {outcome.n_test:,} test interactions ({better} is better; split "
+        f"{outcome.test_split}, seed {args.seed}, never seen by the search):"
+    )
+    print(f"  tuned     {outcome.tuned_score:.4f}  best parameters, refitted on all tuning data")
+    print(f"  defaults  {outcome.default_score:.4f}  {outcome.default_model!r}")
+    gain = outcome.tuned_score - outcome.default_score
+    if not search.greater_is_better_:
+        gain = -gain
+    rel = 100 * gain / abs(outcome.default_score) if outcome.default_score else float("nan")
+    if abs(gain) < 5e-5:
+        print("  tuned matches defaults (difference < 0.0001)")
+    else:
+        verdict = "better" if gain > 0 else "worse"
+        print(f"  tuned is {verdict} than defaults by {abs(gain):.4f} ({abs(rel):.2f}%)")
+    n_fits = len(search.cv_results_) * search.n_splits_
+    print(
+        f"search: {len(search.cv_results_)} settings, {n_fits} fits in "
+        f"{search.search_time_:.1f} s wall / {search.search_cpu_time_:.1f} s CPU; "
+        f"whole command {outcome.wall_time:.1f} s wall / {outcome.cpu_time:.1f} s CPU"
+    )
+    return 0
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def format_search_table(search: Any, top: int = 10) -> str:
+    """The top settings of a fitted search as a plain-text table."""
+    table = search.summary(top=top)
+    m = search.metric_
+    n = search.n_splits_
+    how = f"mean over {n} folds" if n > 1 else "one validation split"
+    rename = {f"mean_{m}": m, f"std_{m}": "std", "mean_fit_time": "fit s"}
+    if n == 1:
+        table = table.drop(columns=[f"std_{m}"])
+    epochs = table.pop("mean_epochs") if "mean_epochs" in table else None
+    if epochs is not None and "epochs" in table and not (epochs == table["epochs"]).all():
+        table["epochs run"] = epochs  # early stopping cut training short
+    table = table.rename(columns=rename)
+    formatters: dict[str, Any] = {}
+    for col in table.columns:
+        if col in (m, "std"):
+            formatters[col] = "{:.4f}".format
+        elif col == "fit s":
+            formatters[col] = "{:.2f}".format
+        elif col == "epochs run":
+            formatters[col] = "{:.1f}".format
+        elif table[col].dtype.kind == "f":
+            formatters[col] = _short
+    title = f"top {len(table)} of {len(search.cv_results_)} settings by {m} ({how})"
+    return title + "\n" + table.to_string(index=False, formatters=formatters)
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from factorkit.persistence import read_metadata
 
@@ -365,6 +536,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="fold assignment seed")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "tune",
+        help="search hyper-parameters; report tuned vs default score on a held-out test set",
+    )
+    _add_data_args(p)
+    _add_model_args(p)
+    p.add_argument("--search", choices=["random", "grid"], default="random")
+    p.add_argument("--n-iter", type=int, default=30, help="random search: settings (default 30)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--cv", type=int, default=3, help="cross-validation folds (default 3)")
+    group.add_argument(
+        "--holdout", type=float, metavar="FRACTION", help="score on one validation split instead"
+    )
+    p.add_argument(
+        "--metric", help="metric to optimise (default rmse; ndcg@10 for implicit models)"
+    )
+    p.add_argument(
+        "--param-grid",
+        metavar="JSON",
+        help='search space as JSON or a JSON file: {"factors": [50, 100], "learning_rate": '
+        '{"loguniform": [0.005, 0.05]}} (default: the built-in space of the model)',
+    )
+    p.add_argument("--halving", action="store_true", help="successive halving over epochs")
+    p.add_argument("--factor", type=float, default=3, help="halving factor (default 3)")
+    p.add_argument("--test-size", type=float, default=0.2, help="held-out test share (default 0.2)")
+    p.add_argument("--seed", type=int, default=0, help="seed of splits and sampling (default 0)")
+    p.add_argument("--n-jobs", type=int, default=1, help="trials at once (-1: one per core)")
+    p.add_argument("--top", type=int, default=10, help="settings shown (default 10)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("recommend", help="top-k items for a user, or for all users to a file")
     p.add_argument("model_file")

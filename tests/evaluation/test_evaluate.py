@@ -102,3 +102,19 @@ def test_available_metrics_and_parse():
     ]  # fmt: skip
     spec = parse_metrics("HIT_RATE@5")[0]
     assert (spec.name, spec.kind, spec.k, spec.is_rating) == ("hit_rate@5", "hit_rate", 5, False)
+
+
+def test_cross_validate_parallel_folds_match_sequential():
+    data = fk.datasets.load_movielens_small()
+    model = fk.ALS(factors=8, epochs=3, random_state=0)  # results independent of n_threads
+    seq = fk.cross_validate(model, data, cv=3, metrics=["rmse", "ndcg@10"])
+    par = fk.cross_validate(model, data, cv=3, metrics=["rmse", "ndcg@10"], n_jobs=2)
+    np.testing.assert_allclose(par.folds["rmse"], seq.folds["rmse"], rtol=1e-12)
+    np.testing.assert_allclose(par.folds["ndcg@10"], seq.folds["ndcg@10"], rtol=1e-12)
+    assert model.get_params()["n_threads"] is None  # the instance passed in is untouched
+
+
+def test_cross_validate_rejects_bad_n_jobs():
+    data = fk.Interactions.from_arrays([1, 2], [1, 2], [1.0, 2.0])
+    with pytest.raises(InvalidParameterError, match="n_jobs must be None or an int >= 1; got 0"):
+        fk.cross_validate(fk.BaselineOnly(), data, cv=2, n_jobs=0)

@@ -8,13 +8,17 @@ reached through :func:`evaluate` by name; see ``docs/metrics.md`` for the defini
 from factorkit.evaluation.evaluate import CrossValidationResult, cross_validate, evaluate
 from factorkit.evaluation.metrics import mae, rmse
 from factorkit.evaluation.ranking import MetricSpec, available_metrics, parse_metrics
+from factorkit.evaluation.search import GridSearch, RandomSearch, default_search_space
 from factorkit.evaluation.spectrum import factors_curve, singular_value_spectrum
 
 __all__ = [
     "CrossValidationResult",
+    "GridSearch",
     "MetricSpec",
+    "RandomSearch",
     "available_metrics",
     "cross_validate",
+    "default_search_space",
     "evaluate",
     "factors_curve",
     "mae",

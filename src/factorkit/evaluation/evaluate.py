@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,7 @@ from factorkit.evaluation.ranking import (
     ranking_evaluation,
 )
 from factorkit.exceptions import DataError, InvalidParameterError
+from factorkit.kernels._jit import concurrent_launches_safe, resolve_threads
 from factorkit.models.base import Estimator, clone
 
 __all__ = ["CrossValidationResult", "cross_validate", "evaluate"]
@@ -200,6 +203,16 @@ class CrossValidationResult:
         return f"CrossValidationResult\n{self.summary().to_string(float_format='%.4f')}"
 
 
+def _check_jobs(n_jobs: Any) -> int:
+    if n_jobs is None:
+        return 1
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1:
+        raise InvalidParameterError(
+            f"cross_validate: n_jobs must be None or an int >= 1; got {n_jobs!r}"
+        )
+    return int(n_jobs)
+
+
 def cross_validate(
     estimator: Estimator,
     data: Interactions,
@@ -207,6 +220,7 @@ def cross_validate(
     metrics: str | Sequence[str] = ("rmse", "mae"),
     random_state: int | None = 0,
     relevance_threshold: float | None = None,
+    n_jobs: int | None = None,
 ) -> CrossValidationResult:
     """Fit a clone of ``estimator`` on each training fold and score it on the test fold.
 
@@ -224,6 +238,11 @@ def cross_validate(
         Seed of the fold assignment when ``cv`` is an int.
     relevance_threshold : float, optional
         Passed to :func:`evaluate` (ranking metrics only).
+    n_jobs : int, optional
+        Folds fitted at once, in threads (the kernels release the GIL). Each fold's
+        estimator then gets ``n_threads = cores // n_jobs`` (when it has that parameter)
+        so the folds together never oversubscribe the cores. ``None`` or 1: one fold at a
+        time, each using every core.
 
     Examples
     --------
@@ -248,9 +267,13 @@ def cross_validate(
         folds: Iterable = kfold(data, k=int(cv), random_state=random_state)
     else:
         folds = cv
-    rows = []
-    for train, test in folds:
+    jobs = _check_jobs(n_jobs)
+
+    def run_fold(pair: tuple[Interactions, Interactions], threads: int | None) -> dict:
+        train, test = pair
         model = clone(estimator)
+        if threads is not None and "n_threads" in model.get_params():
+            model.set_params(n_threads=threads)
         t0 = time.perf_counter()
         model.fit(train)
         t1 = time.perf_counter()
@@ -258,7 +281,23 @@ def cross_validate(
             model, test, metrics=names, train=train, relevance_threshold=relevance_threshold
         )
         t2 = time.perf_counter()
-        rows.append({**scores, "fit_time": t1 - t0, "test_time": t2 - t1})
+        return {**scores, "fit_time": t1 - t0, "test_time": t2 - t1}
+
+    if jobs > 1 and not concurrent_launches_safe():
+        warnings.warn(
+            "cross_validate: numba's 'workqueue' threading layer cannot run kernels from "
+            "several threads at once; running folds one at a time (install tbb, or have "
+            "libgomp available, for n_jobs > 1)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        jobs = 1
+    if jobs > 1:
+        per_fold = max(1, resolve_threads(None) // jobs)
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            rows = list(pool.map(lambda pair: run_fold(pair, per_fold), folds))
+    else:
+        rows = [run_fold(pair, None) for pair in folds]
     frame = pd.DataFrame(rows)
     frame.index.name = "fold"
     return CrossValidationResult(frame)

@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterator
 
 import numba
+from numba import prange
 from threadpoolctl import ThreadpoolController
 
 __all__ = ["jit", "max_threads", "resolve_threads", "using_threads"]
@@ -66,3 +67,21 @@ def blas_threads(n_threads: int) -> Iterator[None]:
     """Let BLAS use ``n_threads`` (for GEMM-bound steps run outside numba kernels)."""
     with _controller().limit(limits=n_threads, user_api="blas"):
         yield
+
+
+@jit(parallel=True)
+def _parallel_probe(n):  # pragma: no cover - compiled
+    total = 0
+    for i in prange(n):
+        total += i
+    return total
+
+
+def concurrent_launches_safe() -> bool:
+    """Whether parallel kernels may be launched from several Python threads at once.
+
+    numba's OpenMP and TBB threading layers allow it; the fallback "workqueue" layer
+    aborts the process on concurrent launches.
+    """
+    _parallel_probe(2)
+    return numba.threading_layer() != "workqueue"

@@ -1,0 +1,116 @@
+"""The ``factorkit tune`` command: search, report, held-out comparison, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import factorkit as fk
+from factorkit import cli
+from factorkit.cli import main
+from factorkit.evaluation.search import GridSearch, RandomSearch
+
+
+@pytest.fixture(scope="module")
+def ratings_csv(tmp_path_factory):
+    data, _ = fk.datasets.make_ratings(n_users=60, n_items=40, n_ratings=1500, random_state=0)
+    frame = data.to_pandas().rename(columns={"user": "userId", "item": "movieId"})
+    path = tmp_path_factory.mktemp("tune") / "ratings.csv"
+    frame[["userId", "movieId", "rating"]].to_csv(path, index=False)
+    return path
+
+
+def _tune(path, *extra):
+    return main(["tune", str(path), *extra, "-q"])
+
+
+def test_random_search_prints_table_best_and_held_out_scores(ratings_csv, capsys):
+    assert _tune(ratings_csv, "--model", "biased-mf", "--n-iter", "4", "--cv", "2") == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == "top 4 of 4 settings by rmse (mean over 2 folds)"
+    header = lines[1].split()
+    assert header[0] == "rank" and header[-4:] == ["rmse", "std", "fit", "s"]
+    assert {"factors", "epochs", "learning_rate", "regularization"} <= set(header)
+    assert [line.split()[0] for line in lines[2:6]] == ["1", "2", "3", "4"]
+    assert "best parameters: factors=" in out
+    assert "held-out rmse on 300 test interactions" in out
+    assert "  tuned     0." in out and "  defaults  0." in out and "BiasedMF(random_state=0)" in out
+    assert "search: 4 settings, 8 fits in" in out and "s CPU" in out
+
+
+def test_tune_ends_in_the_report_hook_with_the_fitted_search(ratings_csv, monkeypatch):
+    seen = {}
+
+    def hook(search, outcome, args):
+        seen.update(search=search, outcome=outcome, args=args)
+        return 0
+
+    monkeypatch.setattr(cli, "report_tune", hook)
+    assert _tune(ratings_csv, "--model", "baseline", "--n-iter", "3", "--holdout", "0.3") == 0
+    search, outcome = seen["search"], seen["outcome"]
+    assert isinstance(search, RandomSearch) and search.n_splits_ == 1
+    assert search.validation_size == 0.3 and search.best_estimator_._is_fitted()
+    assert outcome.n_tune + outcome.n_test == 1500 and outcome.n_test == 300
+    assert outcome.metric == "rmse" and outcome.test_split == "random"
+    # fixed flags stay out of the default space and apply to every trial
+    seen.clear()
+    assert _tune(ratings_csv, "--model", "baseline", "--epochs", "3", "--n-iter", "2") == 0
+    assert "epochs" not in seen["search"].cv_results_
+    assert "param_epochs" not in seen["search"].cv_results_
+    assert seen["search"].best_estimator_.epochs == 3
+
+
+def test_grid_search_with_json_grid_and_file(ratings_csv, tmp_path, capsys, monkeypatch):
+    grid = {"regularization": [1.0, 5.0], "epochs": [2, 4]}
+    assert (
+        _tune(
+            ratings_csv, "--model", "baseline", "--search", "grid", "--param-grid", json.dumps(grid)
+        )
+        == 0
+    )
+    assert capsys.readouterr().out.startswith("top 4 of 4 settings by rmse (mean over 3 folds)")
+    path = tmp_path / "grid.json"
+    path.write_text(json.dumps({"regularization": [1.0, 5.0]}))
+    seen = {}
+    monkeypatch.setattr(cli, "report_tune", lambda s, o, a: seen.update(search=s) or 0)
+    assert (
+        _tune(ratings_csv, "--model", "baseline", "--search", "grid", "--param-grid", str(path))
+        == 0
+    )
+    assert isinstance(seen["search"], GridSearch) and len(seen["search"].cv_results_) == 2
+
+
+def test_halving_and_ranking_metric(ratings_csv, capsys, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(cli, "report_tune", lambda s, o, a: seen.update(search=s, outcome=o) or 0)
+    args = ["--model", "biased-mf", "--epochs", "9", "--n-iter", "9", "--holdout", "0.2"]
+    assert _tune(ratings_csv, *args, "--halving", "--metric", "ndcg@5") == 0
+    search, outcome = seen["search"], seen["outcome"]
+    assert search.halving and search.greater_is_better_
+    assert list(search.cv_results_.groupby("iter")["n_resources"].first()) == [1, 3, 9]
+    assert outcome.test_split == "per user" and outcome.metric == "ndcg@5"
+    monkeypatch.undo()
+    assert _tune(ratings_csv, *args, "--halving") == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[1].split()[:3] == ["rank", "iter", "n_resources"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--param-grid", "{bad json"], "--param-grid must be a JSON object or a JSON file"),
+        (
+            ["--search", "grid", "--param-grid", '{"factors": {"loguniform_int": [2, 9]}}'],
+            "--search grid takes lists of values; 'factors' is a distribution",
+        ),
+        (["--param-grid", '{"factor": [2]}'], "BiasedMF has no parameter 'factor'"),
+        (["--n-iter", "0"], "n_iter must be an int >= 1; got 0"),
+        (["--metric", "ndcg"], "ndcg needs a cut-off"),
+    ],
+)
+def test_errors_are_reported(ratings_csv, capsys, extra, message):
+    assert _tune(ratings_csv, "--model", "biased-mf", *extra) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("factorkit tune: error: ") and message in err
