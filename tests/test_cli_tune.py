@@ -114,3 +114,55 @@ def test_errors_are_reported(ratings_csv, capsys, extra, message):
     assert _tune(ratings_csv, "--model", "biased-mf", *extra) == 2
     err = capsys.readouterr().err
     assert err.startswith("factorkit tune: error: ") and message in err
+
+
+def test_tune_writes_html_report(ratings_csv, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert (
+        _tune(
+            ratings_csv, "--model", "baseline", "--n-iter", "2", "--cv", "2", "--report", str(out)
+        )
+        == 0
+    )
+    html = (out / "index.html").read_text()
+    assert "data:image/png;base64" in html and "http://" not in html
+    assert f"report written to {out / 'index.html'}" in capsys.readouterr().out
+
+
+def test_evaluate_with_ranking_metrics_and_report(ratings_csv, tmp_path, capsys):
+    out = tmp_path / "eval"
+    code = main(
+        ["evaluate", str(ratings_csv), "--model", "baseline", "--cv", "2",
+         "--metrics", "rmse,ndcg@5", "--report", str(out), "-q"]
+    )  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "ndcg@5" in printed and "rmse" in printed
+    assert (out / "index.html").exists()
+
+
+def test_report_without_matplotlib_says_how_to_install(ratings_csv, tmp_path, capsys, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError("no matplotlib")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    code = main(
+        [
+            "evaluate",
+            str(ratings_csv),
+            "--model",
+            "baseline",
+            "--cv",
+            "2",
+            "--report",
+            str(tmp_path / "r"),
+        ]
+    )
+    assert code == 2
+    assert "the report needs matplotlib: pip install 'factorkit[plot]'" in capsys.readouterr().err

@@ -276,12 +276,36 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model = make_model(args)
     if "progress" in model.get_params():
         model.set_params(progress=False)
-    folds = fk.split.kfold(data, k=args.cv, random_state=args.seed)
-    result = fk.cross_validate(model, data, cv=folds, metrics=["rmse", "mae"])
+    if args.metrics:
+        metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    elif getattr(model, "_explicit", True):
+        metrics = ["rmse", "mae"]
+    else:
+        metrics = ["precision@10", "recall@10", "ndcg@10", "coverage@10"]
+    folds = list(fk.split.kfold(data, k=args.cv, random_state=args.seed))
+    result = fk.cross_validate(model, data, cv=folds, metrics=metrics)
     print(f"{model!r}: {args.cv}-fold cross-validation on {len(data):,} interactions")
     table = result.summary()
     print(table.to_string(float_format=lambda x: f"{x:.4f}"))
+    if args.report:
+        train, test = folds[0]
+        _write_report(
+            args.report,
+            model=fk.clone(model).fit(train),
+            train=train,
+            test=test,
+            title=f"{type(model).__name__} on {args.data}",
+            cv_result=result,
+        )
     return 0
+
+
+def _write_report(directory: str, **kwargs: Any) -> None:
+    """Write the HTML report (needs matplotlib) and say where it is."""
+    from factorkit.report import write_report
+
+    path = write_report(directory, **kwargs)
+    print(f"report written to {path}")
 
 
 @dataclass
@@ -298,6 +322,8 @@ class TuneOutcome:
     default_score: float
     wall_time: float
     cpu_time: float
+    tune_set: Any = None
+    test: Any = None
 
 
 def _read_space(text: str) -> Any:
@@ -384,6 +410,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         default_score=float(default),
         wall_time=time.perf_counter() - wall0,
         cpu_time=time.process_time() - cpu0,
+        tune_set=tune_set,
+        test=test,
     )
     return report_tune(search, outcome, args)
 
@@ -420,6 +448,15 @@ def report_tune(search: Any, outcome: TuneOutcome, args: argparse.Namespace) -> 
         f"{search.search_time_:.1f} s wall / {search.search_cpu_time_:.1f} s CPU; "
         f"whole command {outcome.wall_time:.1f} s wall / {outcome.cpu_time:.1f} s CPU"
     )
+    if args.report:
+        _write_report(
+            args.report,
+            model=search.best_estimator_,
+            train=outcome.tune_set,
+            test=outcome.test,
+            title=f"{outcome.model_name} tuned on {args.data}",
+            search=search,
+        )
     return 0
 
 
@@ -533,6 +570,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     _add_model_args(p)
     p.add_argument("--cv", type=int, default=5, help="number of folds (default 5)")
+    p.add_argument(
+        "--metrics",
+        help="comma-separated metrics, e.g. rmse,mae or ndcg@10,recall@20 (default: rmse,mae "
+        "for rating models, top-10 ranking metrics for implicit ones)",
+    )
+    p.add_argument("--report", metavar="DIR", help="also write an HTML report (needs matplotlib)")
     p.add_argument("--seed", type=int, default=0, help="fold assignment seed")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_evaluate)
@@ -565,6 +608,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of splits and sampling (default 0)")
     p.add_argument("--n-jobs", type=int, default=1, help="trials at once (-1: one per core)")
     p.add_argument("--top", type=int, default=10, help="settings shown (default 10)")
+    p.add_argument("--report", metavar="DIR", help="also write an HTML report (needs matplotlib)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_tune)
 
