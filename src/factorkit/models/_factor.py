@@ -433,15 +433,18 @@ class FactorModel(Estimator):
         ratings: Any = None,
         k: int = 10,
         exclude_seen: bool = True,
+        exclude_items: Any = None,
+        candidates: Any = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Fold a new user in from a few interactions and return their top-``k`` items.
 
-        The given items are left out when ``exclude_seen`` is true. Returns 1-D
-        ``(item_ids, scores)``.
+        The given items are left out when ``exclude_seen`` is true; ``exclude_items`` and
+        ``candidates`` (raw item ids) work as ``exclude_items`` and ``items`` of
+        :meth:`recommend`. Returns 1-D ``(item_ids, scores)``.
         """
         folded = self.fold_in(items, ratings)
         k = _check_k(k, "recommend_new_user")
-        excluded = np.zeros(len(self.item_map_), dtype=np.bool_)
+        excluded = self._candidate_mask(exclude_items, candidates)
         if exclude_seen:
             excluded[self.item_map_.to_index(items)] = True
         idx, val = self._topk(
