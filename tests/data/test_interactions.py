@@ -190,3 +190,12 @@ def test_idmap_lookup_and_errors():
         m.to_index([10, 99])
     with pytest.raises(ValueError, match="item id 10 appears twice"):
         fk.IdMap([10, 10], kind="item")
+
+
+def test_low_level_constructor_rejects_repeated_pairs():
+    m = fk.IdMap([1, 2], kind="user")
+    i = fk.IdMap([7], kind="item")
+    with pytest.raises(
+        DataError, match=r"the \(user, item\) pairs repeat; build through from_pandas"
+    ):
+        fk.Interactions(np.array([1, 0, 1]), np.array([0, 0, 0]), np.ones(3), m, i)

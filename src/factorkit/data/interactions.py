@@ -94,6 +94,11 @@ class Interactions:
             )
         if not _canonical and len(users):
             order = _canonical_order(users, items, len(user_map), len(item_map))
+            if order is not None and len(order) != len(users):
+                raise DataError(
+                    "Interactions: the (user, item) pairs repeat; build through from_pandas "
+                    "or from_arrays with duplicates='last', 'mean' or 'sum' to combine them"
+                )
             if order is not None:
                 users, items, vals = users[order], items[order], vals[order]
                 ts = None if ts is None else ts[order]
@@ -649,6 +654,10 @@ def _fmt(x: float) -> str:
 
 
 def _factorize(col: pd.Series, role: str, locator: Locator) -> tuple[np.ndarray, np.ndarray]:
+    if col.dtype.kind in "iu" and len(col) >= 1 << 16:
+        dense = _factorize_small_ints(col.to_numpy())
+        if dense is not None:
+            return dense
     codes, uniques = pd.factorize(col, sort=False, use_na_sentinel=True)
     if len(codes) and codes.min() < 0:
         row = int(np.flatnonzero(codes < 0)[0])
@@ -673,6 +682,33 @@ def _factorize(col: pd.Series, role: str, locator: Locator) -> tuple[np.ndarray,
     elif uniques.dtype.kind in "iu" and uniques.dtype.itemsize < 8:
         uniques = uniques.astype(np.int64)  # int ids are int64 whatever the column's width
     return codes.astype(np.int32, copy=False), uniques
+
+
+def _factorize_small_ints(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``pd.factorize`` for non-negative integers of a modest range, by table lookup.
+
+    Same codes (order of first appearance) and uniques (int64), but int32 codes are
+    written directly: no hash table and no intp codes array to narrow afterwards, which
+    matters for tens of millions of ids. None when the ids are negative or spread too wide.
+    """
+    n = len(values)
+    lo, hi = int(values.min()), int(values.max())
+    if lo < 0 or hi >= max(n // 2, 1 << 20):
+        return None
+    table = np.full(hi + 1, -1, dtype=np.int32)
+    found = []
+    k = 0
+    step = 1 << 16
+    for start in range(0, n, step):
+        chunk = values[start : start + step]
+        new = chunk[table[chunk] < 0]
+        if len(new):  # ids first seen in this chunk, in order of first appearance
+            ids, first = np.unique(new, return_index=True)
+            ids = ids[np.argsort(first, kind="stable")]
+            table[ids] = np.arange(k, k + len(ids), dtype=np.int32)
+            k += len(ids)
+            found.append(ids)
+    return table[values], np.concatenate(found).astype(np.int64)
 
 
 def _numeric(col: pd.Series, name: str, locator: Locator) -> np.ndarray:
@@ -776,7 +812,7 @@ def _canonical_sort(
         del u1, p1
         users_sorted = np.repeat(np.arange(n_users, dtype=np.int32), np.diff(ptr))
         items_sorted = i[order]
-    except (ImportError, AttributeError, TypeError, ValueError):  # pragma: no cover
+    except (ImportError, AttributeError, TypeError, ValueError):
         order = np.argsort(u.astype(np.int64) * max(n_items, 1) + i, kind="stable")
         users_sorted, items_sorted = u[order], i[order]
     users_sorted = users_sorted.astype(np.int32, copy=False)

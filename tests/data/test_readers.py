@@ -1,0 +1,627 @@
+"""Tests of fk.read_csv / fk.read_parquet: happy paths on every format, and one pinned
+message per kind of bad input (file, line, field, expectation, fix)."""
+
+from __future__ import annotations
+
+import gzip
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from factorkit.data import readers
+from factorkit.data.readers import read_csv, read_parquet
+from factorkit.exceptions import DataError, InvalidParameterError
+
+HEADER = "userId,movieId,rating,timestamp\n"
+GOOD = HEADER + "1,10,4.0,100\n1,20,3.5,200\n2,10,5.0,300\n"
+
+
+@pytest.fixture(params=["arrow", "pandas"])
+def engine(request, monkeypatch):
+    """Run a test with each fast path: pyarrow's reader, and pandas' C parser (no pyarrow)."""
+    if request.param == "arrow":
+        pytest.importorskip("pyarrow")
+        monkeypatch.setattr(readers, "_read_fast", readers._read_fast_arrow)
+    else:  # as if pyarrow were not installed (pandas itself may still use it)
+        monkeypatch.setattr(readers, "_arrow", lambda: None)
+    return request.param
+
+
+@pytest.fixture
+def write(tmp_path):
+    def _write(text: str | bytes, name: str = "ratings.csv"):
+        path = tmp_path / name
+        if isinstance(text, bytes):
+            path.write_bytes(text)
+        else:
+            path.write_bytes(text.encode("utf-8"))
+        return path
+
+    return _write
+
+
+def triples(data):
+    df = data.to_pandas()
+    return sorted(zip(df["user"], df["item"], df.iloc[:, 2].astype(float), strict=True))
+
+
+# ====================================================================== happy paths
+def test_reads_ratings_and_timestamps(write, engine):
+    data = read_csv(write(GOOD), timestamp="timestamp")
+    assert (data.n_users, data.n_items, len(data)) == (2, 2, 3)
+    assert not data.implicit
+    assert data.user_ids.ids.tolist() == [1, 2]
+    assert data.item_ids.ids.tolist() == [10, 20]
+    assert data.values.dtype == np.float32
+    df = data.to_pandas()
+    assert df.to_dict("list") == {
+        "user": [1, 1, 2],
+        "item": [10, 20, 10],
+        "rating": [4.0, 3.5, 5.0],
+        "timestamp": [100, 200, 300],
+    }
+    assert data.timestamps.dtype == np.int64
+
+
+def test_without_timestamp_and_implicit(write, engine):
+    path = write(GOOD)
+    assert read_csv(path).timestamps is None
+    data = read_csv(path, rating=None)
+    assert data.implicit
+    assert data.values.tolist() == [1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("sep", [",", "\t", ";", "|", " ", "::"])
+def test_every_separator(write, engine, sep):
+    text = "".join(sep.join(line.split(",")) + "\n" for line in GOOD.splitlines())
+    data = read_csv(write(text), timestamp="timestamp", sep=sep)
+    assert triples(data) == [(1, 10, 4.0), (1, 20, 3.5), (2, 10, 5.0)]
+    assert data.timestamps.tolist() == [100, 200, 300]
+
+
+def test_movielens_dat_without_header(write, engine):
+    path = write("1::1193::5::978300760\n1::661::3::978302109\n2::1193::4::978298413\n")
+    data = read_csv(path, user=0, item=1, rating=2, timestamp=3, sep="::", header=False)
+    assert triples(data) == [(1, 661, 3.0), (1, 1193, 5.0), (2, 1193, 4.0)]
+
+
+def test_double_colon_with_colon_inside_a_field(write, engine):
+    path = write("u:1::a::5\nu:2::b::4\n")
+    data = read_csv(path, user=0, item=1, rating=2, sep="::", header=False)
+    assert triples(data) == [("u:1", "a", 5.0), ("u:2", "b", 4.0)]
+
+
+def test_positions_with_header(write, engine):
+    data = read_csv(write(GOOD), user=1, item=0, rating=2)
+    assert triples(data) == [(10, 1, 4.0), (10, 2, 5.0), (20, 1, 3.5)]
+
+
+def test_other_column_names_and_extra_columns(write, engine):
+    path = write("item,who,score,comment\na,x,1,nice\nb,x,2,\nb,y,3,meh\n")
+    data = read_csv(path, user="who", item="item", rating="score")
+    assert triples(data) == [("x", "a", 1.0), ("x", "b", 2.0), ("y", "b", 3.0)]
+
+
+def test_string_and_mixed_ids_stay_text(write, engine):
+    path = write("u,i,r\nann,007,1\nbob,1.5,2\n")
+    data = read_csv(path, user="u", item="i", rating="r")
+    assert data.user_ids.ids.tolist() == ["ann", "bob"]
+    assert data.item_ids.ids.tolist() == ["007", "1.5"]
+
+
+def test_blank_lines_crlf_cr_and_bom(write, engine):
+    text = "\ufeff\r\n" + GOOD.replace("\n", "\r\n").replace("1,20", "\r\n  \r\n1,20")
+    assert triples(read_csv(write(text))) == [(1, 10, 4.0), (1, 20, 3.5), (2, 10, 5.0)]
+    cr = write(GOOD.replace("\n", "\r"), name="cr.csv")
+    assert len(read_csv(cr)) == 3
+
+
+def test_quoted_fields(write, engine):
+    path = write('u,i,r\n"a, b","x\ny",1\n"c ""q""",z,2\n')
+    data = read_csv(path, user="u", item="i", rating="r")
+    assert triples(data) == [("a, b", "x\ny", 1.0), ('c "q"', "z", 2.0)]
+
+
+def test_iso_datetime_timestamps(write, engine):
+    path = write("u,i,r,t\n1,1,1,2020-01-01T00:00:00\n1,2,2,2020-01-01T00:01:00\n")
+    data = read_csv(path, user="u", item="i", rating="r", timestamp="t")
+    assert data.timestamps.tolist() == [1577836800, 1577836860]
+
+
+def test_gzip(tmp_path, engine):
+    path = tmp_path / "ratings.csv.gz"
+    with gzip.open(path, "wt") as f:
+        f.write(GOOD)
+    assert len(read_csv(path)) == 3
+
+
+def test_duplicates_policies_and_item_metadata(write, engine):
+    path = write(GOOD + "1,10,2.0,400\n")
+    assert triples(read_csv(path, duplicates="last"))[0] == (1, 10, 2.0)
+    assert triples(read_csv(path, duplicates="mean"))[0] == (1, 10, 3.0)
+    meta = pd.DataFrame({"title": ["A", "B"]}, index=[10, 20])
+    assert read_csv(write(GOOD), item_metadata=meta).item_metadata is meta
+
+
+# ====================================================================== errors: values
+def pinned(path, match, **kw):
+    with pytest.raises(DataError, match=match):
+        read_csv(path, **kw)
+
+
+def test_non_numeric_rating(write, engine):
+    pinned(
+        write(HEADER + "1,10,4,1\n1,20,abc,2\n"),
+        r"^ratings\.csv line 3: rating 'abc' is not a number$",
+    )
+
+
+def test_empty_rating(write, engine):
+    pinned(
+        write(HEADER + "1,10,4,1\n1,20,,2\n"),
+        r"^ratings\.csv line 3: rating is missing; every rating must be a finite number\. "
+        r"Fill or remove that row\.$",
+    )
+
+
+def test_nan_rating(write, engine):
+    pinned(
+        write(HEADER + "1,10,4,1\n1,20,nan,2\n"),
+        r"^ratings\.csv line 3: rating 'nan' is not a number$",
+    )
+
+
+def test_na_rating_is_not_a_number(write, engine):
+    pinned(write(HEADER + "1,10,NA,1\n"), r"ratings\.csv line 2: rating 'NA' is not a number")
+
+
+def test_infinite_rating(write, engine):
+    pinned(
+        write(HEADER + "1,10,4,1\n\n1,20,inf,2\n"),
+        r"ratings\.csv line 4: rating is inf \(infinite\)",
+    )
+
+
+def test_rating_too_large_for_float32(write, engine):
+    pinned(
+        write(HEADER + "1,10,1e300,1\n"),
+        r"ratings\.csv line 2: rating 1e\+300 does not fit in float32",
+    )
+
+
+def test_non_numeric_timestamp(write, engine):
+    pinned(
+        write(HEADER + "1,10,4,1\n1,20,3,yesterday\n"),
+        r"^ratings\.csv line 3: timestamp 'yesterday' is not a number$",
+        timestamp="timestamp",
+    )
+
+
+def test_missing_timestamp(write, engine):
+    pinned(
+        write(HEADER + "1,10,4,\n"),
+        r"ratings\.csv line 2: timestamp is missing",
+        timestamp="timestamp",
+    )
+
+
+def test_missing_user_and_item_ids(write, engine):
+    pinned(
+        write(HEADER + "1,10,4,1\n,20,3,2\n"),
+        r"^ratings\.csv line 3: user id is missing; every interaction needs a user id\. "
+        r"Fill or remove the incomplete rows first\.$",
+    )
+    pinned(write(HEADER + "a,10,4,1\nb,,3,2\n"), r"^ratings\.csv line 3: item id is missing")
+
+
+def test_negative_implicit(write, engine):
+    pinned(
+        write("u,i,clicks\n1,1,2\n1,2,-1\n"),
+        r"^ratings\.csv line 3: clicks -1 is negative, but implicit feedback must be >= 0 "
+        r"\(counts, clicks, play time\); pass implicit=False for signed ratings$",
+        user="u",
+        item="i",
+        rating="clicks",
+        implicit=True,
+    )
+
+
+def test_duplicates_name_both_file_lines(write, engine):
+    pinned(
+        write(HEADER + "1,10,4,1\n\n1,20,3,2\n\n1,10,5,3\n"),
+        r"^ratings\.csv line 2 and ratings\.csv line 6 both hold user 1 and item 10; each "
+        r"\(user, item\) pair may appear once\. Pass duplicates='last', 'mean' or 'sum' to "
+        r"combine them\.$",
+    )
+
+
+def test_line_numbers_count_blank_and_continued_lines(write, engine):
+    text = '\n\nu,i,r\n\n"a\nb",1,1\n   \n\r\nc,2,oops\n'
+    pinned(
+        write(text),
+        r"^ratings\.csv line 9: r 'oops' is not a number$",
+        user="u",
+        item="i",
+        rating="r",
+    )
+
+
+# ====================================================================== errors: structure
+def test_too_many_fields(write, engine):
+    pinned(
+        write(HEADER + "1,10,4,1\n1,20,3,2\n1,30,3,2,9\n"),
+        r"^ratings\.csv line 4: expected 4 fields \(as in the header\), got 5; every line "
+        r"needs one value per column, separated by commas\. Fix or remove that line\.$",
+    )
+
+
+def test_too_few_fields(write, engine):
+    pinned(
+        write(HEADER + "1,10,4,1\n\n1,20,3,2\n1,30\n"),
+        r"^ratings\.csv line 5: expected 4 fields \(as in the header\), got 2;",
+    )
+
+
+def test_too_few_fields_in_unused_column(write, engine):
+    pinned(
+        write(HEADER + "1,10,4,1\n1,20,3\n"),
+        r"^ratings\.csv line 3: expected 4 fields \(as in the header\), got 3;",
+    )
+
+
+def test_trailing_separator(write, engine):
+    pinned(
+        write("u,i,r\n1,2,3,\n"),
+        r"ratings\.csv line 2: expected 3 fields \(as in the header\), got 4",
+        user="u",
+        item="i",
+        rating="r",
+    )
+
+
+def test_too_many_fields_without_header(write, engine):
+    pinned(
+        write("1::2::3\n1::3::4::5\n"),
+        r"^ratings\.csv line 2: expected 3 fields \(as in the first line\), got 4 \(a field may "
+        r"contain '::'\); every line needs one value per column, separated by '::'\.",
+        user=0,
+        item=1,
+        rating=2,
+        sep="::",
+        header=False,
+    )
+
+
+def test_unterminated_quote(write, engine):
+    pinned(
+        write(HEADER + '1,10,4,1\n"2,20,3,2\n1,30,3,3\n'),
+        r"^ratings\.csv line 3: malformed quoting",
+    )
+
+
+def test_invalid_utf8(write, engine):
+    pinned(
+        write(HEADER.encode() + b"1,10,4,1\nj\xe9r\xf4me,20,3,2\n"),
+        r"^ratings\.csv line 3: not valid UTF-8 text \(byte 0xe9 at character 2\); "
+        r"save the file as UTF-8$",
+    )
+
+
+def test_empty_file(write):
+    pinned(
+        write(""),
+        r"^ratings\.csv is empty \(0 bytes\); expected a header line, then one line per "
+        r"interaction$",
+    )
+
+
+def test_header_only(write):
+    pinned(
+        write(HEADER + "\n  \n"),
+        r"^ratings\.csv has a header line but no data lines; expected one line per "
+        r"interaction after the header$",
+    )
+
+
+def test_blank_only(write):
+    pinned(write("\n\n \n"), r"^ratings\.csv has no data: it holds only blank lines;")
+
+
+def test_missing_column_lists_columns(write):
+    pinned(
+        write(GOOD),
+        r"^ratings\.csv: rating column 'score' not found; the header has 4 columns: "
+        r"\['userId', 'movieId', 'rating', 'timestamp'\]\. Pass rating=<one of the column "
+        r"names>, or header=False and 0-based column positions\.$",
+        rating="score",
+    )
+
+
+def test_missing_column_suggests_separator(write):
+    pinned(
+        write(GOOD.replace(",", "\t")),
+        r"^ratings\.csv: user column 'userId' not found; the header has 1 column: "
+        r"\['userId\\tmovieId\\trating\\ttimestamp'\]\. The file looks tab-separated; pass "
+        r"sep='\\t'\.",
+    )
+    pinned(write(GOOD.replace(",", ";")), r"The file looks semicolon-separated; pass sep=';'")
+    pinned(write(GOOD.replace(",", "::")), r"The file looks '::'-separated; pass sep='::'")
+
+
+def test_position_out_of_range(write):
+    pinned(
+        write("1,2\n"),
+        r"^ratings\.csv: rating column position 2 is out of range; the first line has 2 "
+        r"fields \(positions 0\.\.1\)\.$",
+        user=0,
+        item=1,
+        rating=2,
+        header=False,
+    )
+
+
+def test_duplicate_header_name(write):
+    pinned(
+        write("a,a,r\n1,2,3\n"),
+        r"user column 'a' appears 2 times in the header \(positions \[0, 1\]\)",
+        user="a",
+        item=1,
+        rating="r",
+    )
+
+
+def test_file_not_found(tmp_path):
+    with pytest.raises(
+        FileNotFoundError, match=r"^nope\.csv: no such file: '.*nope\.csv'; check the path"
+    ):
+        read_csv(tmp_path / "nope.csv")
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"sep": ":"}, r"^sep must be one of ',', '\\t', ';', '\|', ' ', '::'; got ':'$"),
+        (
+            {"header": False},
+            r"^with header=False, user must be a 0-based column position \(int\); got "
+            r"'userId'\. For example user=0, item=1, rating=2\.$",
+        ),
+        (
+            {"user": 1.5},
+            r"^user must be a column name \(str\) or a 0-based column position \(int\); got 1\.5$",
+        ),
+        ({"item": None}, r"^item must name the item id column; got None$"),
+        (
+            {"item": "userId"},
+            r"^user and item both name column 'userId'; each role needs its own column$",
+        ),
+        (
+            {"duplicates": "first"},
+            r"^duplicates must be one of \['error', 'last', 'mean', 'sum'\]; got 'first'$",
+        ),
+    ],
+)
+def test_bad_parameters(write, kw, match):
+    with pytest.raises(InvalidParameterError, match=match):
+        read_csv(write(GOOD), **kw)
+
+
+def test_buffer_is_not_a_path():
+    with pytest.raises(
+        InvalidParameterError,
+        match=r"^read_csv expects a file path \(str or os\.PathLike\); got StringIO\.",
+    ):
+        read_csv(io.StringIO(GOOD))
+
+
+# ====================================================================== parquet
+@pytest.fixture
+def parquet(tmp_path):
+    pytest.importorskip("pyarrow")
+
+    def _write(df: pd.DataFrame, name: str = "ratings.parquet"):
+        path = tmp_path / name
+        df.to_parquet(path, index=False)
+        return path
+
+    return _write
+
+
+def test_parquet_happy(parquet):
+    df = pd.DataFrame(
+        {
+            "userId": ["a", "a", "b"],
+            "movieId": [10, 20, 10],
+            "rating": [4.0, 3.5, 5.0],
+            "ts": [1, 2, 3],
+        }
+    )
+    data = read_parquet(parquet(df), timestamp="ts")
+    assert triples(data) == [("a", 10, 4.0), ("a", 20, 3.5), ("b", 10, 5.0)]
+    assert data.timestamps.tolist() == [1, 2, 3]
+    implicit = read_parquet(parquet(df), user=1, item=0, rating=None)
+    assert implicit.implicit and implicit.user_ids.ids.tolist() == [10, 20]
+
+
+def test_parquet_errors(parquet, tmp_path):
+    base = {"userId": [1, 1, 2], "movieId": [10, 20, 10]}
+    pinned_pq = [
+        ({**base, "rating": [4.0, None, 5.0]}, {}, r"^ratings\.parquet row 1: rating is missing;"),
+        (
+            {**base, "rating": ["4", "abc", "5"]},
+            {},
+            r"^ratings\.parquet row 1: rating 'abc' is not a number$",
+        ),
+        (
+            {**base, "rating": [4.0, 3.0, -1.0]},
+            {"implicit": True},
+            r"^ratings\.parquet row 2: rating -1 is negative",
+        ),
+        (
+            {"userId": [1, None, 2], "movieId": [10, 20, 10], "rating": [1.0, 2, 3]},
+            {},
+            r"^ratings\.parquet row 1: user id is missing",
+        ),
+        (
+            {"userId": [1, 2, 1], "movieId": [10, 20, 10], "rating": [1.0, 2, 3]},
+            {},
+            r"^ratings\.parquet row 0 and ratings\.parquet row 2 both hold user 1 and item 10;",
+        ),
+        (
+            {**base, "rating": [True, False, True]},
+            {},
+            r"^ratings\.parquet: rating column 'rating' holds booleans; expected numbers\.",
+        ),
+        (
+            {**base, "score": [1.0, 2, 3]},
+            {},
+            r"^ratings\.parquet: rating column 'rating' not found; the file has 3 columns: "
+            r"\['userId', 'movieId', 'score'\]\. Pass rating=<one of those names>\.$",
+        ),
+        (
+            {**base, "rating": [1.0, 2, 3]},
+            {"timestamp": 5},
+            r"^ratings\.parquet: timestamp column position 5 is out of range; the file "
+            r"has 3 columns",
+        ),
+    ]
+    for cols, kw, match in pinned_pq:
+        with pytest.raises(DataError, match=match):
+            read_parquet(parquet(pd.DataFrame(cols)), **kw)
+    with pytest.raises(
+        DataError, match=r"^empty\.parquet has no rows; expected one row per interaction$"
+    ):
+        read_parquet(
+            parquet(pd.DataFrame({**base, "rating": [1.0, 2, 3]}).iloc[:0], "empty.parquet")
+        )
+    bad = tmp_path / "bad.parquet"
+    bad.write_text("not parquet")
+    with pytest.raises(DataError, match=r"^bad\.parquet is not a readable Parquet file \("):
+        read_parquet(bad)
+    with pytest.raises(FileNotFoundError, match=r"^nope\.parquet: no such file"):
+        read_parquet(tmp_path / "nope.parquet")
+
+
+# ====================================================================== internals
+def test_pieces_and_chunks_join_up(write, engine, monkeypatch):
+    """Tiny pieces (pyarrow) and chunks (pandas) give the same result as one read."""
+    monkeypatch.setattr(readers, "_SEGMENT_BYTES", 48)
+    monkeypatch.setattr(readers, "_CHUNK_ROWS", 2)
+    pieces = []
+    segments = readers._arrow_segments
+
+    def spy(*args):
+        for table in segments(*args):
+            pieces.append(table.num_rows)
+            yield table
+
+    monkeypatch.setattr(readers, "_arrow_segments", spy)
+    rows = [f"{u},{i},{(u + i) % 5 + 1}.0,{u * 100 + i}" for u in range(1, 8) for i in (3, 1, 2)]
+    data = read_csv(write(HEADER + "\n".join(rows) + "\n"), timestamp="timestamp")
+    assert len(data) == 21 and data.n_users == 7 and data.n_items == 3
+    assert triples(data)[:3] == [(1, 1, 3.0), (1, 2, 4.0), (1, 3, 5.0)]
+    df = data.to_pandas().sort_values(["user", "item"])
+    assert df["timestamp"].tolist() == [u * 100 + i for u in range(1, 8) for i in (1, 2, 3)]
+    if engine == "arrow":
+        assert len(pieces) > 5 and sum(pieces) == 21
+    # A line longer than a piece, and quotes, make the pyarrow path read serially.
+    long_line = write(HEADER + "1,10,4.0,100\n2," + "0" * 60 + "7,5.0,200\n", "long.csv")
+    assert read_csv(long_line).item_ids.ids.tolist() == [10, 7]
+    quoted = write(HEADER + '1,10,4.0,100\n2,"20",5.0,200\n', "quoted.csv")
+    assert triples(read_csv(quoted)) == [(1, 10, 4.0), (2, 20, 5.0)]
+
+
+def test_types_change_further_down(write, engine, monkeypatch):
+    """A guess from the first line that fails later (int32 ids, int ids) is not an error."""
+    monkeypatch.setattr(readers, "_CHUNK_ROWS", 1)
+    big = write(HEADER + "1,10,4,1\n2,9000000000,3,2\n")
+    assert read_csv(big).item_ids.ids.tolist() == [10, 9_000_000_000]
+    mixed = write(HEADER + "1,10,4,1\n2,x7,3,2\n", "mixed.csv")
+    assert read_csv(mixed).item_ids.ids.tolist() == ["10", "x7"]
+    floats = write(HEADER + "1,10,4,1\n2,20,3,2.5\n", "floats.csv")
+    assert read_csv(floats, timestamp="timestamp").timestamps.tolist() == [1.0, 2.5]
+
+
+def test_canonical_sort_without_scipy_internals(monkeypatch):
+    """The NumPy fallback of the (user, item) sort gives the same order."""
+    from scipy.sparse import _sparsetools
+
+    from factorkit.data import interactions
+
+    rng = np.random.default_rng(0)
+    users = rng.integers(0, 7, 200).astype(np.int32)
+    items = rng.integers(0, 9, 200).astype(np.int32)
+    fast = interactions._canonical_sort(users, items, 7, 9)
+    monkeypatch.delattr(_sparsetools, "coo_tocsr")
+    slow = interactions._canonical_sort(users, items, 7, 9)
+    expected = np.argsort(users.astype(np.int64) * 9 + items, kind="stable")
+    for got in (fast, slow):
+        np.testing.assert_array_equal(got.order, expected)
+        np.testing.assert_array_equal(got.items, items[expected])
+        assert got.duplicates
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\n\nu,i,r\n\n1,2,3\n  \n\t\n4,5,6\r\n\r\n7,8,9",
+        "u,i,r\r\n1,2,3\r\n \r\n4,5,6\r\n",
+        "u,i,r\n1,2,3\n4,5\n",
+        "u,i,r\n1,2,3\n\n4,5,6,7\n",
+        "u,i,r\n1,2,3\n4,5,\xe96\n",
+    ],
+)
+def test_byte_scan_agrees_with_line_scan(write, text, monkeypatch):
+    """The vectorised scan and the line-by-line scan find the same lines and errors."""
+
+    def outcome():
+        src = readers._CsvFile(write(text), ",", True)
+        try:
+            lines = src.line_map()
+        except DataError as exc:
+            return str(exc)
+        return [lines.line(r) for r in range(lines.n_records)]
+
+    fast = outcome()
+    monkeypatch.setattr(readers._CsvFile, "_scan_bytes", lambda self: None)
+    assert outcome() == fast
+
+
+def test_careful_pass_in_chunks(write, engine, monkeypatch):
+    """The careful pass reads in chunks: lines stay exact, id kinds may change midway."""
+    monkeypatch.setattr(readers, "_CHUNK_ROWS", 2)
+    body = "1,10,4,1\n  \n2,20,3,2\n3,30,2,3\n"
+    data = read_csv(write(HEADER + body + "4,40,1,4\n"), timestamp="timestamp")
+    assert data.user_ids.ids.tolist() == [1, 2, 3, 4]
+    assert data.user_ids.ids.dtype == np.int64
+    assert triples(data) == [(1, 10, 4.0), (2, 20, 3.0), (3, 30, 2.0), (4, 40, 1.0)]
+    mixed = read_csv(write(HEADER + body + "4,40,1,4\nx.5,50,5,5\n", "mixed.csv"))
+    assert mixed.user_ids.ids.tolist() == ["1", "2", "3", "4", "x.5"]
+    pinned(
+        write(HEADER + body + "4,40,abc,4\n", "bad.csv"),
+        r"^bad\.csv line 6: rating 'abc' is not a number$",
+    )
+    pinned(
+        write(HEADER + body + "4,40,1,4\n4,40,2,5\n", "dup.csv"),
+        r"^dup\.csv line 6 and dup\.csv line 7 both hold user 4 and item 40;",
+    )
+
+
+def test_table_factorize_matches_pandas():
+    """The table-lookup factorize used for large integer id columns equals pd.factorize."""
+    from factorkit.data import interactions
+
+    rng = np.random.default_rng(0)
+    for ids in (
+        rng.integers(0, 50_000, 300_000).astype(np.int32),
+        np.sort(rng.integers(1, 9_000, 300_000)),
+        rng.zipf(1.5, 300_000) % 70_000,
+    ):
+        codes, uniques = interactions._factorize_small_ints(ids)
+        expected_codes, expected_uniques = pd.factorize(ids)
+        np.testing.assert_array_equal(codes, expected_codes)
+        np.testing.assert_array_equal(uniques, expected_uniques)
+        assert codes.dtype == np.int32 and uniques.dtype == np.int64
+    assert interactions._factorize_small_ints(np.array([-1, 5])) is None
