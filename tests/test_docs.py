@@ -1,0 +1,33 @@
+"""The documentation's examples run as written."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_tutorial_script_runs(tmp_path):
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "examples" / "tutorial.py")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "610 users x 9,724 items, 100,836 ratings" in out
+    assert "saved and reloaded: predictions identical" in out
+    assert "Shawshank Redemption" in out or "Casablanca" in out
+
+
+def test_readme_names_the_two_setup_commands():
+    readme = (ROOT / "README.md").read_text()
+    assert 'pip install -e ".[dev]" && factorkit demo' in readme
+    assert "python -m pytest -q" in readme
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "python -m pytest -q" in ci
