@@ -7,7 +7,15 @@ from factorkit import datasets, evaluation, exceptions, report, split
 from factorkit.data import IdMap, Interactions
 from factorkit.data.readers import read_csv, read_parquet
 from factorkit.evaluation import GridSearch, RandomSearch, cross_validate, evaluate
-from factorkit.models import ALS, BaselineOnly, BiasedMF, MostPopular, SVDpp, clone
+from factorkit.models import (
+    ALS,
+    BaselineOnly,
+    BiasedMF,
+    ImplicitALS,
+    MostPopular,
+    SVDpp,
+    clone,
+)
 from factorkit.persistence import load
 
 __version__ = "0.1.0"
@@ -18,6 +26,7 @@ __all__ = [
     "BiasedMF",
     "GridSearch",
     "IdMap",
+    "ImplicitALS",
     "Interactions",
     "MostPopular",
     "RandomSearch",

@@ -10,6 +10,7 @@ from factorkit.models._factor import FactorModel, FoldIn
 from factorkit.models.als import ALS
 from factorkit.models.base import Estimator, clone
 from factorkit.models.baseline import BaselineOnly
+from factorkit.models.implicit_als import ImplicitALS
 from factorkit.models.popular import MostPopular
 from factorkit.models.sgd import BiasedMF
 from factorkit.models.svdpp import SVDpp
@@ -21,6 +22,7 @@ __all__ = [
     "Estimator",
     "FactorModel",
     "FoldIn",
+    "ImplicitALS",
     "MostPopular",
     "SVDpp",
     "clone",

@@ -40,6 +40,15 @@ _MIN_BLOCKS = 16
 _MIN_RATINGS_PER_THREAD = 250_000
 
 
+_LANES = 32
+
+
+def _padded(factors: np.ndarray, width: int) -> np.ndarray:
+    out = np.zeros((factors.shape[0], width), dtype=factors.dtype)
+    out[:, : factors.shape[1]] = factors
+    return out
+
+
 def _n_blocks(n_threads: int) -> int:
     return max(_MIN_BLOCKS, 2 * n_threads)
 
@@ -218,8 +227,17 @@ class BiasedMF(FactorModel):
         k, n = int(self.factors), len(values)
         scale = float(self.init_scale)
         self.global_mean_ = float(values.mean(dtype=np.float64))
-        self.user_factors_ = rng.standard_normal((data.n_users, k), dtype=np.float32) * scale
-        self.item_factors_ = rng.standard_normal((data.n_items, k), dtype=np.float32) * scale
+        # Train on rows padded to a multiple of 32 floats: the kernel's vector loops then
+        # need no remainder (k=100 ran ~20% slower than k=128). Padding columns start at
+        # zero and stay zero (every update is a multiple of the row itself and of the
+        # other row's same column), so they change nothing; they are cut off after fit.
+        k_pad = -(-k // _LANES) * _LANES
+        self.user_factors_ = _padded(
+            rng.standard_normal((data.n_users, k), dtype=np.float32) * scale, k_pad
+        )
+        self.item_factors_ = _padded(
+            rng.standard_normal((data.n_items, k), dtype=np.float32) * scale, k_pad
+        )
         self.user_bias_ = np.zeros(data.n_users, dtype=np.float32)
         self.item_bias_ = np.zeros(data.n_items, dtype=np.float32)
         val = None if validation is None else self._validation_positions(validation)
@@ -251,6 +269,8 @@ class BiasedMF(FactorModel):
                 state_names=("user_factors_", "item_factors_", "user_bias_", "item_bias_"),
                 validate=None if val is None else (lambda: self._rmse_on(*val)),
             )
+        self.user_factors_ = np.ascontiguousarray(self.user_factors_[:, :k])
+        self.item_factors_ = np.ascontiguousarray(self.item_factors_[:, :k])
         return self
 
     def _fold_in_regularization(self, n_ratings: int) -> float:
