@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from factorkit.kernels._jit import using_threads
-from factorkit.kernels.topk import topk_scores
+from factorkit.kernels.topk import topk_scores, topk_scores_serial
 
 
 def reference_topk(scores, seen_indptr, seen_indices, excluded, k):
@@ -21,9 +21,10 @@ def reference_topk(scores, seen_indptr, seen_indices, excluded, k):
     return idx, val
 
 
+@pytest.mark.parametrize("kernel", [topk_scores, topk_scores_serial], ids=["parallel", "serial"])
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_topk_matches_reference_with_ties_seen_and_padding(n_threads, dtype):
+def test_topk_matches_reference_with_ties_seen_and_padding(kernel, n_threads, dtype):
     rng = np.random.default_rng(0)
     n_rows, n_cols, k = 300, 57, 10
     # rounded scores create many ties; NaNs never rank
@@ -38,7 +39,7 @@ def test_topk_matches_reference_with_ties_seen_and_padding(n_threads, dtype):
     out_idx = np.empty((n_rows, k), dtype=np.int64)
     out_val = np.empty((n_rows, k), dtype=dtype)
     with using_threads(n_threads):
-        topk_scores(scores, seen_indptr, seen_indices, excluded, k, out_idx, out_val)
+        kernel(scores, seen_indptr, seen_indices, excluded, k, out_idx, out_val)
     ref_idx, ref_val = reference_topk(scores, seen_indptr, seen_indices, excluded, k)
     np.testing.assert_array_equal(out_idx, ref_idx)
     np.testing.assert_array_equal(out_val, ref_val)

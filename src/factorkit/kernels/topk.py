@@ -2,10 +2,89 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import prange
 
 from factorkit.kernels._jit import jit
+
+
+@jit()
+def _topk_row(
+    scores, r, seen_indptr, seen_indices, excluded, k, out_idx, out_val, skip
+):  # pragma: no cover
+    """Top-``k`` of row ``r`` into ``out_idx[r]``/``out_val[r]``; ``skip`` is scratch."""
+    n_cols = scores.shape[1]
+    heap_v = np.empty(k, dtype=scores.dtype)
+    heap_i = np.empty(k, dtype=np.int64)
+    for p in range(seen_indptr[r], seen_indptr[r + 1]):
+        skip[seen_indices[p]] = True
+    size = 0
+    for c in range(n_cols):
+        if skip[c] or excluded[c]:
+            continue
+        v = scores[r, c]
+        if v != v:  # NaN never ranks
+            continue
+        if size < k:
+            # sift up in a min-heap keyed by (value, -index)
+            j = size
+            size += 1
+            while j > 0:
+                parent = (j - 1) // 2
+                if heap_v[parent] > v or (heap_v[parent] == v and heap_i[parent] < c):
+                    heap_v[j] = heap_v[parent]
+                    heap_i[j] = heap_i[parent]
+                    j = parent
+                else:
+                    break
+            heap_v[j] = v
+            heap_i[j] = c
+        elif v > heap_v[0]:
+            # replace the root and sift down
+            j = 0
+            while True:
+                left = 2 * j + 1
+                if left >= size:
+                    break
+                child = left
+                right = left + 1
+                if right < size and (
+                    heap_v[right] < heap_v[left]
+                    or (heap_v[right] == heap_v[left] and heap_i[right] > heap_i[left])
+                ):
+                    child = right
+                if heap_v[child] < v or (heap_v[child] == v and heap_i[child] > c):
+                    heap_v[j] = heap_v[child]
+                    heap_i[j] = heap_i[child]
+                    j = child
+                else:
+                    break
+            heap_v[j] = v
+            heap_i[j] = c
+    for p in range(seen_indptr[r], seen_indptr[r + 1]):
+        skip[seen_indices[p]] = False  # leave the scratch clean for the next row
+    # sort the heap best first: (value desc, index asc)
+    order = np.empty(size, dtype=np.int64)
+    for a in range(size):
+        order[a] = a
+    for a in range(1, size):
+        x = order[a]
+        b = a - 1
+        while b >= 0 and (
+            heap_v[order[b]] < heap_v[x]
+            or (heap_v[order[b]] == heap_v[x] and heap_i[order[b]] > heap_i[x])
+        ):
+            order[b + 1] = order[b]
+            b -= 1
+        order[b + 1] = x
+    for a in range(k):
+        if a < size:
+            out_idx[r, a] = heap_i[order[a]]
+            out_val[r, a] = heap_v[order[a]]
+        else:
+            out_idx[r, a] = -1
+            out_val[r, a] = -np.inf
 
 
 @jit(parallel=True)
@@ -19,75 +98,25 @@ def topk_scores(
     Results go to ``out_idx`` (int64) / ``out_val`` (same dtype as scores), best first.
     Rows with fewer than ``k`` candidates are padded with index -1 and value -inf.
     Ties are broken by the lower column index, so results are deterministic.
+    Rows are split into one contiguous chunk per thread, each with its own scratch.
     """
     n_rows, n_cols = scores.shape
-    for r in prange(n_rows):
-        heap_v = np.empty(k, dtype=scores.dtype)
-        heap_i = np.empty(k, dtype=np.int64)
-        skip = np.zeros(n_cols, dtype=np.bool_)
-        for p in range(seen_indptr[r], seen_indptr[r + 1]):
-            skip[seen_indices[p]] = True
-        size = 0
-        for c in range(n_cols):
-            if skip[c] or excluded[c]:
-                continue
-            v = scores[r, c]
-            if v != v:  # NaN never ranks
-                continue
-            if size < k:
-                # sift up in a min-heap keyed by (value, -index)
-                j = size
-                size += 1
-                while j > 0:
-                    parent = (j - 1) // 2
-                    if heap_v[parent] > v or (heap_v[parent] == v and heap_i[parent] < c):
-                        heap_v[j] = heap_v[parent]
-                        heap_i[j] = heap_i[parent]
-                        j = parent
-                    else:
-                        break
-                heap_v[j] = v
-                heap_i[j] = c
-            elif v > heap_v[0]:
-                # replace the root and sift down
-                j = 0
-                while True:
-                    left = 2 * j + 1
-                    if left >= size:
-                        break
-                    child = left
-                    right = left + 1
-                    if right < size and (
-                        heap_v[right] < heap_v[left]
-                        or (heap_v[right] == heap_v[left] and heap_i[right] > heap_i[left])
-                    ):
-                        child = right
-                    if heap_v[child] < v or (heap_v[child] == v and heap_i[child] > c):
-                        heap_v[j] = heap_v[child]
-                        heap_i[j] = heap_i[child]
-                        j = child
-                    else:
-                        break
-                heap_v[j] = v
-                heap_i[j] = c
-        # sort the heap best first: (value desc, index asc)
-        order = np.empty(size, dtype=np.int64)
-        for a in range(size):
-            order[a] = a
-        for a in range(1, size):
-            x = order[a]
-            b = a - 1
-            while b >= 0 and (
-                heap_v[order[b]] < heap_v[x]
-                or (heap_v[order[b]] == heap_v[x] and heap_i[order[b]] > heap_i[x])
-            ):
-                order[b + 1] = order[b]
-                b -= 1
-            order[b + 1] = x
-        for a in range(k):
-            if a < size:
-                out_idx[r, a] = heap_i[order[a]]
-                out_val[r, a] = heap_v[order[a]]
-            else:
-                out_idx[r, a] = -1
-                out_val[r, a] = -np.inf
+    n_chunks = max(1, min(n_rows, numba.get_num_threads()))
+    # scratch made outside the parallel loop: numba may hoist allocations out of a prange
+    # body, and each chunk needs its own
+    skips = np.zeros((n_chunks, n_cols), dtype=np.bool_)
+    for t in prange(n_chunks):
+        lo = t * n_rows // n_chunks
+        hi = (t + 1) * n_rows // n_chunks
+        for r in range(lo, hi):
+            _topk_row(scores, r, seen_indptr, seen_indices, excluded, k, out_idx, out_val, skips[t])
+
+
+@jit()
+def topk_scores_serial(
+    scores, seen_indptr, seen_indices, excluded, k, out_idx, out_val
+):  # pragma: no cover
+    """:func:`topk_scores` on the calling thread, for a few rows (no thread-pool launch)."""
+    skip = np.zeros(scores.shape[1], dtype=np.bool_)
+    for r in range(scores.shape[0]):
+        _topk_row(scores, r, seen_indptr, seen_indices, excluded, k, out_idx, out_val, skip)

@@ -17,7 +17,7 @@ from factorkit.data.idmap import IdMap
 from factorkit.data.interactions import Interactions
 from factorkit.exceptions import DataError, InvalidParameterError, UnknownIdError
 from factorkit.kernels._jit import blas_threads, resolve_threads, using_threads
-from factorkit.kernels.topk import topk_scores
+from factorkit.kernels.topk import topk_scores, topk_scores_serial
 from factorkit.models.base import Estimator
 
 __all__ = ["FactorModel", "FoldIn"]
@@ -170,7 +170,7 @@ class FactorModel(Estimator):
         item_vecs = self.item_factors_ if item_vecs is None else item_vecs
         n_rows, n_cols = len(user_vecs), len(item_vecs)
         block = max(1, min(n_rows, _BLOCK_FLOATS // max(1, n_cols)))
-        item_t = np.ascontiguousarray(item_vecs.T, dtype=np.float32)
+        item_t = np.asarray(item_vecs, dtype=np.float32).T  # BLAS reads the transpose in place
         bias = None if item_bias is None else np.asarray(item_bias, dtype=np.float32)
         n_threads = self._threads()
         for start in range(0, n_rows, block):
@@ -199,10 +199,12 @@ class FactorModel(Estimator):
         out_idx = np.empty((n_rows, k), dtype=np.int64)
         out_val = np.empty((n_rows, k), dtype=np.float32)
         n_threads = self._threads()
+        # a few rows: select on this thread rather than launch the thread pool
+        select = topk_scores if n_rows >= 4 * n_threads and n_threads > 1 else topk_scores_serial
         for start, stop, scores in self._score_blocks(user_vecs, item_vecs, item_bias):
             ptr = seen_indptr[start : stop + 1] - seen_indptr[start]
             with using_threads(n_threads):
-                topk_scores(
+                select(
                     scores,
                     ptr,
                     seen_indices[seen_indptr[start] : seen_indptr[stop]],
