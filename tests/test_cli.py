@@ -160,3 +160,51 @@ def test_recommend_all_to_parquet_and_csv(biased_mf_file, tmp_path):
 def test_recommend_all_needs_out(biased_mf_file, capsys):
     assert main(["recommend", str(biased_mf_file), "--all"]) == 2
     assert "--all writes to a file: pass --out recs.parquet" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model", ["implicit-als", "bpr"])
+def test_implicit_models_from_ratings_with_min_rating(model, tmp_path, capsys):
+    out = tmp_path / f"{model}.fk"
+    assert (
+        main(
+            [
+                "fit",
+                "movielens-small",
+                "--model",
+                model,
+                "--min-rating",
+                "4",
+                "--epochs",
+                "5",
+                "--out",
+                str(out),
+                "-q",
+            ]
+        )
+        == 0
+    )
+    fitted = fk.load(out)
+    assert not fitted._explicit
+    assert main(["recommend", str(out), "--user", "1", "-k", "5"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 6 and lines[0].split()[0] == "rank"
+    # evaluation of an implicit model defaults to top-10 ranking metrics
+    assert (
+        main(
+            [
+                "evaluate",
+                "movielens-small",
+                "--model",
+                model,
+                "--min-rating",
+                "4",
+                "--epochs",
+                "3",
+                "--cv",
+                "2",
+                "-q",
+            ]
+        )
+        == 0
+    )
+    assert "ndcg@10" in capsys.readouterr().out

@@ -9,6 +9,7 @@ from factorkit.data.readers import read_csv, read_parquet
 from factorkit.evaluation import GridSearch, RandomSearch, cross_validate, evaluate
 from factorkit.models import (
     ALS,
+    BPR,
     BaselineOnly,
     BiasedMF,
     ImplicitALS,
@@ -22,6 +23,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ALS",
+    "BPR",
     "BaselineOnly",
     "BiasedMF",
     "GridSearch",

@@ -74,6 +74,14 @@ def load_data(args: argparse.Namespace) -> fk.Interactions:
     return fk.read_csv(path, sep=sep, header=header, **columns)
 
 
+def load_training_data(args: argparse.Namespace) -> fk.Interactions:
+    """DATA, with ``--min-rating`` turning ratings at or above it into implicit positives."""
+    data = load_data(args)
+    if getattr(args, "min_rating", None) is not None:
+        data = data.to_implicit(min_value=args.min_rating)
+    return data
+
+
 def make_model(args: argparse.Namespace) -> Any:
     cls_name = MODELS[args.model]
     cls = getattr(fk, cls_name, None)
@@ -177,7 +185,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    data = load_data(args)
+    data = load_training_data(args)
     model = make_model(args)
     t0 = time.perf_counter()
     model.fit(data)
@@ -272,7 +280,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    data = load_data(args)
+    data = load_training_data(args)
     model = make_model(args)
     if "progress" in model.get_params():
         model.set_params(progress=False)
@@ -350,7 +358,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     )
 
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    data = load_data(args)
+    data = load_training_data(args)
     base = make_model(args)
     fixed = {name for name in MODEL_FLAGS if getattr(args, name, None) is not None}
     fixed |= {item.partition("=")[0] for item in args.param or []}
@@ -522,6 +530,11 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sep", default=",", help="field separator: , \\t ; | :: (default ,)")
     p.add_argument(
         "--no-header", action="store_true", help="file has no header; columns by 0-based position"
+    )
+    p.add_argument(
+        "--min-rating",
+        type=float,
+        help="implicit feedback from ratings: keep ratings >= this as positives (value 1)",
     )
 
 

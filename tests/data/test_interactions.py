@@ -199,3 +199,17 @@ def test_low_level_constructor_rejects_repeated_pairs():
         DataError, match=r"the \(user, item\) pairs repeat; build through from_pandas"
     ):
         fk.Interactions(np.array([1, 0, 1]), np.array([0, 0, 0]), np.ones(3), m, i)
+
+
+def test_to_implicit_keeps_positives_and_shares_maps(small):
+    liked = small.to_implicit(min_value=3.0)
+    assert liked.implicit and liked.user_map is small.user_map
+    assert sorted(zip(liked.to_pandas()["user"], liked.to_pandas()["item"], strict=True)) == [
+        ("ann", 10),
+        ("ann", 30),
+        ("bob", 20),
+    ]
+    assert set(liked.values.tolist()) == {1.0}
+    assert len(small.to_implicit()) == len(small)
+    with pytest.raises(DataError, match="to_implicit: min_value must be a finite number; got nan"):
+        small.to_implicit(min_value=float("nan"))

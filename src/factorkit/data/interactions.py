@@ -571,6 +571,40 @@ class Interactions:
             _canonical=True,
         )
 
+    def to_implicit(self, min_value: float | None = None) -> Interactions:
+        """Implicit feedback from these interactions: every kept value becomes 1.0.
+
+        ``min_value`` keeps only interactions with value >= it (e.g. ratings of 4 stars
+        and up as positives). Id maps and timestamps are shared with ``self``.
+
+        Examples
+        --------
+        >>> import factorkit as fk
+        >>> data = fk.Interactions.from_arrays([1, 1, 2], [5, 6, 5], [4.5, 2.0, 4.0])
+        >>> liked = data.to_implicit(min_value=4.0)
+        >>> liked.implicit, len(liked), liked.values.tolist()
+        (True, 2, [1.0, 1.0])
+        """
+        if min_value is None:
+            keep = np.arange(len(self))
+        else:
+            if isinstance(min_value, bool) or not np.isfinite(float(min_value)):
+                raise DataError(
+                    f"to_implicit: min_value must be a finite number; got {min_value!r}"
+                )
+            keep = np.flatnonzero(self._values >= min_value)
+        return Interactions(
+            self._user_index[keep],
+            self._item_index[keep],
+            np.ones(len(keep), dtype=np.float32),
+            self.user_map,
+            self.item_map,
+            None if self._timestamps is None else self._timestamps[keep],
+            implicit=True,
+            item_metadata=self.item_metadata,
+            _canonical=True,
+        )
+
     def select_users(self, users: Any) -> Interactions:
         """Interactions of the given raw user ids only (same id maps)."""
         mask = np.zeros(self.n_users, dtype=bool)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import prange
 
@@ -98,10 +97,11 @@ def topk_scores(
     Results go to ``out_idx`` (int64) / ``out_val`` (same dtype as scores), best first.
     Rows with fewer than ``k`` candidates are padded with index -1 and value -inf.
     Ties are broken by the lower column index, so results are deterministic.
-    Rows are split into one contiguous chunk per thread, each with its own scratch.
+    Rows are split into up to 64 contiguous chunks, each with its own scratch, which the
+    thread pool shares out.
     """
     n_rows, n_cols = scores.shape
-    n_chunks = max(1, min(n_rows, numba.get_num_threads()))
+    n_chunks = max(1, min(n_rows, 64))
     # scratch made outside the parallel loop: numba may hoist allocations out of a prange
     # body, and each chunk needs its own
     skips = np.zeros((n_chunks, n_cols), dtype=np.bool_)

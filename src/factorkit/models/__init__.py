@@ -10,6 +10,7 @@ from factorkit.models._factor import FactorModel, FoldIn
 from factorkit.models.als import ALS
 from factorkit.models.base import Estimator, clone
 from factorkit.models.baseline import BaselineOnly
+from factorkit.models.bpr import BPR
 from factorkit.models.implicit_als import ImplicitALS
 from factorkit.models.popular import MostPopular
 from factorkit.models.sgd import BiasedMF
@@ -17,6 +18,7 @@ from factorkit.models.svdpp import SVDpp
 
 __all__ = [
     "ALS",
+    "BPR",
     "BaselineOnly",
     "BiasedMF",
     "Estimator",

@@ -1,0 +1,325 @@
+"""BPR kernels: one parallel SGD epoch, the samples it draws, and an alias table.
+
+Bayesian Personalized Ranking (Rendle et al., UAI 2009) scores ``x_ui = p_u . q_i + b_i``
+and maximises ``sum ln sigma(x_ui - x_uj) - reg ||theta||^2`` over triples ``(u, i, j)``
+where ``i`` is one of ``u``'s positives and ``j`` is not. Each SGD step, with
+``d = x_ui - x_uj`` and ``z = sigma(-d) = 1 / (1 + exp(d))``::
+
+    p_u <- p_u + lr (z (q_i - q_j) - reg p_u)
+    q_i <- q_i + lr (z p_u - reg q_i)
+    q_j <- q_j + lr (-z p_u - reg q_j)
+    b_i <- b_i + lr_b (z - reg b_i)
+    b_j <- b_j + lr_b (-z - reg b_j)
+
+(the item updates use ``p_u`` from before the step).
+
+Sampling: an epoch draws ``n_samples`` triples. ``(u, i)`` is a uniformly random entry of
+the positives arrays (so users are drawn in proportion to their activity, as in Rendle's
+LearnBPR and in implicit); ``j`` is drawn uniformly over items, or from an alias table
+(:func:`bpr_alias_table`) for popularity-weighted negatives, and is *verified* by a binary
+search in the user's sorted CSR row: a positive is rejected and redrawn. After
+``max_tries`` rejections (a user holding nearly every item) ``j`` is drawn uniformly from
+the items missing from the row by a walk along it, so only a user who holds every item
+has no negative: such samples are skipped and counted.
+
+Random numbers: ``seeds`` holds one uint64 per stream; stream ``t`` draws samples
+``[n_samples t / S, n_samples (t + 1) / S)`` from a splitmix64 generator started at
+``seeds[t]``. The triples depend only on ``seeds`` and the data, never on which thread
+runs a stream, and :func:`bpr_samples` reproduces them for tests.
+
+Parallelism (``bpr_epoch`` is ``parallel=True``): streams run on numba threads with no
+locks ("Hogwild!", Recht et al. 2011). User and item rows are shared between threads; two
+threads updating one row at the same time may lose or mix an update. Samples touch three
+rows out of many and each step is small, so this behaves like SGD with slightly stale
+reads and is the accepted trade for linear speed-up. With one stream (``len(seeds) ==
+1``) the samples run in order on one thread and results are bit-for-bit repeatable.
+
+Freezing (for ``partial_fit``): rows ``u < user_start`` and ``i < item_start`` are read
+but never changed (their step size is zero).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from factorkit.kernels._jit import SAFE_FASTMATH, jit
+
+__all__ = ["bpr_alias_table", "bpr_epoch", "bpr_samples"]
+
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_LOW32 = np.uint64(0xFFFFFFFF)
+_INV32 = 1.0 / 4294967296.0
+
+
+@jit()
+def _next(state):  # pragma: no cover
+    """One step of splitmix64: returns (new_state, 64 random bits)."""
+    state = state + _GOLDEN
+    z = state
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    z = z ^ (z >> np.uint64(31))
+    return state, z
+
+
+@jit()
+def _below(bits, n):  # pragma: no cover
+    """An integer in ``[0, n)`` from 64 random bits (Lemire's multiply-shift on the high
+    32 bits when ``n < 2**32``, else a modulo)."""
+    if n <= 4294967295:
+        return np.int64(((bits >> np.uint64(32)) * np.uint64(n)) >> np.uint64(32))
+    return np.int64(bits % np.uint64(n))
+
+
+@jit()
+def _contains(indices, lo, hi, item):  # pragma: no cover
+    """Whether ``item`` occurs in the sorted ``indices[lo:hi]`` (binary search)."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        v = indices[mid]
+        if v < item:
+            lo = mid + 1
+        elif v > item:
+            hi = mid
+        else:
+            return True
+    return False
+
+
+@jit()
+def _draw(
+    state, sample_users, sample_items, indptr, indices, n_items, alias_prob, alias_idx, max_tries
+):  # pragma: no cover
+    """Draw one ``(u, i, j)``; ``j`` is -1 when the user holds every item."""
+    state, bits = _next(state)
+    s = _below(bits, len(sample_items))
+    u = sample_users[s]
+    i = sample_items[s]
+    lo = indptr[u]
+    hi = indptr[u + 1]
+    popularity = len(alias_prob) > 0
+    for _ in range(max_tries):
+        state, bits = _next(state)
+        j = _below(bits, n_items)
+        if popularity and np.float64(bits & _LOW32) * _INV32 >= alias_prob[j]:
+            j = alias_idx[j]
+        if not _contains(indices, lo, hi, j):
+            return state, u, i, j
+    # a user holding (nearly) every item: the r-th item missing from the sorted row
+    n_free = n_items - (hi - lo)
+    if n_free <= 0:
+        return state, u, i, -1
+    state, bits = _next(state)
+    j = _below(bits, n_free)
+    for p in range(lo, hi):
+        if indices[p] <= j:
+            j += 1
+        else:
+            break
+    return state, u, i, j
+
+
+@jit(parallel=True)
+def bpr_samples(
+    sample_users,
+    sample_items,
+    indptr,
+    indices,
+    n_items,
+    alias_prob,
+    alias_idx,
+    seeds,
+    n_samples,
+    max_tries,
+):  # pragma: no cover
+    """The ``(users, positives, negatives)`` that :func:`bpr_epoch` draws for the same
+    arguments, in stream order (negatives are -1 for skipped samples: users holding every
+    item)."""
+    n_streams = len(seeds)
+    users = np.empty(n_samples, dtype=np.int64)
+    pos = np.empty(n_samples, dtype=np.int64)
+    neg = np.empty(n_samples, dtype=np.int64)
+    for t in prange(n_streams):
+        state = seeds[t]
+        for s in range(n_samples * t // n_streams, n_samples * (t + 1) // n_streams):
+            state, u, i, j = _draw(
+                state,
+                sample_users,
+                sample_items,
+                indptr,
+                indices,
+                n_items,
+                alias_prob,
+                alias_idx,
+                max_tries,
+            )
+            users[s] = u
+            pos[s] = i
+            neg[s] = j
+    return users, pos, neg
+
+
+@jit(parallel=True, fastmath=SAFE_FASTMATH)
+def bpr_epoch(
+    sample_users,
+    sample_items,
+    indptr,
+    indices,
+    n_items,
+    alias_prob,
+    alias_idx,
+    seeds,
+    n_samples,
+    max_tries,
+    user_factors,
+    item_factors,
+    item_bias,
+    lr,
+    reg,
+    lr_bias,
+    reg_bias,
+    user_start,
+    item_start,
+):  # pragma: no cover
+    """One epoch of BPR SGD: ``n_samples`` sampled triples; updates factors in place.
+
+    Parameters
+    ----------
+    sample_users, sample_items : int arrays of equal length
+        The positives ``(u, i)`` samples are drawn from (uniformly over entries).
+    indptr, indices : CSR structure (int64, int32) of *all* the users' positives, each row
+        sorted; negatives are verified against it.
+    n_items : int, negatives are drawn from ``0 .. n_items - 1``.
+    alias_prob, alias_idx : alias table over the items (:func:`bpr_alias_table`) for
+        popularity-weighted negatives; empty arrays mean uniform negatives.
+    seeds : uint64 array, one per stream (see the module docstring).
+    n_samples : int, triples to draw in the epoch.
+    max_tries : int, rejected negative draws before the exact fallback.
+    user_factors (n_users x k), item_factors (n_items x k), item_bias (n_items): one
+        float dtype, updated in place.
+    lr, reg : step size and L2 penalty for the factors.
+    lr_bias, reg_bias : for the item biases (``lr_bias = 0`` keeps them at zero).
+    user_start, item_start : rows below these are frozen.
+
+    Returns
+    -------
+    (loss, correct, skipped)
+        ``loss`` is the sum of ``-ln sigma(x_uij)`` and ``correct`` the number of triples
+        with ``x_uij > 0``, both taken before each update; ``skipped`` counts samples
+        without a negative (users holding every item).
+
+    Races: see the module docstring (Hogwild over streams; deterministic with one).
+    """
+    n_streams = len(seeds)
+    n_factors = user_factors.shape[1]
+    dtype = user_factors.dtype
+    zero = dtype.type(0.0)
+    one = dtype.type(1.0)
+    losses = np.zeros(n_streams, dtype=np.float64)
+    corrects = np.zeros(n_streams, dtype=np.int64)
+    skips = np.zeros(n_streams, dtype=np.int64)
+    for t in prange(n_streams):
+        state = seeds[t]
+        loss = 0.0
+        correct = 0
+        skipped = 0
+        for _ in range(n_samples * t // n_streams, n_samples * (t + 1) // n_streams):
+            state, u, i, j = _draw(
+                state,
+                sample_users,
+                sample_items,
+                indptr,
+                indices,
+                n_items,
+                alias_prob,
+                alias_idx,
+                max_tries,
+            )
+            if j < 0:
+                skipped += 1
+                continue
+            pu = user_factors[u]
+            qi = item_factors[i]
+            qj = item_factors[j]
+            x = item_bias[i] - item_bias[j]
+            for f in range(n_factors):
+                x += pu[f] * (qi[f] - qj[f])
+            if x > zero:
+                correct += 1
+            # -ln sigma(x) = ln(1 + e^-x), computed without overflow
+            xd = np.float64(x)
+            loss += np.log1p(np.exp(-abs(xd))) + max(-xd, 0.0)
+            z = one / (one + np.exp(x))
+            lr_u = lr if u >= user_start else zero
+            lr_i = lr if i >= item_start else zero
+            lr_j = lr if j >= item_start else zero
+            for f in range(n_factors):
+                puf = pu[f]
+                qif = qi[f]
+                qjf = qj[f]
+                pu[f] = puf + lr_u * (z * (qif - qjf) - reg * puf)
+                qi[f] = qif + lr_i * (z * puf - reg * qif)
+                qj[f] = qjf + lr_j * (-z * puf - reg * qjf)
+            if lr_bias != zero:
+                bi = item_bias[i]
+                bj = item_bias[j]
+                if i >= item_start:
+                    item_bias[i] = bi + lr_bias * (z - reg_bias * bi)
+                if j >= item_start:
+                    item_bias[j] = bj + lr_bias * (-z - reg_bias * bj)
+        losses[t] = loss
+        corrects[t] = correct
+        skips[t] = skipped
+    return losses.sum(), corrects.sum(), skips.sum()
+
+
+@jit()
+def bpr_alias_table(weights):  # pragma: no cover
+    """Walker/Vose alias table for drawing ``j`` with probability ``weights[j] / sum``.
+
+    Returns ``(prob, alias)``: draw ``j`` uniformly, keep it with probability ``prob[j]``,
+    else take ``alias[j]``. ``weights`` must be non-negative with a positive sum.
+    """
+    n = len(weights)
+    total = 0.0
+    for j in range(n):
+        total += weights[j]
+    scaled = np.empty(n, dtype=np.float64)
+    for j in range(n):
+        scaled[j] = weights[j] * n / total
+    prob = np.ones(n, dtype=np.float64)
+    alias = np.arange(n).astype(np.int32)
+    small = np.empty(n, dtype=np.int64)
+    large = np.empty(n, dtype=np.int64)
+    n_small = 0
+    n_large = 0
+    for j in range(n):
+        if scaled[j] < 1.0:
+            small[n_small] = j
+            n_small += 1
+        else:
+            large[n_large] = j
+            n_large += 1
+    while n_small > 0 and n_large > 0:
+        n_small -= 1
+        s = small[n_small]
+        n_large -= 1
+        g = large[n_large]
+        prob[s] = scaled[s]
+        alias[s] = g
+        scaled[g] = (scaled[g] + scaled[s]) - 1.0
+        if scaled[g] < 1.0:
+            small[n_small] = g
+            n_small += 1
+        else:
+            large[n_large] = g
+            n_large += 1
+    # leftovers are 1 up to rounding
+    for a in range(n_small):
+        prob[small[a]] = 1.0
+    for a in range(n_large):
+        prob[large[a]] = 1.0
+    return prob, alias
