@@ -42,6 +42,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from peers import PEER_PYTHON
 
 HERE = Path(__file__).resolve()
 DATA_DIR = HERE.parent / "data"
@@ -220,7 +221,7 @@ def table(rows: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--peer-python", default="/work/benchvenv/bin/python")
+    parser.add_argument("--peer-python", default=PEER_PYTHON)
     parser.add_argument("--datasets", nargs="+", default=["ml", "synthetic"])
     parser.add_argument("--factors", nargs="+", type=int, default=[64, 128])
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])

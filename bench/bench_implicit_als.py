@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from peers import PEER_PYTHON
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -255,7 +256,7 @@ def main() -> None:
     ap.add_argument("--cholesky-max-factors", type=int, default=64)
     ap.add_argument("--alpha", type=float, default=2.0)
     ap.add_argument("--reg", type=float, default=20.0)
-    ap.add_argument("--peer-python", default="/work/benchvenv/bin/python")
+    ap.add_argument("--peer-python", default=PEER_PYTHON)
     ap.add_argument("--peer-version", default="0.7.3")
     # peer mode
     ap.add_argument("--peer", action="store_true", help=argparse.SUPPRESS)

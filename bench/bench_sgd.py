@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from peers import PEER_PYTHON
 
 HERE = Path(__file__).resolve().parent
 ML_SMALL = HERE.parent / "src/factorkit/data/resources/ml-latest-small/ratings.csv"
@@ -284,7 +285,7 @@ def report_ml_small(args) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--peer-python", default="/work/benchvenv/bin/python")
+    ap.add_argument("--peer-python", default=PEER_PYTHON)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--n", type=int, default=10_000_000, help="synthetic ratings (part 2)")
     ap.add_argument("--k", type=int, default=64, help="factors for part 2")

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from peers import PEER_PYTHON
 
 HERE = Path(__file__).resolve()
 DEFAULT_DATA = HERE.parents[1] / "src/factorkit/data/resources/ml-latest-small/ratings.csv"
@@ -123,7 +124,7 @@ def _compile_times() -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="MovieLens ratings.csv")
-    parser.add_argument("--peer-python", default="/work/benchvenv/bin/python")
+    parser.add_argument("--peer-python", default=PEER_PYTHON)
     parser.add_argument("--repeats", type=int, default=3, help="runs per configuration")
     parser.add_argument(
         "--surprise-repeats", type=int, default=None, help="runs for Surprise (default --repeats)"
