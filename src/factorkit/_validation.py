@@ -18,6 +18,8 @@ import numpy as np
 from factorkit.exceptions import InvalidParameterError
 
 __all__ = [
+    "LOOP_CONSTRAINTS",
+    "TRAINING_CONSTRAINTS",
     "Boolean",
     "Callables",
     "Interval",
@@ -171,3 +173,25 @@ def validate_params(owner: str, params: Mapping[str, Any], constraints: Mapping[
 
 def _num(x: float) -> str:
     return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+#: constraints of the training-loop parameters every iterative model shares
+LOOP_CONSTRAINTS: dict[str, Any] = {
+    "progress": Boolean(),
+    "callbacks": Callables(),
+    "early_stopping": NoneOr(
+        Satisfies(
+            lambda v: (
+                v is True
+                or (isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1)
+            ),
+            "True or an int >= 1 (patience in epochs)",
+        )
+    ),
+}
+#: ... plus seeding and threads, for models that have randomness and parallel kernels
+TRAINING_CONSTRAINTS: dict[str, Any] = {
+    "random_state": RandomState(),
+    "n_threads": Threads(),
+    **LOOP_CONSTRAINTS,
+}

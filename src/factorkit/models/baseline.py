@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from factorkit._validation import Boolean, Callables, Interval, NoneOr, Satisfies
+from factorkit._validation import LOOP_CONSTRAINTS, Interval
 from factorkit.data.interactions import Interactions
 from factorkit.models._factor import FactorModel
 from factorkit.models._training import train_epochs
@@ -60,11 +60,7 @@ class BaselineOnly(FactorModel):
         "epochs": Interval(int, 1, None),
         "regularization": Interval(float, 0, None),
         "user_regularization": Interval(float, 0, None),
-        "progress": Boolean(),
-        "callbacks": Callables(),
-        "early_stopping": NoneOr(
-            Satisfies(lambda v: v is True or (isinstance(v, int) and v >= 1), "True or an int >= 1")
-        ),
+        **LOOP_CONSTRAINTS,
     }
 
     def __init__(

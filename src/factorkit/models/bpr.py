@@ -8,14 +8,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from factorkit._validation import (
+    TRAINING_CONSTRAINTS,
     Boolean,
-    Callables,
     Interval,
-    NoneOr,
     Options,
-    RandomState,
-    Satisfies,
-    Threads,
 )
 from factorkit.data.interactions import Interactions
 from factorkit.exceptions import InvalidParameterError
@@ -150,13 +146,7 @@ class BPR(FactorModel):
         "sampler": Options(("uniform", "popularity")),
         "popularity_exponent": Interval(float, 0, None),
         "init_scale": Interval(float, 0, None, closed="neither"),
-        "random_state": RandomState(),
-        "n_threads": Threads(),
-        "progress": Boolean(),
-        "callbacks": Callables(),
-        "early_stopping": NoneOr(
-            Satisfies(lambda v: v is True or (isinstance(v, int) and v >= 1), "True or an int >= 1")
-        ),
+        **TRAINING_CONSTRAINTS,
     }
 
     def __init__(

@@ -8,14 +8,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from factorkit._validation import (
-    Boolean,
-    Callables,
+    TRAINING_CONSTRAINTS,
     Interval,
-    NoneOr,
     Options,
-    RandomState,
-    Satisfies,
-    Threads,
 )
 from factorkit.data.idmap import IdMap
 from factorkit.data.interactions import Interactions
@@ -175,13 +170,7 @@ class ImplicitALS(FactorModel):
         "solver": Options(("cg", "cholesky")),
         "cg_steps": Interval(int, 1, None),
         "init_scale": Interval(float, 0, None, closed="neither"),
-        "random_state": RandomState(),
-        "n_threads": Threads(),
-        "progress": Boolean(),
-        "callbacks": Callables(),
-        "early_stopping": NoneOr(
-            Satisfies(lambda v: v is True or (isinstance(v, int) and v >= 1), "True or an int >= 1")
-        ),
+        **TRAINING_CONSTRAINTS,
     }
 
     def __init__(

@@ -8,13 +8,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from factorkit._validation import (
+    TRAINING_CONSTRAINTS,
     Boolean,
-    Callables,
     Interval,
-    NoneOr,
-    RandomState,
-    Satisfies,
-    Threads,
 )
 from factorkit.data.interactions import Interactions
 from factorkit.kernels._jit import using_threads
@@ -150,13 +146,7 @@ class BiasedMF(FactorModel):
         "biased": Boolean(),
         "init_scale": Interval(float, 0, None),
         "learning_rate_decay": Interval(float, 0, 1, closed="right"),
-        "random_state": RandomState(),
-        "n_threads": Threads(),
-        "progress": Boolean(),
-        "callbacks": Callables(),
-        "early_stopping": NoneOr(
-            Satisfies(lambda v: v is True or (isinstance(v, int) and v >= 1), "True or an int >= 1")
-        ),
+        **TRAINING_CONSTRAINTS,
     }
 
     def __init__(

@@ -8,13 +8,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from factorkit._validation import (
-    Boolean,
-    Callables,
+    TRAINING_CONSTRAINTS,
     Interval,
     NoneOr,
-    RandomState,
-    Satisfies,
-    Threads,
 )
 from factorkit.data.interactions import Interactions
 from factorkit.kernels._jit import resolve_threads, using_threads
@@ -134,13 +130,7 @@ class SVDpp(FactorModel):
         "implicit_regularization": NoneOr(Interval(float, 0, None)),
         "init_scale": Interval(float, 0, None, closed="neither"),
         "learning_rate_decay": Interval(float, 0, 1, closed="right"),
-        "random_state": RandomState(),
-        "n_threads": Threads(),
-        "progress": Boolean(),
-        "callbacks": Callables(),
-        "early_stopping": NoneOr(
-            Satisfies(lambda v: v is True or (isinstance(v, int) and v >= 1), "True or an int >= 1")
-        ),
+        **TRAINING_CONSTRAINTS,
     }
 
     def __init__(
