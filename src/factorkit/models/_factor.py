@@ -74,7 +74,10 @@ class FactorModel(Estimator):
         self.seen_indices_ = np.asarray(train.item_index, dtype=np.int32)
         lo, hi = train.rating_scale
         self.rating_scale_ = (lo, hi)
-        self.item_titles_ = _item_titles(train)
+        # titles are aligned with the final item vocabulary only when first needed
+        meta = train.item_metadata
+        self._title_source = None if meta is None or "title" not in meta else meta["title"]
+        self._item_titles = None
         self._n_threads = resolve_threads(getattr(self, "n_threads", None))
         return train
 
@@ -549,6 +552,21 @@ class FactorModel(Estimator):
         self.user_map_ = user_map
         self.item_map_ = item_map
 
+    @property
+    def item_titles_(self) -> np.ndarray | None:
+        """Titles aligned with ``item_map_`` when the training data had them, else None."""
+        if getattr(self, "_item_titles", None) is None:
+            source = getattr(self, "_title_source", None)
+            if source is not None and hasattr(self, "item_map_"):
+                titles = source.reindex(self.item_map_.ids).fillna("").astype(str)
+                self._item_titles = titles.to_numpy().astype(str)
+        return getattr(self, "_item_titles", None)
+
+    @item_titles_.setter
+    def item_titles_(self, titles: np.ndarray | None) -> None:
+        self._item_titles = titles
+        self._title_source = None
+
     def item_titles(self, items: Any) -> list[str]:
         """Titles of raw item ids when the training data carried them (else empty strings)."""
         self._check_fitted("item_titles")
@@ -560,18 +578,7 @@ class FactorModel(Estimator):
 
     def _after_load(self) -> None:
         """Rebuild derived, unsaved state after :func:`factorkit.load`."""
-        if not hasattr(self, "item_titles_"):
-            self.item_titles_ = None
         self._n_threads = resolve_threads(getattr(self, "n_threads", None))
-
-
-def _item_titles(data: Interactions) -> np.ndarray | None:
-    """Titles aligned with the item vocabulary, kept so saved models can print them."""
-    meta = data.item_metadata
-    if meta is None or "title" not in meta.columns:
-        return None
-    titles = meta["title"].reindex(data.item_map.ids).fillna("").astype(str)
-    return titles.to_numpy().astype(str)
 
 
 def _check_k(k: Any, where: str) -> int:

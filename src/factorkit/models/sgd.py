@@ -208,8 +208,6 @@ class BiasedMF(FactorModel):
         # the model's positions are the training layout's
         self.user_map_ = data.user_map.subset(user_perm)
         self.item_map_ = data.item_map.subset(item_perm)
-        if self.item_titles_ is not None:
-            self.item_titles_ = self.item_titles_[item_perm]
         self.seen_indptr_, self.seen_indices_ = seen_indptr, seen_indices
         user_counts = data.user_counts[user_perm].astype(np.float32)
         item_counts = data.item_counts[item_perm].astype(np.float32)
