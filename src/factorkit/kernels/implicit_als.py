@@ -120,7 +120,7 @@ def _symv(g, v, lam, out):  # pragma: no cover
 
 @jit(fastmath=SAFE_FASTMATH)
 def _cg_task(
-    task, n_tasks, indptr, indices, conf, fixed, gram, w0, lam, cg_steps, out
+    task, n_tasks, indptr, indices, conf, fixed, gram, w0, lam, cg_steps, out, out_gram
 ):  # pragma: no cover
     """Rows ``task, task + n_tasks, ...`` of :func:`implicit_als_cg_rows`; their objective.
 
@@ -141,10 +141,10 @@ def _cg_task(
         hi = indptr[r + 1]
         lam_r = lam[r]
         x = out[r]
-        # res = b - A x, accumulating b . x and sum c (the loss constant) on the way
-        _symv(gram, x, lam_r, ap)
+        # res = b - A x, accumulating b . x and sum c (the loss constant) on the way;
+        # gram x comes precomputed for all rows at once (one GEMM, out_gram = out gram)
         for a in range(k):
-            res[a] = -ap[a]
+            res[a] = -(out_gram[r, a] + lam_r * x[a])
         bx = 0.0
         csum = 0.0
         for j in range(lo, hi):
@@ -207,7 +207,7 @@ def _cg_task(
 
 @jit(parallel=True, fastmath=SAFE_FASTMATH)
 def implicit_als_cg_rows(
-    indptr, indices, conf, fixed, gram, w0, lam, cg_steps, out
+    indptr, indices, conf, fixed, gram, w0, lam, cg_steps, out, out_gram
 ):  # pragma: no cover
     """Improve every row of ``out`` by ``cg_steps`` conjugate-gradient steps, in place.
 
@@ -220,6 +220,8 @@ def implicit_als_cg_rows(
     w0 : float, the unobserved weight; lam : (n_rows,) array of per-row penalties.
     cg_steps : int.
     out : (n_rows, k) array, read as the warm start and overwritten.
+    out_gram : (n_rows, k) array, ``out @ gram`` before the call (a GEMM the caller does
+        with BLAS, cheaper than each row's own product).
 
     Returns
     -------
@@ -231,7 +233,7 @@ def implicit_als_cg_rows(
     partial = np.zeros(n_tasks)
     for task in prange(n_tasks):
         partial[task] = _cg_task(
-            task, n_tasks, indptr, indices, conf, fixed, gram, w0, lam, cg_steps, out
+            task, n_tasks, indptr, indices, conf, fixed, gram, w0, lam, cg_steps, out, out_gram
         )
     total = 0.0
     for task in range(n_tasks):
