@@ -37,15 +37,7 @@ from factorkit.models.als import ALS
 
 
 def movielens_small() -> fk.Interactions:
-    try:
-        from factorkit.datasets import load_movielens_small
-
-        return load_movielens_small()
-    except ImportError:  # pragma: no cover - before the datasets module existed
-        import pandas as pd
-
-        df = pd.read_csv("/work/shared/data/ml-latest-small/ratings.csv")
-        return fk.Interactions.from_pandas(df, user="userId", item="movieId", rating="rating")
+    return fk.datasets.load_movielens_small()
 
 
 def synthetic(n_ratings: int = 10_000_000, seed: int = 0) -> fk.Interactions:

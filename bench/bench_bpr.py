@@ -24,7 +24,7 @@ after equal training, not converged models.
 
 Usage::
 
-    /work/venv/bin/python bench/bench_bpr.py --peer-python /work/benchvenv/bin/python
+    python bench/bench_bpr.py
 
 Prints markdown tables and the command line.
 """

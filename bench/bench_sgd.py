@@ -21,8 +21,8 @@ and on 2 threads.
 
 Usage::
 
-    /work/venv/bin/python bench/bench_sgd.py --peer-python /work/benchvenv/bin/python
-    /work/venv/bin/python bench/bench_sgd.py --skip-throughput      # part 1 only
+    python bench/bench_sgd.py
+    python bench/bench_sgd.py --skip-throughput      # part 1 only
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ Prints a markdown table. No peer is timed: no peer library generates data or spl
 
 Usage::
 
-    /work/venv/bin/python bench/bench_split.py               # 25M, 3 repeats
-    /work/venv/bin/python bench/bench_split.py --n 1000000 --repeats 5
+    python bench/bench_split.py               # 25M, 3 repeats
+    python bench/bench_split.py --n 1000000 --repeats 5
 """
 
 from __future__ import annotations

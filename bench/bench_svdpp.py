@@ -8,7 +8,7 @@ its own virtual environment (``--peer-python``) in a subprocess.
 
 Usage::
 
-    /work/venv/bin/python bench/bench_svdpp.py --peer-python /work/benchvenv/bin/python
+    python bench/bench_svdpp.py
 
 Prints a markdown table with fit-time ratios (Surprise / factorkit) and RMSE.
 """
