@@ -24,10 +24,32 @@ def small():
 
 def test_counts_and_ids(small):
     assert (small.n_users, small.n_items, len(small)) == (3, 3, 5)
-    assert small.user_ids.ids.tolist() == ["bob", "ann", "cid"]  # order of appearance
-    assert small.item_ids.ids.tolist() == [20, 10, 30]
+    assert small.user_ids.ids.tolist() == ["ann", "bob", "cid"]  # sorted
+    assert small.item_ids.ids.tolist() == [10, 20, 30]
     assert not small.implicit
     assert small.rating_scale == (1.0, 5.0)
+
+
+def test_row_order_does_not_matter():
+    """Positions follow sorted ids, so the same interactions in any row order (or from a
+    small or a large input, which take different factorize paths) build the same arrays."""
+    rng = np.random.default_rng(0)
+    pairs = rng.choice(400 * 300, size=70_000, replace=False)
+    df = frame(u=pairs // 300 * 7 - 50, i=pairs % 300 + 1000, r=rng.integers(1, 6, len(pairs)))
+    built = [
+        fk.Interactions.from_pandas(d, user="u", item="i", rating="r")
+        for d in (df, df.sample(frac=1.0, random_state=1), df.iloc[::-1])
+    ]
+    for other in built[1:]:
+        np.testing.assert_array_equal(other.user_ids.ids, built[0].user_ids.ids)
+        np.testing.assert_array_equal(other.item_ids.ids, built[0].item_ids.ids)
+        np.testing.assert_array_equal(other.user_index, built[0].user_index)
+        np.testing.assert_array_equal(other.item_index, built[0].item_index)
+        np.testing.assert_array_equal(other.values, built[0].values)
+    assert (np.diff(built[0].item_ids.ids) > 0).all()
+    head = df.iloc[:500]  # under the size where the table lookup starts
+    small = fk.Interactions.from_pandas(head, user="u", item="i", rating="r")
+    assert small.item_ids.ids.tolist() == sorted(set(head["i"]))
 
 
 def test_canonical_order_keeps_rows_aligned(small):

@@ -18,13 +18,15 @@ HEADER = "userId,movieId,rating,timestamp\n"
 GOOD = HEADER + "1,10,4.0,100\n1,20,3.5,200\n2,10,5.0,300\n"
 
 
-@pytest.fixture(params=["arrow", "pandas"])
+@pytest.fixture(params=["native", "arrow", "pandas"])
 def engine(request, monkeypatch):
-    """Run a test with each fast path: pyarrow's reader, and pandas' C parser (no pyarrow)."""
+    """Run a test with each fast path: factorkit's own parser (falling back to the others
+    on irregular input), pyarrow's reader alone, and pandas' C parser alone (no pyarrow)."""
     if request.param == "arrow":
         pytest.importorskip("pyarrow")
         monkeypatch.setattr(readers, "_read_fast", readers._read_fast_arrow)
-    else:  # as if pyarrow were not installed (pandas itself may still use it)
+    elif request.param == "pandas":  # as if pyarrow were not installed (pandas may use it)
+        monkeypatch.setattr(readers, "_read_fast_native", lambda src, cols: None)
         monkeypatch.setattr(readers, "_arrow", lambda: None)
     return request.param
 
@@ -528,7 +530,7 @@ def test_pieces_and_chunks_join_up(write, engine, monkeypatch):
         assert len(pieces) > 5 and sum(pieces) == 21
     # A line longer than a piece, and quotes, make the pyarrow path read serially.
     long_line = write(HEADER + "1,10,4.0,100\n2," + "0" * 60 + "7,5.0,200\n", "long.csv")
-    assert read_csv(long_line).item_ids.ids.tolist() == [10, 7]
+    assert read_csv(long_line).item_ids.ids.tolist() == [7, 10]
     quoted = write(HEADER + '1,10,4.0,100\n2,"20",5.0,200\n', "quoted.csv")
     assert triples(read_csv(quoted)) == [(1, 10, 4.0), (2, 20, 5.0)]
 
@@ -610,7 +612,8 @@ def test_careful_pass_in_chunks(write, engine, monkeypatch):
 
 
 def test_table_factorize_matches_pandas():
-    """The table-lookup factorize used for large integer id columns equals pd.factorize."""
+    """The table-lookup factorize used for large integer id columns equals pd.factorize
+    with sorted codes."""
     from factorkit.data import interactions
 
     rng = np.random.default_rng(0)
@@ -618,10 +621,51 @@ def test_table_factorize_matches_pandas():
         rng.integers(0, 50_000, 300_000).astype(np.int32),
         np.sort(rng.integers(1, 9_000, 300_000)),
         rng.zipf(1.5, 300_000) % 70_000,
+        rng.integers(-5_000, 5_000, 300_000),
     ):
         codes, uniques = interactions._factorize_small_ints(ids)
-        expected_codes, expected_uniques = pd.factorize(ids)
+        expected_codes, expected_uniques = pd.factorize(ids, sort=True)
         np.testing.assert_array_equal(codes, expected_codes)
         np.testing.assert_array_equal(uniques, expected_uniques)
         assert codes.dtype == np.int32 and uniques.dtype == np.int64
-    assert interactions._factorize_small_ints(np.array([-1, 5])) is None
+    # Ids spread far wider than there are rows: a table would be mostly empty.
+    assert interactions._factorize_small_ints(np.array([0, 2**40])) is None
+
+
+@pytest.mark.parametrize(
+    ("sep", "newline", "header", "last_newline"),
+    [(",", "\n", True, True), ("\t", "\r\n", False, False), ("::", "\n", False, True)],
+)
+def test_native_parser_agrees_with_pyarrow(write, monkeypatch, sep, newline, header, last_newline):
+    """factorkit's own parser takes the common layout, in tiny pieces too, and builds
+    exactly what pyarrow's reader builds."""
+    rng = np.random.default_rng(3)
+    n = 3_000
+    lines = [
+        f"{u}{sep}{i}{sep}{r}{sep}{t}"
+        for u, i, r, t in zip(
+            rng.integers(1, 200, n),
+            rng.integers(1, 5_000, n),
+            rng.choice(["0.5", "3", "4.25", "1e0"], n),
+            rng.integers(0, 2_000_000_000, n),
+            strict=True,
+        )
+    ]
+    text = (HEADER.replace(",", sep).replace("\n", newline) if header else "") + newline.join(lines)
+    path = write(text + (newline if last_newline else ""))
+    cols = {"user": 0, "item": 1, "rating": 2, "timestamp": 3}
+    kw = {**cols, "sep": sep, "header": header, "duplicates": "last"}
+    native = readers._read_fast_native
+    used = []
+    monkeypatch.setattr(
+        readers, "_read_fast_native", lambda *a: used.append(native(*a)) or used[-1]
+    )
+    monkeypatch.setattr(readers, "_SEGMENT_BYTES", 4096)  # many pieces, lines cut across
+    got = read_csv(path, **kw)
+    assert used and used[0] is not None  # the native parser did the work
+    monkeypatch.setattr(readers, "_read_fast", readers._read_fast_arrow)
+    want = read_csv(path, **kw)
+    assert got.user_ids.ids.tolist() == want.user_ids.ids.tolist()
+    assert got.item_ids.ids.tolist() == want.item_ids.ids.tolist()
+    for name in ("user_index", "item_index", "values", "timestamps"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name))

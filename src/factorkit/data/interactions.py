@@ -12,6 +12,13 @@ import scipy.sparse as sp
 
 from factorkit.data.idmap import IdMap, _plain
 from factorkit.exceptions import DataError
+from factorkit.kernels.ordering import (
+    ids_lookup,
+    ids_mark,
+    pairs_bucket_rows,
+    pairs_sort_rows,
+    sorted_nondecreasing,
+)
 
 __all__ = ["Interactions"]
 
@@ -692,7 +699,10 @@ def _factorize(col: pd.Series, role: str, locator: Locator) -> tuple[np.ndarray,
         dense = _factorize_small_ints(col.to_numpy())
         if dense is not None:
             return dense
-    codes, uniques = pd.factorize(col, sort=False, use_na_sentinel=True)
+    try:
+        codes, uniques = pd.factorize(col, sort=True, use_na_sentinel=True)
+    except TypeError:  # ids of kinds that do not compare: keep the order of appearance
+        codes, uniques = pd.factorize(col, sort=False, use_na_sentinel=True)
     if len(codes) and codes.min() < 0:
         row = int(np.flatnonzero(codes < 0)[0])
         raise DataError(
@@ -719,30 +729,24 @@ def _factorize(col: pd.Series, role: str, locator: Locator) -> tuple[np.ndarray,
 
 
 def _factorize_small_ints(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """``pd.factorize`` for non-negative integers of a modest range, by table lookup.
+    """``pd.factorize(values, sort=True)`` for integers of a modest range, by table lookup.
 
-    Same codes (order of first appearance) and uniques (int64), but int32 codes are
-    written directly: no hash table and no intp codes array to narrow afterwards, which
-    matters for tens of millions of ids. None when the ids are negative or spread too wide.
+    Same codes and uniques (int64), but int32 codes are written directly, in parallel: no
+    hash table and no intp codes array to narrow afterwards, which matters for tens of
+    millions of ids. None when the ids are spread too wide for a table.
     """
     n = len(values)
     lo, hi = int(values.min()), int(values.max())
-    if lo < 0 or hi >= max(n // 2, 1 << 20):
+    if hi - lo >= max(n // 2, 1 << 20):
         return None
-    table = np.full(hi + 1, -1, dtype=np.int32)
-    found = []
-    k = 0
-    step = 1 << 16
-    for start in range(0, n, step):
-        chunk = values[start : start + step]
-        new = chunk[table[chunk] < 0]
-        if len(new):  # ids first seen in this chunk, in order of first appearance
-            ids, first = np.unique(new, return_index=True)
-            ids = ids[np.argsort(first, kind="stable")]
-            table[ids] = np.arange(k, k + len(ids), dtype=np.int32)
-            k += len(ids)
-            found.append(ids)
-    return table[values], np.concatenate(found).astype(np.int64)
+    lo_typed = values.dtype.type(lo)
+    present = np.zeros(hi - lo + 1, dtype=np.uint8)
+    ids_mark(values, lo_typed, present)
+    table = np.cumsum(present, dtype=np.int32)
+    table -= 1
+    codes = np.empty(n, dtype=np.int32)
+    ids_lookup(values, lo_typed, table, codes)
+    return codes, np.flatnonzero(present) + np.int64(lo)
 
 
 def _numeric(col: pd.Series, name: str, locator: Locator) -> np.ndarray:
@@ -818,41 +822,30 @@ def _canonical_sort(
 ) -> _Sorted | None:
     """Sort rows by (user, item) stably; None when they already are, without repeats.
 
-    Two stable counting sorts (by item, then by user), each O(n) in C++: scipy's COO -> CSR
-    conversion routine, carrying row numbers along. Falls back to a NumPy stable argsort
-    if that private routine is unavailable.
+    A stable counting sort by user (skipped when users already come in order), then each
+    user's items sorted in parallel: O(n) plus small per-user sorts.
     """
     n = len(users)
     if n == 0 or _is_sorted_unique(users, items):
         return None
-    idx = np.int32 if max(n, n_users, n_items) < 2**31 - 1 else np.int64
-    u = np.ascontiguousarray(users, dtype=idx)
-    i = np.ascontiguousarray(items, dtype=idx)
-    try:
-        from scipy.sparse import _sparsetools
-
-        # Pass 1: by item, carrying users and row numbers along.
-        ptr = np.empty(n_items + 1, dtype=idx)
-        u1 = np.empty(n, dtype=idx)
-        p1 = np.empty(n, dtype=idx)
-        _sparsetools.coo_tocsr(n_items, n_users, n, i, u, np.arange(n, dtype=idx), ptr, u1, p1)
-        # Pass 2: by user, stable, so rows stay in item order within each user. Only the
-        # row numbers are needed; int8 zeros fill the routine's value slot.
-        ptr = np.empty(n_users + 1, dtype=idx)
-        order = np.empty(n, dtype=idx)
-        _sparsetools.coo_tocsr(
-            n_users, n, n, u1, p1, np.zeros(n, np.int8), ptr, order, np.empty(n, np.int8)
-        )
-        del u1, p1
-        users_sorted = np.repeat(np.arange(n_users, dtype=np.int32), np.diff(ptr))
-        items_sorted = i[order]
-    except (ImportError, AttributeError, TypeError, ValueError):
+    u = np.ascontiguousarray(users, dtype=np.int32)
+    i = np.ascontiguousarray(items, dtype=np.int32)
+    if n >= 2**31 - 1:  # positions no longer fit the kernels' int32 order
         order = np.argsort(u.astype(np.int64) * max(n_items, 1) + i, kind="stable")
         users_sorted, items_sorted = u[order], i[order]
-    users_sorted = users_sorted.astype(np.int32, copy=False)
-    items_sorted = items_sorted.astype(np.int32, copy=False)
-    same = (items_sorted[1:] == items_sorted[:-1]) & (users_sorted[1:] == users_sorted[:-1])
-    return _Sorted(order, users_sorted, items_sorted, bool(same.any()))
+        same = (items_sorted[1:] == items_sorted[:-1]) & (users_sorted[1:] == users_sorted[:-1])
+        return _Sorted(order, users_sorted, items_sorted, bool(same.any()))
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(u, minlength=n_users), out=indptr[1:])
+    if sorted_nondecreasing(u):
+        order = np.arange(n, dtype=np.int32)
+    else:
+        order = np.empty(n, dtype=np.int32)
+        pairs_bucket_rows(u, indptr, order)
+    users_sorted = np.empty(n, dtype=np.int32)
+    items_sorted = np.empty(n, dtype=np.int32)
+    repeats = pairs_sort_rows(indptr, order, i, users_sorted, items_sorted)
+    return _Sorted(order, users_sorted, items_sorted, bool(repeats))
 
 
 def _is_sorted_unique(users: np.ndarray, items: np.ndarray) -> bool:
