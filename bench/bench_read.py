@@ -19,6 +19,7 @@ Usage::
 
     python bench/bench_read.py                 # 25M lines, 3 repeats
     python bench/bench_read.py --n 1000000 --repeats 5
+    python bench/bench_read.py --shuffled      # lines in random order: ids must be sorted
 """
 
 from __future__ import annotations
@@ -39,8 +40,11 @@ N_25M = 25_000_095
 
 
 # ---------------------------------------------------------------------- data
-def generate(path: Path, n: int, seed: int = 0) -> None:
-    """Write an ml-25m-like ratings CSV with exactly ``n`` data lines to ``path``."""
+def generate(path: Path, n: int, seed: int = 0, shuffled: bool = False) -> None:
+    """Write an ml-25m-like ratings CSV with exactly ``n`` data lines to ``path``.
+
+    Lines are sorted by user then item, as in the MovieLens files, unless ``shuffled``.
+    """
     import numpy as np
     import pandas as pd
 
@@ -79,20 +83,24 @@ def generate(path: Path, n: int, seed: int = 0) -> None:
     start = rng.integers(789_652_009, 1_574_327_703, n_users)
     ts = start[users - 1] + rng.integers(0, 86_400 * 30, n)
     ts = np.minimum(ts, 1_574_327_703)
+    item_col = item_ids[items]
+    if shuffled:
+        perm = rng.permutation(n)
+        users, item_col, ratings, ts = users[perm], item_col[perm], ratings[perm], ts[perm]
     tmp = path.with_suffix(".tmp")
     chunk = 2_000_000
     with open(tmp, "w", newline="") as f:
         f.write("userId,movieId,rating,timestamp\n")
         for lo in range(0, n, chunk):
             sl = slice(lo, lo + chunk)
-            pd.DataFrame(
-                {"u": users[sl], "i": item_ids[items[sl]], "r": ratings[sl], "t": ts[sl]}
-            ).to_csv(f, header=False, index=False, float_format="%.1f", lineterminator="\n")
+            pd.DataFrame({"u": users[sl], "i": item_col[sl], "r": ratings[sl], "t": ts[sl]}).to_csv(
+                f, header=False, index=False, float_format="%.1f", lineterminator="\n"
+            )
     tmp.replace(path)
 
 
-def data_path(n: int, data_dir: Path) -> Path:
-    return data_dir / f"ratings_{n}.csv"
+def data_path(n: int, data_dir: Path, shuffled: bool = False) -> Path:
+    return data_dir / f"ratings_{n}{'_shuffled' if shuffled else ''}.csv"
 
 
 # ---------------------------------------------------------------------- children
@@ -149,6 +157,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--n", type=int, default=25_000_000, help="data lines (default 25M)")
     p.add_argument("--repeats", type=int, default=3, help="runs per reader (median)")
     p.add_argument("--data-dir", type=Path, default=HERE / "data")
+    p.add_argument(
+        "--shuffled",
+        action="store_true",
+        help="lines in random order instead of sorted by user and item (the worst case)",
+    )
     p.add_argument("--child", choices=["pandas", "factorkit"], help=argparse.SUPPRESS)
     p.add_argument("--path", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -156,12 +169,12 @@ def main(argv: list[str] | None = None) -> None:
         child(args.child, args.path)
         return
 
-    path = data_path(args.n, args.data_dir)
+    path = data_path(args.n, args.data_dir, args.shuffled)
     if not path.exists():
         args.data_dir.mkdir(parents=True, exist_ok=True)
         print(f"generating {path} ...", file=sys.stderr)
         t0 = time.perf_counter()
-        generate(path, args.n)
+        generate(path, args.n, shuffled=args.shuffled)
         print(f"  done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     size_mb = path.stat().st_size / 2**20
 
@@ -186,7 +199,9 @@ def main(argv: list[str] | None = None) -> None:
     base_wall, base_cpu = med("pandas", "wall"), med("pandas", "cpu")
     mib = 2**20
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"\n{rows:,} ratings, {size_mb:,.0f} MiB CSV; final arrays {arrays / mib:,.0f} MiB; "
+    order = "in random order" if args.shuffled else "sorted by user and item"
+    print(f"\n{rows:,} ratings {order}, {size_mb:,.0f} MiB CSV; "
+          f"final arrays {arrays / mib:,.0f} MiB; "
           f"median of {args.repeats} runs; python {sys.version.split()[0]}, "
           f"{os.cpu_count()} CPUs, load average at the end {load}\n")  # fmt: skip
     print("| reader | wall (s) | x pandas | CPU (s) | x pandas | peak RSS (MiB) "

@@ -15,9 +15,11 @@ from factorkit.exceptions import DataError
 from factorkit.kernels.ordering import (
     ids_lookup,
     ids_mark,
-    pairs_bucket_rows,
+    pairs_keys_in_place,
+    pairs_radix_keys,
     pairs_sort_rows,
     sorted_nondecreasing,
+    take,
 )
 
 __all__ = ["Interactions"]
@@ -356,8 +358,8 @@ class Interactions:
         if canon is None or not canon.duplicates:
             if canon is not None:  # one array at a time, so at most one extra copy is alive
                 user_codes, item_codes = canon.users, canon.items
-                vals = vals[canon.order]
-                ts = None if ts is None else ts[canon.order]
+                vals = _take(vals, canon.order)
+                ts = None if ts is None else _take(ts, canon.order)
                 del canon
             return cls(
                 user_codes, item_codes, vals, user_map, item_map, ts,
@@ -822,8 +824,8 @@ def _canonical_sort(
 ) -> _Sorted | None:
     """Sort rows by (user, item) stably; None when they already are, without repeats.
 
-    A stable counting sort by user (skipped when users already come in order), then each
-    user's items sorted in parallel: O(n) plus small per-user sorts.
+    When users already come in order, each user's items are sorted in parallel (in cache);
+    otherwise two stable counting sorts (by item, then by user) do it in O(n).
     """
     n = len(users)
     if n == 0 or _is_sorted_unique(users, items):
@@ -835,17 +837,31 @@ def _canonical_sort(
         users_sorted, items_sorted = u[order], i[order]
         same = (items_sorted[1:] == items_sorted[:-1]) & (users_sorted[1:] == users_sorted[:-1])
         return _Sorted(order, users_sorted, items_sorted, bool(same.any()))
-    indptr = np.zeros(n_users + 1, dtype=np.int64)
-    np.cumsum(np.bincount(u, minlength=n_users), out=indptr[1:])
-    if sorted_nondecreasing(u):
-        order = np.arange(n, dtype=np.int32)
+    user_ptr = _counts_ptr(u, n_users)
+    keys = np.empty(n, dtype=np.int64)
+    if sorted_nondecreasing(u):  # as in most ratings files: only each user's items to sort
+        pairs_keys_in_place(i, keys)
     else:
-        order = np.empty(n, dtype=np.int32)
-        pairs_bucket_rows(u, indptr, order)
+        pairs_radix_keys(u, i, user_ptr, _counts_ptr(i, n_items), keys)
+    order = np.empty(n, dtype=np.int32)
     users_sorted = np.empty(n, dtype=np.int32)
     items_sorted = np.empty(n, dtype=np.int32)
-    repeats = pairs_sort_rows(indptr, order, i, users_sorted, items_sorted)
+    repeats = pairs_sort_rows(user_ptr, keys, order, users_sorted, items_sorted)
     return _Sorted(order, users_sorted, items_sorted, bool(repeats))
+
+
+def _counts_ptr(codes: np.ndarray, n: int) -> np.ndarray:
+    """Cumulative counts of each code, starting at 0 (a CSR ``indptr``)."""
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(codes, minlength=n), out=ptr[1:])
+    return ptr
+
+
+def _take(values: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """``values[order]`` on all cores."""
+    out = np.empty(len(order), dtype=values.dtype)
+    take(np.ascontiguousarray(values), order, out)
+    return out
 
 
 def _is_sorted_unique(users: np.ndarray, items: np.ndarray) -> bool:

@@ -16,9 +16,11 @@ from factorkit.kernels._jit import jit
 __all__ = [
     "ids_lookup",
     "ids_mark",
-    "pairs_bucket_rows",
+    "pairs_keys_in_place",
+    "pairs_radix_keys",
     "pairs_sort_rows",
     "sorted_nondecreasing",
+    "take",
 ]
 
 
@@ -48,48 +50,66 @@ def sorted_nondecreasing(a):  # pragma: no cover - compiled
     return True
 
 
-@jit()
-def pairs_bucket_rows(rows, indptr, order):  # pragma: no cover - compiled
-    """Stable counting sort: ``order`` lists input positions grouped by row.
+@jit(parallel=True)
+def pairs_keys_in_place(cols, keys):  # pragma: no cover - compiled
+    """``keys[j] = cols[j] << 32 | j``: the pairs' sort keys when rows already run in order."""
+    for j in prange(len(cols)):
+        keys[j] = (np.int64(cols[j]) << 32) | j
 
-    ``indptr`` is the usual CSR row pointer (row ``r`` owns ``indptr[r]:indptr[r + 1]``).
+
+@jit()
+def pairs_radix_keys(rows, cols, row_ptr, col_ptr, keys):  # pragma: no cover - compiled
+    """Row-major sort keys ``cols[j] << 32 | j`` for pairs in any order: two stable
+    counting sorts, by column then by row, each reading one stream and writing one.
+
+    ``row_ptr`` / ``col_ptr`` are the cumulative counts of ``rows`` / ``cols`` (CSR
+    pointers). On exit row ``r``'s keys fill ``keys[row_ptr[r]:row_ptr[r + 1]]`` in
+    column order, ties in input order: :func:`pairs_sort_rows` then only decodes them.
     """
-    fill = indptr[:-1].copy()
+    by_col = np.empty(len(rows), dtype=np.int64)  # row << 32 | position, grouped by column
+    fill = col_ptr[:-1].copy()
     for j in range(len(rows)):
-        r = rows[j]
-        order[fill[r]] = j
-        fill[r] += 1
+        c = cols[j]
+        by_col[fill[c]] = (np.int64(rows[j]) << 32) | j
+        fill[c] += 1
+    fill = row_ptr[:-1].copy()
+    for c in range(len(col_ptr) - 1):
+        high = np.int64(c) << 32
+        for t in range(col_ptr[c], col_ptr[c + 1]):
+            r = by_col[t] >> 32
+            keys[fill[r]] = high | (by_col[t] & 0xFFFFFFFF)
+            fill[r] += 1
 
 
 @jit(parallel=True)
-def pairs_sort_rows(indptr, order, cols, rows_out, cols_out):  # pragma: no cover - compiled
-    """Sort each row's entries by column, stably; returns whether a pair repeats.
+def pairs_sort_rows(indptr, keys, order, rows_out, cols_out):  # pragma: no cover - compiled
+    """Sort each row's keys; returns whether a (row, column) pair repeats.
 
-    On entry ``order[indptr[r]:indptr[r + 1]]`` holds row ``r``'s input positions in input
-    order; on exit they are sorted by ``cols`` (ties keep input order), ``cols_out`` holds
-    the sorted columns and ``rows_out`` the row of every entry. Positions must be < 2**32.
+    On entry ``keys[indptr[r]:indptr[r + 1]]`` holds row ``r``'s ``col << 32 | position``
+    keys; on exit they are sorted, so ties in the column keep input order (the position
+    breaks them). ``order`` gets the input positions in sorted order, ``cols_out`` the
+    columns and ``rows_out`` the row of every entry. Positions must be < 2**32.
     """
     n_rows = len(indptr) - 1
     repeats = np.zeros(n_rows, dtype=np.bool_)
     for r in prange(n_rows):
         a = indptr[r]
         b = indptr[r + 1]
-        in_order = True
+        for j in range(a + 1, b):
+            if keys[j] < keys[j - 1]:
+                keys[a:b].sort()
+                break
         for j in range(a, b):
             rows_out[j] = r
-            cols_out[j] = cols[order[j]]
-            if j > a and cols_out[j] <= cols_out[j - 1]:
-                in_order = False
-        if in_order:
-            continue
-        keys = np.empty(b - a, dtype=np.int64)
-        for j in range(a, b):
-            keys[j - a] = (np.int64(cols_out[j]) << 32) | np.int64(order[j])
-        keys.sort()
-        for t in range(b - a):
-            j = a + t
-            order[j] = keys[t] & 0xFFFFFFFF
-            cols_out[j] = keys[t] >> 32
-            if t > 0 and cols_out[j] == cols_out[j - 1]:
+            order[j] = keys[j] & 0xFFFFFFFF
+            cols_out[j] = keys[j] >> 32
+            if j > a and cols_out[j] == cols_out[j - 1]:
                 repeats[r] = True
     return repeats.any()
+
+
+@jit(parallel=True)
+def take(values, order, out):  # pragma: no cover - compiled
+    """``out[j] = values[order[j]]``, in parallel (NumPy's fancy indexing is serial)."""
+    for j in prange(len(order)):
+        out[j] = values[order[j]]
