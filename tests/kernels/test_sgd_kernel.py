@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 
 from factorkit.kernels._jit import max_threads, using_threads
-from factorkit.kernels.sgd import sgd_arrange, sgd_epoch, sgd_partition, sgd_schedule
+from factorkit.kernels.sgd import (
+    sgd_arrange,
+    sgd_epoch,
+    sgd_partition,
+    sgd_penalty,
+    sgd_schedule,
+)
 
 
 def reference_epoch(users, items, values, block_ptr, schedule, P, Q, bu, bi, mu, lr, reg, biased):
@@ -148,3 +154,14 @@ def test_sgd_schedule_rounds_are_conflict_free():
     for rnd in s:
         assert len(set((rnd // B).tolist())) == B  # no shared row group
         assert len(set((rnd % B).tolist())) == B  # no shared column group
+
+
+@pytest.mark.parametrize("biased", [True, False])
+def test_sgd_penalty_matches_numpy(biased):
+    rng = np.random.default_rng(0)
+    factors = rng.normal(size=(50, 7)).astype(np.float32)
+    bias = rng.normal(size=50).astype(np.float32)
+    counts = rng.integers(1, 30, 50).astype(np.float32)
+    f64 = factors.astype(np.float64)
+    expected = counts @ ((f64 * f64).sum(axis=1) + (bias.astype(np.float64) ** 2 if biased else 0))
+    assert sgd_penalty(counts, factors, bias, biased) == pytest.approx(expected, rel=1e-6)

@@ -31,7 +31,14 @@ from numba import prange
 
 from factorkit.kernels._jit import SAFE_FASTMATH, jit
 
-__all__ = ["sgd_arrange", "sgd_epoch", "sgd_epoch_serial", "sgd_partition", "sgd_schedule"]
+__all__ = [
+    "sgd_arrange",
+    "sgd_epoch",
+    "sgd_epoch_serial",
+    "sgd_partition",
+    "sgd_penalty",
+    "sgd_schedule",
+]
 
 
 @jit(fastmath=SAFE_FASTMATH)
@@ -150,6 +157,23 @@ def sgd_epoch_serial(
                 reg_, biased,
             )  # fmt: skip
     return _total_sse(block_sse, schedule)
+
+
+@jit(fastmath=SAFE_FASTMATH)
+def sgd_penalty(counts, factors, bias, biased):  # pragma: no cover
+    """``sum_r counts[r] * (|factors[r]|^2 + bias[r]^2)`` (bias only when ``biased``), in
+    float64: the regularisation term of the SGD objective, each row counted once per rating.
+    """
+    total = 0.0
+    for r in range(factors.shape[0]):
+        sq = factors.dtype.type(0.0)
+        for f in range(factors.shape[1]):
+            sq += factors[r, f] * factors[r, f]
+        row = np.float64(sq)
+        if biased:
+            row += np.float64(bias[r]) * bias[r]
+        total += counts[r] * row
+    return total
 
 
 def sgd_partition(

@@ -16,6 +16,7 @@ from factorkit.data.interactions import Interactions
 from factorkit.kernels._jit import using_threads
 from factorkit.kernels.als import als_solve_rows
 from factorkit.models._factor import FactorModel
+from factorkit.models._init import normal_factors
 from factorkit.models._training import train_epochs
 
 __all__ = ["ALS"]
@@ -172,9 +173,7 @@ class ALS(FactorModel):
         rng = np.random.default_rng(self.random_state)
         mu = float(np.mean(u_val, dtype=np.float64))
         self.global_mean_ = mu
-        self.item_factors_ = (rng.standard_normal((data.n_items, k)) * self.init_scale).astype(
-            np.float32
-        )
+        self.item_factors_ = normal_factors(rng, data.n_items, k, float(self.init_scale))
         self.user_factors_ = np.zeros((data.n_users, k), dtype=np.float32)
         self.user_bias_ = np.zeros(data.n_users, dtype=np.float32)
         self.item_bias_ = np.zeros(data.n_items, dtype=np.float32)

@@ -22,6 +22,7 @@ from factorkit.kernels.implicit_als import (
     implicit_als_confidence,
 )
 from factorkit.models._factor import FactorModel, FoldIn, _gather_rows
+from factorkit.models._init import normal_factors
 from factorkit.models._training import train_epochs
 
 __all__ = ["ImplicitALS"]
@@ -299,8 +300,8 @@ class ImplicitALS(FactorModel):
         self.global_mean_ = 0.0
         self.user_bias_ = np.zeros(n_users, dtype=np.float32)
         self.item_bias_ = np.zeros(n_items, dtype=np.float32)
-        self.user_factors_ = rng.normal(0.0, scale, (n_users, k)).astype(np.float32)
-        self.item_factors_ = rng.normal(0.0, scale, (n_items, k)).astype(np.float32)
+        self.user_factors_ = normal_factors(rng, n_users, k, scale)
+        self.item_factors_ = normal_factors(rng, n_items, k, scale)
         self._item_gram = None
         n = len(data)
         val = None if validation is None else self._validation_positions(validation)

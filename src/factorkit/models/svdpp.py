@@ -16,6 +16,7 @@ from factorkit.data.interactions import Interactions
 from factorkit.kernels._jit import resolve_threads, using_threads
 from factorkit.kernels.svdpp import svdpp_epoch, svdpp_user_vectors
 from factorkit.models._factor import FactorModel
+from factorkit.models._init import normal_factors
 from factorkit.models._training import train_epochs
 
 __all__ = ["SVDpp"]
@@ -205,9 +206,9 @@ class SVDpp(FactorModel):
         self.global_mean_ = float(values.astype(np.float64).mean())
         self.user_bias_ = np.zeros(n_users, dtype=dtype)
         self.item_bias_ = np.zeros(n_items, dtype=dtype)
-        self.user_factors_ = rng.normal(0.0, scale, (n_users, k)).astype(dtype)
-        self.item_factors_ = rng.normal(0.0, scale, (n_items, k)).astype(dtype)
-        self.implicit_factors_ = rng.normal(0.0, scale, (n_items, k)).astype(dtype)
+        self.user_factors_ = normal_factors(rng, n_users, k, scale, dtype)
+        self.item_factors_ = normal_factors(rng, n_items, k, scale, dtype)
+        self.implicit_factors_ = normal_factors(rng, n_items, k, scale, dtype)
         self._user_vectors = None
         rates = self._rates()
         mu = dtype(self.global_mean_)
