@@ -22,7 +22,8 @@ Two solvers:
 - :func:`implicit_als_cg_rows`: ``cg_steps`` conjugate-gradient steps per row, warm-started
   from the row's current factors (Takacs, Pilaszy & Tikk, RecSys 2011). ``A p`` is
   computed as ``G p + lam_r p + sum_j (c_j - w0)(y_j . p) y_j``: the row's ``k x k``
-  matrix is never formed. Cost per row: ``(cg_steps + 1) (k^2 + 2 n_r k)`` FMAs.
+  matrix is never formed. Cost per row: ``(cg_steps + 1) (k^2 + 2 n_r k)`` FMAs, the
+  ``k^2`` part as one matrix product per step for a block of rows run in lockstep.
 - :func:`implicit_als_cholesky_rows`: forms ``A`` and ``b`` and solves exactly by
   Cholesky (float64 factorisation). Cost per row: ``n_r k^2 + k^3 / 3``.
 
@@ -49,6 +50,7 @@ from numba import prange
 from factorkit.kernels._jit import SAFE_FASTMATH, jit
 
 __all__ = [
+    "CG_MIN_BLOCK_ROWS",
     "IALS_TASKS",
     "implicit_als_cg_rows",
     "implicit_als_cholesky_rows",
@@ -91,137 +93,155 @@ def _aligned_empty(n, dtype):  # pragma: no cover
     return buf[off : off + n]
 
 
-@jit(fastmath=SAFE_FASTMATH)
-def _symv(g, v, lam, out):  # pragma: no cover
-    """``out = g v + lam v`` for symmetric ``g``, as a sum of ``g``'s rows scaled by ``v``.
+@jit()
+def _aligned_rows(m, k, dtype):  # pragma: no cover
+    """An uninitialised C-ordered ``(m, k)`` array starting on a 64-byte boundary."""
+    return _aligned_empty(m * k, dtype).reshape(m, k)
 
-    Four rows per pass and no horizontal reductions: every inner loop is a vertical FMA
-    over contiguous memory (the row-times-vector form spends most of its time reducing
-    each dot product's vector register).
-    """
-    k = len(v)
-    for a in range(k):
-        out[a] = lam * v[a]
-    q = 0
-    while q + 4 <= k:
-        v0 = v[q]
-        v1 = v[q + 1]
-        v2 = v[q + 2]
-        v3 = v[q + 3]
-        for a in range(k):
-            out[a] += v0 * g[q, a] + v1 * g[q + 1, a] + v2 * g[q + 2, a] + v3 * g[q + 3, a]
-        q += 4
-    while q < k:
-        v0 = v[q]
-        for a in range(k):
-            out[a] += v0 * g[q, a]
-        q += 1
+
+@jit(fastmath=SAFE_FASTMATH)
+def _sparse_product(fixed, indices, conf, lo, hi, w0, v, acc):  # pragma: no cover
+    """``acc += sum_j (c_j - w0) (y_j . v) y_j`` over the row's positives; returns
+    ``sum_j c_j (y_j . v)`` (``b . v``)."""
+    k = fixed.shape[1]
+    zero = acc.dtype.type(0.0)
+    bv = 0.0
+    for j in range(lo, hi):
+        c = conf[j]
+        if c <= 0:
+            continue
+        i = indices[j]
+        s = zero
+        for q in range(k):
+            s += fixed[i, q] * v[q]
+        coef = (c - w0) * s
+        for q in range(k):
+            acc[q] += coef * fixed[i, q]
+        bv += c * s
+    return bv
 
 
 @jit(fastmath=SAFE_FASTMATH)
 def _cg_task(
-    task, n_tasks, indptr, indices, conf, fixed, gram, w0, lam, cg_steps, out, out_gram
+    task, n_tasks, indptr, indices, conf, fixed, gram, w0, lam, cg_steps, out
 ):  # pragma: no cover
-    """Rows ``task, task + n_tasks, ...`` of :func:`implicit_als_cg_rows`; their objective.
+    """Rows ``task, task + n_tasks, ...`` of :func:`implicit_als_cg_rows`, in lockstep;
+    their objective.
 
-    A separate function so numba's parfor pass cannot hoist the per-task buffers out of
-    the parallel loop (it would share them between threads).
+    The rows are gathered into a block ``x`` and each CG step's dense products ``G p``
+    for all of them are one matrix product (BLAS, on this thread), where a row at a time
+    would be a matrix-vector product bound by memory bandwidth. A separate function so
+    numba's parfor pass cannot hoist the per-task buffers out of the parallel loop.
     """
     n_rows = len(indptr) - 1
     k = fixed.shape[1]
     dtype = fixed.dtype
-    res = _aligned_empty(k, dtype)
-    p = _aligned_empty(k, dtype)
-    ap = _aligned_empty(k, dtype)
-    # accumulators in the factor dtype, so float32 loops vectorise at full width
-    zero = np.zeros(1, dtype=dtype)[0]
+    m = (n_rows - task + n_tasks - 1) // n_tasks
+    if m <= 0:
+        return 0.0
+    x = _aligned_rows(m, k, dtype)
+    res = _aligned_rows(m, k, dtype)
+    p = _aligned_rows(m, k, dtype)
+    ap = _aligned_rows(m, k, dtype)
+    rs = np.zeros(m, dtype=dtype)
+    bx = np.zeros(m)
+    active = np.ones(m, dtype=np.bool_)
+    zero = np.zeros(1, dtype=dtype)[0]  # accumulators in the factor dtype: float32 loops
+    # vectorise at full width
+    for t in range(m):
+        x[t] = out[task + t * n_tasks]
+    np.dot(x, gram, ap)
     obj = 0.0
-    for r in range(task, n_rows, n_tasks):
-        lo = indptr[r]
-        hi = indptr[r + 1]
+    # res = b - A x = sum_j c_j y_j - (G x + lam x + sum_j (c_j - w0)(y_j . x) y_j)
+    for t in range(m):
+        r = task + t * n_tasks
         lam_r = lam[r]
-        x = out[r]
-        # res = b - A x, accumulating b . x and sum c (the loss constant) on the way;
-        # gram x comes precomputed for all rows at once (one GEMM, out_gram = out gram)
-        for a in range(k):
-            res[a] = -(out_gram[r, a] + lam_r * x[a])
-        bx = 0.0
+        for q in range(k):
+            res[t, q] = -(ap[t, q] + lam_r * x[t, q])
         csum = 0.0
-        for j in range(lo, hi):
+        for j in range(indptr[r], indptr[r + 1]):
             c = conf[j]
             if c <= 0:
                 continue
             i = indices[j]
             s = zero
             for q in range(k):
-                s += fixed[i, q] * x[q]
+                s += fixed[i, q] * x[t, q]
             coef = c - (c - w0) * s
             for q in range(k):
-                res[q] += coef * fixed[i, q]
-            bx += c * s
+                res[t, q] += coef * fixed[i, q]
+            bx[t] += c * s
             csum += c
-        rs = zero
+        obj += csum
+        acc = zero
         for q in range(k):
-            p[q] = res[q]
-            rs += res[q] * res[q]
-        for _ in range(cg_steps):
-            if rs < 1e-20:
-                break
-            # ap = A p, bp = b . p
-            _symv(gram, p, lam_r, ap)
-            bp = 0.0
-            for j in range(lo, hi):
-                c = conf[j]
-                if c <= 0:
-                    continue
-                i = indices[j]
-                s = zero
-                for q in range(k):
-                    s += fixed[i, q] * p[q]
-                coef = (c - w0) * s
-                for q in range(k):
-                    ap[q] += coef * fixed[i, q]
-                bp += c * s
+            p[t, q] = res[t, q]
+            acc += res[t, q] * res[t, q]
+        rs[t] = acc
+    for _ in range(cg_steps):
+        np.dot(p, gram, ap)  # finished rows ride along; their p no longer changes
+        for t in range(m):
+            if not active[t]:
+                continue
+            if rs[t] < 1e-20:
+                active[t] = False
+                continue
+            r = task + t * n_tasks
+            lam_r = lam[r]
+            for q in range(k):
+                ap[t, q] += lam_r * p[t, q]
+            bp = _sparse_product(fixed, indices, conf, indptr[r], indptr[r + 1], w0, p[t], ap[t])
             pap = zero
             for q in range(k):
-                pap += p[q] * ap[q]
+                pap += p[t, q] * ap[t, q]
             if not pap > 0.0:
-                break
-            step = rs / pap
+                active[t] = False
+                continue
+            step = rs[t] / pap
             rs_new = zero
             for q in range(k):
-                x[q] += step * p[q]
-                res[q] -= step * ap[q]
-                rs_new += res[q] * res[q]
-            bx += step * bp
-            beta = rs_new / rs
+                x[t, q] += step * p[t, q]
+                res[t, q] -= step * ap[t, q]
+                rs_new += res[t, q] * res[t, q]
+            bx[t] += step * bp
+            beta = rs_new / rs[t]
             for q in range(k):
-                p[q] = res[q] + beta * p[q]
-            rs = rs_new
+                p[t, q] = res[t, q] + beta * p[t, q]
+            rs[t] = rs_new
+    for t in range(m):
         xr = zero
         for q in range(k):
-            xr += x[q] * res[q]
-        obj += csum - bx - xr
+            xr += x[t, q] * res[t, q]
+        obj -= bx[t] + xr
+        out[task + t * n_tasks] = x[t]
     return obj
+
+
+#: rows per CG task at least: a task's ``G p`` products for all its rows are one matrix
+#: product, efficient from a few dozen rows on
+CG_MIN_BLOCK_ROWS = 48
 
 
 @jit(parallel=True, fastmath=SAFE_FASTMATH)
 def implicit_als_cg_rows(
-    indptr, indices, conf, fixed, gram, w0, lam, cg_steps, out, out_gram
+    indptr, indices, conf, fixed, gram, w0, lam, cg_steps, out
 ):  # pragma: no cover
     """Improve every row of ``out`` by ``cg_steps`` conjugate-gradient steps, in place.
+
+    Rows are dealt round-robin to at most ``IALS_TASKS`` tasks of at least
+    ``CG_MIN_BLOCK_ROWS`` rows (a count that depends on the rows only, never on the
+    threads); a task runs CG on its rows in lockstep, so that ``G p`` for all of them is
+    one matrix product. Call it with BLAS on one thread (``using_threads`` does that).
 
     Parameters
     ----------
     indptr, indices : CSR structure of the rows being solved (``indices`` index rows of
         ``fixed``); conf : (nnz,) confidences (see the module docstring).
     fixed : (n_fixed, k) array, the fixed side's factors.
-    gram : (k, k) array, ``w0 * fixed^T fixed`` (exactly symmetric).
+    gram : (k, k) C-ordered array, ``w0 * fixed^T fixed`` (exactly symmetric).
     w0 : float, the unobserved weight; lam : (n_rows,) array of per-row penalties.
     cg_steps : int.
     out : (n_rows, k) array, read as the warm start and overwritten.
-    out_gram : (n_rows, k) array, ``out @ gram`` before the call (a GEMM the caller does
-        with BLAS, cheaper than each row's own product).
 
     Returns
     -------
@@ -229,11 +249,11 @@ def implicit_als_cg_rows(
         ``sum_r L_r(x_r)`` at the new factors (see the module docstring).
     """
     n_rows = len(indptr) - 1
-    n_tasks = min(IALS_TASKS, max(n_rows, 1))
+    n_tasks = max(1, min(IALS_TASKS, n_rows // CG_MIN_BLOCK_ROWS))
     partial = np.zeros(n_tasks)
     for task in prange(n_tasks):
         partial[task] = _cg_task(
-            task, n_tasks, indptr, indices, conf, fixed, gram, w0, lam, cg_steps, out, out_gram
+            task, n_tasks, indptr, indices, conf, fixed, gram, w0, lam, cg_steps, out
         )
     total = 0.0
     for task in range(n_tasks):

@@ -255,9 +255,8 @@ class ImplicitALS(FactorModel):
         w0 = np.float32(self.unobserved_weight)
         if exact or self.solver == "cholesky":
             return implicit_als_cholesky_rows(indptr, indices, conf, fixed, gram, w0, lam, out)
-        out_gram = out @ gram  # BLAS on one thread here: results stay thread-count independent
         return implicit_als_cg_rows(
-            indptr, indices, conf, fixed, gram, w0, lam, int(self.cg_steps), out, out_gram
+            indptr, indices, conf, fixed, gram, w0, lam, int(self.cg_steps), out
         )
 
     @staticmethod
