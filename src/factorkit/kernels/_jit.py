@@ -8,10 +8,20 @@ import os
 from collections.abc import Iterator
 
 import numba
-from numba import prange
+from llvmlite import ir
+from numba import prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 from threadpoolctl import ThreadpoolController
 
-__all__ = ["jit", "max_threads", "resolve_threads", "using_threads"]
+__all__ = [
+    "jit",
+    "max_threads",
+    "prefetch_item",
+    "prefetch_row",
+    "resolve_threads",
+    "using_threads",
+]
 
 
 def jit(*, parallel: bool = False, fastmath: bool | set = False):
@@ -85,3 +95,73 @@ def concurrent_launches_safe() -> bool:
     """
     _parallel_probe(2)
     return numba.threading_layer() != "workqueue"
+
+
+_CACHE_LINE = 64
+
+
+def _prefetch_fn(builder):
+    i8p = ir.IntType(8).as_pointer()
+    i32 = ir.IntType(32)
+    fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+    return cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch")
+
+
+def _prefetch_call(builder, fn, pointer):
+    i32 = ir.IntType(32)
+    # read (0), keep in all cache levels (3), data cache (1)
+    builder.call(fn, [builder.bitcast(pointer, ir.IntType(8).as_pointer()), i32(0), i32(3), i32(1)])
+
+
+@intrinsic
+def prefetch_item(typingctx, array, index):  # pragma: no cover - compiled
+    """Ask the CPU to start loading ``array[index]`` (1-D, contiguous) into cache.
+
+    A hint like :func:`prefetch_row`, for one element.
+    """
+    if not (isinstance(array, types.Array) and array.ndim == 1 and array.layout == "C"):
+        return None
+    if not isinstance(index, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        array_type, index_type = signature.args
+        arr = context.make_array(array_type)(context, builder, args[0])
+        offset = context.cast(builder, args[1], index_type, types.intp)
+        _prefetch_call(builder, _prefetch_fn(builder), builder.gep(arr.data, [offset]))
+        return context.get_dummy_value()
+
+    return types.void(array, index), codegen
+
+
+@intrinsic
+def prefetch_row(typingctx, array, row):  # pragma: no cover - compiled
+    """Ask the CPU to start loading row ``row`` of the C-ordered 2-D ``array`` into cache.
+
+    A hint (LLVM's ``llvm.prefetch``: read, keep in all cache levels), one per cache line
+    of the row; it never faults and changes no result. Kernels bound by memory latency
+    (random rows of large factor matrices) issue it a few samples ahead of the row's use,
+    so that the loads overlap instead of stalling one after another.
+    """
+    if not (isinstance(array, types.Array) and array.ndim == 2 and array.layout == "C"):
+        return None
+    if not isinstance(row, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        array_type, row_type = signature.args
+        arr = context.make_array(array_type)(context, builder, args[0])
+        n_cols = builder.extract_value(arr.shape, 1)
+        start = builder.mul(context.cast(builder, args[1], row_type, types.intp), n_cols)
+        item = context.get_abi_sizeof(context.get_data_type(array_type.dtype))
+        step = max(1, _CACHE_LINE // item)
+        fn = _prefetch_fn(builder)
+        n_lines = builder.udiv(
+            builder.add(n_cols, ir.Constant(n_cols.type, step - 1)), ir.Constant(n_cols.type, step)
+        )
+        with cgutils.for_range(builder, n_lines) as loop:
+            offset = builder.add(start, builder.mul(loop.index, ir.Constant(n_cols.type, step)))
+            _prefetch_call(builder, fn, builder.gep(arr.data, [offset]))
+        return context.get_dummy_value()
+
+    return types.void(array, row), codegen

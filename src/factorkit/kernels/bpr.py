@@ -23,9 +23,16 @@ the items missing from the row by a walk along it, so only a user who holds ever
 has no negative: such samples are skipped and counted.
 
 Random numbers: ``seeds`` holds one uint64 per stream; stream ``t`` draws samples
-``[n_samples t / S, n_samples (t + 1) / S)`` from a splitmix64 generator started at
-``seeds[t]``. The triples depend only on ``seeds`` and the data, never on which thread
-runs a stream, and :func:`bpr_samples` reproduces them for tests.
+``[n_samples t / S, n_samples (t + 1) / S)`` with two splitmix64 generators started from
+``seeds[t]``, one for the ``(u, i)`` entries and one for the negatives. The triples depend
+only on ``seeds`` and the data, never on which thread runs a stream, and
+:func:`bpr_samples` reproduces them for tests.
+
+Memory: on data larger than the caches every step of a sample misses (entry, CSR row,
+row of positives, three factor rows), one after another. Each stream keeps 32 samples in
+flight and prefetches what the next stage will read (see :func:`_stream`): on 16M
+interactions, 120k users x 40k items, k=64, one thread, sampling alone went from 5.0 to
+1.6 s an epoch and a whole epoch from 9.1 to 4.4 s.
 
 Parallelism (``bpr_epoch`` is ``parallel=True``): streams run on numba threads with no
 locks ("Hogwild!", Recht et al. 2011). User and item rows are shared between threads; two
@@ -43,7 +50,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from factorkit.kernels._jit import SAFE_FASTMATH, jit
+from factorkit.kernels._jit import SAFE_FASTMATH, jit, prefetch_item, prefetch_row
 
 __all__ = ["bpr_alias_table", "bpr_epoch", "bpr_samples"]
 
@@ -89,29 +96,39 @@ def _contains(indices, lo, hi, item):  # pragma: no cover
     return False
 
 
+#: samples in flight per stream: a sample's entry is drawn this many samples before its
+#: update; its user and positive are read half-way, its candidate negative drawn a
+#: quarter of the way before (see :func:`_stream`)
+_AHEAD = 32
+_MASK = _AHEAD - 1
+_NEG_STREAM = np.uint64(0xD1B54A32D192ED03)
+
+
 @jit()
-def _draw(
-    state, sample_users, sample_items, indptr, indices, n_items, alias_prob, alias_idx, max_tries
-):  # pragma: no cover
-    """Draw one ``(u, i, j)``; ``j`` is -1 when the user holds every item."""
+def _negative_candidate(state, n_items, alias_prob, alias_idx):  # pragma: no cover
+    """One candidate negative, uniform or from the alias table: (new_state, j)."""
     state, bits = _next(state)
-    s = _below(bits, len(sample_items))
-    u = sample_users[s]
-    i = sample_items[s]
-    lo = indptr[u]
-    hi = indptr[u + 1]
-    popularity = len(alias_prob) > 0
-    for _ in range(max_tries):
-        state, bits = _next(state)
-        j = _below(bits, n_items)
-        if popularity and np.float64(bits & _LOW32) * _INV32 >= alias_prob[j]:
-            j = alias_idx[j]
+    j = _below(bits, n_items)
+    if len(alias_prob) > 0 and np.float64(bits & _LOW32) * _INV32 >= alias_prob[j]:
+        j = alias_idx[j]
+    return state, j
+
+
+@jit()
+def _verified_negative(
+    state, j, indices, lo, hi, n_items, alias_prob, alias_idx, max_tries
+):  # pragma: no cover
+    """``j`` if it is not among ``indices[lo:hi]``, else redraws (up to ``max_tries`` in
+    all); then the exact fallback. Returns (new_state, j), j = -1 when the row is full."""
+    for attempt in range(max_tries):
+        if attempt > 0:
+            state, j = _negative_candidate(state, n_items, alias_prob, alias_idx)
         if not _contains(indices, lo, hi, j):
-            return state, u, i, j
+            return state, j
     # a user holding (nearly) every item: the r-th item missing from the sorted row
     n_free = n_items - (hi - lo)
     if n_free <= 0:
-        return state, u, i, -1
+        return state, -1
     state, bits = _next(state)
     j = _below(bits, n_free)
     for p in range(lo, hi):
@@ -119,7 +136,142 @@ def _draw(
             j += 1
         else:
             break
-    return state, u, i, j
+    return state, j
+
+
+@jit(fastmath=SAFE_FASTMATH)
+def _stream(
+    seed,
+    first,
+    stop,
+    sample_users,
+    sample_items,
+    indptr,
+    indices,
+    n_items,
+    alias_prob,
+    alias_idx,
+    max_tries,
+    train,
+    user_factors,
+    item_factors,
+    item_bias,
+    lr,
+    reg,
+    lr_bias,
+    reg_bias,
+    user_start,
+    item_start,
+    users_out,
+    pos_out,
+    neg_out,
+):  # pragma: no cover
+    """Samples ``first .. stop - 1`` of one stream: SGD steps when ``train``, else the
+    triples written to ``users_out`` / ``pos_out`` / ``neg_out``. Returns
+    (loss, correct, skipped).
+
+    Random samples of a large data set miss the cache at every step of a dependent
+    chain: entry -> user and positive -> CSR row -> negative check -> factor rows. The
+    stream therefore runs as a pipeline over ``_AHEAD`` (A) samples in flight: the entry
+    of sample ``s + A`` is drawn and its (user, positive) prefetched; those of sample
+    ``s + A/2`` are read and their CSR bounds and factor rows prefetched; sample
+    ``s + A/4`` gets its candidate negative, whose factor row and the user's row of
+    positives are prefetched; sample ``s`` is checked and trained on, by then from cache.
+    Two generators (one for entries, one for negatives) keep the draws independent of the
+    pipeline's depth.
+    """
+    n_factors = user_factors.shape[1]
+    dtype = user_factors.dtype
+    zero = dtype.type(0.0)
+    one = dtype.type(1.0)
+    state_entry = seed
+    state_neg = seed ^ _NEG_STREAM
+    ring_entry = np.empty(_AHEAD, dtype=np.int64)
+    ring_user = np.empty(_AHEAD, dtype=np.int64)
+    ring_item = np.empty(_AHEAD, dtype=np.int64)
+    ring_neg = np.empty(_AHEAD, dtype=np.int64)
+    half = _AHEAD // 2
+    quarter = _AHEAD // 4
+    loss = 0.0
+    correct = 0
+    skipped = 0
+    n_entries = len(sample_items)
+    for q in range(first, stop + _AHEAD):
+        if q < stop:  # stage 1: draw the entry
+            state_entry, bits = _next(state_entry)
+            e = _below(bits, n_entries)
+            ring_entry[q & _MASK] = e
+            prefetch_item(sample_users, e)
+            prefetch_item(sample_items, e)
+        m = q - half
+        if first <= m < stop:  # stage 2: user and positive
+            e = ring_entry[m & _MASK]
+            u = sample_users[e]
+            i = sample_items[e]
+            ring_user[m & _MASK] = u
+            ring_item[m & _MASK] = i
+            prefetch_item(indptr, u)
+            if train:
+                prefetch_row(user_factors, u)
+                prefetch_row(item_factors, i)
+        m = q - half - quarter
+        if first <= m < stop:  # stage 3: candidate negative
+            u = ring_user[m & _MASK]
+            state_neg, j = _negative_candidate(state_neg, n_items, alias_prob, alias_idx)
+            ring_neg[m & _MASK] = j
+            lo = indptr[u]
+            for line in range(lo, min(indptr[u + 1], lo + 256), 16):
+                prefetch_item(indices, line)  # the row the negative is checked against
+            if train:
+                prefetch_row(item_factors, j)
+        m = q - _AHEAD
+        if m < first:
+            continue
+        # stage 4: check the negative, then the SGD step
+        u = ring_user[m & _MASK]
+        i = ring_item[m & _MASK]
+        state_neg, j = _verified_negative(
+            state_neg, ring_neg[m & _MASK], indices, indptr[u], indptr[u + 1], n_items,
+            alias_prob, alias_idx, max_tries,
+        )  # fmt: skip
+        if not train:
+            users_out[m] = u
+            pos_out[m] = i
+            neg_out[m] = j
+            continue
+        if j < 0:
+            skipped += 1
+            continue
+        pu = user_factors[u]
+        qi = item_factors[i]
+        qj = item_factors[j]
+        x = item_bias[i] - item_bias[j]
+        for f in range(n_factors):
+            x += pu[f] * (qi[f] - qj[f])
+        if x > zero:
+            correct += 1
+        # -ln sigma(x) = ln(1 + e^-x), computed without overflow
+        xd = np.float64(x)
+        loss += np.log1p(np.exp(-abs(xd))) + max(-xd, 0.0)
+        z = one / (one + np.exp(x))
+        lr_u = lr if u >= user_start else zero
+        lr_i = lr if i >= item_start else zero
+        lr_j = lr if j >= item_start else zero
+        for f in range(n_factors):
+            puf = pu[f]
+            qif = qi[f]
+            qjf = qj[f]
+            pu[f] = puf + lr_u * (z * (qif - qjf) - reg * puf)
+            qi[f] = qif + lr_i * (z * puf - reg * qif)
+            qj[f] = qjf + lr_j * (-z * puf - reg * qjf)
+        if lr_bias != zero:
+            bi = item_bias[i]
+            bj = item_bias[j]
+            if i >= item_start:
+                item_bias[i] = bi + lr_bias * (z - reg_bias * bi)
+            if j >= item_start:
+                item_bias[j] = bj + lr_bias * (-z - reg_bias * bj)
+    return loss, correct, skipped
 
 
 @jit(parallel=True)
@@ -142,23 +294,15 @@ def bpr_samples(
     users = np.empty(n_samples, dtype=np.int64)
     pos = np.empty(n_samples, dtype=np.int64)
     neg = np.empty(n_samples, dtype=np.int64)
+    factors = np.zeros((1, 1))
+    bias = np.zeros(1)
     for t in prange(n_streams):
-        state = seeds[t]
-        for s in range(n_samples * t // n_streams, n_samples * (t + 1) // n_streams):
-            state, u, i, j = _draw(
-                state,
-                sample_users,
-                sample_items,
-                indptr,
-                indices,
-                n_items,
-                alias_prob,
-                alias_idx,
-                max_tries,
-            )
-            users[s] = u
-            pos[s] = i
-            neg[s] = j
+        _stream(
+            seeds[t], n_samples * t // n_streams, n_samples * (t + 1) // n_streams,
+            sample_users, sample_items, indptr, indices, n_items, alias_prob, alias_idx,
+            max_tries, False, factors, factors, bias, 0.0, 0.0, 0.0, 0.0, 0, 0,
+            users, pos, neg,
+        )  # fmt: skip
     return users, pos, neg
 
 
@@ -214,65 +358,17 @@ def bpr_epoch(
     Races: see the module docstring (Hogwild over streams; deterministic with one).
     """
     n_streams = len(seeds)
-    n_factors = user_factors.shape[1]
-    dtype = user_factors.dtype
-    zero = dtype.type(0.0)
-    one = dtype.type(1.0)
     losses = np.zeros(n_streams, dtype=np.float64)
     corrects = np.zeros(n_streams, dtype=np.int64)
     skips = np.zeros(n_streams, dtype=np.int64)
+    none = np.empty(0, dtype=np.int64)
     for t in prange(n_streams):
-        state = seeds[t]
-        loss = 0.0
-        correct = 0
-        skipped = 0
-        for _ in range(n_samples * t // n_streams, n_samples * (t + 1) // n_streams):
-            state, u, i, j = _draw(
-                state,
-                sample_users,
-                sample_items,
-                indptr,
-                indices,
-                n_items,
-                alias_prob,
-                alias_idx,
-                max_tries,
-            )
-            if j < 0:
-                skipped += 1
-                continue
-            pu = user_factors[u]
-            qi = item_factors[i]
-            qj = item_factors[j]
-            x = item_bias[i] - item_bias[j]
-            for f in range(n_factors):
-                x += pu[f] * (qi[f] - qj[f])
-            if x > zero:
-                correct += 1
-            # -ln sigma(x) = ln(1 + e^-x), computed without overflow
-            xd = np.float64(x)
-            loss += np.log1p(np.exp(-abs(xd))) + max(-xd, 0.0)
-            z = one / (one + np.exp(x))
-            lr_u = lr if u >= user_start else zero
-            lr_i = lr if i >= item_start else zero
-            lr_j = lr if j >= item_start else zero
-            for f in range(n_factors):
-                puf = pu[f]
-                qif = qi[f]
-                qjf = qj[f]
-                pu[f] = puf + lr_u * (z * (qif - qjf) - reg * puf)
-                qi[f] = qif + lr_i * (z * puf - reg * qif)
-                qj[f] = qjf + lr_j * (-z * puf - reg * qjf)
-            if lr_bias != zero:
-                bi = item_bias[i]
-                bj = item_bias[j]
-                if i >= item_start:
-                    item_bias[i] = bi + lr_bias * (z - reg_bias * bi)
-                if j >= item_start:
-                    item_bias[j] = bj + lr_bias * (-z - reg_bias * bj)
-        losses[t] = loss
-        corrects[t] = correct
-        skips[t] = skipped
+        losses[t], corrects[t], skips[t] = _stream(
+            seeds[t], n_samples * t // n_streams, n_samples * (t + 1) // n_streams,
+            sample_users, sample_items, indptr, indices, n_items, alias_prob, alias_idx,
+            max_tries, True, user_factors, item_factors, item_bias, lr, reg, lr_bias,
+            reg_bias, user_start, item_start, none, none, none,
+        )  # fmt: skip
     return losses.sum(), corrects.sum(), skips.sum()
 
 
