@@ -173,7 +173,9 @@ class ALS(FactorModel):
         rng = np.random.default_rng(self.random_state)
         mu = float(np.mean(u_val, dtype=np.float64))
         self.global_mean_ = mu
-        self.item_factors_ = normal_factors(rng, data.n_items, k, float(self.init_scale))
+        self.item_factors_ = normal_factors(
+            rng, data.n_items, k, float(self.init_scale), n_threads=self._n_threads
+        )
         self.user_factors_ = np.zeros((data.n_users, k), dtype=np.float32)
         self.user_bias_ = np.zeros(data.n_users, dtype=np.float32)
         self.item_bias_ = np.zeros(data.n_items, dtype=np.float32)

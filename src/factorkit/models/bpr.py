@@ -203,8 +203,12 @@ class BPR(FactorModel):
         self.global_mean_ = 0.0
         self.user_bias_ = np.zeros(n_users, dtype=dtype)
         self.item_bias_ = np.zeros(n_items, dtype=dtype)
-        self.user_factors_ = normal_factors(rng, n_users, k, scale, dtype)
-        self.item_factors_ = normal_factors(rng, n_items, k, scale, dtype)
+        self.user_factors_ = normal_factors(
+            rng, n_users, k, scale, dtype, n_threads=self._n_threads
+        )
+        self.item_factors_ = normal_factors(
+            rng, n_items, k, scale, dtype, n_threads=self._n_threads
+        )
         sample_users = np.repeat(np.arange(n_users, dtype=np.int32), np.diff(self.seen_indptr_))
         val = None if validation is None else self._validation_triples(validation, rng)
 
@@ -259,10 +263,14 @@ class BPR(FactorModel):
         self._rng = rng
         k = self.item_factors_.shape[1]
         scale = float(self.init_scale) / np.sqrt(k)
-        # new rows start random like in fit (all-zero new users and items would stay zero)
-        self.user_factors_[old_users:] = normal_factors(rng, len(ext.new_users), k, scale)
-        self.item_factors_[old_items:] = normal_factors(rng, len(ext.new_items), k, scale)
         self._n_threads = resolve_threads(self.n_threads)
+        # new rows start random like in fit (all-zero new users and items would stay zero)
+        self.user_factors_[old_users:] = normal_factors(
+            rng, len(ext.new_users), k, scale, n_threads=self._n_threads
+        )
+        self.item_factors_[old_items:] = normal_factors(
+            rng, len(ext.new_items), k, scale, n_threads=self._n_threads
+        )
         u, i = ext.users.astype(np.int32), ext.items.astype(np.int32)
         self._train(u, i, int(n_epochs), user_start=old_users, item_start=old_items)
         return self

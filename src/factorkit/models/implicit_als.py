@@ -299,8 +299,8 @@ class ImplicitALS(FactorModel):
         self.global_mean_ = 0.0
         self.user_bias_ = np.zeros(n_users, dtype=np.float32)
         self.item_bias_ = np.zeros(n_items, dtype=np.float32)
-        self.user_factors_ = normal_factors(rng, n_users, k, scale)
-        self.item_factors_ = normal_factors(rng, n_items, k, scale)
+        self.user_factors_ = normal_factors(rng, n_users, k, scale, n_threads=self._n_threads)
+        self.item_factors_ = normal_factors(rng, n_items, k, scale, n_threads=self._n_threads)
         self._item_gram = None
         n = len(data)
         val = None if validation is None else self._validation_positions(validation)

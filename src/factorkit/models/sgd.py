@@ -218,8 +218,12 @@ class BiasedMF(FactorModel):
         # zero and stay zero (every update is a multiple of the row itself and of the
         # other row's same column), so they change nothing; they are cut off after fit.
         k_pad = -(-k // _LANES) * _LANES
-        self.user_factors_ = normal_factors(rng, data.n_users, k, scale, width=k_pad)
-        self.item_factors_ = normal_factors(rng, data.n_items, k, scale, width=k_pad)
+        self.user_factors_ = normal_factors(
+            rng, data.n_users, k, scale, width=k_pad, n_threads=self._n_threads
+        )
+        self.item_factors_ = normal_factors(
+            rng, data.n_items, k, scale, width=k_pad, n_threads=self._n_threads
+        )
         self.user_bias_ = np.zeros(data.n_users, dtype=np.float32)
         self.item_bias_ = np.zeros(data.n_items, dtype=np.float32)
         val = None if validation is None else self._validation_positions(validation)

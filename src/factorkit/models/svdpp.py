@@ -206,9 +206,15 @@ class SVDpp(FactorModel):
         self.global_mean_ = float(values.astype(np.float64).mean())
         self.user_bias_ = np.zeros(n_users, dtype=dtype)
         self.item_bias_ = np.zeros(n_items, dtype=dtype)
-        self.user_factors_ = normal_factors(rng, n_users, k, scale, dtype)
-        self.item_factors_ = normal_factors(rng, n_items, k, scale, dtype)
-        self.implicit_factors_ = normal_factors(rng, n_items, k, scale, dtype)
+        self.user_factors_ = normal_factors(
+            rng, n_users, k, scale, dtype, n_threads=self._n_threads
+        )
+        self.item_factors_ = normal_factors(
+            rng, n_items, k, scale, dtype, n_threads=self._n_threads
+        )
+        self.implicit_factors_ = normal_factors(
+            rng, n_items, k, scale, dtype, n_threads=self._n_threads
+        )
         self._user_vectors = None
         rates = self._rates()
         mu = dtype(self.global_mean_)

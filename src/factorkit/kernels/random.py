@@ -1,0 +1,146 @@
+"""Normal random numbers for initial factors, drawn on all cores.
+
+:func:`random_normal_fill` fills an array with N(0, scale**2) draws by the ziggurat
+method (Marsaglia & Tsang, "The ziggurat method for generating random variables", 2000:
+128 layers; about 99% of draws cost one table lookup, a multiply and a compare) on
+splitmix64 streams. The rows are cut into fixed chunks of about ``NORMAL_CHUNK`` values,
+chunk ``c`` drawing from a stream started at a hash of ``(seed, c)``, so the values depend
+on the seed and shape only, never on the number of threads. A factor model's initial factors (a
+million values for MovieLens at k=100) took 10 ms with NumPy's ``standard_normal`` on
+one core; this takes about 1 ms on two.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import prange
+
+from factorkit.kernels._jit import jit, resolve_threads
+
+__all__ = ["NORMAL_CHUNK", "random_normal_fill"]
+
+#: values per independent stream (the unit of parallel work)
+NORMAL_CHUNK = 4096
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
+_R = 3.442619855899  # start of the tail
+_LAYER_AREA = 9.91256303526217e-3
+
+
+def _ziggurat_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Layer edges ``x`` (129, decreasing from the tail to 0), densities ``f(x)``, and
+    acceptance thresholds ``x[i + 1] / x[i]`` for 128 layers of equal area."""
+    x = np.empty(129)
+    x[0] = _LAYER_AREA / math.exp(-0.5 * _R * _R)  # the base layer's equivalent width
+    x[1] = _R
+    for i in range(2, 128):
+        x[i] = math.sqrt(-2.0 * math.log(_LAYER_AREA / x[i - 1] + math.exp(-0.5 * x[i - 1] ** 2)))
+    x[128] = 0.0
+    f = np.exp(-0.5 * x * x)
+    accept = np.empty(128)
+    accept[0] = _R / x[0]
+    accept[1:] = x[2:] / x[1:128]
+    return x, f, accept
+
+
+_X, _F, _ACCEPT = _ziggurat_tables()
+
+
+@jit()
+def _next(state):  # pragma: no cover - compiled
+    """splitmix64: (new_state, 64 random bits)."""
+    state = state + _GOLDEN
+    z = state
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return state, z ^ (z >> np.uint64(31))
+
+
+@jit()
+def _unit(bits):  # pragma: no cover - compiled
+    """A float64 in [0, 1) from the top 53 of 64 random bits."""
+    return np.float64(np.int64(bits >> np.uint64(11))) * _TO_UNIT  # via int64: faster
+
+
+@jit()
+def _tail(state, r):  # pragma: no cover - compiled
+    """A draw from the normal's tail beyond ``r`` (Marsaglia's exponential method)."""
+    while True:
+        state, b1 = _next(state)
+        state, b2 = _next(state)
+        t = -np.log1p(-_unit(b1)) / r
+        y = -np.log1p(-_unit(b2))
+        if 2.0 * y >= t * t:
+            return state, r + t
+
+
+@jit(parallel=True)
+def _fill(out, k, seed, scale, x, f, accept):  # pragma: no cover - compiled
+    # The draw is written out here rather than in a helper returning (state, value):
+    # numba compiled that helper's loop about ten times slower.
+    n_rows = out.shape[0]
+    rows = max(1, NORMAL_CHUNK // max(k, 1))
+    n_chunks = (n_rows + rows - 1) // rows
+    for c in prange(n_chunks):
+        state, _ = _next(seed ^ (np.uint64(c) * _MIX1))
+        for r in range(c * rows, min(n_rows, (c + 1) * rows)):
+            for q in range(k):
+                while True:
+                    state, bits = _next(state)
+                    layer = np.int64(bits & np.uint64(127))
+                    u = _unit(bits)  # the top 53 bits: independent of layer and sign bits
+                    if u < accept[layer]:  # inside the layer's rectangle under the curve
+                        v = u * x[layer]
+                        break
+                    if layer == 0:  # the base layer's overhang: the tail beyond x[1]
+                        state, v = _tail(state, x[1])
+                        break
+                    v = u * x[layer]
+                    state, b3 = _next(state)
+                    # the wedge between the rectangle and the curve
+                    if f[layer + 1] + _unit(b3) * (f[layer] - f[layer + 1]) < np.exp(-0.5 * v * v):
+                        break
+                if bits & np.uint64(128):
+                    v = -v
+                out[r, q] = v * scale
+
+
+def random_normal_fill(
+    out: np.ndarray,
+    seed: int,
+    scale: float = 1.0,
+    columns: int | None = None,
+    n_threads: int | None = None,
+) -> np.ndarray:
+    """Fill ``out`` (C-ordered, 1-D or 2-D) with N(0, ``scale``**2) draws; returns it.
+
+    With ``columns``, only the first ``columns`` columns of a 2-D ``out`` are filled (the
+    rest is left as it is). The values depend on ``seed`` (an integer, taken modulo
+    2**64), the shape and ``columns`` only; ``n_threads`` (default: numba's current
+    setting) only says how many threads draw them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = random_normal_fill(np.empty(100_000, dtype=np.float32), seed=1, scale=0.1)
+    >>> round(float(x.mean()), 2), round(float(x.std()), 2)
+    (0.0, 0.1)
+    """
+    if not out.flags.c_contiguous:
+        raise ValueError("random_normal_fill needs a C-ordered array")
+    rows = out.reshape(len(out), -1) if out.ndim > 1 else out.reshape(-1, 1)
+    k = rows.shape[1] if columns is None else int(columns)
+    previous = numba.get_num_threads()
+    if n_threads is not None:
+        numba.set_num_threads(resolve_threads(n_threads))
+    try:
+        _fill(rows, k, np.uint64(seed % 2**64), float(scale), _X, _F, _ACCEPT)
+    finally:
+        numba.set_num_threads(previous)
+    return out
