@@ -29,4 +29,4 @@ def test_baseline_accuracy_on_movielens_small_5fold():
         fk.BaselineOnly(), data, cv=5, metrics=["rmse", "mae"], random_state=0
     )
     rmse = result.mean["rmse"]
-    assert 0.85 <= rmse <= 0.870, rmse  # measured 0.8643; Surprise 1.1.5 BaselineOnly: 0.8727
+    assert 0.85 <= rmse <= 0.870, rmse  # measured 0.8651; Surprise 1.1.5 BaselineOnly: 0.8727

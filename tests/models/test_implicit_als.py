@@ -92,7 +92,7 @@ def test_movielens_beats_popularity_by_a_wide_margin(ml_split, ml_model):
     train, test = ml_split
     recall, ndcg = _ranking(ml_model, train, test)
     pop_recall, pop_ndcg = _popularity(train, test)
-    # measured: ImplicitALS 0.267 / 0.267, popularity 0.149 / 0.150
+    # measured: ImplicitALS 0.273 / 0.270, popularity 0.153 / 0.152
     assert recall >= 1.3 * pop_recall, (recall, pop_recall)
     assert ndcg >= 1.3 * pop_ndcg, (ndcg, pop_ndcg)
     assert 0.22 < recall < 0.35 and 0.22 < ndcg < 0.35, (recall, ndcg)
@@ -150,7 +150,7 @@ def test_confidence_options_and_counts():
     for kw in ({"confidence": "linear"}, {"confidence": "log", "alpha": 4.0, "epsilon": 0.5}):
         model = ImplicitALS(factors=16, epochs=8, random_state=0, **kw).fit(train)
         _, ndcg = _ranking(model, train, test)
-        # measured: linear 0.364, log 0.343, popularity 0.246
+        # measured: linear 0.368, log 0.346, popularity 0.246
         assert ndcg > 1.3 * pop_ndcg, (kw, ndcg, pop_ndcg)
 
 
