@@ -5,6 +5,7 @@ from factorkit.kernels._jit import max_threads, using_threads
 from factorkit.kernels.sgd import (
     sgd_arrange,
     sgd_epoch,
+    sgd_interleave,
     sgd_partition,
     sgd_penalty,
     sgd_schedule,
@@ -165,3 +166,14 @@ def test_sgd_penalty_matches_numpy(biased):
     f64 = factors.astype(np.float64)
     expected = counts @ ((f64 * f64).sum(axis=1) + (bias.astype(np.float64) ** 2 if biased else 0))
     assert sgd_penalty(counts, factors, bias, biased) == pytest.approx(expected, rel=1e-6)
+
+
+def test_sgd_interleave_deals_each_block_round_robin_over_users():
+    users = np.array([0, 0, 0, 1, 2, 2, 5, 5, 5, 5], dtype=np.int32)
+    items = np.arange(10, dtype=np.int32)
+    values = np.arange(10, dtype=np.float32) / 2
+    block_ptr = np.array([0, 6, 6, 10], dtype=np.int64)  # blocks of 6, 0 and 4 ratings
+    sgd_interleave(users, items, values, block_ptr)
+    assert users.tolist() == [0, 1, 2, 0, 2, 0, 5, 5, 5, 5]
+    assert items.tolist() == [0, 3, 4, 1, 5, 2, 6, 7, 8, 9]  # each user's order kept
+    np.testing.assert_array_equal(values, items / 2)  # values travel with their rating

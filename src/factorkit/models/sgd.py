@@ -18,6 +18,7 @@ from factorkit.kernels.sgd import (
     sgd_arrange,
     sgd_epoch,
     sgd_epoch_serial,
+    sgd_interleave,
     sgd_partition,
     sgd_penalty,
     sgd_schedule,
@@ -41,6 +42,12 @@ _MIN_RATINGS_PER_THREAD = 10_000
 
 
 _LANES = 32
+
+#: Within a block, updates run round-robin over the block's users (independent updates
+#: back to back) when one user group's factor rows fit in a core's L2 cache; otherwise
+#: user by user, so that each row streams in once. MovieLens small, k=100: epochs 12%
+#: faster on one thread, 16% on two; the 10M-rating set (2.6 MB per group) was not faster.
+_INTERLEAVE_MAX_GROUP_BYTES = 256 << 10
 
 
 def _n_blocks(n_threads: int) -> int:
@@ -218,6 +225,8 @@ class BiasedMF(FactorModel):
         # zero and stay zero (every update is a multiple of the row itself and of the
         # other row's same column), so they change nothing; they are cut off after fit.
         k_pad = -(-k // _LANES) * _LANES
+        if data.n_users / n_blocks * k_pad * 4 <= _INTERLEAVE_MAX_GROUP_BYTES:
+            sgd_interleave(users, items, values, block_ptr)
         self.user_factors_ = normal_factors(
             rng, data.n_users, k, scale, width=k_pad, n_threads=self._n_threads
         )
