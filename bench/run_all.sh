@@ -12,7 +12,8 @@ run() {
     { echo "\$ $*"; "$@"; } > "bench/results/$name.txt" 2>&1
     echo "   exit $? ($(date +%T))" >&2
 }
-run read      $py bench/bench_read.py
+run read      $py bench/bench_read.py --repeats 5
+run read_shuffled $py bench/bench_read.py --repeats 5 --shuffled
 run split     $py bench/bench_split.py
 run sgd       $py bench/bench_sgd.py
 run svdpp     $py bench/bench_svdpp.py
@@ -20,4 +21,5 @@ run als       $py bench/bench_als.py
 run implicit_als $py bench/bench_implicit_als.py --synthetic-iterations 3
 run fold_in   $py bench/bench_implicit_als.py --fold-in
 run bpr       $py bench/bench_bpr.py
+run recommend $py bench/bench_recommend.py
 run tune      $py bench/bench_tune.py

@@ -8,6 +8,7 @@ import factorkit as fk
 from factorkit import datasets, split
 from factorkit.data.synthetic import make_implicit
 from factorkit.exceptions import DataError, InvalidParameterError, NotFittedError
+from factorkit.kernels._jit import max_threads
 from factorkit.models.implicit_als import ImplicitALS
 from factorkit.testing import checkerboard_implicit, estimator_checks
 
@@ -308,3 +309,17 @@ def test_save_load_round_trip(ml_model, tmp_path):
     np.testing.assert_array_equal(loaded.recommend(users, k=10)[0], ml_model.recommend(users)[0])
     items = ml_model.item_map_.ids[:5]
     np.testing.assert_array_equal(loaded.fold_in(items).factors, ml_model.fold_in(items).factors)
+
+
+def test_n_threads_set_after_fit_applies_to_recommend(ml_split):
+    """set_params(n_threads=...) on a fitted model changes how many threads rank, not the
+    ranking (multi-threaded BLAS may sum a score's terms in another order: last bit)."""
+    model = ImplicitALS(factors=16, epochs=2, random_state=0).fit(ml_split[0])
+    users = model.user_map_.ids
+    model.set_params(n_threads=1)
+    one_items, one_scores = model.recommend(users, k=10)
+    model.set_params(n_threads=2)
+    two_items, two_scores = model.recommend(users, k=10)
+    np.testing.assert_array_equal(one_items, two_items)
+    np.testing.assert_allclose(one_scores, two_scores, rtol=1e-6)
+    assert model._threads() == min(2, max_threads())

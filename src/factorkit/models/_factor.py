@@ -185,7 +185,8 @@ class FactorModel(Estimator):
             yield start, stop, scores
 
     def _threads(self) -> int:
-        return getattr(self, "_n_threads", None) or resolve_threads(None)
+        # the current n_threads, so set_params(n_threads=...) on a fitted model applies
+        return resolve_threads(getattr(self, "n_threads", None))
 
     def _topk(
         self,
