@@ -45,7 +45,7 @@ def run_peer(args: argparse.Namespace) -> None:
 
     f = np.load(args.data)
     train = sp.csr_matrix((f["data"], f["indices"], f["indptr"]), shape=tuple(f["shape"]))
-    model = AlternatingLeastSquares(factors=f["user"].shape[1], num_threads=args.threads)
+    model = AlternatingLeastSquares(factors=f["user"].shape[1], num_threads=args.threads[0])
     model.user_factors = np.ascontiguousarray(f["user"], dtype=np.float32)
     model.item_factors = np.ascontiguousarray(f["item"], dtype=np.float32)
     users = np.arange(train.shape[0])

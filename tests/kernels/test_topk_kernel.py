@@ -2,7 +2,12 @@ import numpy as np
 import pytest
 
 from factorkit.kernels._jit import using_threads
-from factorkit.kernels.topk import topk_scores, topk_scores_serial
+from factorkit.kernels.topk import (
+    topk_factors,
+    topk_factors_serial,
+    topk_scores,
+    topk_scores_serial,
+)
 
 
 def reference_topk(scores, seen_indptr, seen_indices, excluded, k):
@@ -44,3 +49,34 @@ def test_topk_matches_reference_with_ties_seen_and_padding(kernel, n_threads, dt
     np.testing.assert_array_equal(out_idx, ref_idx)
     np.testing.assert_array_equal(out_val, ref_val)
     assert (out_idx[counts >= n_cols - 2] == -1).any()  # padding was exercised
+
+
+@pytest.mark.parametrize("kernel", [topk_factors, topk_factors_serial], ids=["parallel", "serial"])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_topk_factors_matches_reference_on_the_same_scores(kernel, with_bias):
+    """Scores from factors by blocks (uneven last block), bias added, seen items and an
+    excluded item skipped, users with fewer than k candidates padded."""
+    rng = np.random.default_rng(1)
+    n_rows, n_cols, k, rank = 203, 90, 12, 6
+    # small integer factors: every product is exact, so ties are real ties
+    users = rng.integers(-2, 3, size=(n_rows, rank)).astype(np.float32)
+    items = rng.integers(-2, 3, size=(n_cols, rank)).astype(np.float32)
+    bias = rng.integers(0, 2, size=n_cols).astype(np.float32) if with_bias else np.zeros(0)
+    counts = rng.integers(0, n_cols, size=n_rows)
+    seen_indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(counts, out=seen_indptr[1:])
+    seen_indices = np.concatenate([rng.permutation(n_cols)[:c] for c in counts]).astype(np.int32)
+    excluded = np.zeros(n_cols, dtype=np.bool_)
+    excluded[5] = True
+    scores = users @ items.T + (bias if with_bias else 0)
+    want_idx, want_val = reference_topk(scores, seen_indptr, seen_indices, excluded, k)
+    out_idx = np.empty((n_rows, k), dtype=np.int64)
+    out_val = np.empty((n_rows, k), dtype=np.float32)
+    with using_threads(2):
+        kernel(
+            users, np.ascontiguousarray(items.T), bias.astype(np.float32), 16, seen_indptr,
+            seen_indices, excluded, k, out_idx, out_val,
+        )  # fmt: skip
+    np.testing.assert_array_equal(out_idx, want_idx)
+    np.testing.assert_array_equal(out_val, want_val)
+    assert (out_idx == -1).any()  # some users had fewer than k candidates

@@ -7,6 +7,9 @@ from numba import prange
 
 from factorkit.kernels._jit import jit
 
+#: columns tested at once against the heap's floor before any of them is looked at
+_CHUNK = 32
+
 
 @jit()
 def _topk_row(
@@ -19,48 +22,60 @@ def _topk_row(
     for p in range(seen_indptr[r], seen_indptr[r + 1]):
         skip[seen_indices[p]] = True
     size = 0
-    for c in range(n_cols):
-        if skip[c] or excluded[c]:
+    # a score must beat the floor to enter: the heap's root once the heap is full (in the
+    # scores' dtype, so the test below vectorises without conversions)
+    floor = np.full(1, -np.inf, dtype=scores.dtype)[0]
+    for c0 in range(0, n_cols, _CHUNK):
+        c1 = min(c0 + _CHUNK, n_cols)
+        # most chunks hold nothing above the floor: one vectorised test skips them
+        hit = False
+        for c in range(c0, c1):
+            hit |= scores[r, c] > floor
+        if not hit:
             continue
-        v = scores[r, c]
-        if v != v:  # NaN never ranks
-            continue
-        if size < k:
-            # sift up in a min-heap keyed by (value, -index)
-            j = size
-            size += 1
-            while j > 0:
-                parent = (j - 1) // 2
-                if heap_v[parent] > v or (heap_v[parent] == v and heap_i[parent] < c):
-                    heap_v[j] = heap_v[parent]
-                    heap_i[j] = heap_i[parent]
-                    j = parent
-                else:
-                    break
-            heap_v[j] = v
-            heap_i[j] = c
-        elif v > heap_v[0]:
-            # replace the root and sift down
-            j = 0
-            while True:
-                left = 2 * j + 1
-                if left >= size:
-                    break
-                child = left
-                right = left + 1
-                if right < size and (
-                    heap_v[right] < heap_v[left]
-                    or (heap_v[right] == heap_v[left] and heap_i[right] > heap_i[left])
-                ):
-                    child = right
-                if heap_v[child] < v or (heap_v[child] == v and heap_i[child] > c):
-                    heap_v[j] = heap_v[child]
-                    heap_i[j] = heap_i[child]
-                    j = child
-                else:
-                    break
-            heap_v[j] = v
-            heap_i[j] = c
+        for c in range(c0, c1):
+            v = scores[r, c]
+            if not v > floor or skip[c] or excluded[c]:  # also drops NaN: it never ranks
+                continue
+            if size < k:
+                # sift up in a min-heap keyed by (value, -index)
+                j = size
+                size += 1
+                while j > 0:
+                    parent = (j - 1) // 2
+                    if heap_v[parent] > v or (heap_v[parent] == v and heap_i[parent] < c):
+                        heap_v[j] = heap_v[parent]
+                        heap_i[j] = heap_i[parent]
+                        j = parent
+                    else:
+                        break
+                heap_v[j] = v
+                heap_i[j] = c
+            else:
+                # beats the root (a later column with an equal score never does): replace
+                # the root and sift down
+                j = 0
+                while True:
+                    left = 2 * j + 1
+                    if left >= size:
+                        break
+                    child = left
+                    right = left + 1
+                    if right < size and (
+                        heap_v[right] < heap_v[left]
+                        or (heap_v[right] == heap_v[left] and heap_i[right] > heap_i[left])
+                    ):
+                        child = right
+                    if heap_v[child] < v or (heap_v[child] == v and heap_i[child] > c):
+                        heap_v[j] = heap_v[child]
+                        heap_i[j] = heap_i[child]
+                        j = child
+                    else:
+                        break
+                heap_v[j] = v
+                heap_i[j] = c
+            if size == k:
+                floor = heap_v[0]
     for p in range(seen_indptr[r], seen_indptr[r + 1]):
         skip[seen_indices[p]] = False  # leave the scratch clean for the next row
     # sort the heap best first: (value desc, index asc)
@@ -120,3 +135,113 @@ def topk_scores_serial(
     skip = np.zeros(scores.shape[1], dtype=np.bool_)
     for r in range(scores.shape[0]):
         _topk_row(scores, r, seen_indptr, seen_indices, excluded, k, out_idx, out_val, skip)
+
+
+@jit()
+def _topk_factors_task(
+    t,
+    n_tasks,
+    block_rows,
+    user_vecs,
+    item_t,
+    item_bias,
+    seen_indptr,
+    seen_indices,
+    excluded,
+    k,
+    out_idx,
+    out_val,
+):  # pragma: no cover
+    """Blocks ``t * n_blocks // n_tasks ...`` of :func:`topk_factors`, with this task's own
+    scratch (a separate function, so numba cannot hoist it out of the parallel loop)."""
+    n_rows = user_vecs.shape[0]
+    n_cols = item_t.shape[1]
+    n_blocks = (n_rows + block_rows - 1) // block_rows
+    scores = np.empty((block_rows, n_cols), dtype=user_vecs.dtype)
+    skip = np.zeros(n_cols, dtype=np.bool_)
+    for b in range(t * n_blocks // n_tasks, (t + 1) * n_blocks // n_tasks):
+        lo = b * block_rows
+        hi = min(n_rows, lo + block_rows)
+        block = scores[: hi - lo]
+        np.dot(user_vecs[lo:hi], item_t, block)
+        if len(item_bias):
+            for r in range(hi - lo):
+                for c in range(n_cols):
+                    block[r, c] += item_bias[c]
+        ptr = seen_indptr[lo : hi + 1]
+        for r in range(hi - lo):
+            _topk_row(
+                block, r, ptr, seen_indices, excluded, k, out_idx[lo:hi], out_val[lo:hi], skip
+            )
+
+
+@jit(parallel=True)
+def topk_factors(
+    user_vecs,
+    item_t,
+    item_bias,
+    block_rows,
+    seen_indptr,
+    seen_indices,
+    excluded,
+    k,
+    out_idx,
+    out_val,
+):  # pragma: no cover
+    """Top-``k`` items of every user straight from the factors, in parallel.
+
+    Scores ``user_vecs @ item_t + item_bias`` (``item_t`` is the item factors transposed,
+    C-ordered; ``item_bias`` may be empty) are computed ``block_rows`` users at a time,
+    one block per task: the block's matrix product (BLAS, on the task's thread: call with
+    BLAS limited to one thread, as ``using_threads`` does) and its top-k selection run back
+    to back while the block is in cache, and only one block per thread is ever held.
+    ``seen_indptr`` (n_rows + 1) / ``seen_indices``, ``excluded``, ``k``, ``out_idx`` and
+    ``out_val``: as in :func:`topk_scores`.
+    """
+    n_blocks = (user_vecs.shape[0] + block_rows - 1) // block_rows
+    n_tasks = max(1, min(n_blocks, 64))
+    for t in prange(n_tasks):
+        _topk_factors_task(
+            t,
+            n_tasks,
+            block_rows,
+            user_vecs,
+            item_t,
+            item_bias,
+            seen_indptr,
+            seen_indices,
+            excluded,
+            k,
+            out_idx,
+            out_val,
+        )
+
+
+@jit()
+def topk_factors_serial(
+    user_vecs,
+    item_t,
+    item_bias,
+    block_rows,
+    seen_indptr,
+    seen_indices,
+    excluded,
+    k,
+    out_idx,
+    out_val,
+):  # pragma: no cover
+    """:func:`topk_factors` on the calling thread (no thread-pool launch)."""
+    _topk_factors_task(
+        0,
+        1,
+        block_rows,
+        user_vecs,
+        item_t,
+        item_bias,
+        seen_indptr,
+        seen_indices,
+        excluded,
+        k,
+        out_idx,
+        out_val,
+    )

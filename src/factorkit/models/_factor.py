@@ -17,7 +17,7 @@ from factorkit.data.idmap import IdMap
 from factorkit.data.interactions import Interactions
 from factorkit.exceptions import DataError, InvalidParameterError, UnknownIdError
 from factorkit.kernels._jit import blas_threads, resolve_threads, using_threads
-from factorkit.kernels.topk import topk_scores, topk_scores_serial
+from factorkit.kernels.topk import topk_factors, topk_factors_serial
 from factorkit.models.base import Estimator
 
 __all__ = ["FactorModel", "FoldIn"]
@@ -25,6 +25,10 @@ __all__ = ["FactorModel", "FoldIn"]
 UNKNOWN_POLICIES = ("fallback", "nan", "error")
 #: scores of at most this many floats are materialised at once by recommend
 _BLOCK_FLOATS = 1 << 22
+#: scores per block of the top-k kernel (8 MiB, up to 256 users): large enough that BLAS
+#: repacking the item factors for each block's product costs little, small enough that
+#: each thread's block stays in the last-level cache for its selection
+_TOPK_BLOCK_FLOATS = 1 << 21
 
 
 class FoldIn(NamedTuple):
@@ -202,21 +206,20 @@ class FactorModel(Estimator):
         n_rows = len(user_vecs)
         out_idx = np.empty((n_rows, k), dtype=np.int64)
         out_val = np.empty((n_rows, k), dtype=np.float32)
+        item_vecs = self.item_factors_ if item_vecs is None else item_vecs
+        item_t = np.ascontiguousarray(np.asarray(item_vecs, dtype=np.float32).T)
+        bias = np.zeros(0, np.float32) if item_bias is None else np.asarray(item_bias, np.float32)
+        users = np.ascontiguousarray(user_vecs, dtype=np.float32)
+        block_rows = max(1, min(256, _TOPK_BLOCK_FLOATS // max(1, item_t.shape[1])))
         n_threads = self._threads()
         # a few rows: select on this thread rather than launch the thread pool
-        select = topk_scores if n_rows >= 4 * n_threads and n_threads > 1 else topk_scores_serial
-        for start, stop, scores in self._score_blocks(user_vecs, item_vecs, item_bias):
-            ptr = seen_indptr[start : stop + 1] - seen_indptr[start]
-            with using_threads(n_threads):
-                select(
-                    scores,
-                    ptr,
-                    seen_indices[seen_indptr[start] : seen_indptr[stop]],
-                    excluded,
-                    k,
-                    out_idx[start:stop],
-                    out_val[start:stop],
-                )
+        parallel = n_threads > 1 and n_rows >= 2 * block_rows
+        kernel = topk_factors if parallel else topk_factors_serial
+        with using_threads(n_threads):
+            kernel(
+                users, item_t, bias, block_rows, np.asarray(seen_indptr, dtype=np.int64),
+                seen_indices, excluded, k, out_idx, out_val,
+            )  # fmt: skip
         return out_idx, out_val
 
     def _candidate_mask(self, exclude_items: Any, items: Any) -> np.ndarray:
