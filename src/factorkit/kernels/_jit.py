@@ -53,7 +53,12 @@ def resolve_threads(n_threads: int | None) -> int:
 
 @functools.lru_cache(maxsize=1)
 def _controller() -> ThreadpoolController:
-    # Inspecting the loaded BLAS libraries is slow (milliseconds); do it once.
+    # Inspecting the loaded BLAS libraries is slow (milliseconds); do it once. numba's
+    # np.dot calls SciPy's BLAS (its own OpenBLAS, loaded with scipy.linalg.cython_blas),
+    # not NumPy's: load it first, or the controller would not see it and BLAS called
+    # from kernel threads would start threads of its own (2 kernel threads ran 3x slower).
+    import scipy.linalg.cython_blas  # noqa: F401
+
     return ThreadpoolController()
 
 
