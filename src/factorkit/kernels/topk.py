@@ -191,7 +191,8 @@ def topk_factors(
     """Top-``k`` items of every user straight from the factors, in parallel.
 
     Scores ``user_vecs @ item_t + item_bias`` (``item_t`` is the item factors transposed,
-    C-ordered; ``item_bias`` may be empty) are computed ``block_rows`` users at a time,
+    C- or Fortran-ordered, e.g. the ``.T`` view of C-ordered factors; ``item_bias`` may be
+    empty) are computed ``block_rows`` users at a time,
     one block per task: the block's matrix product (BLAS, on the task's thread: call with
     BLAS limited to one thread, as ``using_threads`` does) and its top-k selection run back
     to back while the block is in cache, and only one block per thread is ever held.

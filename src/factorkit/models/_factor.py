@@ -207,7 +207,8 @@ class FactorModel(Estimator):
         out_idx = np.empty((n_rows, k), dtype=np.int64)
         out_val = np.empty((n_rows, k), dtype=np.float32)
         item_vecs = self.item_factors_ if item_vecs is None else item_vecs
-        item_t = np.ascontiguousarray(np.asarray(item_vecs, dtype=np.float32).T)
+        # the transposed view (Fortran-ordered, no copy): BLAS reads it as it is
+        item_t = np.ascontiguousarray(item_vecs, dtype=np.float32).T
         bias = np.zeros(0, np.float32) if item_bias is None else np.asarray(item_bias, np.float32)
         users = np.ascontiguousarray(user_vecs, dtype=np.float32)
         block_rows = max(1, min(256, _TOPK_BLOCK_FLOATS // max(1, item_t.shape[1])))
