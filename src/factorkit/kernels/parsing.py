@@ -45,6 +45,7 @@ _E_LOWER = 101
 _E_UPPER = 69
 _INT32_MAX = 2147483647
 _MAX_EXACT = 9007199254740992  # 2**53: integers up to here are exact in float64
+_MAX_INT = 999_999_999_999_999_999  # 18 digits: no int64 overflow on the next digit
 _POW10 = np.array([10.0**k for k in range(23)], dtype=np.float64)
 
 
@@ -82,6 +83,24 @@ def _field_end(buf, p, sep0, sep1, last):  # pragma: no cover - compiled
 
 
 @jit()
+def _digits(buf, p, value, limit):  # pragma: no cover - compiled
+    """Decimal digits from ``buf[p]`` on, appended to ``value``: (end, value, count).
+
+    ``count`` is -1 once the value passes ``limit`` (the caller gives up on the line).
+    """
+    count = 0
+    while True:
+        d = buf[p] - _ZERO
+        if d < 0 or d > 9:
+            return p, value, count
+        value = value * 10 + d
+        if value > limit:
+            return p, value, -1
+        count += 1
+        p += 1
+
+
+@jit()
 def _parse_chunk(
     buf, start, end, row, sep0, sep1, roles, users, items, values, times
 ):  # pragma: no cover - compiled
@@ -107,57 +126,23 @@ def _parse_chunk(
                     q += 1
                 p = q
             elif role == FIELD_RATING:
-                neg = False
-                b = buf[p]
-                if b == _MINUS or b == _PLUS:
-                    neg = b == _MINUS
+                neg = buf[p] == _MINUS
+                if neg or buf[p] == _PLUS:
                     p += 1
-                mant = 0
-                digits = 0
-                exp10 = 0
-                while True:
-                    d = buf[p] - _ZERO
-                    if d < 0 or d > 9:
-                        break
-                    mant = mant * 10 + d
-                    digits += 1
-                    if mant > _MAX_EXACT:
-                        return PARSE_IRREGULAR
+                p, mant, n_int = _digits(buf, p, 0, _MAX_EXACT)
+                n_frac = 0
+                if n_int >= 0 and buf[p] == _DOT:
+                    p, mant, n_frac = _digits(buf, p + 1, mant, _MAX_EXACT)
+                if n_int < 0 or n_frac < 0 or n_int + n_frac == 0:
+                    return PARSE_IRREGULAR  # no digits, or beyond an exact mantissa
+                exp10 = -n_frac
+                if buf[p] == _E_LOWER or buf[p] == _E_UPPER:
                     p += 1
-                if buf[p] == _DOT:
-                    p += 1
-                    while True:
-                        d = buf[p] - _ZERO
-                        if d < 0 or d > 9:
-                            break
-                        mant = mant * 10 + d
-                        digits += 1
-                        exp10 -= 1
-                        if mant > _MAX_EXACT:
-                            return PARSE_IRREGULAR
+                    eneg = buf[p] == _MINUS
+                    if eneg or buf[p] == _PLUS:
                         p += 1
-                if digits == 0:
-                    return PARSE_IRREGULAR
-                b = buf[p]
-                if b == _E_LOWER or b == _E_UPPER:
-                    p += 1
-                    eneg = False
-                    b = buf[p]
-                    if b == _MINUS or b == _PLUS:
-                        eneg = b == _MINUS
-                        p += 1
-                    e = 0
-                    edigits = 0
-                    while True:
-                        d = buf[p] - _ZERO
-                        if d < 0 or d > 9:
-                            break
-                        e = e * 10 + d
-                        edigits += 1
-                        if e > 1000:
-                            return PARSE_IRREGULAR
-                        p += 1
-                    if edigits == 0:
+                    p, e, n_exp = _digits(buf, p, 0, 1000)
+                    if n_exp <= 0:
                         return PARSE_IRREGULAR
                     exp10 += -e if eneg else e
                 # Clinger's fast path: an exact mantissa times or over an exact power of
@@ -168,20 +153,11 @@ def _parse_chunk(
                 v = v * _POW10[exp10] if exp10 >= 0 else v / _POW10[-exp10]
                 values[row] = -v if neg else v
             else:
-                neg = False
-                if buf[p] == _MINUS:
-                    neg = True
+                neg = buf[p] == _MINUS
+                if neg:
                     p += 1
-                v = 0
-                digits = 0
-                while True:
-                    d = buf[p] - _ZERO
-                    if d < 0 or d > 9:
-                        break
-                    v = v * 10 + d
-                    digits += 1
-                    p += 1
-                if digits == 0 or digits > 18:
+                p, v, n_digits = _digits(buf, p, 0, _MAX_INT)
+                if n_digits <= 0:
                     return PARSE_IRREGULAR
                 if neg:
                     v = -v
