@@ -6,7 +6,6 @@ from factorkit.kernels.topk import (
     topk_factors,
     topk_factors_serial,
     topk_scores,
-    topk_scores_serial,
 )
 
 
@@ -26,10 +25,9 @@ def reference_topk(scores, seen_indptr, seen_indices, excluded, k):
     return idx, val
 
 
-@pytest.mark.parametrize("kernel", [topk_scores, topk_scores_serial], ids=["parallel", "serial"])
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_topk_matches_reference_with_ties_seen_and_padding(kernel, n_threads, dtype):
+def test_topk_matches_reference_with_ties_seen_and_padding(n_threads, dtype):
     rng = np.random.default_rng(0)
     n_rows, n_cols, k = 300, 57, 10
     # rounded scores create many ties; NaNs never rank
@@ -44,7 +42,7 @@ def test_topk_matches_reference_with_ties_seen_and_padding(kernel, n_threads, dt
     out_idx = np.empty((n_rows, k), dtype=np.int64)
     out_val = np.empty((n_rows, k), dtype=dtype)
     with using_threads(n_threads):
-        kernel(scores, seen_indptr, seen_indices, excluded, k, out_idx, out_val)
+        topk_scores(scores, seen_indptr, seen_indices, excluded, k, out_idx, out_val)
     ref_idx, ref_val = reference_topk(scores, seen_indptr, seen_indices, excluded, k)
     np.testing.assert_array_equal(out_idx, ref_idx)
     np.testing.assert_array_equal(out_val, ref_val)

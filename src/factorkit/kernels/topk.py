@@ -128,16 +128,6 @@ def topk_scores(
 
 
 @jit()
-def topk_scores_serial(
-    scores, seen_indptr, seen_indices, excluded, k, out_idx, out_val
-):  # pragma: no cover
-    """:func:`topk_scores` on the calling thread, for a few rows (no thread-pool launch)."""
-    skip = np.zeros(scores.shape[1], dtype=np.bool_)
-    for r in range(scores.shape[0]):
-        _topk_row(scores, r, seen_indptr, seen_indices, excluded, k, out_idx, out_val, skip)
-
-
-@jit()
 def _topk_factors_task(
     t,
     n_tasks,
