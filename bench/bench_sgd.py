@@ -303,7 +303,7 @@ def main() -> None:
         print(json.dumps(surprise_worker(*args.surprise_worker)))
         return
 
-    from factorkit.kernels._jit import resolve_threads
+    from factorkit._threads import resolve_threads
 
     command = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
     print(f"command: `{command}`\n")

@@ -149,7 +149,7 @@ def main() -> None:
     ]
     in_test = np.random.default_rng(args.seed).random(len(ratings)) < 0.2
     s_repeats = args.surprise_repeats or args.repeats
-    from factorkit.kernels._jit import resolve_threads
+    from factorkit._threads import resolve_threads
 
     n_all = resolve_threads(None)
     rows = []

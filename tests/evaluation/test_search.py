@@ -12,6 +12,7 @@ import pytest
 from scipy import stats
 
 import factorkit as fk
+from factorkit._threads import resolve_threads
 from factorkit.evaluation.search import (
     GridSearch,
     RandomSearch,
@@ -26,7 +27,6 @@ from factorkit.exceptions import (
     InvalidParameterError,
     NotFittedError,
 )
-from factorkit.kernels._jit import resolve_threads
 from factorkit.models.base import model_class
 
 

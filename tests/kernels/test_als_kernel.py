@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from factorkit.kernels._jit import resolve_threads, using_threads
+from factorkit._threads import resolve_threads, using_threads
 from factorkit.kernels.als import _FLUSH_ROWS, als_solve_rows
 
 

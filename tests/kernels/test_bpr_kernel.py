@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from factorkit.kernels._jit import using_threads
+from factorkit._threads import using_threads
 from factorkit.kernels.bpr import bpr_alias_table, bpr_epoch, bpr_samples
 
 NO_ALIAS = (np.empty(0, dtype=np.float64), np.empty(0, dtype=np.int32))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from factorkit.kernels._jit import using_threads
+from factorkit._threads import using_threads
 from factorkit.kernels.implicit_als import (
     implicit_als_cg_rows,
     implicit_als_cholesky_rows,

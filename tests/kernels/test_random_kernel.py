@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from factorkit.kernels._jit import max_threads, using_threads
+from factorkit._threads import max_threads, using_threads
 from factorkit.kernels.random import _ACCEPT, _X, random_normal_fill
 
 

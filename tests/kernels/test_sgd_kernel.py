@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from factorkit.kernels._jit import max_threads, using_threads
+from factorkit._threads import max_threads, using_threads
 from factorkit.kernels.sgd import (
     sgd_arrange,
     sgd_epoch,

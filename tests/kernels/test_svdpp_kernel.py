@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from factorkit.kernels._jit import using_threads
+from factorkit._threads import using_threads
 from factorkit.kernels.svdpp import svdpp_epoch, svdpp_rating_order, svdpp_user_vectors
 
 RATES = dict(lr=0.05, reg=0.03, lr_bias=0.04, reg_bias=0.02, lr_implicit=0.03, reg_implicit=0.05)

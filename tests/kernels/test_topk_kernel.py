@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from factorkit.kernels._jit import using_threads
+from factorkit._threads import using_threads
 from factorkit.kernels.topk import (
     topk_factors,
     topk_factors_serial,

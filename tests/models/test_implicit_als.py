@@ -6,9 +6,9 @@ import pytest
 
 import factorkit as fk
 from factorkit import datasets, split
+from factorkit._threads import max_threads
 from factorkit.data.synthetic import make_implicit
 from factorkit.exceptions import DataError, InvalidParameterError, NotFittedError
-from factorkit.kernels._jit import max_threads
 from factorkit.models.implicit_als import ImplicitALS
 from factorkit.testing import checkerboard_implicit, estimator_checks
 

@@ -39,10 +39,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from factorkit._threads import max_threads
 from factorkit.data.interactions import DUPLICATE_POLICIES, Interactions
 from factorkit.exceptions import DataError, InvalidParameterError
 from factorkit.kernels import parsing
-from factorkit.kernels._jit import max_threads
 
 __all__ = ["read_csv", "read_parquet"]
 

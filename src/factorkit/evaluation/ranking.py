@@ -34,10 +34,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from factorkit._threads import using_threads
 from factorkit.data.interactions import Interactions
 from factorkit.evaluation.metrics import RATING_METRICS
 from factorkit.exceptions import DataError, DataWarning, InvalidParameterError
-from factorkit.kernels._jit import using_threads
 from factorkit.kernels.ranking import (
     HIT_RATE,
     MAP,

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from factorkit._threads import concurrent_launches_safe
 from factorkit.data.interactions import Interactions
 from factorkit.evaluation.evaluate import evaluate
 from factorkit.evaluation.ranking import parse_metrics
@@ -46,7 +47,6 @@ from factorkit.exceptions import (
     FactorkitError,
     InvalidParameterError,
 )
-from factorkit.kernels._jit import concurrent_launches_safe
 from factorkit.models.base import Estimator, clone
 
 __all__ = [
@@ -599,7 +599,7 @@ class _BaseSearch:
 
     def _parallelism(self) -> tuple[int, int | None]:
         """(n_jobs, n_threads per trial or None to leave the estimator's own)."""
-        from factorkit.kernels._jit import resolve_threads
+        from factorkit._threads import resolve_threads
 
         cores = resolve_threads(None)
         if self.n_jobs is None or self.n_jobs == 1:

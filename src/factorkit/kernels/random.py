@@ -18,7 +18,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from factorkit.kernels._jit import jit, resolve_threads
+from factorkit.kernels._jit import jit
 
 __all__ = ["NORMAL_CHUNK", "random_normal_fill"]
 
@@ -122,8 +122,9 @@ def random_normal_fill(
 
     With ``columns``, only the first ``columns`` columns of a 2-D ``out`` are filled (the
     rest is left as it is). The values depend on ``seed`` (an integer, taken modulo
-    2**64), the shape and ``columns`` only; ``n_threads`` (default: numba's current
-    setting) only says how many threads draw them.
+    2**64), the shape and ``columns`` only; ``n_threads`` (a resolved count, see
+    :mod:`factorkit._threads`; default: numba's current setting) only says how many
+    threads draw them.
 
     Examples
     --------
@@ -138,7 +139,7 @@ def random_normal_fill(
     k = rows.shape[1] if columns is None else int(columns)
     previous = numba.get_num_threads()
     if n_threads is not None:
-        numba.set_num_threads(resolve_threads(n_threads))
+        numba.set_num_threads(n_threads)
     try:
         _fill(rows, k, np.uint64(seed % 2**64), float(scale), _X, _F, _ACCEPT)
     finally:

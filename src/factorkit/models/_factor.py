@@ -13,10 +13,10 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
+from factorkit._threads import blas_threads, resolve_threads, using_threads
 from factorkit.data.idmap import IdMap
 from factorkit.data.interactions import Interactions
 from factorkit.exceptions import DataError, InvalidParameterError, UnknownIdError
-from factorkit.kernels._jit import blas_threads, resolve_threads, using_threads
 from factorkit.kernels.topk import topk_factors, topk_factors_serial
 from factorkit.models.base import Estimator
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from factorkit._threads import resolve_threads
 from factorkit.kernels.random import random_normal_fill
 
 __all__ = ["normal_factors"]
@@ -34,4 +35,5 @@ def normal_factors(
     width = k if width is None else width
     out = np.zeros((n_rows, width), dtype=dtype) if width > k else np.empty((n_rows, k), dtype)
     seed = int(rng.integers(0, 2**63))
-    return random_normal_fill(out, seed, scale, columns=k, n_threads=n_threads)
+    threads = None if n_threads is None else resolve_threads(n_threads)
+    return random_normal_fill(out, seed, scale, columns=k, n_threads=threads)

@@ -7,13 +7,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from factorkit._threads import using_threads
 from factorkit._validation import (
     TRAINING_CONSTRAINTS,
     Boolean,
     Interval,
 )
 from factorkit.data.interactions import Interactions
-from factorkit.kernels._jit import using_threads
 from factorkit.kernels.als import als_solve_rows
 from factorkit.models._factor import FactorModel
 from factorkit.models._init import normal_factors

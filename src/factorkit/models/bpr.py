@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from factorkit._threads import blas_threads, resolve_threads, using_threads
 from factorkit._validation import (
     TRAINING_CONSTRAINTS,
     Boolean,
@@ -15,7 +16,6 @@ from factorkit._validation import (
 )
 from factorkit.data.interactions import Interactions
 from factorkit.exceptions import InvalidParameterError
-from factorkit.kernels._jit import blas_threads, resolve_threads, using_threads
 from factorkit.kernels.bpr import bpr_alias_table, bpr_epoch
 from factorkit.models._factor import FactorModel, FoldIn
 from factorkit.models._init import normal_factors

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from factorkit._threads import resolve_threads, using_threads
 from factorkit._validation import (
     TRAINING_CONSTRAINTS,
     Interval,
@@ -15,7 +16,6 @@ from factorkit._validation import (
 from factorkit.data.idmap import IdMap
 from factorkit.data.interactions import Interactions
 from factorkit.exceptions import DataError
-from factorkit.kernels._jit import resolve_threads, using_threads
 from factorkit.kernels.implicit_als import (
     implicit_als_cg_rows,
     implicit_als_cholesky_rows,

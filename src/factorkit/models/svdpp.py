@@ -7,13 +7,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from factorkit._threads import resolve_threads, using_threads
 from factorkit._validation import (
     TRAINING_CONSTRAINTS,
     Interval,
     NoneOr,
 )
 from factorkit.data.interactions import Interactions
-from factorkit.kernels._jit import resolve_threads, using_threads
 from factorkit.kernels.svdpp import svdpp_epoch, svdpp_user_vectors
 from factorkit.models._factor import FactorModel
 from factorkit.models._init import normal_factors

@@ -1,0 +1,95 @@
+"""Thread and BLAS policy: how many threads a call uses, and who may start them.
+
+Kernels never decide thread counts: callers resolve ``n_threads`` here and pass the
+result down. Invariants:
+
+- a numba parallel region runs with BLAS limited to one thread (:func:`using_threads`),
+  so BLAS called from kernel threads never starts threads of its own;
+- single-row paths (fold-in, one user's recommend, predict for a few pairs) run with one
+  BLAS thread (:func:`single_thread_blas`): a multi-threaded solve of a 100x100 system
+  costs more in hand-offs than it computes, and on a busy machine each hand-off waits for
+  a core;
+- GEMM-bound steps outside kernels take ``n_threads`` BLAS threads (:func:`blas_threads`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Iterator
+
+import numba
+from threadpoolctl import ThreadpoolController
+
+__all__ = [
+    "blas_threads",
+    "concurrent_launches_safe",
+    "max_threads",
+    "resolve_threads",
+    "single_thread_blas",
+    "using_threads",
+]
+
+
+def max_threads() -> int:
+    """Most threads numba may use here (NUMBA_NUM_THREADS, by default the core count)."""
+    return int(numba.config.NUMBA_NUM_THREADS)
+
+
+def resolve_threads(n_threads: int | None) -> int:
+    """``None`` -> all cores; otherwise ``n_threads`` capped at what numba allows."""
+    limit = max_threads()
+    if n_threads is None:
+        return max(1, min(limit, os.cpu_count() or 1))
+    return max(1, min(int(n_threads), limit))
+
+
+@functools.lru_cache(maxsize=1)
+def _controller() -> ThreadpoolController:
+    # Inspecting the loaded BLAS libraries is slow (milliseconds); do it once. numba's
+    # np.dot calls SciPy's BLAS (its own OpenBLAS, loaded with scipy.linalg.cython_blas),
+    # not NumPy's: load it first, or the controller would not see it and BLAS called
+    # from kernel threads would start threads of its own.
+    import scipy.linalg.cython_blas  # noqa: F401
+
+    return ThreadpoolController()
+
+
+@contextlib.contextmanager
+def using_threads(n_threads: int) -> Iterator[None]:
+    """Run numba parallel regions on ``n_threads`` and keep BLAS single-threaded meanwhile.
+
+    BLAS inside a parallel kernel's neighbourhood would oversubscribe the cores.
+    """
+    previous = numba.get_num_threads()
+    numba.set_num_threads(n_threads)
+    try:
+        with _controller().limit(limits=1, user_api="blas"):
+            yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+@contextlib.contextmanager
+def blas_threads(n_threads: int) -> Iterator[None]:
+    """Let BLAS use ``n_threads`` (for GEMM-bound steps run outside numba kernels)."""
+    with _controller().limit(limits=n_threads, user_api="blas"):
+        yield
+
+
+def single_thread_blas() -> contextlib.AbstractContextManager[None]:
+    """BLAS on the calling thread only, for single-row paths (see the module invariants)."""
+    return blas_threads(1)
+
+
+def concurrent_launches_safe() -> bool:
+    """Whether parallel kernels may be launched from several Python threads at once.
+
+    numba's OpenMP and TBB threading layers allow it; the fallback "workqueue" layer
+    aborts the process on concurrent launches.
+    """
+    from factorkit.kernels._jit import parallel_probe
+
+    parallel_probe(2)
+    return numba.threading_layer() != "workqueue"
