@@ -1,13 +1,23 @@
-"""Declared parameter constraints and the one function that checks them.
+"""One vocabulary of argument constraints, for estimator classes and for functions.
 
-Each estimator declares ``_parameter_constraints``: a mapping from parameter name to a
-constraint. ``validate_params`` checks every parameter in ``fit`` and raises
-:class:`InvalidParameterError` with the constraint in the message, e.g.
-``The 'factors' parameter of BiasedMF must be an int >= 1; got 0.``
+A constraint object (:class:`Interval`, :class:`Options`, :class:`Boolean`, ...) says
+what a value may be, in words (``describe``) and as a test (``accepts``). Two ways use
+the same objects and the same message builder (:func:`constraint_error`):
+
+- each estimator declares ``_parameter_constraints`` (name -> constraint); ``fit``
+  checks them with :func:`check_params`, and an error reads
+  ``The 'factors' parameter of BiasedMF must be an int >= 1; got 0.``
+- a public function is wrapped by :func:`validate_params` (the decorator, as
+  scikit-learn's ``validate_params``), or checks one value with :func:`check`; an error
+  reads ``split.random: test_size must be a number in (0, 1); got 1.5``.
+
+Every message names the argument, what was expected and what was given.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import numbers
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +36,12 @@ __all__ = [
     "NoneOr",
     "Options",
     "RandomState",
+    "Satisfies",
     "Threads",
+    "check",
+    "check_params",
+    "constraint_error",
+    "show",
     "validate_params",
 ]
 
@@ -159,16 +174,101 @@ class Satisfies:
         return self.description
 
 
-def validate_params(owner: str, params: Mapping[str, Any], constraints: Mapping[str, Any]) -> None:
-    """Raise :class:`InvalidParameterError` for the first parameter outside its constraint."""
+def show(value: Any) -> str:
+    """A short, readable rendering of a user-supplied value for error messages."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        text = repr(value)
+    else:
+        text = f"{type(value).__name__} {value!r}"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def constraint_error(
+    owner: str, name: str, expected: str, value: Any, *, parameter_of: bool = False
+) -> InvalidParameterError:
+    """The one message shape for a value outside its constraint.
+
+    ``parameter_of=True`` words it for an estimator's constructor parameter (``owner`` is
+    the class name); otherwise for a function argument (``owner`` is how the user calls
+    the function, e.g. ``"split.random"``).
+    """
+    if parameter_of:
+        return InvalidParameterError(
+            f"The {name!r} parameter of {owner} must be {expected}; got {value!r}."
+        )
+    return InvalidParameterError(f"{owner}: {name} must be {expected}; got {show(value)}")
+
+
+def check_params(owner: str, params: Mapping[str, Any], constraints: Mapping[str, Any]) -> None:
+    """Raise :class:`InvalidParameterError` for the first estimator parameter outside its
+    constraint (the class-parameter wording of :func:`constraint_error`)."""
     for name, constraint in constraints.items():
-        if name not in params:
-            continue
-        value = params[name]
-        if not constraint.accepts(value):
-            raise InvalidParameterError(
-                f"The {name!r} parameter of {owner} must be {constraint.describe()}; got {value!r}."
+        if name in params and not constraint.accepts(params[name]):
+            raise constraint_error(
+                owner, name, constraint.describe(), params[name], parameter_of=True
             )
+
+
+def check(value: Any, constraint: Any, name: str, owner: str) -> Any:
+    """Return ``value`` when ``constraint`` accepts it, else raise the function-argument
+    error naming ``owner`` and ``name``.
+
+    Examples
+    --------
+    >>> check(3, Interval(int, 1), "k", "recommend")
+    3
+    >>> check(0, Interval(int, 1), "k", "recommend")
+    Traceback (most recent call last):
+    ...
+    factorkit.exceptions.InvalidParameterError: recommend: k must be an int >= 1; got 0
+    """
+    if not constraint.accepts(value):
+        raise constraint_error(owner, name, constraint.describe(), value)
+    return value
+
+
+def validate_params(
+    constraints: Mapping[str, Any], *, owner: str | None = None
+) -> Callable[[Callable], Callable]:
+    """Decorator: check a function's arguments against ``constraints`` on every call.
+
+    ``owner`` is the name shown in messages (default: the function's qualified name).
+    Arguments not listed are not checked; the function's own defaults are checked too,
+    so a wrong default is caught by the first test that calls it.
+
+    Examples
+    --------
+    >>> @validate_params({"k": Interval(int, 1)}, owner="top")
+    ... def top(values, k=10):
+    ...     return sorted(values)[-k:]
+    >>> top([3, 1, 2], k=2)
+    [2, 3]
+    >>> top([3, 1, 2], k=0)
+    Traceback (most recent call last):
+    ...
+    factorkit.exceptions.InvalidParameterError: top: k must be an int >= 1; got 0
+    """
+
+    def decorate(func: Callable) -> Callable:
+        signature = inspect.signature(func)
+        unknown = set(constraints) - set(signature.parameters)
+        if unknown:  # a programming error in factorkit itself, caught at import
+            raise TypeError(f"{func.__qualname__} has no argument(s) {sorted(unknown)}")
+        name = owner or func.__qualname__
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            for arg, constraint in constraints.items():
+                check(bound.arguments[arg], constraint, arg, name)
+            return func(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
 
 
 def _num(x: float) -> str:

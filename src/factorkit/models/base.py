@@ -11,7 +11,7 @@ import copy
 import inspect
 from typing import Any, ClassVar
 
-from factorkit._validation import validate_params
+from factorkit._validation import check_params
 from factorkit.exceptions import InvalidParameterError, NotFittedError
 
 __all__ = ["Estimator", "clone", "model_class"]
@@ -62,7 +62,7 @@ class Estimator:
         return self
 
     def _validate_params(self) -> None:
-        validate_params(type(self).__name__, self.get_params(), self._parameter_constraints)
+        check_params(type(self).__name__, self.get_params(), self._parameter_constraints)
 
     def _is_fitted(self) -> bool:
         return hasattr(self, self._fitted_marker)
