@@ -184,7 +184,7 @@ def test_implicit_models_from_ratings_with_min_rating(model, tmp_path, capsys):
         == 0
     )
     fitted = fk.load(out)
-    assert not fitted._explicit
+    assert not fk.get_tags(fitted).explicit
     assert main(["recommend", str(out), "--user", "1", "-k", "5"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 6 and lines[0].split()[0] == "rank"

@@ -4,6 +4,7 @@ The public API is re-exported here; see ``docs/`` and the README for a tour.
 """
 
 from factorkit import datasets, evaluation, exceptions, report, split
+from factorkit.base import Tags, all_estimators, get_tags
 from factorkit.data import IdMap, Interactions
 from factorkit.data.readers import read_csv, read_parquet
 from factorkit.evaluation import GridSearch, RandomSearch, cross_validate, evaluate
@@ -33,13 +34,16 @@ __all__ = [
     "MostPopular",
     "RandomSearch",
     "SVDpp",
+    "Tags",
     "__version__",
+    "all_estimators",
     "clone",
     "cross_validate",
     "datasets",
     "evaluate",
     "evaluation",
     "exceptions",
+    "get_tags",
     "load",
     "read_csv",
     "read_parquet",

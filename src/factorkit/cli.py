@@ -19,15 +19,16 @@ import pandas as pd
 import factorkit as fk
 from factorkit.exceptions import FactorkitError
 
-#: command-line model names -> public class names
-MODELS = {
-    "baseline": "BaselineOnly",
-    "biased-mf": "BiasedMF",
-    "svdpp": "SVDpp",
-    "als": "ALS",
-    "implicit-als": "ImplicitALS",
-    "bpr": "BPR",
-}
+
+def cli_models() -> dict[str, type]:
+    """``--model`` names -> estimator classes, from each class's ``cli_name`` tag."""
+    return {
+        tags.cli_name: cls
+        for _, cls in fk.all_estimators()
+        if (tags := fk.get_tags(cls)).cli_name is not None
+    }
+
+
 BUILTIN_DATA = ("movielens-small", "ml-latest-small")
 #: flags shared by all models -> parameter names
 MODEL_FLAGS = {
@@ -83,10 +84,14 @@ def load_training_data(args: argparse.Namespace) -> fk.Interactions:
 
 
 def make_model(args: argparse.Namespace) -> Any:
-    cls_name = MODELS[args.model]
-    cls = getattr(fk, cls_name, None)
-    if cls is None:
-        raise FactorkitError(f"model {args.model!r} ({cls_name}) is not available in this build")
+    models = cli_models()
+    if args.model not in models:
+        raise FactorkitError(
+            f"--model {args.model!r} is not a model name; choose one of "
+            f"{', '.join(sorted(models))} (`factorkit models` lists them)"
+        )
+    cls = models[args.model]
+    cls_name = cls.__name__
     model = cls()
     valid = set(model.get_params())
     params: dict[str, Any] = {}
@@ -286,7 +291,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         model.set_params(progress=False)
     if args.metrics:
         metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    elif getattr(model, "_explicit", True):
+    elif fk.get_tags(model).explicit:
         metrics = ["rmse", "mae"]
     else:
         metrics = ["precision@10", "recall@10", "ndcg@10", "coverage@10"]
@@ -364,7 +369,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     fixed |= {item.partition("=")[0] for item in args.param or []}
     if "progress" in base.get_params():
         base.set_params(progress=False)
-    metric = args.metric or ("rmse" if getattr(base, "_explicit", True) else "ndcg@10")
+    metric = args.metric or ("rmse" if fk.get_tags(base).explicit else "ndcg@10")
     ranking = greater_is_better(metric)
     # hold out a test set first: the search never sees it, both models are scored on it
     splitter = fk.split.per_user if ranking else fk.split.random
@@ -519,6 +524,35 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    """Every estimator with its declared tags (what ``--model`` accepts, and more)."""
+    rows = []
+    for name, cls in fk.all_estimators():
+        tags = fk.get_tags(cls)
+        abilities = [
+            label
+            for label, flag in (
+                ("recommend", tags.can_recommend),
+                ("similar", tags.can_find_similar),
+                ("fold-in", tags.can_fold_in),
+                ("partial-fit", tags.can_partial_fit),
+            )
+            if flag
+        ]
+        rows.append(
+            {
+                "--model": tags.cli_name or "-",
+                "class": name,
+                "kind": tags.kind,
+                "feedback": tags.feedback,
+                "factors": "yes" if tags.has_factors else "no",
+                "can": ", ".join(abilities) or "-",
+            }
+        )
+    print(pd.DataFrame(rows).to_string(index=False))
+    return 0
+
+
 # ---------------------------------------------------------------------- parser
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", help=f"CSV/Parquet path or built-in name ({', '.join(BUILTIN_DATA)})")
@@ -539,7 +573,9 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, choices=sorted(MODELS), help="model to fit")
+    p.add_argument(
+        "--model", required=True, metavar="NAME", help="model to fit (see `factorkit models`)"
+    )
     p.add_argument("--factors", type=int)
     p.add_argument("--epochs", type=int)
     p.add_argument("--learning-rate", dest="learning_rate", type=float)
@@ -642,6 +678,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=10)
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_similar)
+
+    p = sub.add_parser("models", help="list every model with its tags")
+    p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("info", help="describe a saved model")
     p.add_argument("model_file")

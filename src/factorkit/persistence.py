@@ -207,7 +207,7 @@ def load(path: str | os.PathLike) -> Any:
     >>> bool((loaded.predict([1], [3]) == model.predict([1], [3])).all())
     True
     """
-    from factorkit.models.base import model_class
+    from factorkit.base import model_class
 
     npz, meta = _open(path)
     with npz:

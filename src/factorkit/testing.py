@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from factorkit.base import Estimator, clone, get_tags
 from factorkit.data.interactions import Interactions
 from factorkit.exceptions import InvalidParameterError, NotFittedError, UnknownIdError
-from factorkit.models.base import Estimator, clone
 
 __all__ = [
     "Check",
@@ -252,11 +252,11 @@ def estimator_checks(est: Estimator, skip: tuple[str, ...] = ()) -> list[Check]:
     """The checks for ``est`` as named callables (for ``pytest.mark.parametrize``).
 
     The checkerboard check follows the model's kind: explicit-rating models
-    (``_explicit`` true) must recover held-out ratings (:func:`check_checkerboard`),
+    (``get_tags(est).explicit``) must recover held-out ratings (:func:`check_checkerboard`),
     implicit-feedback models must rank each held-out item first
     (:func:`check_checkerboard_ranking`).
     """
-    explicit = getattr(est, "_explicit", True)
+    explicit = get_tags(est).explicit
     checks = [
         check_checkerboard_ranking if fn is check_checkerboard and not explicit else fn
         for fn in _CHECKS

@@ -2,6 +2,7 @@
 
 import math
 import warnings
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,7 @@ class _FixedScores(FactorModel):
     """A 'fitted' model with given factors and item scores (the leading underscore keeps
     it out of the model registry)."""
 
-    _explicit = False
+    _tags: ClassVar[dict] = {"feedback": "implicit"}
 
     def fit(self, train, user_factors=None, item_factors=None, item_scores=None):
         data = self._prepare_fit(train)

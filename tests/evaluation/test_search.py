@@ -13,6 +13,7 @@ from scipy import stats
 
 import factorkit as fk
 from factorkit._threads import resolve_threads
+from factorkit.base import model_class
 from factorkit.evaluation.search import (
     GridSearch,
     RandomSearch,
@@ -27,7 +28,6 @@ from factorkit.exceptions import (
     InvalidParameterError,
     NotFittedError,
 )
-from factorkit.models.base import model_class
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from factorkit._threads import concurrent_launches_safe, resolve_threads
+from factorkit.base import Estimator, clone
 from factorkit.data.interactions import Interactions
 from factorkit.evaluation.metrics import RATING_METRICS
 from factorkit.evaluation.ranking import (
@@ -21,7 +22,6 @@ from factorkit.evaluation.ranking import (
     ranking_evaluation,
 )
 from factorkit.exceptions import DataError, InvalidParameterError
-from factorkit.models.base import Estimator, clone
 
 __all__ = ["CrossValidationResult", "cross_validate", "evaluate"]
 

@@ -38,6 +38,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from factorkit._threads import concurrent_launches_safe
+from factorkit.base import Estimator, all_estimators, clone, get_tags
 from factorkit.data.interactions import Interactions
 from factorkit.evaluation.evaluate import evaluate
 from factorkit.evaluation.ranking import parse_metrics
@@ -47,7 +48,6 @@ from factorkit.exceptions import (
     FactorkitError,
     InvalidParameterError,
 )
-from factorkit.models.base import Estimator, clone
 
 __all__ = [
     "GridSearch",
@@ -197,82 +197,23 @@ def default_search_space(estimator: Estimator, search: str = "random") -> dict[s
     >>> default_search_space(fk.BiasedMF(), "grid")["factors"]
     [50, 100, 200]
     """
-    from scipy import stats
-
     if search not in ("random", "grid"):
         raise InvalidParameterError(f"search must be 'random' or 'grid'; got {search!r}")
-    name = type(estimator).__name__
-    random_spaces: dict[str, dict[str, Any]] = {
-        "BaselineOnly": {
-            "epochs": stats.randint(5, 21),
-            "regularization": stats.loguniform(0.5, 20.0),
-            "user_regularization": stats.loguniform(0.5, 20.0),
-        },
-        "BiasedMF": {
-            "factors": loguniform_int(50, 200),
-            "epochs": stats.randint(20, 61),
-            "learning_rate": stats.loguniform(0.015, 0.06),
-            "regularization": stats.loguniform(0.05, 0.2),
-            "learning_rate_decay": stats.uniform(0.9, 0.09),
-        },
-        "SVDpp": {
-            "factors": loguniform_int(20, 100),
-            "epochs": stats.randint(15, 41),
-            "learning_rate": stats.loguniform(0.01, 0.04),
-            "regularization": stats.loguniform(0.05, 0.2),
-        },
-        "ALS": {
-            "factors": loguniform_int(20, 200),
-            "epochs": stats.randint(5, 21),
-            "regularization": stats.loguniform(0.03, 0.3),
-        },
-        "ImplicitALS": {
-            "factors": loguniform_int(32, 256),
-            "epochs": stats.randint(5, 31),
-            "regularization": stats.loguniform(1.0, 100.0),
-            "alpha": stats.loguniform(0.5, 10.0),
-        },
-        "BPR": {
-            "factors": loguniform_int(32, 256),
-            "epochs": stats.randint(50, 201),
-            "learning_rate": stats.loguniform(0.01, 0.1),
-            "regularization": stats.loguniform(1e-3, 0.05),
-        },
-    }
-    grids: dict[str, dict[str, list]] = {
-        "BaselineOnly": {
-            "regularization": [1.0, 3.0, 10.0],
-            "user_regularization": [2.0, 5.0, 10.0],
-        },
-        "BiasedMF": {
-            "factors": [50, 100, 200],
-            "learning_rate": [0.01, 0.03],
-            "regularization": [0.05, 0.1],
-        },
-        "SVDpp": {
-            "factors": [20, 50],
-            "learning_rate": [0.01, 0.02],
-            "regularization": [0.05, 0.1],
-        },
-        "ALS": {"factors": [20, 50, 100], "regularization": [0.05, 0.1, 0.2]},
-        "ImplicitALS": {
-            "factors": [32, 64, 128],
-            "regularization": [1.0, 20.0],
-            "alpha": [1.0, 5.0],
-        },
-        "BPR": {
-            "factors": [32, 64, 128],
-            "learning_rate": [0.01, 0.05],
-            "regularization": [0.001, 0.01],
-        },
-    }
-    table = random_spaces if search == "random" else grids
-    if name not in table:
+    tags = get_tags(estimator)
+    declared = tags.search_space if search == "random" else tags.search_grid
+    if not declared:
+        with_space = [
+            name
+            for name, cls in all_estimators()
+            if (get_tags(cls).search_space if search == "random" else get_tags(cls).search_grid)
+        ]
         raise InvalidParameterError(
-            f"no built-in search space for {name}; pass one explicitly (models with one: "
-            f"{', '.join(table)})"
+            f"no built-in search space for {type(estimator).__name__}; pass one explicitly "
+            f"(models with one: {', '.join(with_space)})"
         )
-    return dict(table[name])
+    if search == "grid":
+        return {name: list(values) for name, values in declared.items()}
+    return parse_search_space(declared)
 
 
 # ---------------------------------------------------------------------- helpers

@@ -211,9 +211,9 @@ def factors_curve(
     >>> list(curve.columns), curve["factors"].tolist()
     (['factors', 'rmse', 'fit_time'], [2, 8])
     """
+    from factorkit.base import Estimator, clone
     from factorkit.evaluation.evaluate import evaluate
     from factorkit.evaluation.ranking import parse_metrics
-    from factorkit.models.base import Estimator, clone
 
     metric = parse_metrics([metric])[0].name
 

@@ -6,9 +6,9 @@ validation data was given to ``fit``, ``elapsed`` seconds and ``model``. A callb
 returns True stops training after that epoch.
 """
 
+from factorkit.base import Estimator, clone
 from factorkit.models._factor import FactorModel, FoldIn
 from factorkit.models.als import ALS
-from factorkit.models.base import Estimator, clone
 from factorkit.models.baseline import BaselineOnly
 from factorkit.models.bpr import BPR
 from factorkit.models.implicit_als import ImplicitALS

@@ -14,11 +14,11 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from factorkit._threads import blas_threads, resolve_threads, using_threads
+from factorkit.base import Estimator, get_tags
 from factorkit.data.idmap import IdMap
 from factorkit.data.interactions import Interactions
 from factorkit.exceptions import DataError, InvalidParameterError, UnknownIdError
 from factorkit.kernels.topk import topk_factors, topk_factors_serial
-from factorkit.models.base import Estimator
 
 __all__ = ["FactorModel", "FoldIn"]
 
@@ -52,8 +52,15 @@ class FactorModel(Estimator):
         "item_titles_",
     )
     _state_scalars: ClassVar[tuple[str, ...]] = ("global_mean_", "rating_scale_")
-    #: whether predictions are ratings (clipped to the training scale)
-    _explicit: ClassVar[bool] = True
+    _abstract: ClassVar[bool] = True
+    _tags: ClassVar[dict[str, Any]] = {
+        "has_factors": True,
+        "can_recommend": True,
+        "can_find_similar": True,
+        "can_fold_in": True,
+        "can_partial_fit": True,
+        "iterative": True,
+    }
 
     # ------------------------------------------------------------------ fitting helpers
     def _prepare_fit(self, data: Any, validation: Any = None) -> Interactions:
@@ -98,6 +105,10 @@ class FactorModel(Estimator):
         return float(np.sqrt(np.mean((pred - values) ** 2))) if len(values) else float("nan")
 
     # ------------------------------------------------------------------ scoring
+    def _rating_model(self) -> bool:
+        """Whether scores are ratings (clipped to the training scale): the feedback tag."""
+        return get_tags(self).explicit
+
     def _user_matrix(self) -> np.ndarray:
         """Effective user vectors used for scoring (SVD++ adds its implicit term)."""
         return self.user_factors_
@@ -117,7 +128,7 @@ class FactorModel(Estimator):
                 users[u[both]].astype(np.float64),
                 self.item_factors_[i[both]].astype(np.float64),
             )
-        if clip and self._explicit:
+        if clip and self._rating_model():
             np.clip(scores, self.rating_scale_[0], self.rating_scale_[1], out=scores)
         return scores
 
@@ -295,7 +306,7 @@ class FactorModel(Estimator):
         out_idx, out_val = self._topk(
             user_vecs, k, ptr, idx, excluded, item_bias=self._item_bias_for_ranking()
         )
-        if self._explicit:
+        if self._rating_model():
             out_val += (self.global_mean_ + self.user_bias_[u])[:, None].astype(np.float32)
         return self._to_item_ids(out_idx, out_val, single)
 
@@ -375,7 +386,7 @@ class FactorModel(Estimator):
         return np.zeros(self.item_factors_.shape[1], dtype=np.float64)
 
     def _uses_bias(self) -> bool:
-        return bool(getattr(self, "biased", True)) and self._explicit
+        return bool(getattr(self, "biased", True)) and self._rating_model()
 
     def fold_in(self, items: Any, ratings: Any = None) -> FoldIn:
         """A new user's factors and bias from a few rated items, without refitting.
@@ -420,7 +431,7 @@ class FactorModel(Estimator):
         if len(np.unique(pos)) != len(pos):
             raise DataError(f"{name}.fold_in: items holds repeated ids; pass each item once")
         if ratings is None:
-            if self._explicit:
+            if self._rating_model():
                 raise DataError(
                     f"{name}.fold_in: ratings are required for an explicit-rating model; "
                     "pass ratings=[...] with one rating per item"
@@ -465,7 +476,7 @@ class FactorModel(Estimator):
             excluded,
             item_bias=self._item_bias_for_ranking(),
         )
-        if self._explicit:
+        if self._rating_model():
             val += np.float32(self.global_mean_ + folded.bias)
         return self._to_item_ids(idx, val, single=True)
 

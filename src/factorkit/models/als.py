@@ -105,6 +105,15 @@ class ALS(FactorModel):
     (50,)
     """
 
+    _tags: ClassVar[dict[str, Any]] = {
+        "cli_name": "als",
+        "search_space": {
+            "factors": {"loguniform_int": [20, 200]},
+            "epochs": {"randint": [5, 20]},
+            "regularization": {"loguniform": [0.03, 0.3]},
+        },
+        "search_grid": {"factors": [20, 50, 100], "regularization": [0.05, 0.1, 0.2]},
+    }
     _parameter_constraints: ClassVar[dict[str, Any]] = {
         "factors": Interval(int, 1, None),
         "epochs": Interval(int, 1, None),

@@ -56,6 +56,20 @@ class BaselineOnly(FactorModel):
     0.86
     """
 
+    _tags: ClassVar[dict[str, Any]] = {
+        "has_factors": False,
+        "can_find_similar": False,
+        "cli_name": "baseline",
+        "search_space": {
+            "epochs": {"randint": [5, 20]},
+            "regularization": {"loguniform": [0.5, 20.0]},
+            "user_regularization": {"loguniform": [0.5, 20.0]},
+        },
+        "search_grid": {
+            "regularization": [1.0, 3.0, 10.0],
+            "user_regularization": [2.0, 5.0, 10.0],
+        },
+    }
     _parameter_constraints: ClassVar[dict[str, Any]] = {
         "epochs": Interval(int, 1, None),
         "regularization": Interval(float, 0, None),

@@ -136,8 +136,21 @@ class BPR(FactorModel):
     3
     """
 
-    _explicit: ClassVar[bool] = False
-
+    _tags: ClassVar[dict[str, Any]] = {
+        "feedback": "implicit",
+        "cli_name": "bpr",
+        "search_space": {
+            "factors": {"loguniform_int": [32, 256]},
+            "epochs": {"randint": [50, 200]},
+            "learning_rate": {"loguniform": [0.01, 0.1]},
+            "regularization": {"loguniform": [1e-3, 0.05]},
+        },
+        "search_grid": {
+            "factors": [32, 64, 128],
+            "learning_rate": [0.01, 0.05],
+            "regularization": [0.001, 0.01],
+        },
+    }
     _parameter_constraints: ClassVar[dict[str, Any]] = {
         "factors": Interval(int, 1, None),
         "epochs": Interval(int, 1, None),

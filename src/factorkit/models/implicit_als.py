@@ -157,8 +157,21 @@ class ImplicitALS(FactorModel):
     3
     """
 
-    _explicit: ClassVar[bool] = False
-
+    _tags: ClassVar[dict[str, Any]] = {
+        "feedback": "implicit",
+        "cli_name": "implicit-als",
+        "search_space": {
+            "factors": {"loguniform_int": [32, 256]},
+            "epochs": {"randint": [5, 30]},
+            "regularization": {"loguniform": [1.0, 100.0]},
+            "alpha": {"loguniform": [0.5, 10.0]},
+        },
+        "search_grid": {
+            "factors": [32, 64, 128],
+            "regularization": [1.0, 20.0],
+            "alpha": [1.0, 5.0],
+        },
+    }
     _parameter_constraints: ClassVar[dict[str, Any]] = {
         "factors": Interval(int, 1, None),
         "epochs": Interval(int, 1, None),

@@ -49,10 +49,16 @@ class MostPopular(FactorModel):
     ([2, 1], [2.0, 1.0])
     """
 
+    _tags: ClassVar[dict[str, Any]] = {
+        "feedback": "implicit",
+        "has_factors": False,
+        "can_find_similar": False,
+        "iterative": False,
+        "cli_name": "most-popular",
+    }
     _parameter_constraints: ClassVar[dict[str, Any]] = {
         "min_value": NoneOr(Interval(float, None, None)),
     }
-    _explicit: ClassVar[bool] = False
 
     def __init__(self, min_value: float | None = None) -> None:
         self.min_value = min_value

@@ -143,6 +143,21 @@ class BiasedMF(FactorModel):
     3
     """
 
+    _tags: ClassVar[dict[str, Any]] = {
+        "cli_name": "biased-mf",
+        "search_space": {
+            "factors": {"loguniform_int": [50, 200]},
+            "epochs": {"randint": [20, 60]},
+            "learning_rate": {"loguniform": [0.015, 0.06]},
+            "regularization": {"loguniform": [0.05, 0.2]},
+            "learning_rate_decay": {"uniform": [0.9, 0.99]},
+        },
+        "search_grid": {
+            "factors": [50, 100, 200],
+            "learning_rate": [0.01, 0.03],
+            "regularization": [0.05, 0.1],
+        },
+    }
     _parameter_constraints: ClassVar[dict[str, Any]] = {
         "factors": Interval(int, 1, None),
         "epochs": Interval(int, 1, None),

@@ -120,6 +120,20 @@ class SVDpp(FactorModel):
         "implicit_factors_",
     )
 
+    _tags: ClassVar[dict[str, Any]] = {
+        "cli_name": "svdpp",
+        "search_space": {
+            "factors": {"loguniform_int": [20, 100]},
+            "epochs": {"randint": [15, 40]},
+            "learning_rate": {"loguniform": [0.01, 0.04]},
+            "regularization": {"loguniform": [0.05, 0.2]},
+        },
+        "search_grid": {
+            "factors": [20, 50],
+            "learning_rate": [0.01, 0.02],
+            "regularization": [0.05, 0.1],
+        },
+    }
     _parameter_constraints: ClassVar[dict[str, Any]] = {
         "factors": Interval(int, 1, None),
         "epochs": Interval(int, 1, None),

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from factorkit.base import get_tags
 from factorkit.data.interactions import Interactions
 from factorkit.exceptions import DataError, InvalidParameterError
 from factorkit.report import figures as F
@@ -231,7 +232,7 @@ def write_report(
     from factorkit.evaluation.evaluate import evaluate
     from factorkit.evaluation.spectrum import factors_curve, singular_value_spectrum
 
-    explicit = bool(getattr(model, "_explicit", True)) and not train.implicit
+    explicit = get_tags(model).explicit and not train.implicit
     metric_names = list(metrics) if metrics is not None else _default_metrics(explicit)
     scores = evaluate(model, test, metrics=metric_names, train=train)
 
