@@ -3,6 +3,8 @@
 The public API is re-exported here; see ``docs/`` and the README for a tour.
 """
 
+# _threads first: it sets the OpenMP wait policy before any kernel starts a thread
+from factorkit import _threads  # noqa: F401  # isort: skip
 from factorkit import datasets, evaluation, exceptions, report, split
 from factorkit.base import Tags, all_estimators, get_tags
 from factorkit.data import IdMap, Interactions
