@@ -522,20 +522,21 @@ def format_search_table(search: Any, top: int = 10) -> str:
 def cmd_info(args: argparse.Namespace) -> int:
     from factorkit.persistence import read_metadata
 
+    model = fk.load(args.model_file)  # verifies every array, not only the metadata
     meta = read_metadata(args.model_file)
-    print(f"model:      {meta['class']}")
+    tags = fk.get_tags(model)
+    print(f"model:      {meta['class']} ({tags.feedback} feedback)")
     print(f"factorkit:  {meta['factorkit_version']} (format {meta['format_version']})")
     params = ", ".join(f"{k}={v!r}" for k, v in meta["params"].items())
     print(f"parameters: {params}")
-    shapes = meta["arrays"]
-    print(f"users:      {shapes['user_ids']['shape'][0]:,}")
-    print(f"items:      {shapes['item_ids']['shape'][0]:,}")
-    for name, info in shapes.items():
-        if name.endswith("_"):
-            print(f"  {name:<18} {info['dtype']:<8} {tuple(info['shape'])}")
+    print(f"users:      {len(model.user_map_):,}")
+    print(f"items:      {len(model.item_map_):,}")
+    if tags.has_factors:
+        print(f"factors:    {model.user_factors_.shape[1]} per user and per item")
     if meta.get("history"):
         last = meta["history"][-1]
         print(f"trained:    {last.get('epoch')} epochs, final loss {last.get('loss'):.4f}")
+    print("file:       verified (checksums, and every array against the id vocabularies)")
     return 0
 
 

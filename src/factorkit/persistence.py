@@ -10,7 +10,13 @@ Layout of the file (a zip archive as written by :func:`numpy.savez`):
 - one entry per fitted array.
 
 Loading checks every digest, so a corrupted, truncated or foreign file raises
-:class:`~factorkit.exceptions.ModelFormatError` saying what was wrong.
+:class:`~factorkit.exceptions.ModelFormatError` saying what was wrong. The digests detect
+damage, not tampering (anyone who edits a file can recompute them), so loading then
+treats the file as untrusted input: :mod:`factorkit._state_checks` checks the metadata's
+schema, the parameters against the constraints ``fit`` uses, and every array's dtype,
+shape and index range against the id vocabularies before any array reaches a kernel. A
+file from an untrusted place still deserves the care any download does: it cannot run
+code (no pickle) or crash a kernel, but it can hold a deliberately bad model.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from factorkit._state_checks import check_arrays, check_metadata, check_params_and_scalars
 from factorkit.data.idmap import IdMap
 from factorkit.exceptions import ModelFormatError, NotFittedError
 
@@ -145,10 +152,33 @@ def save_model(model: Any, path: str | os.PathLike) -> None:
     os.replace(tmp, path)
 
 
+_ZIP_MAGIC = b"PK\x03\x04"
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _check_container(path: Path) -> None:
+    """A model file is a zip archive; say what it is otherwise, before numpy guesses."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head.startswith(_ZIP_MAGIC):
+        return
+    if head.startswith(_NPY_MAGIC):
+        found = "a single NumPy array (.npy)"
+    elif not head:
+        found = "an empty file"
+    else:
+        found = "some other kind of file"
+    raise ModelFormatError(
+        f"{path}: not a factorkit model file: expected a model saved with model.save(path) "
+        f"(a .npz zip archive); found {found}"
+    )
+
+
 def _open(path: str | os.PathLike) -> tuple[Any, dict]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no model file at {str(path)!r}")
+    _check_container(path)
     try:
         npz = np.load(path, allow_pickle=False)
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
@@ -171,8 +201,15 @@ def _open(path: str | os.PathLike) -> tuple[Any, dict]:
         ) from None
     if hashlib.sha256(meta_bytes).hexdigest() != stored:
         raise ModelFormatError(f"{path}: metadata checksum mismatch; the file is corrupted")
-    meta = json.loads(meta_bytes)
-    if meta.get("format") != FORMAT_NAME:
+    try:
+        meta = json.loads(meta_bytes)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFormatError(
+            f"{path}: metadata is not valid JSON ({exc}); the file is damaged or was edited"
+        ) from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ModelFormatError(f"{path}: format is {found!r}, not {FORMAT_NAME!r}")
         raise ModelFormatError(f"{path}: format is {meta.get('format')!r}, not {FORMAT_NAME!r}")
     if meta.get("format_version") != FORMAT_VERSION:
         raise ModelFormatError(
@@ -180,6 +217,7 @@ def _open(path: str | os.PathLike) -> tuple[Any, dict]:
             f"this factorkit (reads version {FORMAT_VERSION}); saved by factorkit "
             f"{meta.get('factorkit_version')}. Install that version or refit the model."
         )
+    check_metadata(meta, str(path))
     return npz, meta
 
 
@@ -235,6 +273,8 @@ def load(path: str | os.PathLike) -> Any:
                     f"{path}: array {name!r} checksum mismatch; the file is corrupted"
                 )
             arrays[name] = arr
+    check_params_and_scalars(cls, meta, str(path))
+    check_arrays(cls, meta, arrays, str(path))
     for name in meta.get("string_arrays", []):
         arrays[name] = _unpack_strings(arrays[name], arrays.pop(name + ".offsets"))
     valid = set(cls._param_names())
