@@ -103,7 +103,7 @@ def test_halving_and_ranking_metric(ratings_csv, capsys, monkeypatch):
         (["--param-grid", "{bad json"], "--param-grid must be a JSON object or a JSON file"),
         (
             ["--search", "grid", "--param-grid", '{"factors": {"loguniform_int": [2, 9]}}'],
-            "--search grid takes lists of values; 'factors' is a distribution",
+            "tune: search='grid' takes lists of values; 'factors' is a distribution",
         ),
         (["--param-grid", '{"factor": [2]}'], "BiasedMF has no parameter 'factor'"),
         (["--n-iter", "0"], "n_iter must be an int >= 1; got 0"),
