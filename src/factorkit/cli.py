@@ -295,13 +295,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         metrics = ["rmse", "mae"]
     else:
         metrics = ["precision@10", "recall@10", "ndcg@10", "coverage@10"]
-    folds = list(fk.split.kfold(data, k=args.cv, random_state=args.seed))
-    result = fk.cross_validate(model, data, cv=folds, metrics=metrics)
+    result = fk.cross_validate(
+        model,
+        data,
+        cv=args.cv,
+        metrics=metrics,
+        random_state=args.seed,
+        progress=_progress_default(args),
+    )
     print(f"{model!r}: {args.cv}-fold cross-validation on {len(data):,} interactions")
     table = result.summary()
     print(table.to_string(float_format=lambda x: f"{x:.4f}"))
     if args.report:
-        train, test = folds[0]
+        # the report's test metrics and figures come from the first of the same folds
+        train, test = next(iter(fk.split.kfold(data, k=args.cv, random_state=args.seed)))
         _write_report(
             args.report,
             model=fk.clone(model).fit(train),
@@ -309,6 +316,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             test=test,
             title=f"{type(model).__name__} on {args.data}",
             cv_result=result,
+            data_name=args.data,
+            split=(
+                f"fold 0 of the {args.cv}-fold split of the cross-validation "
+                f"(fk.split.kfold, seed {args.seed}): {len(train):,} train / {len(test):,} "
+                "test interactions"
+            ),
         )
     return 0
 
@@ -404,6 +417,8 @@ def report_tune(search: Any, outcome: TuneOutcome, args: argparse.Namespace) -> 
             test=outcome.test,
             title=f"{outcome.model_name} tuned on {args.data}",
             search=search,
+            data_name=args.data,
+            split=outcome.split_description,
         )
     return 0
 
@@ -557,7 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--report", metavar="DIR", help="also write an HTML report (needs matplotlib)")
     p.add_argument("--seed", type=int, default=0, help="fold assignment seed")
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(
