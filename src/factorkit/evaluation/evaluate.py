@@ -13,7 +13,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from factorkit._threads import concurrent_launches_safe, resolve_threads
-from factorkit._validation import Boolean, Interval, NoneOr, validate_params
+from factorkit._validation import Boolean, Interval, NoneOr, check
 from factorkit.base import Estimator, clone
 from factorkit.data.interactions import Interactions
 from factorkit.evaluation._checks import check_estimator
@@ -33,7 +33,6 @@ def _metric_names(metrics: str | Sequence[str]) -> list[str]:
     return [spec.name for spec in parse_metrics(metrics)]
 
 
-@validate_params({"per_user": Boolean()}, owner="evaluate")
 def evaluate(
     model: Any,
     test: Interactions,
@@ -106,6 +105,9 @@ def evaluate(
     >>> bool(abs(frame["recall@20"].mean() - summary["recall@20"]) < 1e-12)
     True
     """
+    # checked inline, not by the validate_params decorator: warnings raised below keep
+    # pointing at the caller's line (a wrapper would add a frame)
+    check(per_user, Boolean(), "per_user", "evaluate")
     specs = parse_metrics(metrics)
     if not isinstance(test, Interactions):
         raise DataError(f"evaluate: test must be an Interactions; got {type(test).__name__}")
@@ -205,9 +207,6 @@ class CrossValidationResult:
         return f"CrossValidationResult\n{self.summary().to_string(float_format='%.4f')}"
 
 
-@validate_params(
-    {"n_jobs": NoneOr(Interval(int, 1)), "progress": Boolean()}, owner="cross_validate"
-)
 def cross_validate(
     estimator: Estimator,
     data: Interactions,
@@ -255,6 +254,8 @@ def cross_validate(
     """
     names = _metric_names(metrics)
     check_estimator(estimator, "cross_validate")
+    check(n_jobs, NoneOr(Interval(int, 1)), "n_jobs", "cross_validate")
+    check(progress, Boolean(), "progress", "cross_validate")
     if isinstance(cv, (int, np.integer)) and not isinstance(cv, bool):
         from factorkit.data.splits import kfold
 
