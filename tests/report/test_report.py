@@ -335,6 +335,7 @@ def test_write_report_rejects_bad_arguments(fitted, tmp_path):
     with pytest.raises(fk.exceptions.InvalidParameterError, match="write_report: k must be"):
         write_report(tmp_path, model=model, train=train, test=test, k=0)
     with pytest.raises(
-        fk.exceptions.InvalidParameterError, match="write_report: model must be a factorkit"
+        fk.exceptions.InvalidParameterError,
+        match="write_report: model must be a fitted factorkit estimator",
     ):
         write_report(tmp_path, model="model", train=train, test=test)

@@ -21,15 +21,17 @@ import numpy as np
 import pandas as pd
 
 from factorkit._validation import Interval, Satisfies, check
-from factorkit.base import get_tags
+from factorkit.base import Estimator, get_tags
 from factorkit.data.interactions import Interactions
-from factorkit.evaluation._checks import check_estimator
 from factorkit.exceptions import DataError, NotFittedError
 from factorkit.report import figures as F
 
 __all__ = ["ReportData", "SearchResults", "compute_report"]
 
 _TEXT = Satisfies(lambda v: isinstance(v, str), "a str")
+_FITTED_MODEL = Satisfies(
+    lambda v: isinstance(v, Estimator), "a fitted factorkit estimator such as fk.BiasedMF()"
+)
 
 
 @dataclass
@@ -81,7 +83,7 @@ class ReportData:
 
 def _check_fitted(model: Any) -> None:
     """A fitted estimator has learned attributes (public names ending in ``_``)."""
-    check_estimator(model, "write_report", name="model")
+    check(model, _FITTED_MODEL, "model", "write_report")
     if not any(k.endswith("_") and not k.startswith("_") for k in vars(model)):
         raise NotFittedError(
             f"This {type(model).__name__} is not fitted yet; call fit(train) before write_report."

@@ -13,7 +13,7 @@ from factorkit.base import Estimator
 from factorkit.data.interactions import Interactions
 from factorkit.evaluation.search._base import PARAMS_DOC, BaseSearch
 
-__all__ = ["GridSearch"]
+__all__ = ["GridSearch", "grid_candidates"]
 
 
 class GridSearch(BaseSearch):
@@ -97,9 +97,18 @@ class GridSearch(BaseSearch):
         self.error_score = error_score
 
     def _candidates(self, rng: np.random.Generator) -> list[dict[str, Any]]:
-        out = []
-        for space in self._spaces():
-            names = list(space)
-            for combo in itertools.product(*(list(space[n]) for n in names)):
-                out.append({n: plain(v) for n, v in zip(names, combo, strict=True)})
-        return out
+        return grid_candidates(self._spaces())
+
+
+def grid_candidates(spaces: Sequence[Mapping[str, Sequence[Any]]]) -> list[dict[str, Any]]:
+    """Every combination of each grid in turn (numpy scalars made plain).
+
+    >>> grid_candidates([{"factors": [5, 10], "epochs": [20]}, {"epochs": [40]}])
+    [{'factors': 5, 'epochs': 20}, {'factors': 10, 'epochs': 20}, {'epochs': 40}]
+    """
+    out = []
+    for space in spaces:
+        names = list(space)
+        for combo in itertools.product(*(list(space[n]) for n in names)):
+            out.append({n: plain(v) for n, v in zip(names, combo, strict=True)})
+    return out

@@ -14,7 +14,7 @@ from factorkit.base import Estimator
 from factorkit.data.interactions import Interactions
 from factorkit.evaluation._checks import int_parameter
 from factorkit.evaluation.search._base import PARAMS_DOC, SEARCH_CONSTRAINTS, BaseSearch
-from factorkit.evaluation.search.grid import GridSearch
+from factorkit.evaluation.search.grid import grid_candidates
 
 __all__ = ["RandomSearch"]
 
@@ -111,7 +111,7 @@ class RandomSearch(BaseSearch):
         spaces = self._spaces()
         n_iter = int(self.n_iter)
         if all(not hasattr(v, "rvs") for s in spaces for v in s.values()):
-            grid = GridSearch(self.estimator, spaces)._candidates(rng)
+            grid = grid_candidates(spaces)
             if n_iter >= len(grid):
                 return grid
             picks = rng.choice(len(grid), size=n_iter, replace=False)
