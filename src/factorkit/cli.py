@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 import factorkit as fk
-from factorkit._format import params_text, short
 from factorkit.exceptions import FactorkitError
 
 
@@ -383,6 +382,8 @@ def report_tune(search: Any, outcome: TuneOutcome, args: argparse.Namespace) -> 
 
     The end of ``factorkit tune``; a report writer (``--report DIR``) hooks in here.
     """
+    from factorkit._format import params_text
+
     m = outcome.metric
     print(format_search_table(search, top=args.top))
     print()
@@ -425,6 +426,8 @@ def report_tune(search: Any, outcome: TuneOutcome, args: argparse.Namespace) -> 
 
 def format_search_table(search: Any, top: int = 10) -> str:
     """The top settings of a fitted search as a plain-text table."""
+    from factorkit._format import short
+
     table = search.summary(top=top)
     m = search.metric_
     n = search.n_splits_
