@@ -49,6 +49,7 @@ def test_tune_scores_both_models_on_the_test_set(result):
     assert list(table.columns) == ["model", "rmse", "parameters"]
     assert list(table["model"]) == ["tuned", "defaults"]
     assert list(result.table(top=2)["rank"]) == [1, 2]
+    assert repr(result).startswith("TuneResult(BaselineOnly, rmse on 300 held-out interactions")
 
 
 def test_parameters_set_on_the_model_stay_fixed(result):

@@ -42,7 +42,7 @@ from factorkit.exceptions import InvalidParameterError
 __all__ = ["TuneResult", "tune"]
 
 
-@dataclass
+@dataclass(repr=False)
 class TuneResult:
     """What :func:`tune` found and measured.
 
@@ -125,6 +125,13 @@ class TuneResult:
             f"{self.test_split} split, {self.test_size:g} of the data held out as test "
             f"({self.n_test:,} interactions), seed {self.random_state}; the search never "
             f"saw it"
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"TuneResult({self.model_name}, {self.metric} on {self.n_test:,} held-out "
+            f"interactions: tuned {self.tuned_score:.4f}, defaults {self.default_score:.4f}; "
+            f"{len(self.search.cv_results_)} settings searched)"
         )
 
     def table(self, top: int | None = 10) -> pd.DataFrame:
