@@ -285,8 +285,8 @@ def _rank_selection(
         center = "user" if report.explicit else None
         report.spectrum = singular_value_spectrum(train, k=spectrum_k, center=center)
         report.sources["spectrum"] = (
-            f"Training matrix ({train.n_users:,} users x {train.n_items:,} items, "
-            f"{len(train):,} interactions), center={center!r}"
+            f"Training matrix, {train.n_users:,} x {train.n_items:,} (users x items of "
+            f"train's id maps), {len(train):,} interactions; center={center!r}"
         )
     if factors is None:
         return
