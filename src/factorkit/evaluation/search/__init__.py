@@ -19,6 +19,11 @@ on all the data. How it works, with examples: ``docs/tuning.md``.
   times more, until the survivors train with the full budget.
 - Parallel trials (``n_jobs``): threads; each trial's ``n_threads`` is lowered so that
   ``n_jobs * n_threads`` stays within the cores.
+
+Modules, one job each: ``spaces`` (distributions, JSON-spelled spaces, each model's
+built-in space), ``grid`` and ``random`` (the two searches: constructor and candidates),
+``halving`` (budget schedule and survivors), ``_base`` (checks, splits, trials, refit)
+and ``_results`` (``cv_results_`` and ``summary``). :func:`factorkit.tune` builds on them.
 """
 
 from factorkit.evaluation.search._base import greater_is_better
