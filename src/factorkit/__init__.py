@@ -9,7 +9,7 @@ from factorkit import datasets, evaluation, exceptions, report, split
 from factorkit.base import Tags, all_estimators, get_tags
 from factorkit.data import IdMap, Interactions
 from factorkit.data.readers import read_csv, read_parquet
-from factorkit.evaluation import GridSearch, RandomSearch, cross_validate, evaluate
+from factorkit.evaluation import GridSearch, RandomSearch, cross_validate, evaluate, tune
 from factorkit.models import (
     ALS,
     BPR,
@@ -51,4 +51,5 @@ __all__ = [
     "read_parquet",
     "report",
     "split",
+    "tune",
 ]

@@ -35,6 +35,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from factorkit._threads import using_threads
+from factorkit._validation import Interval, NoneOr, Satisfies, check
 from factorkit.data.interactions import Interactions
 from factorkit.evaluation.metrics import RATING_METRICS
 from factorkit.exceptions import DataError, DataWarning, InvalidParameterError
@@ -170,18 +171,15 @@ class RankingResult:
     known: np.ndarray
 
 
+_THRESHOLD = Satisfies(
+    NoneOr(Interval(float)).accepts,
+    "a finite number (test interactions with value >= it are relevant) or None (all are)",
+)
+
+
 def _check_threshold(relevance_threshold: Any) -> float | None:
-    if relevance_threshold is None:
-        return None
-    ok = isinstance(relevance_threshold, (int, float, np.integer, np.floating)) and not isinstance(
-        relevance_threshold, bool
-    )
-    if not ok or not np.isfinite(relevance_threshold):
-        raise InvalidParameterError(
-            "evaluate: relevance_threshold must be a finite number (test interactions with "
-            f"value >= it are relevant) or None (all are); got {relevance_threshold!r}"
-        )
-    return float(relevance_threshold)
+    check(relevance_threshold, _THRESHOLD, "relevance_threshold", "evaluate")
+    return None if relevance_threshold is None else float(relevance_threshold)
 
 
 def _train_structure(model: Any, train: Interactions | None) -> tuple[np.ndarray, np.ndarray]:
