@@ -5,7 +5,7 @@ The public API is re-exported here; see ``docs/`` and the README for a tour.
 
 from factorkit import datasets, evaluation, exceptions, report, split
 from factorkit.data import IdMap, Interactions
-from factorkit.data.readers import read_csv, read_parquet
+from factorkit.data.io import read_csv, read_parquet
 from factorkit.evaluation import GridSearch, RandomSearch, cross_validate, evaluate
 from factorkit.models import (
     ALS,

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from factorkit.data import readers
-from factorkit.data.readers import read_csv, read_parquet
+import factorkit.data.io.csv as csv_io
+from factorkit.data.io import _arrow_csv, _numba_csv, _source, read_csv, read_parquet
 from factorkit.exceptions import DataError, InvalidParameterError
 
 HEADER = "userId,movieId,rating,timestamp\n"
@@ -24,10 +24,10 @@ def engine(request, monkeypatch):
     on irregular input), pyarrow's reader alone, and pandas' C parser alone (no pyarrow)."""
     if request.param == "arrow":
         pytest.importorskip("pyarrow")
-        monkeypatch.setattr(readers, "_read_fast", readers._read_fast_arrow)
+        monkeypatch.setattr(csv_io, "_read_fast", _arrow_csv.read)
     elif request.param == "pandas":  # as if pyarrow were not installed (pandas may use it)
-        monkeypatch.setattr(readers, "_read_fast_native", lambda src, cols: None)
-        monkeypatch.setattr(readers, "_arrow", lambda: None)
+        monkeypatch.setattr(_numba_csv, "read", lambda src, cols: None)
+        monkeypatch.setattr(_arrow_csv, "arrow", lambda: None)
     return request.param
 
 
@@ -509,17 +509,17 @@ def test_parquet_errors(parquet, tmp_path):
 # ====================================================================== internals
 def test_pieces_and_chunks_join_up(write, engine, monkeypatch):
     """Tiny pieces (pyarrow) and chunks (pandas) give the same result as one read."""
-    monkeypatch.setattr(readers, "_SEGMENT_BYTES", 48)
-    monkeypatch.setattr(readers, "_CHUNK_ROWS", 2)
+    monkeypatch.setattr(_source, "SEGMENT_BYTES", 48)
+    monkeypatch.setattr(_source, "CHUNK_ROWS", 2)
     pieces = []
-    segments = readers._arrow_segments
+    segments = _arrow_csv._arrow_segments
 
     def spy(*args):
         for table in segments(*args):
             pieces.append(table.num_rows)
             yield table
 
-    monkeypatch.setattr(readers, "_arrow_segments", spy)
+    monkeypatch.setattr(_arrow_csv, "_arrow_segments", spy)
     rows = [f"{u},{i},{(u + i) % 5 + 1}.0,{u * 100 + i}" for u in range(1, 8) for i in (3, 1, 2)]
     data = read_csv(write(HEADER + "\n".join(rows) + "\n"), timestamp="timestamp")
     assert len(data) == 21 and data.n_users == 7 and data.n_items == 3
@@ -537,7 +537,7 @@ def test_pieces_and_chunks_join_up(write, engine, monkeypatch):
 
 def test_types_change_further_down(write, engine, monkeypatch):
     """A guess from the first line that fails later (int32 ids, int ids) is not an error."""
-    monkeypatch.setattr(readers, "_CHUNK_ROWS", 1)
+    monkeypatch.setattr(_source, "CHUNK_ROWS", 1)
     big = write(HEADER + "1,10,4,1\n2,9000000000,3,2\n")
     assert read_csv(big).item_ids.ids.tolist() == [10, 9_000_000_000]
     mixed = write(HEADER + "1,10,4,1\n2,x7,3,2\n", "mixed.csv")
@@ -579,7 +579,7 @@ def test_byte_scan_agrees_with_line_scan(write, text, monkeypatch):
     """The vectorised scan and the line-by-line scan find the same lines and errors."""
 
     def outcome():
-        src = readers._CsvFile(write(text), ",", True)
+        src = _source.CsvFile(write(text), ",", True)
         try:
             lines = src.line_map()
         except DataError as exc:
@@ -587,13 +587,13 @@ def test_byte_scan_agrees_with_line_scan(write, text, monkeypatch):
         return [lines.line(r) for r in range(lines.n_records)]
 
     fast = outcome()
-    monkeypatch.setattr(readers._CsvFile, "_scan_bytes", lambda self: None)
+    monkeypatch.setattr(_source.CsvFile, "_scan_bytes", lambda self: None)
     assert outcome() == fast
 
 
 def test_careful_pass_in_chunks(write, engine, monkeypatch):
     """The careful pass reads in chunks: lines stay exact, id kinds may change midway."""
-    monkeypatch.setattr(readers, "_CHUNK_ROWS", 2)
+    monkeypatch.setattr(_source, "CHUNK_ROWS", 2)
     body = "1,10,4,1\n  \n2,20,3,2\n3,30,2,3\n"
     data = read_csv(write(HEADER + body + "4,40,1,4\n"), timestamp="timestamp")
     assert data.user_ids.ids.tolist() == [1, 2, 3, 4]
@@ -655,15 +655,13 @@ def test_native_parser_agrees_with_pyarrow(write, monkeypatch, sep, newline, hea
     path = write(text + (newline if last_newline else ""))
     cols = {"user": 0, "item": 1, "rating": 2, "timestamp": 3}
     kw = {**cols, "sep": sep, "header": header, "duplicates": "last"}
-    native = readers._read_fast_native
+    native = _numba_csv.read
     used = []
-    monkeypatch.setattr(
-        readers, "_read_fast_native", lambda *a: used.append(native(*a)) or used[-1]
-    )
-    monkeypatch.setattr(readers, "_SEGMENT_BYTES", 4096)  # many pieces, lines cut across
+    monkeypatch.setattr(_numba_csv, "read", lambda *a: used.append(native(*a)) or used[-1])
+    monkeypatch.setattr(_source, "SEGMENT_BYTES", 4096)  # many pieces, lines cut across
     got = read_csv(path, **kw)
     assert used and used[0] is not None  # the native parser did the work
-    monkeypatch.setattr(readers, "_read_fast", readers._read_fast_arrow)
+    monkeypatch.setattr(csv_io, "_read_fast", _arrow_csv.read)
     want = read_csv(path, **kw)
     assert got.user_ids.ids.tolist() == want.user_ids.ids.tolist()
     assert got.item_ids.ids.tolist() == want.item_ids.ids.tolist()

@@ -1,0 +1,431 @@
+"""One CSV file as the readers see it: its header, column layout, compression, and
+(on the error path only) the map from record index to physical line number.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import importlib
+import io
+import os
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from factorkit.exceptions import DataError, InvalidParameterError
+
+#: Field separators read_csv understands; "::" is the MovieLens 1M / 10M ``.dat`` format.
+SEPARATORS = (",", "\t", ";", "|", " ", "::")
+SEP_WORDS = {
+    ",": "comma",
+    "\t": "tab",
+    ";": "semicolon",
+    "|": "pipe",
+    " ": "space",
+    "::": "'::'",
+}
+SEP_PLURAL = {
+    ",": "commas",
+    "\t": "tabs",
+    ";": "semicolons",
+    "|": "'|'",
+    " ": "spaces",
+    "::": "'::'",
+}
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+# ---------------------------------------------------------------------- fast path
+#: Rows per chunk of the pandas fast path; pyarrow's blocks are sized in bytes.
+CHUNK_ROWS = 1 << 20
+BLOCK_BYTES = 4 << 20
+SEGMENT_BYTES = 64 << 20
+SCAN_BYTES = 16 << 20
+
+
+class CsvFile:
+    """One CSV file: its header, column layout, and (on demand) record -> line numbers."""
+
+    def __init__(self, path: Any, sep: str, header: bool) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise InvalidParameterError(
+                f"read_csv expects a file path (str or os.PathLike); got {type(path).__name__}. "
+                "For data already in memory use Interactions.from_pandas(pandas.read_csv(...))."
+            )
+        if sep not in SEPARATORS:
+            raise InvalidParameterError(
+                f"sep must be one of {', '.join(repr(s) for s in SEPARATORS)}; got {sep!r}"
+            )
+        if not isinstance(header, (bool, np.bool_)):
+            raise InvalidParameterError(f"header must be True or False; got {header!r}")
+        self.path = os.fspath(path)
+        self.name = os.path.basename(self.path) or self.path
+        self.sep = sep
+        self.header = bool(header)
+        self.compression = compression_of(self.path)
+        if not os.path.exists(self.path):
+            raise FileNotFoundError(
+                f"{self.name}: no such file: {os.path.abspath(self.path)!r}; check the path "
+                f"(relative paths start at the working directory {os.getcwd()!r})"
+            )
+        if os.path.isdir(self.path):
+            raise IsADirectoryError(f"{self.path!r} is a directory; pass the path of a file")
+        if os.path.getsize(self.path) == 0:
+            raise DataError(
+                f"{self.name} is empty (0 bytes); expected "
+                + ("a header line, then " if self.header else "")
+                + "one line per interaction"
+            )
+        self._read_head()
+        self._lines: LineMap | None = None
+        self.labels: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ header
+    def _read_head(self) -> None:
+        """Find the first non-blank line (the header, or the first record) and the next."""
+        first = first_no = sample = None
+        skip = 0
+        with self.open_text(errors="surrogateescape") as f:
+            for no, line in enumerate(check_utf8(f, self.name), start=1):
+                if self._is_blank(line):
+                    continue
+                if first is None:
+                    first, first_no = line, no
+                    if not self.header:
+                        sample = line
+                        break
+                else:
+                    sample = line
+                    break
+            else:
+                if first is None:
+                    raise DataError(
+                        f"{self.name} has no data: it holds only blank lines; expected "
+                        + ("a header line, then " if self.header else "")
+                        + "one line per interaction"
+                    )
+                if self.header:
+                    raise DataError(
+                        f"{self.name} has a header line but no data lines; expected one line "
+                        "per interaction after the header"
+                    )
+        assert first is not None and first_no is not None
+        if self.header:
+            skip = first_no
+        self.head_line = first.rstrip("\r\n")
+        self.fields = self._split(self.head_line, first_no)
+        self.n_fields = len(self.fields)
+        self.skip = skip  # physical lines before the first data line that parsers skip
+        try:  # the first record, to guess column types from
+            self.sample = self._split(sample.rstrip("\r\n"), 0) if sample else []
+        except DataError:
+            self.sample = []
+
+    def _split(self, line: str, line_no: int) -> list[str]:
+        if self.sep == "::":
+            return line.split("::")
+        try:
+            return next(csv.reader([line], delimiter=self.sep, strict=True))
+        except (csv.Error, StopIteration) as exc:
+            raise DataError(f"{self.name} line {line_no}: malformed quoting ({exc})") from None
+
+    def _is_blank(self, line: str) -> bool:
+        return not line.strip(blank_chars(self.sep))
+
+    def open_text(self, errors: str = "strict") -> io.TextIOBase:
+        """The file as text (UTF-8, BOM dropped), lines ending at \\n, \\r\\n or \\r."""
+        kw: dict[str, Any] = {"encoding": "utf-8-sig", "errors": errors, "newline": ""}
+        if self.compression is None:
+            return open(self.path, **kw)
+        module = importlib.import_module(self.compression)
+        return module.open(self.path, "rt", **kw)
+
+    def estimate_rows(self) -> int:
+        """A generous guess of the number of data lines, from the size of the first ones."""
+        if self.compression is not None:
+            return 1 << 20
+        size = os.path.getsize(self.path)
+        with open(self.path, "rb") as f:
+            head = f.read(1 << 16)
+        lines = head.count(b"\n") or head.count(b"\r") or 1
+        return int(size / (len(head) / lines) * 1.1) + 1024
+
+    # ------------------------------------------------------------------ columns
+    def resolve(self, wanted: dict[str, Any]) -> dict[str, int]:
+        """Role -> 0-based column position; sets ``self.labels`` (role -> column label)."""
+        positions: dict[str, int] = {}
+        for role, spec in wanted.items():
+            if spec is None:
+                if role in ("user", "item"):
+                    raise InvalidParameterError(f"{role} must name the {role} id column; got None")
+                continue
+            if isinstance(spec, (bool, np.bool_)) or not isinstance(spec, (str, int, np.integer)):
+                raise InvalidParameterError(
+                    f"{role} must be a column name (str) or a 0-based column position (int); "
+                    f"got {spec!r}"
+                )
+            if isinstance(spec, str):
+                if not self.header:
+                    raise InvalidParameterError(
+                        f"with header=False, {role} must be a 0-based column position (int); "
+                        f"got {spec!r}. For example user=0, item=1, rating=2."
+                    )
+                matches = [k for k, f in enumerate(self.fields) if f == spec]
+                if not matches:
+                    raise DataError(
+                        f"{self.name}: {role} column {spec!r} not found; the header has "
+                        f"{self._columns_text()}.{self._sep_hint()} Pass {role}=<one of the "
+                        "column names>, or header=False and 0-based column positions."
+                    )
+                if len(matches) > 1:
+                    raise DataError(
+                        f"{self.name}: {role} column {spec!r} appears {len(matches)} times in "
+                        f"the header (positions {matches}); pass {role}=<position> to choose one"
+                    )
+                pos = matches[0]
+            else:
+                pos = int(spec)
+                if not 0 <= pos < self.n_fields:
+                    raise DataError(
+                        f"{self.name}: {role} column position {pos} is out of range; the "
+                        f"{'header' if self.header else 'first line'} has {self.n_fields} "
+                        f"field{'s' if self.n_fields != 1 else ''} (positions 0.."
+                        f"{self.n_fields - 1}).{self._sep_hint()}"
+                    )
+            for other, p in positions.items():
+                if p == pos:
+                    raise InvalidParameterError(
+                        f"{other} and {role} both name column {self._label(pos)!r}; each role "
+                        "needs its own column"
+                    )
+            positions[role] = pos
+        # Labels name the field in error messages: the header name, or "column 2".
+        for role, pos in positions.items():
+            self.labels[role] = self._label(pos)
+        if len(set(self.labels.values())) < len(self.labels):
+            for role, pos in positions.items():
+                self.labels[role] = f"{self._label(pos)} (column {pos})"
+        return positions
+
+    def _label(self, pos: int) -> str:
+        return self.fields[pos] if self.header else f"column {pos}"
+
+    def _columns_text(self) -> str:
+        shown = self.fields[:20]
+        more = f" and {len(self.fields) - 20} more" if len(self.fields) > 20 else ""
+        n = len(self.fields)
+        return f"{n} column{'s' if n != 1 else ''}: {shown}{more}"
+
+    def _sep_hint(self) -> str:
+        """' The file looks tab-separated; pass sep='\\t'.' when another sep fits better."""
+        if self.n_fields > 1:
+            return ""
+        line = self.head_line
+        for cand in ("::", "\t", ";", "|", ",", " "):
+            if cand != self.sep and len(line.split(cand)) > 1 and line.split(cand)[0] != "":
+                return f" The file looks {SEP_WORDS[cand]}-separated; pass sep={cand!r}."
+        return ""
+
+    # ------------------------------------------------------------------ line numbers
+    def locate(self, row: int) -> str:
+        """``"ratings.csv line 17"`` for the 0-based data record ``row``."""
+        return f"{self.name} line {self.line_map().line(row)}"
+
+    def line_map(self) -> LineMap:
+        """Scan the file once (error path only); raises DataError on malformed lines."""
+        if self._lines is None:
+            self._lines = self._scan()
+        return self._lines
+
+    def _wrong_fields(self, line_no: int, got: int) -> DataError:
+        n, sep = self.n_fields, self.sep
+        hint = " (a field may contain '::')" if sep == "::" and got > n else ""
+        return DataError(
+            f"{self.name} line {line_no}: expected {n} field{'s' if n != 1 else ''} (as in "
+            f"{'the header' if self.header else 'the first line'}), got {got}{hint}; every "
+            f"line needs one value per column, separated by {SEP_PLURAL[sep]}. Fix or "
+            "remove that line."
+        )
+
+    def _scan(self) -> LineMap:
+        """Check every line's field count, quoting and encoding; map records to lines."""
+        fast = self._scan_bytes()
+        if fast is not None:
+            return fast
+        n, sep, name = self.n_fields, self.sep, self.name
+        blank = blank_chars(sep)
+        starts: list[int] = []  # record index where the record -> line offset changes
+        lines: list[int] = []
+        rec = 0
+        expected = self.skip + 1  # the line the next record starts on if nothing shifts
+        wrong = self._wrong_fields
+
+        with self.open_text(errors="surrogateescape") as f:
+            checked = check_utf8(f, name)
+            for _ in range(self.skip):
+                next(checked, None)
+            if sep == "::":
+                for line_no, line in enumerate(checked, start=self.skip + 1):
+                    if not line.strip(blank):
+                        continue
+                    got = line.count("::") + 1
+                    if got != n:
+                        raise wrong(line_no, got)
+                    if line_no != expected:
+                        starts.append(rec)
+                        lines.append(line_no)
+                    rec += 1
+                    expected = line_no + 1
+            else:
+                counter = LineCounter(checked, self.skip)
+                reader = csv.reader(counter, delimiter=sep, strict=True)
+                while True:
+                    first_line = counter.line_no + 1
+                    try:
+                        record = next(reader)
+                    except StopIteration:
+                        break
+                    except csv.Error as exc:
+                        raise DataError(
+                            f"{name} line {first_line}: malformed quoting ({exc}); a quoted "
+                            'field must end with a closing " followed by the separator or the '
+                            'end of the line, and a " inside one is written ""'
+                        ) from None
+                    got = len(record)
+                    if got <= 1 and (not record or not record[0].strip(blank)):
+                        continue  # blank line
+                    if got != n:
+                        raise wrong(first_line, got)
+                    if first_line != expected:
+                        starts.append(rec)
+                        lines.append(first_line)
+                    rec += 1
+                    expected = counter.line_no + 1
+        return LineMap(self.skip + 1, starts, lines, rec)
+
+    def _scan_bytes(self) -> LineMap | None:
+        """The same scan, vectorised over bytes, for the common case: an uncompressed file
+        without quotes, with \\n or \\r\\n line ends and a one-character separator.
+        None when that does not hold (the line-by-line scan then runs)."""
+        if self.compression is not None or self.sep == "::":
+            return None
+        n, skip = self.n_fields, self.skip
+        sep_byte = ord(self.sep)
+        not_text = np.zeros(256, dtype=bool)
+        not_text[[ord(c) for c in blank_chars(self.sep)]] = True
+        starts: list[int] = []
+        lines: list[int] = []
+        rec = 0
+        done = 0  # physical lines before the current piece
+        expected = skip + 1
+        carry = b""
+        with open(self.path, "rb") as f:
+            while True:
+                block = f.read(SCAN_BYTES)
+                data = carry + block if carry else block
+                if not data:
+                    break
+                cut = data.rfind(b"\n") + 1 if block else len(data)
+                if cut == 0:
+                    carry = data
+                    continue
+                piece, carry = data[:cut], data[cut:]
+                if not block and not piece.endswith(b"\n"):
+                    piece += b"\n"  # a last line without a line end
+                if b'"' in piece:
+                    return None
+                try:
+                    piece.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    start = piece.rfind(b"\n", 0, exc.start) + 1
+                    column = len(piece[start : exc.start].decode("utf-8")) + 1
+                    line_no = done + piece.count(b"\n", 0, exc.start) + 1
+                    raise DataError(
+                        f"{self.name} line {line_no}: not "
+                        f"valid UTF-8 text (byte 0x{piece[exc.start]:02x} at character "
+                        f"{column}); save the file as UTF-8"
+                    ) from None
+                a = np.frombuffer(piece, dtype=np.uint8)
+                cr = np.flatnonzero(a == 13)
+                if len(cr) and (a[cr + 1] != 10).any():
+                    return None  # a line ending in a lone \r
+                ends = np.flatnonzero(a == 10)
+                begins = np.concatenate(([0], ends[:-1] + 1))
+                fields = np.add.reduceat(a == sep_byte, begins, dtype=np.int64) + 1
+                text = np.add.reduceat(~not_text[a], begins, dtype=np.int64)
+                line_nos = np.arange(done + 1, done + len(ends) + 1)
+                done += len(ends)
+                keep = (text > 0) & (line_nos > skip)
+                line_nos, fields = line_nos[keep], fields[keep]
+                bad = np.flatnonzero(fields != n)
+                if len(bad):
+                    raise self._wrong_fields(int(line_nos[bad[0]]), int(fields[bad[0]]))
+                if len(line_nos):
+                    prev = np.concatenate(([expected], line_nos[:-1] + 1))
+                    for k in np.flatnonzero(line_nos != prev):
+                        starts.append(rec + int(k))
+                        lines.append(int(line_nos[k]))
+                    rec += len(line_nos)
+                    expected = int(line_nos[-1]) + 1
+        return LineMap(skip + 1, starts, lines, rec)
+
+
+class LineMap:
+    """Record index -> physical line number, stored as the few points where they shift."""
+
+    def __init__(self, first_line: int, starts: list[int], lines: list[int], n: int) -> None:
+        self.first_line = first_line
+        self.starts = starts
+        self.lines = lines
+        self.n_records = n
+
+    def line(self, row: int) -> int:
+        k = bisect.bisect_right(self.starts, row) - 1
+        if k < 0:
+            return self.first_line + row
+        return self.lines[k] + (row - self.starts[k])
+
+
+class LineCounter:
+    """Iterator over lines that counts them, so csv.reader's records get line numbers."""
+
+    def __init__(self, lines: Iterator[str], skipped: int) -> None:
+        self._lines = lines
+        self.line_no = skipped
+
+    def __iter__(self) -> LineCounter:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.line_no += 1
+        return line
+
+
+def check_utf8(lines: Iterator[str], name: str) -> Iterator[str]:
+    """Pass lines through, raising DataError on the first one that is not valid UTF-8."""
+    for no, line in enumerate(lines, start=1):
+        if not line.isascii():
+            bad = _SURROGATE.search(line)
+            if bad:
+                raise DataError(
+                    f"{name} line {no}: not valid UTF-8 text (byte "
+                    f"0x{ord(bad.group()) - 0xDC00:02x} at character {bad.start() + 1}); "
+                    "save the file as UTF-8"
+                )
+        yield line
+
+
+def blank_chars(sep: str) -> str:
+    """Characters a blank line may consist of: spaces and tabs, unless one is the sep."""
+    return "".join(c for c in " \t\r\n" if c not in sep)
+
+
+def compression_of(path: str) -> str | None:
+    lower = path.lower()
+    for ext, kind in ((".gz", "gzip"), (".bz2", "bz2"), (".xz", "lzma")):
+        if lower.endswith(ext):
+            return kind
+    return None
