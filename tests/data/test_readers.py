@@ -384,7 +384,7 @@ def test_file_not_found(tmp_path):
 @pytest.mark.parametrize(
     ("kw", "match"),
     [
-        ({"sep": ":"}, r"^sep must be one of ',', '\\t', ';', '\|', ' ', '::'; got ':'$"),
+        ({"sep": ":"}, r"^read_csv: sep must be one of ',', '\\t', ';', '\|', ' ', '::'; got ':'$"),
         (
             {"header": False},
             r"^with header=False, user must be a 0-based column position \(int\); got "
@@ -392,16 +392,21 @@ def test_file_not_found(tmp_path):
         ),
         (
             {"user": 1.5},
-            r"^user must be a column name \(str\) or a 0-based column position \(int\); got 1\.5$",
+            r"^read_csv: user must be a column name \(str\) or a 0-based column position \(int\); "
+            r"got 1\.5$",
         ),
-        ({"item": None}, r"^item must name the item id column; got None$"),
+        (
+            {"item": None},
+            r"^read_csv: item must be a column name \(str\) or a 0-based column position \(int\); "
+            r"got None$",
+        ),
         (
             {"item": "userId"},
             r"^user and item both name column 'userId'; each role needs its own column$",
         ),
         (
             {"duplicates": "first"},
-            r"^duplicates must be one of \['error', 'last', 'mean', 'sum'\]; got 'first'$",
+            r"^read_csv: duplicates must be one of 'error', 'last', 'mean', 'sum'; got 'first'$",
         ),
     ],
 )

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from factorkit._validation import show
 from factorkit.exceptions import UnknownIdError
 
 __all__ = ["IdMap"]
@@ -43,7 +44,7 @@ class IdMap:
         index = pd.Index(arr, copy=False)
         if not index.is_unique:
             dup = index[index.duplicated()][0]
-            raise ValueError(f"IdMap ids must be unique; {kind} id {_plain(dup)!r} appears twice")
+            raise ValueError(f"IdMap ids must be unique; {kind} id {show(dup)} appears twice")
         arr.flags.writeable = False
         self._ids = arr
         self._index = index
@@ -70,7 +71,8 @@ class IdMap:
 
     def __getitem__(self, position: int) -> Any:
         """Raw id at ``position`` (a Python scalar)."""
-        return _plain(self._ids[position])
+        raw = self._ids[position]
+        return raw.item() if isinstance(raw, np.generic) else raw
 
     def __contains__(self, raw_id: Any) -> bool:
         return raw_id in self._index
@@ -113,11 +115,11 @@ class IdMap:
             n_bad = int(missing.sum())
             extra = f" (and {n_bad - 1} more)" if n_bad > 1 else ""
             raise UnknownIdError(
-                f"unknown {self.kind} id {_plain(bad)!r}{extra}: it is not among the "
+                f"unknown {self.kind} id {show(bad)}{extra}: it is not among the "
                 f"{len(self)} {self.kind} ids of the data; check the id's spelling and type "
-                f"(ids here look like {_plain(self._ids[0])!r})"
+                f"(ids here look like {show(self._ids[0])})"
                 if len(self)
-                else f"unknown {self.kind} id {_plain(bad)!r}: there are no {self.kind} ids"
+                else f"unknown {self.kind} id {show(bad)}: there are no {self.kind} ids"
             )
         return pos
 
@@ -150,8 +152,3 @@ def _as_lookup_array(raw_ids: Any) -> np.ndarray:
     if arr.dtype.kind in "US":
         arr = arr.astype(object)
     return arr.reshape(-1)
-
-
-def _plain(x: Any) -> Any:
-    """numpy scalars -> Python scalars, so messages read ``5`` not ``np.int64(5)``."""
-    return x.item() if isinstance(x, np.generic) else x

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from factorkit.data.idmap import IdMap, _plain
+from factorkit._validation import show
+from factorkit.data.idmap import IdMap
 from factorkit.exceptions import DataError
 from factorkit.kernels.ordering import (
     ids_lookup,
@@ -380,8 +381,8 @@ class Interactions:
                 where = f"{source}: {where}"
             raise DataError(
                 f"{where} both hold user "
-                f"{_plain(user_uniques[user_codes[first]])!r} and item "
-                f"{_plain(item_uniques[item_codes[first]])!r}{more}; each (user, item) pair "
+                f"{show(user_uniques[user_codes[first]])} and item "
+                f"{show(item_uniques[item_codes[first]])}{more}; each (user, item) pair "
                 "may appear once. Pass duplicates='last', 'mean' or 'sum' to combine them."
             )
         if duplicates == "last":
@@ -667,7 +668,7 @@ class Interactions:
         parts.append(f"density {self.density:.3%}")
         if self._timestamps is not None and len(self):
             parts.append(
-                f"timestamps {_plain(self._timestamps.min())}..{_plain(self._timestamps.max())}"
+                f"timestamps {show(self._timestamps.min())}..{show(self._timestamps.max())}"
             )
         if self.item_metadata is not None:
             parts.append(f"item metadata {list(map(str, self.item_metadata.columns))}")

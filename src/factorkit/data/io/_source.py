@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from factorkit._validation import Boolean, NoneOr, Options, Satisfies
+from factorkit.data.interactions import DUPLICATE_POLICIES
 from factorkit.exceptions import DataError, InvalidParameterError
 
 #: Field separators read_csv understands; "::" is the MovieLens 1M / 10M ``.dat`` format.
@@ -45,6 +47,23 @@ SEGMENT_BYTES = 64 << 20
 SCAN_BYTES = 16 << 20
 
 
+def _is_column(value: Any) -> bool:
+    return isinstance(value, (str, int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+#: a column named by its header label or by its 0-based position
+COLUMN = Satisfies(_is_column, "a column name (str) or a 0-based column position (int)")
+#: the arguments read_csv and read_parquet share, as declared constraints
+READER_ARGS: dict[str, Any] = {
+    "user": COLUMN,
+    "item": COLUMN,
+    "rating": NoneOr(COLUMN),
+    "timestamp": NoneOr(COLUMN),
+    "duplicates": Options(DUPLICATE_POLICIES),
+    "implicit": NoneOr(Boolean()),
+}
+
+
 class CsvFile:
     """One CSV file: its header, column layout, and (on demand) record -> line numbers."""
 
@@ -54,12 +73,6 @@ class CsvFile:
                 f"read_csv expects a file path (str or os.PathLike); got {type(path).__name__}. "
                 "For data already in memory use Interactions.from_pandas(pandas.read_csv(...))."
             )
-        if sep not in SEPARATORS:
-            raise InvalidParameterError(
-                f"sep must be one of {', '.join(repr(s) for s in SEPARATORS)}; got {sep!r}"
-            )
-        if not isinstance(header, (bool, np.bool_)):
-            raise InvalidParameterError(f"header must be True or False; got {header!r}")
         self.path = os.fspath(path)
         self.name = os.path.basename(self.path) or self.path
         self.sep = sep
@@ -157,15 +170,8 @@ class CsvFile:
         """Role -> 0-based column position; sets ``self.labels`` (role -> column label)."""
         positions: dict[str, int] = {}
         for role, spec in wanted.items():
-            if spec is None:
-                if role in ("user", "item"):
-                    raise InvalidParameterError(f"{role} must name the {role} id column; got None")
+            if spec is None:  # an optional column left out (checked by READER_ARGS)
                 continue
-            if isinstance(spec, (bool, np.bool_)) or not isinstance(spec, (str, int, np.integer)):
-                raise InvalidParameterError(
-                    f"{role} must be a column name (str) or a 0-based column position (int); "
-                    f"got {spec!r}"
-                )
             if isinstance(spec, str):
                 if not self.header:
                     raise InvalidParameterError(

@@ -30,14 +30,15 @@ import os
 
 import pandas as pd
 
-from factorkit.data.interactions import DUPLICATE_POLICIES, Interactions
+from factorkit._validation import Boolean, Options, validate_params
+from factorkit.data.interactions import Interactions
 from factorkit.data.io import _arrow_csv, _careful_csv, _numba_csv, _pandas_csv
-from factorkit.data.io._source import CsvFile
-from factorkit.exceptions import InvalidParameterError
+from factorkit.data.io._source import READER_ARGS, SEPARATORS, CsvFile
 
 __all__ = ["read_csv"]
 
 
+@validate_params({**READER_ARGS, "sep": Options(SEPARATORS), "header": Boolean()}, owner="read_csv")
 def read_csv(
     path: str | os.PathLike[str],
     user: str | int = "userId",
@@ -128,10 +129,6 @@ def read_csv(
     factorkit.exceptions.DataError: ratings.csv line 5: rating 'abc' is not a number
     """
     src = CsvFile(path, sep, header)
-    if duplicates not in DUPLICATE_POLICIES:
-        raise InvalidParameterError(
-            f"duplicates must be one of {list(DUPLICATE_POLICIES)}; got {duplicates!r}"
-        )
     cols = src.resolve({"user": user, "item": item, "rating": rating, "timestamp": timestamp})
     df = _read_fast(src, cols)
     if df is None:

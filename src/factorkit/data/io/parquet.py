@@ -5,15 +5,17 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from factorkit.data.interactions import DUPLICATE_POLICIES, Interactions
+from factorkit._validation import validate_params
+from factorkit.data.interactions import Interactions
+from factorkit.data.io._source import READER_ARGS
 from factorkit.exceptions import DataError, InvalidParameterError
 
 __all__ = ["read_parquet"]
 
 
+@validate_params(READER_ARGS, owner="read_parquet")
 def read_parquet(
     path: str | os.PathLike[str],
     user: str | int = "userId",
@@ -79,10 +81,6 @@ def read_parquet(
         raise InvalidParameterError(
             f"read_parquet expects a file path (str or os.PathLike); got {type(path).__name__}"
         )
-    if duplicates not in DUPLICATE_POLICIES:
-        raise InvalidParameterError(
-            f"duplicates must be one of {list(DUPLICATE_POLICIES)}; got {duplicates!r}"
-        )
     path = os.fspath(path)
     name = os.path.basename(path) or path
     if not os.path.exists(path):
@@ -128,15 +126,8 @@ def _resolve_columns(name: str, fields: list[str], wanted: dict[str, Any]) -> di
     """Role -> column name, from names or 0-based positions; errors name the file."""
     chosen: dict[str, str] = {}
     for role, spec in wanted.items():
-        if spec is None:
-            if role in ("user", "item"):
-                raise InvalidParameterError(f"{role} must name the {role} id column; got None")
+        if spec is None:  # an optional column left out (checked by READER_ARGS)
             continue
-        if isinstance(spec, (bool, np.bool_)) or not isinstance(spec, (str, int, np.integer)):
-            raise InvalidParameterError(
-                f"{role} must be a column name (str) or a 0-based column position (int); "
-                f"got {spec!r}"
-            )
         if isinstance(spec, str):
             if spec not in fields:
                 raise DataError(
