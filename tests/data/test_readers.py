@@ -3,8 +3,11 @@ message per kind of bad input (file, line, field, expectation, fix)."""
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import io
+import lzma
+import re
 
 import numpy as np
 import pandas as pd
@@ -672,3 +675,122 @@ def test_native_parser_agrees_with_pyarrow(write, monkeypatch, sep, newline, hea
     assert got.item_ids.ids.tolist() == want.item_ids.ids.tolist()
     for name in ("user_index", "item_index", "values", "timestamps"):
         np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+
+
+# ====================================================================== damaged files
+BODY = GOOD.encode() + b"".join(
+    b"%d,%d,3.0,%d\n" % (u, i, u + i) for u in range(3, 60) for i in (1, 2)
+)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "compress"),
+    [(".gz", gzip.compress), (".bz2", bz2.compress), (".xz", lzma.compress)],
+)
+def test_truncated_compressed_file_names_it(write, engine, suffix, compress):
+    blob = compress(BODY)
+    name = f"ratings.csv{suffix}"
+    kind = {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz"}[suffix]
+    with pytest.raises(
+        DataError,
+        match=rf"^ratings\.csv{re.escape(suffix)}: the {kind}-compressed data is truncated or "
+        r"corrupt \(.+\); the file was probably cut short while downloading or copying\. "
+        r"Fetch or compress it again\.$",
+    ):
+        read_csv(write(blob[: len(blob) // 2], name))
+
+
+def test_corrupt_gzip_names_it(write, engine):
+    blob = bytearray(gzip.compress(BODY))
+    blob[len(blob) // 2 : len(blob) // 2 + 16] = b"\xff" * 16
+    with pytest.raises(DataError, match=r"^ratings\.csv\.gz: the gzip-compressed data is "):
+        read_csv(write(bytes(blob), "ratings.csv.gz"))
+
+
+def test_compression_is_told_by_content_not_name(write, engine):
+    want = triples(read_csv(write(BODY)))
+    assert triples(read_csv(write(gzip.compress(BODY), "gzipped.csv"))) == want
+    assert triples(read_csv(write(bz2.compress(BODY), "bzipped.txt"))) == want
+    assert triples(read_csv(write(BODY, "plain.csv.gz"))) == want
+
+
+@pytest.mark.parametrize(
+    ("head", "match"),
+    [
+        (
+            b"\x28\xb5\x2f\xfd\x00\x00",
+            r"^data\.bin is Zstandard-compressed, which read_csv does not decompress; "
+            r"decompress it first \(zstd -d data\.bin\) or recompress it with gzip$",
+        ),
+        (
+            b"PK\x03\x04\x14\x00",
+            r"^data\.bin is a zip archive; extract the CSV file from it first \(unzip data\.bin\)$",
+        ),
+        (b"PAR1\x15\x04", r"^data\.bin is a Parquet file, not CSV; read it with fk\.read_parquet$"),
+    ],
+)
+def test_foreign_formats_get_their_fix(write, head, match):
+    with pytest.raises(DataError, match=match):
+        read_csv(write(head + b"\x00" * 64, "data.bin"))
+
+
+@pytest.fixture
+def small_line_bound(monkeypatch):
+    """Lines may be at most 4 KiB, so that a few hundred KiB show the bound at work."""
+    monkeypatch.setattr(_source, "MAX_LINE_BYTES", 4096)
+    monkeypatch.setattr(_source, "SEGMENT_BYTES", 64 << 10)
+    monkeypatch.setattr(_source, "SCAN_BYTES", 16 << 10)
+
+
+NUL_MATCH = (
+    r"^ratings\.csv{gz} line 4: binary data \(a NUL byte at character {col}\); expected text\. "
+    r"The file is damaged, or not a CSV file: check its content\.$"
+)
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+@pytest.mark.parametrize("size", [300 << 10, 3 << 20])
+def test_binary_data_fails_fast(write, engine, small_line_bound, compressed, size):
+    """Two good lines, then a run of NUL bytes without a line break: the error names the
+    line whether or not the parser needs the column the NULs start in."""
+    for tail, col in ((b"", 1), (b"3,30,2.5,", 10)):
+        blob = HEADER.encode() + b"1,10,4.0,100\n2,20,3.5,200\n" + tail + b"\x00" * size
+        name = "ratings.csv.gz" if compressed else "ratings.csv"
+        with pytest.raises(DataError, match=NUL_MATCH.format(gz=r"\.gz" * compressed, col=col)):
+            read_csv(write(gzip.compress(blob) if compressed else blob, name))
+
+
+def test_binary_data_default_bound(write, engine):
+    """The shipped bounds (1 MiB lines, 64 MiB pieces) on a 3 MiB file."""
+    blob = HEADER.encode() + b"1,10,4.0,100\n2,20,3.5,200\n" + b"\x00" * (3 << 20)
+    with pytest.raises(DataError, match=NUL_MATCH.format(gz="", col=1)):
+        read_csv(write(blob))
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_no_line_break_fails_fast(write, engine, small_line_bound, compressed):
+    blob = HEADER.encode() + b"1,10,4.0,100\n2,20,3.5,200\n" + b"7" * (300 << 10)
+    name = "ratings.csv.gz" if compressed else "ratings.csv"
+    gz = r"\.gz" * compressed
+    with pytest.raises(
+        DataError,
+        match=rf"^ratings\.csv{gz} line 4: no line break within 4096 bytes; "
+        r"expected one short line per interaction\. Check that this is the ratings file \(CSV "
+        r"text\) and not another kind of file\.$",
+    ):
+        read_csv(write(gzip.compress(blob) if compressed else blob, name))
+
+
+def test_long_lines_below_the_bound_and_cr_line_ends_still_read(write, engine, small_line_bound):
+    rows = "".join(f"{u},{u % 7},{u % 5}.5,{u}\n" for u in range(1, 3000))
+    assert len(read_csv(write(HEADER + rows))) == 2999  # many pieces, each line short
+    assert len(read_csv(write((HEADER + rows).replace("\n", "\r"), "cr.csv"))) == 2999
+
+
+def test_nul_byte_in_the_middle_names_its_line(write, engine):
+    blob = BODY + b"5,5,4.0,5\x00\n"
+    n = blob.count(b"\n")
+    with pytest.raises(
+        DataError, match=rf"^ratings\.csv line {n}: binary data \(a NUL byte at character 10\)"
+    ):
+        read_csv(write(blob))

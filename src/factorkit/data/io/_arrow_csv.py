@@ -3,6 +3,7 @@ cut at line ends; None (the careful pass takes over) on anything irregular."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterator
@@ -27,10 +28,15 @@ def arrow() -> Any:
 
 
 def read(src: CsvFile, cols: dict[str, int]) -> pd.DataFrame | None:
+    """The columns as compact arrays; None when anything is irregular (binary data and
+    lines without a line break included: the byte scan then names the line)."""
     try:
-        return _read_arrow(src, cols, guess_types(src, cols))
-    except GuessFailed:  # e.g. an id beyond int32 further down: infer the types instead
-        return _read_arrow(src, cols, {})
+        try:
+            return _read_arrow(src, cols, guess_types(src, cols))
+        except GuessFailed:  # e.g. an id beyond int32 further down: infer the types instead
+            return _read_arrow(src, cols, {})
+    except _source.NotText:
+        return None
 
 
 def _read_arrow(src: CsvFile, cols: dict[str, int], guessed: dict[str, Any]) -> pd.DataFrame | None:
@@ -59,22 +65,23 @@ def _read_arrow(src: CsvFile, cols: dict[str, int], guessed: dict[str, Any]) -> 
     for segmented in (True, False):
         parts = Parts(src, raw)
         try:
-            if segmented:
-                pieces: Any = _arrow_segments(src, names, options)
-            else:
-                pieces = pacsv.open_csv(
-                    src.path,
-                    read_options=pacsv.ReadOptions(
-                        column_names=names, skip_rows=src.skip, block_size=_source.BLOCK_BYTES
-                    ),
-                    **options,
-                )
-            for piece in pieces:
-                for role, k in raw.items():
-                    col = piece.column(names[k])
-                    for chunk in getattr(col, "chunks", [col]):
-                        if not _take_arrow(parts, role, chunk):
-                            return None
+            with contextlib.ExitStack() as stack:
+                if segmented:
+                    pieces: Any = _arrow_segments(src, names, options)
+                else:  # a stream, so that the compression is the one told by the content
+                    pieces = pacsv.open_csv(
+                        stack.enter_context(src.open_binary()),
+                        read_options=pacsv.ReadOptions(
+                            column_names=names, skip_rows=src.skip, block_size=_source.BLOCK_BYTES
+                        ),
+                        **options,
+                    )
+                for piece in pieces:
+                    for role, k in raw.items():
+                        col = piece.column(names[k])
+                        for chunk in getattr(col, "chunks", [col]):
+                            if not _take_arrow(parts, role, chunk):
+                                return None
         except _NotSegmentable:
             continue
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError) as exc:
@@ -113,7 +120,10 @@ def _arrow_segments(src: CsvFile, names: list[str], options: dict[str, Any]) -> 
             end = held + got
             if end == 0:
                 return
-            cut = buf.rfind(b"\n", 0, end) + 1 if got else end
+            last = buf.rfind(b"\n", 0, end) + 1  # where the unfinished last line starts
+            if _source.not_text(buf, 0, last, end):
+                raise _source.NotText
+            cut = last if got else end
             if cut == 0:
                 held = end
                 continue

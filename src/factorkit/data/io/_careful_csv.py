@@ -33,6 +33,7 @@ def read(src: CsvFile, cols: dict[str, int], implicit: bool | None) -> pd.DataFr
         "na_values": [""],
         "skip_blank_lines": True,
         "encoding": "utf-8",
+        "compression": src.pandas_compression,
     }
     if src.sep == "::":
         kw.update(sep="::", engine="python")

@@ -63,15 +63,18 @@ def read(src: CsvFile, cols: dict[str, int]) -> pd.DataFrame | None:
                     begin = buf.find(b"\n", begin, end) + 1
                     if begin == 0:
                         return None
+            last = buf.rfind(b"\n", begin, end) + 1  # where the unfinished last line starts
+            if _source.not_text(buf, begin, max(last, begin), end):
+                raise _source.NotText
             if got == 0:
                 if end == begin:
                     break
                 buf[end] = 10
                 cut = end + 1
             else:
-                cut = buf.rfind(b"\n", begin, end) + 1
+                cut = last
                 if cut == 0:
-                    return None  # no line end in a whole piece: \r line ends, huge lines
+                    return None  # no line end in a whole piece: \r line ends
             starts, ends = _chunk_bounds(buf, begin, cut, n_chunks)
             parsing.csv_count_lines(arr, starts, ends, counts)
             first_rows = n + np.concatenate(([0], np.cumsum(counts[:-1])))

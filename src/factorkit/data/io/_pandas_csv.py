@@ -15,10 +15,15 @@ from factorkit.data.io._source import CsvFile
 
 
 def read(src: CsvFile, cols: dict[str, int]) -> pd.DataFrame | None:
+    """The columns as compact arrays; None when anything is irregular (binary data and
+    lines without a line break included: the byte scan then names the line)."""
     guessed = guess_types(src, cols)
-    result = _read_pandas(src, cols, guessed)
-    if result is None and guessed:  # e.g. an id beyond int32 further down: infer instead
-        result = _read_pandas(src, cols, {})
+    try:
+        result = _read_pandas(src, cols, guessed)
+        if result is None and guessed:  # e.g. an id beyond int32 further down: infer instead
+            result = _read_pandas(src, cols, {})
+    except _source.NotText:
+        return None
     return result
 
 
@@ -31,11 +36,11 @@ def _read_pandas(
         dtype[raw["rating"]] = np.float32
     parts = Parts(src, raw)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), src.open_binary() as stream:
             warnings.simplefilter("error", pd.errors.ParserWarning)
             warnings.simplefilter("ignore", RuntimeWarning)  # float32 overflow: checked below
             chunks = pd.read_csv(
-                src.path,
+                stream,
                 sep=src.sep[0],
                 header=None,
                 skiprows=src.skip,

@@ -5,11 +5,14 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 import csv
 import importlib
 import io
+import lzma
 import os
 import re
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -45,6 +48,23 @@ CHUNK_ROWS = 1 << 20
 BLOCK_BYTES = 4 << 20
 SEGMENT_BYTES = 64 << 20
 SCAN_BYTES = 16 << 20
+#: A line longer than this (no line break within it) is an error: a ratings file has short
+#: lines, and the bound keeps a file of binary data or without line breaks from filling
+#: memory. Counted in bytes by the byte scan, in characters by the line-by-line reads.
+MAX_LINE_BYTES = 1 << 20
+
+#: compressed formats read_csv decompresses, by the magic bytes that start them
+_COMPRESSIONS = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "lzma"))
+#: formats it does not read, and what to do instead
+_FOREIGN = (
+    (
+        b"\x28\xb5\x2f\xfd",
+        "Zstandard-compressed, which read_csv does not decompress; decompress it first "
+        "(zstd -d {name}) or recompress it with gzip",
+    ),
+    (b"PK\x03\x04", "a zip archive; extract the CSV file from it first (unzip {name})"),
+    (b"PAR1", "a Parquet file, not CSV; read it with fk.read_parquet"),
+)
 
 
 def _is_column(value: Any) -> bool:
@@ -64,6 +84,48 @@ READER_ARGS: dict[str, Any] = {
 }
 
 
+class NotText(Exception):
+    """A fast pass found a NUL byte, or no line break within :data:`MAX_LINE_BYTES`: the
+    byte scan then names the line, instead of a general parser reading it whole (or
+    skipping the bytes in a column it does not need)."""
+
+
+class CheckedStream(io.RawIOBase):
+    """The file's (decompressed) bytes for a general parser, checked as they pass: a NUL
+    byte, or no line break within :data:`MAX_LINE_BYTES`, raises :class:`NotText`, so a
+    parser never reads binary data whole or skips it in a column it does not need."""
+
+    def __init__(self, raw: Any) -> None:
+        super().__init__()
+        self._raw = raw
+        self._tail = 0  # bytes since the last line break
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = self._raw.readinto(b)
+        if n:
+            data = memoryview(b)[:n].tobytes() if not isinstance(b, bytearray) else b[:n]
+            last = max(data.rfind(b"\n"), data.rfind(b"\r"))
+            self._tail = self._tail + n if last < 0 else n - last - 1
+            if self._tail > MAX_LINE_BYTES or data.find(b"\x00") >= 0:
+                raise NotText
+        return n
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def not_text(buf: bytearray, begin: int, last: int, end: int) -> bool:
+    """Whether ``buf[begin:end]``, a piece of the file whose unfinished last line starts
+    at ``last``, holds a NUL byte or a last line already too long without a line break."""
+    if buf.find(b"\x00", begin, end) >= 0:
+        return True
+    return end - last > MAX_LINE_BYTES and buf.find(b"\r", last, end) < 0
+
+
 class CsvFile:
     """One CSV file: its header, column layout, and (on demand) record -> line numbers."""
 
@@ -77,7 +139,6 @@ class CsvFile:
         self.name = os.path.basename(self.path) or self.path
         self.sep = sep
         self.header = bool(header)
-        self.compression = compression_of(self.path)
         if not os.path.exists(self.path):
             raise FileNotFoundError(
                 f"{self.name}: no such file: {os.path.abspath(self.path)!r}; check the path "
@@ -91,7 +152,9 @@ class CsvFile:
                 + ("a header line, then " if self.header else "")
                 + "one line per interaction"
             )
-        self._read_head()
+        self.compression = compression_of(self.path, self.name)
+        with self.framing():
+            self._read_head()
         self._lines: LineMap | None = None
         self.labels: dict[str, str] = {}
 
@@ -101,7 +164,7 @@ class CsvFile:
         first = first_no = sample = None
         skip = 0
         with self.open_text(errors="surrogateescape") as f:
-            for no, line in enumerate(check_utf8(f, self.name), start=1):
+            for no, line in enumerate(checked_lines(f, self.name), start=1):
                 if self._is_blank(line):
                     continue
                 if first is None:
@@ -146,6 +209,37 @@ class CsvFile:
 
     def _is_blank(self, line: str) -> bool:
         return not line.strip(blank_chars(self.sep))
+
+    @contextlib.contextmanager
+    def framing(self) -> Iterator[None]:
+        """Turn a decompressor's error (truncated or corrupt data) into a DataError naming
+        the file; wrap every read of a compressed file in this."""
+        if self.compression is None:
+            yield
+            return
+        try:
+            yield
+        except (EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
+            kind = {"gzip": "gzip", "bz2": "bzip2", "lzma": "xz"}[self.compression]
+            raise DataError(
+                f"{self.name}: the {kind}-compressed data is truncated or corrupt ({exc}); "
+                "the file was probably cut short while downloading or copying. Fetch or "
+                "compress it again."
+            ) from None
+
+    def open_binary(self) -> Any:
+        """The file's bytes, decompressed by content and checked to be text as they are
+        read (:class:`CheckedStream`); read inside :meth:`framing`."""
+        if self.compression is None:
+            raw = open(self.path, "rb", buffering=0)  # noqa: SIM115 - closed by the caller
+        else:
+            raw = importlib.import_module(self.compression).open(self.path, "rb")
+        return io.BufferedReader(CheckedStream(raw), buffer_size=1 << 20)
+
+    @property
+    def pandas_compression(self) -> str | None:
+        """``compression=`` for pandas: by content, never inferred from the file name."""
+        return {None: None, "gzip": "gzip", "bz2": "bz2", "lzma": "xz"}[self.compression]
 
     def open_text(self, errors: str = "strict") -> io.TextIOBase:
         """The file as text (UTF-8, BOM dropped), lines ending at \\n, \\r\\n or \\r."""
@@ -269,7 +363,7 @@ class CsvFile:
         wrong = self._wrong_fields
 
         with self.open_text(errors="surrogateescape") as f:
-            checked = check_utf8(f, name)
+            checked = checked_lines(f, name)
             for _ in range(self.skip):
                 next(checked, None)
             if sep == "::":
@@ -335,6 +429,10 @@ class CsvFile:
                     break
                 cut = data.rfind(b"\n") + 1 if block else len(data)
                 if cut == 0:
+                    if b"\r" in data:
+                        return None  # \r line ends: the line-by-line scan reads them
+                    if len(data) > MAX_LINE_BYTES:
+                        raise long_line(self.name, done + 1, data)
                     carry = data
                     continue
                 piece, carry = data[:cut], data[cut:]
@@ -353,12 +451,20 @@ class CsvFile:
                         f"valid UTF-8 text (byte 0x{piece[exc.start]:02x} at character "
                         f"{column}); save the file as UTF-8"
                     ) from None
+                nul = piece.find(b"\x00")
+                if nul >= 0:
+                    start = piece.rfind(b"\n", 0, nul) + 1
+                    raise binary_data(self.name, done + piece.count(b"\n", 0, nul) + 1, nul - start)
                 a = np.frombuffer(piece, dtype=np.uint8)
                 cr = np.flatnonzero(a == 13)
                 if len(cr) and (a[cr + 1] != 10).any():
                     return None  # a line ending in a lone \r
                 ends = np.flatnonzero(a == 10)
                 begins = np.concatenate(([0], ends[:-1] + 1))
+                lengths = ends - begins
+                if len(lengths) and lengths.max() > MAX_LINE_BYTES:
+                    k = int(np.argmax(lengths > MAX_LINE_BYTES))
+                    raise long_line(self.name, done + k + 1, piece[begins[k] : ends[k]])
                 fields = np.add.reduceat(a == sep_byte, begins, dtype=np.int64) + 1
                 text = np.add.reduceat(~not_text[a], begins, dtype=np.int64)
                 line_nos = np.arange(done + 1, done + len(ends) + 1)
@@ -410,9 +516,21 @@ class LineCounter:
         return line
 
 
-def check_utf8(lines: Iterator[str], name: str) -> Iterator[str]:
-    """Pass lines through, raising DataError on the first one that is not valid UTF-8."""
-    for no, line in enumerate(lines, start=1):
+def checked_lines(f: Any, name: str) -> Iterator[str]:
+    """The lines of a text file, each at most :data:`MAX_LINE_BYTES` characters (so a
+    file without line breaks never fills memory), raising DataError on the first that is
+    too long, holds a NUL byte (binary data) or is not valid UTF-8."""
+    limit = MAX_LINE_BYTES
+    no = 0
+    while True:
+        line = f.readline(limit + 1)
+        if not line:
+            return
+        no += 1
+        if len(line) > limit and not line.endswith(("\n", "\r")):
+            raise long_line(name, no, line)
+        if "\x00" in line:
+            raise binary_data(name, no, line.index("\x00"))
         if not line.isascii():
             bad = _SURROGATE.search(line)
             if bad:
@@ -429,9 +547,35 @@ def blank_chars(sep: str) -> str:
     return "".join(c for c in " \t\r\n" if c not in sep)
 
 
-def compression_of(path: str) -> str | None:
-    lower = path.lower()
-    for ext, kind in ((".gz", "gzip"), (".bz2", "bz2"), (".xz", "lzma")):
-        if lower.endswith(ext):
+def long_line(name: str, line_no: int, start: bytes | str) -> DataError:
+    """The error for a line with no line break within :data:`MAX_LINE_BYTES`."""
+    if (b"\x00" if isinstance(start, bytes) else "\x00") in start:
+        return binary_data(
+            name, line_no, start.index(b"\x00" if isinstance(start, bytes) else "\x00")
+        )
+    return DataError(
+        f"{name} line {line_no}: no line break within {MAX_LINE_BYTES} bytes; expected one "
+        "short line per interaction. Check that this is the ratings file (CSV text) and not "
+        "another kind of file."
+    )
+
+
+def binary_data(name: str, line_no: int, column: int) -> DataError:
+    return DataError(
+        f"{name} line {line_no}: binary data (a NUL byte at character {column + 1}); expected "
+        "text. The file is damaged, or not a CSV file: check its content."
+    )
+
+
+def compression_of(path: str, name: str) -> str | None:
+    """The compression of the file, told by its first bytes (not its name): ``"gzip"``,
+    ``"bz2"``, ``"lzma"`` (xz) or None; DataError for formats read_csv cannot read."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    for magic, kind in _COMPRESSIONS:
+        if head.startswith(magic):
             return kind
+    for magic, what in _FOREIGN:
+        if head.startswith(magic):
+            raise DataError(f"{name} is {what.format(name=name)}")
     return None

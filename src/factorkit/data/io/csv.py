@@ -33,7 +33,7 @@ import pandas as pd
 from factorkit._validation import Boolean, Options, validate_params
 from factorkit.data.interactions import Interactions
 from factorkit.data.io import _arrow_csv, _careful_csv, _numba_csv, _pandas_csv
-from factorkit.data.io._source import READER_ARGS, SEPARATORS, CsvFile
+from factorkit.data.io._source import READER_ARGS, SEPARATORS, CsvFile, NotText
 
 __all__ = ["read_csv"]
 
@@ -130,10 +130,11 @@ def read_csv(
     """
     src = CsvFile(path, sep, header)
     cols = src.resolve({"user": user, "item": item, "rating": rating, "timestamp": timestamp})
-    df = _read_fast(src, cols)
-    if df is None:
-        src.line_map()  # raises DataError on the first malformed line
-        df = _careful_csv.read(src, cols, implicit)
+    with src.framing():  # a truncated or corrupt compressed file: DataError naming it
+        df = _read_fast(src, cols)
+        if df is None:
+            src.line_map()  # raises DataError on the first malformed line
+            df = _careful_csv.read(src, cols, implicit)
     return Interactions.from_pandas(
         df,
         user=src.labels["user"],
@@ -155,9 +156,12 @@ def _read_fast(src: CsvFile, cols: dict[str, int]) -> pd.DataFrame | None:
     fit, values as float32), so the peak memory stays near the size of the final arrays
     rather than that of a DataFrame of int64 columns.
     """
-    df = _numba_csv.read(src, cols)
-    if df is not None:
-        return df
-    if _arrow_csv.arrow() is None:
-        return _pandas_csv.read(src, cols)
-    return _arrow_csv.read(src, cols)
+    try:
+        df = _numba_csv.read(src, cols)
+        if df is not None:
+            return df
+        if _arrow_csv.arrow() is None:
+            return _pandas_csv.read(src, cols)
+        return _arrow_csv.read(src, cols)
+    except NotText:  # binary data or no line break: the byte scan names the line
+        return None
