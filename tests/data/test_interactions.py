@@ -235,3 +235,55 @@ def test_to_implicit_keeps_positives_and_shares_maps(small):
     assert len(small.to_implicit()) == len(small)
     with pytest.raises(DataError, match="to_implicit: min_value must be a finite number; got nan"):
         small.to_implicit(min_value=float("nan"))
+
+
+# ---------------------------------------------------------------------- id types
+@pytest.mark.parametrize(
+    ("ids", "query", "match"),
+    [
+        (
+            [1, 2, 3],
+            "1",
+            r"^item id '1' is a string, but the 3 item ids here are integers \(e\.g\. 1\); "
+            r"pass integers, e\.g\. 1$",
+        ),
+        (
+            [1, 2, 3],
+            ["x", "2"],
+            r"^item id 'x' is a string, but the 3 item ids here are integers \(e\.g\. 1\); "
+            r"pass integers$",
+        ),
+        (
+            ["a", "b"],
+            np.array([318]),
+            r"^item id 318 is an integer, but the 2 item ids here are strings \(e\.g\. 'a'\); "
+            r"pass strings, e\.g\. '318'$",
+        ),
+    ],
+)
+def test_idmap_rejects_ids_of_the_other_type(ids, query, match):
+    m = fk.IdMap(ids, kind="item")
+    for method in (m.lookup, m.to_index):
+        with pytest.raises(UnknownIdError, match=match):
+            method(query)
+
+
+def test_idmap_mixed_vocabularies_and_queries_still_look_up():
+    mixed = fk.IdMap([7, "a"], kind="user")
+    assert mixed.ids.tolist() == [7, "a"]  # a list keeps each id's type
+    assert mixed.lookup(["a", 7, "7", 3]).tolist() == [1, 0, -1, -1]
+    ints = fk.IdMap([10, 20], kind="item")
+    assert ints.lookup([20, "20"]).tolist() == [1, -1]  # a mixed query: the str is unknown
+    assert ints.lookup(np.array([10.0])).tolist() == [0]
+    assert ints.lookup([]).tolist() == []
+
+
+def test_model_rejects_id_of_the_wrong_type():
+    """predict / recommend on integer ids must not silently fall back for "1"."""
+    df = pd.DataFrame({"u": [1, 1, 2, 2, 3], "i": [10, 20, 10, 30, 20], "r": [4, 3, 5, 2, 4.0]})
+    model = fk.BaselineOnly(epochs=2).fit(fk.Interactions.from_pandas(df, "u", "i", "r"))
+    assert np.isfinite(model.predict(1, 10)).all()
+    with pytest.raises(UnknownIdError, match=r"^user id '1' is a string, but the 3 user ids"):
+        model.predict("1", 10)
+    with pytest.raises(UnknownIdError, match=r"^item id '10' is a string, but the 3 item ids"):
+        model.predict(1, "10")

@@ -794,3 +794,27 @@ def test_nul_byte_in_the_middle_names_its_line(write, engine):
         DataError, match=rf"^ratings\.csv line {n}: binary data \(a NUL byte at character 10\)"
     ):
         read_csv(write(blob))
+
+
+# ====================================================================== id types
+def test_id_beyond_64_bits_names_file_line_and_column(write, engine):
+    body = HEADER + "1,10,4.0,100\n2,20,3.5,200\n3,99999999999999999999,5.0,300\n4,30,1.0,400\n"
+    with pytest.raises(
+        DataError,
+        match=r"^ratings\.csv line 4: item id 99999999999999999999 in column 'movieId' does "
+        r"not fit a 64-bit integer, while every other item id is an integer\. Fix the id, or, "
+        r"if the ids are labels rather than numbers, read them as text: "
+        r"fk\.Interactions\.from_pandas\(pandas\.read_csv\(path, dtype=\{'movieId': str\}\), "
+        r"\.\.\.\)$",
+    ):
+        read_csv(write(body))
+    headless = write("7,1,4.0\n-8,2,3.0\n9223372036854775808,3,1.0\n", "headless.csv")
+    with pytest.raises(DataError, match=r"^headless\.csv line 3: user id 9223372036854775808 in "):
+        read_csv(headless, user=0, item=1, rating=2, header=False)
+
+
+def test_unsigned_64_bit_and_text_ids_still_read(write, engine):
+    big = write(HEADER + "1,10,4.0,1\n2,18446744073709551615,3.0,2\n")
+    assert read_csv(big).item_ids.ids.tolist() == [10, 18446744073709551615]
+    text = write(HEADER + "1,10,4.0,1\n2,99999999999999999999x,3.0,2\n", "text.csv")
+    assert read_csv(text).item_ids.ids.tolist() == ["10", "99999999999999999999x"]

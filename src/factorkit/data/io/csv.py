@@ -27,13 +27,16 @@ How :func:`read_csv` stays fast, lean and exact at once:
 from __future__ import annotations
 
 import os
+import re
 
+import numpy as np
 import pandas as pd
 
 from factorkit._validation import Boolean, Options, validate_params
 from factorkit.data.interactions import Interactions
 from factorkit.data.io import _arrow_csv, _careful_csv, _numba_csv, _pandas_csv
 from factorkit.data.io._source import READER_ARGS, SEPARATORS, CsvFile, NotText
+from factorkit.exceptions import DataError
 
 __all__ = ["read_csv"]
 
@@ -135,6 +138,8 @@ def read_csv(
         if df is None:
             src.line_map()  # raises DataError on the first malformed line
             df = _careful_csv.read(src, cols, implicit)
+    for role in ("user", "item"):
+        _reject_overflowing_ids(src, role, cols[role], df[src.labels[role]])
     return Interactions.from_pandas(
         df,
         user=src.labels["user"],
@@ -165,3 +170,41 @@ def _read_fast(src: CsvFile, cols: dict[str, int]) -> pd.DataFrame | None:
         return _arrow_csv.read(src, cols)
     except NotText:  # binary data or no line break: the byte scan names the line
         return None
+
+
+_INT_LITERAL = re.compile(r"\s*[+-]?\d+\s*")
+
+
+def _reject_overflowing_ids(src: CsvFile, role: str, pos: int, col: pd.Series) -> None:
+    """Raise when an id column holds only integer literals yet came out as text: some id
+    does not fit a 64-bit integer. Reading the whole column as strings instead would
+    silently change the type of every id (``predict(1, ...)`` would stop matching)."""
+    if col.dtype.kind in "iuf" or not len(col):
+        return
+    first = col.iloc[0]  # pandas' parser gives Python ints for an overflowing column
+    if isinstance(first, str):
+        if not _INT_LITERAL.fullmatch(first):
+            return  # text ids (the common case is decided by the first id alone)
+    elif not isinstance(first, (int, np.integer)) or isinstance(first, bool):
+        return
+    text = col.astype(str)
+    if not text.str.fullmatch(_INT_LITERAL.pattern).all():
+        return  # ids that are not all integers stay text, as documented
+    signed = bool(text.str.lstrip().str.startswith("-").any())
+    high = np.iinfo(np.int64).max if signed else np.iinfo(np.uint64).max
+    low = np.iinfo(np.int64).min
+    long = np.flatnonzero(text.str.strip().str.lstrip("+-").str.len().to_numpy() >= 19)
+    for row in long:
+        value = int(text.iloc[row])
+        if not low <= value <= high:
+            label = src.labels[role]
+            where = f"column {label!r}" if src.header else label
+            how = (
+                f"dtype={{{label!r}: str}}" if src.header else f"header=None, dtype={{{pos}: str}}"
+            )
+            raise DataError(
+                f"{src.locate(int(row))}: {role} id {text.iloc[row].strip()} in {where} does "
+                f"not fit a 64-bit integer, while every other {role} id is an integer. Fix the "
+                "id, or, if the ids are labels rather than numbers, read them as text: "
+                f"fk.Interactions.from_pandas(pandas.read_csv(path, {how}), ...)"
+            )
