@@ -11,6 +11,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from factorkit._validation import show
+from factorkit.data.hints import Placeholder, hint
 from factorkit.data.idmap import IdMap
 from factorkit.exceptions import DataError
 from factorkit.kernels.ordering import (
@@ -173,7 +174,8 @@ class Interactions:
             role, col = missing[0]
             raise DataError(
                 f"{_source}: {role} column {col!r} not found; the columns are "
-                f"{[str(c) for c in df.columns]}. Pass {role}=<one of those names>."
+                f"{[str(c) for c in df.columns]}. Pass "
+                f"{hint(role, Placeholder('<one of those names>'))}."
             )
         return cls._build(
             df[user],
@@ -383,7 +385,8 @@ class Interactions:
                 f"{where} both hold user "
                 f"{show(user_uniques[user_codes[first]])} and item "
                 f"{show(item_uniques[item_codes[first]])}{more}; each (user, item) pair "
-                "may appear once. Pass duplicates='last', 'mean' or 'sum' to combine them."
+                f"may appear once. Pass {hint('duplicates', 'last', 'mean', 'sum')} to combine "
+                "them."
             )
         if duplicates == "last":
             keep = ~pd.Series(keys).duplicated(keep="last").to_numpy()

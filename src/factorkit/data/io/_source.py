@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from factorkit._validation import Boolean, NoneOr, Options, Satisfies
+from factorkit.data.hints import Placeholder, hint
 from factorkit.data.interactions import DUPLICATE_POLICIES
 from factorkit.exceptions import DataError, InvalidParameterError
 
@@ -269,20 +270,23 @@ class CsvFile:
             if isinstance(spec, str):
                 if not self.header:
                     raise InvalidParameterError(
-                        f"with header=False, {role} must be a 0-based column position (int); "
-                        f"got {spec!r}. For example user=0, item=1, rating=2."
+                        f"with {hint('header', False)}, {role} must be a 0-based column position "
+                        f"(int); got {spec!r}. For example {hint('user', 0)}, "
+                        f"{hint('item', 1)}, {hint('rating', 2)}."
                     )
                 matches = [k for k, f in enumerate(self.fields) if f == spec]
                 if not matches:
                     raise DataError(
                         f"{self.name}: {role} column {spec!r} not found; the header has "
-                        f"{self._columns_text()}.{self._sep_hint()} Pass {role}=<one of the "
-                        "column names>, or header=False and 0-based column positions."
+                        f"{self._columns_text()}.{self._sep_hint()} Pass "
+                        f"{hint(role, Placeholder('<one of the column names>'))}, or "
+                        f"{hint('header', False)} and 0-based column positions."
                     )
                 if len(matches) > 1:
                     raise DataError(
                         f"{self.name}: {role} column {spec!r} appears {len(matches)} times in "
-                        f"the header (positions {matches}); pass {role}=<position> to choose one"
+                        f"the header (positions {matches}); pass "
+                        f"{hint(role, Placeholder('<position>'))} to choose one"
                     )
                 pos = matches[0]
             else:
@@ -325,7 +329,7 @@ class CsvFile:
         line = self.head_line
         for cand in ("::", "\t", ";", "|", ",", " "):
             if cand != self.sep and len(line.split(cand)) > 1 and line.split(cand)[0] != "":
-                return f" The file looks {SEP_WORDS[cand]}-separated; pass sep={cand!r}."
+                return f" The file looks {SEP_WORDS[cand]}-separated; pass {hint('sep', cand)}."
         return ""
 
     # ------------------------------------------------------------------ line numbers

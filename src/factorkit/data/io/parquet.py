@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from factorkit._validation import validate_params
+from factorkit.data.hints import Placeholder, hint
 from factorkit.data.interactions import Interactions
 from factorkit.data.io._source import READER_ARGS
 from factorkit.exceptions import DataError, InvalidParameterError
@@ -107,7 +108,8 @@ def read_parquet(
         if role in chosen and df[chosen[role]].dtype == bool:
             raise DataError(
                 f"{name}: {role} column {chosen[role]!r} holds booleans; expected numbers. "
-                "Convert it (e.g. to 0/1) first, or pass rating=None for implicit feedback."
+                f"Convert it (e.g. to 0/1) first, or pass {hint('rating', None)} for implicit "
+                "feedback."
             )
     return Interactions.from_pandas(
         df,
@@ -133,7 +135,7 @@ def _resolve_columns(name: str, fields: list[str], wanted: dict[str, Any]) -> di
                 raise DataError(
                     f"{name}: {role} column {spec!r} not found; the file has "
                     f"{len(fields)} column{'s' if len(fields) != 1 else ''}: {fields}. "
-                    f"Pass {role}=<one of those names>."
+                    f"Pass {hint(role, Placeholder('<one of those names>'))}."
                 )
             col = spec
         else:
