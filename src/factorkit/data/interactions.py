@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import numbers
+from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import Any, Literal, NamedTuple
 
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from factorkit._validation import show
+from factorkit._validation import Satisfies, check, show
 from factorkit.data.hints import Placeholder, hint
 from factorkit.data.idmap import IdMap
 from factorkit.exceptions import DataError
@@ -311,6 +312,148 @@ class Interactions:
             implicit=implicit,
             item_metadata=item_metadata,
         )
+
+    @classmethod
+    def from_dense(cls, R: Any, missing: float = 0) -> Interactions:
+        """Build from a dense users x items matrix of explicit ratings.
+
+        Row ``u`` is user ``u`` and column ``i`` item ``i`` (ids ``0 .. m-1`` and
+        ``0 .. n-1``, every row and column kept, even an empty one); every entry that is
+        not ``missing`` is an interaction with that rating.
+
+        Parameters
+        ----------
+        R : array-like of shape (n_users, n_items)
+            Finite numbers; entries equal to ``missing`` are not interactions.
+        missing : float, default 0
+            The marker of entries without a rating: a number, or ``numpy.nan``. With
+            ``missing=0`` a rating of 0 cannot be stored; pass ``missing=np.nan`` then.
+
+        Returns
+        -------
+        Interactions
+            Explicit ratings (``implicit`` is False).
+
+        Raises
+        ------
+        factorkit.exceptions.DataError
+            If ``R`` is not a 2-D array of numbers, has no rows or columns, holds no entry
+            other than ``missing``, or holds NaN or inf where ``missing`` is not NaN.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import factorkit as fk
+        >>> R = np.array([[5.0, 0.0, 3.0],
+        ...               [0.0, 4.0, 0.0]])
+        >>> data = fk.Interactions.from_dense(R, missing=0)
+        >>> data.shape, len(data)
+        ((2, 3), 3)
+        >>> data.to_pandas().values.tolist()
+        [[0.0, 0.0, 5.0], [0.0, 2.0, 3.0], [1.0, 1.0, 4.0]]
+        >>> len(fk.Interactions.from_dense([[0.0, np.nan], [2.5, 1.0]], missing=np.nan))
+        3
+        """
+        fn = "Interactions.from_dense"
+        check(missing, _MISSING, "missing", fn)
+        try:
+            arr = np.asarray(R)
+        except ValueError:  # a ragged list of lists
+            arr = np.asarray(R, dtype=object)
+        if arr.ndim != 2:
+            raise DataError(
+                f"{fn}: R must be a 2-D array (users x items); got {arr.ndim}-D with shape "
+                f"{arr.shape}. A single user's ratings are R[np.newaxis, :]."
+            )
+        if arr.dtype.kind not in "biuf":
+            raise DataError(
+                f"{fn}: R must hold numbers; got dtype {arr.dtype}. Convert it with "
+                "np.asarray(R, dtype=float) first (ragged rows cannot be)."
+            )
+        if arr.size == 0:
+            raise DataError(f"{fn}: R is empty (shape {arr.shape}); expected users x items")
+        vals = arr.astype(np.float64, copy=False)
+        absent = np.isnan(vals) if np.isnan(missing) else vals == missing
+        bad = ~absent & ~np.isfinite(vals)
+        if bad.any():
+            u, i = (int(k[0]) for k in np.nonzero(bad))
+            raise DataError(
+                f"{fn}: R[{u}, {i}] is {vals[u, i]}; ratings must be finite numbers. Mark "
+                "entries without a rating with the missing value"
+                + (" (pass missing=np.nan to use NaN)" if not np.isnan(missing) else "")
+            )
+        users, items = np.nonzero(~absent)
+        if not len(users):
+            raise DataError(
+                f"{fn}: R has no interactions: every entry equals missing={show(missing)}"
+            )
+        m, n = arr.shape
+        return cls(
+            users,
+            items,
+            vals[users, items],
+            IdMap._from_unique(np.arange(m), "user"),
+            IdMap._from_unique(np.arange(n), "item"),
+            implicit=False,
+            _canonical=True,  # np.nonzero walks rows in order, then columns
+        )
+
+    @classmethod
+    def from_dict(cls, ratings: Any, *, implicit: bool = False) -> Interactions:
+        """Build from a mapping ``{(user, item): value}`` of raw ids to ratings.
+
+        Parameters
+        ----------
+        ratings : dict
+            Keys are ``(user, item)`` pairs of raw ids (ints or strings), values finite
+            numbers.
+        implicit : bool, default False
+            Whether the values are implicit feedback (counts; must be >= 0).
+
+        Returns
+        -------
+        Interactions
+
+        Raises
+        ------
+        factorkit.exceptions.DataError
+            If ``ratings`` is empty, a key is not a (user, item) pair, or a value is not a
+            finite number; the message names the key.
+
+        Examples
+        --------
+        >>> import factorkit as fk
+        >>> data = fk.Interactions.from_dict({("ann", 318): 5.0, ("ann", 1): 3.5,
+        ...                                   ("bob", 318): 4.0})
+        >>> data.n_users, data.n_items, len(data)
+        (2, 2, 3)
+        >>> data.user_ids.ids.tolist(), data.item_ids.ids.tolist()
+        (['ann', 'bob'], [1, 318])
+        """
+        fn = "Interactions.from_dict"
+        if not isinstance(ratings, Mapping):
+            raise DataError(
+                f"{fn}: ratings must be a dict {{(user, item): value}}; got "
+                f"{type(ratings).__name__}"
+            )
+        if not ratings:
+            raise DataError(f"{fn}: ratings is empty; expected at least one (user, item) pair")
+        users, items, values = [], [], np.empty(len(ratings), dtype=np.float64)
+        for k, (key, value) in enumerate(ratings.items()):
+            if not isinstance(key, tuple) or len(key) != 2:
+                raise DataError(
+                    f"{fn}: key {show(key)} is not a (user, item) pair; write each entry as "
+                    "(user, item): value"
+                )
+            number = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+            if not number or not np.isfinite(value):
+                raise DataError(
+                    f"{fn}: the value of {show(key)} is {show(value)}; expected a finite number"
+                )
+            users.append(key[0])
+            items.append(key[1])
+            values[k] = value
+        return cls.from_arrays(users, items, values, implicit=implicit)
 
     @classmethod
     def _build(
@@ -685,6 +828,18 @@ def _sorted_unique(a: np.ndarray) -> np.ndarray:
     if len(a) > 1:
         a = a[np.concatenate(([True], a[1:] != a[:-1]))]
     return a
+
+
+def _is_missing_marker(value: Any) -> bool:
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, (bool, np.bool_))
+        and (np.isnan(value) or np.isfinite(value))
+    )
+
+
+#: from_dense's marker of entries without a rating
+_MISSING = Satisfies(_is_missing_marker, "a finite number or numpy.nan")
 
 
 def _series(values: Any) -> pd.Series:
