@@ -483,17 +483,7 @@ class Interactions:
         if values is None:
             vals = np.ones(n, dtype=np.float32)
         else:
-            vals = _numeric(values, rating_name, locator)
-            if implicit:
-                neg = vals < 0
-                if neg.any():
-                    row = int(np.flatnonzero(neg)[0])
-                    raise DataError(
-                        f"{locator(row)}: {rating_name} {_fmt(vals[row])} is negative, but "
-                        "implicit feedback must be >= 0 (counts, clicks, play time); pass "
-                        "implicit=False for signed ratings"
-                    )
-            vals = vals.astype(np.float32, copy=False)
+            vals = _checked_values(values, implicit, rating_name, locator)
         ts = None if timestamps is None else _timestamps(timestamps, timestamp_name, locator)
 
         user_map = IdMap._from_unique(user_uniques, "user")
@@ -515,13 +505,9 @@ class Interactions:
         # Duplicate (user, item) pairs exist.
         keys = user_codes.astype(np.int64) * n_items + item_codes
         if duplicates == "error":
-            dup = pd.Series(keys).duplicated(keep=False).to_numpy()
-            rows = np.flatnonzero(dup)
-            first = rows[0]
-            second = rows[1:][keys[rows[1:]] == keys[first]][0]
-            n_pairs = int(dup.sum() - pd.Series(keys[dup]).nunique())
+            first, second, n_pairs = _first_duplicate(keys)
             more = f" ({n_pairs} repeated rows in all)" if n_pairs > 1 else ""
-            where = f"{locator(int(first))} and {locator(int(second))}"
+            where = f"{locator(first)} and {locator(second)}"
             if not where.startswith(source):  # a reader's locator already names the file
                 where = f"{source}: {where}"
             raise DataError(
@@ -538,23 +524,12 @@ class Interactions:
                 user_codes[sel], item_codes[sel], vals[sel], user_map, item_map,
                 None if ts is None else ts[sel], implicit=implicit, item_metadata=item_metadata,
             )  # fmt: skip
-        frame = pd.DataFrame({"k": keys, "v": vals.astype(np.float64)})
-        if ts is not None:
-            frame["t"] = ts
-        agg = {"v": duplicates, **({"t": "max"} if ts is not None else {})}
-        grouped = frame.groupby("k", sort=True).agg(agg)
-        gkeys = grouped.index.to_numpy()
+        gkeys, gvals, gts = _combine(keys, vals, ts, duplicates)
         return cls(
-            (gkeys // n_items).astype(np.int32),
-            (gkeys % n_items).astype(np.int32),
-            grouped["v"].to_numpy(np.float32),
-            user_map,
-            item_map,
-            None if ts is None else grouped["t"].to_numpy(),
-            implicit=implicit,
-            item_metadata=item_metadata,
-            _canonical=True,
-        )
+            (gkeys // n_items).astype(np.int32), (gkeys % n_items).astype(np.int32), gvals,
+            user_map, item_map, gts,
+            implicit=implicit, item_metadata=item_metadata, _canonical=True,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ basic facts
     @property
@@ -828,6 +803,51 @@ def _sorted_unique(a: np.ndarray) -> np.ndarray:
     if len(a) > 1:
         a = a[np.concatenate(([True], a[1:] != a[:-1]))]
     return a
+
+
+def _checked_values(
+    values: pd.Series, implicit: bool, rating_name: str, locator: Locator
+) -> np.ndarray:
+    """The values as float32, each a finite number (and >= 0 for implicit feedback)."""
+    vals = _numeric(values, rating_name, locator)
+    if implicit:
+        neg = vals < 0
+        if neg.any():
+            row = int(np.flatnonzero(neg)[0])
+            raise DataError(
+                f"{locator(row)}: {rating_name} {_fmt(vals[row])} is negative, but implicit "
+                "feedback must be >= 0 (counts, clicks, play time); pass "
+                f"{hint('implicit', False)} for signed ratings"
+            )
+    return vals.astype(np.float32, copy=False)
+
+
+def _combine(
+    keys: np.ndarray, vals: np.ndarray, ts: np.ndarray | None, how: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """One entry per distinct (user, item) key, in key order: values combined by ``how``
+    ("mean" or "sum"), timestamps by the latest."""
+    frame = pd.DataFrame({"k": keys, "v": vals.astype(np.float64)})
+    if ts is not None:
+        frame["t"] = ts
+    agg = {"v": how, **({"t": "max"} if ts is not None else {})}
+    grouped = frame.groupby("k", sort=True).agg(agg)
+    return (
+        grouped.index.to_numpy(),
+        grouped["v"].to_numpy(np.float32),
+        None if ts is None else grouped["t"].to_numpy(),
+    )
+
+
+def _first_duplicate(keys: np.ndarray) -> tuple[int, int, int]:
+    """The rows of the first repeated key and its next occurrence, and how many rows
+    repeat an earlier one in all."""
+    dup = pd.Series(keys).duplicated(keep=False).to_numpy()
+    rows = np.flatnonzero(dup)
+    first = rows[0]
+    second = rows[1:][keys[rows[1:]] == keys[first]][0]
+    n_pairs = int(dup.sum() - pd.Series(keys[dup]).nunique())
+    return int(first), int(second), n_pairs
 
 
 def _is_missing_marker(value: Any) -> bool:
