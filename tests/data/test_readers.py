@@ -818,3 +818,8 @@ def test_unsigned_64_bit_and_text_ids_still_read(write, engine):
     assert read_csv(big).item_ids.ids.tolist() == [10, 18446744073709551615]
     text = write(HEADER + "1,10,4.0,1\n2,99999999999999999999x,3.0,2\n", "text.csv")
     assert read_csv(text).item_ids.ids.tolist() == ["10", "99999999999999999999x"]
+
+
+def test_text_that_starts_like_a_magic_number_is_text(write):
+    data = read_csv(write("BZh9,item,rating\n1,10,4.0\n"), user="BZh9", item="item")
+    assert data.user_ids.ids.tolist() == [1]

@@ -55,7 +55,13 @@ SCAN_BYTES = 16 << 20
 MAX_LINE_BYTES = 1 << 20
 
 #: compressed formats read_csv decompresses, by the magic bytes that start them
-_COMPRESSIONS = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "lzma"))
+#: (bzip2: "BZh", the block size digit, then the magic of a block or of the stream's end,
+#: so that a text file whose header starts with "BZh" is not taken for one)
+_COMPRESSIONS = (
+    (re.compile(rb"\x1f\x8b", re.DOTALL), "gzip"),
+    (re.compile(rb"BZh[1-9](1AY&SY|\x17rE8P\x90)", re.DOTALL), "bz2"),
+    (re.compile(rb"\xfd7zXZ\x00", re.DOTALL), "lzma"),
+)
 #: formats it does not read, and what to do instead
 _FOREIGN = (
     (
@@ -575,9 +581,9 @@ def compression_of(path: str, name: str) -> str | None:
     """The compression of the file, told by its first bytes (not its name): ``"gzip"``,
     ``"bz2"``, ``"lzma"`` (xz) or None; DataError for formats read_csv cannot read."""
     with open(path, "rb") as f:
-        head = f.read(8)
+        head = f.read(16)
     for magic, kind in _COMPRESSIONS:
-        if head.startswith(magic):
+        if magic.match(head):
             return kind
     for magic, what in _FOREIGN:
         if head.startswith(magic):

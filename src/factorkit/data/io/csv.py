@@ -60,7 +60,8 @@ def read_csv(
     Parameters
     ----------
     path : str or os.PathLike
-        The file. ``.gz``, ``.bz2`` and ``.xz`` files are decompressed on the fly.
+        The file. gzip, bzip2 and xz data is decompressed on the fly; the compression is
+        told by the file's first bytes, not its name.
     user, item : str or int
         The columns holding raw user and item ids (integers or strings): header names, or
         0-based column positions. With ``header=False`` they must be positions.
@@ -94,6 +95,9 @@ def read_csv(
     factorkit.exceptions.DataError
         On any malformed content: the message names the file, the line, the field, what
         was expected and the fix, e.g. ``ratings.csv line 3: rating 'abc' is not a number``.
+        Damaged input fails fast in bounded memory: truncated or corrupt compressed data,
+        binary data (NUL bytes), a line without a break within ``MAX_LINE_BYTES`` (1 MiB),
+        and an integer id that does not fit 64 bits (rather than reading every id as text).
     factorkit.exceptions.InvalidParameterError
         On an unsupported ``sep`` or ``duplicates`` policy, or column arguments of the
         wrong kind.
