@@ -8,7 +8,7 @@ from factorkit import _threads  # noqa: F401  # isort: skip
 from factorkit import datasets, evaluation, exceptions, report, split
 from factorkit.base import Tags, all_estimators, get_tags
 from factorkit.data import IdMap, Interactions
-from factorkit.data.readers import read_csv, read_parquet
+from factorkit.data.io import read_csv, read_parquet
 from factorkit.evaluation import GridSearch, RandomSearch, cross_validate, evaluate, tune
 from factorkit.models import (
     ALS,

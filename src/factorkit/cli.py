@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -17,6 +18,8 @@ import pandas as pd
 
 import factorkit as fk
 from factorkit._compile import compile_time, notify_first_compile
+from factorkit.data.hints import Placeholder, hint_style
+from factorkit.data.interactions import DUPLICATE_POLICIES
 from factorkit.exceptions import FactorkitError
 
 
@@ -66,13 +69,46 @@ def load_data(args: argparse.Namespace) -> fk.Interactions:
         "rating": None if args.implicit else args.rating_col,
         "timestamp": args.timestamp_col,
     }
-    if path.suffix.lower() in (".parquet", ".pq"):
-        return fk.read_parquet(path, **columns)
-    header = not args.no_header
-    if not header:
-        columns = {k: (int(v) if v is not None else None) for k, v in columns.items()}
-    sep = "\t" if args.sep == "\\t" else args.sep
-    return fk.read_csv(path, sep=sep, header=header, **columns)
+    duplicates = getattr(args, "duplicates", "error")
+    with hint_style(_data_flag):  # readers' fixes read as flags: "pass --sep ';'"
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return fk.read_parquet(path, duplicates=duplicates, **columns)
+        header = not args.no_header
+        if not header:  # positions; a name is left for read_csv to explain
+            columns = {k: _position(v) for k, v in columns.items()}
+        sep = "\t" if args.sep == "\\t" else args.sep
+        return fk.read_csv(path, sep=sep, header=header, duplicates=duplicates, **columns)
+
+
+#: reader argument -> the data flag that sets it
+DATA_FLAGS = {
+    "user": "--user-col",
+    "item": "--item-col",
+    "rating": "--rating-col",
+    "timestamp": "--timestamp-col",
+    "sep": "--sep",
+    "duplicates": "--duplicates",
+}
+
+
+def _data_flag(name: str, values: Any) -> str | None:
+    """A reader's suggested argument as the flag a CLI user passes (see data.hints)."""
+    if name == "header" and list(values) == [False]:
+        return "--no-header"
+    if name == "rating" and list(values) == [None]:
+        return "--implicit"
+    if name not in DATA_FLAGS:
+        return None
+    shown = [
+        v if isinstance(v, Placeholder) else "'\\t'" if v == "\t" else shlex.quote(str(v))
+        for v in values
+    ]
+    choices = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]
+    return f"{DATA_FLAGS[name]} {choices}"
+
+
+def _position(value: str | None) -> int | str | None:
+    return int(value) if value is not None and value.strip().isdigit() else value
 
 
 def load_training_data(args: argparse.Namespace) -> fk.Interactions:
@@ -527,6 +563,12 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timestamp-col", default=None, help="timestamp column (optional)")
     p.add_argument("--implicit", action="store_true", help="no rating column: implicit 1.0")
     p.add_argument("--sep", default=",", help="field separator: , \\t ; | :: (default ,)")
+    p.add_argument(
+        "--duplicates",
+        choices=DUPLICATE_POLICIES,
+        default="error",
+        help="repeated (user, item) pairs: error (default), keep the last, mean or sum",
+    )
     p.add_argument(
         "--no-header", action="store_true", help="file has no header; columns by 0-based position"
     )
