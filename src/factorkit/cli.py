@@ -148,6 +148,9 @@ def _print_ranked(model: Any, item_ids: np.ndarray, scores: np.ndarray) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from factorkit.data.summary import summarize
 
+    if getattr(args, "serve", False):
+        return _demo_serve(args)
+
     data = fk.datasets.load_movielens_small()
     print("factorkit demo on the built-in MovieLens small data set (ml-latest-small, GroupLens)")
     print()
@@ -182,6 +185,39 @@ def cmd_demo(args: argparse.Namespace) -> int:
             title = titles.get(item, "") if titles is not None else ""
             print(f"    {min(score, 5.0):.2f}  {title} [{item}]")
     return 0
+
+
+def _demo_serve(args: argparse.Namespace) -> int:
+    """Fit the demo recommender (ImplicitALS on MovieLens small) and serve its web page."""
+    import tempfile
+
+    path = Path(args.model_out or Path(tempfile.mkdtemp(prefix="factorkit-demo-")) / "demo.fk")
+    data = fk.datasets.load_movielens_small()
+    print(f"fitting ImplicitALS on MovieLens small ({len(data):,} ratings) ...", flush=True)
+    model = fk.ImplicitALS(factors=64, epochs=15, random_state=0, progress=False).fit(data)
+    model.save(path)
+    print(f"saved to {path}; open http://{args.host}:{args.port}/ (Ctrl+C stops)", flush=True)
+    return _serve(path, args)
+
+
+def _serve(path: Any, args: argparse.Namespace) -> int:
+    try:
+        from factorkit import serve
+    except ImportError as exc:
+        raise FactorkitError(str(exc)) from None
+    serve.run(
+        path,
+        host=args.host,
+        port=args.port,
+        workers=getattr(args, "workers", 1),
+        admin_token=getattr(args, "admin_token", None),
+        log_level="warning" if args.quiet else "info",
+    )
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    return _serve(args.model_file, args)
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
@@ -562,6 +598,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="fit and evaluate on the built-in MovieLens small data")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--serve", action="store_true", help="fit ImplicitALS and serve the web page")
+    p.add_argument("--model-out", help="with --serve: where to save the model (default: temp)")
+    p.add_argument("--host", default="127.0.0.1", help="with --serve (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="with --serve (default 8000)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("fit", help="fit a model and save it")
@@ -642,6 +682,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=10)
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_similar)
+
+    p = sub.add_parser("serve", help="serve a saved model over HTTP, with a web page")
+    p.add_argument("model_file")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--admin-token", help="enables POST /admin/reload with this bearer token")
+    p.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("info", help="describe a saved model")
     p.add_argument("model_file")
