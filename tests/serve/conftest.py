@@ -82,6 +82,18 @@ def client(server):
     return server.client
 
 
+@pytest.fixture
+def limits():
+    """The shared server's configured limits and admin token."""
+    return {"admin_token": ADMIN_TOKEN, "max_batch": MAX_BATCH, "max_body": MAX_BODY}
+
+
+@pytest.fixture
+def live_server():
+    """The LiveServer class, for tests that need a server of their own."""
+    return LiveServer
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -86,7 +86,7 @@ function renderRecs(items) {
     const li = itemRow(x.item, x.title, rateButtons(x.item));
     li.insertBefore(info, li.children[1]);
     if (x.because && x.because.length) {
-      const names = x.because.map((b) => label(b.item, b.title)).join(", ");
+      const names = x.because.slice(0, 2).map((b) => label(b.item, b.title)).join(" and ");
       li.querySelector(".title").appendChild(
         el("span", "because", (state.explicit ? "because you rated " : "because you liked ") + names));
     }
