@@ -180,6 +180,8 @@ def _validation_message(errors: list[dict]) -> str:
             msg = f"unknown field {field!r}; remove it (the accepted fields are listed at /docs)"
         elif typ in ("model_attributes_type", "dict_type", "model_type"):
             msg = f"the request body must be a JSON object; got {got}"
+        elif union_member and "ratings" in loc:
+            msg = f"{field} must be a number; got {got}"
         elif union_member:
             msg = f"{field} must be an id (a JSON integer or string); got {got}"
         else:
@@ -609,11 +611,10 @@ def _authorize(request: Request, config: ServeConfig) -> None:
 
 
 def _as_array(ids: list[Any]) -> np.ndarray:
-    if all(isinstance(x, str) for x in ids):
-        return np.array(ids, dtype=object)
-    if any(isinstance(x, str) for x in ids):
-        return np.array(ids, dtype=object)
-    return np.asarray(ids, dtype=np.int64)
+    """Ids as the library takes them: int64 when all fit, else objects (never wrapped)."""
+    if all(isinstance(x, int) and -(2**63) <= x < 2**63 for x in ids):
+        return np.asarray(ids, dtype=np.int64)
+    return np.array(ids, dtype=object)
 
 
 def _because(served: Served, contributions: list[tuple[Any, float]], top: int = 3) -> list:

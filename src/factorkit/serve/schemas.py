@@ -7,7 +7,7 @@ the reverse) is refused with a message saying which to send, never silently miss
 
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
@@ -26,7 +26,11 @@ __all__ = [
 
 #: a raw user or item id: a JSON integer or a JSON string
 RawId = Union[StrictInt, StrictStr]  # noqa: UP007 (pydantic reads it at runtime)
-Number = Union[StrictInt, StrictFloat]  # noqa: UP007
+#: a rating or interaction strength; bounded so float32 confidences cannot overflow
+Number = Annotated[
+    Union[StrictInt, StrictFloat],  # noqa: UP007
+    Field(ge=-1e6, le=1e6),
+]
 
 
 class _Strict(BaseModel):
