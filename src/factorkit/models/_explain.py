@@ -20,6 +20,7 @@ score, which equals ``recommend_new_user``'s score for the same items.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -53,7 +54,22 @@ def _plain(x: Any) -> Any:
     return x.item() if isinstance(x, np.generic) else x
 
 
-def _implicit_system(model: Any, pos: np.ndarray, r: np.ndarray):
+#: ``w0 * Y^T Y`` per model (float64): the costly part of the system, the same for every
+#: user. A stale entry (item factors changed by partial_fit) fails the check against
+#: ``fold_in`` in :func:`_contributions`, which then recomputes it.
+_GRAMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _item_gram(model: Any, fresh: bool = False) -> np.ndarray:
+    gram = None if fresh else _GRAMS.get(model)
+    if gram is None or gram.shape[0] != model.item_factors_.shape[1]:
+        y = model.item_factors_.astype(np.float64)
+        gram = float(model.unobserved_weight) * (y.T @ y)
+        _GRAMS[model] = gram
+    return gram
+
+
+def _implicit_system(model: Any, pos: np.ndarray, r: np.ndarray, fresh: bool = False):
     """``(A, c)`` of ImplicitALS's fold-in for item positions ``pos`` with values ``r``.
 
     Mirrors ``ImplicitALS.fold_in`` (confidence, penalty and Gram term) from the model's
@@ -64,14 +80,13 @@ def _implicit_system(model: Any, pos: np.ndarray, r: np.ndarray):
         c = np.where(r > 0, 1.0 + alpha * np.log1p(np.maximum(r, 0) / float(model.epsilon)), 0.0)
     else:
         c = np.where(r > 0, 1.0 + alpha * r, 0.0)
-    y = model.item_factors_.astype(np.float64)
     w0 = float(model.unobserved_weight)
     nu = float(model.regularization_exponent)
     lam = float(model.regularization)
     if nu != 0.0:
-        lam *= (len(pos) + w0 * len(y)) ** nu
-    q = y[pos]
-    a = w0 * (y.T @ y) + q.T @ ((c - w0)[:, None] * q)
+        lam *= (len(pos) + w0 * len(model.item_factors_)) ** nu
+    q = model.item_factors_[pos].astype(np.float64)
+    a = _item_gram(model, fresh) + q.T @ ((c - w0)[:, None] * q)
     a[np.diag_indices_from(a)] += lam
     return a, c
 
@@ -145,16 +160,17 @@ def explain_new_user(model: Any, items: Any, ratings: Any = None, item: Any = No
 def _contributions(model: Any, ids: np.ndarray, pos: np.ndarray, r: np.ndarray, targets):
     """``(scores (T,), contributions (T, n), method)`` for target item positions."""
     if _is_linear(model):
-        a, c = _implicit_system(model, pos, r)
+        reference = model.fold_in(ids.tolist(), ratings=r).factors
         q = model.item_factors_[pos].astype(np.float64)
-        solved = np.linalg.solve(a, q.T @ c)
-        reference = model.fold_in(ids.tolist(), ratings=r)
-        if np.allclose(solved, reference.factors, rtol=1e-3, atol=1e-4):
-            # W = A^-1 Y_targets^T; contribution (t, j) = c_j * (q_j . w_t)
-            w = np.linalg.solve(a, model.item_factors_[targets].astype(np.float64).T)
-            contrib = (c[:, None] * (q @ w)).T
-            return contrib.sum(axis=1), contrib, "linear"
-        # the model's fold-in no longer matches this system: use the model-agnostic method
+        for fresh in (False, True):
+            a, c = _implicit_system(model, pos, r, fresh)
+            solved = np.linalg.solve(a, q.T @ c)
+            if np.allclose(solved, reference, rtol=1e-3, atol=1e-4):
+                # W = A^-1 Y_targets^T; contribution (t, j) = c_j * (q_j . w_t)
+                w = np.linalg.solve(a, model.item_factors_[targets].astype(np.float64).T)
+                contrib = (c[:, None] * (q @ w)).T
+                return contrib.sum(axis=1), contrib, "linear"
+        # the model's fold-in does not match this system: use the model-agnostic method
     n = len(ids)
     score = _scores(model, ids, r, targets)
     contrib = np.empty((len(targets), n))

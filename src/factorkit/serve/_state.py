@@ -54,6 +54,21 @@ class Served:
     popularity: np.ndarray
     by_popularity: np.ndarray
     _onboarding: dict = field(default_factory=dict)
+    _sorted_ids: np.ndarray | None = None
+    _sorted_pos: np.ndarray | None = None
+
+    def positions(self, ids: np.ndarray) -> np.ndarray:
+        """Positions of item ids the model returned (all known). For integer ids a binary
+        search over the sorted vocabulary: ~100x cheaper than a pandas lookup for the
+        ten ids of an answer."""
+        if self.item_id_type != "int":
+            return self.model.item_map_.lookup(ids)
+        if self._sorted_ids is None:
+            vocab = self.model.item_map_.ids
+            self._sorted_pos = np.argsort(vocab, kind="stable")
+            self._sorted_ids = vocab[self._sorted_pos]
+        where = np.searchsorted(self._sorted_ids, ids)
+        return self._sorted_pos[np.minimum(where, len(self._sorted_ids) - 1)]
 
     @property
     def can_fold_in(self) -> bool:
@@ -131,7 +146,7 @@ def load_served(path: str | os.PathLike) -> Served:
             titles = None
     popularity = item_popularity(model)
     now = _dt.datetime.now(tz=_dt.timezone.utc).isoformat(timespec="seconds")
-    return Served(
+    served = Served(
         model=model,
         path=str(path),
         sha256=digest,
@@ -146,3 +161,5 @@ def load_served(path: str | os.PathLike) -> Served:
         popularity=popularity,
         by_popularity=np.argsort(-popularity, kind="stable"),
     )
+    served.positions(model.item_map_.ids[:1])  # build the id index before serving
+    return served

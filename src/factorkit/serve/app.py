@@ -141,8 +141,9 @@ def _check_len(values: list, config: ServeConfig, field: str) -> None:
 def _scored(served: Served, ids: np.ndarray, scores: np.ndarray) -> list[dict]:
     keep = ~np.isnan(scores)
     ids, scores = ids[keep], scores[keep]
-    pos = served.model.item_map_.lookup(ids)
-    titles = served.title_of(pos)
+    titles = served.title_of(served.positions(ids)) if served.titles is not None else None
+    if titles is None:
+        titles = [None] * len(ids)
     return [
         {"item": item, "score": float(score), "title": title}
         for item, score, title in zip(ids.tolist(), scores.tolist(), titles, strict=True)
@@ -620,7 +621,7 @@ def _as_array(ids: list[Any]) -> np.ndarray:
 def _because(served: Served, contributions: list[tuple[Any, float]], top: int = 3) -> list:
     """The given items that raised this score most (positive contributions only)."""
     best = [(i, c) for i, c in contributions[:top] if c > 0]
-    pos = served.model.item_map_.lookup([i for i, _ in best]) if best else np.zeros(0, int)
+    pos = served.positions(np.array([i for i, _ in best])) if best else np.zeros(0, int)
     return [
         {"item": i, "contribution": c, "title": t}
         for (i, c), t in zip(best, served.title_of(pos), strict=True)
