@@ -254,7 +254,22 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     user = _coerce_ids([args.user], model.user_map_)[0]
     items, scores = model.recommend(user, k=args.k, exclude_seen=not args.include_seen)
     _print_ranked(model, items, scores)
+    if getattr(args, "explain", False):
+        _print_explanations(model, user, items)
     return 0
+
+
+def _print_explanations(model: Any, user: Any, items: np.ndarray) -> None:
+    """For each recommended item, the user's items that contributed most to its score."""
+    from factorkit.models._explain import explain
+
+    print()
+    for item in items.tolist():
+        e = explain(model, user, item)
+        top = e.contributions[:3]
+        titles = model.item_titles([i for i, _ in top])
+        because = "; ".join(f"{t or i} ({c:+.3f})" for (i, c), t in zip(top, titles, strict=True))
+        print(f"{item!s:>10}  because of {because}  [{e.method}]")
 
 
 def _recommend_all(model: Any, args: argparse.Namespace) -> int:
@@ -670,6 +685,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", help="raw user id")
     p.add_argument("-k", type=int, default=10, help="items per user (default 10)")
     p.add_argument("--include-seen", action="store_true", help="do not leave out seen items")
+    p.add_argument("--explain", action="store_true", help="which of the user's items drove each")
     p.add_argument("--all", action="store_true", help="every training user (needs --out)")
     p.add_argument("--out", help="with --all: output .parquet or .csv (user, rank, item, score)")
     p.add_argument("--batch-size", type=int, default=4096, help="users per block with --all")

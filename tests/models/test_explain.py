@@ -98,3 +98,27 @@ def test_errors_name_the_problem(ials, data):
     model = fk.BaselineOnly().fit(data)
     with pytest.raises(DataError, match="does not keep training ratings; pass items"):
         explain(model, 1, 1210)
+
+
+def test_cli_recommend_explain(ials, tmp_path, capsys):
+    from factorkit.cli import main
+
+    path = tmp_path / "m.fk"
+    ials.save(path)
+    assert main(["recommend", str(path), "--user", "1", "-k", "2", "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("because of") == 2 and "[linear]" in out
+
+
+def test_linear_stays_exact_after_partial_fit_adds_items(ials, tmp_path):
+    path = tmp_path / "m.fk"
+    ials.save(path)
+    model = fk.load(path)
+    explain_new_user(model, LIKED, item=1210)  # caches this model's item Gram
+    new = fk.Interactions.from_arrays([1, 2, 3], [10**7, 10**7, 10**7], [1.0, 1.0, 1.0])
+    model.partial_fit(new)
+    e = explain_new_user(model, [10**7, 1, 260], item=1210)
+    x = model.fold_in([10**7, 1, 260]).factors.astype(np.float64)
+    y = model.item_factors_[model.item_map_.to_index([1210])[0]].astype(np.float64)
+    assert e.method == "linear"
+    assert sum(c for _, c in e.contributions) == pytest.approx(float(x @ y), rel=1e-4, abs=1e-6)

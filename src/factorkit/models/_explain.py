@@ -54,22 +54,25 @@ def _plain(x: Any) -> Any:
     return x.item() if isinstance(x, np.generic) else x
 
 
-#: ``w0 * Y^T Y`` per model (float64): the costly part of the system, the same for every
-#: user. A stale entry (item factors changed by partial_fit) fails the check against
-#: ``fold_in`` in :func:`_contributions`, which then recomputes it.
+#: per model: ``[fingerprint, w0 * Y^T Y (float64), verified]``. The Gram is the costly
+#: part of the system and the same for every user; ``verified`` records that this system
+#: reproduced the model's own ``fold_in`` once (checked on first use). The fingerprint
+#: (identity and shape of ``item_factors_``) changes when ``partial_fit`` adds items.
 _GRAMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _item_gram(model: Any, fresh: bool = False) -> np.ndarray:
-    gram = None if fresh else _GRAMS.get(model)
-    if gram is None or gram.shape[0] != model.item_factors_.shape[1]:
-        y = model.item_factors_.astype(np.float64)
-        gram = float(model.unobserved_weight) * (y.T @ y)
-        _GRAMS[model] = gram
-    return gram
+def _gram_entry(model: Any) -> list:
+    y = model.item_factors_
+    fingerprint = (id(y), y.shape)
+    entry = _GRAMS.get(model)
+    if entry is None or entry[0] != fingerprint:
+        y64 = y.astype(np.float64)
+        entry = [fingerprint, float(model.unobserved_weight) * (y64.T @ y64), None]
+        _GRAMS[model] = entry
+    return entry
 
 
-def _implicit_system(model: Any, pos: np.ndarray, r: np.ndarray, fresh: bool = False):
+def _implicit_system(model: Any, pos: np.ndarray, r: np.ndarray, gram: np.ndarray):
     """``(A, c)`` of ImplicitALS's fold-in for item positions ``pos`` with values ``r``.
 
     Mirrors ``ImplicitALS.fold_in`` (confidence, penalty and Gram term) from the model's
@@ -86,7 +89,7 @@ def _implicit_system(model: Any, pos: np.ndarray, r: np.ndarray, fresh: bool = F
     if nu != 0.0:
         lam *= (len(pos) + w0 * len(model.item_factors_)) ** nu
     q = model.item_factors_[pos].astype(np.float64)
-    a = _item_gram(model, fresh) + q.T @ ((c - w0)[:, None] * q)
+    a = gram + q.T @ ((c - w0)[:, None] * q)
     a[np.diag_indices_from(a)] += lam
     return a, c
 
@@ -150,8 +153,9 @@ def explain_new_user(model: Any, items: Any, ratings: Any = None, item: Any = No
     ids = model.item_map_.ids[pos]
     with single_thread_blas():
         scores, contrib, method = _contributions(model, ids, pos, r, targets)
+    id_list = ids.tolist()
     out = [
-        _explanation(raw, scores[t], ids, contrib[t], method)
+        _explanation(raw, scores[t], id_list, contrib[t], method)
         for t, raw in enumerate(list(item) if many else [item])
     ]
     return out if many else out[0]
@@ -159,18 +163,20 @@ def explain_new_user(model: Any, items: Any, ratings: Any = None, item: Any = No
 
 def _contributions(model: Any, ids: np.ndarray, pos: np.ndarray, r: np.ndarray, targets):
     """``(scores (T,), contributions (T, n), method)`` for target item positions."""
-    if _is_linear(model):
-        reference = model.fold_in(ids.tolist(), ratings=r).factors
+    entry = _gram_entry(model) if _is_linear(model) else None
+    if entry is not None and entry[2] is not False:
         q = model.item_factors_[pos].astype(np.float64)
-        for fresh in (False, True):
-            a, c = _implicit_system(model, pos, r, fresh)
+        a, c = _implicit_system(model, pos, r, entry[1])
+        if entry[2] is None:  # first use: does this system reproduce the model's fold-in?
             solved = np.linalg.solve(a, q.T @ c)
-            if np.allclose(solved, reference, rtol=1e-3, atol=1e-4):
-                # W = A^-1 Y_targets^T; contribution (t, j) = c_j * (q_j . w_t)
-                w = np.linalg.solve(a, model.item_factors_[targets].astype(np.float64).T)
-                contrib = (c[:, None] * (q @ w)).T
-                return contrib.sum(axis=1), contrib, "linear"
-        # the model's fold-in does not match this system: use the model-agnostic method
+            reference = model.fold_in(ids.tolist(), ratings=r).factors
+            entry[2] = bool(np.allclose(solved, reference, rtol=1e-3, atol=1e-4))
+        if entry[2]:
+            # W = A^-1 Y_targets^T; contribution (t, j) = c_j * (q_j . w_t)
+            w = np.linalg.solve(a, model.item_factors_[targets].astype(np.float64).T)
+            contrib = (c[:, None] * (q @ w)).T
+            return contrib.sum(axis=1), contrib, "linear"
+        # this system does not match the model's fold-in: use the model-agnostic method
     n = len(ids)
     score = _scores(model, ids, r, targets)
     contrib = np.empty((len(targets), n))
@@ -213,9 +219,10 @@ def _explicit(model: Any) -> bool:
     return bool(getattr(model, "_explicit", True))
 
 
-def _explanation(item: Any, score: float, ids: np.ndarray, contrib: np.ndarray, method: str):
-    order = np.argsort(-contrib, kind="stable")
-    pairs = [(_plain(ids[j]), float(contrib[j])) for j in order]
+def _explanation(item: Any, score: float, ids: list, contrib: np.ndarray, method: str):
+    order = np.argsort(-contrib, kind="stable").tolist()
+    values = contrib.tolist()
+    pairs = [(ids[j], values[j]) for j in order]
     return Explanation(item=_plain(item), score=float(score), contributions=pairs, method=method)
 
 
