@@ -68,3 +68,41 @@ def test_serve_command_refuses_a_bad_file(tmp_path, capsys):
     bad.write_text("nope")
     assert main(["serve", str(bad), "--port", "1"]) == 2
     assert "factorkit serve: error:" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_two_workers_reload_through_the_supervisor(model_path, movielens, tmp_path, free_port):
+    path = tmp_path / "served.fk"
+    shutil.copy(model_path, path)
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "factorkit.cli", "serve", str(path), "--port", str(port),
+         "--workers", "2", "--admin-token", "tok", "-q"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    auth = {"Authorization": "Bearer tok"}
+    try:
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+        wait_until(lambda: client.get("/health").status_code == 200, timeout=120)
+        fk.BaselineOnly().fit(movielens).save(tmp_path / "next.fk")
+        r = client.post("/admin/reload", json={"path": str(tmp_path / "next.fk")}, headers=auth)
+        assert r.status_code == 422 and "only the served file" in r.json()["detail"]
+        os.replace(tmp_path / "next.fk", path)
+        assert client.post("/admin/reload", headers=auth).status_code == 200
+        # every worker ends up on the new model (a new connection each time, so the
+        # answers come from both workers)
+        url = f"http://127.0.0.1:{port}/model"
+        wait_until(
+            lambda: all(
+                httpx.get(url, timeout=30).json()["model_class"] == "BaselineOnly" for _ in range(8)
+            ),
+            timeout=180,
+        )
+        path.write_bytes(b"garbage")
+        r = client.post("/admin/reload", headers=auth)
+        assert r.status_code == 422 and "Still serving" in r.json()["detail"]
+        assert client.post("/recommend", json={"user": 1, "k": 2}).status_code == 200
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=60)

@@ -7,6 +7,7 @@ Needs the ``serve`` extra (``pip install factorkit[serve]``: FastAPI and uvicorn
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from typing import Any
@@ -23,6 +24,9 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
 from factorkit.serve.app import ENV_CONFIG, ServeConfig, ServiceError, create_app
 
 __all__ = ["ServeConfig", "ServiceError", "create_app", "run"]
+
+#: seconds a worker may take to start (import, load, warm up) before uvicorn gives up
+WORKER_STARTUP_S = 120
 
 
 def run(
@@ -51,6 +55,11 @@ def run(
 
     load_served(path)  # refuse a bad file here, before any worker starts
     os.environ[ENV_CONFIG] = json.dumps({"path": str(path), "supervised": True, **options})
+    extra = {}
+    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:
+        # a worker imports numba and loads and warms the model before it answers the
+        # supervisor's health check: uvicorn's 5 s default kills slow starters as hung
+        extra["timeout_worker_healthcheck"] = WORKER_STARTUP_S
     uvicorn.run(
         "factorkit.serve.app:_app_from_environment",
         factory=True,
@@ -59,4 +68,5 @@ def run(
         workers=workers,
         log_level=log_level,
         access_log=False,
+        **extra,
     )
