@@ -96,5 +96,7 @@ def test_search_like_three_and_recommendations_change(server, browser, tmp_path)
     assert browser.find_element(By.ID, "similar-panel").is_displayed()
 
     shot = Path(os.environ.get("FACTORKIT_SCREENSHOT", tmp_path / "page.png"))
+    height = browser.execute_script("return document.body.scrollHeight")
+    browser.set_window_size(1280, min(int(height) + 140, 2400))  # the whole page
     browser.save_screenshot(str(shot))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

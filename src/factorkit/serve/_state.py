@@ -80,7 +80,9 @@ class Served:
             method = getattr(self.model, "similar_items", None)
         except AttributeError:  # models without item factors raise on access
             return False
-        return callable(method)
+        factors = getattr(self.model, "item_factors_", None)
+        # zero-width factors (BaselineOnly) make every cosine 0: nothing to rank by
+        return callable(method) and factors is not None and factors.shape[1] > 0
 
     def title_of(self, positions: np.ndarray) -> list[str | None]:
         if self.titles is None:
