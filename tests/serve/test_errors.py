@@ -120,3 +120,16 @@ def test_library_errors_keep_their_text(client, model):
         model.similar_items(31337)
     r = client.get("/items/31337/similar")
     assert r.status_code == 404 and r.json()["detail"] == str(err.value)
+
+
+def test_create_app_checks_its_arguments(model_path):
+    import factorkit as fk
+    from factorkit.exceptions import InvalidParameterError, ModelFormatError
+
+    message = r"create_app: max_k must be an int >= 1; got 0"
+    with pytest.raises(InvalidParameterError, match=message):
+        fk.serve.create_app(model_path, max_k=0)
+    with pytest.raises(InvalidParameterError, match="admin_token must be None or a non-empty str"):
+        fk.serve.create_app(model_path, admin_token="")
+    with pytest.raises(ModelFormatError, match="no model file at"):
+        fk.serve.create_app(model_path.parent / "missing.fk")

@@ -34,6 +34,7 @@ from starlette.exceptions import HTTPException
 
 import factorkit as fk
 from factorkit._threads import single_thread_blas
+from factorkit._validation import Boolean, Interval, NoneOr, Satisfies, validate_params
 from factorkit.exceptions import (
     FactorkitError,
     NotFittedError,
@@ -272,6 +273,17 @@ class _Holder:
         self.lock = asyncio.Lock()
 
 
+@validate_params(
+    {
+        "admin_token": NoneOr(Satisfies(lambda v: isinstance(v, str) and v, "a non-empty str")),
+        "max_k": Interval(int, 1),
+        "max_batch": Interval(int, 1),
+        "max_body_bytes": Interval(int, 1),
+        "supervised": Boolean(),
+        "reload_on_sighup": Boolean(),
+    },
+    owner="create_app",
+)
 def create_app(
     path: str | os.PathLike,
     *,
@@ -280,12 +292,27 @@ def create_app(
     max_batch: int = 1000,
     max_body_bytes: int = 1 << 20,
     supervised: bool = False,
+    reload_on_sighup: bool = True,
 ) -> FastAPI:
     """The FastAPI application serving the model saved at ``path``.
 
     Embed it in any ASGI server, or run it with ``factorkit serve MODEL``. The model is
     loaded and warmed up here; a file that cannot serve raises
     :class:`~factorkit.exceptions.ModelFormatError`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A model file written by ``model.save`` (or ``factorkit fit --out``).
+    admin_token : str, optional
+        Enables ``POST /admin/reload`` for ``Authorization: Bearer <admin_token>``.
+    max_k, max_batch, max_body_bytes : int
+        Largest ``k``, longest list in a request, largest request body (bytes).
+    supervised : bool
+        Set by ``factorkit serve --workers N`` for its worker processes.
+    reload_on_sighup : bool
+        Reload the model file on SIGHUP (when the app runs in the main thread and is not
+        supervised).
 
     Examples
     --------
@@ -327,7 +354,7 @@ def create_app(
     async def lifespan(app: FastAPI):
         loop = asyncio.get_running_loop()
         installed = False
-        if not config.supervised and hasattr(signal, "SIGHUP"):
+        if reload_on_sighup and not config.supervised and hasattr(signal, "SIGHUP"):
             try:
                 loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_sighup()))
                 installed = True
