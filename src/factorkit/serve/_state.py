@@ -55,6 +55,7 @@ class Served:
     by_popularity: np.ndarray
     _onboarding: dict = field(default_factory=dict)
     _sorted_ids: np.ndarray | None = None
+    _search_keys: np.ndarray | None = None
     _sorted_pos: np.ndarray | None = None
 
     def positions(self, ids: np.ndarray) -> np.ndarray:
@@ -83,6 +84,15 @@ class Served:
         factors = getattr(self.model, "item_factors_", None)
         # zero-width factors (BaselineOnly) make every cosine 0: nothing to rank by
         return callable(method) and factors is not None and factors.shape[1] > 0
+
+    def search_keys(self) -> np.ndarray:
+        """Lower-cased titles (else ids as text) in popularity order, built once."""
+        if self._search_keys is None:
+            source = self.titles_lower
+            if source is None:
+                source = np.char.lower(self.model.item_map_.ids.astype(str))
+            self._search_keys = source[self.by_popularity]
+        return self._search_keys
 
     def title_of(self, positions: np.ndarray) -> list[str | None]:
         if self.titles is None:
@@ -164,4 +174,5 @@ def load_served(path: str | os.PathLike) -> Served:
         by_popularity=np.argsort(-popularity, kind="stable"),
     )
     served.positions(model.item_map_.ids[:1])  # build the id index before serving
+    served.search_keys()  # and the title search's keys
     return served

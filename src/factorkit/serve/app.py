@@ -573,11 +573,7 @@ def _add_routes(app: FastAPI, holder: _Holder, config: ServeConfig, metrics, rel
         served = holder.current
         order = served.by_popularity
         if q.strip():
-            haystack = (
-                served.titles_lower[order]
-                if served.titles_lower is not None
-                else np.char.lower(served.model.item_map_.ids[order].astype(str))
-            )
+            haystack = served.search_keys()
             order = order[np.char.find(haystack, q.strip().lower()) >= 0]
         order = order[:limit]
         ids = served.model.item_map_.ids[order].tolist()
