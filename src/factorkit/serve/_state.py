@@ -20,7 +20,7 @@ import numpy as np
 import factorkit as fk
 from factorkit._threads import single_thread_blas
 from factorkit.exceptions import ModelFormatError
-from factorkit.models._explain import _explicit
+from factorkit.models._explain import _explicit, explain_new_user
 from factorkit.onboarding import item_popularity
 from factorkit.persistence import read_metadata
 
@@ -145,7 +145,10 @@ def load_served(path: str | os.PathLike) -> Served:
         with single_thread_blas():
             model.recommend(model.user_map_[0], k=1)
             if callable(getattr(model, "recommend_new_user", None)):
-                model.recommend_new_user([model.item_map_[0]], ratings=[1.0], k=1)
+                first = model.item_map_[0]
+                model.recommend_new_user([first], ratings=[1.0], k=1)
+                # explanations cache the item Gram (a pass over all item factors)
+                explain_new_user(model, [first], [1.0], item=first)
     except Exception as exc:
         raise ModelFormatError(
             f"{path}: the model loaded but failed a test recommendation ({exc}); it is "
