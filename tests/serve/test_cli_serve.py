@@ -106,3 +106,17 @@ def test_two_workers_reload_through_the_supervisor(model_path, movielens, tmp_pa
     finally:
         proc.terminate()
         proc.communicate(timeout=60)
+
+
+def test_demo_serve_fits_the_movielens_model_and_serves_it(tmp_path, monkeypatch, capsys):
+    from factorkit import serve
+    from factorkit.cli import main
+
+    served = {}
+    monkeypatch.setattr(serve, "run", lambda path, **kw: served.update(path=path, **kw))
+    out = tmp_path / "demo.fk"
+    assert main(["demo", "--serve", "--model-out", str(out), "--port", "8123", "-q"]) == 0
+    assert served["path"] == out and served["host"] == "127.0.0.1" and served["port"] == 8123
+    model = fk.load(out)
+    assert type(model).__name__ == "ImplicitALS" and model.item_titles([1]) == ["Toy Story (1995)"]
+    assert "open http://127.0.0.1:8123/" in capsys.readouterr().out

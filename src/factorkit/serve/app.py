@@ -430,6 +430,9 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 def _add_routes(app: FastAPI, holder: _Holder, config: ServeConfig, metrics, reload) -> None:
+    """Define every endpoint, each a short closure over the holder and the limits (the
+    function is long only because it lists them all, in the order of docs/serving.md)."""
+
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(STATIC / "index.html")
