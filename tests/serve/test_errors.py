@@ -13,6 +13,7 @@ CASES = [
     # (method, path, body or raw bytes, status, words the message must contain)
     ("POST", "/recommend", b"{bad json", 422, ["not valid JSON", "JSON object"]),
     ("POST", "/recommend", b"[1, 2]", 422, ["must be a JSON object"]),
+    ("POST", "/recommend", b"", 422, ["has no body", "Content-Type: application/json"]),
     ("POST", "/recommend", {"k": 3}, 422, ["'user' is required"]),
     ("POST", "/recommend", {"user": 1, "k": 0}, 422, ["k:", "greater than or equal to 1", "got 0"]),
     ("POST", "/recommend", {"user": 1, "k": -5}, 422, ["k:", "got -5"]),
@@ -82,6 +83,13 @@ def test_bad_requests_get_a_clear_4xx(client, method, path, body, status, words)
     detail = r.json()["detail"]
     for word in words:
         assert word in detail, detail
+
+
+def test_json_without_its_content_type_is_explained(client):
+    r = client.post("/recommend", content=b'{"user": 1}', headers={"content-type": "text/plain"})
+    assert r.status_code == 422
+    assert "not read as JSON" in r.json()["detail"]
+    assert "Content-Type: application/json" in r.json()["detail"]
 
 
 def test_oversized_body_is_refused_before_parsing(client):

@@ -176,8 +176,18 @@ def _validation_message(errors: list[dict]) -> str:
                 f"character {loc[0] if loc else '?'}); send a JSON object with "
                 "Content-Type: application/json"
             )
+        elif typ == "missing" and not loc and where_kind == "body":
+            msg = (
+                "the request has no body; send a JSON object with the header "
+                "Content-Type: application/json"
+            )
         elif typ == "missing":
             msg = f"{where_kind} field {field!r} is required; add it"
+        elif isinstance(value, bytes):
+            msg = (
+                "the request body was not read as JSON; send it with the header "
+                "Content-Type: application/json"
+            )
         elif typ == "extra_forbidden":
             msg = f"unknown field {field!r}; remove it (the accepted fields are listed at /docs)"
         elif typ in ("model_attributes_type", "dict_type", "model_type"):
