@@ -20,6 +20,7 @@ from factorkit.models import (
     SVDpp,
     clone,
 )
+from factorkit.onboarding import onboarding_items
 from factorkit.persistence import load
 
 __version__ = "0.1.0"
@@ -47,9 +48,19 @@ __all__ = [
     "exceptions",
     "get_tags",
     "load",
+    "onboarding_items",
     "read_csv",
     "read_parquet",
     "report",
     "split",
     "tune",
 ]
+
+
+def __getattr__(name: str):
+    # fk.serve needs the [serve] extra (FastAPI): import it only when asked for
+    if name == "serve":
+        import importlib
+
+        return importlib.import_module("factorkit.serve")
+    raise AttributeError(f"module 'factorkit' has no attribute {name!r}")

@@ -18,6 +18,7 @@ import pandas as pd
 
 import factorkit as fk
 from factorkit._compile import compile_time, notify_first_compile
+from factorkit._format import params_text, short
 from factorkit.data.hints import Placeholder, hint_style
 from factorkit.data.interactions import DUPLICATE_POLICIES
 from factorkit.exceptions import FactorkitError
@@ -189,6 +190,9 @@ def _print_ranked(model: Any, item_ids: np.ndarray, scores: np.ndarray) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from factorkit.data.summary import summarize
 
+    if getattr(args, "serve", False):
+        return _demo_serve(args)
+
     data = fk.datasets.load_movielens_small()
     print("factorkit demo on the built-in MovieLens small data set (ml-latest-small, GroupLens)")
     print()
@@ -238,6 +242,39 @@ def _timed_fit(model: Any, data: fk.Interactions) -> tuple[float, float]:
     return max(0.0, elapsed - compiled.seconds), compiled.seconds
 
 
+def _demo_serve(args: argparse.Namespace) -> int:
+    """Fit the demo recommender (ImplicitALS on MovieLens small) and serve its web page."""
+    import tempfile
+
+    path = Path(args.model_out or Path(tempfile.mkdtemp(prefix="factorkit-demo-")) / "demo.fk")
+    data = fk.datasets.load_movielens_small()
+    print(f"fitting ImplicitALS on MovieLens small ({len(data):,} ratings) ...", flush=True)
+    model = fk.ImplicitALS(factors=64, epochs=15, random_state=0, progress=False).fit(data)
+    model.save(path)
+    print(f"saved to {path}; open http://{args.host}:{args.port}/ (Ctrl+C stops)", flush=True)
+    return _serve(path, args)
+
+
+def _serve(path: Any, args: argparse.Namespace) -> int:
+    try:
+        from factorkit import serve
+    except ImportError as exc:
+        raise FactorkitError(str(exc)) from None
+    serve.run(
+        path,
+        host=args.host,
+        port=args.port,
+        workers=getattr(args, "workers", 1),
+        admin_token=getattr(args, "admin_token", None),
+        log_level="warning" if args.quiet else "info",
+    )
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    return _serve(args.model_file, args)
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     data = load_training_data(args)
     model = make_model(args)
@@ -273,7 +310,22 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     user = _coerce_ids([args.user], model.user_map_)[0]
     items, scores = model.recommend(user, k=args.k, exclude_seen=not args.include_seen)
     _print_ranked(model, items, scores)
+    if getattr(args, "explain", False):
+        _print_explanations(model, user, items)
     return 0
+
+
+def _print_explanations(model: Any, user: Any, items: np.ndarray) -> None:
+    """For each recommended item, the user's items that contributed most to its score."""
+    from factorkit.models._explain import explain
+
+    print()
+    for item in items.tolist():
+        e = explain(model, user, item)
+        top = e.contributions[:3]
+        titles = model.item_titles([i for i, _ in top])
+        because = "; ".join(f"{t or i} ({c:+.3f})" for (i, c), t in zip(top, titles, strict=True))
+        print(f"{item!s:>10}  because of {because}  [{e.method}]")
 
 
 def _recommend_all(model: Any, args: argparse.Namespace) -> int:
@@ -433,7 +485,6 @@ def report_tune(search: Any, outcome: TuneOutcome, args: argparse.Namespace) -> 
 
     The end of ``factorkit tune``; a report writer (``--report DIR``) hooks in here.
     """
-    from factorkit._format import params_text
 
     m = outcome.metric
     print(format_search_table(search, top=args.top))
@@ -477,7 +528,6 @@ def report_tune(search: Any, outcome: TuneOutcome, args: argparse.Namespace) -> 
 
 def format_search_table(search: Any, top: int = 10) -> str:
     """The top settings of a fitted search as a plain-text table."""
-    from factorkit._format import short
 
     table = search.summary(top=top)
     m = search.metric_
@@ -605,6 +655,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="fit and evaluate on the built-in MovieLens small data")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--serve", action="store_true", help="fit ImplicitALS and serve the web page")
+    p.add_argument("--model-out", help="with --serve: where to save the model (default: temp)")
+    p.add_argument("--host", default="127.0.0.1", help="with --serve (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="with --serve (default 8000)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("fit", help="fit a model and save it")
@@ -673,6 +727,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", help="raw user id")
     p.add_argument("-k", type=int, default=10, help="items per user (default 10)")
     p.add_argument("--include-seen", action="store_true", help="do not leave out seen items")
+    p.add_argument("--explain", action="store_true", help="which of the user's items drove each")
     p.add_argument("--all", action="store_true", help="every training user (needs --out)")
     p.add_argument("--out", help="with --all: output .parquet or .csv (user, rank, item, score)")
     p.add_argument("--batch-size", type=int, default=4096, help="users per block with --all")
@@ -688,6 +743,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list every model with its tags")
     p.set_defaults(func=cmd_models)
+    p = sub.add_parser("serve", help="serve a saved model over HTTP, with a web page")
+    p.add_argument("model_file")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--admin-token", help="enables POST /admin/reload with this bearer token")
+    p.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("info", help="describe a saved model")
     p.add_argument("model_file")
