@@ -76,6 +76,15 @@ def test_state_protocol_round_trip(small):
     np.testing.assert_array_equal(twin.predict(users, items), model.predict(users, items))
     with pytest.raises(NotFittedError, match="before get_state"):
         fk.SVDpp().get_state()
+    assert "implicit_factors_" in fk.SVDpp.state_names()["arrays"]
+    assert set(state) - {"user_ids", "item_ids", "history_"} == {
+        *fk.SVDpp.state_names()["arrays"],
+        *fk.SVDpp.state_names()["scalars"],
+    } - ({"item_titles_"} if model.item_titles_ is None else set())
+    with pytest.raises(
+        fk.exceptions.InvalidParameterError, match=r"unknown state key\(s\) \['bogus_'\]"
+    ):
+        fk.SVDpp().set_state({"bogus_": 1})
 
 
 def test_predict_warns_with_the_count_of_unknown_pairs(small):

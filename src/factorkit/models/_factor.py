@@ -31,9 +31,10 @@ State protocol
 --------------
 ``get_state()`` returns a dict of NumPy arrays and JSON-able scalars that
 ``set_state(state)`` turns back into the same fitted model; :mod:`factorkit.persistence`
-only writes and reads it. Keys: every learned attribute (name ending in ``_``), the
-vocabularies as raw-id arrays ``user_ids``/``item_ids``, and ``history_`` as a list of
-records.
+only writes and reads it. Keys: the declared arrays and scalars (``state_names()``,
+from the class attributes ``_state_arrays``/``_state_scalars``, which a model family
+extends), the vocabularies as raw-id arrays ``user_ids``/``item_ids``, and ``history_``
+as a list of records.
 """
 
 from __future__ import annotations
@@ -72,9 +73,36 @@ class FactorModel(Estimator):
     Not used directly: a model family subclasses it together with the capability mixins
     it supports (``RecommendMixin``, ``SimilarMixin``, ``FoldInMixin``,
     ``PartialFitMixin``); see ``docs/architecture.md``.
+
+    Examples
+    --------
+    >>> import factorkit as fk
+    >>> data = fk.Interactions.from_arrays(["a", "a", "b"], [1, 2, 2], [5.0, 3.0, 4.0])
+    >>> model = fk.BaselineOnly(epochs=2).fit(data)
+    >>> items, scores = model.top_items([0], k=2)  # positions in model.item_map_
+    >>> model.item_map_.ids[items[0]].tolist()
+    [1, 2]
+    >>> state = model.get_state()
+    >>> sorted(state)[:3]
+    ['global_mean_', 'history_', 'item_bias_']
+    >>> twin = fk.BaselineOnly(epochs=2).set_state(state)
+    >>> bool((twin.predict(["a"], [2]) == model.predict(["a"], [2])).all())
+    True
     """
 
     _abstract: ClassVar[bool] = True
+    #: the declared fitted state (see :meth:`state_names`); families add their own arrays
+    _state_arrays: ClassVar[tuple[str, ...]] = (
+        "user_factors_",
+        "item_factors_",
+        "user_bias_",
+        "item_bias_",
+        "seen_indptr_",
+        "seen_indices_",
+        "seen_values_",
+        "item_titles_",
+    )
+    _state_scalars: ClassVar[tuple[str, ...]] = ("global_mean_", "rating_scale_")
 
     # ------------------------------------------------------------------ fitting helpers
     def _prepare_fit(self, data: Any, validation: Any = None) -> Interactions:
@@ -341,33 +369,50 @@ class FactorModel(Estimator):
         return out_idx, out_val
 
     # ------------------------------------------------------------------ state protocol
+    @classmethod
+    def state_names(cls) -> dict[str, tuple[str, ...]]:
+        """The declared fitted state: ``{"arrays": names, "scalars": names}``.
+
+        Besides these, a state holds ``user_ids``/``item_ids`` and ``history_``. Loading
+        code checks a file against this declaration (a closed schema).
+        """
+        return {"arrays": tuple(cls._state_arrays), "scalars": tuple(cls._state_scalars)}
+
     def get_state(self) -> dict[str, Any]:
         """The fitted state as NumPy arrays and JSON-able scalars (see the module docstring).
 
         ``set_state`` on an unfitted instance with the same parameters restores it.
         """
         self._check_fitted("get_state")
-        state: dict[str, Any] = {}
-        for name, value in vars(self).items():
-            if name.startswith("_") or not name.endswith("_"):
-                continue
-            if isinstance(value, IdMap):
-                state[name[: -len("map_")] + "ids"] = np.asarray(value.ids)
-            elif isinstance(value, pd.DataFrame):  # history_: JSON records (NaN -> None)
-                state[name] = json.loads(value.to_json(orient="records"))
-            elif isinstance(value, np.ndarray):
-                state[name] = value
-            elif isinstance(value, (tuple, list)):
-                state[name] = [_plain(v) for v in value]
-            elif value is None or isinstance(value, (bool, int, float, str, np.generic)):
-                state[name] = _plain(value)
-        titles = self.item_titles_
-        if titles is not None:
-            state["item_titles_"] = np.asarray(titles, dtype=str)
+        state: dict[str, Any] = {
+            "user_ids": np.asarray(self.user_map_.ids),
+            "item_ids": np.asarray(self.item_map_.ids),
+        }
+        for name in self._state_arrays:
+            value = getattr(self, name, None)
+            if value is not None:
+                state[name] = np.asarray(value)
+        for name in self._state_scalars:
+            value = getattr(self, name)
+            state[name] = [_plain(v) for v in value] if isinstance(value, tuple) else _plain(value)
+        history = getattr(self, "history_", None)
+        if history is not None:  # JSON records (NaN -> None)
+            state["history_"] = json.loads(pd.DataFrame(history).to_json(orient="records"))
         return state
 
     def set_state(self, state: dict[str, Any]) -> FactorModel:
-        """Restore a state returned by :meth:`get_state`; returns ``self``."""
+        """Restore a state returned by :meth:`get_state`; returns ``self``.
+
+        Raises InvalidParameterError for a key outside the declared state
+        (:meth:`state_names`).
+        """
+        allowed = {"user_ids", "item_ids", "history_", *self._state_arrays, *self._state_scalars}
+        unknown = sorted(set(state) - allowed)
+        if unknown:
+            raise InvalidParameterError(
+                f"{type(self).__name__}.set_state: unknown state key(s) {unknown}; expected "
+                f"keys among {sorted(allowed)} (a state from get_state() of this class)"
+            )
         for name, value in state.items():
             if name in ("user_ids", "item_ids"):
                 kind = name[: -len("_ids")]

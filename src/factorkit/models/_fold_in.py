@@ -31,7 +31,16 @@ class FoldIn(NamedTuple):
 
 
 class FoldInMixin:
-    """``fold_in`` and ``recommend_new_user`` for users unseen in training."""
+    """``fold_in`` and ``recommend_new_user`` for users unseen in training.
+
+    Examples
+    --------
+    >>> import factorkit as fk
+    >>> data = fk.Interactions.from_arrays(["a", "a", "b"], [1, 2, 2], [5.0, 3.0, 4.0])
+    >>> model = fk.BaselineOnly(epochs=2).fit(data)
+    >>> round(model.fold_in([1], ratings=[5.0]).bias, 3)
+    0.125
+    """
 
     _tags: ClassVar[dict[str, Any]] = {"can_fold_in": True}
 

@@ -55,7 +55,16 @@ class Extension:
 
 
 class PartialFitMixin:
-    """``partial_fit(new_data, epochs=None)``: see the module docstring."""
+    """``partial_fit(new_data, epochs=None)``: see the module docstring.
+
+    Examples
+    --------
+    >>> import factorkit as fk
+    >>> model = fk.MostPopular().fit(fk.Interactions.from_arrays(["a", "b"], [1, 2]))
+    >>> _ = model.partial_fit(fk.Interactions.from_arrays(["c", "c"], [2, 3]))
+    >>> model.recommend("a", k=2)[0].tolist()  # 2 now has two interactions
+    [2, 3]
+    """
 
     _tags: ClassVar[dict[str, Any]] = {"can_partial_fit": True}
     #: passes when ``epochs`` is None: alternations (ALS family) or SGD epochs

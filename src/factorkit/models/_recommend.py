@@ -18,7 +18,16 @@ __all__ = ["RecommendMixin"]
 
 
 class RecommendMixin:
-    """``recommend`` and ``recommend_all`` for a fitted model's training users."""
+    """``recommend`` and ``recommend_all`` for a fitted model's training users.
+
+    Examples
+    --------
+    >>> import factorkit as fk
+    >>> data = fk.Interactions.from_arrays(["a", "a", "b"], [1, 2, 3])
+    >>> model = fk.MostPopular().fit(data)
+    >>> model.recommend("b", k=2)[0].tolist(), fk.get_tags(model).can_recommend
+    ([1, 2], True)
+    """
 
     _tags: ClassVar[dict[str, Any]] = {"can_recommend": True}
 

@@ -16,7 +16,14 @@ __all__ = ["SimilarMixin"]
 
 
 class SimilarMixin:
-    """``similar_items`` and ``similar_users`` by cosine similarity of factor vectors."""
+    """``similar_items`` and ``similar_users`` by cosine similarity of factor vectors.
+
+    Examples
+    --------
+    >>> import factorkit as fk
+    >>> hasattr(fk.ALS(), "similar_items"), hasattr(fk.BaselineOnly(), "similar_items")
+    (True, False)
+    """
 
     _tags: ClassVar[dict[str, Any]] = {"can_find_similar": True, "has_factors": True}
 

@@ -46,6 +46,19 @@ class Trainer:
 
     Subclasses implement :meth:`epoch` and override the other hooks as needed (see the
     module docstring for the protocol).
+
+    Examples
+    --------
+    >>> import factorkit as fk
+    >>> class Halve(Trainer):
+    ...     state_names = ("x_",)
+    ...     def epoch(self, epoch):
+    ...         self.model.x_ = self.model.x_ / 2
+    ...         return float(self.model.x_.sum())
+    >>> model = fk.BaselineOnly(epochs=3)
+    >>> model.x_ = np.ones(2)
+    >>> run_trainer(Halve(model), epochs=3)["loss"].tolist()
+    [1.0, 0.5, 0.25]
     """
 
     state_names: Sequence[str] = ()

@@ -128,6 +128,7 @@ class SVDpp(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, FactorMo
     """
 
     _partial_epochs: ClassVar[int] = 5
+    _state_arrays: ClassVar[tuple[str, ...]] = (*FactorModel._state_arrays, "implicit_factors_")
     _tags: ClassVar[dict[str, Any]] = {
         "iterative": True,
         "cli_name": "svdpp",
