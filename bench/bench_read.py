@@ -117,7 +117,7 @@ def child(which: str, path: str) -> None:
 
     if which == "factorkit":
         import factorkit as fk
-        from factorkit.data.readers import read_csv  # the same function as fk.read_csv
+        from factorkit.data.io import read_csv  # the same function as fk.read_csv
     before = _rss_now()
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()

@@ -103,7 +103,7 @@ def test_halving_and_ranking_metric(ratings_csv, capsys, monkeypatch):
         (["--param-grid", "{bad json"], "--param-grid must be a JSON object or a JSON file"),
         (
             ["--search", "grid", "--param-grid", '{"factors": {"loguniform_int": [2, 9]}}'],
-            "--search grid takes lists of values; 'factors' is a distribution",
+            "tune: search='grid' takes lists of values; 'factors' is a distribution",
         ),
         (["--param-grid", '{"factor": [2]}'], "BiasedMF has no parameter 'factor'"),
         (["--n-iter", "0"], "n_iter must be an int >= 1; got 0"),
@@ -166,3 +166,30 @@ def test_report_without_matplotlib_says_how_to_install(ratings_csv, tmp_path, ca
     )
     assert code == 2
     assert "the report needs matplotlib: pip install 'factorkit[plot]'" in capsys.readouterr().err
+
+
+def test_evaluate_progress_bar_over_folds_on_a_terminal(ratings_csv, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(["evaluate", str(ratings_csv), "--model", "baseline", "--cv", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "cross_validate" in err and "2/2" in err
+    assert main(["evaluate", str(ratings_csv), "--model", "baseline", "--cv", "2", "-q"]) == 0
+    assert "cross_validate" not in capsys.readouterr().err
+
+
+def test_reports_label_their_split_and_data(ratings_csv, tmp_path):
+    out = tmp_path / "eval"
+    args = ["evaluate", str(ratings_csv), "--model", "baseline", "--cv", "5", "--seed", "3"]
+    assert main([*args, "--report", str(out), "-q"]) == 0
+    page = (out / "index.html").read_text()
+    assert "fold 0 of the 5-fold split of the cross-validation (fk.split.kfold, seed 3)" in page
+    assert "1,200 train / 300 test interactions" in page
+    assert f"Data set: <code>{ratings_csv}</code>" in page
+    out = tmp_path / "tune"
+    args = ["tune", str(ratings_csv), "--model", "baseline", "--n-iter", "2", "--cv", "2"]
+    assert main([*args, "--report", str(out), "-q"]) == 0
+    page = (out / "index.html").read_text()
+    assert "random split, 0.2 of the data held out as test (300 interactions), seed 0" in page
+    assert "RandomSearch results (2 settings, metric rmse, mean over 2 splits)" in page

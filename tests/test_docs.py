@@ -23,11 +23,3 @@ def test_tutorial_script_runs(tmp_path):
     assert "610 users x 9,724 items, 100,836 ratings" in out
     assert "saved and reloaded: predictions identical" in out
     assert "Shawshank Redemption" in out or "Casablanca" in out
-
-
-def test_readme_names_the_two_setup_commands():
-    readme = (ROOT / "README.md").read_text()
-    assert 'pip install -e ".[dev]" && factorkit demo' in readme
-    assert "python -m pytest -q" in readme
-    ci = (ROOT / ".ci" / "run").read_text()
-    assert "python -m pytest -q" in ci

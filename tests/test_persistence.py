@@ -1,3 +1,4 @@
+import hashlib
 import json
 import zipfile
 
@@ -155,3 +156,19 @@ def test_state_protocol_drives_the_file(model_and_data, tmp_path):
     assert stored == arrays  # ids included, nothing else
     assert set(meta["scalars"]) == set(state) - arrays - {"history_"}
     assert meta["history"] == state["history_"]
+
+
+def test_a_state_the_class_rejects_is_a_format_error(model_and_data, tmp_path):
+    model, _ = model_and_data
+    path = tmp_path / "m.fk"
+    model.save(path)
+
+    def truncate_seen_values(arrays, meta):
+        arrays["seen_values_"] = arrays["seen_values_"][:2]
+        info = meta["arrays"]["seen_values_"]
+        info["shape"] = [2]
+        info["sha256"] = hashlib.sha256(arrays["seen_values_"].tobytes()).hexdigest()
+
+    _rewrite(path, truncate_seen_values)
+    with pytest.raises(ModelFormatError, match=r"seen_values_ holds 2 values for 6 seen items"):
+        fk.load(path)

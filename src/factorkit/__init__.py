@@ -3,11 +3,13 @@
 The public API is re-exported here; see ``docs/`` and the README for a tour.
 """
 
+# _threads first: it sets the OpenMP wait policy before any kernel starts a thread
+from factorkit import _threads  # noqa: F401  # isort: skip
 from factorkit import datasets, evaluation, exceptions, report, split
 from factorkit.base import Tags, all_estimators, get_tags
 from factorkit.data import IdMap, Interactions
-from factorkit.data.readers import read_csv, read_parquet
-from factorkit.evaluation import GridSearch, RandomSearch, cross_validate, evaluate
+from factorkit.data.io import read_csv, read_parquet
+from factorkit.evaluation import GridSearch, RandomSearch, cross_validate, evaluate, tune
 from factorkit.models import (
     ALS,
     BPR,
@@ -49,4 +51,5 @@ __all__ = [
     "read_parquet",
     "report",
     "split",
+    "tune",
 ]

@@ -9,7 +9,9 @@ result down. Invariants:
   BLAS thread (:func:`single_thread_blas`): a multi-threaded solve of a 100x100 system
   costs more in hand-offs than it computes, and on a busy machine each hand-off waits for
   a core;
-- GEMM-bound steps outside kernels take ``n_threads`` BLAS threads (:func:`blas_threads`).
+- GEMM-bound steps outside kernels take ``n_threads`` BLAS threads (:func:`blas_threads`);
+- kernel threads that wait for each other (the end of every parallel region: SGD rounds,
+  ALS half-steps) spin only briefly, then sleep (:data:`SPIN_COUNT`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,19 @@ from collections.abc import Iterator
 import numba
 from threadpoolctl import ThreadpoolController
 
+#: GNU OpenMP (numba's "omp" threading layer) makes a thread that reaches the end of a
+#: parallel region spin for 300,000 iterations before it sleeps. When other processes
+#: compete for the cores, those spinning threads burn the time slices that the late
+#: thread needs, and every region waits for it: a BiasedMF fit with 2 threads on 2 busy
+#: cores ran 10-20x slower than with 1 thread. A short spin, then sleep, keeps the
+#: parallel speed-up under contention. Set before numba loads its OpenMP runtime (it reads
+#: the setting once); a user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT is left alone.
+SPIN_COUNT = "1000"
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
+
 __all__ = [
+    "SPIN_COUNT",
     "blas_threads",
     "concurrent_launches_safe",
     "max_threads",

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,9 @@ import numpy as np
 import pandas as pd
 
 import factorkit as fk
+from factorkit._compile import compile_time, notify_first_compile
+from factorkit.data.hints import Placeholder, hint_style
+from factorkit.data.interactions import DUPLICATE_POLICIES
 from factorkit.exceptions import FactorkitError
 
 
@@ -66,13 +69,46 @@ def load_data(args: argparse.Namespace) -> fk.Interactions:
         "rating": None if args.implicit else args.rating_col,
         "timestamp": args.timestamp_col,
     }
-    if path.suffix.lower() in (".parquet", ".pq"):
-        return fk.read_parquet(path, **columns)
-    header = not args.no_header
-    if not header:
-        columns = {k: (int(v) if v is not None else None) for k, v in columns.items()}
-    sep = "\t" if args.sep == "\\t" else args.sep
-    return fk.read_csv(path, sep=sep, header=header, **columns)
+    duplicates = getattr(args, "duplicates", "error")
+    with hint_style(_data_flag):  # readers' fixes read as flags: "pass --sep ';'"
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return fk.read_parquet(path, duplicates=duplicates, **columns)
+        header = not args.no_header
+        if not header:  # positions; a name is left for read_csv to explain
+            columns = {k: _position(v) for k, v in columns.items()}
+        sep = "\t" if args.sep == "\\t" else args.sep
+        return fk.read_csv(path, sep=sep, header=header, duplicates=duplicates, **columns)
+
+
+#: reader argument -> the data flag that sets it
+DATA_FLAGS = {
+    "user": "--user-col",
+    "item": "--item-col",
+    "rating": "--rating-col",
+    "timestamp": "--timestamp-col",
+    "sep": "--sep",
+    "duplicates": "--duplicates",
+}
+
+
+def _data_flag(name: str, values: Any) -> str | None:
+    """A reader's suggested argument as the flag a CLI user passes (see data.hints)."""
+    if name == "header" and list(values) == [False]:
+        return "--no-header"
+    if name == "rating" and list(values) == [None]:
+        return "--implicit"
+    if name not in DATA_FLAGS:
+        return None
+    shown = [
+        v if isinstance(v, Placeholder) else "'\\t'" if v == "\t" else shlex.quote(str(v))
+        for v in values
+    ]
+    choices = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]
+    return f"{DATA_FLAGS[name]} {choices}"
+
+
+def _position(value: str | None) -> int | str | None:
+    return int(value) if value is not None and value.strip().isdigit() else value
 
 
 def load_training_data(args: argparse.Namespace) -> fk.Interactions:
@@ -163,41 +199,55 @@ def cmd_demo(args: argparse.Namespace) -> int:
     train, test = fk.split.random(data, test_size=0.2, random_state=0)
     print(f"held-out split: {len(train):,} training and {len(test):,} test ratings (80/20)")
     results = []
+    compiling = 0.0
     for label, model in (
         ("BaselineOnly", fk.BaselineOnly()),
         ("BiasedMF", fk.BiasedMF(random_state=0, progress=_progress_default(args))),
     ):
-        t0 = time.perf_counter()
-        model.fit(train)
-        elapsed = time.perf_counter() - t0
+        elapsed, compiled = _timed_fit(model, train)
+        compiling += compiled
         scores = fk.evaluate(model, test, metrics=["rmse", "mae"])
         results.append((label, scores["rmse"], scores["mae"], elapsed, model))
     print()
     print(f"{'model':<14}{'RMSE':>8}{'MAE':>8}{'fit s':>8}")
     for label, r, m, t, _ in results:
         print(f"{label:<14}{r:>8.4f}{m:>8.4f}{t:>8.2f}")
+    if compiling >= 0.05:
+        print(f"(fit times exclude {compiling:.1f} s of one-off kernel compilation)")
     model = results[-1][-1]
     titles = data.item_metadata["title"] if data.item_metadata is not None else None
     print()
-    print("Predicted ratings for movies each user has not rated (top 5 by BiasedMF):")
+    print("Top 5 movies each user has not rated, by BiasedMF's predicted rating")
+    lo, hi = model.rating_scale_
+    print(f"(the model's score, unclipped; predict() clips it to the {lo:g}-{hi:g} rating scale):")
     for user in data.user_map.ids[:3]:
         items, scores = model.recommend(user, k=5)
         print(f"  user {user}:")
         for item, score in zip(items, scores, strict=True):
             title = titles.get(item, "") if titles is not None else ""
-            print(f"    {min(score, 5.0):.2f}  {title} [{item}]")
+            print(f"    {score:.2f}  {title} [{item}]")
     return 0
+
+
+def _timed_fit(model: Any, data: fk.Interactions) -> tuple[float, float]:
+    """Fit; return (seconds of work, seconds of kernel compilation), measured apart."""
+    with compile_time() as compiled:
+        t0 = time.perf_counter()
+        model.fit(data)
+        elapsed = time.perf_counter() - t0
+    return max(0.0, elapsed - compiled.seconds), compiled.seconds
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
     data = load_training_data(args)
     model = make_model(args)
-    t0 = time.perf_counter()
-    model.fit(data)
-    elapsed = time.perf_counter() - t0
+    elapsed, compiled = _timed_fit(model, data)
     model.save(args.out)
     if not args.quiet:
-        print(f"fitted {model!r} on {len(data):,} interactions in {elapsed:.2f} s")
+        extra = (
+            f" (+ {compiled:.1f} s compiling kernels, first run only)" if compiled >= 0.05 else ""
+        )
+        print(f"fitted {model!r} on {len(data):,} interactions in {elapsed:.2f} s{extra}")
         print(f"saved to {args.out}")
     return 0
 
@@ -295,13 +345,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         metrics = ["rmse", "mae"]
     else:
         metrics = ["precision@10", "recall@10", "ndcg@10", "coverage@10"]
-    folds = list(fk.split.kfold(data, k=args.cv, random_state=args.seed))
-    result = fk.cross_validate(model, data, cv=folds, metrics=metrics)
+    result = fk.cross_validate(
+        model,
+        data,
+        cv=args.cv,
+        metrics=metrics,
+        random_state=args.seed,
+        progress=_progress_default(args),
+    )
     print(f"{model!r}: {args.cv}-fold cross-validation on {len(data):,} interactions")
     table = result.summary()
     print(table.to_string(float_format=lambda x: f"{x:.4f}"))
     if args.report:
-        train, test = folds[0]
+        # the report's test metrics and figures come from the first of the same folds
+        train, test = next(iter(fk.split.kfold(data, k=args.cv, random_state=args.seed)))
         _write_report(
             args.report,
             model=fk.clone(model).fit(train),
@@ -309,6 +366,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             test=test,
             title=f"{type(model).__name__} on {args.data}",
             cv_result=result,
+            data_name=args.data,
+            split=(
+                f"fold 0 of the {args.cv}-fold split of the cross-validation "
+                f"(fk.split.kfold, seed {args.seed}): {len(train):,} train / {len(test):,} "
+                "test interactions"
+            ),
         )
     return 0
 
@@ -321,22 +384,8 @@ def _write_report(directory: str, **kwargs: Any) -> None:
     print(f"report written to {path}")
 
 
-@dataclass
-class TuneOutcome:
-    """What ``factorkit tune`` measured besides the search itself (for the report)."""
-
-    model_name: str
-    metric: str
-    n_tune: int
-    n_test: int
-    test_split: str
-    default_model: Any
-    tuned_score: float
-    default_score: float
-    wall_time: float
-    cpu_time: float
-    tune_set: Any = None
-    test: Any = None
+#: what ``factorkit tune`` hands to :func:`report_tune` (the API's result object)
+TuneOutcome = fk.evaluation.TuneResult
 
 
 def _read_space(text: str) -> Any:
@@ -354,79 +403,29 @@ def _read_space(text: str) -> Any:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from factorkit.evaluation.search import (
-        GridSearch,
-        RandomSearch,
-        default_search_space,
-        greater_is_better,
-        parse_search_space,
-    )
-
-    wall0, cpu0 = time.perf_counter(), time.process_time()
     data = load_training_data(args)
     base = make_model(args)
+    # parameters given on the command line stay out of the built-in space
     fixed = {name for name in MODEL_FLAGS if getattr(args, name, None) is not None}
     fixed |= {item.partition("=")[0] for item in args.param or []}
-    if "progress" in base.get_params():
-        base.set_params(progress=False)
-    metric = args.metric or ("rmse" if fk.get_tags(base).explicit else "ndcg@10")
-    ranking = greater_is_better(metric)
-    # hold out a test set first: the search never sees it, both models are scored on it
-    splitter = fk.split.per_user if ranking else fk.split.random
-    tune_set, test = splitter(data, test_size=args.test_size, random_state=args.seed)
-    if args.param_grid:
-        raw = _read_space(args.param_grid)
-        if args.search == "grid" and isinstance(raw, dict):
-            for name, value in raw.items():
-                if isinstance(value, dict):
-                    raise FactorkitError(
-                        f"--search grid takes lists of values; {name!r} is a distribution "
-                        "(use --search random for distributions)"
-                    )
-        space = parse_search_space(raw)
-    else:
-        space = default_search_space(base, args.search)
-        space = {k: v for k, v in space.items() if k not in fixed}
-        if args.halving:
-            space.pop("epochs", None)
-        if not space:
-            raise FactorkitError(
-                "every parameter of the built-in search space is fixed by a flag; drop a flag "
-                "or pass --param-grid"
-            )
-    common: dict[str, Any] = {
-        "cv": "holdout" if args.holdout is not None else args.cv,
-        "validation_size": args.holdout if args.holdout is not None else 0.2,
-        "metric": metric,
-        "random_state": args.seed,
-        "n_jobs": args.n_jobs,
-        "progress": _progress_default(args),
-        "halving": args.halving,
-        "factor": args.factor,
-    }
-    if args.search == "grid":
-        search = GridSearch(base, space, **common)
-    else:
-        search = RandomSearch(base, space, n_iter=args.n_iter, **common)
-    search.fit(tune_set)
-    tuned = fk.evaluate(search.best_estimator_, test, metrics=[metric], train=tune_set)[metric]
-    default_model = fk.clone(base).fit(tune_set)
-    default = fk.evaluate(default_model, test, metrics=[metric], train=tune_set)[metric]
-    outcome = TuneOutcome(
-        model_name=type(base).__name__,
-        metric=search.metric_,
-        n_tune=len(tune_set),
-        n_test=len(test),
-        test_split="per user" if ranking else "random",
-        default_model=default_model,
-        tuned_score=float(tuned),
-        default_score=float(default),
-        wall_time=time.perf_counter() - wall0,
-        cpu_time=time.process_time() - cpu0,
-        tune_set=tune_set,
-        test=test,
+    outcome = fk.tune(
+        base,
+        data,
+        search=args.search,
+        param_space=_read_space(args.param_grid) if args.param_grid else None,
+        n_iter=args.n_iter,
+        cv="holdout" if args.holdout is not None else args.cv,
+        validation_size=args.holdout if args.holdout is not None else 0.2,
+        metric=args.metric,
+        test_size=args.test_size,
+        fixed=fixed,
+        halving=args.halving,
+        factor=args.factor,
+        random_state=args.seed,
+        n_jobs=args.n_jobs,
+        progress=_progress_default(args),
     )
-    return report_tune(search, outcome, args)
+    return report_tune(outcome.search, outcome, args)
 
 
 def report_tune(search: Any, outcome: TuneOutcome, args: argparse.Namespace) -> int:
@@ -434,32 +433,33 @@ def report_tune(search: Any, outcome: TuneOutcome, args: argparse.Namespace) -> 
 
     The end of ``factorkit tune``; a report writer (``--report DIR``) hooks in here.
     """
+    from factorkit._format import params_text
+
     m = outcome.metric
     print(format_search_table(search, top=args.top))
     print()
-    best = ", ".join(f"{k}={_short(v)}" for k, v in search.best_params_.items())
-    print(f"best parameters: {best}")
-    better = "higher" if search.greater_is_better_ else "lower"
+    print(f"best parameters: {params_text(search.best_params_)}")
+    better = "higher" if outcome.greater_is_better else "lower"
     print(
         f"held-out {m} on {outcome.n_test:,} test interactions ({better} is better; split "
         f"{outcome.test_split}, seed {args.seed}, never seen by the search):"
     )
     print(f"  tuned     {outcome.tuned_score:.4f}  best parameters, refitted on all tuning data")
     print(f"  defaults  {outcome.default_score:.4f}  {outcome.default_model!r}")
-    gain = outcome.tuned_score - outcome.default_score
-    if not search.greater_is_better_:
-        gain = -gain
-    rel = 100 * gain / abs(outcome.default_score) if outcome.default_score else float("nan")
-    if abs(gain) < 5e-5:
+    if abs(outcome.gain) < 5e-5:
         print("  tuned matches defaults (difference < 0.0001)")
     else:
-        verdict = "better" if gain > 0 else "worse"
-        print(f"  tuned is {verdict} than defaults by {abs(gain):.4f} ({abs(rel):.2f}%)")
+        verdict = "better" if outcome.gain > 0 else "worse"
+        print(
+            f"  tuned is {verdict} than defaults by {abs(outcome.gain):.4f} "
+            f"({abs(100 * outcome.relative_gain):.2f}%)"
+        )
     n_fits = len(search.cv_results_) * search.n_splits_
     print(
         f"search: {len(search.cv_results_)} settings, {n_fits} fits in "
         f"{search.search_time_:.1f} s wall / {search.search_cpu_time_:.1f} s CPU; "
-        f"whole command {outcome.wall_time:.1f} s wall / {outcome.cpu_time:.1f} s CPU"
+        f"tune (split, search, refit, defaults) {outcome.wall_time:.1f} s wall / "
+        f"{outcome.cpu_time:.1f} s CPU"
     )
     if args.report:
         _write_report(
@@ -469,16 +469,16 @@ def report_tune(search: Any, outcome: TuneOutcome, args: argparse.Namespace) -> 
             test=outcome.test,
             title=f"{outcome.model_name} tuned on {args.data}",
             search=search,
+            data_name=args.data,
+            split=outcome.split_description,
         )
     return 0
 
 
-def _short(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
 def format_search_table(search: Any, top: int = 10) -> str:
     """The top settings of a fitted search as a plain-text table."""
+    from factorkit._format import short
+
     table = search.summary(top=top)
     m = search.metric_
     n = search.n_splits_
@@ -499,7 +499,7 @@ def format_search_table(search: Any, top: int = 10) -> str:
         elif col == "epochs run":
             formatters[col] = "{:.1f}".format
         elif table[col].dtype.kind == "f":
-            formatters[col] = _short
+            formatters[col] = short
     title = f"top {len(table)} of {len(search.cv_results_)} settings by {m} ({how})"
     return title + "\n" + table.to_string(index=False, formatters=formatters)
 
@@ -507,20 +507,21 @@ def format_search_table(search: Any, top: int = 10) -> str:
 def cmd_info(args: argparse.Namespace) -> int:
     from factorkit.persistence import read_metadata
 
+    model = fk.load(args.model_file)  # verifies every array, not only the metadata
     meta = read_metadata(args.model_file)
-    print(f"model:      {meta['class']}")
+    tags = fk.get_tags(model)
+    print(f"model:      {meta['class']} ({tags.feedback} feedback)")
     print(f"factorkit:  {meta['factorkit_version']} (format {meta['format_version']})")
     params = ", ".join(f"{k}={v!r}" for k, v in meta["params"].items())
     print(f"parameters: {params}")
-    shapes = meta["arrays"]
-    print(f"users:      {shapes['user_ids']['shape'][0]:,}")
-    print(f"items:      {shapes['item_ids']['shape'][0]:,}")
-    for name, info in shapes.items():
-        if name.endswith("_"):
-            print(f"  {name:<18} {info['dtype']:<8} {tuple(info['shape'])}")
+    print(f"users:      {len(model.user_map_):,}")
+    print(f"items:      {len(model.item_map_):,}")
+    if tags.has_factors:
+        print(f"factors:    {model.user_factors_.shape[1]} per user and per item")
     if meta.get("history"):
         last = meta["history"][-1]
         print(f"trained:    {last.get('epoch')} epochs, final loss {last.get('loss'):.4f}")
+    print("file:       verified (checksums, and every array against the id vocabularies)")
     return 0
 
 
@@ -562,6 +563,12 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timestamp-col", default=None, help="timestamp column (optional)")
     p.add_argument("--implicit", action="store_true", help="no rating column: implicit 1.0")
     p.add_argument("--sep", default=",", help="field separator: , \\t ; | :: (default ,)")
+    p.add_argument(
+        "--duplicates",
+        choices=DUPLICATE_POLICIES,
+        default="error",
+        help="repeated (user, item) pairs: error (default), keep the last, mean or sum",
+    )
     p.add_argument(
         "--no-header", action="store_true", help="file has no header; columns by 0-based position"
     )
@@ -626,7 +633,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--report", metavar="DIR", help="also write an HTML report (needs matplotlib)")
     p.add_argument("--seed", type=int, default=0, help="fold assignment seed")
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(
@@ -692,6 +699,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not getattr(args, "quiet", False) and sys.stderr.isatty():
+        notify_first_compile(sys.stderr)
     try:
         return int(args.func(args) or 0)
     except (FactorkitError, FileNotFoundError) as exc:

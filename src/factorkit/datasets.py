@@ -7,8 +7,8 @@
 - :func:`make_implicit`: synthetic implicit feedback from a known low-rank model.
 """
 
-from factorkit.data.download import load_movielens
-from factorkit.data.movielens import load_movielens_small, read_movielens
+from factorkit.data.io.download import load_movielens
+from factorkit.data.io.movielens import load_movielens_small, read_movielens
 from factorkit.data.synthetic import make_implicit, make_ratings
 
 __all__ = [

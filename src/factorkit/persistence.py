@@ -4,7 +4,7 @@ This module only writes and reads files: what a model's fitted state is comes fr
 model's public state protocol, ``model.get_state()`` (NumPy arrays and JSON-able values,
 raw-id vocabularies as the arrays ``user_ids``/``item_ids``, the training history as
 ``history_`` records) and ``cls(**params).set_state(state)`` (see
-:mod:`factorkit.models._factor`).
+:class:`factorkit.models.FactorModel`).
 
 Layout of the file (a zip archive as written by :func:`numpy.savez`):
 
@@ -20,7 +20,13 @@ Scalars of the state are stored in the metadata (``scalars``), ``history_`` as
 unchanged (a missing ``seen_values_`` is filled with ones).
 
 Loading checks every digest, so a corrupted, truncated or foreign file raises
-:class:`~factorkit.exceptions.ModelFormatError` saying what was wrong.
+:class:`~factorkit.exceptions.ModelFormatError` saying what was wrong. The digests detect
+damage, not tampering (anyone who edits a file can recompute them), so loading then
+treats the file as untrusted input: :mod:`factorkit._state_checks` checks the metadata's
+schema, the parameters against the constraints ``fit`` uses, and every array's dtype,
+shape and index range against the id vocabularies before any array reaches a kernel. A
+file from an untrusted place still deserves the care any download does: it cannot run
+code (no pickle) or crash a kernel, but it can hold a deliberately bad model.
 """
 
 from __future__ import annotations
@@ -36,7 +42,8 @@ from typing import Any
 
 import numpy as np
 
-from factorkit.exceptions import ModelFormatError, NotFittedError
+from factorkit._state_checks import check_arrays, check_metadata, check_params_and_scalars
+from factorkit.exceptions import InvalidParameterError, ModelFormatError, NotFittedError
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load", "read_metadata", "save_model"]
 
@@ -160,10 +167,33 @@ def save_model(model: Any, path: str | os.PathLike) -> None:
     os.replace(tmp, path)
 
 
+_ZIP_MAGIC = b"PK\x03\x04"
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _check_container(path: Path) -> None:
+    """A model file is a zip archive; say what it is otherwise, before numpy guesses."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head.startswith(_ZIP_MAGIC):
+        return
+    if head.startswith(_NPY_MAGIC):
+        found = "a single NumPy array (.npy)"
+    elif not head:
+        found = "an empty file"
+    else:
+        found = "some other kind of file"
+    raise ModelFormatError(
+        f"{path}: not a factorkit model file: expected a model saved with model.save(path) "
+        f"(a .npz zip archive); found {found}"
+    )
+
+
 def _open(path: str | os.PathLike) -> tuple[Any, dict]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no model file at {str(path)!r}")
+    _check_container(path)
     try:
         npz = np.load(path, allow_pickle=False)
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
@@ -186,8 +216,15 @@ def _open(path: str | os.PathLike) -> tuple[Any, dict]:
         ) from None
     if hashlib.sha256(meta_bytes).hexdigest() != stored:
         raise ModelFormatError(f"{path}: metadata checksum mismatch; the file is corrupted")
-    meta = json.loads(meta_bytes)
-    if meta.get("format") != FORMAT_NAME:
+    try:
+        meta = json.loads(meta_bytes)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFormatError(
+            f"{path}: metadata is not valid JSON ({exc}); the file is damaged or was edited"
+        ) from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ModelFormatError(f"{path}: format is {found!r}, not {FORMAT_NAME!r}")
         raise ModelFormatError(f"{path}: format is {meta.get('format')!r}, not {FORMAT_NAME!r}")
     if meta.get("format_version") != FORMAT_VERSION:
         raise ModelFormatError(
@@ -195,6 +232,7 @@ def _open(path: str | os.PathLike) -> tuple[Any, dict]:
             f"this factorkit (reads version {FORMAT_VERSION}); saved by factorkit "
             f"{meta.get('factorkit_version')}. Install that version or refit the model."
         )
+    check_metadata(meta, str(path))
     return npz, meta
 
 
@@ -250,6 +288,8 @@ def load(path: str | os.PathLike) -> Any:
                     f"{path}: array {name!r} checksum mismatch; the file is corrupted"
                 )
             arrays[name] = arr
+    check_params_and_scalars(cls, meta, str(path))
+    check_arrays(cls, meta, arrays, str(path))
     for name in meta.get("string_arrays", []):
         arrays[name] = _unpack_strings(arrays[name], arrays.pop(name + ".offsets"))
     state: dict[str, Any] = dict(meta["scalars"])
@@ -260,4 +300,10 @@ def load(path: str | os.PathLike) -> Any:
         state["history_"] = meta["history"]
     valid = set(inspect.signature(cls).parameters)
     model = cls(**{k: v for k, v in meta["params"].items() if k in valid})
-    return model.set_state(state)
+    try:
+        return model.set_state(state)
+    except InvalidParameterError as exc:  # a state the class rejects: an edited file
+        raise ModelFormatError(
+            f"{path}: {exc}; the file is damaged or was edited: restore it from a trusted "
+            "copy or refit the model"
+        ) from None

@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from factorkit.data import download
-from factorkit.data.download import load_movielens
+from factorkit.data.io import download
+from factorkit.data.io.download import load_movielens
 from factorkit.exceptions import DataError, DataWarning, InvalidParameterError
 
 RATINGS = "1::1193::5::978300760\n1::661::3::978302109\n2::1193::4::978298413\n"

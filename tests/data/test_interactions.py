@@ -4,7 +4,7 @@ import pytest
 import scipy.sparse as sp
 
 import factorkit as fk
-from factorkit.exceptions import DataError, UnknownIdError
+from factorkit.exceptions import DataError, InvalidParameterError, UnknownIdError
 
 
 def frame(**cols):
@@ -235,3 +235,129 @@ def test_to_implicit_keeps_positives_and_shares_maps(small):
     assert len(small.to_implicit()) == len(small)
     with pytest.raises(DataError, match="to_implicit: min_value must be a finite number; got nan"):
         small.to_implicit(min_value=float("nan"))
+
+
+# ---------------------------------------------------------------------- id types
+@pytest.mark.parametrize(
+    ("ids", "query", "match"),
+    [
+        (
+            [1, 2, 3],
+            "1",
+            r"^item id '1' is a string, but the 3 item ids here are integers \(e\.g\. 1\); "
+            r"pass integers, e\.g\. 1$",
+        ),
+        (
+            [1, 2, 3],
+            ["x", "2"],
+            r"^item id 'x' is a string, but the 3 item ids here are integers \(e\.g\. 1\); "
+            r"pass integers$",
+        ),
+        (
+            ["a", "b"],
+            np.array([318]),
+            r"^item id 318 is an integer, but the 2 item ids here are strings \(e\.g\. 'a'\); "
+            r"pass strings, e\.g\. '318'$",
+        ),
+    ],
+)
+def test_idmap_rejects_ids_of_the_other_type(ids, query, match):
+    m = fk.IdMap(ids, kind="item")
+    for method in (m.lookup, m.to_index):
+        with pytest.raises(UnknownIdError, match=match):
+            method(query)
+
+
+def test_idmap_mixed_vocabularies_and_queries_still_look_up():
+    mixed = fk.IdMap([7, "a"], kind="user")
+    assert mixed.ids.tolist() == [7, "a"]  # a list keeps each id's type
+    assert mixed.lookup(["a", 7, "7", 3]).tolist() == [1, 0, -1, -1]
+    ints = fk.IdMap([10, 20], kind="item")
+    assert ints.lookup([20, "20"]).tolist() == [1, -1]  # a mixed query: the str is unknown
+    assert ints.lookup(np.array([10.0])).tolist() == [0]
+    assert ints.lookup([]).tolist() == []
+
+
+def test_model_rejects_id_of_the_wrong_type():
+    """predict / recommend on integer ids must not silently fall back for "1"."""
+    df = pd.DataFrame({"u": [1, 1, 2, 2, 3], "i": [10, 20, 10, 30, 20], "r": [4, 3, 5, 2, 4.0]})
+    model = fk.BaselineOnly(epochs=2).fit(fk.Interactions.from_pandas(df, "u", "i", "r"))
+    assert np.isfinite(model.predict(1, 10)).all()
+    with pytest.raises(UnknownIdError, match=r"^user id '1' is a string, but the 3 user ids"):
+        model.predict("1", 10)
+    with pytest.raises(UnknownIdError, match=r"^item id '10' is a string, but the 3 item ids"):
+        model.predict(1, "10")
+
+
+# ---------------------------------------------------------------------- from_dense / from_dict
+def test_from_dense_with_zero_and_nan_markers():
+    R = np.array([[5.0, 0.0, 3.0], [0.0, 0.0, 0.0], [0.0, 4.0, 1.0]])
+    data = fk.Interactions.from_dense(R)
+    assert data.shape == (3, 3) and len(data) == 4 and not data.implicit
+    assert data.user_ids.ids.tolist() == [0, 1, 2]  # an empty row keeps its user
+    np.testing.assert_array_equal(data.to_csr().toarray(), R)
+    nan = np.where(R == 0, np.nan, R)
+    nan[1, 1] = 0.0  # a real rating of 0 with the NaN marker
+    data = fk.Interactions.from_dense(nan, missing=np.nan)
+    assert len(data) == 5 and data.user_items(1)[0].tolist() == [1]
+    assert len(fk.Interactions.from_dense([[1, -1], [-1, 2]], missing=-1)) == 2
+
+
+@pytest.mark.parametrize(
+    ("R", "kw", "err", "match"),
+    [
+        (np.ones(3), {}, DataError, r"^Interactions\.from_dense: R must be a 2-D array \(users "
+         r"x items\); got 1-D with shape \(3,\)\. A single user's ratings are "
+         r"R\[np\.newaxis, :\]\.$"),
+        (np.ones((0, 4)), {}, DataError,
+         r"^Interactions\.from_dense: R is empty \(shape \(0, 4\)\); expected users x items$"),
+        (np.zeros((2, 2)), {}, DataError,
+         r"^Interactions\.from_dense: R has no interactions: every entry equals missing=0$"),
+        ([[1.0, np.nan]], {}, DataError,
+         r"^Interactions\.from_dense: R\[0, 1\] is nan; ratings must be finite numbers\. Mark "
+         r"entries without a rating with the missing value \(pass missing=np\.nan to use "
+         r"NaN\)$"),
+        ([[1.0, np.inf]], {"missing": np.nan}, DataError,
+         r"^Interactions\.from_dense: R\[0, 1\] is inf; ratings must be finite numbers\. Mark "
+         r"entries without a rating with the missing value$"),
+        ([["a", "b"]], {}, DataError,
+         r"^Interactions\.from_dense: R must hold numbers; got dtype <U1\."),
+        ([[1.0]], {"missing": "0"}, InvalidParameterError,
+         r"^Interactions\.from_dense: missing must be a finite number or numpy\.nan; got '0'$"),
+    ],
+)  # fmt: skip
+def test_from_dense_bad_input(R, kw, err, match):
+    with pytest.raises(err, match=match):
+        fk.Interactions.from_dense(R, **kw)
+
+
+def test_from_dict():
+    data = fk.Interactions.from_dict({(1, "a"): 4.0, (2, "a"): 3, (1, "b"): 5.5})
+    assert triples_of(data) == [(1, "a", 4.0), (1, "b", 5.5), (2, "a", 3.0)]
+    implicit = fk.Interactions.from_dict({("u", 1): 2, ("v", 1): 1}, implicit=True)
+    assert implicit.implicit and implicit.values.tolist() == [2.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("ratings", "match"),
+    [
+        ({}, r"^Interactions\.from_dict: ratings is empty; expected at least one \(user, item\) "
+         r"pair$"),
+        ([((1, 2), 3.0)], r"^Interactions\.from_dict: ratings must be a dict "
+         r"\{\(user, item\): value\}; got list$"),
+        ({(1, 2): 3.0, 7: 1.0}, r"^Interactions\.from_dict: key 7 is not a \(user, item\) pair; "
+         r"write each entry as \(user, item\): value$"),
+        ({(1, 2): float("nan")}, r"^Interactions\.from_dict: the value of tuple \(1, 2\) is nan; "
+         r"expected a finite number$"),
+        ({(1, 2): "5"}, r"^Interactions\.from_dict: the value of tuple \(1, 2\) is '5'; "
+         r"expected a finite number$"),
+    ],
+)  # fmt: skip
+def test_from_dict_bad_input(ratings, match):
+    with pytest.raises(DataError, match=match):
+        fk.Interactions.from_dict(ratings)
+
+
+def triples_of(data):
+    df = data.to_pandas()
+    return sorted(zip(df["user"], df["item"], df["rating"].astype(float), strict=True))

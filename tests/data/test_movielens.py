@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from factorkit.data.interactions import Interactions
-from factorkit.data.movielens import ML100K_GENRES, load_movielens_small, read_movielens
+from factorkit.data.io.movielens import ML100K_GENRES, load_movielens_small, read_movielens
 from factorkit.exceptions import DataError, DataWarning
 
 # sha256 of the files copied from GroupLens' ml-latest-small.zip (its SHA256SUMS).
@@ -381,7 +381,7 @@ def test_u_item_bad_genre_flag(tmp_path):
 def test_public_module_exports():
     pytest.importorskip("factorkit.data.synthetic")
     import factorkit.datasets as ds
-    from factorkit.data import download, movielens
+    from factorkit.data.io import download, movielens
 
     assert ds.load_movielens_small is movielens.load_movielens_small
     assert ds.read_movielens is movielens.read_movielens

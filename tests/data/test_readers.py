@@ -3,15 +3,18 @@ message per kind of bad input (file, line, field, expectation, fix)."""
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import io
+import lzma
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from factorkit.data import readers
-from factorkit.data.readers import read_csv, read_parquet
+import factorkit.data.io.csv as csv_io
+from factorkit.data.io import _arrow_csv, _numba_csv, _source, read_csv, read_parquet
 from factorkit.exceptions import DataError, InvalidParameterError
 
 HEADER = "userId,movieId,rating,timestamp\n"
@@ -24,10 +27,10 @@ def engine(request, monkeypatch):
     on irregular input), pyarrow's reader alone, and pandas' C parser alone (no pyarrow)."""
     if request.param == "arrow":
         pytest.importorskip("pyarrow")
-        monkeypatch.setattr(readers, "_read_fast", readers._read_fast_arrow)
+        monkeypatch.setattr(csv_io, "_read_fast", _arrow_csv.read)
     elif request.param == "pandas":  # as if pyarrow were not installed (pandas may use it)
-        monkeypatch.setattr(readers, "_read_fast_native", lambda src, cols: None)
-        monkeypatch.setattr(readers, "_arrow", lambda: None)
+        monkeypatch.setattr(_numba_csv, "read", lambda src, cols: None)
+        monkeypatch.setattr(_arrow_csv, "arrow", lambda: None)
     return request.param
 
 
@@ -384,7 +387,7 @@ def test_file_not_found(tmp_path):
 @pytest.mark.parametrize(
     ("kw", "match"),
     [
-        ({"sep": ":"}, r"^sep must be one of ',', '\\t', ';', '\|', ' ', '::'; got ':'$"),
+        ({"sep": ":"}, r"^read_csv: sep must be one of ',', '\\t', ';', '\|', ' ', '::'; got ':'$"),
         (
             {"header": False},
             r"^with header=False, user must be a 0-based column position \(int\); got "
@@ -392,16 +395,21 @@ def test_file_not_found(tmp_path):
         ),
         (
             {"user": 1.5},
-            r"^user must be a column name \(str\) or a 0-based column position \(int\); got 1\.5$",
+            r"^read_csv: user must be a column name \(str\) or a 0-based column position \(int\); "
+            r"got 1\.5$",
         ),
-        ({"item": None}, r"^item must name the item id column; got None$"),
+        (
+            {"item": None},
+            r"^read_csv: item must be a column name \(str\) or a 0-based column position \(int\); "
+            r"got None$",
+        ),
         (
             {"item": "userId"},
             r"^user and item both name column 'userId'; each role needs its own column$",
         ),
         (
             {"duplicates": "first"},
-            r"^duplicates must be one of \['error', 'last', 'mean', 'sum'\]; got 'first'$",
+            r"^read_csv: duplicates must be one of 'error', 'last', 'mean', 'sum'; got 'first'$",
         ),
     ],
 )
@@ -509,17 +517,17 @@ def test_parquet_errors(parquet, tmp_path):
 # ====================================================================== internals
 def test_pieces_and_chunks_join_up(write, engine, monkeypatch):
     """Tiny pieces (pyarrow) and chunks (pandas) give the same result as one read."""
-    monkeypatch.setattr(readers, "_SEGMENT_BYTES", 48)
-    monkeypatch.setattr(readers, "_CHUNK_ROWS", 2)
+    monkeypatch.setattr(_source, "SEGMENT_BYTES", 48)
+    monkeypatch.setattr(_source, "CHUNK_ROWS", 2)
     pieces = []
-    segments = readers._arrow_segments
+    segments = _arrow_csv._arrow_segments
 
     def spy(*args):
         for table in segments(*args):
             pieces.append(table.num_rows)
             yield table
 
-    monkeypatch.setattr(readers, "_arrow_segments", spy)
+    monkeypatch.setattr(_arrow_csv, "_arrow_segments", spy)
     rows = [f"{u},{i},{(u + i) % 5 + 1}.0,{u * 100 + i}" for u in range(1, 8) for i in (3, 1, 2)]
     data = read_csv(write(HEADER + "\n".join(rows) + "\n"), timestamp="timestamp")
     assert len(data) == 21 and data.n_users == 7 and data.n_items == 3
@@ -537,7 +545,7 @@ def test_pieces_and_chunks_join_up(write, engine, monkeypatch):
 
 def test_types_change_further_down(write, engine, monkeypatch):
     """A guess from the first line that fails later (int32 ids, int ids) is not an error."""
-    monkeypatch.setattr(readers, "_CHUNK_ROWS", 1)
+    monkeypatch.setattr(_source, "CHUNK_ROWS", 1)
     big = write(HEADER + "1,10,4,1\n2,9000000000,3,2\n")
     assert read_csv(big).item_ids.ids.tolist() == [10, 9_000_000_000]
     mixed = write(HEADER + "1,10,4,1\n2,x7,3,2\n", "mixed.csv")
@@ -579,7 +587,7 @@ def test_byte_scan_agrees_with_line_scan(write, text, monkeypatch):
     """The vectorised scan and the line-by-line scan find the same lines and errors."""
 
     def outcome():
-        src = readers._CsvFile(write(text), ",", True)
+        src = _source.CsvFile(write(text), ",", True)
         try:
             lines = src.line_map()
         except DataError as exc:
@@ -587,13 +595,13 @@ def test_byte_scan_agrees_with_line_scan(write, text, monkeypatch):
         return [lines.line(r) for r in range(lines.n_records)]
 
     fast = outcome()
-    monkeypatch.setattr(readers._CsvFile, "_scan_bytes", lambda self: None)
+    monkeypatch.setattr(_source.CsvFile, "_scan_bytes", lambda self: None)
     assert outcome() == fast
 
 
 def test_careful_pass_in_chunks(write, engine, monkeypatch):
     """The careful pass reads in chunks: lines stay exact, id kinds may change midway."""
-    monkeypatch.setattr(readers, "_CHUNK_ROWS", 2)
+    monkeypatch.setattr(_source, "CHUNK_ROWS", 2)
     body = "1,10,4,1\n  \n2,20,3,2\n3,30,2,3\n"
     data = read_csv(write(HEADER + body + "4,40,1,4\n"), timestamp="timestamp")
     assert data.user_ids.ids.tolist() == [1, 2, 3, 4]
@@ -655,17 +663,163 @@ def test_native_parser_agrees_with_pyarrow(write, monkeypatch, sep, newline, hea
     path = write(text + (newline if last_newline else ""))
     cols = {"user": 0, "item": 1, "rating": 2, "timestamp": 3}
     kw = {**cols, "sep": sep, "header": header, "duplicates": "last"}
-    native = readers._read_fast_native
+    native = _numba_csv.read
     used = []
-    monkeypatch.setattr(
-        readers, "_read_fast_native", lambda *a: used.append(native(*a)) or used[-1]
-    )
-    monkeypatch.setattr(readers, "_SEGMENT_BYTES", 4096)  # many pieces, lines cut across
+    monkeypatch.setattr(_numba_csv, "read", lambda *a: used.append(native(*a)) or used[-1])
+    monkeypatch.setattr(_source, "SEGMENT_BYTES", 4096)  # many pieces, lines cut across
     got = read_csv(path, **kw)
     assert used and used[0] is not None  # the native parser did the work
-    monkeypatch.setattr(readers, "_read_fast", readers._read_fast_arrow)
+    monkeypatch.setattr(csv_io, "_read_fast", _arrow_csv.read)
     want = read_csv(path, **kw)
     assert got.user_ids.ids.tolist() == want.user_ids.ids.tolist()
     assert got.item_ids.ids.tolist() == want.item_ids.ids.tolist()
     for name in ("user_index", "item_index", "values", "timestamps"):
         np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+
+
+# ====================================================================== damaged files
+BODY = GOOD.encode() + b"".join(
+    b"%d,%d,3.0,%d\n" % (u, i, u + i) for u in range(3, 60) for i in (1, 2)
+)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "compress"),
+    [(".gz", gzip.compress), (".bz2", bz2.compress), (".xz", lzma.compress)],
+)
+def test_truncated_compressed_file_names_it(write, engine, suffix, compress):
+    blob = compress(BODY)
+    name = f"ratings.csv{suffix}"
+    kind = {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz"}[suffix]
+    with pytest.raises(
+        DataError,
+        match=rf"^ratings\.csv{re.escape(suffix)}: the {kind}-compressed data is truncated or "
+        r"corrupt \(.+\); the file was probably cut short while downloading or copying\. "
+        r"Fetch or compress it again\.$",
+    ):
+        read_csv(write(blob[: len(blob) // 2], name))
+
+
+def test_corrupt_gzip_names_it(write, engine):
+    blob = bytearray(gzip.compress(BODY))
+    blob[len(blob) // 2 : len(blob) // 2 + 16] = b"\xff" * 16
+    with pytest.raises(DataError, match=r"^ratings\.csv\.gz: the gzip-compressed data is "):
+        read_csv(write(bytes(blob), "ratings.csv.gz"))
+
+
+def test_compression_is_told_by_content_not_name(write, engine):
+    want = triples(read_csv(write(BODY)))
+    assert triples(read_csv(write(gzip.compress(BODY), "gzipped.csv"))) == want
+    assert triples(read_csv(write(bz2.compress(BODY), "bzipped.txt"))) == want
+    assert triples(read_csv(write(BODY, "plain.csv.gz"))) == want
+
+
+@pytest.mark.parametrize(
+    ("head", "match"),
+    [
+        (
+            b"\x28\xb5\x2f\xfd\x00\x00",
+            r"^data\.bin is Zstandard-compressed, which read_csv does not decompress; "
+            r"decompress it first \(zstd -d data\.bin\) or recompress it with gzip$",
+        ),
+        (
+            b"PK\x03\x04\x14\x00",
+            r"^data\.bin is a zip archive; extract the CSV file from it first \(unzip data\.bin\)$",
+        ),
+        (b"PAR1\x15\x04", r"^data\.bin is a Parquet file, not CSV; read it with fk\.read_parquet$"),
+    ],
+)
+def test_foreign_formats_get_their_fix(write, head, match):
+    with pytest.raises(DataError, match=match):
+        read_csv(write(head + b"\x00" * 64, "data.bin"))
+
+
+@pytest.fixture
+def small_line_bound(monkeypatch):
+    """Lines may be at most 4 KiB, so that a few hundred KiB show the bound at work."""
+    monkeypatch.setattr(_source, "MAX_LINE_BYTES", 4096)
+    monkeypatch.setattr(_source, "SEGMENT_BYTES", 64 << 10)
+    monkeypatch.setattr(_source, "SCAN_BYTES", 16 << 10)
+
+
+NUL_MATCH = (
+    r"^ratings\.csv{gz} line 4: binary data \(a NUL byte at character {col}\); expected text\. "
+    r"The file is damaged, or not a CSV file: check its content\.$"
+)
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+@pytest.mark.parametrize("size", [300 << 10, 3 << 20])
+def test_binary_data_fails_fast(write, engine, small_line_bound, compressed, size):
+    """Two good lines, then a run of NUL bytes without a line break: the error names the
+    line whether or not the parser needs the column the NULs start in."""
+    for tail, col in ((b"", 1), (b"3,30,2.5,", 10)):
+        blob = HEADER.encode() + b"1,10,4.0,100\n2,20,3.5,200\n" + tail + b"\x00" * size
+        name = "ratings.csv.gz" if compressed else "ratings.csv"
+        with pytest.raises(DataError, match=NUL_MATCH.format(gz=r"\.gz" * compressed, col=col)):
+            read_csv(write(gzip.compress(blob) if compressed else blob, name))
+
+
+def test_binary_data_default_bound(write, engine):
+    """The shipped bounds (1 MiB lines, 64 MiB pieces) on a 3 MiB file."""
+    blob = HEADER.encode() + b"1,10,4.0,100\n2,20,3.5,200\n" + b"\x00" * (3 << 20)
+    with pytest.raises(DataError, match=NUL_MATCH.format(gz="", col=1)):
+        read_csv(write(blob))
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_no_line_break_fails_fast(write, engine, small_line_bound, compressed):
+    blob = HEADER.encode() + b"1,10,4.0,100\n2,20,3.5,200\n" + b"7" * (300 << 10)
+    name = "ratings.csv.gz" if compressed else "ratings.csv"
+    gz = r"\.gz" * compressed
+    with pytest.raises(
+        DataError,
+        match=rf"^ratings\.csv{gz} line 4: no line break within 4096 bytes; "
+        r"expected one short line per interaction\. Check that this is the ratings file \(CSV "
+        r"text\) and not another kind of file\.$",
+    ):
+        read_csv(write(gzip.compress(blob) if compressed else blob, name))
+
+
+def test_long_lines_below_the_bound_and_cr_line_ends_still_read(write, engine, small_line_bound):
+    rows = "".join(f"{u},{u % 7},{u % 5}.5,{u}\n" for u in range(1, 3000))
+    assert len(read_csv(write(HEADER + rows))) == 2999  # many pieces, each line short
+    assert len(read_csv(write((HEADER + rows).replace("\n", "\r"), "cr.csv"))) == 2999
+
+
+def test_nul_byte_in_the_middle_names_its_line(write, engine):
+    blob = BODY + b"5,5,4.0,5\x00\n"
+    n = blob.count(b"\n")
+    with pytest.raises(
+        DataError, match=rf"^ratings\.csv line {n}: binary data \(a NUL byte at character 10\)"
+    ):
+        read_csv(write(blob))
+
+
+# ====================================================================== id types
+def test_id_beyond_64_bits_names_file_line_and_column(write, engine):
+    body = HEADER + "1,10,4.0,100\n2,20,3.5,200\n3,99999999999999999999,5.0,300\n4,30,1.0,400\n"
+    with pytest.raises(
+        DataError,
+        match=r"^ratings\.csv line 4: item id 99999999999999999999 in column 'movieId' does "
+        r"not fit a 64-bit integer, while every other item id is an integer\. Fix the id, or, "
+        r"if the ids are labels rather than numbers, read them as text: "
+        r"fk\.Interactions\.from_pandas\(pandas\.read_csv\(path, dtype=\{'movieId': str\}\), "
+        r"\.\.\.\)$",
+    ):
+        read_csv(write(body))
+    headless = write("7,1,4.0\n-8,2,3.0\n9223372036854775808,3,1.0\n", "headless.csv")
+    with pytest.raises(DataError, match=r"^headless\.csv line 3: user id 9223372036854775808 in "):
+        read_csv(headless, user=0, item=1, rating=2, header=False)
+
+
+def test_unsigned_64_bit_and_text_ids_still_read(write, engine):
+    big = write(HEADER + "1,10,4.0,1\n2,18446744073709551615,3.0,2\n")
+    assert read_csv(big).item_ids.ids.tolist() == [10, 18446744073709551615]
+    text = write(HEADER + "1,10,4.0,1\n2,99999999999999999999x,3.0,2\n", "text.csv")
+    assert read_csv(text).item_ids.ids.tolist() == ["10", "99999999999999999999x"]
+
+
+def test_text_that_starts_like_a_magic_number_is_text(write):
+    data = read_csv(write("BZh9,item,rating\n1,10,4.0\n"), user="BZh9", item="item")
+    assert data.user_ids.ids.tolist() == [1]

@@ -391,7 +391,7 @@ def test_every_split_partitions(d, seed, frac):
          "random: random_state must be None, an int >= 0 or a numpy.random.Generator; "
          "got -1"),
         (lambda d: split.random(d, drop_unknown="no"), InvalidParameterError,
-         "random: drop_unknown must be True or False; got 'no'"),
+         "random: drop_unknown must be a bool; got 'no'"),
         (lambda d: split.random(d.to_pandas()), InvalidParameterError,
          "random: data must be an Interactions; got DataFrame. Build one with "
          "fk.Interactions.from_pandas(...) or fk.read_csv(...)"),
@@ -428,7 +428,7 @@ def test_every_split_partitions(d, seed, frac):
         (lambda d: split.kfold(d, k=3001), InvalidParameterError,
          "kfold: k must be <= the number of interactions (3000); got 3001"),
         (lambda d: split.kfold(d, shuffle=None), InvalidParameterError,
-         "kfold: shuffle must be True or False; got None"),
+         "kfold: shuffle must be a bool; got None"),
         (lambda d: split.user_kfold(d, k=201), InvalidParameterError,
          "user_kfold: k must be <= the number of users with interactions (200); got 201"),
         (lambda d: split.user_kfold(d, k="5"), InvalidParameterError,

@@ -273,7 +273,7 @@ def test_truth_errors():
         ({"noise": -0.1}, "make_ratings: noise must be a number >= 0; got -0.1"),
         ({"noise": float("nan")}, "make_ratings: noise must be a number >= 0; got nan"),
         ({"popularity_skew": -1}, "make_ratings: popularity_skew must be a number >= 0; got -1"),
-        ({"activity_skew": "high"}, "make_ratings: activity_skew must be a number >= 0; "
+        ({"activity_skew": "high"}, "make_ratings: activity_skew must be None or a number >= 0; "
                                     "got 'high'"),
         ({"rating_scale": (5, 1)}, "make_ratings: rating_scale must be a (low, high) pair of "
                                    "finite numbers with low < high; got tuple (5, 1)"),
@@ -284,7 +284,7 @@ def test_truth_errors():
         ({"random_state": -1}, "make_ratings: random_state must be None, an int >= 0 or a "
                                "numpy.random.Generator; got -1"),
         ({"random_state": "seed"}, "make_ratings: random_state must be None"),
-        ({"timestamps": "yes"}, "make_ratings: timestamps must be True or False; got 'yes'"),
+        ({"timestamps": "yes"}, "make_ratings: timestamps must be a bool; got 'yes'"),
     ],
 )  # fmt: skip
 def test_make_ratings_errors(kwargs, message):
@@ -298,7 +298,7 @@ def test_make_ratings_errors(kwargs, message):
         ({"n_interactions": 10**6}, "make_implicit: n_interactions must be <= n_users * n_items "
                                     "(500000); got 1000000"),
         ({"noise": 1.5}, "make_implicit: noise must be a number in [0, 1]; got 1.5"),
-        ({"counts": 1}, "make_implicit: counts must be True or False; got 1"),
+        ({"counts": 1}, "make_implicit: counts must be a bool; got 1"),
         ({"n_users": -3}, "make_implicit: n_users must be an int >= 1; got -3"),
     ],
 )  # fmt: skip

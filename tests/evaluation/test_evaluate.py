@@ -118,3 +118,24 @@ def test_cross_validate_rejects_bad_n_jobs():
     data = fk.Interactions.from_arrays([1, 2], [1, 2], [1.0, 2.0])
     with pytest.raises(InvalidParameterError, match="n_jobs must be None or an int >= 1; got 0"):
         fk.cross_validate(fk.BaselineOnly(), data, cv=2, n_jobs=0)
+
+
+def test_cross_validate_progress_bar_over_folds(capsys):
+    data = fk.datasets.load_movielens_small()
+    fk.cross_validate(fk.BaselineOnly(), data, cv=3, progress=True)
+    err = capsys.readouterr().err
+    assert "cross_validate" in err and "3/3" in err and "fold" in err
+    fk.cross_validate(fk.BaselineOnly(), data, cv=2)
+    assert capsys.readouterr().err == ""  # off by default
+    with pytest.raises(InvalidParameterError, match="cross_validate: progress must be a bool"):
+        fk.cross_validate(fk.BaselineOnly(), data, cv=2, progress="yes")
+
+
+def test_cross_validate_rejects_a_class():
+    data = fk.Interactions.from_arrays([1, 2], [1, 2], [1.0, 2.0])
+    with pytest.raises(
+        InvalidParameterError,
+        match=r"cross_validate: estimator must be a factorkit estimator instance such as "
+        r"BaselineOnly\(\), not the class BaselineOnly",
+    ):
+        fk.cross_validate(fk.BaselineOnly, data, cv=2)

@@ -210,7 +210,7 @@ def test_bad_arguments(hand_model):
         fk.evaluate(hand_model, TEST, ["rmse"], relevance_threshold=4.0)
     with pytest.raises(fk.exceptions.DataError, match=r"train must be an Interactions"):
         fk.evaluate(hand_model, TEST, ["ndcg@3"], train=TEST.to_pandas())
-    with pytest.raises(InvalidParameterError, match=r"per_user must be True or False; got 'y'"):
+    with pytest.raises(InvalidParameterError, match=r"evaluate: per_user must be a bool; got 'y'"):
         fk.evaluate(hand_model, TEST, ["ndcg@3"], per_user="y")
     with pytest.raises(NotFittedError, match=r"call fit\(train\) before evaluate"):
         fk.evaluate(MostPopular(), TEST, ["ndcg@3"])

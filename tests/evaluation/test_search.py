@@ -328,7 +328,9 @@ def test_halving_resource_bounds(data):
 def test_halving_rejects_a_searched_resource(data):
     with pytest.raises(InvalidParameterError, match="'epochs' is the resource the search grows"):
         GridSearch(fk.BaselineOnly(), {"epochs": [1, 2]}, halving=True).fit(data)
-    with pytest.raises(InvalidParameterError, match="resource must name an integer parameter"):
+    with pytest.raises(
+        InvalidParameterError, match="resource must be the name of an integer parameter"
+    ):
         GridSearch(fk.BaselineOnly(), {"epochs": [1]}, halving=True, resource="regularization").fit(
             data
         )
@@ -357,7 +359,8 @@ def test_diverging_candidates_score_nan_and_rank_last(data):
     [
         (
             lambda: GridSearch(fk.BiasedMF, {"factors": [1]}),
-            r"estimator must be an instance such as BiasedMF\(\), not the class BiasedMF",
+            r"estimator must be a factorkit estimator instance such as BiasedMF\(\), "
+            "not the class BiasedMF",
         ),
         (lambda: GridSearch("BiasedMF", {"factors": [1]}), "factorkit estimator instance"),
         (lambda: GridSearch(fk.BaselineOnly(), {}), "param_grid is empty"),
@@ -383,7 +386,29 @@ def test_diverging_candidates_score_nan_and_rank_last(data):
             lambda: RandomSearch(fk.BaselineOnly(), {"epochs": 3}),
             "must be a distribution with rvs",
         ),
-        (lambda: GridSearch(fk.BaselineOnly(), {"epochs": [1]}, cv=1), "cv must be an int >= 2"),
+        (
+            lambda: GridSearch(fk.BaselineOnly(), {"epochs": [1]}, cv=1),
+            r"GridSearch: cv must be an int >= 2 \(folds\), 'holdout' or an iterable of "
+            r"\(train, test\) pairs; got 1. Use cv='holdout' for a single split.",
+        ),
+        (
+            lambda: GridSearch(fk.BaselineOnly(), {"epochs": [1]}, refit="yes"),
+            "GridSearch: refit must be a bool; got 'yes'",
+        ),
+        (
+            lambda: GridSearch(fk.BaselineOnly(), {"epochs": [1]}, error_score=0),
+            "GridSearch: error_score must be 'raise' or nan; got 0",
+        ),
+        (
+            lambda: GridSearch(fk.BaselineOnly(), {"epochs": [1]}, random_state=-1),
+            "GridSearch: random_state must be None, an int >= 0 or a numpy.random.Generator",
+        ),
+        (
+            lambda: GridSearch(
+                fk.BaselineOnly(), {"regularization": [1.0]}, halving=True, max_resources=0
+            ),
+            "GridSearch: max_resources must be None or an int >= 1; got 0",
+        ),
         (lambda: GridSearch(fk.BaselineOnly(), {"epochs": [1]}, cv="loo"), "cv must be"),
         (lambda: GridSearch(fk.BaselineOnly(), {"epochs": [1]}, cv=[(1, 2)]), "pairs of Interac"),
         (lambda: GridSearch(fk.BaselineOnly(), {"epochs": [1]}, metric="rsme"), "unknown metric"),
@@ -393,7 +418,7 @@ def test_diverging_candidates_score_nan_and_rank_last(data):
         ),
         (
             lambda: GridSearch(fk.BaselineOnly(), {"epochs": [1]}, validation_size=1.5),
-            r"validation_size must be a fraction in \(0, 1\)",
+            r"GridSearch: validation_size must be a number in \(0, 1\); got 1.5",
         ),
         (lambda: GridSearch(fk.BaselineOnly(), {"epochs": [1]}, n_jobs=0), "n_jobs must be"),
         (
@@ -410,7 +435,10 @@ def test_errors(data, make, match):
 
 
 def test_fit_needs_interactions():
-    with pytest.raises(InvalidParameterError, match="fit expects an Interactions; got list"):
+    with pytest.raises(
+        InvalidParameterError,
+        match=r"GridSearch.fit: data must be an Interactions \(.*\); got list \[1, 2\]",
+    ):
         GridSearch(fk.BaselineOnly(), {"epochs": [1]}).fit([1, 2])
 
 
@@ -471,7 +499,10 @@ def test_default_search_spaces_name_real_parameters(name, kind):
 
 
 def test_default_search_space_errors():
-    with pytest.raises(InvalidParameterError, match="search must be 'random' or 'grid'"):
+    with pytest.raises(
+        InvalidParameterError,
+        match="default_search_space: search must be one of 'random', 'grid'; got 'bayes'",
+    ):
         default_search_space(fk.BiasedMF(), "bayes")
 
 
@@ -499,5 +530,7 @@ def test_parse_search_space():
         parse_search_space({"x": {"loguniform": [0, 1]}})
     with pytest.raises(InvalidParameterError, match=r"Write \[3\] for a fixed value"):
         parse_search_space({"x": 3})
-    with pytest.raises(InvalidParameterError, match="low <= high"):
+    with pytest.raises(
+        InvalidParameterError, match="loguniform_int: high must be an int >= 5; got 2"
+    ):
         loguniform_int(5, 2)

@@ -12,7 +12,10 @@ import factorkit as fk
 from factorkit.evaluation.spectrum import singular_value_spectrum
 from factorkit.exceptions import FactorkitError
 from factorkit.report import (
+    ReportData,
     activity_errors,
+    compute_report,
+    item_map_table,
     plot_error_by_activity,
     plot_factors_curve,
     plot_item_map,
@@ -21,6 +24,7 @@ from factorkit.report import (
     plot_search_results,
     plot_spectrum,
     recommendation_popularity,
+    render_html,
     write_report,
 )
 
@@ -254,3 +258,84 @@ def test_real_grid_search_in_report(figure_cls, tmp_path):
         spectrum_k=0,
     ).read_text()  # fmt: skip
     assert "<h2>Model selection</h2>" in page and "mean_rmse" in page
+
+
+def test_compute_report_is_plain_data_with_sources(fitted):
+    model, train, test = fitted
+    report = compute_report(
+        model, train, test, metrics=["rmse"], spectrum_k=5, split="my split", data_name="ml"
+    )
+    assert isinstance(report, ReportData)
+    assert report.split == "my split" and report.data_name == "ml"
+    assert report.metrics["metric"].tolist() == ["rmse"]
+    assert report.metrics["test value"].iloc[0] == pytest.approx(
+        fk.evaluate(model, test, ["rmse"])["rmse"]
+    )
+    for name in ("metrics", "learning", "spectrum", "activity", "recommendations", "items"):
+        assert repr(model) in report.sources[name] or "Training matrix" in report.sources[name]
+    assert "my split" in report.sources["metrics"]
+    assert f"test ({len(test):,} interactions" in report.sources["metrics"]
+    assert "validation data passed to fit" in report.sources["learning"]
+    assert len(report.spectrum) == 5 and report.factors_curve is None and report.search is None
+    assert list(report.item_map.columns) == ["item", "title", "train_count", "x", "y"]
+
+
+def test_compute_report_needs_no_matplotlib(monkeypatch):
+    data = fk.datasets.load_movielens_small()
+    train, test = fk.split.random(data, test_size=0.2, random_state=0)
+    model = fk.BaselineOnly().fit(train)
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    report = compute_report(model, train, test, metrics=["rmse"], spectrum_k=0)
+    assert report.activity is not None and report.popularity is not None
+    assert "how they were split was not given" in report.split
+
+
+def test_render_html_labels_every_figure(fitted, tmp_path):
+    model, train, test = fitted
+    report = compute_report(
+        model, train, test, metrics=["rmse"], spectrum_k=5, factors=[2, 4],
+        cv_result=fk.evaluation.CrossValidationResult(pd.DataFrame({"rmse": [0.9, 0.91]})),
+        search=FakeSearch(), split="fk.split.random, test_size 0.2, seed 0",
+    )  # fmt: skip
+    page = render_html(report, tmp_path).read_text()
+    sections = re.findall(r'<section id="(\w+)">(.*?)</section>', page)
+    assert [a for a, _ in sections] == [
+        "summary", "learning", "rank", "selection", "activity", "recommendations", "items",
+    ]  # fmt: skip
+    for anchor, body in sections:
+        n_figures = body.count("<img ")
+        assert body.count('<p class="source">Source: ') >= max(1, n_figures), anchor
+    assert "Split: fk.split.random, test_size 0.2, seed 0" in page
+    assert "refitted on train" in page and "fk.cross_validate result passed as cv_result" in page
+    assert html_escape(repr(model)) in page
+
+
+def html_escape(text):
+    import html
+
+    return html.escape(text)
+
+
+def test_item_map_table_drives_the_figure(fitted):
+    model, train, _ = fitted
+    table = item_map_table(model, min_count=20, train=train)
+    assert (table["train_count"] >= 20).all() and table["train_count"].is_monotonic_decreasing
+    assert sum(table.attrs["variance"]) <= 100.0 + 1e-9
+    ax = plot_item_map(table, n_labels=3).axes[0]
+    assert ax.get_xlabel() == f"component 1 ({table.attrs['variance'][0]:.0f}% of variance)"
+    assert 1 <= len(ax.texts) <= 3
+
+
+def test_write_report_rejects_bad_arguments(fitted, tmp_path):
+    model, train, test = fitted
+    with pytest.raises(fk.exceptions.InvalidParameterError, match="write_report: title must be"):
+        write_report(tmp_path, model=model, train=train, test=test, title=3)
+    with pytest.raises(fk.exceptions.InvalidParameterError, match="write_report: k must be"):
+        write_report(tmp_path, model=model, train=train, test=test, k=0)
+    with pytest.raises(
+        fk.exceptions.InvalidParameterError,
+        match="write_report: model must be a fitted factorkit estimator",
+    ):
+        write_report(tmp_path, model="model", train=train, test=test)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from factorkit._validation import show
 from factorkit.exceptions import UnknownIdError
 
 __all__ = ["IdMap"]
@@ -36,18 +37,19 @@ class IdMap:
     ['alice']
     """
 
-    __slots__ = ("_ids", "_index", "kind")
+    __slots__ = ("_id_type", "_ids", "_index", "kind")
 
     def __init__(self, ids: Iterable[Any] | np.ndarray, kind: str = "id") -> None:
         arr = _as_id_array(ids)
         index = pd.Index(arr, copy=False)
         if not index.is_unique:
             dup = index[index.duplicated()][0]
-            raise ValueError(f"IdMap ids must be unique; {kind} id {_plain(dup)!r} appears twice")
+            raise ValueError(f"IdMap ids must be unique; {kind} id {show(dup)} appears twice")
         arr.flags.writeable = False
         self._ids = arr
         self._index = index
         self.kind = kind
+        self._id_type: str | None = ""  # "" until worked out (see _vocabulary_type)
 
     @classmethod
     def _from_unique(cls, ids: np.ndarray, kind: str, index: pd.Index | None = None) -> IdMap:
@@ -58,6 +60,7 @@ class IdMap:
         obj._ids = ids
         obj._index = index if index is not None else pd.Index(ids, copy=False)
         obj.kind = kind
+        obj._id_type = ""
         return obj
 
     @property
@@ -70,7 +73,8 @@ class IdMap:
 
     def __getitem__(self, position: int) -> Any:
         """Raw id at ``position`` (a Python scalar)."""
-        return _plain(self._ids[position])
+        raw = self._ids[position]
+        return raw.item() if isinstance(raw, np.generic) else raw
 
     def __contains__(self, raw_id: Any) -> bool:
         return raw_id in self._index
@@ -97,11 +101,47 @@ class IdMap:
         """Positions of ``raw_ids``; unknown ids map to ``-1``.
 
         Accepts a scalar or any 1-D array-like; always returns a 1-D int64 array.
+
+        Raises
+        ------
+        UnknownIdError
+            When every id is of the other type than the vocabulary's: strings such as
+            ``"1"`` for integer ids, or integers for string ids (a mistake that would
+            otherwise make every id unknown). Mixed vocabularies and mixed queries are
+            looked up as they are.
         """
         values = _as_lookup_array(raw_ids)
         if values.size == 0:
             return np.empty(0, dtype=np.int64)
+        self._check_type(values)
         return self._index.get_indexer(values).astype(np.int64, copy=False)
+
+    def _vocabulary_type(self) -> str | None:
+        """ "int" or "str" when every id is of that type, else None; worked out once."""
+        if self._id_type == "":
+            self._id_type = _id_type(self._ids) if len(self._ids) else None
+        return self._id_type
+
+    def _check_type(self, values: np.ndarray) -> None:
+        """Raise when the queried ids are all of the other type than the vocabulary's."""
+        vocab = self._vocabulary_type()
+        if vocab is None:
+            return
+        query = _id_type(values)
+        if query is None or query == vocab:
+            return
+        bad, example = values[0], self._ids[0]
+        if vocab == "str":
+            hint = f"; pass strings, e.g. {str(bad)!r}"
+        else:
+            try:
+                hint = f"; pass integers, e.g. {int(bad)}"
+            except (TypeError, ValueError):
+                hint = "; pass integers"
+        raise UnknownIdError(
+            f"{self.kind} id {show(bad)} is {_TYPE_WORDS[query][0]}, but the {len(self)} "
+            f"{self.kind} ids here are {_TYPE_WORDS[vocab][1]} (e.g. {show(example)}){hint}"
+        )
 
     def to_index(self, raw_ids: Any) -> np.ndarray:
         """Positions of ``raw_ids``; raises :class:`UnknownIdError` naming the first unknown id."""
@@ -113,11 +153,11 @@ class IdMap:
             n_bad = int(missing.sum())
             extra = f" (and {n_bad - 1} more)" if n_bad > 1 else ""
             raise UnknownIdError(
-                f"unknown {self.kind} id {_plain(bad)!r}{extra}: it is not among the "
+                f"unknown {self.kind} id {show(bad)}{extra}: it is not among the "
                 f"{len(self)} {self.kind} ids of the data; check the id's spelling and type "
-                f"(ids here look like {_plain(self._ids[0])!r})"
+                f"(ids here look like {show(self._ids[0])})"
                 if len(self)
-                else f"unknown {self.kind} id {_plain(bad)!r}: there are no {self.kind} ids"
+                else f"unknown {self.kind} id {show(bad)}: there are no {self.kind} ids"
             )
         return pos
 
@@ -130,8 +170,21 @@ class IdMap:
         return IdMap._from_unique(self._ids[np.asarray(positions, dtype=np.int64)], self.kind)
 
 
+_TYPE_WORDS = {"int": ("an integer", "integers"), "str": ("a string", "strings")}
+
+
+def _id_type(values: np.ndarray) -> str | None:
+    """ "int" or "str" when every value is of that type, else None (mixed, floats, ...)."""
+    if values.dtype.kind in "iu":
+        return "int"
+    if values.dtype.kind != "O":
+        return None
+    inferred = pd.api.types.infer_dtype(values, skipna=False)
+    return {"integer": "int", "string": "str"}.get(inferred)
+
+
 def _as_id_array(ids: Any) -> np.ndarray:
-    arr = ids.to_numpy() if isinstance(ids, (pd.Index, pd.Series)) else np.asarray(ids)
+    arr = ids.to_numpy() if isinstance(ids, (pd.Index, pd.Series)) else _as_array(ids)
     if arr.ndim != 1:
         arr = arr.reshape(-1)
     if arr.dtype.kind in "US":
@@ -144,7 +197,7 @@ def _as_lookup_array(raw_ids: Any) -> np.ndarray:
         return raw_ids.to_numpy()
     if isinstance(raw_ids, (str, bytes)) or np.isscalar(raw_ids):
         return np.asarray([raw_ids], dtype=object if isinstance(raw_ids, str) else None)
-    arr = np.asarray(raw_ids)
+    arr = _as_array(raw_ids)
     if arr.ndim == 0:
         arr = arr.reshape(1)
     if arr.dtype.kind in "US":
@@ -152,6 +205,10 @@ def _as_lookup_array(raw_ids: Any) -> np.ndarray:
     return arr.reshape(-1)
 
 
-def _plain(x: Any) -> Any:
-    """numpy scalars -> Python scalars, so messages read ``5`` not ``np.int64(5)``."""
-    return x.item() if isinstance(x, np.generic) else x
+def _as_array(values: Any) -> np.ndarray:
+    """``np.asarray``, except that a list mixing numbers and strings keeps each element's
+    type (numpy would turn ``[7, "a"]`` into the strings ``["7", "a"]``)."""
+    arr = np.asarray(values)
+    if arr.dtype.kind in "US" and not isinstance(values, np.ndarray):
+        arr = np.array(values, dtype=object)
+    return arr

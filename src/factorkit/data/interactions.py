@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import numbers
+from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import Any, Literal, NamedTuple
 
@@ -10,7 +11,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from factorkit.data.idmap import IdMap, _plain
+from factorkit._validation import Satisfies, check, show
+from factorkit.data.hints import Placeholder, hint
+from factorkit.data.idmap import IdMap
 from factorkit.exceptions import DataError
 from factorkit.kernels.ordering import (
     ids_lookup,
@@ -172,7 +175,8 @@ class Interactions:
             role, col = missing[0]
             raise DataError(
                 f"{_source}: {role} column {col!r} not found; the columns are "
-                f"{[str(c) for c in df.columns]}. Pass {role}=<one of those names>."
+                f"{[str(c) for c in df.columns]}. Pass "
+                f"{hint(role, Placeholder('<one of those names>'))}."
             )
         return cls._build(
             df[user],
@@ -310,6 +314,148 @@ class Interactions:
         )
 
     @classmethod
+    def from_dense(cls, R: Any, missing: float = 0) -> Interactions:
+        """Build from a dense users x items matrix of explicit ratings.
+
+        Row ``u`` is user ``u`` and column ``i`` item ``i`` (ids ``0 .. m-1`` and
+        ``0 .. n-1``, every row and column kept, even an empty one); every entry that is
+        not ``missing`` is an interaction with that rating.
+
+        Parameters
+        ----------
+        R : array-like of shape (n_users, n_items)
+            Finite numbers; entries equal to ``missing`` are not interactions.
+        missing : float, default 0
+            The marker of entries without a rating: a number, or ``numpy.nan``. With
+            ``missing=0`` a rating of 0 cannot be stored; pass ``missing=np.nan`` then.
+
+        Returns
+        -------
+        Interactions
+            Explicit ratings (``implicit`` is False).
+
+        Raises
+        ------
+        factorkit.exceptions.DataError
+            If ``R`` is not a 2-D array of numbers, has no rows or columns, holds no entry
+            other than ``missing``, or holds NaN or inf where ``missing`` is not NaN.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import factorkit as fk
+        >>> R = np.array([[5.0, 0.0, 3.0],
+        ...               [0.0, 4.0, 0.0]])
+        >>> data = fk.Interactions.from_dense(R, missing=0)
+        >>> data.shape, len(data)
+        ((2, 3), 3)
+        >>> data.to_pandas().values.tolist()
+        [[0.0, 0.0, 5.0], [0.0, 2.0, 3.0], [1.0, 1.0, 4.0]]
+        >>> len(fk.Interactions.from_dense([[0.0, np.nan], [2.5, 1.0]], missing=np.nan))
+        3
+        """
+        fn = "Interactions.from_dense"
+        check(missing, _MISSING, "missing", fn)
+        try:
+            arr = np.asarray(R)
+        except ValueError:  # a ragged list of lists
+            arr = np.asarray(R, dtype=object)
+        if arr.ndim != 2:
+            raise DataError(
+                f"{fn}: R must be a 2-D array (users x items); got {arr.ndim}-D with shape "
+                f"{arr.shape}. A single user's ratings are R[np.newaxis, :]."
+            )
+        if arr.dtype.kind not in "biuf":
+            raise DataError(
+                f"{fn}: R must hold numbers; got dtype {arr.dtype}. Convert it with "
+                "np.asarray(R, dtype=float) first (ragged rows cannot be)."
+            )
+        if arr.size == 0:
+            raise DataError(f"{fn}: R is empty (shape {arr.shape}); expected users x items")
+        vals = arr.astype(np.float64, copy=False)
+        absent = np.isnan(vals) if np.isnan(missing) else vals == missing
+        bad = ~absent & ~np.isfinite(vals)
+        if bad.any():
+            u, i = (int(k[0]) for k in np.nonzero(bad))
+            raise DataError(
+                f"{fn}: R[{u}, {i}] is {vals[u, i]}; ratings must be finite numbers. Mark "
+                "entries without a rating with the missing value"
+                + (" (pass missing=np.nan to use NaN)" if not np.isnan(missing) else "")
+            )
+        users, items = np.nonzero(~absent)
+        if not len(users):
+            raise DataError(
+                f"{fn}: R has no interactions: every entry equals missing={show(missing)}"
+            )
+        m, n = arr.shape
+        return cls(
+            users,
+            items,
+            vals[users, items],
+            IdMap._from_unique(np.arange(m), "user"),
+            IdMap._from_unique(np.arange(n), "item"),
+            implicit=False,
+            _canonical=True,  # np.nonzero walks rows in order, then columns
+        )
+
+    @classmethod
+    def from_dict(cls, ratings: Any, *, implicit: bool = False) -> Interactions:
+        """Build from a mapping ``{(user, item): value}`` of raw ids to ratings.
+
+        Parameters
+        ----------
+        ratings : dict
+            Keys are ``(user, item)`` pairs of raw ids (ints or strings), values finite
+            numbers.
+        implicit : bool, default False
+            Whether the values are implicit feedback (counts; must be >= 0).
+
+        Returns
+        -------
+        Interactions
+
+        Raises
+        ------
+        factorkit.exceptions.DataError
+            If ``ratings`` is empty, a key is not a (user, item) pair, or a value is not a
+            finite number; the message names the key.
+
+        Examples
+        --------
+        >>> import factorkit as fk
+        >>> data = fk.Interactions.from_dict({("ann", 318): 5.0, ("ann", 1): 3.5,
+        ...                                   ("bob", 318): 4.0})
+        >>> data.n_users, data.n_items, len(data)
+        (2, 2, 3)
+        >>> data.user_ids.ids.tolist(), data.item_ids.ids.tolist()
+        (['ann', 'bob'], [1, 318])
+        """
+        fn = "Interactions.from_dict"
+        if not isinstance(ratings, Mapping):
+            raise DataError(
+                f"{fn}: ratings must be a dict {{(user, item): value}}; got "
+                f"{type(ratings).__name__}"
+            )
+        if not ratings:
+            raise DataError(f"{fn}: ratings is empty; expected at least one (user, item) pair")
+        users, items, values = [], [], np.empty(len(ratings), dtype=np.float64)
+        for k, (key, value) in enumerate(ratings.items()):
+            if not isinstance(key, tuple) or len(key) != 2:
+                raise DataError(
+                    f"{fn}: key {show(key)} is not a (user, item) pair; write each entry as "
+                    "(user, item): value"
+                )
+            number = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+            if not number or not np.isfinite(value):
+                raise DataError(
+                    f"{fn}: the value of {show(key)} is {show(value)}; expected a finite number"
+                )
+            users.append(key[0])
+            items.append(key[1])
+            values[k] = value
+        return cls.from_arrays(users, items, values, implicit=implicit)
+
+    @classmethod
     def _build(
         cls,
         users: pd.Series,
@@ -337,17 +483,7 @@ class Interactions:
         if values is None:
             vals = np.ones(n, dtype=np.float32)
         else:
-            vals = _numeric(values, rating_name, locator)
-            if implicit:
-                neg = vals < 0
-                if neg.any():
-                    row = int(np.flatnonzero(neg)[0])
-                    raise DataError(
-                        f"{locator(row)}: {rating_name} {_fmt(vals[row])} is negative, but "
-                        "implicit feedback must be >= 0 (counts, clicks, play time); pass "
-                        "implicit=False for signed ratings"
-                    )
-            vals = vals.astype(np.float32, copy=False)
+            vals = _checked_values(values, implicit, rating_name, locator)
         ts = None if timestamps is None else _timestamps(timestamps, timestamp_name, locator)
 
         user_map = IdMap._from_unique(user_uniques, "user")
@@ -369,20 +505,17 @@ class Interactions:
         # Duplicate (user, item) pairs exist.
         keys = user_codes.astype(np.int64) * n_items + item_codes
         if duplicates == "error":
-            dup = pd.Series(keys).duplicated(keep=False).to_numpy()
-            rows = np.flatnonzero(dup)
-            first = rows[0]
-            second = rows[1:][keys[rows[1:]] == keys[first]][0]
-            n_pairs = int(dup.sum() - pd.Series(keys[dup]).nunique())
+            first, second, n_pairs = _first_duplicate(keys)
             more = f" ({n_pairs} repeated rows in all)" if n_pairs > 1 else ""
-            where = f"{locator(int(first))} and {locator(int(second))}"
+            where = f"{locator(first)} and {locator(second)}"
             if not where.startswith(source):  # a reader's locator already names the file
                 where = f"{source}: {where}"
             raise DataError(
                 f"{where} both hold user "
-                f"{_plain(user_uniques[user_codes[first]])!r} and item "
-                f"{_plain(item_uniques[item_codes[first]])!r}{more}; each (user, item) pair "
-                "may appear once. Pass duplicates='last', 'mean' or 'sum' to combine them."
+                f"{show(user_uniques[user_codes[first]])} and item "
+                f"{show(item_uniques[item_codes[first]])}{more}; each (user, item) pair "
+                f"may appear once. Pass {hint('duplicates', 'last', 'mean', 'sum')} to combine "
+                "them."
             )
         if duplicates == "last":
             keep = ~pd.Series(keys).duplicated(keep="last").to_numpy()
@@ -391,23 +524,12 @@ class Interactions:
                 user_codes[sel], item_codes[sel], vals[sel], user_map, item_map,
                 None if ts is None else ts[sel], implicit=implicit, item_metadata=item_metadata,
             )  # fmt: skip
-        frame = pd.DataFrame({"k": keys, "v": vals.astype(np.float64)})
-        if ts is not None:
-            frame["t"] = ts
-        agg = {"v": duplicates, **({"t": "max"} if ts is not None else {})}
-        grouped = frame.groupby("k", sort=True).agg(agg)
-        gkeys = grouped.index.to_numpy()
+        gkeys, gvals, gts = _combine(keys, vals, ts, duplicates)
         return cls(
-            (gkeys // n_items).astype(np.int32),
-            (gkeys % n_items).astype(np.int32),
-            grouped["v"].to_numpy(np.float32),
-            user_map,
-            item_map,
-            None if ts is None else grouped["t"].to_numpy(),
-            implicit=implicit,
-            item_metadata=item_metadata,
-            _canonical=True,
-        )
+            (gkeys // n_items).astype(np.int32), (gkeys % n_items).astype(np.int32), gvals,
+            user_map, item_map, gts,
+            implicit=implicit, item_metadata=item_metadata, _canonical=True,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ basic facts
     @property
@@ -667,7 +789,7 @@ class Interactions:
         parts.append(f"density {self.density:.3%}")
         if self._timestamps is not None and len(self):
             parts.append(
-                f"timestamps {_plain(self._timestamps.min())}..{_plain(self._timestamps.max())}"
+                f"timestamps {show(self._timestamps.min())}..{show(self._timestamps.max())}"
             )
         if self.item_metadata is not None:
             parts.append(f"item metadata {list(map(str, self.item_metadata.columns))}")
@@ -681,6 +803,63 @@ def _sorted_unique(a: np.ndarray) -> np.ndarray:
     if len(a) > 1:
         a = a[np.concatenate(([True], a[1:] != a[:-1]))]
     return a
+
+
+def _checked_values(
+    values: pd.Series, implicit: bool, rating_name: str, locator: Locator
+) -> np.ndarray:
+    """The values as float32, each a finite number (and >= 0 for implicit feedback)."""
+    vals = _numeric(values, rating_name, locator)
+    if implicit:
+        neg = vals < 0
+        if neg.any():
+            row = int(np.flatnonzero(neg)[0])
+            raise DataError(
+                f"{locator(row)}: {rating_name} {_fmt(vals[row])} is negative, but implicit "
+                "feedback must be >= 0 (counts, clicks, play time); pass "
+                f"{hint('implicit', False)} for signed ratings"
+            )
+    return vals.astype(np.float32, copy=False)
+
+
+def _combine(
+    keys: np.ndarray, vals: np.ndarray, ts: np.ndarray | None, how: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """One entry per distinct (user, item) key, in key order: values combined by ``how``
+    ("mean" or "sum"), timestamps by the latest."""
+    frame = pd.DataFrame({"k": keys, "v": vals.astype(np.float64)})
+    if ts is not None:
+        frame["t"] = ts
+    agg = {"v": how, **({"t": "max"} if ts is not None else {})}
+    grouped = frame.groupby("k", sort=True).agg(agg)
+    return (
+        grouped.index.to_numpy(),
+        grouped["v"].to_numpy(np.float32),
+        None if ts is None else grouped["t"].to_numpy(),
+    )
+
+
+def _first_duplicate(keys: np.ndarray) -> tuple[int, int, int]:
+    """The rows of the first repeated key and its next occurrence, and how many rows
+    repeat an earlier one in all."""
+    dup = pd.Series(keys).duplicated(keep=False).to_numpy()
+    rows = np.flatnonzero(dup)
+    first = rows[0]
+    second = rows[1:][keys[rows[1:]] == keys[first]][0]
+    n_pairs = int(dup.sum() - pd.Series(keys[dup]).nunique())
+    return int(first), int(second), n_pairs
+
+
+def _is_missing_marker(value: Any) -> bool:
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, (bool, np.bool_))
+        and (np.isnan(value) or np.isfinite(value))
+    )
+
+
+#: from_dense's marker of entries without a rating
+_MISSING = Satisfies(_is_missing_marker, "a finite number or numpy.nan")
 
 
 def _series(values: Any) -> pd.Series:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import numbers
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -24,7 +25,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from factorkit.data._args import check_bool, check_int, fail, is_int, is_real, make_rng, show
+from factorkit._random import SEED, make_rng
+from factorkit._validation import (
+    Boolean,
+    Interval,
+    Satisfies,
+    check,
+    constraint_error,
+    show,
+    validate_params,
+)
 from factorkit.data.interactions import Interactions
 from factorkit.exceptions import DataError, DataWarning, InvalidParameterError
 
@@ -33,7 +43,32 @@ __all__ = ["kfold", "leave_last", "per_user", "random", "temporal", "user_kfold"
 Split = tuple[Interactions, Interactions]
 
 
+def _is_test_size(value: Any) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if isinstance(value, numbers.Integral):
+        return value >= 1
+    return isinstance(value, numbers.Real) and 0.0 < value < 1.0
+
+
+#: a fraction in (0, 1) or a count >= 1 (an integral float such as 2.0 is neither)
+TEST_SIZE = Satisfies(_is_test_size, "a float in (0, 1) or an int >= 1")
+_FLAG = Boolean()
+
+
+def _size(test_size: Any) -> float | int:
+    """A checked ``test_size`` as a Python int (a count) or float (a fraction)."""
+    return int(test_size) if isinstance(test_size, numbers.Integral) else float(test_size)
+
+
+_COUNT_0 = Interval(int, 0)
+_K = Interval(int, 2)
+
+
 # ---------------------------------------------------------------------- splits
+@validate_params(
+    {"test_size": TEST_SIZE, "drop_unknown": _FLAG, "random_state": SEED}, owner="random"
+)
 def random(
     data: Interactions,
     test_size: float | int = 0.2,
@@ -74,8 +109,6 @@ def random(
     """
     fn = "random"
     _check_data(data, fn)
-    test_size = _check_test_size(test_size, fn)
-    drop_unknown = check_bool(drop_unknown, "drop_unknown", fn)
     rng = make_rng(random_state, fn)
     n = len(data)
     n_test = _global_count(test_size, n, fn)
@@ -84,6 +117,15 @@ def random(
     return _finish(data, mask, drop_unknown)
 
 
+@validate_params(
+    {
+        "test_size": TEST_SIZE,
+        "min_train": _COUNT_0,
+        "drop_unknown": _FLAG,
+        "random_state": SEED,
+    },
+    owner="per_user",
+)
 def per_user(
     data: Interactions,
     test_size: float | int = 0.2,
@@ -133,11 +175,9 @@ def per_user(
     """
     fn = "per_user"
     _check_data(data, fn)
-    test_size = _check_test_size(test_size, fn)
-    min_train = check_int(min_train, "min_train", fn, low=0)
-    drop_unknown = check_bool(drop_unknown, "drop_unknown", fn)
     rng = make_rng(random_state, fn)
 
+    test_size = _size(test_size)
     counts = data.user_counts
     if isinstance(test_size, float):
         n_test = np.minimum(np.floor(test_size * counts + 0.5), counts - min_train)
@@ -152,6 +192,7 @@ def per_user(
     return _finish(data, mask, drop_unknown)
 
 
+@validate_params({"drop_unknown": _FLAG}, owner="temporal")
 def temporal(
     data: Interactions,
     test_size: float | int | None = None,
@@ -213,7 +254,6 @@ def temporal(
             f"{fn}: pass test_size or cutoff, not both; got test_size={show(test_size)} "
             f"and cutoff={show(cutoff)}"
         )
-    drop_unknown = check_bool(drop_unknown, "drop_unknown", fn)
     ts = _need_timestamps(data, fn, "a temporal")
     n = len(data)
     if cutoff is not None:
@@ -223,13 +263,13 @@ def temporal(
         if n_test == 0 or n_test == n:
             side = "test" if n_test == 0 else "train"
             raise InvalidParameterError(
-                f"{fn}: cutoff must fall within the timestamps ({_plain(ts.min())} .. "
-                f"{_plain(ts.max())}) so that train and test are both non-empty; got "
+                f"{fn}: cutoff must fall within the timestamps ({show(ts.min())} .. "
+                f"{show(ts.max())}) so that train and test are both non-empty; got "
                 f"{show(cutoff)}, which leaves {side} empty"
             )
         return _finish(data, mask, drop_unknown)
 
-    size = _check_test_size(0.2 if test_size is None else test_size, fn)
+    size = check(0.2 if test_size is None else test_size, TEST_SIZE, "test_size", fn)
     n_test = _global_count(size, n, fn)
     boundary = np.partition(ts, n - n_test)[n - n_test]  # the earliest test timestamp
     mask = ts > boundary
@@ -238,6 +278,9 @@ def temporal(
     return _finish(data, mask, drop_unknown)
 
 
+@validate_params(
+    {"n": Interval(int, 1), "min_train": _COUNT_0, "drop_unknown": _FLAG}, owner="leave_last"
+)
 def leave_last(
     data: Interactions,
     n: int = 1,
@@ -286,9 +329,6 @@ def leave_last(
     """
     fn = "leave_last"
     _check_data(data, fn)
-    n = check_int(n, "n", fn, low=1)
-    min_train = check_int(min_train, "min_train", fn, low=0)
-    drop_unknown = check_bool(drop_unknown, "drop_unknown", fn)
     ts = _need_timestamps(data, fn, "a leave-last")
 
     counts = data.user_counts
@@ -302,6 +342,9 @@ def leave_last(
     return _finish(data, mask, drop_unknown)
 
 
+@validate_params(
+    {"k": _K, "shuffle": _FLAG, "drop_unknown": _FLAG, "random_state": SEED}, owner="kfold"
+)
 def kfold(
     data: Interactions,
     k: int = 5,
@@ -346,8 +389,6 @@ def kfold(
     fn = "kfold"
     _check_data(data, fn)
     k = _check_k(k, len(data), "the number of interactions", fn)
-    shuffle = check_bool(shuffle, "shuffle", fn)
-    drop_unknown = check_bool(drop_unknown, "drop_unknown", fn)
     rng = make_rng(random_state, fn)
     n = len(data)
     sizes = np.full(k, n // k, dtype=np.int64)
@@ -359,6 +400,7 @@ def kfold(
     return _folds(data, labels, k, drop_unknown, drop_users=True)
 
 
+@validate_params({"k": _K, "drop_unknown": _FLAG, "random_state": SEED}, owner="user_kfold")
 def user_kfold(
     data: Interactions,
     k: int = 5,
@@ -404,7 +446,6 @@ def user_kfold(
     _check_data(data, fn)
     active = np.flatnonzero(data.user_counts)
     k = _check_k(k, len(active), "the number of users with interactions", fn)
-    drop_unknown = check_bool(drop_unknown, "drop_unknown", fn)
     rng = make_rng(random_state, fn)
     sizes = np.full(k, len(active) // k, dtype=np.int64)
     sizes[: len(active) % k] += 1
@@ -425,16 +466,9 @@ def _check_data(data: Any, fn: str) -> None:
         raise DataError(f"{fn}: data has no interactions; there is nothing to split")
 
 
-def _check_test_size(value: Any, fn: str) -> float | int:
-    if is_int(value) and value >= 1:
-        return int(value)
-    if is_real(value) and not is_int(value) and 0.0 < value < 1.0:
-        return float(value)
-    raise fail(fn, "test_size", "a float in (0, 1) or an int >= 1", value)
-
-
 def _global_count(test_size: float | int, n: int, fn: str) -> int:
     """Number of test interactions out of ``n``; train must keep at least one."""
+    test_size = _size(test_size)
     if n < 2:
         raise DataError(f"{fn}: data has only {n} interaction; a split needs at least 2")
     if isinstance(test_size, float):  # rounded half up, kept within [1, n - 1]
@@ -448,11 +482,11 @@ def _global_count(test_size: float | int, n: int, fn: str) -> int:
     return n_test
 
 
-def _check_k(k: Any, limit: int, what: str, fn: str) -> int:
-    k = check_int(k, "k", fn, low=2)
+def _check_k(k: int, limit: int, what: str, fn: str) -> int:
+    """``k`` (already an int >= 2) must not exceed the number of things to fold."""
     if k > limit:
-        raise fail(fn, "k", f"<= {what} ({limit})", k)
-    return k
+        raise constraint_error(fn, "k", f"<= {what} ({limit})", k)
+    return int(k)
 
 
 def _need_timestamps(data: Interactions, fn: str, what: str) -> np.ndarray:
@@ -467,22 +501,22 @@ def _need_timestamps(data: Interactions, fn: str, what: str) -> np.ndarray:
 
 def _check_cutoff(cutoff: Any, ts: np.ndarray, fn: str) -> float | int:
     expected = "a number or a datetime-like (datetime, numpy.datetime64, ISO string)"
-    if is_real(cutoff):
+    if isinstance(cutoff, numbers.Real) and not isinstance(cutoff, (bool, np.bool_)):
         if isinstance(cutoff, float) and not math.isfinite(cutoff):
-            raise fail(fn, "cutoff", expected, cutoff)
+            raise constraint_error(fn, "cutoff", expected, cutoff)
         return cutoff
     if isinstance(cutoff, (str, _dt.datetime, _dt.date, np.datetime64, pd.Timestamp)):
         try:
             stamp = pd.Timestamp(cutoff)
         except (ValueError, TypeError):
-            raise fail(fn, "cutoff", expected, cutoff) from None
+            raise constraint_error(fn, "cutoff", expected, cutoff) from None
         if stamp is pd.NaT:
-            raise fail(fn, "cutoff", expected, cutoff)
+            raise constraint_error(fn, "cutoff", expected, cutoff)
         if stamp.tzinfo is not None:
             stamp = stamp.tz_convert("UTC").tz_localize(None)
         seconds = (stamp - pd.Timestamp(0)) / pd.Timedelta(seconds=1)
         return math.ceil(seconds) if ts.dtype.kind in "iu" else seconds
-    raise fail(fn, "cutoff", expected, cutoff)
+    raise constraint_error(fn, "cutoff", expected, cutoff)
 
 
 def _warn_empty(fn: str, setting: str) -> None:
@@ -492,10 +526,6 @@ def _warn_empty(fn: str, setting: str) -> None:
         DataWarning,
         stacklevel=3,
     )
-
-
-def _plain(x: Any) -> Any:
-    return x.item() if isinstance(x, np.generic) else x
 
 
 # ---------------------------------------------------------------------- machinery

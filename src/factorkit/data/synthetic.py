@@ -33,13 +33,14 @@ from typing import Any
 
 import numpy as np
 
-from factorkit.data._args import (
-    check_bool,
-    check_int,
-    check_real,
-    fail,
-    is_real,
-    make_rng,
+from factorkit._random import SEED, make_rng
+from factorkit._validation import (
+    Boolean,
+    Interval,
+    NoneOr,
+    check,
+    constraint_error,
+    validate_params,
 )
 from factorkit.data.idmap import IdMap
 from factorkit.data.interactions import Interactions
@@ -47,6 +48,18 @@ from factorkit.exceptions import InvalidParameterError
 
 __all__ = ["SyntheticTruth", "make_implicit", "make_ratings"]
 
+_COUNT = Interval(int, 1)
+_SKEW = Interval(float, 0.0)
+#: shared by make_ratings and make_implicit (each adds its count and noise constraints)
+_SHAPE = {
+    "n_users": _COUNT,
+    "n_items": _COUNT,
+    "rank": _COUNT,
+    "popularity_skew": _SKEW,
+    "activity_skew": NoneOr(_SKEW),
+    "timestamps": Boolean(),
+    "random_state": SEED,
+}
 _DENSE_MAX_CELLS = 1 << 22  # exact sampling over every cell up to this many cells
 _CHUNK = 1 << 20  # rows per chunk when gathering factors
 _ALIAS_MAX_ENTRIES = 1 << 22  # larger topic tables use inverse-CDF draws
@@ -158,7 +171,7 @@ class SyntheticTruth:
         True
         """
         fn = "SyntheticTruth.score"
-        check_bool(clip, "clip", fn)
+        check(clip, Boolean(), "clip", fn)
         if clip and self.implicit:
             raise InvalidParameterError(
                 f"{fn}: clip=True needs explicit ratings; this truth is of implicit data, "
@@ -205,7 +218,7 @@ class SyntheticTruth:
                 "Rank held-out items by score() instead."
             )
         if not isinstance(data, Interactions):
-            raise fail(fn, "data", "an Interactions", data)
+            raise constraint_error(fn, "data", "an Interactions", data)
         if data.shape != (self.n_users, self.n_items):
             raise InvalidParameterError(
                 f"{fn}: data must have this truth's shape {(self.n_users, self.n_items)} "
@@ -222,14 +235,17 @@ def _positions(values: Any, name: str, n: int, fn: str) -> np.ndarray:
     if arr.ndim == 0:
         arr = arr.reshape(1)
     if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
-        raise fail(fn, name, "a 1-D array of integer positions", values)
+        raise constraint_error(fn, name, "a 1-D array of integer positions", values)
     if arr.size and (arr.min() < 0 or arr.max() >= n):
         bad = arr[np.flatnonzero((arr < 0) | (arr >= n))[0]]
-        raise fail(fn, name, f"positions in [0, {n})", bad)
+        raise constraint_error(fn, name, f"positions in [0, {n})", bad)
     return arr
 
 
 # ---------------------------------------------------------------------- public makers
+@validate_params(
+    {"n_ratings": _COUNT, "noise": Interval(float, 0.0), **_SHAPE}, owner="make_ratings"
+)
 def make_ratings(
     n_users: int = 1000,
     n_items: int = 500,
@@ -306,10 +322,9 @@ def make_ratings(
     n_users, n_items, n_ratings, rank, skews = _check_shape_args(
         fn, n_users, n_items, n_ratings, "n_ratings", rank, popularity_skew, activity_skew
     )
-    noise = check_real(noise, "noise", fn, low=0.0)
+    noise = float(noise)
     lo, hi = _check_scale(rating_scale, fn)
     step = _check_step(rating_step, lo, hi, fn)
-    timestamps = check_bool(timestamps, "timestamps", fn)
     rng = make_rng(random_state, fn)
 
     width = hi - lo
@@ -344,6 +359,15 @@ def make_ratings(
     return _build(users, items, values, ts, n_users, n_items, implicit=False), truth
 
 
+@validate_params(
+    {
+        "n_interactions": _COUNT,
+        "noise": Interval(float, 0.0, 1.0),
+        "counts": Boolean(),
+        **_SHAPE,
+    },
+    owner="make_implicit",
+)
 def make_implicit(
     n_users: int = 1000,
     n_items: int = 500,
@@ -421,9 +445,7 @@ def make_implicit(
         fn, n_users, n_items, n_interactions, "n_interactions", rank, popularity_skew,
         activity_skew,
     )  # fmt: skip
-    noise = check_real(noise, "noise", fn, low=0.0, high=1.0)
-    counts = check_bool(counts, "counts", fn)
-    timestamps = check_bool(timestamps, "timestamps", fn)
+    noise = float(noise)
     rng = make_rng(random_state, fn)
 
     a, b = _weights(rng, n_users, n_items, n, *skews)
@@ -464,21 +486,16 @@ def _check_shape_args(
     popularity_skew: Any,
     activity_skew: Any,
 ) -> tuple[int, int, int, int, tuple[float, float]]:
-    n_users = check_int(n_users, "n_users", fn, low=1)
-    n_items = check_int(n_items, "n_items", fn, low=1)
-    n = check_int(n, n_name, fn, low=1)
+    """The already checked shape arguments as Python numbers, and the checks that
+    involve several of them."""
+    n_users, n_items, n, rank = int(n_users), int(n_items), int(n), int(rank)
     cells = n_users * n_items
     if cells >= 2**62:  # cells are addressed by int64 keys
-        raise fail(fn, "n_users * n_items", "< 2**62", cells)
+        raise constraint_error(fn, "n_users * n_items", "< 2**62", cells)
     if n > cells:
-        raise fail(fn, n_name, f"<= n_users * n_items ({cells})", n)
-    rank = check_int(rank, "rank", fn, low=1)
-    pop = check_real(popularity_skew, "popularity_skew", fn, low=0.0)
-    act = (
-        pop / 2
-        if activity_skew is None
-        else check_real(activity_skew, "activity_skew", fn, low=0.0)
-    )
+        raise constraint_error(fn, n_name, f"<= n_users * n_items ({cells})", n)
+    pop = float(popularity_skew)
+    act = pop / 2 if activity_skew is None else float(activity_skew)
     return n_users, n_items, n, rank, (pop, act)
 
 
@@ -487,20 +504,21 @@ def _check_scale(rating_scale: Any, fn: str) -> tuple[float, float]:
     try:
         lo, hi = rating_scale
     except (TypeError, ValueError):
-        raise fail(fn, "rating_scale", expected, rating_scale) from None
-    if not (is_real(lo) and is_real(hi) and math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-        raise fail(fn, "rating_scale", expected, rating_scale)
+        raise constraint_error(fn, "rating_scale", expected, rating_scale) from None
+    finite = Interval(float)
+    if not (finite.accepts(lo) and finite.accepts(hi) and lo < hi):
+        raise constraint_error(fn, "rating_scale", expected, rating_scale)
     return float(lo), float(hi)
 
 
 def _check_step(step: Any, lo: float, hi: float, fn: str) -> float | None:
     if step is None:
         return None
-    step = check_real(step, "rating_step", fn, low=0.0, low_open=True)
+    step = float(check(step, Interval(float, 0.0, closed="neither"), "rating_step", fn))
     width = hi - lo
     k = width / step
     if abs(k - round(k)) > 1e-9 * max(1.0, k):
-        raise fail(
+        raise constraint_error(
             fn, "rating_step", f"None or a step that divides the scale width ({width:g})", step
         )
     return step

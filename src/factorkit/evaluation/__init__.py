@@ -1,4 +1,4 @@
-"""Metrics, evaluate() and cross_validate().
+"""Metrics, evaluate(), cross_validate(), searches and tune().
 
 Rating metrics (``rmse``, ``mae``) and ranking metrics (``precision@k``, ``recall@k``,
 ``ndcg@k``, ``map@k``, ``mrr@k``, ``hit_rate@k``, ``auc``, ``coverage@k``) are all
@@ -10,12 +10,14 @@ from factorkit.evaluation.metrics import mae, rmse
 from factorkit.evaluation.ranking import MetricSpec, available_metrics, parse_metrics
 from factorkit.evaluation.search import GridSearch, RandomSearch, default_search_space
 from factorkit.evaluation.spectrum import factors_curve, singular_value_spectrum
+from factorkit.evaluation.tune import TuneResult, tune
 
 __all__ = [
     "CrossValidationResult",
     "GridSearch",
     "MetricSpec",
     "RandomSearch",
+    "TuneResult",
     "available_metrics",
     "cross_validate",
     "default_search_space",
@@ -25,4 +27,5 @@ __all__ = [
     "parse_metrics",
     "rmse",
     "singular_value_spectrum",
+    "tune",
 ]

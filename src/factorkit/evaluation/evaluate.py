@@ -5,15 +5,18 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from factorkit._threads import concurrent_launches_safe, resolve_threads
+from factorkit._validation import Boolean, Interval, NoneOr, check
 from factorkit.base import Estimator, clone
 from factorkit.data.interactions import Interactions
+from factorkit.evaluation._checks import check_estimator
 from factorkit.evaluation.metrics import RATING_METRICS
 from factorkit.evaluation.ranking import (
     MetricSpec,
@@ -102,11 +105,12 @@ def evaluate(
     >>> bool(abs(frame["recall@20"].mean() - summary["recall@20"]) < 1e-12)
     True
     """
+    # checked inline, not by the validate_params decorator: warnings raised below keep
+    # pointing at the caller's line (a wrapper would add a frame)
+    check(per_user, Boolean(), "per_user", "evaluate")
     specs = parse_metrics(metrics)
     if not isinstance(test, Interactions):
         raise DataError(f"evaluate: test must be an Interactions; got {type(test).__name__}")
-    if not isinstance(per_user, (bool, np.bool_)):
-        raise InvalidParameterError(f"evaluate: per_user must be True or False; got {per_user!r}")
     if relevance_threshold is not None and not any(not s.is_rating for s in specs):
         raise InvalidParameterError(
             "evaluate: relevance_threshold applies to ranking metrics only (e.g. 'ndcg@10'); "
@@ -203,16 +207,6 @@ class CrossValidationResult:
         return f"CrossValidationResult\n{self.summary().to_string(float_format='%.4f')}"
 
 
-def _check_jobs(n_jobs: Any) -> int:
-    if n_jobs is None:
-        return 1
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1:
-        raise InvalidParameterError(
-            f"cross_validate: n_jobs must be None or an int >= 1; got {n_jobs!r}"
-        )
-    return int(n_jobs)
-
-
 def cross_validate(
     estimator: Estimator,
     data: Interactions,
@@ -221,6 +215,7 @@ def cross_validate(
     random_state: int | None = 0,
     relevance_threshold: float | None = None,
     n_jobs: int | None = None,
+    progress: bool = False,
 ) -> CrossValidationResult:
     """Fit a clone of ``estimator`` on each training fold and score it on the test fold.
 
@@ -243,6 +238,8 @@ def cross_validate(
         estimator then gets ``n_threads = cores // n_jobs`` (when it has that parameter)
         so the folds together never oversubscribe the cores. ``None`` or 1: one fold at a
         time, each using every core.
+    progress : bool, default False
+        A progress bar over the folds (on stderr), advanced as each fold is scored.
 
     Examples
     --------
@@ -256,18 +253,18 @@ def cross_validate(
     ['rmse', 'ndcg@10', 'fit_time', 'test_time']
     """
     names = _metric_names(metrics)
-    if not isinstance(estimator, Estimator):
-        raise InvalidParameterError(
-            "cross_validate: estimator must be a factorkit estimator instance such as "
-            f"fk.BiasedMF(); got {estimator!r}"
-        )
+    check_estimator(estimator, "cross_validate")
+    check(n_jobs, NoneOr(Interval(int, 1)), "n_jobs", "cross_validate")
+    check(progress, Boolean(), "progress", "cross_validate")
     if isinstance(cv, (int, np.integer)) and not isinstance(cv, bool):
         from factorkit.data.splits import kfold
 
         folds: Iterable = kfold(data, k=int(cv), random_state=random_state)
+        n_folds: int | None = int(cv)
     else:
         folds = cv
-    jobs = _check_jobs(n_jobs)
+        n_folds = len(cv) if hasattr(cv, "__len__") else None
+    jobs = 1 if n_jobs is None else int(n_jobs)
 
     def run_fold(pair: tuple[Interactions, Interactions], threads: int | None) -> dict:
         train, test = pair
@@ -292,12 +289,23 @@ def cross_validate(
             stacklevel=2,
         )
         jobs = 1
-    if jobs > 1:
-        per_fold = max(1, resolve_threads(None) // jobs)
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            rows = list(pool.map(lambda pair: run_fold(pair, per_fold), folds))
-    else:
-        rows = [run_fold(pair, None) for pair in folds]
+    bar = tqdm(total=n_folds, desc="cross_validate", unit="fold", disable=not progress)
+    try:
+        if jobs > 1:
+            per_fold = max(1, resolve_threads(None) // jobs)
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                futures = [pool.submit(run_fold, pair, per_fold) for pair in folds]
+                for future in as_completed(futures):
+                    future.result()
+                    bar.update(1)
+                rows = [future.result() for future in futures]
+        else:  # one fold at a time: a generator of folds is never held in memory at once
+            rows = []
+            for pair in folds:
+                rows.append(run_fold(pair, None))
+                bar.update(1)
+    finally:
+        bar.close()
     frame = pd.DataFrame(rows)
     frame.index.name = "fold"
     return CrossValidationResult(frame)

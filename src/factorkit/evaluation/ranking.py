@@ -21,7 +21,7 @@ out), ``hit_j`` says whether the item at rank ``j`` is in ``R``:
 
 The model is reached only through its public scoring protocol (``top_items``,
 ``score_blocks``, ``user_map_``/``item_map_``, ``seen_indptr_``/``seen_indices_``; see
-:mod:`factorkit.models._factor`) and its ``can_recommend`` tag.
+:class:`factorkit.models.FactorModel`) and its ``can_recommend`` tag.
 
 Per-user values are averaged over the evaluated users (test users with at least one
 relevant item). Relevant items the model cannot recommend (unknown to it) are misses.
@@ -39,6 +39,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from factorkit._threads import resolve_threads, using_threads
+from factorkit._validation import Interval, NoneOr, Satisfies, check
 from factorkit.base import get_tags
 from factorkit.data.interactions import Interactions
 from factorkit.evaluation.metrics import RATING_METRICS
@@ -175,18 +176,15 @@ class RankingResult:
     known: np.ndarray
 
 
+_THRESHOLD = Satisfies(
+    NoneOr(Interval(float)).accepts,
+    "a finite number (test interactions with value >= it are relevant) or None (all are)",
+)
+
+
 def _check_threshold(relevance_threshold: Any) -> float | None:
-    if relevance_threshold is None:
-        return None
-    ok = isinstance(relevance_threshold, (int, float, np.integer, np.floating)) and not isinstance(
-        relevance_threshold, bool
-    )
-    if not ok or not np.isfinite(relevance_threshold):
-        raise InvalidParameterError(
-            "evaluate: relevance_threshold must be a finite number (test interactions with "
-            f"value >= it are relevant) or None (all are); got {relevance_threshold!r}"
-        )
-    return float(relevance_threshold)
+    check(relevance_threshold, _THRESHOLD, "relevance_threshold", "evaluate")
+    return None if relevance_threshold is None else float(relevance_threshold)
 
 
 def _train_structure(model: Any, train: Interactions | None) -> tuple[np.ndarray, np.ndarray]:

@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from factorkit._validation import Boolean, Interval, Options, Satisfies, check, validate_params
 from factorkit.data.interactions import Interactions
+from factorkit.evaluation._checks import check_estimator, is_int
 from factorkit.exceptions import DataError, InvalidParameterError
 
 __all__ = ["factors_curve", "singular_value_spectrum"]
@@ -28,6 +30,9 @@ CENTERS = ("global", "user", "item", None)
 _DENSE_CELLS = 2_000_000
 
 
+@validate_params(
+    {"k": Interval(int, 1), "center": Options(CENTERS)}, owner="singular_value_spectrum"
+)
 def singular_value_spectrum(
     data: Any,
     k: int = 100,
@@ -82,14 +87,6 @@ def singular_value_spectrum(
     >>> spec["explained_energy"].round(6).tolist()
     [1.0, 0.0, 0.0]
     """
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise InvalidParameterError(
-            f"singular_value_spectrum: k must be an int >= 1 (number of components); got {k!r}"
-        )
-    if center not in CENTERS:
-        raise InvalidParameterError(
-            f"singular_value_spectrum: center must be one of {list(CENTERS)}; got {center!r}"
-        )
     matrix = _centred(_as_matrix(data), center)
     n_rows, n_cols = matrix.shape
     if min(n_rows, n_cols) == 0:
@@ -166,6 +163,14 @@ def _centred(m: sp.csr_matrix, center: str | None) -> sp.csr_matrix:
     return m
 
 
+#: a non-empty list of ranks
+_RANKS = Satisfies(
+    lambda v: isinstance(v, list) and len(v) > 0 and all(is_int(f) and f >= 1 for f in v),
+    "a non-empty list of ints >= 1",
+)
+
+
+@validate_params({"train_score": Boolean()}, owner="factors_curve")
 def factors_curve(
     estimator: Any,
     train: Interactions,
@@ -211,31 +216,23 @@ def factors_curve(
     >>> list(curve.columns), curve["factors"].tolist()
     (['factors', 'rmse', 'fit_time'], [2, 8])
     """
-    from factorkit.base import Estimator, clone
+    from factorkit.base import clone
     from factorkit.evaluation.evaluate import evaluate
     from factorkit.evaluation.ranking import parse_metrics
 
     metric = parse_metrics([metric])[0].name
 
-    if not isinstance(estimator, Estimator):
-        raise InvalidParameterError(
-            "factors_curve: estimator must be a factorkit estimator instance such as "
-            f"fk.BiasedMF(); got {estimator!r}"
-        )
+    check_estimator(estimator, "factors_curve")
     if "factors" not in estimator.get_params():
         raise InvalidParameterError(
             f"factors_curve: {type(estimator).__name__} has no 'factors' parameter; pass a "
             "latent-factor model such as fk.BiasedMF()"
         )
-    if isinstance(factors, (int, np.integer)):
+    if is_int(factors):
         factors = [int(factors)]
-    values = list(factors)
-    if not values or any(
-        isinstance(f, bool) or not isinstance(f, (int, np.integer)) or f < 1 for f in values
-    ):
-        raise InvalidParameterError(
-            f"factors_curve: factors must be a non-empty list of ints >= 1; got {factors!r}"
-        )
+    if isinstance(factors, (tuple, range, np.ndarray)):
+        factors = list(factors)
+    values = check(factors, _RANKS, "factors", "factors_curve")
     rows = []
     for f in values:
         model = clone(estimator).set_params(factors=int(f))

@@ -425,6 +425,12 @@ class FactorModel(Estimator):
                 setattr(self, name, value)
         if "seen_values_" not in state and "seen_indices_" in state:  # saved before 0.x
             self.seen_values_ = np.ones(len(self.seen_indices_), dtype=np.float32)
+        n_seen, n_values = len(self.seen_indices_), len(self.seen_values_)
+        if n_seen != n_values:
+            raise InvalidParameterError(
+                f"{type(self).__name__}.set_state: seen_values_ holds {n_values} values for "
+                f"{n_seen} seen items (seen_indices_); pass a state from get_state()"
+            )
         self._n_threads = resolve_threads(getattr(self, "n_threads", None))
         self._after_set_state()
         return self

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "activity_errors",
+    "item_map_table",
     "plot_error_by_activity",
     "plot_factors_curve",
     "plot_item_map",
@@ -56,8 +57,6 @@ _STYLE = {
     "figure.facecolor": "white",
 }
 _BLUE, _ORANGE, _GREEN, _GREY = "#1f77b4", "#ff7f0e", "#2ca02c", "#7f7f7f"
-#: metrics where lower is better
-_LOWER_IS_BETTER = ("rmse", "mae", "loss")
 
 
 def require_matplotlib() -> Any:
@@ -105,8 +104,17 @@ def _styled(func):
 
 
 def _lower_is_better(metric: str) -> bool:
+    """Direction of a metric column (``val_``/``train_`` prefixes allowed); the training
+    ``loss`` falls; a name :func:`factorkit.evaluate` does not know is maximised."""
+    from factorkit.evaluation.search import greater_is_better
+
     name = metric.lower().removeprefix("val_").removeprefix("train_")
-    return name.split("@")[0] in _LOWER_IS_BETTER
+    if name == "loss":
+        return True
+    try:
+        return not greater_is_better(name)
+    except FactorkitError:  # not a factorkit metric name (e.g. scikit-learn's "score")
+        return False
 
 
 def _metric_label(metric: str) -> str:
@@ -620,21 +628,14 @@ def _place_labels(fig: Any, ax: Any, xy: np.ndarray, labels: Sequence[str]) -> l
     return placed
 
 
-@_styled
-def plot_item_map(
-    model: Any, n_labels: int = 15, min_count: int = 10, train: Interactions | None = None
-) -> Figure:
+def item_map_table(
+    model: Any, min_count: int = 10, train: Interactions | None = None
+) -> pd.DataFrame:
     """Item factors projected on their first two principal components (PCA by SVD).
-
-    Each dot is an item, coloured by its training popularity; the ``n_labels`` most
-    popular items carry their titles (raw ids where no title is known). Labels are placed
-    so that none overlap; one that cannot be placed is left out.
 
     Parameters
     ----------
     model : fitted latent-factor model
-    n_labels : int, default 15
-        Number of most popular items to label.
     min_count : int, default 10
         Items with fewer training interactions are left out: their factors are mostly
         regularisation noise and crowd the centre. Ignored when fewer than three items
@@ -644,18 +645,21 @@ def plot_item_map(
 
     Returns
     -------
-    matplotlib.figure.Figure
-        Title "Item factor map"; axis labels give each component's share of the variance.
+    pandas.DataFrame
+        One row per item kept, most popular first: ``item`` (raw id), ``title`` (empty
+        when unknown), ``train_count``, ``x`` and ``y`` (the two components).
+        ``attrs["variance"]`` holds each component's share of the variance (in %) and
+        ``attrs["min_count"]`` the threshold used.
 
     Examples
     --------
     >>> import factorkit as fk
-    >>> from factorkit.report import plot_item_map
+    >>> from factorkit.report import item_map_table
     >>> data = fk.datasets.load_movielens_small()
     >>> model = fk.BiasedMF(factors=8, epochs=3, random_state=0).fit(data)
-    >>> ax = plot_item_map(model, n_labels=5).axes[0]
-    >>> ax.get_title(), ax.get_xlabel()[:11]
-    ('Item factor map', 'component 1')
+    >>> table = item_map_table(model)
+    >>> list(table.columns), len(table.attrs["variance"])
+    (['item', 'title', 'train_count', 'x', 'y'], 2)
     """
     factors = getattr(model, "item_factors_", None)
     if factors is None:
@@ -675,12 +679,73 @@ def plot_item_map(
         coords = np.hstack([coords, np.zeros((len(coords), 1))])
     share = s**2 / max(float(np.sum(s**2)), 1e-300) * 100
     share = np.append(share, [0.0, 0.0])[:2]
+    ids = model.item_map_.ids[keep]
+    titles = model.item_titles(ids) if hasattr(model, "item_titles") else [""] * len(ids)
+    table = pd.DataFrame(
+        {
+            "item": ids,
+            "title": titles,
+            "train_count": counts[keep],
+            "x": coords[:, 0],
+            "y": coords[:, 1],
+        }
+    )
+    table = table.sort_values("train_count", ascending=False, kind="stable")
+    table = table.reset_index(drop=True)
+    table.attrs.update(variance=[float(v) for v in share], min_count=int(min_count))
+    return table
+
+
+@_styled
+def plot_item_map(
+    model: Any, n_labels: int = 15, min_count: int = 10, train: Interactions | None = None
+) -> Figure:
+    """Item factors projected on their first two principal components (PCA by SVD).
+
+    Each dot is an item, coloured by its training popularity; the ``n_labels`` most
+    popular items carry their titles (raw ids where no title is known). Labels are placed
+    so that none overlap; one that cannot be placed is left out.
+
+    Parameters
+    ----------
+    model : fitted latent-factor model or DataFrame
+        The model, or its :func:`item_map_table` (then ``min_count`` and ``train`` are
+        not used).
+    n_labels : int, default 15
+        Number of most popular items to label.
+    min_count : int, default 10
+        Items with fewer training interactions are left out (see :func:`item_map_table`).
+    train : Interactions, optional
+        Needed only for models that keep no record of their training items.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Title "Item factor map"; axis labels give each component's share of the variance.
+
+    Examples
+    --------
+    >>> import factorkit as fk
+    >>> from factorkit.report import plot_item_map
+    >>> data = fk.datasets.load_movielens_small()
+    >>> model = fk.BiasedMF(factors=8, epochs=3, random_state=0).fit(data)
+    >>> ax = plot_item_map(model, n_labels=5).axes[0]
+    >>> ax.get_title(), ax.get_xlabel()[:11]
+    ('Item factor map', 'component 1')
+    """
+    if isinstance(model, pd.DataFrame):
+        table = model
+    else:
+        table = item_map_table(model, min_count=min_count, train=train)
+    coords = table[["x", "y"]].to_numpy(dtype=np.float64)
+    counts = table["train_count"].to_numpy()
+    share = table.attrs.get("variance", [0.0, 0.0])
     require_matplotlib()
     from matplotlib.colors import LogNorm
 
     fig, (ax,) = _new_figure(10, 7.5)
-    order = np.argsort(counts[keep])  # popular items drawn last, on top
-    c = np.maximum(counts[keep][order], 1)
+    order = np.argsort(counts, kind="stable")  # popular items drawn last, on top
+    c = np.maximum(counts[order], 1)
     points = ax.scatter(
         coords[order, 0],
         coords[order, 1],
@@ -698,10 +763,11 @@ def plot_item_map(
     bar.ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
     bar.ax.yaxis.set_minor_locator(LogLocator(subs="auto"))
     bar.ax.yaxis.set_minor_formatter(StrMethodFormatter(""))
-    top = np.argsort(-counts[keep], kind="stable")[: max(0, int(n_labels))]
-    ids = model.item_map_.ids[keep[top]]
-    titles = model.item_titles(ids) if hasattr(model, "item_titles") else [""] * len(ids)
-    labels = [_shorten(t) if t else f"item {i}" for t, i in zip(titles, ids, strict=True)]
+    top = np.argsort(-counts, kind="stable")[: max(0, int(n_labels))]
+    labels = [
+        _shorten(t) if t else f"item {i}"
+        for t, i in zip(table["title"].iloc[top], table["item"].iloc[top], strict=True)
+    ]
     ax.scatter(coords[top, 0], coords[top, 1], s=28, facecolor="none", edgecolor="black", lw=0.8)
     pad_x = np.ptp(coords[:, 0]) * 0.04 or 1.0
     pad_y = np.ptp(coords[:, 1]) * 0.04 or 1.0

@@ -1,28 +1,31 @@
-"""write_report(): one self-contained HTML page about a fitted model.
+"""The render half of a report: figures and one self-contained HTML page.
+
+:func:`write_report` = :func:`factorkit.report.compute.compute_report` (every table, no
+figures) + :func:`render_html` (draws the figures from those tables and writes the page).
 
 The page embeds every figure as a base64 PNG and carries its CSS inline; it links to
 nothing outside itself, so it can be mailed, archived as a CI artifact or opened offline.
+Under each heading a "Source" line says which data, split and model the figure and table
+come from.
 """
 
 from __future__ import annotations
 
 import base64
-import datetime as _dt
 import html
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from factorkit.base import get_tags
 from factorkit.data.interactions import Interactions
-from factorkit.exceptions import DataError, InvalidParameterError
 from factorkit.report import figures as F
+from factorkit.report.compute import ReportData, compute_report
 
-__all__ = ["write_report"]
+__all__ = ["render_html", "write_report"]
 
 #: figures are rendered at this many pixels per inch and shown at 100 px per inch,
 #: so they stay sharp on high-density screens
@@ -37,6 +40,8 @@ h2 { font-size: 20px; margin: 36px 0 8px; padding-bottom: 4px; border-bottom: 2p
 h3 { font-size: 15px; margin: 20px 0 6px; }
 p.meta { color: #5b6272; font-size: 13px; margin: 0 0 12px; }
 p.note { color: #3b4252; font-size: 14px; max-width: 900px; }
+p.source { color: #3b4252; font-size: 13px; max-width: 900px; background: #f7f8fa;
+       border-left: 3px solid #c5cbd6; padding: 4px 8px; }
 nav { font-size: 14px; margin: 12px 0 4px; }
 nav a { margin-right: 14px; color: #1f5fa8; text-decoration: none; }
 figure { margin: 12px 0 20px; }
@@ -105,32 +110,182 @@ def _table(frame: pd.DataFrame, index: bool = False) -> str:
     return f'<table class="data"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def _kv(pairs: Sequence[tuple[str, Any]], columns: tuple[str, str] = ("", "")) -> str:
-    return _table(pd.DataFrame(list(pairs), columns=list(columns)))
+#: one rendered section: (anchor, heading, body html)
+Section = tuple[str, str, str]
 
 
-def _data_summary(train: Interactions, test: Interactions) -> pd.DataFrame:
-    rows = []
-    for name, d in (("train", train), ("test", test)):
-        lo, hi = d.rating_scale
-        users = int(np.count_nonzero(d.user_counts))
-        items = int(np.count_nonzero(d.item_counts))
-        rows.append(
-            {
-                "split": name,
-                "users": users,
-                "items": items,
-                "interactions": len(d),
-                "density": f"{len(d) / max(1, users * items):.3%}",
-                "values": "implicit" if d.implicit else f"{_fmt(lo)} – {_fmt(hi)}",
-            }
+def _source(report: ReportData, key: str) -> str:
+    text = report.sources.get(key)
+    return f'<p class="source">Source: {html.escape(text)}</p>' if text else ""
+
+
+def _note(text: str) -> str:
+    return f'<p class="note">{text}</p>' if text else ""
+
+
+def _summary_section(report: ReportData) -> Section:
+    data = "<h3>Data</h3>"
+    if report.data_name:
+        data += f'<p class="note">Data set: <code>{html.escape(report.data_name)}</code></p>'
+    data += _table(report.data_summary)
+    data += f'<p class="note">Split: {html.escape(report.split)}</p>'
+    body = (
+        '<div class="grid"><div>'
+        + data
+        + "<h3>Test metrics</h3>"
+        + _source(report, "metrics")
+        + _table(report.metrics)
+        + "</div><div><h3>Model</h3>"
+        + _table(report.params)
+        + "</div></div>"
+    )
+    return ("summary", "Summary", body)
+
+
+def _learning_section(report: ReportData) -> Section | None:
+    history = report.history
+    if history is None:
+        return None
+    total = history["elapsed"].iloc[-1] if "elapsed" in history else float("nan")
+    note = f"{len(history)} epochs in {total:.1f} s." if np.isfinite(total) else ""
+    if not any(c.startswith("val_") for c in history.columns):
+        note += (
+            " No validation curve: fit with <code>fit(train, validation=...)</code> to "
+            "record a held-out metric per epoch."
         )
-    return pd.DataFrame(rows)
+    body = _png(
+        F.plot_learning_curves(history),
+        "learning curves",
+        "Training objective per epoch; a validation curve that turns upward while the "
+        "loss keeps falling means over-fitting (raise regularization or stop earlier).",
+    )
+    return ("learning", "Learning curves", _source(report, "learning") + _note(note) + body)
 
 
-def _default_metrics(explicit: bool) -> list[str]:
-    ranking = ["precision@10", "recall@10", "ndcg@10", "coverage@10"]
-    return ["rmse", "mae", *ranking] if explicit else ranking
+def _rank_section(report: ReportData) -> Section | None:
+    body = ""
+    if report.spectrum is not None:
+        body += _source(report, "spectrum") + _png(
+            F.plot_spectrum(report.spectrum),
+            "singular value spectrum",
+            "Singular values of the training matrix"
+            + (" (each user's mean rating subtracted)" if report.explicit else "")
+            + "; components beyond the knee of the left curve add little. The right "
+            "panel is the share of the matrix's total energy the first components hold.",
+        )
+    if report.factors_curve is not None:
+        body += _source(report, "factors") + _png(
+            F.plot_factors_curve(report.factors_curve),
+            "metric versus factors",
+            "Held-out metric of the same model refitted at each number of factors.",
+        )
+        body += _table(report.factors_curve)
+    return ("rank", "Rank selection", body) if body else None
+
+
+def _selection_section(report: ReportData) -> Section | None:
+    body = ""
+    if report.search is not None:
+        frame, score, std, _ = F.search_table(report.search)
+        body += _source(report, "search") + _png(
+            F.plot_search_results(report.search),
+            "parameter search",
+            "Mean cross-validated score per candidate (best circled), with one standard "
+            "deviation over folds.",
+        )
+        rank = score.replace("mean_", "rank_", 1)
+        keep = ["parameters", score] + ([std] if std else [])
+        keep += [c for c in ("mean_fit_time", rank) if c in frame]
+        best = report.search.best_params_
+        if best is not None:
+            body += f'<p class="note">Best parameters: <code>{html.escape(repr(best))}</code></p>'
+        body += _table(frame[keep].head(20))
+    if report.cv_folds is not None:
+        body += "<h3>Cross-validation</h3>" + _source(report, "cv")
+        body += _table(report.cv_folds, index=True)
+    return ("selection", "Model selection", body) if body else None
+
+
+def _activity_section(report: ReportData) -> Section | None:
+    if report.activity is None:
+        return None
+    body = _png(
+        F.plot_error_by_activity(report.activity),
+        "error by user activity",
+        "Test RMSE of users grouped by how many training ratings they have; the "
+        "model usually does worst on users it knows least.",
+    )
+    body = _source(report, "activity") + body + _table(report.activity)
+    return ("activity", "Error by user activity", body)
+
+
+def _recommendations_section(report: ReportData) -> Section | None:
+    pop = report.popularity
+    if pop is None:
+        return None
+    body = _source(report, "recommendations") + _png(
+        F.plot_recommendation_popularity(pop),
+        "popularity of recommended items",
+        f"Training popularity of the items in every user's top-{report.k} list (seen items "
+        "left out), against the catalogue as a whole. Recommendations piled onto the "
+        "right-hand bands mean a popularity-biased model.",
+    )
+    top = pop.head(15)[["item", "title", "train_count", "recommended"]].rename(
+        columns={"train_count": "training ratings", "recommended": "in top-k lists"}
+    )
+    body += "<h3>Most recommended items</h3>" + _table(top)
+    return ("recommendations", "Recommendations", body)
+
+
+def _items_section(report: ReportData) -> Section | None:
+    if report.item_map is None:
+        return None
+    body = _source(report, "items") + _png(
+        F.plot_item_map(report.item_map, n_labels=report.n_labels),
+        "item factor map",
+        "Item factors projected on their first two principal components; nearby items "
+        f"are scored alike. Items with fewer than {report.item_map.attrs['min_count']} "
+        "training ratings are left out; the most-rated items are labelled.",
+    )
+    return ("items", "Item factor map", body)
+
+
+#: the sections of a report, in page order
+_SECTIONS: Sequence[Callable[[ReportData], Section | None]] = (
+    _summary_section,
+    _learning_section,
+    _rank_section,
+    _selection_section,
+    _activity_section,
+    _recommendations_section,
+    _items_section,
+)
+
+
+def render_html(report: ReportData, path_dir: str | Path) -> Path:
+    """Draw the figures of a computed report and write ``index.html`` into ``path_dir``.
+
+    Parameters
+    ----------
+    report : ReportData
+        From :func:`factorkit.report.compute_report`.
+    path_dir : str or Path
+        Directory to write into (created if missing); an existing ``index.html`` is
+        replaced.
+
+    Returns
+    -------
+    pathlib.Path
+        The path of the written ``index.html``.
+    """
+    F.require_matplotlib()
+    sections = [s for s in (build(report) for build in _SECTIONS) if s is not None]
+    page = _page(report, sections)
+    out_dir = Path(path_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "index.html"
+    path.write_text(page, encoding="utf-8")
+    return path
 
 
 def write_report(
@@ -147,6 +302,8 @@ def write_report(
     k: int = 10,
     spectrum_k: int = 50,
     n_labels: int = 15,
+    data_name: str | None = None,
+    split: str | None = None,
 ) -> Path:
     """Write ``index.html``, a self-contained report on a fitted model, into ``path_dir``.
 
@@ -155,10 +312,14 @@ def write_report(
     training ratings, and held-out metric versus factors when ``factors`` is given);
     model selection (``search.cv_results_``, ``cv_result.folds``); error by user activity
     (explicit ratings); popularity of recommended items and the most recommended items;
-    a 2-D map of the item factors labelled with the most popular titles.
+    a 2-D map of the item factors labelled with the most popular titles. Each section
+    says where it comes from: which data (train or test, and how they were split), which
+    model and parameters.
 
-    Figures are PNGs embedded as base64 ``data:`` URIs and the CSS is inline: the file
-    references nothing outside itself.
+    Computing (:func:`~factorkit.report.compute_report`) and drawing
+    (:func:`render_html`) are separate steps; this function runs both. Figures are PNGs
+    embedded as base64 ``data:`` URIs and the CSS is inline: the file references nothing
+    outside itself.
 
     Parameters
     ----------
@@ -190,6 +351,12 @@ def write_report(
         Singular values computed for the spectrum (0 leaves the section out).
     n_labels : int, default 15
         Titles labelled on the item factor map.
+    data_name : str, optional
+        Name of the data set, shown in the summary.
+    split : str, optional
+        How ``train`` and ``test`` were made (e.g. ``"fk.split.random, test_size 0.2,
+        seed 0"``), shown with every figure computed on them. Default: their sizes, and a
+        note that the split was not given.
 
     Returns
     -------
@@ -210,196 +377,44 @@ def write_report(
     >>> train, test = fk.split.random(data, test_size=0.2, random_state=0)
     >>> model = fk.BiasedMF(factors=10, epochs=3, random_state=0).fit(train)
     >>> path = write_report(tempfile.mkdtemp(), model=model, train=train, test=test,
-    ...                     metrics=["rmse"], spectrum_k=10)
-    >>> path.name, "data:image/png;base64," in path.read_text()
-    ('index.html', True)
+    ...                     metrics=["rmse"], spectrum_k=10,
+    ...                     split="fk.split.random, test_size 0.2, seed 0")
+    >>> page = path.read_text()
+    >>> path.name, "data:image/png;base64," in page, "seed 0" in page
+    ('index.html', True, True)
     """
-    F.require_matplotlib()
-    for name, value in (("train", train), ("test", test)):
-        if not isinstance(value, Interactions):
-            raise DataError(
-                f"write_report: {name} must be a factorkit Interactions; got {type(value).__name__}"
-            )
-    if not isinstance(title, str):
-        raise InvalidParameterError(f"write_report: title must be a str; got {title!r}")
-    check = getattr(model, "_check_fitted", None)
-    if check is None:
-        raise InvalidParameterError(
-            f"write_report: model must be a fitted factorkit estimator; got {model!r}"
-        )
-    check("write_report")
-    from factorkit import __version__
-    from factorkit.evaluation.evaluate import evaluate
-    from factorkit.evaluation.spectrum import factors_curve, singular_value_spectrum
-
-    explicit = get_tags(model).explicit and not train.implicit
-    metric_names = list(metrics) if metrics is not None else _default_metrics(explicit)
-    scores = evaluate(model, test, metrics=metric_names, train=train)
-
-    sections: list[tuple[str, str, str]] = []  # (anchor, heading, body)
-
-    # --- summary
-    params = pd.DataFrame(
-        [(k_, repr(v)) for k_, v in model.get_params().items()], columns=["parameter", "value"]
+    F.require_matplotlib()  # before any computing: say what is missing at once
+    report = compute_report(
+        model,
+        train,
+        test,
+        title=title,
+        search=search,
+        cv_result=cv_result,
+        metrics=metrics,
+        factors=factors,
+        k=k,
+        spectrum_k=spectrum_k,
+        n_labels=n_labels,
+        data_name=data_name,
+        split=split,
     )
-    metric_table = pd.DataFrame(
-        [(name, float(v)) for name, v in scores.items()], columns=["metric", "test value"]
-    )
-    body = (
-        '<div class="grid"><div><h3>Data</h3>'
-        + _table(_data_summary(train, test))
-        + "<h3>Test metrics</h3>"
-        + _table(metric_table)
-        + "</div><div><h3>Model</h3>"
-        + _table(params)
-        + "</div></div>"
-    )
-    sections.append(("summary", "Summary", body))
-
-    # --- learning curves
-    history = getattr(model, "history_", None)
-    if isinstance(history, pd.DataFrame) and len(history) and "loss" in history:
-        total = history["elapsed"].iloc[-1] if "elapsed" in history else float("nan")
-        note = f"{len(history)} epochs in {total:.1f} s." if np.isfinite(total) else ""
-        if not any(c.startswith("val_") for c in history.columns):
-            note += (
-                " No validation curve: fit with <code>fit(train, validation=...)</code> to "
-                "record a held-out metric per epoch."
-            )
-        body = _png(
-            F.plot_learning_curves(history),
-            "learning curves",
-            "Training objective per epoch; a validation curve that turns upward while the "
-            "loss keeps falling means over-fitting (raise regularization or stop earlier).",
-        )
-        sections.append(("learning", "Learning curves", f'<p class="note">{note}</p>{body}'))
-
-    # --- rank selection
-    body = ""
-    if spectrum_k:
-        spec = singular_value_spectrum(
-            train, k=int(spectrum_k), center="user" if explicit else None
-        )
-        body += _png(
-            F.plot_spectrum(spec),
-            "singular value spectrum",
-            "Singular values of the training matrix"
-            + (" (each user's mean rating subtracted)" if explicit else "")
-            + "; components beyond the knee of the left curve add little. The right "
-            "panel is the share of the matrix's total energy the first components hold.",
-        )
-    if factors is not None:
-        curve = (
-            factors
-            if isinstance(factors, pd.DataFrame)
-            else factors_curve(
-                model, train, test, factors=factors, metric=metric_names[0], train_score=False
-            )
-        )
-        body += _png(
-            F.plot_factors_curve(curve),
-            "metric versus factors",
-            "Held-out metric of the same model refitted at each number of factors.",
-        )
-        body += _table(curve)
-    if body:
-        sections.append(("rank", "Rank selection", body))
-
-    # --- model selection
-    body = ""
-    if search is not None:
-        frame, score, std, _ = F.search_table(search)
-        body += _png(
-            F.plot_search_results(search),
-            "parameter search",
-            "Mean cross-validated score per candidate (best circled), with one standard "
-            "deviation over folds.",
-        )
-        rank = score.replace("mean_", "rank_", 1)
-        keep = ["parameters", score] + ([std] if std else [])
-        keep += [c for c in ("mean_fit_time", rank) if c in frame]
-        best = getattr(search, "best_params_", None)
-        if best is not None:
-            body += f'<p class="note">Best parameters: <code>{html.escape(repr(best))}</code></p>'
-        body += _table(frame[keep].head(20))
-    if cv_result is not None:
-        folds = getattr(cv_result, "folds", cv_result)
-        if not isinstance(folds, pd.DataFrame):
-            raise DataError(
-                "write_report: cv_result must be a CrossValidationResult from "
-                f"fk.cross_validate; got {type(cv_result).__name__}"
-            )
-        summary = pd.concat(
-            [folds, folds.mean().to_frame("mean").T, folds.std(ddof=1).to_frame("std").T]
-        )
-        summary.index = [
-            f"fold {i}" if isinstance(i, (int, np.integer)) else str(i) for i in summary.index
-        ]
-        body += "<h3>Cross-validation</h3>" + _table(summary.rename_axis("fold"), index=True)
-    if body:
-        sections.append(("selection", "Model selection", body))
-
-    # --- error by user activity
-    if explicit and hasattr(model, "predict"):
-        table = F.activity_errors(model, train, test)
-        if len(table):
-            body = _png(
-                F.plot_error_by_activity(table),
-                "error by user activity",
-                "Test RMSE of users grouped by how many training ratings they have; the "
-                "model usually does worst on users it knows least.",
-            )
-            sections.append(("activity", "Error by user activity", body + _table(table)))
-
-    # --- recommendations
-    if hasattr(model, "recommend_all"):
-        pop = F.recommendation_popularity(model, k=k, train=train)
-        body = _png(
-            F.plot_recommendation_popularity(pop),
-            "popularity of recommended items",
-            f"Training popularity of the items in every user's top-{k} list (seen items "
-            "left out), against the catalogue as a whole. Recommendations piled onto the "
-            "right-hand bands mean a popularity-biased model.",
-        )
-        top = pop.head(15)[["item", "title", "train_count", "recommended"]].rename(
-            columns={"train_count": "training ratings", "recommended": "in top-k lists"}
-        )
-        body += "<h3>Most recommended items</h3>" + _table(top)
-        sections.append(("recommendations", "Recommendations", body))
-
-    # --- item factor map
-    item_factors = getattr(model, "item_factors_", None)
-    if item_factors is not None and np.ndim(item_factors) == 2 and item_factors.shape[1] >= 2:
-        body = _png(
-            F.plot_item_map(model, n_labels=n_labels, train=train),
-            "item factor map",
-            "Item factors projected on their first two principal components; nearby items "
-            "are scored alike. Items with fewer than 10 training ratings are left out; the "
-            "most-rated items are labelled.",
-        )
-        sections.append(("items", "Item factor map", body))
-
-    page = _page(title, model, sections, __version__)
-    out_dir = Path(path_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "index.html"
-    path.write_text(page, encoding="utf-8")
-    return path
+    return render_html(report, path_dir)
 
 
-def _page(title: str, model: Any, sections: list[tuple[str, str, str]], version: str) -> str:
-    stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+def _page(report: ReportData, sections: list[Section]) -> str:
     nav = "".join(f'<a href="#{a}">{html.escape(h)}</a>' for a, h, _ in sections)
     body = "".join(
         f'<section id="{a}"><h2>{html.escape(h)}</h2>{b}</section>' for a, h, b in sections
     )
+    data = f" on {report.data_name}" if report.data_name else ""
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>"
-        f"<body><main><h1>{html.escape(title)}</h1>"
-        f'<p class="meta">{html.escape(type(model).__name__)} · generated {stamp} by '
-        f"factorkit {html.escape(version)}</p>"
+        f"<title>{html.escape(report.title)}</title><style>{_CSS}</style></head>"
+        f"<body><main><h1>{html.escape(report.title)}</h1>"
+        f'<p class="meta">{html.escape(report.model)}{html.escape(data)} · generated '
+        f"{report.created} by factorkit {html.escape(report.version)}</p>"
         f"<nav>{nav}</nav>{body}</main></body></html>\n"
     )

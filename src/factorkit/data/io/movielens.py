@@ -36,7 +36,7 @@ __all__ = ["load_movielens_small", "read_movielens"]
 
 # NOTE for integration: ratings are parsed here with pandas.read_csv plus the core's
 # ``_locator`` hook, so value errors already name "<file> line N". When
-# factorkit.data.readers.read_csv lands, the ratings.csv / u.data paths could go through it
+# factorkit.data.io.read_csv lands, the ratings.csv / u.data paths could go through it
 # instead; ratings.dat keeps its own ':'-split parse (10M lines; the python engine that a
 # two-character separator needs is ~10x slower).
 

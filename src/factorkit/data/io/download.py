@@ -41,7 +41,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from factorkit.data.interactions import Interactions
-from factorkit.data.movielens import read_movielens
+from factorkit.data.io.movielens import read_movielens
 from factorkit.exceptions import DataError, DataWarning, InvalidParameterError
 
 __all__ = ["BASE_URL", "KNOWN_SHA256", "MOVIELENS_NAMES", "load_movielens"]
