@@ -16,7 +16,9 @@ implicit's ``partial_fit_users``/``partial_fit_items``:
 A model mixes this in and implements ``_partial_update(ext, epochs)`` (``ext`` is the
 :class:`Extension` built here); the default re-solves touched rows by regularised least
 squares (:func:`solve_rows`, the single-row training step of ``BaselineOnly`` and
-``ALS``). An unfitted model is fitted on ``new_data``.
+``ALS``), which uses the row hooks of :class:`~factorkit.models.FoldInMixin`
+(``_uses_bias``, ``_fold_in_offset``, ``_fold_in_regularization``); a model without
+fold-in overrides ``_partial_update``. An unfitted model is fitted on ``new_data``.
 """
 
 from __future__ import annotations
