@@ -1,3 +1,4 @@
+import hashlib
 import json
 import zipfile
 
@@ -106,3 +107,68 @@ def test_missing_file(tmp_path):
 def test_save_unfitted(tmp_path):
     with pytest.raises(NotFittedError, match="not fitted yet; call fit"):
         fk.BaselineOnly().save(tmp_path / "m.fk")
+
+
+def _rewrite(path, edit):
+    """Rewrite a saved model's archive through ``edit(arrays, meta)`` (checksums redone)."""
+    import hashlib
+
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = json.loads(arrays["__meta__"].tobytes())
+    edit(arrays, meta)
+    meta_bytes = json.dumps(meta).encode()
+    arrays["__meta__"] = np.frombuffer(meta_bytes, dtype=np.uint8)
+    arrays["__meta_sha256__"] = np.frombuffer(
+        hashlib.sha256(meta_bytes).hexdigest().encode(), dtype=np.uint8
+    )
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def test_files_from_before_the_state_protocol_load(model_and_data, tmp_path):
+    """Version-1 files written before seen_values_ existed load, predict identically and
+    accept partial_fit (the missing values count as 1.0)."""
+    model, data = model_and_data
+    path = tmp_path / "m.fk"
+    model.save(path)
+
+    def drop_seen_values(arrays, meta):
+        del arrays["seen_values_"], meta["arrays"]["seen_values_"]
+
+    _rewrite(path, drop_seen_values)
+    loaded = fk.load(path)
+    users, items = ["a", "b", 7], [3, 2, 1]
+    np.testing.assert_array_equal(loaded.predict(users, items), model.predict(users, items))
+    np.testing.assert_array_equal(loaded.seen_values_, np.ones(len(data), np.float32))
+    loaded.partial_fit(fk.Interactions.from_arrays(["a"], [3], [1.0]))
+    assert loaded.predict(["a"], [3])[0] < model.predict(["a"], [3])[0]
+
+
+def test_state_protocol_drives_the_file(model_and_data, tmp_path):
+    model, _ = model_and_data
+    path = tmp_path / "m.fk"
+    model.save(path)
+    meta = fk.persistence.read_metadata(path)
+    state = model.get_state()
+    arrays = {k for k, v in state.items() if isinstance(v, np.ndarray)}
+    stored = {k for k in meta["arrays"] if not k.endswith(".offsets")}  # packed strings
+    assert stored == arrays  # ids included, nothing else
+    assert set(meta["scalars"]) == set(state) - arrays - {"history_"}
+    assert meta["history"] == state["history_"]
+
+
+def test_a_state_the_class_rejects_is_a_format_error(model_and_data, tmp_path):
+    model, _ = model_and_data
+    path = tmp_path / "m.fk"
+    model.save(path)
+
+    def truncate_seen_values(arrays, meta):
+        arrays["seen_values_"] = arrays["seen_values_"][:2]
+        info = meta["arrays"]["seen_values_"]
+        info["shape"] = [2]
+        info["sha256"] = hashlib.sha256(arrays["seen_values_"].tobytes()).hexdigest()
+
+    _rewrite(path, truncate_seen_values)
+    with pytest.raises(ModelFormatError, match=r"seen_values_ holds 2 values for 6 seen items"):
+        fk.load(path)

@@ -1,5 +1,11 @@
 """Save and load fitted models: one ``.npz`` file of arrays plus JSON metadata; no pickle.
 
+This module only writes and reads files: what a model's fitted state is comes from the
+model's public state protocol, ``model.get_state()`` (NumPy arrays and JSON-able values,
+raw-id vocabularies as the arrays ``user_ids``/``item_ids``, the training history as
+``history_`` records) and ``cls(**params).set_state(state)`` (see
+:class:`factorkit.models.FactorModel`).
+
 Layout of the file (a zip archive as written by :func:`numpy.savez`):
 
 - ``__meta__``: UTF-8 JSON as uint8 — format name and version, factorkit version, model
@@ -7,7 +13,11 @@ Layout of the file (a zip archive as written by :func:`numpy.savez`):
   its dtype, shape and SHA-256 digest;
 - ``__meta_sha256__``: SHA-256 of the metadata bytes;
 - ``user_ids`` / ``item_ids``: the raw-id vocabularies (int64 or unicode arrays);
-- one entry per fitted array.
+- one entry per fitted array (unicode arrays as UTF-8 bytes plus ``<name>.offsets``).
+
+Scalars of the state are stored in the metadata (``scalars``), ``history_`` as
+``history``. Files written before the state protocol have the same layout and load
+unchanged (a missing ``seen_values_`` is filled with ones).
 
 Loading checks every digest, so a corrupted, truncated or foreign file raises
 :class:`~factorkit.exceptions.ModelFormatError` saying what was wrong. The digests detect
@@ -22,6 +32,7 @@ code (no pickle) or crash a kernel, but it can hold a deliberately bad model.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import numbers
 import os
@@ -30,11 +41,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from factorkit._state_checks import check_arrays, check_metadata, check_params_and_scalars
-from factorkit.data.idmap import IdMap
-from factorkit.exceptions import ModelFormatError, NotFittedError
+from factorkit.exceptions import InvalidParameterError, ModelFormatError, NotFittedError
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load", "read_metadata", "save_model"]
 
@@ -59,8 +68,7 @@ def _json_value(value: Any) -> Any:
     return None  # callables, Generators: not part of a saved model
 
 
-def _ids_to_array(m: IdMap) -> tuple[np.ndarray, str]:
-    ids = m.ids
+def _ids_to_array(ids: np.ndarray, kind: str) -> tuple[np.ndarray, str]:
     if ids.dtype.kind in "iu":
         return ids.astype(np.int64), "int"
     if ids.dtype == object and all(isinstance(x, str) for x in ids):
@@ -73,19 +81,19 @@ def _ids_to_array(m: IdMap) -> tuple[np.ndarray, str]:
             "s" if c else "i" for c in codes
         )
     raise ModelFormatError(
-        f"cannot save {m.kind} ids of type {ids.dtype}; ids must be integers or strings"
+        f"cannot save {kind} ids of type {ids.dtype}; ids must be integers or strings"
     )
 
 
-def _array_to_ids(arr: np.ndarray, kind_tag: str, kind: str) -> IdMap:
+def _array_to_ids(arr: np.ndarray, kind_tag: str, kind: str) -> np.ndarray:
     if kind_tag == "int":
-        return IdMap._from_unique(arr.astype(np.int64), kind)
+        return arr.astype(np.int64)
     if kind_tag == "str":
-        return IdMap._from_unique(arr.astype(object), kind)
+        return arr.astype(object)
     if kind_tag.startswith("mixed:"):
         flags = kind_tag.split(":", 2)[2]
         values = [s if f == "s" else int(s) for s, f in zip(arr.tolist(), flags, strict=True)]
-        return IdMap._from_unique(np.array(values, dtype=object), kind)
+        return np.array(values, dtype=object)
     raise ModelFormatError(f"unknown id encoding {kind_tag!r} for {kind} ids")
 
 
@@ -103,38 +111,45 @@ def _unpack_strings(blob: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return np.array(out, dtype=object)
 
 
+_ID_ARRAYS = {"user_ids": "user", "item_ids": "item"}
+
+
 def save_model(model: Any, path: str | os.PathLike) -> None:
-    """Write a fitted model to ``path`` (see the module docstring for the layout)."""
-    if not model._is_fitted():
-        raise NotFittedError(
-            f"This {type(model).__name__} is not fitted yet; call fit(train) before save."
-        )
+    """Write ``model.get_state()`` to ``path`` (see the module docstring for the layout)."""
     from factorkit import __version__
 
+    try:
+        state = model.get_state()
+    except NotFittedError:
+        raise NotFittedError(
+            f"This {type(model).__name__} is not fitted yet; call fit(train) before save."
+        ) from None
     arrays: dict[str, np.ndarray] = {}
-    for name in model._state_arrays:
-        value = getattr(model, name, None)
-        if value is not None:
+    scalars: dict[str, Any] = {}
+    history = state.pop("history_", None)
+    id_encoding: dict[str, str] = {}
+    for name, value in state.items():
+        if name in _ID_ARRAYS:
+            arrays[name], id_encoding[_ID_ARRAYS[name]] = _ids_to_array(
+                np.asarray(value), _ID_ARRAYS[name]
+            )
+        elif isinstance(value, np.ndarray):
             arrays[name] = np.ascontiguousarray(value)
-    user_ids, user_tag = _ids_to_array(model.user_map_)
-    item_ids, item_tag = _ids_to_array(model.item_map_)
-    arrays["user_ids"], arrays["item_ids"] = user_ids, item_ids
+        else:
+            scalars[name] = _json_value(value)
     strings = sorted(k for k, v in arrays.items() if v.dtype.kind == "U")
     for name in strings:
         arrays[name], arrays[name + ".offsets"] = _pack_strings(arrays[name])
-    history = getattr(model, "history_", None)
     meta = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "factorkit_version": __version__,
         "class": type(model).__name__,
         "params": {k: _json_value(v) for k, v in model.get_params().items()},
-        "scalars": {k: _json_value(getattr(model, k)) for k in model._state_scalars},
-        "id_encoding": {"user": user_tag, "item": item_tag},
+        "scalars": scalars,
+        "id_encoding": id_encoding,
         "string_arrays": strings,
-        "history": None
-        if history is None
-        else json.loads(pd.DataFrame(history).to_json(orient="records")),
+        "history": history,
         "arrays": {
             k: {"dtype": str(v.dtype), "shape": list(v.shape), "sha256": _digest(v)}
             for k, v in arrays.items()
@@ -277,18 +292,18 @@ def load(path: str | os.PathLike) -> Any:
     check_arrays(cls, meta, arrays, str(path))
     for name in meta.get("string_arrays", []):
         arrays[name] = _unpack_strings(arrays[name], arrays.pop(name + ".offsets"))
-    valid = set(cls._param_names())
-    model = cls(**{k: v for k, v in meta["params"].items() if k in valid})
-    for name, value in meta["scalars"].items():
-        setattr(model, name, tuple(value) if isinstance(value, list) else value)
-    enc = meta["id_encoding"]
-    model._set_maps(
-        _array_to_ids(arrays.pop("user_ids"), enc["user"], "user"),
-        _array_to_ids(arrays.pop("item_ids"), enc["item"], "item"),
-    )
-    for name, arr in arrays.items():
-        setattr(model, name, arr)
+    state: dict[str, Any] = dict(meta["scalars"])
+    for name, kind in _ID_ARRAYS.items():
+        state[name] = _array_to_ids(arrays.pop(name), meta["id_encoding"][kind], kind)
+    state.update(arrays)
     if meta.get("history") is not None:
-        model.history_ = pd.DataFrame(meta["history"])
-    model._after_load()
-    return model
+        state["history_"] = meta["history"]
+    valid = set(inspect.signature(cls).parameters)
+    model = cls(**{k: v for k, v in meta["params"].items() if k in valid})
+    try:
+        return model.set_state(state)
+    except InvalidParameterError as exc:  # a state the class rejects: an edited file
+        raise ModelFormatError(
+            f"{path}: {exc}; the file is damaged or was edited: restore it from a trusted "
+            "copy or refit the model"
+        ) from None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,13 +24,20 @@ import numpy as np
 
 from factorkit.base import Estimator, clone, get_tags
 from factorkit.data.interactions import Interactions
-from factorkit.exceptions import InvalidParameterError, NotFittedError, UnknownIdError
+from factorkit.exceptions import (
+    DataWarning,
+    InvalidParameterError,
+    NotFittedError,
+    UnknownIdError,
+)
 
 __all__ = [
     "Check",
+    "check_capabilities",
     "check_checkerboard",
     "check_checkerboard_ranking",
     "check_estimator",
+    "check_state_round_trip",
     "checkerboard",
     "checkerboard_implicit",
     "estimator_checks",
@@ -134,12 +142,20 @@ def check_params_and_clone(est: Estimator) -> None:
     train, _ = _small_data()
     fitted = clone(est).fit(train)
     again = clone(fitted)
-    assert not again._is_fitted(), "clone of a fitted model must be unfitted"
+    try:
+        again.get_state()
+    except NotFittedError:
+        pass
+    else:
+        raise AssertionError("clone of a fitted model must be unfitted")
 
 
 def check_not_fitted(est: Estimator) -> None:
     model = clone(est)
-    for call in (lambda: model.predict(["u0"], ["i0"]), lambda: model.recommend("u0")):
+    calls = [lambda: model.predict(["u0"], ["i0"])]
+    if get_tags(est).can_recommend:
+        calls.append(lambda: model.recommend("u0"))
+    for call in calls:
         try:
             call()
         except NotFittedError as exc:
@@ -180,10 +196,41 @@ def check_save_load(est: Estimator) -> None:
         loaded = load(path)
     assert type(loaded) is type(model)
     np.testing.assert_array_equal(loaded.predict(users, items), model.predict(users, items))
-    a = model.recommend(users[:5], k=5)
-    b = loaded.recommend(users[:5], k=5)
-    np.testing.assert_array_equal(a[0], b[0])
-    np.testing.assert_array_equal(a[1], b[1])
+    if get_tags(est).can_recommend:
+        a = model.recommend(users[:5], k=5)
+        b = loaded.recommend(users[:5], k=5)
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+
+
+#: capability tag -> the methods a class with that tag has (and one without it lacks)
+CAPABILITY_METHODS = {
+    "can_recommend": ("recommend", "recommend_all"),
+    "can_find_similar": ("similar_items", "similar_users"),
+    "can_fold_in": ("fold_in", "recommend_new_user"),
+    "can_partial_fit": ("partial_fit",),
+}
+
+
+def check_capabilities(est: Estimator) -> None:
+    """Each capability tag is true exactly when the class has the tag's methods."""
+    tags = get_tags(est)
+    for tag, methods in CAPABILITY_METHODS.items():
+        for method in methods:
+            has = callable(getattr(type(est), method, None))
+            assert has == getattr(tags, tag), (
+                f"{type(est).__name__}: tag {tag}={getattr(tags, tag)} but "
+                f"{'has' if has else 'lacks'} {method}()"
+            )
+
+
+def check_state_round_trip(est: Estimator) -> None:
+    """``set_state(get_state())`` on a fresh instance predicts exactly as the original."""
+    train, test = _small_data()
+    model = clone(est).fit(train)
+    twin = clone(est).set_state(model.get_state())
+    users, items = _raw(test)
+    np.testing.assert_array_equal(twin.predict(users, items), model.predict(users, items))
 
 
 def check_deterministic(est: Estimator) -> None:
@@ -203,8 +250,13 @@ def check_deterministic(est: Estimator) -> None:
 def check_unknown_ids(est: Estimator) -> None:
     train, _ = _small_data()
     model = clone(est).fit(train)
-    p = model.predict(["nobody", "u0"], ["i0", "nothing"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        p = model.predict(["nobody", "u0"], ["i0", "nothing"])
     assert np.isfinite(p).all(), "fallback predictions must be finite"
+    assert any(
+        issubclass(w.category, DataWarning) and "2 of 2" in str(w.message) for w in caught
+    ), "predict must warn (DataWarning, with the count) when it falls back for unknown ids"
     p_nan = model.predict(["nobody", "u0"], ["i0", "i1"], unknown="nan")
     assert np.isnan(p_nan[0]) and np.isfinite(p_nan[1])
     try:
@@ -242,6 +294,8 @@ _CHECKS = (
     check_not_fitted,
     check_invalid_params,
     check_save_load,
+    check_capabilities,
+    check_state_round_trip,
     check_deterministic,
     check_unknown_ids,
     check_checkerboard,

@@ -10,13 +10,13 @@ import pytest
 
 import factorkit as fk
 from factorkit.exceptions import DataWarning, InvalidParameterError, NotFittedError
-from factorkit.models._factor import FactorModel
+from factorkit.models import FactorModel, RecommendMixin
 from factorkit.models.popular import MostPopular
 
 ALL = ["precision@{k}", "recall@{k}", "ndcg@{k}", "map@{k}", "mrr@{k}", "hit_rate@{k}"]
 
 
-class _FixedScores(FactorModel):
+class _FixedScores(RecommendMixin, FactorModel):
     """A 'fitted' model with given factors and item scores (the leading underscore keeps
     it out of the model registry)."""
 
@@ -227,10 +227,7 @@ def _reference(model, test, ks, train=None, threshold=None):
     col = {i: c for c, i in enumerate(item_ids)}
     users = list(model.user_map_.ids)
     row = {u: r for r, u in enumerate(users)}
-    scores_all = (
-        model._user_matrix().astype(np.float32) @ model.item_factors_.T.astype(np.float32)
-        + model._item_bias_for_ranking().astype(np.float32)
-    ).astype(np.float32)
+    scores_all = np.vstack([s for *_, s in model.score_blocks(np.arange(len(users)))])
     if train is None:
         seen = {
             users[u]: {item_ids[c] for c in model.seen_indices_[a:b]}
@@ -333,7 +330,7 @@ def test_random_data_matches_reference(monkeypatch, threshold, small_blocks):
     if small_blocks:  # several blocks in the blocked pass
         monkeypatch.setattr("factorkit.models._factor._BLOCK_FLOATS", 7 * n_i)
     summary = _compare(model, test, (1, 5, 10), relevance_threshold=threshold)
-    # the same top-k metrics without AUC (the model's own _topk path)
+    # the same top-k metrics without AUC (the model's own top_items path)
     with pytest.warns(DataWarning, match="evaluated test users are unknown"):  # ghost
         topk_only = fk.evaluate(
             model, test, _metrics((1, 5, 10))[:-4], relevance_threshold=threshold

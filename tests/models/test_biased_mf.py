@@ -166,7 +166,9 @@ def test_funk_mf_keeps_the_global_mean_only():
     model = BiasedMF(factors=5, epochs=5, biased=False, random_state=0).fit(train)
     assert not model.user_bias_.any() and not model.item_bias_.any()
     assert model.global_mean_ == pytest.approx(float(train.values.mean()), rel=1e-6)
-    assert model.predict(["nobody"], ["nothing"])[0] == pytest.approx(model.global_mean_)
+    with pytest.warns(fk.exceptions.DataWarning, match="1 of 1"):
+        fallback = model.predict([10**9], [10**9])[0]  # unknown ids of the right type
+    assert fallback == pytest.approx(model.global_mean_)
     u, i = model.user_map_.ids[0], model.item_map_.ids[0]
     p, q = model.user_factors_[0], model.item_factors_[0]
     assert model.predict([u], [i])[0] == pytest.approx(model.global_mean_ + p @ q, rel=1e-6)

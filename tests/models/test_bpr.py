@@ -10,7 +10,6 @@ from factorkit.exceptions import (
     DataError,
     DivergenceError,
     InvalidParameterError,
-    NotFittedError,
     UnknownIdError,
 )
 from factorkit.models.bpr import BPR
@@ -171,8 +170,18 @@ def test_partial_fit_learns_new_users_and_items_keeping_old_ones(liked):
     before = {n: getattr(model, n).copy() for n in ("user_factors_", "item_factors_")}
     n_users, n_items = before["user_factors_"].shape[0], before["item_factors_"].shape[0]
     model.partial_fit(new)
+    # new_data holds new users only: no known user is touched; the items they rated are
+    n_touched_items = 0
     for name, arr in before.items():
-        np.testing.assert_array_equal(getattr(model, name)[: len(arr)], arr, err_msg=name)
+        after = getattr(model, name)[: len(arr)]
+        keep = np.ones(len(arr), bool)
+        if name == "item_factors_":
+            touched = model.item_map_.lookup(new.item_map.ids[new.item_counts > 0])
+            keep[touched[touched < len(arr)]] = False
+            n_touched_items = int((~keep).sum())
+            assert not np.array_equal(after[~keep], arr[~keep])
+        np.testing.assert_array_equal(after[keep], arr[keep], err_msg=name)
+    assert n_touched_items > 0
     assert len(model.user_map_) > n_users and len(model.item_map_) > n_items
     user = new.user_map.ids[new.user_index[0]]
     seen, _ = new.user_items(user)
@@ -185,8 +194,8 @@ def test_partial_fit_learns_new_users_and_items_keeping_old_ones(liked):
     assert got > 1.1 * pop["recall@20"], (got, pop)
     with pytest.raises(InvalidParameterError, match="epochs must be None or an int >= 1"):
         model.partial_fit(new, epochs=0)
-    with pytest.raises(NotFittedError):
-        BPR().partial_fit(new)
+    fresh = BPR(epochs=2, random_state=0).partial_fit(new)  # unfitted: fits on new_data
+    assert len(fresh.user_map_) == new.compact().n_users
 
 
 def test_validation_history_and_early_stopping(liked):

@@ -59,9 +59,23 @@ def test_new_users_and_no_similarity():
     assert items.tolist() == [30, 10]
     with pytest.raises(fk.exceptions.UnknownIdError, match="unknown item id 99"):
         model.recommend_new_user([99])
+    # the class simply lacks the methods (no raising property hides them)
     assert not hasattr(model, "similar_items") and not hasattr(model, "similar_users")
-    with pytest.raises(AttributeError, match="MostPopular has no item factors"):
+    assert "similar_items" not in dir(MostPopular) and "similar_users" not in dir(MostPopular)
+    assert not fk.get_tags(model).can_find_similar and not fk.get_tags(model).has_factors
+    with pytest.raises(AttributeError, match="'MostPopular' object has no attribute"):
         model.similar_items(20)
+
+
+def test_partial_fit_recounts():
+    model = MostPopular().fit(DATA)
+    before = dict(zip(*model.recommend("d", k=3), strict=True))
+    new = fk.Interactions.from_arrays(["e", "e", "f"], [10, 50, 10])
+    model.partial_fit(new)
+    items, _ = model.recommend("e", k=5)
+    assert 10 not in items.tolist() and 50 not in items.tolist()  # e's own items
+    after = dict(zip(*model.recommend("d", k=5), strict=True))
+    assert after[10] == before[10] + 2 and after[50] == 1.0
 
 
 def test_save_load_round_trip(tmp_path):

@@ -19,6 +19,10 @@ out), ``hit_j`` says whether the item at rank ``j`` is in ``R``:
   ``diversity@k``, intra-list diversity, the mean of ``1 - cos(q_i, q_j)`` over pairs of
   recommended items' factor vectors (NaN for models without item factors).
 
+The model is reached only through its public scoring protocol (``top_items``,
+``score_blocks``, ``user_map_``/``item_map_``, ``seen_indptr_``/``seen_indices_``; see
+:class:`factorkit.models.FactorModel`) and its ``can_recommend`` tag.
+
 Per-user values are averaged over the evaluated users (test users with at least one
 relevant item). Relevant items the model cannot recommend (unknown to it) are misses.
 Users unknown to the model get no recommendations: 0 for every top-k metric.
@@ -34,11 +38,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from factorkit._threads import using_threads
+from factorkit._threads import resolve_threads, using_threads
 from factorkit._validation import Interval, NoneOr, Satisfies, check
+from factorkit.base import get_tags
 from factorkit.data.interactions import Interactions
 from factorkit.evaluation.metrics import RATING_METRICS
-from factorkit.exceptions import DataError, DataWarning, InvalidParameterError
+from factorkit.exceptions import DataError, DataWarning, InvalidParameterError, NotFittedError
 from factorkit.kernels.ranking import (
     HIT_RATE,
     MAP,
@@ -236,15 +241,18 @@ def ranking_evaluation(
     train: Interactions | None = None,
     relevance_threshold: float | None = None,
 ) -> RankingResult:
-    """Compute the ranking metrics ``specs`` of a fitted factor model on ``test``."""
-    from factorkit.models._factor import FactorModel, _gather_rows
+    """Compute the ranking metrics ``specs`` of a fitted recommender on ``test``."""
+    from factorkit.base import Estimator
 
-    if not isinstance(model, FactorModel):
+    if not isinstance(model, Estimator) or not get_tags(model).can_recommend:
         raise InvalidParameterError(
             "evaluate: ranking metrics need a fitted factorkit model with recommend(); got "
             f"{type(model).__name__}"
         )
-    model._check_fitted("evaluate")
+    if not hasattr(model, "user_map_"):
+        raise NotFittedError(
+            f"This {type(model).__name__} is not fitted yet; call fit(train) before evaluate."
+        )
     threshold = _check_threshold(relevance_threshold)
     n_items = len(model.item_map_)
     seen_ptr_all, seen_idx_all = _train_structure(model, train)
@@ -310,13 +318,11 @@ def ranking_evaluation(
     auc = np.full(n_known, np.nan)
     n_rel_known_users = n_rel[kpos].astype(np.int64)
     excluded = np.zeros(n_items, dtype=np.bool_)
-    bias = model._item_bias_for_ranking()
-    user_mat = model._user_matrix()
-    n_threads = model._threads()
+    n_threads = resolve_threads(model.get_params().get("n_threads"))
     if n_known and want_auc:
         # the scores block is needed for AUC: run its kernel on each block while it exists
         topk_val = np.empty((n_known, big_k), dtype=np.float32)
-        for start, stop, scores in model._score_blocks(user_mat[u_model], item_bias=bias):
+        for start, stop, scores in model.score_blocks(u_model):
             sp_ = seen_ptr[start : stop + 1] - seen_ptr[start]
             si_ = seen_idx[seen_ptr[start] : seen_ptr[stop]]
             rp_ = rel_ptr[start : stop + 1] - rel_ptr[start]
@@ -336,9 +342,7 @@ def ranking_evaluation(
                     scores, sp_, si_, rp_, ri_, n_rel_known_users[start:stop], auc[start:stop]
                 )
     elif n_known and big_k:
-        topk_idx, _ = model._topk(
-            user_mat[u_model], big_k, seen_ptr, seen_idx, excluded, item_bias=bias
-        )
+        topk_idx, _ = model.top_items(u_model, big_k, exclude=(seen_ptr, seen_idx))
 
     # ---------------------------------------------------------------- per-user metrics
     kernel_specs = [s for s in specs if s.kind in TOPK_METRICS]
@@ -426,3 +430,14 @@ def _beyond_accuracy(
             with np.errstate(invalid="ignore", divide="ignore"):
                 out[s.name] = np.where(n_pairs > 0, 1.0 - pair_sum / n_pairs, np.nan)
     return out
+
+
+def _gather_rows(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray):
+    """CSR sub-structure of ``rows`` (in that order)."""
+    counts = indptr[rows + 1] - indptr[rows]
+    ptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(counts, out=ptr[1:])
+    if ptr[-1] == 0:
+        return ptr, np.empty(0, dtype=np.int32)
+    starts = np.repeat(indptr[rows] - ptr[:-1], counts)
+    return ptr, indices[np.arange(ptr[-1]) + starts]

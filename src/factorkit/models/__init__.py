@@ -1,4 +1,8 @@
-"""Estimators. One module per model family; all share :class:`FactorModel` behaviour.
+"""Estimators. One module per model family on :class:`FactorModel` (fitted state,
+``predict``, the scoring and state protocols) plus the capability mixins it supports:
+:class:`RecommendMixin`, :class:`SimilarMixin`, :class:`FoldInMixin`,
+:class:`PartialFitMixin`. Iterative models run a :class:`Trainer` through
+:func:`run_trainer`. See ``docs/architecture.md``.
 
 Callbacks: every iterative model calls each of its ``callbacks`` after every epoch with a
 dict holding ``epoch`` (1-based), ``loss`` (training objective), ``val_<metric>`` when
@@ -7,7 +11,12 @@ returns True stops training after that epoch.
 """
 
 from factorkit.base import Estimator, clone
-from factorkit.models._factor import FactorModel, FoldIn
+from factorkit.models._factor import FactorModel
+from factorkit.models._fold_in import FoldIn, FoldInMixin
+from factorkit.models._partial import PartialFitMixin
+from factorkit.models._recommend import RecommendMixin
+from factorkit.models._similar import SimilarMixin
+from factorkit.models._training import Trainer, run_trainer
 from factorkit.models.als import ALS
 from factorkit.models.baseline import BaselineOnly
 from factorkit.models.bpr import BPR
@@ -24,8 +33,14 @@ __all__ = [
     "Estimator",
     "FactorModel",
     "FoldIn",
+    "FoldInMixin",
     "ImplicitALS",
     "MostPopular",
+    "PartialFitMixin",
+    "RecommendMixin",
     "SVDpp",
+    "SimilarMixin",
+    "Trainer",
     "clone",
+    "run_trainer",
 ]

@@ -1,47 +1,97 @@
-"""Shared behaviour of latent-factor models: predict, recommend, similar items, fold-in.
+"""FactorModel: fitted state, prediction, the scoring protocol and the state protocol.
 
-A fitted factor model holds ``user_map_``/``item_map_`` (the training vocabularies),
-``user_factors_``/``item_factors_`` (float32), ``user_bias_``/``item_bias_``/
-``global_mean_`` (zeros where a model has none), ``rating_scale_`` and the training
-matrix's structure (``seen_indptr_``/``seen_indices_``) for ``exclude_seen``.
+A fitted model holds ``user_map_``/``item_map_`` (the training vocabularies),
+``user_factors_``/``item_factors_`` (float32; zero columns for models without factors),
+``user_bias_``/``item_bias_``/``global_mean_`` (zeros where a model has none),
+``rating_scale_`` and the training interactions per user (``seen_indptr_``/
+``seen_indices_``/``seen_values_``, CSR over positions) for ``exclude_seen`` and
+``partial_fit``. Capabilities come from the mixins (:mod:`factorkit.models._recommend`,
+``_similar``, ``_fold_in``, ``_partial``), each declaring its tag.
+
+Scoring protocol
+----------------
+The public, position-based interface that evaluation, reports and any other consumer
+use instead of private names. A *position* is an index into ``user_map_``/``item_map_``
+(``model.user_map_.lookup(raw_ids)`` gives them; -1 means unknown).
+
+``score_blocks(user_positions)``
+    Yields ``(start, stop, scores)``: float32 ranking scores of every item for
+    ``user_positions[start:stop]``, blocks small enough never to hold a full users x
+    items matrix. Ranking scores order one user's items exactly as ``recommend`` does
+    (for rating models they leave out the per-user constant ``mu + b_u``).
+``top_items(user_positions, k, exclude=None, excluded_items=None)``
+    ``(item_positions, scores)``, each ``(n, k)``, best first: the top ``k`` by ranking
+    score, leaving out ``exclude = (indptr, indices)`` (a CSR of item positions per row of
+    ``user_positions``) and the boolean mask ``excluded_items``; slots left empty (fewer
+    than ``k`` candidates) hold item position -1.
+``seen_indptr_``, ``seen_indices_``
+    The training items of each user (CSR over positions).
+
+State protocol
+--------------
+``get_state()`` returns a dict of NumPy arrays and JSON-able scalars that
+``set_state(state)`` turns back into the same fitted model; :mod:`factorkit.persistence`
+only writes and reads it. Keys: the declared arrays and scalars (``state_names()``,
+from the class attributes ``_state_arrays``/``_state_scalars``, which a model family
+extends), the vocabularies as raw-id arrays ``user_ids``/``item_ids``, and ``history_``
+as a list of records.
 """
 
 from __future__ import annotations
 
+import json
+import warnings
 from collections.abc import Iterator
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 
-from factorkit._threads import blas_threads, resolve_threads, using_threads
+from factorkit._threads import blas_threads, resolve_threads, single_thread_blas, using_threads
 from factorkit.base import Estimator, get_tags
 from factorkit.data.idmap import IdMap
 from factorkit.data.interactions import Interactions
-from factorkit.exceptions import DataError, InvalidParameterError, UnknownIdError
+from factorkit.exceptions import DataError, DataWarning, InvalidParameterError
 from factorkit.kernels.topk import topk_factors, topk_factors_serial
 
-__all__ = ["FactorModel", "FoldIn"]
+__all__ = ["FactorModel"]
 
 UNKNOWN_POLICIES = ("fallback", "nan", "error")
-#: scores of at most this many floats are materialised at once by recommend
+#: scores of at most this many floats are materialised at once by score_blocks
 _BLOCK_FLOATS = 1 << 22
 #: scores per block of the top-k kernel (8 MiB, up to 256 users): large enough that BLAS
 #: repacking the item factors for each block's product costs little, small enough that
 #: each thread's block stays in the last-level cache for its selection
 _TOPK_BLOCK_FLOATS = 1 << 21
-
-
-class FoldIn(NamedTuple):
-    """A new user's learned representation: latent ``factors`` and ``bias``."""
-
-    factors: np.ndarray
-    bias: float
+#: predict for at most this many pairs runs with one BLAS thread (a single-row path)
+_FEW_PAIRS = 1024
 
 
 class FactorModel(Estimator):
-    """Mixin with the methods every latent-factor model shares (not used directly)."""
+    """Base of the recommenders: fitted state, ``predict``, scoring and state protocols.
 
-    #: fitted arrays saved by ``save`` (id maps are saved separately)
+    Not used directly: a model family subclasses it together with the capability mixins
+    it supports (``RecommendMixin``, ``SimilarMixin``, ``FoldInMixin``,
+    ``PartialFitMixin``); see ``docs/architecture.md``.
+
+    Examples
+    --------
+    >>> import factorkit as fk
+    >>> data = fk.Interactions.from_arrays(["a", "a", "b"], [1, 2, 2], [5.0, 3.0, 4.0])
+    >>> model = fk.BaselineOnly(epochs=2).fit(data)
+    >>> items, scores = model.top_items([0], k=2)  # positions in model.item_map_
+    >>> model.item_map_.ids[items[0]].tolist()
+    [1, 2]
+    >>> state = model.get_state()
+    >>> sorted(state)[:3]
+    ['global_mean_', 'history_', 'item_bias_']
+    >>> twin = fk.BaselineOnly(epochs=2).set_state(state)
+    >>> bool((twin.predict(["a"], [2]) == model.predict(["a"], [2])).all())
+    True
+    """
+
+    _abstract: ClassVar[bool] = True
+    #: the declared fitted state (see :meth:`state_names`); families add their own arrays
     _state_arrays: ClassVar[tuple[str, ...]] = (
         "user_factors_",
         "item_factors_",
@@ -49,18 +99,10 @@ class FactorModel(Estimator):
         "item_bias_",
         "seen_indptr_",
         "seen_indices_",
+        "seen_values_",
         "item_titles_",
     )
     _state_scalars: ClassVar[tuple[str, ...]] = ("global_mean_", "rating_scale_")
-    _abstract: ClassVar[bool] = True
-    _tags: ClassVar[dict[str, Any]] = {
-        "has_factors": True,
-        "can_recommend": True,
-        "can_find_similar": True,
-        "can_fold_in": True,
-        "can_partial_fit": True,
-        "iterative": True,
-    }
 
     # ------------------------------------------------------------------ fitting helpers
     def _prepare_fit(self, data: Any, validation: Any = None) -> Interactions:
@@ -83,6 +125,7 @@ class FactorModel(Estimator):
         self.item_map_ = train.item_map
         self.seen_indptr_ = np.asarray(train.indptr, dtype=np.int64)
         self.seen_indices_ = np.asarray(train.item_index, dtype=np.int32)
+        self.seen_values_ = np.asarray(train.values, dtype=np.float32)
         lo, hi = train.rating_scale
         self.rating_scale_ = (lo, hi)
         # titles are aligned with the final item vocabulary only when first needed
@@ -113,6 +156,16 @@ class FactorModel(Estimator):
         """Effective user vectors used for scoring (SVD++ adds its implicit term)."""
         return self.user_factors_
 
+    def _item_bias_for_ranking(self) -> np.ndarray:
+        return self.item_bias_
+
+    def _threads(self) -> int:
+        # the current n_threads, so set_params(n_threads=...) on a fitted model applies
+        return resolve_threads(getattr(self, "n_threads", None))
+
+    def _refresh_user_matrix(self) -> None:
+        """Drop cached scoring vectors after rows changed (SVD++ overrides)."""
+
     def _score_positions(self, u: np.ndarray, i: np.ndarray, clip: bool) -> np.ndarray:
         """Scores for position pairs; -1 means unknown and contributes nothing."""
         known_u = u >= 0
@@ -141,7 +194,9 @@ class FactorModel(Estimator):
             Raw ids; equal lengths, or one of them a scalar broadcast to the other.
         unknown : {"fallback", "nan", "error"}
             For ids not seen in training: "fallback" predicts the global mean plus
-            whatever bias is known; "nan" returns NaN; "error" raises UnknownIdError.
+            whatever bias is known and warns (:class:`~factorkit.exceptions.DataWarning`,
+            with the number of such pairs); "nan" returns NaN; "error" raises
+            UnknownIdError.
 
         Returns
         -------
@@ -167,27 +222,66 @@ class FactorModel(Estimator):
         if unknown == "error":
             self.user_map_.to_index(users)
             self.item_map_.to_index(items)
-        scores = self._score_positions(u, i, clip=True)
+        missing = (u < 0) | (i < 0)
+        n_missing = int(missing.sum())
+        if n_missing and unknown == "fallback":
+            warnings.warn(
+                f"{type(self).__name__}.predict: {n_missing} of {len(u)} (user, item) pairs "
+                "have a user or item unknown to the model; they get the fallback prediction "
+                "(global mean plus the known bias). Pass unknown='nan' or unknown='error' to "
+                "mark or reject them.",
+                DataWarning,
+                stacklevel=2,
+            )
+        if len(u) <= _FEW_PAIRS:
+            with single_thread_blas():
+                scores = self._score_positions(u, i, clip=True)
+        else:
+            scores = self._score_positions(u, i, clip=True)
         if unknown == "nan":
-            scores[(u < 0) | (i < 0)] = np.nan
+            scores[missing] = np.nan
         return scores
 
-    # ------------------------------------------------------------------ top-N
-    def _item_bias_for_ranking(self) -> np.ndarray:
-        return self.item_bias_
+    # ------------------------------------------------------------------ scoring protocol
+    def score_blocks(
+        self, user_positions: Any, block_rows: int | None = None
+    ) -> Iterator[tuple[int, int, np.ndarray]]:
+        """Ranking scores of every item for users given by position, block by block.
 
-    def _score_blocks(
+        Part of the public scoring protocol (see the module docstring).
+
+        Parameters
+        ----------
+        user_positions : array-like of int
+            Positions in ``user_map_`` (all known).
+        block_rows : int, optional
+            Rows per block; default: as many as fit in about 16 MiB of scores.
+
+        Yields
+        ------
+        (start, stop, scores)
+            ``scores`` is float32 ``(stop - start, n_items)`` for
+            ``user_positions[start:stop]``.
+        """
+        self._check_fitted("score_blocks")
+        return self._score_vectors(
+            self._user_matrix()[np.asarray(user_positions, dtype=np.int64)],
+            block_rows=block_rows,
+        )
+
+    def _score_vectors(
         self,
         user_vecs: np.ndarray,
         item_vecs: np.ndarray | None = None,
-        item_bias: np.ndarray | None = None,
+        item_bias: Any = "ranking",
+        block_rows: int | None = None,
     ) -> Iterator[tuple[int, int, np.ndarray]]:
-        """Yield ``(start, stop, scores)`` with ``scores = user_vecs[start:stop] @ items.T
-        + item_bias`` (float32), in row blocks small enough never to hold a full
-        users x items matrix."""
+        """Blocks of ``user_vecs @ item_vecs.T + item_bias`` (float32)."""
         item_vecs = self.item_factors_ if item_vecs is None else item_vecs
+        if isinstance(item_bias, str):
+            item_bias = self._item_bias_for_ranking()
         n_rows, n_cols = len(user_vecs), len(item_vecs)
-        block = max(1, min(n_rows, _BLOCK_FLOATS // max(1, n_cols)))
+        block = block_rows or max(1, min(n_rows, _BLOCK_FLOATS // max(1, n_cols)))
         item_t = np.asarray(item_vecs, dtype=np.float32).T  # BLAS reads the transpose in place
         bias = None if item_bias is None else np.asarray(item_bias, dtype=np.float32)
         n_threads = self._threads()
@@ -199,9 +293,49 @@ class FactorModel(Estimator):
                 scores += bias
             yield start, stop, scores
 
-    def _threads(self) -> int:
-        # the current n_threads, so set_params(n_threads=...) on a fitted model applies
-        return resolve_threads(getattr(self, "n_threads", None))
+    def top_items(
+        self,
+        user_positions: Any,
+        k: int,
+        exclude: tuple[np.ndarray, np.ndarray] | None = None,
+        excluded_items: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` item positions by ranking score for users given by position.
+
+        Part of the public scoring protocol (see the module docstring).
+
+        Parameters
+        ----------
+        user_positions : array-like of int
+            Positions in ``user_map_`` (all known).
+        k : int
+            Items per user.
+        exclude : (indptr, indices), optional
+            Item positions to leave out for each row of ``user_positions`` (CSR with
+            ``len(user_positions) + 1`` pointers). Default: nothing per user.
+        excluded_items : numpy.ndarray of bool, optional
+            Items never to return (length ``len(item_map_)``).
+
+        Returns
+        -------
+        (item_positions, scores)
+            int64 and float32 arrays ``(n, k)``, best first; -1 marks missing slots.
+        """
+        self._check_fitted("top_items")
+        users = np.asarray(user_positions, dtype=np.int64).reshape(-1)
+        if exclude is None:
+            exclude = (np.zeros(len(users) + 1, np.int64), np.empty(0, np.int32))
+        if excluded_items is None:
+            excluded_items = np.zeros(len(self.item_map_), dtype=np.bool_)
+        indptr, indices = exclude
+        return self._topk(
+            self._user_matrix()[users],
+            int(k),
+            np.asarray(indptr, dtype=np.int64),
+            np.asarray(indices, dtype=np.int32),
+            np.asarray(excluded_items, dtype=np.bool_),
+            item_bias=self._item_bias_for_ranking(),
+        )
 
     def _topk(
         self,
@@ -227,334 +361,84 @@ class FactorModel(Estimator):
         # a few rows: select on this thread rather than launch the thread pool
         parallel = n_threads > 1 and n_rows >= 2 * block_rows
         kernel = topk_factors if parallel else topk_factors_serial
-        with using_threads(n_threads):
+        with using_threads(n_threads if parallel else 1):
             kernel(
                 users, item_t, bias, block_rows, np.asarray(seen_indptr, dtype=np.int64),
                 seen_indices, excluded, k, out_idx, out_val,
             )  # fmt: skip
         return out_idx, out_val
 
-    def _candidate_mask(self, exclude_items: Any, items: Any) -> np.ndarray:
-        excluded = np.zeros(len(self.item_map_), dtype=np.bool_)
-        if items is not None:
-            excluded[:] = True
-            excluded[self.item_map_.to_index(items)] = False
-        if exclude_items is not None:
-            excluded[self.item_map_.to_index(exclude_items)] = True
-        return excluded
+    # ------------------------------------------------------------------ state protocol
+    @classmethod
+    def state_names(cls) -> dict[str, tuple[str, ...]]:
+        """The declared fitted state: ``{"arrays": names, "scalars": names}``.
 
-    def _to_item_ids(self, idx: np.ndarray, vals: np.ndarray, single: bool):
-        ids = self.item_map_.ids
-        if single:
-            n = int((idx[0] >= 0).sum())
-            return ids[idx[0, :n]], vals[0, :n]
-        if (idx < 0).any():
-            out = np.empty(idx.shape, dtype=object if ids.dtype == object else np.int64)
-            out[...] = None if out.dtype == object else -1
-            ok = idx >= 0
-            out[ok] = ids[idx[ok]]
-            return out, np.where(ok, vals, np.nan).astype(np.float32)
-        return ids[idx], vals
-
-    def recommend(
-        self,
-        users: Any,
-        k: int = 10,
-        exclude_seen: bool = True,
-        exclude_items: Any = None,
-        items: Any = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` items for one or many known users, best first.
-
-        Parameters
-        ----------
-        users : raw user id or array-like of them
-            Users seen in training (use :meth:`recommend_new_user` for others).
-        k : int
-            Number of items per user.
-        exclude_seen : bool
-            Leave out the user's training items.
-        exclude_items : array-like, optional
-            Raw item ids never to recommend.
-        items : array-like, optional
-            Restrict candidates to these raw item ids.
-
-        Returns
-        -------
-        (item_ids, scores)
-            1-D arrays for a single user (shorter than ``k`` when fewer candidates exist);
-            2-D ``(n_users, k)`` arrays for many users, where missing slots (fewer than
-            ``k`` candidates) hold item id ``-1`` (``None`` for string ids) and score NaN.
-            Scores are the model's ranking scores (predicted ratings before clipping for
-            explicit models).
+        Besides these, a state holds ``user_ids``/``item_ids`` and ``history_``. Loading
+        code checks a file against this declaration (a closed schema).
         """
-        self._check_fitted("recommend")
-        k = _check_k(k, "recommend")
-        single = np.ndim(users) == 0
-        try:
-            u = self.user_map_.to_index(users)
-        except UnknownIdError as exc:
-            raise UnknownIdError(
-                f"{exc}. For a user unseen in training use recommend_new_user(items, ratings)."
-            ) from None
-        excluded = self._candidate_mask(exclude_items, items)
-        if exclude_seen:
-            ptr, idx = _gather_rows(self.seen_indptr_, self.seen_indices_, u)
-        else:
-            ptr, idx = np.zeros(len(u) + 1, dtype=np.int64), np.empty(0, dtype=np.int32)
-        user_vecs = self._user_matrix()[u]
-        out_idx, out_val = self._topk(
-            user_vecs, k, ptr, idx, excluded, item_bias=self._item_bias_for_ranking()
-        )
-        if self._rating_model():
-            out_val += (self.global_mean_ + self.user_bias_[u])[:, None].astype(np.float32)
-        return self._to_item_ids(out_idx, out_val, single)
+        return {"arrays": tuple(cls._state_arrays), "scalars": tuple(cls._state_scalars)}
 
-    def recommend_all(
-        self,
-        k: int = 10,
-        exclude_seen: bool = True,
-        batch_size: int = 4096,
-    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Stream top-``k`` recommendations for every training user, block by block.
+    def get_state(self) -> dict[str, Any]:
+        """The fitted state as NumPy arrays and JSON-able scalars (see the module docstring).
 
-        Yields ``(user_ids, item_ids, scores)`` per block of ``batch_size`` users:
-        ``user_ids`` is 1-D, the other two are ``(len(user_ids), k)`` as in
-        :meth:`recommend`. Memory stays bounded by one block, whatever the number of users.
-
-        Examples
-        --------
-        >>> import factorkit as fk
-        >>> data = fk.datasets.load_movielens_small()
-        >>> model = fk.BaselineOnly().fit(data)
-        >>> n = sum(len(users) for users, _, _ in model.recommend_all(k=5, batch_size=256))
-        >>> n == data.n_users
-        True
+        ``set_state`` on an unfitted instance with the same parameters restores it.
         """
-        self._check_fitted("recommend_all")
-        k = _check_k(k, "recommend_all")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        self._check_fitted("get_state")
+        state: dict[str, Any] = {
+            "user_ids": np.asarray(self.user_map_.ids),
+            "item_ids": np.asarray(self.item_map_.ids),
+        }
+        for name in self._state_arrays:
+            value = getattr(self, name, None)
+            if value is not None:
+                state[name] = np.asarray(value)
+        for name in self._state_scalars:
+            value = getattr(self, name)
+            state[name] = [_plain(v) for v in value] if isinstance(value, tuple) else _plain(value)
+        history = getattr(self, "history_", None)
+        if history is not None:  # JSON records (NaN -> None)
+            state["history_"] = json.loads(pd.DataFrame(history).to_json(orient="records"))
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> FactorModel:
+        """Restore a state returned by :meth:`get_state`; returns ``self``.
+
+        Raises InvalidParameterError for a key outside the declared state
+        (:meth:`state_names`).
+        """
+        allowed = {"user_ids", "item_ids", "history_", *self._state_arrays, *self._state_scalars}
+        unknown = sorted(set(state) - allowed)
+        if unknown:
             raise InvalidParameterError(
-                f"recommend_all: batch_size must be an int >= 1; got {batch_size!r}"
+                f"{type(self).__name__}.set_state: unknown state key(s) {unknown}; expected "
+                f"keys among {sorted(allowed)} (a state from get_state() of this class)"
             )
-        ids = self.user_map_.ids
-        for start in range(0, len(ids), batch_size):
-            users = ids[start : start + batch_size]
-            items, scores = self.recommend(users, k=k, exclude_seen=exclude_seen)
-            yield users, items, scores
-
-    def similar_items(self, items: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` items most similar to each given item by cosine of item factors.
-
-        Returns ``(item_ids, scores)``: 1-D for one item, 2-D for many; the item itself is
-        left out.
-        """
-        self._check_fitted("similar_items")
-        k = _check_k(k, "similar_items")
-        single = np.ndim(items) == 0
-        pos = self.item_map_.to_index(items)
-        normed = _normalise_rows(self.item_factors_)
-        ptr = np.arange(len(pos) + 1, dtype=np.int64)
-        idx, val = self._topk(
-            normed[pos], k, ptr, pos.astype(np.int32), np.zeros(len(normed), np.bool_), normed
-        )
-        return self._to_item_ids(idx, val, single)
-
-    def similar_users(self, users: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` users most similar to each given user by cosine of user factors."""
-        self._check_fitted("similar_users")
-        k = _check_k(k, "similar_users")
-        single = np.ndim(users) == 0
-        pos = self.user_map_.to_index(users)
-        normed = _normalise_rows(self._user_matrix())
-        ptr = np.arange(len(pos) + 1, dtype=np.int64)
-        idx, val = self._topk(
-            normed[pos], k, ptr, pos.astype(np.int32), np.zeros(len(normed), np.bool_), normed
-        )
-        ids = self.user_map_.ids
-        if single:
-            n = int((idx[0] >= 0).sum())
-            return ids[idx[0, :n]], val[0, :n]
-        return ids[np.maximum(idx, 0)], val
-
-    # ------------------------------------------------------------------ new users
-    def _fold_in_regularization(self, n_ratings: int) -> float:
-        return float(self.regularization)
-
-    def _fold_in_offset(self, item_pos: np.ndarray) -> np.ndarray:
-        """Part of the user vector fixed by the items themselves (SVD++'s implicit term)."""
-        return np.zeros(self.item_factors_.shape[1], dtype=np.float64)
-
-    def _uses_bias(self) -> bool:
-        return bool(getattr(self, "biased", True)) and self._rating_model()
-
-    def fold_in(self, items: Any, ratings: Any = None) -> FoldIn:
-        """A new user's factors and bias from a few rated items, without refitting.
-
-        Solves the model's regularised least-squares problem for one user with the item
-        factors and biases held fixed.
-
-        Parameters
-        ----------
-        items : array-like
-            Raw item ids the new user rated (all must be known to the model).
-        ratings : array-like
-            The ratings, one per item (required for explicit-rating models).
-
-        Returns
-        -------
-        FoldIn
-            ``factors`` (the user's effective vector, as used for scoring) and ``bias``.
-        """
-        self._check_fitted("fold_in")
-        pos, r = self._fold_in_inputs(items, ratings)
-        q = self.item_factors_[pos].astype(np.float64)
-        offset = self._fold_in_offset(pos)
-        lam = self._fold_in_regularization(len(pos))
-        if self._uses_bias():
-            x = np.hstack([np.ones((len(pos), 1)), q])
-            y = r - self.global_mean_ - self.item_bias_[pos] - q @ offset
-        else:
-            x = q
-            y = r - self.global_mean_ - self.item_bias_[pos] - q @ offset
-        a = x.T @ x + lam * np.eye(x.shape[1])
-        sol = np.linalg.solve(a, x.T @ y)
-        if self._uses_bias():
-            return FoldIn(factors=(sol[1:] + offset).astype(np.float32), bias=float(sol[0]))
-        return FoldIn(factors=(sol + offset).astype(np.float32), bias=0.0)
-
-    def _fold_in_inputs(self, items: Any, ratings: Any) -> tuple[np.ndarray, np.ndarray]:
-        name = type(self).__name__
-        pos = self.item_map_.to_index(items)
-        if len(pos) == 0:
-            raise DataError(f"{name}.fold_in: items is empty; pass at least one rated item")
-        if len(np.unique(pos)) != len(pos):
-            raise DataError(f"{name}.fold_in: items holds repeated ids; pass each item once")
-        if ratings is None:
-            if self._rating_model():
-                raise DataError(
-                    f"{name}.fold_in: ratings are required for an explicit-rating model; "
-                    "pass ratings=[...] with one rating per item"
-                )
-            r = np.ones(len(pos))
-        else:
-            r = np.asarray(ratings, dtype=np.float64).reshape(-1)
-            if len(r) != len(pos):
-                raise DataError(
-                    f"{name}.fold_in: {len(pos)} items but {len(r)} ratings; pass one rating "
-                    "per item"
-                )
-            if not np.isfinite(r).all():
-                raise DataError(f"{name}.fold_in: ratings must be finite numbers; got {r}")
-        return pos, r
-
-    def recommend_new_user(
-        self,
-        items: Any,
-        ratings: Any = None,
-        k: int = 10,
-        exclude_seen: bool = True,
-        exclude_items: Any = None,
-        candidates: Any = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Fold a new user in from a few interactions and return their top-``k`` items.
-
-        The given items are left out when ``exclude_seen`` is true; ``exclude_items`` and
-        ``candidates`` (raw item ids) work as ``exclude_items`` and ``items`` of
-        :meth:`recommend`. Returns 1-D ``(item_ids, scores)``.
-        """
-        folded = self.fold_in(items, ratings)
-        k = _check_k(k, "recommend_new_user")
-        excluded = self._candidate_mask(exclude_items, candidates)
-        if exclude_seen:
-            excluded[self.item_map_.to_index(items)] = True
-        idx, val = self._topk(
-            folded.factors[None, :],
-            k,
-            np.zeros(2, dtype=np.int64),
-            np.empty(0, dtype=np.int32),
-            excluded,
-            item_bias=self._item_bias_for_ranking(),
-        )
-        if self._rating_model():
-            val += np.float32(self.global_mean_ + folded.bias)
-        return self._to_item_ids(idx, val, single=True)
-
-    # ------------------------------------------------------------------ incremental
-    def partial_fit(self, new_data: Interactions, epochs: int = 2) -> FactorModel:
-        """Add the users and items of ``new_data`` that the model has not seen, no refit.
-
-        New users' and items' factors and biases are solved by the same regularised least
-        squares as :meth:`fold_in`, alternating ``epochs`` times between new items (against
-        all users who rated them in ``new_data``) and new users (against all items).
-        Existing users' and items' parameters stay exactly as they were; new interactions
-        of existing users join their seen items (so ``recommend`` leaves them out).
-
-        Returns ``self``.
-        """
-        from factorkit.models._partial import extend_vocabulary
-
-        self._check_fitted("partial_fit")
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
-            raise InvalidParameterError(f"partial_fit: epochs must be an int >= 1; got {epochs!r}")
-        ext = extend_vocabulary(self, new_data)
-        self._refresh_user_matrix()
-        new_u = np.isin(ext.users, ext.new_users)
-        new_i = np.isin(ext.items, ext.new_items)
-        for _ in range(int(epochs)):
-            if len(ext.new_items):
-                m = new_i
-                self._solve_new_rows(
-                    ext.items[m], ext.users[m], ext.values[m], ext.new_items, side="item"
-                )
-            if len(ext.new_users):
-                m = new_u
-                self._solve_new_rows(
-                    ext.users[m], ext.items[m], ext.values[m], ext.new_users, side="user"
-                )
-            self._refresh_user_matrix()
+        for name, value in state.items():
+            if name in ("user_ids", "item_ids"):
+                kind = name[: -len("_ids")]
+                setattr(self, f"{kind}_map_", IdMap(np.asarray(value), kind=kind))
+            elif name == "history_":
+                self.history_ = pd.DataFrame(value)
+            elif name == "rating_scale_":
+                self.rating_scale_ = tuple(value)
+            else:
+                setattr(self, name, value)
+        if "seen_values_" not in state and "seen_indices_" in state:  # saved before 0.x
+            self.seen_values_ = np.ones(len(self.seen_indices_), dtype=np.float32)
+        n_seen, n_values = len(self.seen_indices_), len(self.seen_values_)
+        if n_seen != n_values:
+            raise InvalidParameterError(
+                f"{type(self).__name__}.set_state: seen_values_ holds {n_values} values for "
+                f"{n_seen} seen items (seen_indices_); pass a state from get_state()"
+            )
+        self._n_threads = resolve_threads(getattr(self, "n_threads", None))
+        self._after_set_state()
         return self
 
-    def _refresh_user_matrix(self) -> None:
-        """Recompute cached scoring vectors after rows changed (SVD++ overrides)."""
+    def _after_set_state(self) -> None:
+        """Drop derived caches after :meth:`set_state` (models with caches override)."""
+        self._refresh_user_matrix()
 
-    def _solve_new_rows(
-        self,
-        rows: np.ndarray,
-        others: np.ndarray,
-        values: np.ndarray,
-        targets: np.ndarray,
-        side: str,
-    ) -> None:
-        """Regularised least squares for the ``targets`` rows of one side, others fixed."""
-        if side == "user":
-            own_f, own_b = self.user_factors_, self.user_bias_
-            other_f, other_b = self.item_factors_, self.item_bias_
-        else:
-            own_f, own_b = self.item_factors_, self.item_bias_
-            other_f, other_b = self._user_matrix(), self.user_bias_
-        order = np.argsort(rows, kind="stable")
-        rows, others, values = rows[order], others[order], values[order]
-        starts = np.searchsorted(rows, targets, side="left")
-        stops = np.searchsorted(rows, targets, side="right")
-        use_bias = self._uses_bias()
-        for target, lo, hi in zip(targets, starts, stops, strict=True):
-            if hi == lo:
-                continue
-            q = other_f[others[lo:hi]].astype(np.float64)
-            y = values[lo:hi] - self.global_mean_ - other_b[others[lo:hi]]
-            if side == "user":  # the part of the user vector the items fix (SVD++)
-                y = y - q @ self._fold_in_offset(others[lo:hi])
-            x = np.hstack([np.ones((hi - lo, 1)), q]) if use_bias else q
-            lam = self._fold_in_regularization(hi - lo)
-            sol = np.linalg.solve(x.T @ x + lam * np.eye(x.shape[1]), x.T @ y)
-            if use_bias:
-                own_b[target] = sol[0]
-                own_f[target] = sol[1:]
-            else:
-                own_f[target] = sol
-
-    # ------------------------------------------------------------------ persistence
     def save(self, path: Any) -> None:
         """Save the fitted model to one file (``.npz`` arrays + JSON metadata, no pickle).
 
@@ -564,10 +448,7 @@ class FactorModel(Estimator):
 
         save_model(self, path)
 
-    def _set_maps(self, user_map: IdMap, item_map: IdMap) -> None:
-        self.user_map_ = user_map
-        self.item_map_ = item_map
-
+    # ------------------------------------------------------------------ titles
     @property
     def item_titles_(self) -> np.ndarray | None:
         """Titles aligned with ``item_map_`` when the training data had them, else None."""
@@ -592,23 +473,14 @@ class FactorModel(Estimator):
             return ["" for _ in pos]
         return [str(titles[p]) if p >= 0 else "" for p in pos]
 
-    def _after_load(self) -> None:
-        """Rebuild derived, unsaved state after :func:`factorkit.load`."""
-        self._n_threads = resolve_threads(getattr(self, "n_threads", None))
+
+def _plain(x: Any) -> Any:
+    return x.item() if isinstance(x, np.generic) else x
 
 
-def _check_k(k: Any, where: str) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise InvalidParameterError(f"{where}: k must be an int >= 1; got {k!r}")
-    return int(k)
-
-
-def _normalise_rows(m: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(m, axis=1, keepdims=True)
-    return (m / np.where(norms > 0, norms, 1.0)).astype(np.float32)
-
-
-def _gather_rows(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray):
+def gather_rows(
+    indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """CSR sub-structure of ``rows`` (in that order)."""
     counts = indptr[rows + 1] - indptr[rows]
     ptr = np.zeros(len(rows) + 1, dtype=np.int64)

@@ -1,12 +1,31 @@
-"""The per-epoch training loop shared by iterative models.
+"""The Trainer protocol and the one epoch loop every iterative model runs.
 
-Progress bars, callbacks, validation scoring, early stopping (keeping the best epoch) and
-divergence detection live here once; a model supplies one ``step(epoch) -> loss`` that
-calls its kernel.
+A model's ``fit`` prepares its data and fitted arrays, builds a :class:`Trainer` and
+hands it to :func:`run_trainer`. The loop (:func:`train_epochs`) owns everything that is
+the same for every model: progress bar, callbacks, validation scoring, early stopping
+(keeping the best epoch's state) and divergence checks. The trainer owns the algorithm:
+
+``setup()``
+    Called once before the first epoch (allocate scratch, start workers).
+``epoch(epoch) -> float``
+    Train one epoch (``epoch`` counts from 0) and return the training loss.
+``validate() -> float``
+    The validation metric (lower is better); only called when ``has_validation``.
+``finalize()``
+    Called once after the last epoch (trim padding, release workers, gather state).
+
+Attributes read by the loop: ``model`` (the estimator: its ``epochs``, ``callbacks``,
+``early_stopping``, ``progress``), ``state_names`` (fitted arrays snapshotted at the best
+epoch and checked for divergence), ``metric`` (validation column ``val_<metric>``),
+``diverge_hint`` (the parameter to lower when training diverges) and ``n_threads``
+(threads the loop runs under, :func:`factorkit._threads.using_threads`; None leaves the
+thread settings alone). A distributed trainer implements the same four methods, so it
+replaces the local one without touching the model class.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -16,9 +35,72 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from factorkit._threads import using_threads
 from factorkit.exceptions import DivergenceError, InvalidParameterError
 
-__all__ = ["train_epochs"]
+__all__ = ["Trainer", "run_trainer", "train_epochs"]
+
+
+class Trainer:
+    """Base of the trainers: one model's algorithm, driven by :func:`run_trainer`.
+
+    Subclasses implement :meth:`epoch` and override the other hooks as needed (see the
+    module docstring for the protocol).
+
+    Examples
+    --------
+    >>> import factorkit as fk
+    >>> class Halve(Trainer):
+    ...     state_names = ("x_",)
+    ...     def epoch(self, epoch):
+    ...         self.model.x_ = self.model.x_ / 2
+    ...         return float(self.model.x_.sum())
+    >>> model = fk.BaselineOnly(epochs=3)
+    >>> model.x_ = np.ones(2)
+    >>> run_trainer(Halve(model), epochs=3)["loss"].tolist()
+    [1.0, 0.5, 0.25]
+    """
+
+    state_names: Sequence[str] = ()
+    metric: str = "rmse"
+    diverge_hint: str = "learning_rate"
+    n_threads: int | None = None
+    has_validation: bool = False
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def setup(self) -> None:
+        """Prepare for the first epoch."""
+
+    def epoch(self, epoch: int) -> float:
+        """Train epoch ``epoch`` (from 0); return the training loss."""
+        raise NotImplementedError
+
+    def validate(self) -> float:
+        """The validation metric after the current epoch (lower is better)."""
+        raise NotImplementedError
+
+    def finalize(self) -> None:
+        """Clean up after the last epoch."""
+
+
+def run_trainer(trainer: Trainer, epochs: int) -> pd.DataFrame:
+    """Run ``trainer`` for up to ``epochs`` epochs; returns the history DataFrame."""
+    trainer.setup()
+    threads = trainer.n_threads
+    with using_threads(threads) if threads is not None else contextlib.nullcontext():
+        history = train_epochs(
+            trainer.model,
+            epochs=epochs,
+            step=trainer.epoch,
+            state_names=trainer.state_names,
+            validate=trainer.validate if trainer.has_validation else None,
+            metric=trainer.metric,
+            diverge_hint=trainer.diverge_hint,
+        )
+    trainer.finalize()
+    return history
 
 
 def train_epochs(

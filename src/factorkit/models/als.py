@@ -7,7 +7,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from factorkit._threads import using_threads
 from factorkit._validation import (
     TRAINING_CONSTRAINTS,
     Boolean,
@@ -16,13 +15,17 @@ from factorkit._validation import (
 from factorkit.data.interactions import Interactions
 from factorkit.kernels.als import als_solve_rows
 from factorkit.models._factor import FactorModel
+from factorkit.models._fold_in import FoldInMixin
 from factorkit.models._init import normal_factors
-from factorkit.models._training import train_epochs
+from factorkit.models._partial import PartialFitMixin
+from factorkit.models._recommend import RecommendMixin
+from factorkit.models._similar import SimilarMixin
+from factorkit.models._training import Trainer, run_trainer
 
 __all__ = ["ALS"]
 
 
-class ALS(FactorModel):
+class ALS(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, FactorModel):
     """Biased matrix factorization of explicit ratings by alternating least squares.
 
     Predicts ``r_ui = mu + b_u + b_i + p_u . q_i`` and minimises
@@ -82,7 +85,8 @@ class ALS(FactorModel):
     -----
     One epoch costs about ``nnz (k+1)^2`` flops per side to build the Gram matrices plus
     ``(k+1)^3 / 3`` per row to factor them. ``fold_in`` solves the same weighted problem
-    for a new user.
+    for a new user; ``partial_fit(new_data)`` re-solves the users and items that
+    ``new_data`` touches against all their ratings (``epochs`` alternations, default 2).
 
     The biases carry the same penalty ``lam_u`` / ``lam_i`` as the factors, with no
     separate parameter: in 5-fold CV on MovieLens small a separate bias penalty (0.03 or
@@ -106,6 +110,7 @@ class ALS(FactorModel):
     """
 
     _tags: ClassVar[dict[str, Any]] = {
+        "iterative": True,
         "cli_name": "als",
         "search_space": {
             "factors": {"loguniform_int": [20, 200]},
@@ -168,53 +173,57 @@ class ALS(FactorModel):
             ``early_stopping``.
         """
         data = self._prepare_fit(train, validation)
-        k = int(self.factors)
-        csr, csc = data.to_csr(), data.to_csc()
-        u_ptr = np.asarray(csr.indptr, dtype=np.int64)
-        u_idx = np.asarray(csr.indices, dtype=np.int32)
-        u_val = np.asarray(csr.data, dtype=np.float32)
-        i_ptr = np.asarray(csc.indptr, dtype=np.int64)
-        i_idx = np.asarray(csc.indices, dtype=np.int32)
-        i_val = np.asarray(csc.data, dtype=np.float32)
-        n_u = np.diff(u_ptr).astype(np.float64)
-        nnz = len(u_val)
-
+        trainer = _ALSTrainer(self, data, validation)
         rng = np.random.default_rng(self.random_state)
-        mu = float(np.mean(u_val, dtype=np.float64))
-        self.global_mean_ = mu
+        self.global_mean_ = float(np.mean(trainer.u_val, dtype=np.float64))
         self.item_factors_ = normal_factors(
-            rng, data.n_items, k, float(self.init_scale), n_threads=self._n_threads
+            rng, data.n_items, int(self.factors), float(self.init_scale), n_threads=self._n_threads
         )
-        self.user_factors_ = np.zeros((data.n_users, k), dtype=np.float32)
+        self.user_factors_ = np.zeros((data.n_users, int(self.factors)), dtype=np.float32)
         self.user_bias_ = np.zeros(data.n_users, dtype=np.float32)
         self.item_bias_ = np.zeros(data.n_items, dtype=np.float32)
-        lam = float(self.regularization)
-        weighted = bool(self.weighted_regularization)
-        val = None if validation is None else self._validation_positions(validation)
-
-        def step(epoch: int) -> float:
-            als_solve_rows(
-                u_ptr, u_idx, u_val, self.item_factors_, self.item_bias_, mu,
-                lam, lam, weighted, self.user_factors_, self.user_bias_,
-            )  # fmt: skip
-            items_obj = als_solve_rows(
-                i_ptr, i_idx, i_val, self.user_factors_, self.user_bias_, mu,
-                lam, lam, weighted, self.item_factors_, self.item_bias_,
-            )  # fmt: skip
-            return (items_obj + self._penalty(self.user_factors_, self.user_bias_, n_u)) / nnz
-
-        with using_threads(self._n_threads):
-            self.history_ = train_epochs(
-                self,
-                epochs=self.epochs,
-                step=step,
-                state_names=("user_factors_", "item_factors_", "user_bias_", "item_bias_"),
-                validate=None if val is None else (lambda: self._rmse_on(*val)),
-                diverge_hint="regularization",
-            )
+        self.history_ = run_trainer(trainer, self.epochs)
         return self
 
     def _fold_in_regularization(self, n_ratings: int) -> float:
         if self.weighted_regularization:
             return float(self.regularization) * n_ratings
         return float(self.regularization)
+
+
+class _ALSTrainer(Trainer):
+    """Each epoch solves every user with the items fixed, then every item."""
+
+    state_names = ("user_factors_", "item_factors_", "user_bias_", "item_bias_")
+    diverge_hint = "regularization"
+
+    def __init__(self, model: ALS, data: Interactions, validation: Any) -> None:
+        super().__init__(model)
+        csr, csc = data.to_csr(), data.to_csc()
+        self.u_ptr = np.asarray(csr.indptr, dtype=np.int64)
+        self.u_idx = np.asarray(csr.indices, dtype=np.int32)
+        self.u_val = np.asarray(csr.data, dtype=np.float32)
+        self.i_ptr = np.asarray(csc.indptr, dtype=np.int64)
+        self.i_idx = np.asarray(csc.indices, dtype=np.int32)
+        self.i_val = np.asarray(csc.data, dtype=np.float32)
+        self.n_u = np.diff(self.u_ptr).astype(np.float64)
+        self.n_threads = model._n_threads
+        self.val = None if validation is None else model._validation_positions(validation)
+        self.has_validation = self.val is not None
+
+    def epoch(self, epoch: int) -> float:
+        m = self.model
+        mu, lam, weighted = m.global_mean_, float(m.regularization), bool(m.weighted_regularization)
+        als_solve_rows(
+            self.u_ptr, self.u_idx, self.u_val, m.item_factors_, m.item_bias_, mu,
+            lam, lam, weighted, m.user_factors_, m.user_bias_,
+        )  # fmt: skip
+        items_obj = als_solve_rows(
+            self.i_ptr, self.i_idx, self.i_val, m.user_factors_, m.user_bias_, mu,
+            lam, lam, weighted, m.item_factors_, m.item_bias_,
+        )  # fmt: skip
+        penalty = m._penalty(m.user_factors_, m.user_bias_, self.n_u)
+        return (items_obj + penalty) / len(self.u_val)
+
+    def validate(self) -> float:
+        return self.model._rmse_on(*self.val)

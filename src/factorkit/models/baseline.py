@@ -9,12 +9,15 @@ import numpy as np
 from factorkit._validation import LOOP_CONSTRAINTS, Interval
 from factorkit.data.interactions import Interactions
 from factorkit.models._factor import FactorModel
-from factorkit.models._training import train_epochs
+from factorkit.models._fold_in import FoldInMixin
+from factorkit.models._partial import PartialFitMixin
+from factorkit.models._recommend import RecommendMixin
+from factorkit.models._training import Trainer, run_trainer
 
 __all__ = ["BaselineOnly"]
 
 
-class BaselineOnly(FactorModel):
+class BaselineOnly(RecommendMixin, FoldInMixin, PartialFitMixin, FactorModel):
     """Predict ``mu + b_u + b_i``: the rating baseline every factor model builds on.
 
     The biases minimise ``sum (r - mu - b_u - b_i)^2 + lu * sum b_u^2 + li * sum b_i^2``
@@ -57,8 +60,7 @@ class BaselineOnly(FactorModel):
     """
 
     _tags: ClassVar[dict[str, Any]] = {
-        "has_factors": False,
-        "can_find_similar": False,
+        "iterative": True,
         "cli_name": "baseline",
         "search_space": {
             "epochs": {"randint": [5, 20]},
@@ -99,36 +101,48 @@ class BaselineOnly(FactorModel):
     def fit(self, train: Interactions, validation: Interactions | None = None) -> BaselineOnly:
         """Learn the biases from ``train``; returns ``self``."""
         data = self._prepare_fit(train, validation)
-        u, i, r = data.user_index, data.item_index, data.values.astype(np.float64)
-        n_users, n_items = data.n_users, data.n_items
-        mu = float(r.mean())
-        n_u = np.bincount(u, minlength=n_users).astype(np.float64)
-        n_i = np.bincount(i, minlength=n_items).astype(np.float64)
-        li, lu = float(self.regularization), self._user_reg()
-        self.global_mean_ = mu
-        self.user_bias_ = np.zeros(n_users)
-        self.item_bias_ = np.zeros(n_items)
-        self.user_factors_ = np.zeros((n_users, 0), dtype=np.float32)
-        self.item_factors_ = np.zeros((n_items, 0), dtype=np.float32)
-        val = None if validation is None else self._validation_positions(validation)
-
-        def step(epoch: int) -> float:
-            bu, bi = self.user_bias_, self.item_bias_
-            bi = np.bincount(i, weights=r - mu - bu[u], minlength=n_items) / (li + n_i)
-            bu = np.bincount(u, weights=r - mu - bi[i], minlength=n_users) / (lu + n_u)
-            self.user_bias_, self.item_bias_ = bu, bi
-            err = r - mu - bu[u] - bi[i]
-            return float((err @ err + lu * bu @ bu + li * bi @ bi) / len(r))
-
-        self.history_ = train_epochs(
-            self,
-            epochs=self.epochs,
-            step=step,
-            state_names=("user_bias_", "item_bias_"),
-            validate=None if val is None else (lambda: self._rmse_on(*val)),
-            diverge_hint="regularization",
-        )
+        self.global_mean_ = float(data.values.astype(np.float64).mean())
+        self.user_bias_ = np.zeros(data.n_users)
+        self.item_bias_ = np.zeros(data.n_items)
+        self.user_factors_ = np.zeros((data.n_users, 0), dtype=np.float32)
+        self.item_factors_ = np.zeros((data.n_items, 0), dtype=np.float32)
+        trainer = _BiasTrainer(self, data, validation)
+        self.history_ = run_trainer(trainer, self.epochs)
         return self
+
+    def _row_regularization(self, n_ratings: int, side: str) -> float:
+        return self._user_reg() if side == "user" else float(self.regularization)
 
     def _fold_in_regularization(self, n_ratings: int) -> float:
         return self._user_reg()
+
+
+class _BiasTrainer(Trainer):
+    """Alternating exact bias updates: items, then users, each epoch."""
+
+    state_names = ("user_bias_", "item_bias_")
+    diverge_hint = "regularization"
+
+    def __init__(self, model: BaselineOnly, data: Interactions, validation: Any) -> None:
+        super().__init__(model)
+        self.u, self.i = data.user_index, data.item_index
+        self.r = data.values.astype(np.float64)
+        self.n_users, self.n_items = data.n_users, data.n_items
+        self.n_u = np.bincount(self.u, minlength=self.n_users).astype(np.float64)
+        self.n_i = np.bincount(self.i, minlength=self.n_items).astype(np.float64)
+        self.val = None if validation is None else model._validation_positions(validation)
+        self.has_validation = self.val is not None
+
+    def epoch(self, epoch: int) -> float:
+        m = self.model
+        u, i, r, mu = self.u, self.i, self.r, m.global_mean_
+        li, lu = float(m.regularization), m._user_reg()
+        bu = m.user_bias_
+        bi = np.bincount(i, weights=r - mu - bu[u], minlength=self.n_items) / (li + self.n_i)
+        bu = np.bincount(u, weights=r - mu - bi[i], minlength=self.n_users) / (lu + self.n_u)
+        m.user_bias_, m.item_bias_ = bu, bi
+        err = r - mu - bu[u] - bi[i]
+        return float((err @ err + lu * bu @ bu + li * bi @ bi) / len(r))
+
+    def validate(self) -> float:
+        return self.model._rmse_on(*self.val)

@@ -7,13 +7,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from factorkit._threads import resolve_threads, using_threads
+from factorkit._threads import using_threads
 from factorkit._validation import (
     TRAINING_CONSTRAINTS,
     Interval,
     Options,
 )
-from factorkit.data.idmap import IdMap
 from factorkit.data.interactions import Interactions
 from factorkit.exceptions import DataError
 from factorkit.kernels.implicit_als import (
@@ -21,19 +20,21 @@ from factorkit.kernels.implicit_als import (
     implicit_als_cholesky_rows,
     implicit_als_confidence,
 )
-from factorkit.models._factor import FactorModel, FoldIn, _gather_rows
+from factorkit.models._factor import FactorModel, gather_rows
+from factorkit.models._fold_in import FoldIn, FoldInMixin
 from factorkit.models._init import normal_factors
-from factorkit.models._training import train_epochs
+from factorkit.models._partial import Extension, PartialFitMixin, item_major
+from factorkit.models._recommend import RecommendMixin
+from factorkit.models._similar import SimilarMixin
+from factorkit.models._training import Trainer, run_trainer
 
 __all__ = ["ImplicitALS"]
 
 #: cut-off of the ranking metric scored on validation data after every epoch
 _VALIDATION_K = 20
-#: alternations between new users and new items in partial_fit when both are new
-_PARTIAL_FIT_ALTERNATIONS = 3
 
 
-class ImplicitALS(FactorModel):
+class ImplicitALS(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, FactorModel):
     """Implicit-feedback matrix factorization by weighted alternating least squares (iALS).
 
     Every (user, item) cell is a training example: interacted cells have preference 1
@@ -133,8 +134,10 @@ class ImplicitALS(FactorModel):
     confidence is ``alpha * r``.
 
     :meth:`fold_in` solves a new user's weighted least-squares problem exactly against
-    the fixed item factors (well under a millisecond); :meth:`partial_fit` adds new users
-    and items without touching existing factors.
+    the fixed item factors (well under a millisecond). ``partial_fit(new_data,
+    epochs=None)`` appends new users and items and re-solves exactly every user and item
+    that ``new_data`` touches against all their interactions (``epochs`` alternations of
+    users then items, default 2); other rows keep their factors.
 
     Examples
     --------
@@ -159,6 +162,7 @@ class ImplicitALS(FactorModel):
 
     _tags: ClassVar[dict[str, Any]] = {
         "feedback": "implicit",
+        "iterative": True,
         "cli_name": "implicit-als",
         "search_space": {
             "factors": {"loguniform_int": [32, 256]},
@@ -299,48 +303,13 @@ class ImplicitALS(FactorModel):
         self._check_values(data, "fit")
         rng = np.random.default_rng(self.random_state)
         k, scale = int(self.factors), float(self.init_scale)
-        n_users, n_items = data.n_users, data.n_items
-        indptr_u = np.asarray(data.indptr, dtype=np.int64)
-        items_u = np.asarray(data.item_index, dtype=np.int32)
-        csc = data.to_csc()
-        indptr_i = np.asarray(csc.indptr, dtype=np.int64)
-        users_i = np.asarray(csc.indices, dtype=np.int32)
-        conf_u = self._confidence(data.values)
-        conf_i = self._confidence(csc.data)
-        lam_u = self._penalties(np.diff(indptr_u), n_items)
-        lam_i = self._penalties(np.diff(indptr_i), n_users)
         self.global_mean_ = 0.0
-        self.user_bias_ = np.zeros(n_users, dtype=np.float32)
-        self.item_bias_ = np.zeros(n_items, dtype=np.float32)
-        self.user_factors_ = normal_factors(rng, n_users, k, scale, n_threads=self._n_threads)
-        self.item_factors_ = normal_factors(rng, n_items, k, scale, n_threads=self._n_threads)
+        self.user_bias_ = np.zeros(data.n_users, dtype=np.float32)
+        self.item_bias_ = np.zeros(data.n_items, dtype=np.float32)
+        self.user_factors_ = normal_factors(rng, data.n_users, k, scale, n_threads=self._n_threads)
+        self.item_factors_ = normal_factors(rng, data.n_items, k, scale, n_threads=self._n_threads)
         self._item_gram = None
-        n = len(data)
-        val = None if validation is None else self._validation_positions(validation)
-
-        def step(epoch: int) -> float:
-            self._solve(indptr_u, items_u, conf_u, self.item_factors_, lam_u, self.user_factors_)
-            obj = self._solve(
-                indptr_i, users_i, conf_i, self.user_factors_, lam_i, self.item_factors_
-            )
-            x = self.user_factors_.astype(np.float64)
-            obj += float(np.einsum("ij,ij->i", x, x) @ lam_u.astype(np.float64))
-            return obj / n
-
-        def validate() -> float:
-            return 1.0 - _ndcg_at(self, *val[:2], _VALIDATION_K)
-
-        # one thread setting for the whole loop (setting it costs milliseconds per call)
-        with using_threads(self._n_threads):
-            self.history_ = train_epochs(
-                self,
-                epochs=self.epochs,
-                step=step,
-                state_names=("user_factors_", "item_factors_"),
-                validate=None if val is None else validate,
-                metric="ndcg_loss",
-                diverge_hint="regularization",
-            )
+        self.history_ = run_trainer(_IALSTrainer(self, data, validation), self.epochs)
         self._item_gram = None
         return self
 
@@ -371,8 +340,9 @@ class ImplicitALS(FactorModel):
         FoldIn
             ``factors`` (float32, length ``factors``) and ``bias`` (always 0.0).
         """
-        self._check_fitted("fold_in")
-        pos, r = self._fold_in_inputs(items, ratings)
+        return super().fold_in(items, ratings)
+
+    def _fold_in(self, pos: np.ndarray, r: np.ndarray) -> FoldIn:
         if not (r >= 0).all():
             raise DataError(
                 f"ImplicitALS.fold_in: ratings must be >= 0 for implicit feedback; got {r}"
@@ -389,121 +359,43 @@ class ImplicitALS(FactorModel):
         return FoldIn(factors=x.astype(np.float32), bias=0.0)
 
     # ------------------------------------------------------------------ incremental
-    def partial_fit(self, new_data: Interactions) -> ImplicitALS:
-        """Add the users and items of ``new_data`` that the model does not know yet.
-
-        New users and items are appended (known ids keep their positions and factors);
-        their factors are solved exactly against the fixed existing factors (alternating a
-        few times between the new users and the new items when both are new). Existing
-        factors are left bit-for-bit unchanged. Every interaction in ``new_data`` joins
-        the seen items that :meth:`recommend` leaves out. An unfitted model is simply
-        fitted on ``new_data``.
-
-        Parameters
-        ----------
-        new_data : Interactions
-            Interactions with raw ids (values >= 0), possibly mixing known and new ids.
-
-        Returns
-        -------
-        self
-        """
-        if not self._is_fitted():
-            return self.fit(new_data)
-        self._validate_params()
-        if not isinstance(new_data, Interactions):
-            raise DataError(
-                "ImplicitALS.partial_fit: new_data must be a factorkit Interactions; got "
-                f"{type(new_data).__name__}. Build one with fk.Interactions.from_pandas(...)."
-            )
+    def _check_partial_data(self, new_data: Interactions) -> None:
         self._check_values(new_data, "partial_fit")
-        if len(new_data) == 0:
-            return self
-        data = new_data.compact()
-        n_old_u, n_old_i = len(self.user_map_), len(self.item_map_)
-        user_map, u_pos = _extend(self.user_map_, data.user_map)
-        item_map, i_pos = _extend(self.item_map_, data.item_map)
-        n_users, n_items = len(user_map), len(item_map)
-        users = u_pos[data.user_index]
-        items = i_pos[data.item_index]
-        conf = self._confidence(data.values)
-        k = self.user_factors_.shape[1]
-        x = np.vstack([self.user_factors_, np.zeros((n_users - n_old_u, k), np.float32)])
-        y = np.vstack([self.item_factors_, np.zeros((n_items - n_old_i, k), np.float32)])
-        new_u = _rows(users, items, conf, users >= n_old_u, n_old_u, n_users - n_old_u)
-        new_i = _rows(items, users, conf, items >= n_old_i, n_old_i, n_items - n_old_i)
-        rounds = _PARTIAL_FIT_ALTERNATIONS if (n_users > n_old_u and n_items > n_old_i) else 1
-        self._n_threads = resolve_threads(self.n_threads)
-        with using_threads(self._n_threads):
-            for _ in range(rounds):
-                if n_users > n_old_u:
-                    indptr, idx, c = new_u
-                    out = np.zeros((n_users - n_old_u, k), np.float32)
-                    lam = self._penalties(np.diff(indptr), n_items)
-                    self._solve(indptr, idx, c, y, lam, out, exact=True)
-                    x[n_old_u:] = out
-                if n_items > n_old_i:
-                    indptr, idx, c = new_i
-                    out = np.zeros((n_items - n_old_i, k), np.float32)
-                    lam = self._penalties(np.diff(indptr), n_users)
-                    self._solve(indptr, idx, c, x, lam, out, exact=True)
-                    y[n_old_i:] = out
-        # seen structure: old pairs plus the new ones, deduplicated, CSR over users
-        old_users = np.repeat(np.arange(n_old_u, dtype=np.int64), np.diff(self.seen_indptr_))
-        keys = np.concatenate(
-            [
-                old_users * n_items + self.seen_indices_,
-                users.astype(np.int64) * n_items + items,
-            ]
-        )
-        keys = np.unique(keys)
-        indptr = np.zeros(n_users + 1, dtype=np.int64)
-        np.cumsum(np.bincount(keys // n_items, minlength=n_users), out=indptr[1:])
-        self.user_map_, self.item_map_ = user_map, item_map
-        self.user_factors_, self.item_factors_ = x, y
-        self.user_bias_ = np.zeros(n_users, dtype=np.float32)
-        self.item_bias_ = np.zeros(n_items, dtype=np.float32)
-        self.seen_indptr_ = indptr
-        self.seen_indices_ = (keys % n_items).astype(np.int32)
-        self._item_gram = None
-        return self
 
-    def _after_load(self) -> None:
-        super()._after_load()
+    def _partial_update(self, ext: Extension, epochs: int) -> None:
+        """Exact re-solves of the touched users, then items, ``epochs`` times."""
+        users_ptr, users_idx, users_val = (
+            self.seen_indptr_,
+            self.seen_indices_,
+            self.seen_values_,
+        )
+        items_ptr, items_idx, items_val = item_major(self)
+        n_users, n_items = len(self.user_map_), len(self.item_map_)
+        sides = (
+            (ext.touched_users, users_ptr, users_idx, users_val, "user_factors_", n_items),
+            (ext.touched_items, items_ptr, items_idx, items_val, "item_factors_", n_users),
+        )
+        with using_threads(self._n_threads):
+            for _ in range(epochs):
+                for rows, ptr, idx, val, name, n_other in sides:
+                    if not len(rows):
+                        continue
+                    sub_ptr, sub_idx = gather_rows(ptr, idx, rows)
+                    _, at = gather_rows(ptr, np.arange(len(idx)), rows)
+                    fixed = self.item_factors_ if name == "user_factors_" else self.user_factors_
+                    own = getattr(self, name)
+                    out = own[rows].copy()
+                    lam = self._penalties(np.diff(sub_ptr), n_other)
+                    conf = self._confidence(val[at])
+                    self._solve(sub_ptr, sub_idx, conf, fixed, lam, out, exact=True)
+                    own[rows] = out
+        self._item_gram = None
+
+    def _refresh_user_matrix(self) -> None:
         self._item_gram = None
 
 
 # ---------------------------------------------------------------------- helpers
-def _extend(known: IdMap, incoming: IdMap) -> tuple[IdMap, np.ndarray]:
-    """``known`` with the unknown ids of ``incoming`` appended, and each incoming id's
-    position in the result."""
-    pos = known.lookup(incoming.ids)
-    missing = pos < 0
-    if not missing.any():
-        return known, pos
-    new_ids = incoming.ids[missing]
-    old_ids = known.ids
-    if old_ids.dtype.kind in "iu" and new_ids.dtype.kind in "iu":
-        ids = np.concatenate([old_ids.astype(np.int64), new_ids.astype(np.int64)])
-    else:
-        ids = np.concatenate([old_ids.astype(object), new_ids.astype(object)])
-    pos = pos.copy()
-    pos[missing] = np.arange(len(known), len(known) + int(missing.sum()))
-    return IdMap._from_unique(ids, known.kind), pos
-
-
-def _rows(
-    rows: np.ndarray, cols: np.ndarray, conf: np.ndarray, mask: np.ndarray, first: int, n: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """CSR (indptr, indices, conf) of the interactions in ``mask``, rows shifted by
-    ``first`` to ``0 .. n - 1``."""
-    r = rows[mask].astype(np.int64) - first
-    order = np.argsort(r, kind="stable")
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(r, minlength=n), out=indptr[1:])
-    return indptr, cols[mask][order].astype(np.int32), conf[mask][order]
-
-
 def _ndcg_at(model: ImplicitALS, users: np.ndarray, items: np.ndarray, k: int) -> float:
     """Mean NDCG@k over the known users with held-out items (positions; -1 = unknown),
     ranking all items except each user's training items. Held-out items unknown to the
@@ -514,9 +406,8 @@ def _ndcg_at(model: ImplicitALS, users: np.ndarray, items: np.ndarray, k: int) -
         return float("nan")
     uniq, inverse = np.unique(users, return_inverse=True)
     n_rel = np.minimum(np.bincount(inverse, minlength=len(uniq)), k)
-    ptr, idx = _gather_rows(model.seen_indptr_, model.seen_indices_, uniq)
-    top, _ = model._topk(
-        model.user_factors_[uniq], k, ptr, idx, np.zeros(len(model.item_map_), np.bool_)
+    top, _ = model.top_items(
+        uniq, k, exclude=gather_rows(model.seen_indptr_, model.seen_indices_, uniq)
     )
     n_items = len(model.item_map_)
     ok = items >= 0
@@ -526,3 +417,45 @@ def _ndcg_at(model: ImplicitALS, users: np.ndarray, items: np.ndarray, k: int) -
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
     idcg = np.cumsum(discounts)[n_rel - 1]
     return float(np.mean((gains @ discounts) / idcg))
+
+
+class _IALSTrainer(Trainer):
+    """Each epoch: all users against the fixed items, then all items against the users."""
+
+    state_names = ("user_factors_", "item_factors_")
+    metric = "ndcg_loss"
+    diverge_hint = "regularization"
+
+    def __init__(self, model: ImplicitALS, data: Interactions, validation: Any) -> None:
+        super().__init__(model)
+        self.indptr_u = np.asarray(data.indptr, dtype=np.int64)
+        self.items_u = np.asarray(data.item_index, dtype=np.int32)
+        csc = data.to_csc()
+        self.indptr_i = np.asarray(csc.indptr, dtype=np.int64)
+        self.users_i = np.asarray(csc.indices, dtype=np.int32)
+        self.conf_u = model._confidence(data.values)
+        self.conf_i = model._confidence(csc.data)
+        self.lam_u = model._penalties(np.diff(self.indptr_u), data.n_items)
+        self.lam_i = model._penalties(np.diff(self.indptr_i), data.n_users)
+        self.n = len(data)
+        # one thread setting for the whole loop (setting it costs milliseconds per call)
+        self.n_threads = model._n_threads
+        self.val = None if validation is None else model._validation_positions(validation)
+        self.has_validation = self.val is not None
+
+    def epoch(self, epoch: int) -> float:
+        m = self.model
+        m._solve(
+            self.indptr_u, self.items_u, self.conf_u, m.item_factors_, self.lam_u,
+            m.user_factors_,
+        )  # fmt: skip
+        obj = m._solve(
+            self.indptr_i, self.users_i, self.conf_i, m.user_factors_, self.lam_i,
+            m.item_factors_,
+        )  # fmt: skip
+        x = m.user_factors_.astype(np.float64)
+        obj += float(np.einsum("ij,ij->i", x, x) @ self.lam_u.astype(np.float64))
+        return obj / self.n
+
+    def validate(self) -> float:
+        return 1.0 - _ndcg_at(self.model, *self.val[:2], _VALIDATION_K)

@@ -8,12 +8,15 @@ import numpy as np
 
 from factorkit._validation import Interval, NoneOr
 from factorkit.data.interactions import Interactions
-from factorkit.models._factor import FactorModel, FoldIn
+from factorkit.models._factor import FactorModel
+from factorkit.models._fold_in import FoldIn, FoldInMixin
+from factorkit.models._partial import Extension, PartialFitMixin
+from factorkit.models._recommend import RecommendMixin
 
 __all__ = ["MostPopular"]
 
 
-class MostPopular(FactorModel):
+class MostPopular(RecommendMixin, FoldInMixin, PartialFitMixin, FactorModel):
     """Recommend the items with the most training interactions, the same for every user.
 
     A factor model with zero-width factors whose item score is the item's training count,
@@ -21,7 +24,8 @@ class MostPopular(FactorModel):
     :func:`factorkit.load` work as for any model. ``predict`` returns that count (a
     ranking score, not a rating; 0 for unknown items). Ties keep the order of the
     model's item vocabulary ``item_map_``. It has no item or user factors, so it has no
-    ``similar_items`` or ``similar_users``.
+    ``similar_items`` or ``similar_users``. ``partial_fit(new_data)`` recounts the items
+    with the new interactions.
 
     Parameters
     ----------
@@ -51,9 +55,6 @@ class MostPopular(FactorModel):
 
     _tags: ClassVar[dict[str, Any]] = {
         "feedback": "implicit",
-        "has_factors": False,
-        "can_find_similar": False,
-        "iterative": False,
         "cli_name": "most-popular",
     }
     _parameter_constraints: ClassVar[dict[str, Any]] = {
@@ -66,32 +67,22 @@ class MostPopular(FactorModel):
     def fit(self, train: Interactions) -> MostPopular:
         """Count each item's training interactions; returns ``self``."""
         data = self._prepare_fit(train)
-        items = data.item_index
-        if self.min_value is not None:
-            items = items[data.values >= self.min_value]
-        self.item_bias_ = np.bincount(items, minlength=data.n_items).astype(np.float64)
         self.user_bias_ = np.zeros(data.n_users)
         self.global_mean_ = 0.0
         self.user_factors_ = np.zeros((data.n_users, 0), dtype=np.float32)
         self.item_factors_ = np.zeros((data.n_items, 0), dtype=np.float32)
+        self._count()
         return self
 
-    def fold_in(self, items: Any, ratings: Any = None) -> FoldIn:
-        """A new user needs no fitting: empty factors and zero bias (items are checked)."""
-        self._check_fitted("fold_in")
-        self._fold_in_inputs(items, np.ones(len(self.item_map_.lookup(items))))
+    def _count(self) -> None:
+        items, values = self.seen_indices_, self.seen_values_
+        if self.min_value is not None:
+            items = items[values >= self.min_value]
+        self.item_bias_ = np.bincount(items, minlength=len(self.item_map_)).astype(np.float64)
+
+    def _partial_update(self, ext: Extension, epochs: int) -> None:
+        self._count()
+
+    def _fold_in(self, pos: np.ndarray, r: np.ndarray) -> FoldIn:
+        """A new user needs no fitting: empty factors and zero bias."""
         return FoldIn(factors=np.zeros(0, dtype=np.float32), bias=0.0)
-
-    @property
-    def similar_items(self) -> Any:  # type: ignore[override]
-        raise AttributeError(
-            "MostPopular has no item factors, so no similar_items; use a factor model such "
-            "as fk.ImplicitALS"
-        )
-
-    @property
-    def similar_users(self) -> Any:  # type: ignore[override]
-        raise AttributeError(
-            "MostPopular has no user factors, so no similar_users; use a factor model such "
-            "as fk.ImplicitALS"
-        )

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any, ClassVar
 
 import numpy as np
 
-from factorkit._threads import using_threads
+from factorkit._threads import single_thread_blas, using_threads
 from factorkit._validation import (
     TRAINING_CONSTRAINTS,
     Boolean,
@@ -23,30 +22,33 @@ from factorkit.kernels.sgd import (
     sgd_penalty,
     sgd_schedule,
 )
-from factorkit.models._factor import FactorModel
+from factorkit.models._factor import FactorModel, gather_rows
+from factorkit.models._fold_in import FoldInMixin
 from factorkit.models._init import normal_factors
-from factorkit.models._training import train_epochs
+from factorkit.models._partial import (
+    Extension,
+    PartialFitMixin,
+    solve_rows,
+    untouched_rows_kept,
+)
+from factorkit.models._recommend import RecommendMixin
+from factorkit.models._similar import SimilarMixin
+from factorkit.models._training import Trainer, run_trainer
 
 __all__ = ["BiasedMF"]
 
 #: the grid is at least this many blocks per side; it must not depend on the thread count
 #: (below 8 threads) for results to be identical across thread counts
 _MIN_BLOCKS = 16
-
-
 #: ratings per thread below which another thread costs more (one barrier per round, B
-#: rounds per epoch) than it saves; the thread count never changes the result. Measured
-#: on MovieLens subsets, k=100, 20 epochs: 2 threads already win at 20k ratings (15.6 vs
-#: 19.5 ms a fit) and at 80k (40 vs 57 ms).
+#: rounds per epoch) than it saves; the thread count never changes the result
+#: (measurements: docs/benchmarks.md, "Kernel design notes")
 _MIN_RATINGS_PER_THREAD = 10_000
-
-
+#: factor rows are padded to a multiple of this many floats while training
 _LANES = 32
-
-#: Within a block, updates run round-robin over the block's users (independent updates
+#: within a block, updates run round-robin over the block's users (independent updates
 #: back to back) when one user group's factor rows fit in a core's L2 cache; otherwise
-#: user by user, so that each row streams in once. MovieLens small, k=100: epochs 12%
-#: faster on one thread, 16% on two; the 10M-rating set (2.6 MB per group) was not faster.
+#: user by user, so that each row streams in once (docs/benchmarks.md)
 _INTERLEAVE_MAX_GROUP_BYTES = 256 << 10
 
 
@@ -58,7 +60,7 @@ def _threads_for(n_ratings: int, n_threads: int) -> int:
     return max(1, min(n_threads, n_ratings // _MIN_RATINGS_PER_THREAD))
 
 
-class BiasedMF(FactorModel):
+class BiasedMF(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, FactorModel):
     """Biased matrix factorization: predict ``mu + b_u + b_i + p_u . q_i``, fit by SGD.
 
     The model of Koren, Bell & Volinsky ("Matrix factorization techniques for
@@ -130,6 +132,11 @@ class BiasedMF(FactorModel):
     layout), so ``user_map_``/``item_map_`` differ from the training data's maps; raw ids
     in and out are unaffected.
 
+    ``partial_fit(new_data, epochs=None)`` solves new users and items by the per-row
+    least-squares problem of :meth:`fold_in`, then runs ``epochs`` (default 5) SGD epochs
+    over all ratings of the users that ``new_data`` touches, at the step size the next
+    training epoch would have used; rows it does not touch keep their values.
+
     Examples
     --------
     >>> import factorkit as fk
@@ -143,7 +150,9 @@ class BiasedMF(FactorModel):
     3
     """
 
+    _partial_epochs: ClassVar[int] = 5
     _tags: ClassVar[dict[str, Any]] = {
+        "iterative": True,
         "cli_name": "biased-mf",
         "search_space": {
             "factors": {"loguniform_int": [50, 200]},
@@ -210,77 +219,114 @@ class BiasedMF(FactorModel):
         """
         data = self._prepare_fit(train, validation)
         rng = np.random.default_rng(self.random_state)
-        n_blocks = _n_blocks(self._n_threads)
-        user_perm, user_group = sgd_partition(data.user_counts, n_blocks, rng)
-        item_perm, item_group = sgd_partition(data.item_counts, n_blocks, rng)
-        item_new = np.empty_like(item_perm)
-        item_new[item_perm] = np.arange(len(item_perm))
-        users, items, values, block_ptr, seen_indptr, seen_indices = sgd_arrange(
-            data.indptr,
-            data.item_index,
-            data.values,
-            user_perm,
-            item_new,
-            user_group,
-            item_group,
-            n_blocks,
-        )
-        # the model's positions are the training layout's
-        self.user_map_ = data.user_map.subset(user_perm)
-        self.item_map_ = data.item_map.subset(item_perm)
-        self.seen_indptr_, self.seen_indices_ = seen_indptr, seen_indices
-        user_counts = data.user_counts[user_perm].astype(np.float32)
-        item_counts = data.item_counts[item_perm].astype(np.float32)
-
-        k, n = int(self.factors), len(values)
-        scale = float(self.init_scale)
-        self.global_mean_ = float(values.mean(dtype=np.float64))
-        # Train on rows padded to a multiple of 32 floats: the kernel's vector loops then
-        # need no remainder (k=100 ran ~20% slower than k=128). Padding columns start at
-        # zero and stay zero (every update is a multiple of the row itself and of the
-        # other row's same column), so they change nothing; they are cut off after fit.
-        k_pad = -(-k // _LANES) * _LANES
-        if data.n_users / n_blocks * k_pad * 4 <= _INTERLEAVE_MAX_GROUP_BYTES:
-            sgd_interleave(users, items, values, block_ptr)
-        self.user_factors_ = normal_factors(
-            rng, data.n_users, k, scale, width=k_pad, n_threads=self._n_threads
-        )
-        self.item_factors_ = normal_factors(
-            rng, data.n_items, k, scale, width=k_pad, n_threads=self._n_threads
-        )
-        self.user_bias_ = np.zeros(data.n_users, dtype=np.float32)
-        self.item_bias_ = np.zeros(data.n_items, dtype=np.float32)
-        val = None if validation is None else self._validation_positions(validation)
-        block_sse = np.zeros(n_blocks * n_blocks, dtype=np.float64)
-        lr0, decay = float(self.learning_rate), float(self.learning_rate_decay)
-        reg, biased = float(self.regularization), bool(self.biased)
-        n_threads = _threads_for(n, self._n_threads)
-        kernel = sgd_epoch if n_threads > 1 else sgd_epoch_serial
-
-        def step(epoch: int) -> float:
-            P, Q = self.user_factors_, self.item_factors_
-            bu, bi = self.user_bias_, self.item_bias_
-            sse = kernel(
-                users, items, values, block_ptr, sgd_schedule(n_blocks, rng), P, Q, bu, bi,
-                self.global_mean_, lr0 * decay**epoch, reg, biased, block_sse,
-            )  # fmt: skip
-            penalty = sgd_penalty(user_counts, P, bu, biased) + sgd_penalty(
-                item_counts, Q, bi, biased
-            )
-            return (sse + reg * penalty) / n
-
-        with using_threads(n_threads) if n_threads > 1 else contextlib.nullcontext():
-            self.history_ = train_epochs(
-                self,
-                epochs=self.epochs,
-                step=step,
-                state_names=("user_factors_", "item_factors_", "user_bias_", "item_bias_"),
-                validate=None if val is None else (lambda: self._rmse_on(*val)),
-            )
-        self.user_factors_ = np.ascontiguousarray(self.user_factors_[:, :k])
-        self.item_factors_ = np.ascontiguousarray(self.item_factors_[:, :k])
+        trainer = _SGDTrainer(self, data, rng, validation)
+        self.history_ = run_trainer(trainer, self.epochs)
         return self
+
+    def _partial_update(self, ext: Extension, epochs: int) -> None:
+        """Solve new rows, then SGD over the touched users' ratings (module docstring of
+        :mod:`factorkit.models._partial`)."""
+        with single_thread_blas():
+            solve_rows(self, ext.new_users, "user")
+            solve_rows(self, ext.new_items, "item")
+        users = ext.touched_users
+        ptr, items = gather_rows(self.seen_indptr_, self.seen_indices_, users)
+        _, at = gather_rows(self.seen_indptr_, np.arange(len(self.seen_indices_)), users)
+        rows = np.repeat(users, np.diff(ptr)).astype(np.int32)
+        order = np.random.default_rng(self.random_state).permutation(len(rows))
+        rows, items = rows[order], items[order].astype(np.int32)
+        values = self.seen_values_[at[order]].astype(self.user_factors_.dtype)
+        history = getattr(self, "history_", None)
+        trained = 0 if history is None else len(history)
+        lr = float(self.learning_rate) * float(self.learning_rate_decay) ** trained
+        block_ptr = np.array([0, len(rows)], dtype=np.int64)
+        with untouched_rows_kept(self, ext), using_threads(1):
+            for _ in range(epochs):
+                sgd_epoch(
+                    rows, items, values, block_ptr, np.zeros((1, 1), np.int64),
+                    self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_,
+                    self.global_mean_, lr, float(self.regularization), bool(self.biased),
+                    np.zeros(1),
+                )  # fmt: skip
 
     def _fold_in_regularization(self, n_ratings: int) -> float:
         # the SGD objective regularises once per rating: n * reg * |p|^2 for one user
         return float(self.regularization) * max(n_ratings, 1)
+
+
+class _SGDTrainer(Trainer):
+    """Lays the ratings out on the block grid (libmf's scheduling), trains on rows padded
+    to :data:`_LANES` floats and cuts the padding off in :meth:`finalize`."""
+
+    state_names = ("user_factors_", "item_factors_", "user_bias_", "item_bias_")
+
+    def __init__(
+        self, model: BiasedMF, data: Interactions, rng: np.random.Generator, validation: Any
+    ) -> None:
+        super().__init__(model)
+        self.rng = rng
+        self.n_blocks = n_blocks = _n_blocks(model._n_threads)
+        user_perm, user_group = sgd_partition(data.user_counts, n_blocks, rng)
+        item_perm, item_group = sgd_partition(data.item_counts, n_blocks, rng)
+        item_new = np.empty_like(item_perm)
+        item_new[item_perm] = np.arange(len(item_perm))
+        arranged = sgd_arrange(
+            data.indptr, data.item_index, data.values, user_perm, item_new,
+            user_group, item_group, n_blocks,
+        )  # fmt: skip
+        self.users, self.items, self.values, self.block_ptr = arranged[:4]
+        # the model's positions are the training layout's
+        model.user_map_ = data.user_map.subset(user_perm)
+        model.item_map_ = data.item_map.subset(item_perm)
+        model.seen_indptr_, model.seen_indices_ = arranged[4], arranged[5]
+        _, at = gather_rows(np.asarray(data.indptr), np.arange(len(data.values)), user_perm)
+        model.seen_values_ = np.asarray(data.values, dtype=np.float32)[at]
+        self.user_counts = data.user_counts[user_perm].astype(np.float32)
+        self.item_counts = data.item_counts[item_perm].astype(np.float32)
+        self.k = k = int(model.factors)
+        model.global_mean_ = float(self.values.mean(dtype=np.float64))
+        # Train on rows padded to a multiple of 32 floats: the kernel's vector loops then
+        # need no remainder. Padding columns start at zero and stay zero (every update is
+        # a multiple of the row itself and of the other row's same column), so they change
+        # nothing; finalize cuts them off.
+        k_pad = -(-k // _LANES) * _LANES
+        if data.n_users / n_blocks * k_pad * 4 <= _INTERLEAVE_MAX_GROUP_BYTES:
+            sgd_interleave(self.users, self.items, self.values, self.block_ptr)
+        scale = float(model.init_scale)
+        model.user_factors_ = normal_factors(
+            rng, data.n_users, k, scale, width=k_pad, n_threads=model._n_threads
+        )
+        model.item_factors_ = normal_factors(
+            rng, data.n_items, k, scale, width=k_pad, n_threads=model._n_threads
+        )
+        model.user_bias_ = np.zeros(data.n_users, dtype=np.float32)
+        model.item_bias_ = np.zeros(data.n_items, dtype=np.float32)
+        self.val = None if validation is None else model._validation_positions(validation)
+        self.has_validation = self.val is not None
+        self.block_sse = np.zeros(n_blocks * n_blocks, dtype=np.float64)
+        threads = _threads_for(len(self.values), model._n_threads)
+        self.kernel = sgd_epoch if threads > 1 else sgd_epoch_serial
+        self.n_threads = threads if threads > 1 else None
+
+    def epoch(self, epoch: int) -> float:
+        m = self.model
+        P, Q, bu, bi = m.user_factors_, m.item_factors_, m.user_bias_, m.item_bias_
+        lr0, decay = float(m.learning_rate), float(m.learning_rate_decay)
+        reg, biased = float(m.regularization), bool(m.biased)
+        sse = self.kernel(
+            self.users, self.items, self.values, self.block_ptr,
+            sgd_schedule(self.n_blocks, self.rng), P, Q, bu, bi,
+            m.global_mean_, lr0 * decay**epoch, reg, biased, self.block_sse,
+        )  # fmt: skip
+        penalty = sgd_penalty(self.user_counts, P, bu, biased) + sgd_penalty(
+            self.item_counts, Q, bi, biased
+        )
+        return (sse + reg * penalty) / len(self.values)
+
+    def validate(self) -> float:
+        return self.model._rmse_on(*self.val)
+
+    def finalize(self) -> None:
+        m = self.model
+        m.user_factors_ = np.ascontiguousarray(m.user_factors_[:, : self.k])
+        m.item_factors_ = np.ascontiguousarray(m.item_factors_[:, : self.k])

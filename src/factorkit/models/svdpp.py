@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from factorkit._threads import resolve_threads, using_threads
+from factorkit._threads import resolve_threads, single_thread_blas, using_threads
 from factorkit._validation import (
     TRAINING_CONSTRAINTS,
     Interval,
@@ -16,13 +16,22 @@ from factorkit._validation import (
 from factorkit.data.interactions import Interactions
 from factorkit.kernels.svdpp import svdpp_epoch, svdpp_user_vectors
 from factorkit.models._factor import FactorModel
+from factorkit.models._fold_in import FoldInMixin
 from factorkit.models._init import normal_factors
-from factorkit.models._training import train_epochs
+from factorkit.models._partial import (
+    Extension,
+    PartialFitMixin,
+    solve_rows,
+    untouched_rows_kept,
+)
+from factorkit.models._recommend import RecommendMixin
+from factorkit.models._similar import SimilarMixin
+from factorkit.models._training import Trainer, run_trainer
 
 __all__ = ["SVDpp"]
 
 
-class SVDpp(FactorModel):
+class SVDpp(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, FactorModel):
     """SVD++: ``r = mu + b_u + b_i + q_i . (p_u + |N(u)|^-1/2 sum_{j in N(u)} y_j)``.
 
     Biased matrix factorization whose user vector is enriched by the implicit feedback of
@@ -97,7 +106,10 @@ class SVDpp(FactorModel):
     Scoring uses each user's effective vector ``p_u + |N(u)|^-1/2 sum y_j``, computed
     once after fitting (and after loading). :meth:`fold_in` gives a new user the
     implicit term of the items they rated and solves for ``b_u`` and ``p_u`` by
-    regularised least squares.
+    regularised least squares. ``partial_fit(new_data, epochs=None)`` solves new users
+    and items the same way, then runs ``epochs`` (default 5) SGD epochs over the users
+    that ``new_data`` touches (all their ratings); rows it does not touch keep their
+    values.
 
     Examples
     --------
@@ -115,12 +127,10 @@ class SVDpp(FactorModel):
     (50,)
     """
 
-    _state_arrays: ClassVar[tuple[str, ...]] = (
-        *FactorModel._state_arrays,
-        "implicit_factors_",
-    )
-
+    _partial_epochs: ClassVar[int] = 5
+    _state_arrays: ClassVar[tuple[str, ...]] = (*FactorModel._state_arrays, "implicit_factors_")
     _tags: ClassVar[dict[str, Any]] = {
+        "iterative": True,
         "cli_name": "svdpp",
         "search_space": {
             "factors": {"loguniform_int": [20, 100]},
@@ -211,77 +221,43 @@ class SVDpp(FactorModel):
         """
         data = self._prepare_fit(train, validation)
         rng = np.random.default_rng(self.random_state)
-        dtype = np.float32
         k, scale = int(self.factors), float(self.init_scale)
         n_users, n_items = data.n_users, data.n_items
-        indptr = np.asarray(data.indptr, dtype=np.int64)
-        items = np.asarray(data.item_index, dtype=np.int32)
-        values = np.asarray(data.values, dtype=dtype)
-        self.global_mean_ = float(values.astype(np.float64).mean())
-        self.user_bias_ = np.zeros(n_users, dtype=dtype)
-        self.item_bias_ = np.zeros(n_items, dtype=dtype)
-        self.user_factors_ = normal_factors(
-            rng, n_users, k, scale, dtype, n_threads=self._n_threads
-        )
-        self.item_factors_ = normal_factors(
-            rng, n_items, k, scale, dtype, n_threads=self._n_threads
-        )
-        self.implicit_factors_ = normal_factors(
-            rng, n_items, k, scale, dtype, n_threads=self._n_threads
-        )
+        trainer = _SVDppTrainer(self, data, rng, validation)
+        self.global_mean_ = float(trainer.values.astype(np.float64).mean())
+        self.user_bias_ = np.zeros(n_users, dtype=np.float32)
+        self.item_bias_ = np.zeros(n_items, dtype=np.float32)
+        for name, n in (("user_factors_", n_users), ("item_factors_", n_items)):
+            setattr(self, name, normal_factors(rng, n, k, scale, n_threads=self._n_threads))
+        self.implicit_factors_ = normal_factors(rng, n_items, k, scale, n_threads=self._n_threads)
         self._user_vectors = None
-        rates = self._rates()
-        mu = dtype(self.global_mean_)
-        val = None if validation is None else self._validation_positions(validation)
-
-        def step(epoch: int) -> float:
-            factor = float(self.learning_rate_decay) ** epoch
-            lr, reg, lr_b, reg_b, lr_y, reg_y = rates
-            user_order = rng.permutation(n_users).astype(np.int64)
-            seed = np.uint64(rng.integers(0, np.iinfo(np.uint64).max, dtype=np.uint64))
-            self._user_vectors = None
-            sse = svdpp_epoch(
-                indptr,
-                items,
-                values,
-                user_order,
-                seed,
-                mu,
-                self.user_bias_,
-                self.item_bias_,
-                self.user_factors_,
-                self.item_factors_,
-                self.implicit_factors_,
-                dtype(lr * factor),
-                dtype(reg),
-                dtype(lr_b * factor),
-                dtype(reg_b),
-                dtype(lr_y * factor),
-                dtype(reg_y),
-            )
-            return sse / len(values)
-
-        def validate() -> float:
-            self._user_vectors = None
-            return self._rmse_on(*val)
-
-        # one thread setting for the whole loop (setting it costs milliseconds per call)
-        with using_threads(self._n_threads):
-            self.history_ = train_epochs(
-                self,
-                epochs=self.epochs,
-                step=step,
-                state_names=(
-                    "user_factors_",
-                    "item_factors_",
-                    "implicit_factors_",
-                    "user_bias_",
-                    "item_bias_",
-                ),
-                validate=None if val is None else validate,
-            )
+        self.history_ = run_trainer(trainer, self.epochs)
         self._user_vectors = None
         return self
+
+    def _partial_update(self, ext: Extension, epochs: int) -> None:
+        """Solve new rows, then SGD epochs over the touched users' rows."""
+        with single_thread_blas():
+            solve_rows(self, ext.new_users, "user")
+            self._user_vectors = None
+            solve_rows(self, ext.new_items, "item")
+        history = getattr(self, "history_", None)
+        factor = float(self.learning_rate_decay) ** (0 if history is None else len(history))
+        rng = np.random.default_rng(self.random_state)
+        dtype = self.user_factors_.dtype.type
+        lr, reg, lr_b, reg_b, lr_y, reg_y = self._rates()
+        with untouched_rows_kept(self, ext), using_threads(1):
+            for _ in range(epochs):
+                seed = np.uint64(rng.integers(0, np.iinfo(np.uint64).max, dtype=np.uint64))
+                svdpp_epoch(
+                    self.seen_indptr_, self.seen_indices_, self.seen_values_,
+                    rng.permutation(ext.touched_users).astype(np.int64), seed,
+                    dtype(self.global_mean_), self.user_bias_, self.item_bias_,
+                    self.user_factors_, self.item_factors_, self.implicit_factors_,
+                    dtype(lr * factor), dtype(reg), dtype(lr_b * factor), dtype(reg_b),
+                    dtype(lr_y * factor), dtype(reg_y),
+                )  # fmt: skip
+        self._user_vectors = None
 
     # ------------------------------------------------------------------ scoring
     def _user_matrix(self) -> np.ndarray:
@@ -311,6 +287,48 @@ class SVDpp(FactorModel):
     def _refresh_user_matrix(self) -> None:
         self._user_vectors = None
 
-    def _after_load(self) -> None:
-        super()._after_load()
-        self._user_vectors = None
+
+class _SVDppTrainer(Trainer):
+    """SVD++ epochs: users in a random order, each user's ratings in a random order."""
+
+    state_names = (
+        "user_factors_",
+        "item_factors_",
+        "implicit_factors_",
+        "user_bias_",
+        "item_bias_",
+    )
+
+    def __init__(
+        self, model: SVDpp, data: Interactions, rng: np.random.Generator, validation: Any
+    ) -> None:
+        super().__init__(model)
+        self.rng = rng
+        self.indptr = np.asarray(data.indptr, dtype=np.int64)
+        self.items = np.asarray(data.item_index, dtype=np.int32)
+        self.values = np.asarray(data.values, dtype=np.float32)
+        self.n_users = data.n_users
+        self.rates = model._rates()
+        # one thread setting for the whole loop (setting it costs milliseconds per call)
+        self.n_threads = model._n_threads
+        self.val = None if validation is None else model._validation_positions(validation)
+        self.has_validation = self.val is not None
+
+    def epoch(self, epoch: int) -> float:
+        m, dtype = self.model, np.float32
+        factor = float(m.learning_rate_decay) ** epoch
+        lr, reg, lr_b, reg_b, lr_y, reg_y = self.rates
+        user_order = self.rng.permutation(self.n_users).astype(np.int64)
+        seed = np.uint64(self.rng.integers(0, np.iinfo(np.uint64).max, dtype=np.uint64))
+        m._user_vectors = None
+        sse = svdpp_epoch(
+            self.indptr, self.items, self.values, user_order, seed, dtype(m.global_mean_),
+            m.user_bias_, m.item_bias_, m.user_factors_, m.item_factors_, m.implicit_factors_,
+            dtype(lr * factor), dtype(reg), dtype(lr_b * factor), dtype(reg_b),
+            dtype(lr_y * factor), dtype(reg_y),
+        )  # fmt: skip
+        return sse / len(self.values)
+
+    def validate(self) -> float:
+        self.model._user_vectors = None
+        return self.model._rmse_on(*self.val)
