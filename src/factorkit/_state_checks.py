@@ -110,7 +110,7 @@ def check_params_and_scalars(cls: type, meta: Mapping[str, Any], where: str) -> 
             continue  # not stored faithfully (callables, generators): saved as null
         if constraint is not None and not constraint.accepts(value):
             raise _fail(where, f"parameter {name!r}", constraint.describe(), value)
-    declared = set(getattr(cls, "_state_scalars", ()))
+    declared = set(cls.state_names()["scalars"])
     scalars = meta["scalars"]
     unknown = sorted(set(scalars) - declared)
     if unknown:
@@ -142,7 +142,7 @@ def check_arrays(cls: type, meta: Mapping[str, Any], arrays: Mapping[str, np.nda
 
     ``arrays`` are the raw stored arrays (strings still packed); call before unpacking.
     """
-    declared = set(getattr(cls, "_state_arrays", ()))
+    declared = set(cls.state_names()["arrays"])
     strings = set(meta["string_arrays"])
     allowed = declared | {"user_ids", "item_ids"} | {s + ".offsets" for s in strings}
     unknown = sorted(set(arrays) - allowed)

@@ -317,11 +317,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 def _print_explanations(model: Any, user: Any, items: np.ndarray) -> None:
     """For each recommended item, the user's items that contributed most to its score."""
-    from factorkit.models._explain import explain
-
     print()
     for item in items.tolist():
-        e = explain(model, user, item)
+        e = model.explain(user, item)
         top = e.contributions[:3]
         titles = model.item_titles([i for i, _ in top])
         because = "; ".join(f"{t or i} ({c:+.3f})" for (i, c), t in zip(top, titles, strict=True))

@@ -95,9 +95,16 @@ def test_errors_name_the_problem(ials, data):
         explain(ials, 99999, 1)
     with pytest.raises(DataError, match="2 items but 1 ratings; pass one rating per item"):
         explain_new_user(ials, [1, 2], [1.0], item=3)
+
+
+def test_rating_models_explain_a_known_user_by_their_training_ratings(data):
     model = fk.BaselineOnly().fit(data)
-    with pytest.raises(DataError, match="does not keep training ratings; pass items"):
-        explain(model, 1, 1210)
+    e = model.explain(1, 1210)
+    lo, hi = model.seen_indptr_[0], model.seen_indptr_[1]
+    assert e.method == "leave-one-out" and len(e.contributions) == hi - lo
+    ratings = model.seen_values_[lo:hi].astype(float).tolist()
+    items = model.item_map_.ids[model.seen_indices_[lo:hi]].tolist()
+    assert e.score == pytest.approx(model.explain_new_user(items, ratings, 1210).score)
 
 
 def test_cli_recommend_explain(ials, tmp_path, capsys):

@@ -48,7 +48,9 @@ class Explanation(NamedTuple):
 
 def _is_linear(model: Any) -> bool:
     # the exact decomposition needs the implicit-ALS system; other models use leave-one-out
-    return type(model).__name__ == "ImplicitALS" and hasattr(model, "item_factors_")
+    from factorkit.models.implicit_als import ImplicitALS
+
+    return isinstance(model, ImplicitALS) and hasattr(model, "item_factors_")
 
 
 def _plain(x: Any) -> Any:
@@ -223,10 +225,9 @@ def explain(
 ) -> Explanation:
     """Explain a known user's score for ``item`` by the items they interacted with.
 
-    The user is re-solved from ``items`` and ``ratings`` (default: their training items,
-    each with value 1, which suits implicit-feedback models; the model does not keep
-    training ratings, so explicit-rating models need ``items`` and ``ratings``), exactly
-    as :func:`explain_new_user` does.
+    The user is re-solved from ``items`` and ``ratings`` (default: their training items
+    and values, as the model keeps them in ``seen_values_``), exactly as
+    :func:`explain_new_user` does.
 
     Examples
     --------
@@ -243,9 +244,12 @@ def explain(
         lo, hi = int(model.seen_indptr_[u]), int(model.seen_indptr_[u + 1])
         if hi == lo:
             raise DataError(f"{where}: user {_plain(user)!r} has no training items to explain by")
-        if ratings is None and _explicit(model):
+        values = getattr(model, "seen_values_", None)
+        if ratings is None and values is not None:
+            ratings = values[lo:hi].astype(np.float64).tolist()
+        elif ratings is None and _explicit(model):
             raise DataError(
-                f"{where}: {type(model).__name__} rates explicitly and does not keep training "
+                f"{where}: this {type(model).__name__} was loaded from a file without training "
                 "ratings; pass items=[...] and ratings=[...] for the user"
             )
         items = model.item_map_.ids[model.seen_indices_[lo:hi]].tolist()

@@ -18,6 +18,7 @@ import numpy as np
 
 from factorkit._threads import single_thread_blas
 from factorkit.exceptions import DataError
+from factorkit.models._explain import explain, explain_new_user
 from factorkit.models._recommend import candidate_mask, check_k, to_item_ids
 
 __all__ = ["FoldIn", "FoldInMixin"]
@@ -43,6 +44,25 @@ class FoldInMixin:
     """
 
     _tags: ClassVar[dict[str, Any]] = {"can_fold_in": True}
+
+    def explain(self, user: Any, item: Any, items: Any = None, ratings: Any = None):
+        """Which of ``user``'s items drove their score for ``item``.
+
+        For ImplicitALS the exact split of the score over the user's items through the
+        user's solve (the contributions add up to the score, as ``implicit`` reports);
+        for the other models leave-one-out fold-ins. See
+        :mod:`factorkit.models._explain` for both methods.
+
+        Returns
+        -------
+        Explanation
+            ``(item, score, contributions, method)``; contributions largest first.
+        """
+        return explain(self, user, item, items, ratings)
+
+    def explain_new_user(self, items: Any, ratings: Any = None, item: Any = None):
+        """:meth:`explain` for a user the model has never seen, given their items."""
+        return explain_new_user(self, items, ratings, item)
 
     def fold_in(self, items: Any, ratings: Any = None) -> FoldIn:
         """A new user's factors and bias from a few rated items, without refitting.

@@ -20,7 +20,6 @@ import numpy as np
 import factorkit as fk
 from factorkit._threads import single_thread_blas
 from factorkit.exceptions import ModelFormatError
-from factorkit.models._explain import explain_new_user
 from factorkit.onboarding import item_popularity
 from factorkit.persistence import read_metadata
 
@@ -73,17 +72,11 @@ class Served:
 
     @property
     def can_fold_in(self) -> bool:
-        return callable(getattr(self.model, "recommend_new_user", None))
+        return fk.get_tags(self.model).can_fold_in
 
     @property
     def can_similar_items(self) -> bool:
-        try:
-            method = getattr(self.model, "similar_items", None)
-        except AttributeError:  # models without item factors raise on access
-            return False
-        factors = getattr(self.model, "item_factors_", None)
-        # zero-width factors (BaselineOnly) make every cosine 0: nothing to rank by
-        return callable(method) and factors is not None and factors.shape[1] > 0
+        return fk.get_tags(self.model).can_find_similar
 
     def search_keys(self) -> np.ndarray:
         """Lower-cased titles (else ids as text) in popularity order, built once."""
@@ -134,7 +127,7 @@ def load_served(path: str | os.PathLike) -> Served:
     digest = _sha256(path)
     model = fk.load(path)
     meta = read_metadata(path)
-    if not callable(getattr(model, "recommend", None)) or not hasattr(model, "item_map_"):
+    if not fk.get_tags(model).can_recommend:
         raise ModelFormatError(
             f"{path}: a {type(model).__name__} cannot recommend, so it cannot be served; "
             "save a recommender such as fk.ImplicitALS"
@@ -144,11 +137,11 @@ def load_served(path: str | os.PathLike) -> Served:
     try:
         with single_thread_blas():
             model.recommend(model.user_map_[0], k=1)
-            if callable(getattr(model, "recommend_new_user", None)):
+            if fk.get_tags(model).can_fold_in:
                 first = model.item_map_[0]
                 model.recommend_new_user([first], ratings=[1.0], k=1)
                 # explanations cache the item Gram (a pass over all item factors)
-                explain_new_user(model, [first], [1.0], item=first)
+                model.explain_new_user([first], [1.0], item=first)
     except Exception as exc:
         raise ModelFormatError(
             f"{path}: the model loaded but failed a test recommendation ({exc}); it is "

@@ -40,7 +40,6 @@ from factorkit.exceptions import (
     NotFittedError,
     UnknownIdError,
 )
-from factorkit.models._explain import explain_new_user
 from factorkit.serve import schemas as s
 from factorkit.serve._state import Served, load_served
 from factorkit.serve.metrics import Metrics
@@ -533,8 +532,8 @@ def _add_routes(app: FastAPI, holder: _Holder, config: ServeConfig, metrics, rel
             items = _scored(served, ids, scores)
             method = None
             if body.explain and items:
-                explanations = explain_new_user(
-                    model, body.items, body.ratings, [row["item"] for row in items]
+                explanations = model.explain_new_user(
+                    body.items, body.ratings, [row["item"] for row in items]
                 )
                 method = explanations[0].method
                 for row, expl in zip(items, explanations, strict=True):
