@@ -17,7 +17,7 @@ from factorkit._threads import blas_threads, resolve_threads, using_threads
 from factorkit.data.idmap import IdMap
 from factorkit.data.interactions import Interactions
 from factorkit.exceptions import DataError, InvalidParameterError, UnknownIdError
-from factorkit.kernels.topk import topk_factors, topk_factors_serial
+from factorkit.kernels.topk import topk_factors
 from factorkit.models.base import Estimator
 
 __all__ = ["FactorModel", "FoldIn"]
@@ -213,13 +213,10 @@ class FactorModel(Estimator):
         users = np.ascontiguousarray(user_vecs, dtype=np.float32)
         block_rows = max(1, min(256, _TOPK_BLOCK_FLOATS // max(1, item_t.shape[1])))
         n_threads = self._threads()
-        # a few rows: select on this thread rather than launch the thread pool
-        parallel = n_threads > 1 and n_rows >= 2 * block_rows
-        kernel = topk_factors if parallel else topk_factors_serial
         with using_threads(n_threads):
-            kernel(
+            topk_factors(
                 users, item_t, bias, block_rows, np.asarray(seen_indptr, dtype=np.int64),
-                seen_indices, excluded, k, out_idx, out_val,
+                seen_indices, excluded, k, out_idx, out_val, n_threads,
             )  # fmt: skip
         return out_idx, out_val
 

@@ -17,7 +17,6 @@ from factorkit.data.interactions import Interactions
 from factorkit.kernels.sgd import (
     sgd_arrange,
     sgd_epoch,
-    sgd_epoch_serial,
     sgd_interleave,
     sgd_partition,
     sgd_penalty,
@@ -240,14 +239,13 @@ class BiasedMF(FactorModel):
         lr0, decay = float(self.learning_rate), float(self.learning_rate_decay)
         reg, biased = float(self.regularization), bool(self.biased)
         n_threads = _threads_for(n, self._n_threads)
-        kernel = sgd_epoch if n_threads > 1 else sgd_epoch_serial
 
         def step(epoch: int) -> float:
             P, Q = self.user_factors_, self.item_factors_
             bu, bi = self.user_bias_, self.item_bias_
-            sse = kernel(
+            sse = sgd_epoch(
                 users, items, values, block_ptr, sgd_schedule(n_blocks, rng), P, Q, bu, bi,
-                self.global_mean_, lr0 * decay**epoch, reg, biased, block_sse,
+                self.global_mean_, lr0 * decay**epoch, reg, biased, block_sse, n_threads,
             )  # fmt: skip
             penalty = sgd_penalty(user_counts, P, bu, biased) + sgd_penalty(
                 item_counts, Q, bi, biased
