@@ -5,7 +5,8 @@ import pytest
 import scipy.sparse as sp
 
 from factorkit._threads import resolve_threads, using_threads
-from factorkit.kernels.als import _FLUSH_ROWS, als_solve_rows
+from factorkit.kernels.als import als_solve_rows
+from factorkit.kernels.linalg import GRAM_FLUSH_ROWS
 
 
 def reference(indptr, indices, values, y, c, mu, lam, lam_b, weighted):
@@ -74,7 +75,7 @@ def test_primal_and_dual_paths_agree_around_the_switch():
 
 
 def test_long_rows_span_several_float32_blocks():
-    n = 3 * _FLUSH_ROWS + 5
+    n = 3 * GRAM_FLUSH_ROWS + 5
     indptr, indices, values, y, c = problem(3, n, 1.0, 16, np.float32, seed=5)
     f, b, obj = run(indptr, indices, values, y, c, 3.0, 0.02, 0.02, True)
     f_ref, b_ref, obj_ref = reference(indptr, indices, values, y, c, 3.0, 0.02, 0.02, True)

@@ -57,7 +57,9 @@ def problem(n_users=30, n_items=20, density=0.5, n_blocks=4, k=8, dtype=np.float
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float32, 2e-5), (np.float64, 1e-12)])
 @pytest.mark.parametrize("biased", [True, False])
-def test_sgd_epoch_matches_numpy_reference(dtype, rtol, biased):
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_sgd_epoch_matches_numpy_reference(dtype, rtol, biased, n_threads):
+    """On the calling thread (one thread) and on the thread pool."""
     pb = problem(dtype=dtype)
     users, items, values, block_ptr, _, _ = pb["arranged"]
     P, Q = pb["P"], pb["Q"]
@@ -67,7 +69,8 @@ def test_sgd_epoch_matches_numpy_reference(dtype, rtol, biased):
     args = (users, items, values, block_ptr, pb["schedule"])
     for _ in range(2):  # two epochs: the second starts from non-zero biases
         scratch = np.zeros(pb["n_blocks"] ** 2)
-        sse = sgd_epoch(*args, P, Q, bu, bi, 3.0, 0.05, 0.1, biased, scratch)
+        with using_threads(n_threads):
+            sse = sgd_epoch(*args, P, Q, bu, bi, 3.0, 0.05, 0.1, biased, scratch, n_threads)
         ref = reference_epoch(*args, P2, Q2, bu2, bi2, dtype(3.0), dtype(0.05), dtype(0.1), biased)
         assert sse == pytest.approx(ref, rel=rtol * 10)
     np.testing.assert_allclose(P, P2, rtol=rtol, atol=rtol)
@@ -80,6 +83,7 @@ def test_sgd_epoch_matches_numpy_reference(dtype, rtol, biased):
 
 @pytest.mark.skipif(max_threads() < 2, reason="needs 2 threads")
 def test_sgd_epoch_is_identical_on_any_thread_count():
+    """One thread runs the rounds on the calling thread, two on the pool: same bits."""
     results = []
     for n_threads in (1, 2, 1):
         pb = problem(n_users=300, n_items=200, density=0.2, n_blocks=8, k=16, seed=3)
@@ -89,7 +93,7 @@ def test_sgd_epoch_is_identical_on_any_thread_count():
         bu, bi = np.zeros(len(P), np.float32), np.zeros(len(Q), np.float32)
         with using_threads(n_threads):
             sses = [
-                sgd_epoch(*args, P, Q, bu, bi, 3.0, 0.02, 0.05, True, np.zeros(64))
+                sgd_epoch(*args, P, Q, bu, bi, 3.0, 0.02, 0.05, True, np.zeros(64), n_threads)
                 for _ in range(3)
             ]
         results.append((sses, P, Q, bu, bi))
@@ -107,7 +111,7 @@ def test_sgd_epoch_lets_nan_through():
     bu, bi = np.zeros(len(P), np.float32), np.zeros(len(Q), np.float32)
     sse = 0.0
     for _ in range(5):
-        sse = sgd_epoch(*args, P, Q, bu, bi, 3.0, 1e4, 0.0, True, np.zeros(16))
+        sse = sgd_epoch(*args, P, Q, bu, bi, 3.0, 1e4, 0.0, True, np.zeros(16), 1)
     assert not np.isfinite(sse)
     assert not np.isfinite(P).all()
 

@@ -4,7 +4,6 @@ import pytest
 from factorkit._threads import using_threads
 from factorkit.kernels.topk import (
     topk_factors,
-    topk_factors_serial,
     topk_scores,
 )
 
@@ -49,11 +48,16 @@ def test_topk_matches_reference_with_ties_seen_and_padding(n_threads, dtype):
     assert (out_idx[counts >= n_cols - 2] == -1).any()  # padding was exercised
 
 
-@pytest.mark.parametrize("kernel", [topk_factors, topk_factors_serial], ids=["parallel", "serial"])
+@pytest.mark.parametrize(
+    ("n_threads", "block_rows"),
+    [(2, 16), (1, 16), (2, 128)],
+    ids=["parallel", "one-thread", "few-rows"],
+)
 @pytest.mark.parametrize("with_bias", [True, False])
-def test_topk_factors_matches_reference_on_the_same_scores(kernel, with_bias):
+def test_topk_factors_matches_reference_on_the_same_scores(n_threads, block_rows, with_bias):
     """Scores from factors by blocks (uneven last block), bias added, seen items and an
-    excluded item skipped, users with fewer than k candidates padded."""
+    excluded item skipped, users with fewer than k candidates padded; on the thread pool,
+    and on the calling thread (one thread, or fewer than two blocks of rows)."""
     rng = np.random.default_rng(1)
     n_rows, n_cols, k, rank = 203, 90, 12, 6
     # small integer factors: every product is exact, so ties are real ties
@@ -70,10 +74,10 @@ def test_topk_factors_matches_reference_on_the_same_scores(kernel, with_bias):
     want_idx, want_val = reference_topk(scores, seen_indptr, seen_indices, excluded, k)
     out_idx = np.empty((n_rows, k), dtype=np.int64)
     out_val = np.empty((n_rows, k), dtype=np.float32)
-    with using_threads(2):
-        kernel(
-            users, np.ascontiguousarray(items.T), bias.astype(np.float32), 16, seen_indptr,
-            seen_indices, excluded, k, out_idx, out_val,
+    with using_threads(n_threads):
+        topk_factors(
+            users, np.ascontiguousarray(items.T), bias.astype(np.float32), block_rows,
+            seen_indptr, seen_indices, excluded, k, out_idx, out_val, n_threads,
         )  # fmt: skip
     np.testing.assert_array_equal(out_idx, want_idx)
     np.testing.assert_array_equal(out_val, want_val)

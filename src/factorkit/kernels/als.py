@@ -12,20 +12,17 @@ are multiplied by the row's rating count ``n``.
 
 Two exact ways to solve it, picked per row by cost:
 
-- primal (``n >= k + 1``): build the Gram ``X^T X`` (``n (k+1)^2`` flops for its upper
-  triangle) and solve by Cholesky (``(k+1)^3 / 3`` flops);
+- primal (``n >= k + 1``): build the Gram ``X^T X`` (``n (k+1)^2`` flops on the full
+  square) and solve by Cholesky (``(k+1)^3 / 3`` flops);
 - dual (``n < k + 1``, the long tail): by the push-through identity
   ``s = D^-1 X^T (I + X D^-1 X^T)^-1 t`` with ``D = diag(lam_b, lam, ..)``, an ``n x n``
   Cholesky, costing ``n^2 (k+1) + n^3 / 3`` flops. Needs ``lam_b > 0`` and ``lam > 0``.
 
-The Gram is built as eight rank-1 updates per pass over the full square (see
-``_gram_block``) in the factor dtype, in blocks of ``_FLUSH_ROWS`` ratings each added
-into a float64 matrix, which bounds float32 rounding to one block's sum. Measured on one
-core (k = 64, ML-small users): 4.5 GFLOP/s for float64 triangle updates, ~20 nominal
-GFLOP/s for this form; np.linalg.solve per row was 2.7x slower than the hand-written
-Cholesky; a transposed layout with 4 x 4 register-blocked dot products reached 70-140
-GFLOP/s in isolation but paid as much again to transpose, so no end-to-end gain. The
-Cholesky and the dual system are float64; inputs and outputs are float32 (or float64).
+The Gram and the Cholesky are :mod:`factorkit.kernels.linalg`'s (the Gram summed in the
+factor dtype in blocks added into float64, which bounds float32 rounding to one block's
+sum; why this form and not BLAS or ``np.linalg.solve``: docs/benchmarks.md, "Kernel
+design notes"). The Cholesky and the dual system are float64; inputs and outputs are
+float32 (or float64).
 
 Rows are independent, so the result does not depend on the thread
 count; per-task partial objectives are summed in a fixed order, so the returned objective
@@ -38,6 +35,7 @@ import numpy as np
 from numba import prange
 
 from factorkit.kernels._jit import SAFE_FASTMATH, jit
+from factorkit.kernels.linalg import cholesky_solve, gram_float64
 
 __all__ = ["ALS_TASKS", "als_solve_rows"]
 
@@ -46,105 +44,16 @@ __all__ = ["ALS_TASKS", "als_solve_rows"]
 ALS_TASKS = 256
 
 
-#: rows accumulated in float32 before the partial Gram is added into float64
-_FLUSH_ROWS = 256
-
-
 @jit(fastmath=SAFE_FASTMATH)
-def _gram_block(x, lo, hi, d, g):  # pragma: no cover
-    """``g += x[lo:hi]^T x[lo:hi]`` (full square, float32), eight rows per pass.
-
-    Eight rows per pass make each load/store of ``g[p, :]`` feed eight FMAs; the full
-    square (rather than the triangle) keeps every inner loop the same length, which
-    vectorises cleanly and more than pays for the doubled arithmetic.
-    """
-    j = lo
-    while j + 8 <= hi:
-        for p in range(d):
-            x0 = x[j, p]
-            x1 = x[j + 1, p]
-            x2 = x[j + 2, p]
-            x3 = x[j + 3, p]
-            x4 = x[j + 4, p]
-            x5 = x[j + 5, p]
-            x6 = x[j + 6, p]
-            x7 = x[j + 7, p]
-            for q in range(d):
-                g[p, q] += (
-                    x0 * x[j, q]
-                    + x1 * x[j + 1, q]
-                    + x2 * x[j + 2, q]
-                    + x3 * x[j + 3, q]
-                    + x4 * x[j + 4, q]
-                    + x5 * x[j + 5, q]
-                    + x6 * x[j + 6, q]
-                    + x7 * x[j + 7, q]
-                )
-        j += 8
-    while j < hi:
-        for p in range(d):
-            xp = x[j, p]
-            for q in range(d):
-                g[p, q] += xp * x[j, q]
-        j += 1
-
-
-@jit(fastmath=SAFE_FASTMATH)
-def _gram(x, n, d, t, a, rhs, g):  # pragma: no cover
-    """``a = x[:n]^T x[:n]`` (float64, upper triangle valid) and ``rhs = x[:n]^T t[:n]``.
-
-    Blocks of ``_FLUSH_ROWS`` rows are accumulated in the float32 scratch ``g`` and
-    added into ``a`` in float64, which bounds float32 rounding to one block's sum.
-    """
+def _normal_equations(x, n, d, t, ones, a, rhs, g):  # pragma: no cover
+    """``a = x[:n]^T x[:n]`` (float64, lower triangle valid) and ``rhs = x[:n]^T t[:n]``."""
     for p in range(d):
         rhs[p] = 0.0
-        for q in range(p, d):
-            a[p, q] = 0.0
     for j in range(n):
         tj = t[j]
         for p in range(d):
             rhs[p] += tj * x[j, p]
-    for lo in range(0, n, _FLUSH_ROWS):
-        hi = min(n, lo + _FLUSH_ROWS)
-        g[:, :] = 0.0
-        _gram_block(x, lo, hi, d, g)
-        for p in range(d):
-            for q in range(p, d):
-                a[p, q] += g[p, q]
-
-
-@jit(fastmath=SAFE_FASTMATH)
-def _cholesky_solve(a, m, rhs, low, s):  # pragma: no cover
-    """Solve ``a s = rhs`` for SPD ``a`` (upper triangle of ``a[:m, :m]`` read).
-
-    ``low`` receives the lower Cholesky factor. Returns False when ``a`` is not
-    numerically positive definite.
-    """
-    for j in range(m):
-        acc = a[j, j]
-        for p in range(j):
-            acc -= low[j, p] * low[j, p]
-        if not acc > 0.0:
-            return False
-        ljj = np.sqrt(acc)
-        low[j, j] = ljj
-        inv = 1.0 / ljj
-        for i in range(j + 1, m):
-            acc2 = a[j, i]
-            for p in range(j):
-                acc2 -= low[i, p] * low[j, p]
-            low[i, j] = acc2 * inv
-    for i in range(m):
-        acc = rhs[i]
-        for p in range(i):
-            acc -= low[i, p] * s[p]
-        s[i] = acc / low[i, i]
-    for i in range(m - 1, -1, -1):
-        acc = s[i]
-        for p in range(i + 1, m):
-            acc -= low[p, i] * s[p]
-        s[i] = acc / low[i, i]
-    return True
+    gram_float64(x, ones, n, d, a, g)
 
 
 @jit(fastmath=SAFE_FASTMATH)
@@ -178,6 +87,7 @@ def _solve_task(
     for r in range(task, n_rows, n_tasks):
         cap = max(cap, indptr[r + 1] - indptr[r])
     x = np.empty((cap, d), dtype=dtype)
+    ones = np.ones(cap, dtype=dtype)  # unit weights for the Gram
     t = np.empty(cap)
     a = np.empty((d, d))
     low = np.empty((d, d))
@@ -211,9 +121,9 @@ def _solve_task(
                     acc = 0.0
                     for p in range(1, d):
                         acc += np.float64(x[i, p]) * x[j, p]
-                    a[i, j] = acc * inv_lam + inv_lam_b
+                    a[j, i] = acc * inv_lam + inv_lam_b
                 a[i, i] += 1.0
-            ok = _cholesky_solve(a, n, t, low, s)
+            ok = cholesky_solve(a, n, t, low, s)
             if not ok:
                 out_bias[r] = np.nan
                 out_factors[r, 0] = np.nan
@@ -231,14 +141,14 @@ def _solve_task(
                 out_factors[r, p] = z[p + 1] * inv_lam
             obj += tw
         else:
-            _gram(x, n, d, t, a, rhs, g)
+            _normal_equations(x, n, d, t, ones, a, rhs, g)
             tt = 0.0
             for j in range(n):
                 tt += t[j] * t[j]
             a[0, 0] += lam_b
             for p in range(1, d):
                 a[p, p] += lam
-            ok = _cholesky_solve(a, d, rhs, low, s)
+            ok = cholesky_solve(a, d, rhs, low, s)
             if not ok:
                 out_bias[r] = np.nan
                 out_factors[r, 0] = np.nan

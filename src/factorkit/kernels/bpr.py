@@ -23,16 +23,16 @@ the items missing from the row by a walk along it, so only a user who holds ever
 has no negative: such samples are skipped and counted.
 
 Random numbers: ``seeds`` holds one uint64 per stream; stream ``t`` draws samples
-``[n_samples t / S, n_samples (t + 1) / S)`` with two splitmix64 generators started from
-``seeds[t]``, one for the ``(u, i)`` entries and one for the negatives. The triples depend
+``[n_samples t / S, n_samples (t + 1) / S)`` with two splitmix64 generators
+(:mod:`factorkit.kernels.random`) started from ``seeds[t]``, one for the ``(u, i)``
+entries and one for the negatives. The triples depend
 only on ``seeds`` and the data, never on which thread runs a stream, and
 :func:`bpr_samples` reproduces them for tests.
 
 Memory: on data larger than the caches every step of a sample misses (entry, CSR row,
 row of positives, three factor rows), one after another. Each stream keeps 32 samples in
-flight and prefetches what the next stage will read (see :func:`_stream`): on 16M
-interactions, 120k users x 40k items, k=64, one thread, sampling alone went from 5.0 to
-1.6 s an epoch and a whole epoch from 9.1 to 4.4 s.
+flight and prefetches what the next stage will read (see :func:`_stream`), so that the
+misses of different samples overlap (gain: docs/benchmarks.md, "Kernel design notes").
 
 Parallelism (``bpr_epoch`` is ``parallel=True``): streams run on numba threads with no
 locks ("Hogwild!", Recht et al. 2011). User and item rows are shared between threads; two
@@ -51,34 +51,12 @@ import numpy as np
 from numba import prange
 
 from factorkit.kernels._jit import SAFE_FASTMATH, jit, prefetch_item, prefetch_row
+from factorkit.kernels.random import splitmix64_below, splitmix64_next
 
 __all__ = ["bpr_alias_table", "bpr_epoch", "bpr_samples"]
 
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _LOW32 = np.uint64(0xFFFFFFFF)
 _INV32 = 1.0 / 4294967296.0
-
-
-@jit()
-def _next(state):  # pragma: no cover
-    """One step of splitmix64: returns (new_state, 64 random bits)."""
-    state = state + _GOLDEN
-    z = state
-    z = (z ^ (z >> np.uint64(30))) * _MIX1
-    z = (z ^ (z >> np.uint64(27))) * _MIX2
-    z = z ^ (z >> np.uint64(31))
-    return state, z
-
-
-@jit()
-def _below(bits, n):  # pragma: no cover
-    """An integer in ``[0, n)`` from 64 random bits (Lemire's multiply-shift on the high
-    32 bits when ``n < 2**32``, else a modulo)."""
-    if n <= 4294967295:
-        return np.int64(((bits >> np.uint64(32)) * np.uint64(n)) >> np.uint64(32))
-    return np.int64(bits % np.uint64(n))
 
 
 @jit()
@@ -107,8 +85,8 @@ _NEG_STREAM = np.uint64(0xD1B54A32D192ED03)
 @jit()
 def _negative_candidate(state, n_items, alias_prob, alias_idx):  # pragma: no cover
     """One candidate negative, uniform or from the alias table: (new_state, j)."""
-    state, bits = _next(state)
-    j = _below(bits, n_items)
+    state, bits = splitmix64_next(state)
+    j = splitmix64_below(bits, n_items)
     if len(alias_prob) > 0 and np.float64(bits & _LOW32) * _INV32 >= alias_prob[j]:
         j = alias_idx[j]
     return state, j
@@ -129,8 +107,8 @@ def _verified_negative(
     n_free = n_items - (hi - lo)
     if n_free <= 0:
         return state, -1
-    state, bits = _next(state)
-    j = _below(bits, n_free)
+    state, bits = splitmix64_next(state)
+    j = splitmix64_below(bits, n_free)
     for p in range(lo, hi):
         if indices[p] <= j:
             j += 1
@@ -198,8 +176,8 @@ def _stream(
     n_entries = len(sample_items)
     for q in range(first, stop + _AHEAD):
         if q < stop:  # stage 1: draw the entry
-            state_entry, bits = _next(state_entry)
-            e = _below(bits, n_entries)
+            state_entry, bits = splitmix64_next(state_entry)
+            e = splitmix64_below(bits, n_entries)
             ring_entry[q & _MASK] = e
             prefetch_item(sample_users, e)
             prefetch_item(sample_items, e)

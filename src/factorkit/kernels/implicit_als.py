@@ -25,7 +25,9 @@ Two solvers:
   matrix is never formed. Cost per row: ``(cg_steps + 1) (k^2 + 2 n_r k)`` FMAs, the
   ``k^2`` part as one matrix product per step for a block of rows run in lockstep.
 - :func:`implicit_als_cholesky_rows`: forms ``A`` and ``b`` and solves exactly by
-  Cholesky (float64 factorisation). Cost per row: ``n_r k^2 + k^3 / 3``.
+  Cholesky, both from :mod:`factorkit.kernels.linalg` (Gram summed in the factor dtype
+  in blocks added into float64; float64 factorisation). Cost per row: ``2 n_r k^2 +
+  k^3 / 3`` (the Gram on the full square, which vectorises better than a triangle).
 
 Both return the objective ``sum_r L_r(x_r)`` at the new factors, at almost no extra cost:
 ``L_r(x) = sum c_j - 2 b . x + x^T A x``, and with the residual ``res = b - A x`` that CG
@@ -39,7 +41,7 @@ inputs, so results do not depend on the thread count; per-task objectives are su
 a fixed order, so the objective is bit-for-bit repeatable too. No races. The scratch
 vectors are 64-byte aligned: LLVM's vectorised reductions peel up to an alignment
 boundary, so with wherever-the-allocator-put-it buffers the last bits of a row's result
-differed between threads (caught by the thread-count test).
+would differ between threads.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ import numpy as np
 from numba import prange
 
 from factorkit.kernels._jit import SAFE_FASTMATH, jit
+from factorkit.kernels.linalg import cholesky_solve, gram_float64
 
 __all__ = [
     "CG_MAX_BLOCK_ROWS",
@@ -236,8 +239,8 @@ def _cg_task(
 #: matrix product, efficient from a few dozen rows on
 CG_MIN_BLOCK_ROWS = 48
 #: rows per block at most: the block's four (rows x k) buffers must stay in L2, or the
-#: per-row sparse products stream them from memory (on 20M interactions, 547-row blocks
-#: made k=64 iterations 1.5x slower than one row at a time)
+#: per-row sparse products stream them from memory (docs/benchmarks.md, "Kernel design
+#: notes")
 CG_MAX_BLOCK_ROWS = 64
 
 
@@ -281,90 +284,21 @@ def implicit_als_cg_rows(
 
 
 @jit(fastmath=SAFE_FASTMATH)
-def _cholesky_solve(a, k, rhs, low, sol):  # pragma: no cover
-    """Solve ``a sol = rhs`` for SPD ``a`` (float64; lower triangle of ``a`` read).
-
-    Row-oriented Cholesky-Crout, so every inner loop is a contiguous dot product.
-    Returns False when ``a`` is not numerically positive definite.
-    """
-    for j in range(k):
-        for i in range(j, k):
-            acc = a[i, j]
-            for q in range(j):
-                acc -= low[i, q] * low[j, q]
-            if i == j:
-                if not acc > 0.0:
-                    return False
-                low[j, j] = np.sqrt(acc)
-            else:
-                low[i, j] = acc / low[j, j]
-    for i in range(k):
-        acc = rhs[i]
-        for q in range(i):
-            acc -= low[i, q] * sol[q]
-        sol[i] = acc / low[i, i]
-    for i in range(k - 1, -1, -1):
-        acc = sol[i]
-        for q in range(i + 1, k):
-            acc -= low[q, i] * sol[q]
-        sol[i] = acc / low[i, i]
-    return True
-
-
-@jit(fastmath=SAFE_FASTMATH)
-def _weighted_gram(fixed, indices, conf, w0, lo, hi, g):  # pragma: no cover
-    """``g = sum_j (c_j - w0) y_j y_j^T`` over positives ``j`` in ``[lo, hi)`` (full square).
-
-    Four rows per pass: each load/store of ``g[a, :]`` feeds four FMAs per element.
-    """
-    k = fixed.shape[1]
-    g[:, :] = 0.0
-    buf_i = np.empty(4, dtype=np.int64)
-    buf_w = np.empty(4, dtype=g.dtype)
-    n = 0
-    for j in range(lo, hi + 1):
-        if j < hi:
-            c = conf[j]
-            if c <= 0:
-                continue
-            buf_i[n] = indices[j]
-            buf_w[n] = c - w0
-            n += 1
-            if n < 4:
-                continue
-        if n == 4:
-            i0, i1, i2, i3 = buf_i[0], buf_i[1], buf_i[2], buf_i[3]
-            w_0, w_1, w_2, w_3 = buf_w[0], buf_w[1], buf_w[2], buf_w[3]
-            for a in range(k):
-                v0 = w_0 * fixed[i0, a]
-                v1 = w_1 * fixed[i1, a]
-                v2 = w_2 * fixed[i2, a]
-                v3 = w_3 * fixed[i3, a]
-                for q in range(a + 1):
-                    g[a, q] += (
-                        v0 * fixed[i0, q]
-                        + v1 * fixed[i1, q]
-                        + v2 * fixed[i2, q]
-                        + v3 * fixed[i3, q]
-                    )
-        else:
-            for t in range(n):
-                i0 = buf_i[t]
-                w_0 = buf_w[t]
-                for a in range(k):
-                    v0 = w_0 * fixed[i0, a]
-                    for q in range(a + 1):
-                        g[a, q] += v0 * fixed[i0, q]
-        n = 0
-
-
-@jit(fastmath=SAFE_FASTMATH)
 def _cholesky_task(
     task, n_tasks, indptr, indices, conf, fixed, gram, w0, lam, out
 ):  # pragma: no cover
-    """Rows ``task, task + n_tasks, ...`` of :func:`implicit_als_cholesky_rows`."""
+    """Rows ``task, task + n_tasks, ...`` of :func:`implicit_als_cholesky_rows`.
+
+    A row's positives are gathered into ``x`` with weights ``c_j - w0``, so that its Gram
+    is :func:`~factorkit.kernels.linalg.gram_float64` of contiguous rows.
+    """
     n_rows = len(indptr) - 1
     k = fixed.shape[1]
+    cap = 0
+    for r in range(task, n_rows, n_tasks):
+        cap = max(cap, indptr[r + 1] - indptr[r])
+    x = np.empty((cap, k), dtype=fixed.dtype)
+    w = np.empty(cap, dtype=fixed.dtype)
     g = np.empty((k, k), dtype=fixed.dtype)
     a = np.empty((k, k))
     low = np.empty((k, k))
@@ -372,24 +306,27 @@ def _cholesky_task(
     sol = np.empty(k)
     obj = 0.0
     for r in range(task, n_rows, n_tasks):
-        lo = indptr[r]
-        hi = indptr[r + 1]
-        _weighted_gram(fixed, indices, conf, w0, lo, hi, g)
         for i in range(k):
-            for q in range(i + 1):
-                a[i, q] = np.float64(gram[i, q]) + np.float64(g[i, q])
-            a[i, i] += lam[r]
             rhs[i] = 0.0
         csum = 0.0
-        for j in range(lo, hi):
+        n = 0
+        for j in range(indptr[r], indptr[r + 1]):
             c = conf[j]
             if c <= 0:
                 continue
             i0 = indices[j]
             csum += c
+            w[n] = c - w0
             for q in range(k):
+                x[n, q] = fixed[i0, q]
                 rhs[q] += np.float64(c) * fixed[i0, q]
-        if not _cholesky_solve(a, k, rhs, low, sol):
+            n += 1
+        gram_float64(x, w, n, k, a, g)
+        for i in range(k):
+            for q in range(i + 1):
+                a[i, q] += np.float64(gram[i, q])
+            a[i, i] += lam[r]
+        if not cholesky_solve(a, k, rhs, low, sol):
             out[r, 0] = np.nan
             obj = np.nan
             continue

@@ -1,13 +1,28 @@
-"""Normal random numbers for initial factors, drawn on all cores.
+"""The one random-number module of the kernels: splitmix64 streams and what is drawn from them.
+
+Every kernel that draws random numbers (BPR's samples, SVD++'s rating orders, the
+initial factors) uses the generator here, so that one seeded stream means the same thing
+everywhere:
+
+- :func:`splitmix64_next` advances a splitmix64 state (Steele, Lea & Flood, "Fast
+  splittable pseudorandom number generators", OOPSLA 2014) and returns 64 random bits;
+  a state is a plain uint64, so each thread or row keeps its own stream and results never
+  depend on which thread runs it;
+- :func:`splitmix64_below` maps 64 bits to an integer in ``[0, n)``;
+- :func:`splitmix64_unit` maps them to a float64 in ``[0, 1)``;
+- :func:`random_normal_fill` draws normal values on all cores.
+
+Independent streams start from ``splitmix64_next(seed ^ (index * C))`` for a fixed odd
+constant ``C`` (``SPLITMIX64_GAMMA`` or ``SPLITMIX64_MIX1``): the first step hashes the
+stream's index into its state.
 
 :func:`random_normal_fill` fills an array with N(0, scale**2) draws by the ziggurat
 method (Marsaglia & Tsang, "The ziggurat method for generating random variables", 2000:
 128 layers; about 99% of draws cost one table lookup, a multiply and a compare) on
 splitmix64 streams. The rows are cut into fixed chunks of about ``NORMAL_CHUNK`` values,
 chunk ``c`` drawing from a stream started at a hash of ``(seed, c)``, so the values depend
-on the seed and shape only, never on the number of threads. A factor model's initial factors (a
-million values for MovieLens at k=100) took 10 ms with NumPy's ``standard_normal`` on
-one core; this takes about 1 ms on two.
+on the seed and shape only, never on the number of threads (timings against NumPy's
+``standard_normal``: docs/benchmarks.md, "Kernel design notes").
 """
 
 from __future__ import annotations
@@ -20,14 +35,24 @@ from numba import prange
 
 from factorkit.kernels._jit import jit
 
-__all__ = ["NORMAL_CHUNK", "random_normal_fill"]
+__all__ = [
+    "NORMAL_CHUNK",
+    "SPLITMIX64_GAMMA",
+    "SPLITMIX64_MIX1",
+    "SPLITMIX64_MIX2",
+    "random_normal_fill",
+    "splitmix64_below",
+    "splitmix64_next",
+    "splitmix64_unit",
+]
 
 #: values per independent stream (the unit of parallel work)
 NORMAL_CHUNK = 4096
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
+#: splitmix64's increment (2**64 / golden ratio, odd) and its two finaliser multipliers
+SPLITMIX64_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+SPLITMIX64_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+SPLITMIX64_MIX2 = np.uint64(0x94D049BB133111EB)
 _TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
 _R = 3.442619855899  # start of the tail
 _LAYER_AREA = 9.91256303526217e-3
@@ -53,17 +78,29 @@ _X, _F, _ACCEPT = _ziggurat_tables()
 
 
 @jit()
-def _next(state):  # pragma: no cover - compiled
-    """splitmix64: (new_state, 64 random bits)."""
-    state = state + _GOLDEN
+def splitmix64_next(state):  # pragma: no cover - compiled
+    """One step of splitmix64: returns ``(new_state, 64 random bits)`` (both uint64)."""
+    state = state + SPLITMIX64_GAMMA
     z = state
-    z = (z ^ (z >> np.uint64(30))) * _MIX1
-    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    z = (z ^ (z >> np.uint64(30))) * SPLITMIX64_MIX1
+    z = (z ^ (z >> np.uint64(27))) * SPLITMIX64_MIX2
     return state, z ^ (z >> np.uint64(31))
 
 
 @jit()
-def _unit(bits):  # pragma: no cover - compiled
+def splitmix64_below(bits, n):  # pragma: no cover - compiled
+    """An integer in ``[0, n)`` from 64 random bits.
+
+    Lemire's multiply-shift on the high 32 bits when ``n < 2**32`` (no division; bias at
+    most ``n / 2**32``), else a modulo.
+    """
+    if n <= 4294967295:
+        return np.int64(((bits >> np.uint64(32)) * np.uint64(n)) >> np.uint64(32))
+    return np.int64(bits % np.uint64(n))
+
+
+@jit()
+def splitmix64_unit(bits):  # pragma: no cover - compiled
     """A float64 in [0, 1) from the top 53 of 64 random bits."""
     return np.float64(np.int64(bits >> np.uint64(11))) * _TO_UNIT  # via int64: faster
 
@@ -72,10 +109,10 @@ def _unit(bits):  # pragma: no cover - compiled
 def _tail(state, r):  # pragma: no cover - compiled
     """A draw from the normal's tail beyond ``r`` (Marsaglia's exponential method)."""
     while True:
-        state, b1 = _next(state)
-        state, b2 = _next(state)
-        t = -np.log1p(-_unit(b1)) / r
-        y = -np.log1p(-_unit(b2))
+        state, b1 = splitmix64_next(state)
+        state, b2 = splitmix64_next(state)
+        t = -np.log1p(-splitmix64_unit(b1)) / r
+        y = -np.log1p(-splitmix64_unit(b2))
         if 2.0 * y >= t * t:
             return state, r + t
 
@@ -83,18 +120,19 @@ def _tail(state, r):  # pragma: no cover - compiled
 @jit(parallel=True)
 def _fill(out, k, seed, scale, x, f, accept):  # pragma: no cover - compiled
     # The draw is written out here rather than in a helper returning (state, value):
-    # numba compiled that helper's loop about ten times slower.
+    # numba compiled that helper's loop far slower (docs/benchmarks.md).
     n_rows = out.shape[0]
     rows = max(1, NORMAL_CHUNK // max(k, 1))
     n_chunks = (n_rows + rows - 1) // rows
     for c in prange(n_chunks):
-        state, _ = _next(seed ^ (np.uint64(c) * _MIX1))
+        state, _ = splitmix64_next(seed ^ (np.uint64(c) * SPLITMIX64_MIX1))
         for r in range(c * rows, min(n_rows, (c + 1) * rows)):
             for q in range(k):
                 while True:
-                    state, bits = _next(state)
+                    state, bits = splitmix64_next(state)
                     layer = np.int64(bits & np.uint64(127))
-                    u = _unit(bits)  # the top 53 bits: independent of layer and sign bits
+                    # the top 53 bits: independent of the layer and sign bits
+                    u = splitmix64_unit(bits)
                     if u < accept[layer]:  # inside the layer's rectangle under the curve
                         v = u * x[layer]
                         break
@@ -102,9 +140,10 @@ def _fill(out, k, seed, scale, x, f, accept):  # pragma: no cover - compiled
                         state, v = _tail(state, x[1])
                         break
                     v = u * x[layer]
-                    state, b3 = _next(state)
+                    state, b3 = splitmix64_next(state)
                     # the wedge between the rectangle and the curve
-                    if f[layer + 1] + _unit(b3) * (f[layer] - f[layer + 1]) < np.exp(-0.5 * v * v):
+                    edge = f[layer + 1] + splitmix64_unit(b3) * (f[layer] - f[layer + 1])
+                    if edge < np.exp(-0.5 * v * v):
                         break
                 if bits & np.uint64(128):
                     v = -v

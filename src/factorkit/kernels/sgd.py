@@ -12,13 +12,12 @@ uses ``B >= 2 * n_threads`` (a fixed 16 for up to 8 threads).
 
 Training runs in relabelled positions (``sgd_partition``): each group is a contiguous
 range of factor rows, so within a block the user rows stream through memory in order
-while the item rows of one column group stay in cache. Relabelling alone took the 10M
-rating, k=64 single-thread rate from about 7 to 18 million updates/s (random row access
-is DRAM-bound; the arithmetic is AVX-512 vectorised either way). Within a block the
-ratings stay grouped by user on large data: shuffling them instead ran at 12 against 25
-million updates/s on that set. When a user group's rows fit in cache (MovieLens small),
-:func:`sgd_interleave` deals the ratings round-robin over the block's users instead, so
-that consecutive updates do not wait on each other (12-16% faster epochs there).
+while the item rows of one column group stay in cache (random row access is bound by
+memory latency; the arithmetic is vectorised either way). Within a block the ratings stay
+grouped by user on large data, so each user row is loaded once. When a user group's rows
+fit in cache, :func:`sgd_interleave` deals the ratings round-robin over the block's users
+instead, so that consecutive updates do not wait on each other's stores. (Measurements
+behind these choices: docs/benchmarks.md, "Kernel design notes".)
 
 Kernels here see plain arrays only. :func:`sgd_partition` and :func:`sgd_schedule` are
 the NumPy helpers that draw the relabelling and the per-epoch round schedule from
@@ -32,14 +31,13 @@ from numba import prange
 
 from factorkit.kernels._jit import SAFE_FASTMATH, jit, prefetch_row
 
-#: ratings ahead whose item row is prefetched (the item rows of a block are scattered;
-#: on MovieLens small, k=100, epochs ran 4% faster on one thread and 10% on two)
+#: ratings ahead whose item row is prefetched: the item rows of a block are scattered, so
+#: without the hint each update waits for its row to arrive from memory
 _AHEAD = 8
 
 __all__ = [
     "sgd_arrange",
     "sgd_epoch",
-    "sgd_epoch_serial",
     "sgd_interleave",
     "sgd_partition",
     "sgd_penalty",
@@ -96,8 +94,9 @@ def _total_sse(block_sse, schedule):  # pragma: no cover
 
 @jit(parallel=True, fastmath=SAFE_FASTMATH)
 def sgd_epoch(
-    users, items, values, block_ptr, schedule, P, Q, bu, bi, mu, lr, reg, biased, block_sse
-):  # pragma: no cover
+    users, items, values, block_ptr, schedule, P, Q, bu, bi, mu, lr, reg, biased, block_sse,
+    n_threads,
+):  # pragma: no cover  # fmt: skip
     """One SGD epoch over every rating, block by block; returns the sum of squared errors.
 
     Model: ``r_ui ~ mu + b_u + b_i + P[u] . Q[i]`` (biases only when ``biased``). For each
@@ -128,42 +127,31 @@ def sgd_epoch(
     block_sse : float64 array (B * B,)
         Scratch: each block's squared error, summed in block order afterwards so the
         total does not depend on thread count either.
+    n_threads : int
+        The resolved thread count the caller runs numba with. With one thread the rounds
+        run on the calling thread: a round is a parallel-region launch (and a barrier),
+        ``B`` per epoch, which costs more than it saves on one thread. The result is the
+        same either way (each block runs sequentially, in the same order within it).
     """
     n_rounds, width = schedule.shape
     mu_ = P.dtype.type(mu)
     lr_ = P.dtype.type(lr)
     reg_ = P.dtype.type(reg)
     for r in range(n_rounds):
-        for j in prange(width):
-            b = schedule[r, j]
-            block_sse[b] = _sgd_block(
-                users, items, values, block_ptr[b], block_ptr[b + 1], P, Q, bu, bi, mu_, lr_,
-                reg_, biased,
-            )  # fmt: skip
-    return _total_sse(block_sse, schedule)
-
-
-@jit(fastmath=SAFE_FASTMATH)
-def sgd_epoch_serial(
-    users, items, values, block_ptr, schedule, P, Q, bu, bi, mu, lr, reg, biased, block_sse
-):  # pragma: no cover
-    """:func:`sgd_epoch` without threads, for one thread; the result is identical.
-
-    It skips a parallel-region launch per round and the thread-pool setup, which matter
-    on small data. (A separate function, not a recompilation of ``sgd_epoch``: numba's
-    on-disk cache does not key on the ``parallel`` flag.)
-    """
-    n_rounds, width = schedule.shape
-    mu_ = P.dtype.type(mu)
-    lr_ = P.dtype.type(lr)
-    reg_ = P.dtype.type(reg)
-    for r in range(n_rounds):
-        for j in range(width):
-            b = schedule[r, j]
-            block_sse[b] = _sgd_block(
-                users, items, values, block_ptr[b], block_ptr[b + 1], P, Q, bu, bi, mu_, lr_,
-                reg_, biased,
-            )  # fmt: skip
+        if n_threads <= 1:
+            for j in range(width):
+                b = schedule[r, j]
+                block_sse[b] = _sgd_block(
+                    users, items, values, block_ptr[b], block_ptr[b + 1], P, Q, bu, bi, mu_,
+                    lr_, reg_, biased,
+                )  # fmt: skip
+        else:
+            for j in prange(width):
+                b = schedule[r, j]
+                block_sse[b] = _sgd_block(
+                    users, items, values, block_ptr[b], block_ptr[b + 1], P, Q, bu, bi, mu_,
+                    lr_, reg_, biased,
+                )  # fmt: skip
     return _total_sse(block_sse, schedule)
 
 

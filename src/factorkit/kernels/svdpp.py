@@ -30,23 +30,9 @@ import numpy as np
 from numba import prange
 
 from factorkit.kernels._jit import SAFE_FASTMATH, jit
+from factorkit.kernels.random import SPLITMIX64_GAMMA, splitmix64_below, splitmix64_next
 
 __all__ = ["svdpp_epoch", "svdpp_rating_order", "svdpp_user_vectors"]
-
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-
-
-@jit()
-def _splitmix64(state):  # pragma: no cover
-    """One step of splitmix64: returns (new_state, 64 random bits)."""
-    state = state + _GOLDEN
-    z = state
-    z = (z ^ (z >> np.uint64(30))) * _MIX1
-    z = (z ^ (z >> np.uint64(27))) * _MIX2
-    z = z ^ (z >> np.uint64(31))
-    return state, z
 
 
 @jit()
@@ -56,11 +42,10 @@ def _shuffled_positions(start, stop, seed, row, out):  # pragma: no cover
     n = stop - start
     for a in range(n):
         out[a] = start + a
-    state, _ = _splitmix64(np.uint64(seed) ^ (np.uint64(row) * _GOLDEN))
+    state, _ = splitmix64_next(np.uint64(seed) ^ (np.uint64(row) * SPLITMIX64_GAMMA))
     for a in range(n - 1, 0, -1):
-        state, bits = _splitmix64(state)
-        # Lemire's multiply-shift maps 32 random bits to [0, a] without a division
-        b = np.int64(((bits >> np.uint64(32)) * np.uint64(a + 1)) >> np.uint64(32))
+        state, bits = splitmix64_next(state)
+        b = splitmix64_below(bits, a + 1)
         tmp = out[a]
         out[a] = out[b]
         out[b] = tmp

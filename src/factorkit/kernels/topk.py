@@ -177,62 +177,36 @@ def topk_factors(
     k,
     out_idx,
     out_val,
+    n_threads,
 ):  # pragma: no cover
-    """Top-``k`` items of every user straight from the factors, in parallel.
+    """Top-``k`` items of every user straight from the factors.
 
     Scores ``user_vecs @ item_t + item_bias`` (``item_t`` is the item factors transposed,
     C- or Fortran-ordered, e.g. the ``.T`` view of C-ordered factors; ``item_bias`` may be
-    empty) are computed ``block_rows`` users at a time,
-    one block per task: the block's matrix product (BLAS, on the task's thread: call with
-    BLAS limited to one thread, as ``using_threads`` does) and its top-k selection run back
-    to back while the block is in cache, and only one block per thread is ever held.
-    ``seen_indptr`` (n_rows + 1) / ``seen_indices``, ``excluded``, ``k``, ``out_idx`` and
-    ``out_val``: as in :func:`topk_scores`.
+    empty) are computed ``block_rows`` users at a time, one block per task: the block's
+    matrix product (BLAS, on the task's thread: call with BLAS limited to one thread, as
+    ``using_threads`` does) and its top-k selection run back to back while the block is
+    in cache, and only one block per thread is ever held. ``seen_indptr`` (n_rows + 1) /
+    ``seen_indices``, ``excluded``, ``k``, ``out_idx`` and ``out_val``: as in
+    :func:`topk_scores`. ``n_threads`` is the resolved thread count the caller runs
+    numba with.
+
+    With one thread, or fewer than two blocks of rows (one user's ``recommend``, a new
+    user's), every block runs on the calling thread: launching the thread pool would cost
+    more than the selection (one user's ``recommend`` runs in a few tens of
+    microseconds). Each row is selected by one task either way, so the result
+    does not depend on the path taken.
     """
-    n_blocks = (user_vecs.shape[0] + block_rows - 1) // block_rows
-    n_tasks = max(1, min(n_blocks, 64))
+    n_rows = user_vecs.shape[0]
+    if n_threads <= 1 or n_rows < 2 * block_rows:
+        _topk_factors_task(
+            0, 1, block_rows, user_vecs, item_t, item_bias, seen_indptr, seen_indices,
+            excluded, k, out_idx, out_val,
+        )  # fmt: skip
+        return
+    n_tasks = min((n_rows + block_rows - 1) // block_rows, 64)
     for t in prange(n_tasks):
         _topk_factors_task(
-            t,
-            n_tasks,
-            block_rows,
-            user_vecs,
-            item_t,
-            item_bias,
-            seen_indptr,
-            seen_indices,
-            excluded,
-            k,
-            out_idx,
-            out_val,
-        )
-
-
-@jit()
-def topk_factors_serial(
-    user_vecs,
-    item_t,
-    item_bias,
-    block_rows,
-    seen_indptr,
-    seen_indices,
-    excluded,
-    k,
-    out_idx,
-    out_val,
-):  # pragma: no cover
-    """:func:`topk_factors` on the calling thread (no thread-pool launch)."""
-    _topk_factors_task(
-        0,
-        1,
-        block_rows,
-        user_vecs,
-        item_t,
-        item_bias,
-        seen_indptr,
-        seen_indices,
-        excluded,
-        k,
-        out_idx,
-        out_val,
-    )
+            t, n_tasks, block_rows, user_vecs, item_t, item_bias, seen_indptr, seen_indices,
+            excluded, k, out_idx, out_val,
+        )  # fmt: skip

@@ -52,7 +52,7 @@ from factorkit.base import Estimator, get_tags
 from factorkit.data.idmap import IdMap
 from factorkit.data.interactions import Interactions
 from factorkit.exceptions import DataError, DataWarning, InvalidParameterError
-from factorkit.kernels.topk import topk_factors, topk_factors_serial
+from factorkit.kernels.topk import topk_factors
 
 __all__ = ["FactorModel"]
 
@@ -358,13 +358,10 @@ class FactorModel(Estimator):
         users = np.ascontiguousarray(user_vecs, dtype=np.float32)
         block_rows = max(1, min(256, _TOPK_BLOCK_FLOATS // max(1, item_t.shape[1])))
         n_threads = self._threads()
-        # a few rows: select on this thread rather than launch the thread pool
-        parallel = n_threads > 1 and n_rows >= 2 * block_rows
-        kernel = topk_factors if parallel else topk_factors_serial
-        with using_threads(n_threads if parallel else 1):
-            kernel(
+        with using_threads(n_threads):
+            topk_factors(
                 users, item_t, bias, block_rows, np.asarray(seen_indptr, dtype=np.int64),
-                seen_indices, excluded, k, out_idx, out_val,
+                seen_indices, excluded, k, out_idx, out_val, n_threads,
             )  # fmt: skip
         return out_idx, out_val
 

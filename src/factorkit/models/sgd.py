@@ -16,7 +16,6 @@ from factorkit.data.interactions import Interactions
 from factorkit.kernels.sgd import (
     sgd_arrange,
     sgd_epoch,
-    sgd_epoch_serial,
     sgd_interleave,
     sgd_partition,
     sgd_penalty,
@@ -246,7 +245,7 @@ class BiasedMF(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, Facto
                     rows, items, values, block_ptr, np.zeros((1, 1), np.int64),
                     self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_,
                     self.global_mean_, lr, float(self.regularization), bool(self.biased),
-                    np.zeros(1),
+                    np.zeros(1), 1,
                 )  # fmt: skip
 
     def _fold_in_regularization(self, n_ratings: int) -> float:
@@ -305,7 +304,8 @@ class _SGDTrainer(Trainer):
         self.has_validation = self.val is not None
         self.block_sse = np.zeros(n_blocks * n_blocks, dtype=np.float64)
         threads = _threads_for(len(self.values), model._n_threads)
-        self.kernel = sgd_epoch if threads > 1 else sgd_epoch_serial
+        self.kernel_threads = threads
+        # the loop starts numba's pool only when the kernel uses more than this thread
         self.n_threads = threads if threads > 1 else None
 
     def epoch(self, epoch: int) -> float:
@@ -313,10 +313,11 @@ class _SGDTrainer(Trainer):
         P, Q, bu, bi = m.user_factors_, m.item_factors_, m.user_bias_, m.item_bias_
         lr0, decay = float(m.learning_rate), float(m.learning_rate_decay)
         reg, biased = float(m.regularization), bool(m.biased)
-        sse = self.kernel(
+        sse = sgd_epoch(
             self.users, self.items, self.values, self.block_ptr,
             sgd_schedule(self.n_blocks, self.rng), P, Q, bu, bi,
             m.global_mean_, lr0 * decay**epoch, reg, biased, self.block_sse,
+            self.kernel_threads,
         )  # fmt: skip
         penalty = sgd_penalty(self.user_counts, P, bu, biased) + sgd_penalty(
             self.item_counts, Q, bi, biased

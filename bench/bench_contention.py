@@ -1,0 +1,235 @@
+"""Benchmark: single-row paths and fits on a quiet machine and with both cores busy.
+
+A "competitor" is one CPU-bound process per core (pure-Python loops, started and stopped
+by this script), standing in for the other jobs of a shared machine. Measured on
+MovieLens small, through the public API only (``fk.*``), for default threads and for
+``n_threads=1``:
+
+* single-row paths, p50 and p99 milliseconds per call over ``--calls`` calls:
+  ``recommend(user, k=10)``, ``recommend_new_user(items, ratings, k=10)``,
+  ``fold_in(items, ratings)`` and ``predict`` for 5 pairs (models that have them);
+  with ``--blas1`` also each path inside ``threadpoolctl.threadpool_limits(1, "blas")``,
+  the policy the models adopt (one BLAS thread on single-row paths);
+* each model's ``fit`` (default hyperparameters, fixed seed): median seconds of
+  ``--repeats`` fits, quiet and loaded, and the slowdown factor loaded / quiet.
+
+Usage::
+
+    python bench/bench_contention.py                      # everything, short
+    python bench/bench_contention.py --part single --blas1 --calls 200
+    python bench/bench_contention.py --part fit --repeats 3 --models BiasedMF ALS
+    python bench/bench_contention.py --json results.json  # also write the figures
+
+The machine this runs on may be shared: "quiet" then means "without our competitor",
+not idle. Run it when the load average is low and keep repeats few.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import factorkit as fk
+
+MODELS = ("BaselineOnly", "BiasedMF", "SVDpp", "ALS", "ImplicitALS", "BPR")
+#: models whose single-row paths are timed (one per solver family)
+SINGLE_ROW_MODELS = ("BiasedMF", "SVDpp", "ALS", "ImplicitALS", "BPR")
+
+
+def _spin(stop) -> None:  # pragma: no cover - runs in the competitor processes
+    x = 0
+    while not stop.is_set():
+        for _ in range(100_000):
+            x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+
+
+@contextlib.contextmanager
+def competitor(n_procs: int):
+    """``n_procs`` busy processes for the duration of the block (none when 0)."""
+    if n_procs <= 0:
+        yield
+        return
+    ctx = mp.get_context("spawn")  # never fork a process that holds numba/OpenMP threads
+    stop = ctx.Event()
+    procs = [ctx.Process(target=_spin, args=(stop,), daemon=True) for _ in range(n_procs)]
+    for p in procs:
+        p.start()
+    time.sleep(1.0)  # let them get going (spawn imports take a moment)
+    try:
+        yield
+    finally:
+        stop.set()
+        for p in procs:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.kill()
+
+
+def _percentiles(times: list[float]) -> tuple[float, float]:
+    a = np.asarray(times) * 1e3
+    return float(np.percentile(a, 50)), float(np.percentile(a, 99))
+
+
+def _single_row_calls(model, data):
+    """(name, zero-argument callable) for each single-row path the model has."""
+    frame = data.to_pandas()
+    user = frame["user"].iloc[0]
+    history = frame[frame["user"] == user]
+    items = history["item"].to_numpy()[:20]
+    ratings = history["rating"].to_numpy()[:20] if "rating" in frame else None
+    pairs_u = frame["user"].to_numpy()[:5]
+    pairs_i = frame["item"].to_numpy()[:5]
+    calls = [("recommend(user, k=10)", lambda: model.recommend(user, k=10))]
+    if hasattr(model, "recommend_new_user"):
+        calls.append(
+            ("recommend_new_user(20 items)", lambda: model.recommend_new_user(items, ratings, k=10))
+        )
+    if hasattr(model, "fold_in"):
+        calls.append(("fold_in(20 items)", lambda: model.fold_in(items, ratings)))
+    calls.append(("predict(5 pairs)", lambda: model.predict(pairs_u, pairs_i)))
+    return calls
+
+
+def _time_calls(fn, n_calls: int, blas1: bool) -> list[float]:
+    from threadpoolctl import threadpool_limits
+
+    limit = threadpool_limits(1, "blas") if blas1 else contextlib.nullcontext()
+    times = []
+    with limit:
+        fn()  # warm: compile, caches
+        for _ in range(n_calls):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return times
+
+
+def _make(name: str, n_threads, seed: int = 0):
+    cls = getattr(fk, name)
+    kwargs = {"random_state": seed}
+    if "n_threads" in cls().get_params():
+        kwargs["n_threads"] = n_threads
+    if "random_state" not in cls().get_params():
+        kwargs.pop("random_state")
+    return cls(**kwargs)
+
+
+def bench_single(args, data, rows: list[dict]) -> None:
+    for name in args.models:
+        if name not in SINGLE_ROW_MODELS:
+            continue
+        for n_threads in (None, 1):
+            model = _make(name, n_threads).fit(data)
+            cases = [
+                (path, fn, blas1)
+                for path, fn in _single_row_calls(model, data)
+                for blas1 in ((False, True) if args.blas1 else (False,))
+            ]
+            recs = [
+                {
+                    "model": name,
+                    "n_threads": n_threads or "default",
+                    "path": path,
+                    "blas": "1 thread" if blas1 else "default",
+                }
+                for path, _, blas1 in cases
+            ]
+            for load, n_procs in (("quiet", 0), ("loaded", args.busy)):
+                with competitor(n_procs):
+                    for rec, (_, fn, blas1) in zip(recs, cases, strict=True):
+                        p50, p99 = _percentiles(_time_calls(fn, args.calls, blas1))
+                        rec[f"{load}_p50_ms"] = p50
+                        rec[f"{load}_p99_ms"] = p99
+            for rec in recs:
+                rows.append(rec)
+                print(json.dumps(rec), flush=True)
+
+
+def bench_fit(args, data, rows: list[dict]) -> None:
+    for name in args.models:
+        for n_threads in (None, 1):
+            _make(name, n_threads).fit(data)  # warm: compile
+            rec = {"model": name, "n_threads": n_threads or "default"}
+            for load, n_procs in (("quiet", 0), ("loaded", args.busy)):
+                times = []
+                with competitor(n_procs):
+                    for _ in range(args.repeats):
+                        model = _make(name, n_threads)
+                        t0 = time.perf_counter()
+                        model.fit(data)
+                        times.append(time.perf_counter() - t0)
+                rec[f"{load}_s"] = statistics.median(times)
+            rec["slowdown"] = rec["loaded_s"] / rec["quiet_s"]
+            rows.append(rec)
+            print(json.dumps(rec), flush=True)
+
+
+def _table_single(rows: list[dict]) -> str:
+    out = [
+        "| model | n_threads | BLAS | path | quiet p50 | quiet p99 | loaded p50 | loaded p99 |",
+        "|---|---|---|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        out.append(
+            f"| {r['model']} | {r['n_threads']} | {r['blas']} | `{r['path']}` | "
+            f"{r['quiet_p50_ms']:.2f} | {r['quiet_p99_ms']:.2f} | "
+            f"{r['loaded_p50_ms']:.2f} | {r['loaded_p99_ms']:.2f} |"
+        )
+    return "\n".join(out)
+
+
+def _table_fit(rows: list[dict]) -> str:
+    out = [
+        "| model | n_threads | quiet (s) | loaded (s) | slowdown |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for r in rows:
+        out.append(
+            f"| {r['model']} | {r['n_threads']} | {r['quiet_s']:.3f} | "
+            f"{r['loaded_s']:.3f} | {r['slowdown']:.1f}x |"
+        )
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("single", "fit", "all"), default="all")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--calls", type=int, default=100, help="calls per single-row path")
+    parser.add_argument("--repeats", type=int, default=2, help="fits per setting")
+    parser.add_argument("--busy", type=int, default=os.cpu_count() or 2, help="busy processes")
+    parser.add_argument(
+        "--blas1", action="store_true", help="also time single-row paths with one BLAS thread"
+    )
+    parser.add_argument("--json", help="write the figures to this file")
+    args = parser.parse_args(argv)
+    data = fk.datasets.load_movielens_small()
+    print(f"# load average before: {os.getloadavg()}", file=sys.stderr)
+    single: list[dict] = []
+    fits: list[dict] = []
+    if args.part in ("single", "all"):
+        bench_single(args, data, single)
+    if args.part in ("fit", "all"):
+        bench_fit(args, data, fits)
+    print(f"# load average after: {os.getloadavg()}", file=sys.stderr)
+    if single:
+        print("\nSingle-row calls (milliseconds)\n")
+        print(_table_single(single))
+    if fits:
+        print("\nFits (seconds)\n")
+        print(_table_fit(fits))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"single": single, "fit": fits}, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""The one linear-algebra module of the kernels: Gram matrices and Cholesky solves.
+
+ALS (:mod:`factorkit.kernels.als`) and implicit ALS
+(:mod:`factorkit.kernels.implicit_als`) solve one small symmetric positive definite
+system per row. Both build it from the row's gathered factor rows with the same Gram
+kernel and solve it with the same Cholesky:
+
+- :func:`gram_update`: ``g += X^T diag(w) X`` over a range of rows of ``X``, in ``X``'s
+  dtype (float32 by default), on the full square;
+- :func:`gram_float64`: ``a = X^T diag(w) X`` in float64 (lower triangle valid), built
+  from blocks of ``GRAM_FLUSH_ROWS`` rows, each summed by :func:`gram_update` in ``X``'s
+  dtype and then added into ``a``: float32 rounding is bounded by one block's sum;
+- :func:`cholesky_solve`: ``a s = rhs`` for SPD ``a`` (float64, lower triangle read),
+  reporting a matrix that is not numerically positive definite instead of failing.
+
+Every function here runs on the calling thread and allocates nothing, so callers give each
+parallel task its own scratch; results depend only on the inputs, never on the thread.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from factorkit.kernels._jit import SAFE_FASTMATH, jit
+
+__all__ = ["GRAM_FLUSH_ROWS", "cholesky_solve", "gram_float64", "gram_update"]
+
+#: rows accumulated in the input dtype before a partial Gram is added into float64
+GRAM_FLUSH_ROWS = 256
+
+
+@jit(fastmath=SAFE_FASTMATH)
+def gram_update(x, w, lo, hi, d, g):  # pragma: no cover
+    """``g[:d, :d] += sum_{j in [lo, hi)} w[j] x[j, :d] x[j, :d]^T`` (full square).
+
+    Eight rows per pass, so that each load and store of ``g[p, :]`` feeds eight FMAs; the
+    full square (rather than a triangle) keeps every inner loop the same length, so it
+    vectorises cleanly, which more than pays for the doubled arithmetic. ``w[j] = 1``
+    gives the plain ``X^T X`` exactly (multiplying by one is exact).
+    """
+    j = lo
+    while j + 8 <= hi:
+        for p in range(d):
+            x0 = w[j] * x[j, p]
+            x1 = w[j + 1] * x[j + 1, p]
+            x2 = w[j + 2] * x[j + 2, p]
+            x3 = w[j + 3] * x[j + 3, p]
+            x4 = w[j + 4] * x[j + 4, p]
+            x5 = w[j + 5] * x[j + 5, p]
+            x6 = w[j + 6] * x[j + 6, p]
+            x7 = w[j + 7] * x[j + 7, p]
+            for q in range(d):
+                g[p, q] += (
+                    x0 * x[j, q]
+                    + x1 * x[j + 1, q]
+                    + x2 * x[j + 2, q]
+                    + x3 * x[j + 3, q]
+                    + x4 * x[j + 4, q]
+                    + x5 * x[j + 5, q]
+                    + x6 * x[j + 6, q]
+                    + x7 * x[j + 7, q]
+                )
+        j += 8
+    while j < hi:
+        for p in range(d):
+            xp = w[j] * x[j, p]
+            for q in range(d):
+                g[p, q] += xp * x[j, q]
+        j += 1
+
+
+@jit(fastmath=SAFE_FASTMATH)
+def gram_float64(x, w, n, d, a, g):  # pragma: no cover
+    """``a[:d, :d] = x[:n, :d]^T diag(w[:n]) x[:n, :d]`` in float64, lower triangle valid.
+
+    ``g`` is a ``(d, d)`` scratch array of ``x``'s dtype: blocks of ``GRAM_FLUSH_ROWS``
+    rows are summed there by :func:`gram_update` and added into ``a``, which bounds the
+    rounding of a float32 ``x`` to one block's sum.
+    """
+    for p in range(d):
+        for q in range(p + 1):
+            a[p, q] = 0.0
+    for lo in range(0, n, GRAM_FLUSH_ROWS):
+        hi = min(n, lo + GRAM_FLUSH_ROWS)
+        g[:d, :d] = 0.0
+        gram_update(x, w, lo, hi, d, g)
+        for p in range(d):
+            for q in range(p + 1):
+                a[p, q] += g[p, q]
+
+
+@jit(fastmath=SAFE_FASTMATH)
+def cholesky_solve(a, m, rhs, low, s):  # pragma: no cover
+    """Solve ``a[:m, :m] s = rhs[:m]`` for SPD ``a`` (lower triangle read, float64).
+
+    ``low`` (at least ``m x m``) receives the lower Cholesky factor ``L`` (``a = L L^T``),
+    column by column; then ``s`` by forward and back substitution. Returns False, with
+    ``s`` undefined, when a pivot is not positive (``a`` is not numerically positive
+    definite, or holds NaN): callers turn that into NaN results so that divergence shows.
+    """
+    for j in range(m):
+        acc = a[j, j]
+        for p in range(j):
+            acc -= low[j, p] * low[j, p]
+        if not acc > 0.0:
+            return False
+        ljj = np.sqrt(acc)
+        low[j, j] = ljj
+        inv = 1.0 / ljj
+        for i in range(j + 1, m):
+            acc2 = a[i, j]
+            for p in range(j):
+                acc2 -= low[i, p] * low[j, p]
+            low[i, j] = acc2 * inv
+    for i in range(m):
+        acc = rhs[i]
+        for p in range(i):
+            acc -= low[i, p] * s[p]
+        s[i] = acc / low[i, i]
+    for i in range(m - 1, -1, -1):
+        acc = s[i]
+        for p in range(i + 1, m):
+            acc -= low[p, i] * s[p]
+        s[i] = acc / low[i, i]
+    return True
