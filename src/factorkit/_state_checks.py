@@ -174,8 +174,10 @@ def check_arrays(cls: type, meta: Mapping[str, Any], arrays: Mapping[str, np.nda
             raise _fail(where, f"array {name!r}", "finite values", "NaN or infinity")
     if len(widths) > 1:
         raise _fail(where, "factor matrices", "one common width", sorted(widths))
-    if "seen_indptr_" in arrays or "seen_indices_" in arrays:
-        _check_csr(arrays.get("seen_indptr_"), arrays.get("seen_indices_"), n_users, n_items, where)
+    for prefix in ("seen", "also_seen"):  # CSR structures over users x items
+        indptr, indices = arrays.get(f"{prefix}_indptr_"), arrays.get(f"{prefix}_indices_")
+        if indptr is not None or indices is not None:
+            _check_csr(indptr, indices, n_users, n_items, where, prefix)
 
 
 def _check_packed_strings(arrays: Mapping[str, np.ndarray], name: str, where: str) -> None:
@@ -226,25 +228,30 @@ def _vocabulary_size(
     return n
 
 
-def _check_csr(indptr: Any, indices: Any, n_users: int, n_items: int, where: str) -> None:
+def _check_csr(
+    indptr: Any, indices: Any, n_users: int, n_items: int, where: str, prefix: str = "seen"
+) -> None:
+    ptr_name, idx_name = f"array '{prefix}_indptr_'", f"array '{prefix}_indices_'"
     if indptr is None or indices is None:
-        raise _fail(where, "seen-items structure", "both seen_indptr_ and seen_indices_", None)
+        raise _fail(
+            where, f"{prefix} structure", f"both {prefix}_indptr_ and {prefix}_indices_", None
+        )
     if indptr.dtype != np.int64 or indptr.ndim != 1 or len(indptr) != n_users + 1:
         raise _fail(
             where,
-            "array 'seen_indptr_'",
+            ptr_name,
             f"{n_users + 1} int64 offsets",
             f"{indptr.dtype} {indptr.shape}",
         )
     if indices.dtype != np.int32 or indices.ndim != 1:
-        raise _fail(where, "array 'seen_indices_'", "1-D int32 item positions", indices.dtype)
+        raise _fail(where, idx_name, "1-D int32 item positions", indices.dtype)
     if indptr[0] != 0 or indptr[-1] != len(indices) or (np.diff(indptr) < 0).any():
         raise _fail(
             where,
-            "array 'seen_indptr_'",
+            ptr_name,
             f"non-decreasing offsets from 0 to {len(indices)}",
             "other",
         )
     if len(indices) and (indices.min() < 0 or indices.max() >= n_items):
         found = f"positions {int(indices.min())}..{int(indices.max())}"
-        raise _fail(where, "array 'seen_indices_'", f"item positions in [0, {n_items})", found)
+        raise _fail(where, idx_name, f"item positions in [0, {n_items})", found)

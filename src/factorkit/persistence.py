@@ -134,6 +134,8 @@ def save_model(model: Any, path: str | os.PathLike) -> None:
                 np.asarray(value), _ID_ARRAYS[name]
             )
         elif isinstance(value, np.ndarray):
+            if value.dtype == object:  # text held as Python strings (e.g. titles after load)
+                value = value.astype(str)
             arrays[name] = np.ascontiguousarray(value)
         else:
             scalars[name] = _json_value(value)

@@ -67,6 +67,7 @@ class Interactions:
 
     __slots__ = (
         "__dict__",  # for cached_property
+        "_also_seen",
         "_item_index",
         "_timestamps",
         "_user_index",
@@ -125,6 +126,7 @@ class Interactions:
         self.item_map = item_map
         self.implicit = bool(implicit)
         self.item_metadata = item_metadata
+        self._also_seen: tuple[np.ndarray, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -706,7 +708,9 @@ class Interactions:
         """Implicit feedback from these interactions: every kept value becomes 1.0.
 
         ``min_value`` keeps only interactions with value >= it (e.g. ratings of 4 stars
-        and up as positives). Id maps and timestamps are shared with ``self``.
+        and up as positives). Id maps and timestamps are shared with ``self``. The
+        interactions left out stay known as :attr:`also_seen`: a model fitted on the
+        result does not recommend a user an item they rated below ``min_value``.
 
         Examples
         --------
@@ -724,7 +728,7 @@ class Interactions:
                     f"to_implicit: min_value must be a finite number; got {min_value!r}"
                 )
             keep = np.flatnonzero(self._values >= min_value)
-        return Interactions(
+        out = Interactions(
             self._user_index[keep],
             self._item_index[keep],
             np.ones(len(keep), dtype=np.float32),
@@ -735,6 +739,14 @@ class Interactions:
             item_metadata=self.item_metadata,
             _canonical=True,
         )
+        left = np.ones(len(self), dtype=bool)
+        left[keep] = False
+        users, items = self._user_index[left], self._item_index[left]
+        if self._also_seen is not None:
+            users = np.concatenate([users, self._also_seen[0]])
+            items = np.concatenate([items, self._also_seen[1]])
+        out._also_seen = (users, items) if len(users) else None
+        return out
 
     def select_users(self, users: Any) -> Interactions:
         """Interactions of the given raw user ids only (same id maps)."""
@@ -754,6 +766,20 @@ class Interactions:
         lo, hi = self.indptr[u], self.indptr[u + 1]
         return self.item_map.to_ids(self._item_index[lo:hi]), self._values[lo:hi]
 
+    @property
+    def also_seen(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Pairs the users interacted with that are not feedback here, or None.
+
+        ``(user positions, item positions)`` in this object's vocabularies: the
+        interactions :meth:`to_implicit` left out (e.g. ratings below ``min_value``).
+        They are not training signal, but the users did see those items, so a model
+        fitted on this object leaves them out of ``recommend(..., exclude_seen=True)``
+        as it does its training items. :meth:`compact` keeps them; splits and other
+        selections (:meth:`take`, :meth:`select_users`, ...) drop them, so that a test
+        set's interactions never leak into its training set.
+        """
+        return self._also_seen
+
     def compact(self) -> Interactions:
         """A copy whose id maps hold only users and items that have interactions."""
         users = np.flatnonzero(self.user_counts)
@@ -762,7 +788,7 @@ class Interactions:
         u_new[users] = np.arange(len(users), dtype=np.int32)
         i_new = np.full(self.n_items, -1, dtype=np.int32)
         i_new[items] = np.arange(len(items), dtype=np.int32)
-        return Interactions(
+        out = Interactions(
             u_new[self._user_index],
             i_new[self._item_index],
             self._values,
@@ -773,6 +799,12 @@ class Interactions:
             item_metadata=self.item_metadata,
             _canonical=True,  # relabelling is monotone, so the order stays canonical
         )
+        if self._also_seen is not None:
+            # pairs whose user or item has no feedback cannot be in a model: drop them
+            u, i = u_new[self._also_seen[0]], i_new[self._also_seen[1]]
+            known = (u >= 0) & (i >= 0)
+            out._also_seen = (u[known], i[known])
+        return out
 
     def shares_ids_with(self, other: Interactions) -> bool:
         """Whether both use the same user and item vocabularies (positions agree)."""

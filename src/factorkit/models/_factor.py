@@ -100,6 +100,8 @@ class FactorModel(Estimator):
         "seen_indptr_",
         "seen_indices_",
         "seen_values_",
+        "also_seen_indptr_",
+        "also_seen_indices_",
         "item_titles_",
     )
     _state_scalars: ClassVar[tuple[str, ...]] = ("global_mean_", "rating_scale_")
@@ -126,6 +128,13 @@ class FactorModel(Estimator):
         self.seen_indptr_ = np.asarray(train.indptr, dtype=np.int64)
         self.seen_indices_ = np.asarray(train.item_index, dtype=np.int32)
         self.seen_values_ = np.asarray(train.values, dtype=np.float32)
+        # pairs the data says the users saw but are not feedback (to_implicit's left-outs):
+        # kept by raw id until fit has settled the final positions, then made CSR on use
+        self.also_seen_indptr_ = self.also_seen_indices_ = None
+        also = train.also_seen
+        self._also_seen_ids = None
+        if also is not None and len(also[0]):
+            self._also_seen_ids = (train.user_map.ids[also[0]], train.item_map.ids[also[1]])
         lo, hi = train.rating_scale
         self.rating_scale_ = (lo, hi)
         # titles are aligned with the final item vocabulary only when first needed
@@ -381,6 +390,7 @@ class FactorModel(Estimator):
         ``set_state`` on an unfitted instance with the same parameters restores it.
         """
         self._check_fitted("get_state")
+        also_seen_rows(self)  # settle the also-seen structure into arrays
         state: dict[str, Any] = {
             "user_ids": np.asarray(self.user_map_.ids),
             "item_ids": np.asarray(self.item_map_.ids),
@@ -486,3 +496,38 @@ def gather_rows(
         return ptr, np.empty(0, dtype=np.int32)
     starts = np.repeat(indptr[rows] - ptr[:-1], counts)
     return ptr, indices[np.arange(ptr[-1]) + starts]
+
+
+def also_seen_rows(model: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """The model's also-seen structure (CSR over its user and item positions) or None.
+
+    Built once from the raw ids ``_prepare_fit`` kept, after ``fit`` has settled the final
+    positions (some models relabel users and items while training).
+    """
+    pending = getattr(model, "_also_seen_ids", None)
+    if pending is not None:
+        users = model.user_map_.lookup(pending[0]).astype(np.int64)
+        items = model.item_map_.lookup(pending[1]).astype(np.int64)
+        n_items = len(model.item_map_)
+        key = np.unique(users * n_items + items)
+        ptr = np.zeros(len(model.user_map_) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(key // n_items, minlength=len(model.user_map_)), out=ptr[1:])
+        model.also_seen_indptr_ = ptr
+        model.also_seen_indices_ = (key % n_items).astype(np.int32)
+        model._also_seen_ids = None
+    if getattr(model, "also_seen_indptr_", None) is None:
+        return None
+    return model.also_seen_indptr_, model.also_seen_indices_
+
+
+def merge_rows(
+    a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise union of two CSR structures over the same rows (rows of ``a`` first)."""
+    (a_ptr, a_idx), (b_ptr, b_idx) = a, b
+    n = len(a_ptr) - 1
+    rows = np.concatenate(
+        [np.repeat(np.arange(n), np.diff(a_ptr)), np.repeat(np.arange(n), np.diff(b_ptr))]
+    )
+    order = np.argsort(rows, kind="stable")
+    return a_ptr + b_ptr, np.concatenate([a_idx, b_idx])[order].astype(np.int32)

@@ -34,7 +34,7 @@ from factorkit._threads import resolve_threads, single_thread_blas
 from factorkit.data.idmap import IdMap
 from factorkit.data.interactions import Interactions
 from factorkit.exceptions import DataError, InvalidParameterError
-from factorkit.models._factor import gather_rows
+from factorkit.models._factor import also_seen_rows, gather_rows
 
 __all__ = ["Extension", "PartialFitMixin", "extend_vocabulary", "solve_rows"]
 
@@ -152,6 +152,7 @@ def extend_vocabulary(model: Any, new_data: Interactions) -> Extension:
     """Append unseen users/items of ``new_data`` to ``model`` (zero rows) and merge its
     interactions into the seen structure (a repeated pair takes the new value)."""
     data = new_data.compact()
+    also = also_seen_rows(model)  # in the old positions, before the vocabulary grows
     user_map, new_users = _grow(model.user_map_, data.user_map.ids)
     item_map, new_items = _grow(model.item_map_, data.item_map.ids)
     for attr in USER_ROWS:
@@ -164,6 +165,9 @@ def extend_vocabulary(model: Any, new_data: Interactions) -> Extension:
     if titles is not None and len(new_items):
         model.item_titles_ = np.concatenate([titles, np.full(len(new_items), "", dtype=str)])
     model.user_map_, model.item_map_ = user_map, item_map
+    if also is not None and len(new_users):  # appended users have no also-seen items
+        pad = np.full(len(new_users), also[0][-1], dtype=np.int64)
+        model.also_seen_indptr_ = np.concatenate([also[0], pad])
 
     users = user_map.lookup(data.user_map.ids)[data.user_index]
     items = item_map.lookup(data.item_map.ids)[data.item_index]

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from factorkit.exceptions import InvalidParameterError, UnknownIdError
-from factorkit.models._factor import gather_rows
+from factorkit.models._factor import also_seen_rows, gather_rows, merge_rows
 
 __all__ = ["RecommendMixin"]
 
@@ -48,7 +48,10 @@ class RecommendMixin:
         k : int
             Number of items per user.
         exclude_seen : bool
-            Leave out the user's training items.
+            Leave out every item the user interacted with in the training data: the
+            training items, and the interactions the data kept as
+            :attr:`~factorkit.Interactions.also_seen` (e.g. ratings below
+            ``to_implicit``'s ``min_value``).
         exclude_items : array-like, optional
             Raw item ids never to recommend.
         items : array-like, optional
@@ -76,6 +79,9 @@ class RecommendMixin:
         exclude = None
         if exclude_seen:
             exclude = gather_rows(self.seen_indptr_, self.seen_indices_, u)
+            also = also_seen_rows(self)
+            if also is not None:
+                exclude = merge_rows(exclude, gather_rows(*also, u))
         out_idx, out_val = self.top_items(u, k, exclude=exclude, excluded_items=excluded)
         if self._rating_model():
             out_val += (self.global_mean_ + self.user_bias_[u])[:, None].astype(np.float32)
