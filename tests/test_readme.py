@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -55,7 +58,34 @@ def test_readme_python_then_command_line_run_as_written(tmp_path):
     assert len(commands) >= 10
     for command in commands:
         argv = shlex.split(command)
+        if argv[1] == "serve":  # a server runs until stopped: check it answers, then stop it
+            _check_server([*_factorkit(), *argv[1:]], tmp_path)
+            continue
         proc = _run([*_factorkit(), *argv[1:]], tmp_path)
         assert proc.returncode == 0, f"{command}\n{proc.stderr[-3000:]}"
     assert (tmp_path / "recs.parquet").stat().st_size > 0
     assert (tmp_path / "report" / "index.html").exists()
+
+
+def _check_server(argv: list[str], cwd: Path) -> None:
+    """Start the command on a free loopback port, wait for /health, stop it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [*argv, "--port", str(port)], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, server.stderr.read().decode()[-3000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    assert r.status == 200
+                    return
+            except OSError:
+                assert time.monotonic() < deadline, "factorkit serve did not answer in 120 s"
+                time.sleep(0.5)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
