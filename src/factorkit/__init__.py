@@ -3,9 +3,10 @@
 The public API is re-exported here; see ``docs/`` and the README for a tour.
 """
 
-from factorkit import datasets, evaluation, exceptions, report, split
+from factorkit import datasets, decomposition, evaluation, exceptions, report, split
 from factorkit.data import IdMap, Interactions
 from factorkit.data.readers import read_csv, read_parquet
+from factorkit.decomposition import factorize, low_rank
 from factorkit.evaluation import GridSearch, RandomSearch, cross_validate, evaluate
 from factorkit.models import (
     ALS,
@@ -37,10 +38,13 @@ __all__ = [
     "clone",
     "cross_validate",
     "datasets",
+    "decomposition",
     "evaluate",
     "evaluation",
     "exceptions",
+    "factorize",
     "load",
+    "low_rank",
     "read_csv",
     "read_parquet",
     "report",
