@@ -227,7 +227,7 @@ def _loss(data: _Data, W: np.ndarray, Ht: np.ndarray, loss: str, threads: int) -
         HHt = Ht.T.astype(np.float64) @ Ht
         sq = float(X.data.astype(np.float64) @ X.data) - 2 * float(X.data @ pred.astype(np.float64))
         return 0.5 * max(sq + float(np.sum(WtW * HHt)), 0.0)
-    terms = _kl_terms(X.data, pred) - float(pred.sum(dtype=np.float64))
+    terms = _kl_terms(X.data, pred)
     if data.kind == "masked":
         return terms + float(pred.sum(dtype=np.float64))
     return terms + float(W.sum(axis=0, dtype=np.float64) @ Ht.sum(axis=0, dtype=np.float64))
