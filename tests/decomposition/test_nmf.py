@@ -83,7 +83,7 @@ def test_l1_regularization_makes_factors_sparser(small_nonneg):
 
 @pytest.mark.parametrize("init", ["nndsvd", "nndsvda", "random"])
 def test_inits(small_nonneg, init):
-    W, H, n_iter = non_negative_factorization(
+    W, H, _ = non_negative_factorization(
         small_nonneg, factors=4, init=init, max_iter=300, random_state=0
     )
     assert np.linalg.norm(small_nonneg - W @ H) / np.linalg.norm(small_nonneg) < 0.05
@@ -92,9 +92,9 @@ def test_inits(small_nonneg, init):
 def test_custom_init_and_fixed_H(small_nonneg):
     rng = np.random.default_rng(0)
     W0, H0 = rng.random((60, 4)), rng.random((4, 40))
-    W, H, _ = non_negative_factorization(small_nonneg, W0, H0, 4, init="custom", max_iter=5)
+    _, H, _ = non_negative_factorization(small_nonneg, W0, H0, 4, init="custom", max_iter=5)
     assert not np.allclose(H, H0)
-    W, H, _ = non_negative_factorization(small_nonneg, None, H0, 4, update_H=False, max_iter=5)
+    _, H, _ = non_negative_factorization(small_nonneg, None, H0, 4, update_H=False, max_iter=5)
     np.testing.assert_array_equal(H, H0.astype(np.float32))
 
 
@@ -127,7 +127,7 @@ def test_bad_input_messages(small_nonneg):
         NMF(2, loss="kl").fit(small_nonneg)
     with pytest.raises(InvalidParameterError, match="The 'solver' parameter of NMF"):
         NMF(2, solver="als").fit(small_nonneg)
-    with pytest.raises(InvalidParameterError, match="init='custom' .* needs W"):
+    with pytest.raises(InvalidParameterError, match=r"init='custom' .* needs W"):
         NMF(2, init="custom").fit(small_nonneg)
     with pytest.raises(DataError, match="no observed entry"):
         NMF(1).fit(np.full((3, 3), np.nan))

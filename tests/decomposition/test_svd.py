@@ -22,9 +22,7 @@ def test_sparse_input_gives_the_dense_answer(lowrank_noisy, algorithm):
     dense = TruncatedSVD(4, algorithm=algorithm, random_state=0).fit(X)
     sparse = TruncatedSVD(4, algorithm=algorithm, random_state=0).fit(sp.csr_matrix(X))
     np.testing.assert_allclose(sparse.singular_values_, dense.singular_values_, rtol=1e-5)
-    np.testing.assert_allclose(
-        np.abs(sparse.components_), np.abs(dense.components_), atol=1e-5
-    )
+    np.testing.assert_allclose(np.abs(sparse.components_), np.abs(dense.components_), atol=1e-5)
 
 
 def test_transform_inverse_and_explained_variance(lowrank_noisy):
@@ -113,7 +111,7 @@ def test_bad_input_messages():
         TruncatedSVD(1).fit(np.ones(4))
     with pytest.raises(DataError, match=r"is empty \(shape \(0, 3\)\)"):
         PCA(1).fit(np.ones((0, 3)))
-    with pytest.raises(DataError, match="must hold numbers .* got dtype <U1"):
+    with pytest.raises(DataError, match=r"must hold numbers .* got dtype <U1"):
         TruncatedSVD(1).fit(np.array([["a", "b"], ["c", "d"]]))
     bad = X.copy()
     bad[2, 1] = np.inf

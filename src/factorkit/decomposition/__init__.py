@@ -10,19 +10,40 @@
 - :class:`TfidfVectorizer`, :func:`movie_documents` and :func:`topics`: topic modelling.
 """
 
+from factorkit.decomposition._compress import compress, rank_sweep
 from factorkit.decomposition._factorize import factorize
+from factorkit.decomposition._io import read_image, read_matrix, write_matrix
 from factorkit.decomposition._low_rank import LowRank, LowRankReport, low_rank
 from factorkit.decomposition._nmf import NMF, non_negative_factorization
 from factorkit.decomposition._svd import PCA, TruncatedSVD, randomized_svd
+from factorkit.decomposition._text import (
+    ENGLISH_STOP_WORDS,
+    TfidfVectorizer,
+    Topics,
+    movie_documents,
+    read_documents,
+    topics,
+)
 
 __all__ = [
+    "ENGLISH_STOP_WORDS",
     "NMF",
     "PCA",
     "LowRank",
     "LowRankReport",
+    "TfidfVectorizer",
+    "Topics",
     "TruncatedSVD",
+    "compress",
     "factorize",
     "low_rank",
+    "movie_documents",
     "non_negative_factorization",
     "randomized_svd",
+    "rank_sweep",
+    "read_documents",
+    "read_image",
+    "read_matrix",
+    "topics",
+    "write_matrix",
 ]

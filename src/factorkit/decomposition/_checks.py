@@ -80,8 +80,7 @@ def as_matrix(
         )
     if X.shape[0] == 0 or X.shape[1] == 0:
         raise DataError(
-            f"{owner}: {name} is empty (shape {X.shape}); it needs at least one row and "
-            "one column."
+            f"{owner}: {name} is empty (shape {X.shape}); it needs at least one row and one column."
         )
     dt = float_dtype(X, dtype)
     if sp.issparse(X):

@@ -94,7 +94,7 @@ def factorize(
     """
     R = as_matrix(R, "factorize", name="R", dtype=np.float64, allow_nan=True, sparse=False)
     check_rank(factors, R.shape, "factorize")
-    known = ~np.isnan(R) if np.isnan(missing) else (R != missing) & ~np.isnan(R)
+    known = ~np.isnan(R) if np.isnan(missing) else (missing != R) & ~np.isnan(R)
     if np.isnan(R).any() and not np.isnan(missing):
         raise DataError(
             f"factorize: R contains NaN but missing={missing!r}; pass missing=np.nan to mark "

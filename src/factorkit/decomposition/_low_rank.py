@@ -136,13 +136,17 @@ def low_rank(
     """
     owner = "low_rank"
     check(rank, NoneOr(Interval(int, 1)), "rank", owner)
-    check(energy, NoneOr(Interval(float, 0, 1, "left")), "energy", owner)
-    check(max_error, NoneOr(Interval(float, 0, 1, "right")), "max_error", owner)
+    check(energy, NoneOr(Interval(float, 0, 1, "right")), "energy", owner)
+    check(max_error, NoneOr(Interval(float, 0, 1, "left")), "max_error", owner)
     check(image, NoneOr(Boolean()), "image", owner)
     check(peak, NoneOr(Interval(float, 0, None, "neither")), "peak", owner)
     check(random_state, RandomState(), "random_state", owner)
     check(n_threads, Threads(), "n_threads", owner)
-    given = [n for n, v in (("rank", rank), ("energy", energy), ("max_error", max_error)) if v]
+    given = [
+        n
+        for n, v in (("rank", rank), ("energy", energy), ("max_error", max_error))
+        if v is not None
+    ]
     if len(given) != 1:
         raise InvalidParameterError(
             f"{owner}: give exactly one of rank=, energy= or max_error=; got "

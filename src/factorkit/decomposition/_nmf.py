@@ -69,8 +69,9 @@ _CONSTRAINTS: dict[str, Any] = {
     "max_iter": Interval(int, 1),
     "alpha_W": Interval(float, 0),
     "alpha_H": Satisfies(
-        lambda v: v == "same"
-        or (isinstance(v, numbers.Real) and not isinstance(v, bool) and v >= 0),
+        lambda v: (
+            v == "same" or (isinstance(v, numbers.Real) and not isinstance(v, bool) and v >= 0)
+        ),
         "'same' or a number >= 0",
     ),
     "l1_ratio": Interval(float, 0, 1),
@@ -118,18 +119,14 @@ def _prepare(X: Any, mask: Any, owner: str, dtype: Any) -> _Data:
         X = as_matrix(X, owner, dtype=dtype, allow_nan=True)
         M = mask.toarray() if sp.issparse(mask) else np.asarray(mask)
         if M.shape != X.shape:
-            raise DataError(
-                f"{owner}: mask must have the shape of X, {X.shape}; got {M.shape}."
-            )
+            raise DataError(f"{owner}: mask must have the shape of X, {X.shape}; got {M.shape}.")
         if M.dtype != np.bool_:
             raise DataError(
                 f"{owner}: mask must be a boolean array (True = observed); got dtype "
                 f"{M.dtype}. Pass e.g. mask=(R > 0)."
             )
         rows, cols = np.nonzero(M)
-        values = (
-            np.asarray(X[rows, cols], dtype=dtype).ravel() if sp.issparse(X) else X[rows, cols]
-        )
+        values = np.asarray(X[rows, cols], dtype=dtype).ravel() if sp.issparse(X) else X[rows, cols]
         bad = ~np.isfinite(values)
         if bad.any():
             p = int(np.flatnonzero(bad)[0])
@@ -253,7 +250,13 @@ def _half_step(side: str, data: _Data, A: np.ndarray, B: np.ndarray, opts: dict)
             with using_threads(threads):
                 return float(
                     nmf_masked_cd_rows(
-                        X.indptr, X.indices, X.data, A, B, A.dtype.type(l1), A.dtype.type(l2),
+                        X.indptr,
+                        X.indices,
+                        X.data,
+                        A,
+                        B,
+                        A.dtype.type(l1),
+                        A.dtype.type(l2),
                         MASKED_SWEEPS,
                     )
                 )
@@ -294,7 +297,7 @@ def _half_step(side: str, data: _Data, A: np.ndarray, B: np.ndarray, opts: dict)
     denom[denom == 0] = EPS
     A *= numer / denom
     if opts["loss"] == "kl" and side == "H":  # scikit-learn's stability floor for beta <= 1
-        A[A < np.finfo(np.float64).eps] = 0.0
+        A[np.finfo(np.float64).eps > A] = 0.0
     return 0.0
 
 
@@ -424,7 +427,7 @@ def _iterate(data: _Data, W, Ht, opts: dict, p: dict, update_H: bool) -> int:
     if p["solver"] == "mu" and p["tol"] > 0:
         first = previous = _loss(data, W, Ht, p["loss"], threads)
     n_iter = 0
-    for n_iter in range(1, p["max_iter"] + 1):  # noqa: B007 - returned
+    for n_iter in range(1, p["max_iter"] + 1):
         violation = _half_step("W", data, W, Ht, opts)
         if update_H:
             violation += _half_step("H", data, Ht, W, opts)
@@ -580,4 +583,3 @@ class NMF(Estimator):
                 f"got {W.shape[1]}."
             )
         return W @ self.components_
-

@@ -427,9 +427,7 @@ class TruncatedSVD(Estimator):
 
 def _check_width(Z: Any, k: int, owner: str) -> None:
     if Z.shape[1] != k:
-        raise DataError(
-            f"{owner}: Z must have {k} columns (one per component); got {Z.shape[1]}."
-        )
+        raise DataError(f"{owner}: Z must have {k} columns (one per component); got {Z.shape[1]}.")
 
 
 class PCA(Estimator):
