@@ -36,7 +36,7 @@ from factorkit._validation import (
     check_params,
 )
 from factorkit.decomposition._checks import as_matrix, check_nonnegative, check_rank
-from factorkit.decomposition._operator import MatrixOperator
+from factorkit.decomposition._operator import PARALLEL_MIN_WORK, MatrixOperator
 from factorkit.decomposition._svd import _fit_imputation, _impute, _rng, randomized_svd
 from factorkit.exceptions import ConvergenceWarning, DataError, InvalidParameterError
 from factorkit.kernels.nmf import (
@@ -382,6 +382,9 @@ def _fit(X, W, H, p: dict, update_H: bool, mask: Any, owner: str):
     m, n = data.shape
     check_rank(k, data.shape, owner)
     threads = resolve_threads(p["n_threads"])
+    entries = data.X.size if data.kind == "dense" else data.X.nnz
+    if entries * k < PARALLEL_MIN_WORK:
+        threads = 1
     rng = _rng(p["random_state"])
     dtype = data.dtype
     if not update_H:

@@ -14,7 +14,12 @@ import scipy.sparse as sp
 from factorkit._threads import blas_threads, using_threads
 from factorkit.kernels.nmf import csr_matmul_dense
 
-__all__ = ["MatrixOperator"]
+__all__ = ["PARALLEL_MIN_WORK", "MatrixOperator"]
+
+#: below this many multiply-adds per product (stored entries x columns), kernels run on
+#: one thread: a parallel launch costs more than the work, and far more on a busy machine
+#: where the second thread waits for a core.
+PARALLEL_MIN_WORK = 2_000_000
 
 
 class MatrixOperator:
@@ -39,7 +44,8 @@ class MatrixOperator:
     def _sparse_product(self, S, B):
         B = np.ascontiguousarray(B, dtype=self.dtype)
         out = np.empty((S.shape[0], B.shape[1]), dtype=self.dtype)
-        with using_threads(self.n_threads):
+        threads = self.n_threads if S.nnz * B.shape[1] >= PARALLEL_MIN_WORK else 1
+        with using_threads(threads):
             csr_matmul_dense(S.indptr, S.indices, S.data, B, out)
         return out
 

@@ -233,5 +233,5 @@ def topics(
         W = nmf.fit_transform(X)
     H = nmf.components_
     words = np.asarray(vec.vocabulary_)
-    top_words = [list(words[np.argsort(-h, kind="stable")[:top]]) for h in H]
+    top_words = [[str(w) for w in words[np.argsort(-h, kind="stable")[:top]]] for h in H]
     return Topics(vec.vocabulary_, H, W, top_words, nmf)
