@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from factorkit._threads import blas_threads, resolve_threads, using_threads
+from factorkit._threads import blas_threads, resolve_threads, single_thread_blas, using_threads
 from factorkit._validation import (
     Boolean,
     Interval,
@@ -274,8 +274,9 @@ def _half_step(side: str, data: _Data, A: np.ndarray, B: np.ndarray, opts: dict)
                 csr_sampled_dots(X.indptr, X.indices, A, B, pred)
             denom = _csr_times(X.indptr, X.indices, pred, B, threads)
         else:
-            with blas_threads(threads):
-                denom = A @ _gram(B, threads)
+            BtB = _gram(B, threads)
+            with single_thread_blas():
+                denom = A @ BtB
     else:  # KL: numer = (X / AB^T) B, denom = (pattern) B
         if data.kind == "dense":
             with blas_threads(threads):
@@ -302,7 +303,8 @@ def _half_step(side: str, data: _Data, A: np.ndarray, B: np.ndarray, opts: dict)
 
 
 def _gram(B: np.ndarray, threads: int) -> np.ndarray:
-    with blas_threads(threads):
+    """``B^T B`` (k x k): a thin product, on one BLAS thread (see randomized_svd)."""
+    with single_thread_blas():
         return B.T @ B
 
 
