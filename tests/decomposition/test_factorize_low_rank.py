@@ -114,3 +114,13 @@ def test_low_rank_bad_input():
         fk.low_rank(np.array([[1.0, np.nan], [1.0, 2.0]]), rank=1)
     with pytest.raises(DataError, match="must hold numbers; got dtype <U1"):
         fk.low_rank(np.array([["a"]]), rank=1)
+
+
+def test_rank_sweep_matches_low_rank():
+    X = np.random.default_rng(3).random((50, 40)).astype(np.float32)
+    sweep = fk.decomposition.rank_sweep(X, [12, 3, 7])
+    assert [r.rank for r in sweep] == [3, 7, 12]
+    for report in sweep:
+        single = fk.low_rank(X, rank=report.rank).report
+        assert report.relative_error == pytest.approx(single.relative_error, rel=1e-5)
+        assert report.storage_ratio == single.storage_ratio

@@ -10,10 +10,10 @@
 - :class:`TfidfVectorizer`, :func:`movie_documents` and :func:`topics`: topic modelling.
 """
 
-from factorkit.decomposition._compress import compress, rank_sweep
+from factorkit.decomposition._compress import compress
 from factorkit.decomposition._factorize import factorize
 from factorkit.decomposition._io import read_image, read_matrix, write_matrix
-from factorkit.decomposition._low_rank import LowRank, LowRankReport, low_rank
+from factorkit.decomposition._low_rank import LowRank, LowRankReport, low_rank, rank_sweep
 from factorkit.decomposition._nmf import NMF, non_negative_factorization
 from factorkit.decomposition._svd import PCA, TruncatedSVD, randomized_svd
 from factorkit.decomposition._text import (

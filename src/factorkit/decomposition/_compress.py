@@ -6,7 +6,6 @@ The logic of ``factorkit compress``; the command line only parses and prints.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -16,10 +15,10 @@ from factorkit.decomposition._io import (
     write_image,
     write_matrix,
 )
-from factorkit.decomposition._low_rank import LowRank, LowRankReport, low_rank
+from factorkit.decomposition._low_rank import LowRank, low_rank, rank_sweep
 from factorkit.exceptions import DataError
 
-__all__ = ["compress", "rank_sweep"]
+__all__ = ["compress", "write_report"]
 
 
 def compress(
@@ -62,14 +61,6 @@ def compress(
     return result
 
 
-def rank_sweep(X: np.ndarray, ranks: Any, image: bool) -> list[LowRankReport]:
-    """The :class:`LowRankReport` at each of ``ranks`` (one low_rank call per rank)."""
-    reports = []
-    for k in ranks:
-        reports.append(low_rank(X, rank=int(k), image=image).report)
-    return reports
-
-
 def _sweep_ranks(shape: tuple, chosen: int) -> list[int]:
     limit = min(shape[0], shape[1])
     ranks = {1, chosen, limit // 2}
@@ -84,7 +75,7 @@ def write_report(folder: Path, X: np.ndarray, result: LowRank, image: bool, name
     """report.md (+ figures when matplotlib is installed) for one compressed file."""
     folder.mkdir(parents=True, exist_ok=True)
     ranks = _sweep_ranks(X.shape, result.report.rank)
-    sweep = rank_sweep(X, ranks, image)
+    sweep = rank_sweep(X, ranks, image=image)
     lines = [
         f"# Low-rank compression of {name}",
         "",

@@ -20,7 +20,7 @@ from factorkit.decomposition._checks import check_rank
 from factorkit.decomposition._svd import randomized_svd
 from factorkit.exceptions import DataError, InvalidParameterError
 
-__all__ = ["LowRank", "LowRankReport", "low_rank"]
+__all__ = ["LowRank", "LowRankReport", "low_rank", "rank_sweep"]
 
 #: up to this min(m, n), the exact SVD (LAPACK gesdd) is cheap enough to always use
 EXACT_LIMIT = 1024
@@ -155,7 +155,7 @@ def low_rank(
     arr, image, peak, channels_last = _as_image_or_matrix(X, image, peak, owner)
     dtype = np.float64 if arr.dtype == np.float64 else np.float32
     stack = arr.astype(dtype, copy=False)  # (channels, m, n)
-    c, m, n = stack.shape
+    m, n = stack.shape[1:]
     if rank is not None:
         check_rank(rank, (m, n), owner, "rank")
     threads = resolve_threads(n_threads)
@@ -173,6 +173,14 @@ def low_rank(
         )  # fmt: skip
     if rank is None:
         k = max(_rank_for(s, tot, target) for (_, s, _), tot in zip(factors, total, strict=True))
+    return _assemble(X, arr, stack, factors, total, k, image, peak, channels_last, criterion)
+
+
+def _assemble(X, arr, stack, factors, total, k, image, peak, channels_last, criterion):
+    """The rank-``k`` :class:`LowRank` (factors, reconstruction error, PSNR) from each
+    channel's singular triplets."""
+    c, m, n = stack.shape
+    dtype = stack.dtype
     left = np.stack([(U[:, :k] * s[:k]).astype(dtype) for U, s, _ in factors])
     right = np.stack([Vt[:k].astype(dtype) for _, _, Vt in factors])
     recon = left @ right
@@ -182,16 +190,14 @@ def low_rank(
     kept = float(sum((s[:k].astype(np.float64) ** 2).sum() for _, s, _ in factors))
     if not channels_last and c == 1:
         left, right = left[0], right[0]
-    result = LowRank(left, right, None, image, peak, channels_last, arr.dtype if image else dtype)  # type: ignore[arg-type]
+    psnr = None
     if image:
         clipped = np.clip(recon.astype(np.float64), 0, peak)
         if np.issubdtype(arr.dtype, np.integer):
             clipped = np.rint(clipped)
         mse = float(np.mean((clipped - stack) ** 2))
         psnr = float("inf") if mse == 0 else 10 * np.log10(peak**2 / mse)
-    else:
-        psnr = None
-    result.report = LowRankReport(
+    report = LowRankReport(
         shape=tuple(np.shape(X)),
         rank=int(k),
         storage_ratio=k * (m + n) / (m * n),
@@ -200,7 +206,42 @@ def low_rank(
         psnr=psnr,
         criterion=criterion,
     )
-    return result
+    out_dtype = arr.dtype if image else dtype
+    return LowRank(left, right, report, image, peak, channels_last, out_dtype)
+
+
+def rank_sweep(
+    X: Any, ranks: Any, *, image: bool | None = None, peak: float | None = None,
+    random_state: Any = 0, n_threads: int | None = None,
+) -> list[LowRankReport]:  # fmt: skip
+    """The :class:`LowRankReport` of ``X`` at each of ``ranks``, from one SVD per channel
+    (the largest rank's), e.g. to choose a rank or to plot error against storage.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import factorkit as fk
+    >>> X = np.random.default_rng(0).random((40, 30))
+    >>> [r.rank for r in fk.decomposition.rank_sweep(X, [1, 5, 10])]
+    [1, 5, 10]
+    """
+    owner = "rank_sweep"
+    ranks = sorted({int(check(r, Interval(int, 1), "ranks", owner)) for r in ranks})
+    if not ranks:
+        raise InvalidParameterError(f"{owner}: ranks is empty; pass e.g. [1, 10, 50].")
+    arr, image, peak, channels_last = _as_image_or_matrix(X, image, peak, owner)
+    stack = arr.astype(np.float64 if arr.dtype == np.float64 else np.float32, copy=False)
+    check_rank(ranks[-1], stack.shape[1:], owner, "rank")
+    threads = resolve_threads(n_threads)
+    total = np.array([float(np.sum(ch.astype(np.float64) ** 2)) for ch in stack])
+    factors = [
+        _channel_svd(ch, ranks[-1], 0.0, tot, random_state, threads)
+        for ch, tot in zip(stack, total, strict=True)
+    ]
+    return [
+        _assemble(X, arr, stack, factors, total, k, image, peak, channels_last, f"rank={k}").report
+        for k in ranks
+    ]
 
 
 def _as_image_or_matrix(X: Any, image: bool | None, peak: float | None, owner: str):
