@@ -203,6 +203,14 @@ class Topics:
             f"topic {t:>2}: {' '.join(words)}" for t, words in enumerate(self.top_words)
         )
 
+    def document_frame(self, names: Any = None) -> pd.DataFrame:
+        """Document-topic weights as a DataFrame: a ``document`` column (``names``, or
+        0, 1, ...) and one ``topic_<t>`` column per topic."""
+        W = self.document_topics
+        frame = pd.DataFrame(W, columns=[f"topic_{t}" for t in range(W.shape[1])])
+        frame.insert(0, "document", np.arange(len(W)) if names is None else list(names))
+        return frame
+
 
 def topics(
     documents: Iterable[str],
