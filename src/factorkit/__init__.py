@@ -18,6 +18,8 @@ from factorkit.models import (
     SVDpp,
     clone,
 )
+from factorkit.models.nonnegative_mf import NonNegativeMF
+from factorkit.models.pure_svd import PureSVD
 from factorkit.persistence import load
 
 __version__ = "0.1.0"
@@ -32,6 +34,8 @@ __all__ = [
     "ImplicitALS",
     "Interactions",
     "MostPopular",
+    "NonNegativeMF",
+    "PureSVD",
     "RandomSearch",
     "SVDpp",
     "__version__",

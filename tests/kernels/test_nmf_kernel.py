@@ -59,15 +59,15 @@ def test_cd_rows_matches_serial_reference(problem):
 def test_masked_cd_solves_each_rows_observed_problem(problem):
     dt, X, W, Ht = problem
     got = W.copy()
-    nmf_masked_cd_rows(X.indptr, X.indices, X.data, got, Ht, dt(0.0), dt(0.1), 200)
-    # KKT conditions of min_{w>=0} 0.5 |x_obs - H_obs w|^2 + 0.05 |w|^2, row by row
+    nmf_masked_cd_rows(X.indptr, X.indices, X.data, got, Ht, dt(0.0), dt(0.06), dt(0.01), 200)
+    # KKT conditions of min_{w>=0} 0.5 |x_obs - H_obs w|^2 + 0.5 (0.06 + 0.01 n) |w|^2
     for i in range(30):
         cols = X.indices[X.indptr[i] : X.indptr[i + 1]]
         if len(cols) == 0:
             continue
         H = Ht[cols].astype(np.float64)
         x = X.data[X.indptr[i] : X.indptr[i + 1]]
-        grad = H.T @ (H @ got[i] - x) + 0.1 * got[i]
+        grad = H.T @ (H @ got[i] - x) + (0.06 + 0.01 * len(cols)) * got[i]
         assert (got[i] >= 0).all()
         np.testing.assert_allclose(grad[got[i] > 0], 0.0, atol=1e-3)
         assert (grad[got[i] == 0] >= -1e-3).all()

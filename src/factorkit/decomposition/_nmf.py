@@ -257,6 +257,7 @@ def _half_step(side: str, data: _Data, A: np.ndarray, B: np.ndarray, opts: dict)
                         B,
                         A.dtype.type(l1),
                         A.dtype.type(l2),
+                        A.dtype.type(opts["l2_count"]),
                         MASKED_SWEEPS,
                     )
                 )
@@ -408,6 +409,8 @@ def _fit(X, W, H, p: dict, update_H: bool, mask: Any, owner: str):
         "solver": p["solver"], "loss": p["loss"], "threads": threads,
         "l1_W": n * p["alpha_W"] * r, "l2_W": n * p["alpha_W"] * (1 - r),
         "l1_H": m * alpha_H * r, "l2_H": m * alpha_H * (1 - r),
+        # masked CD only: a ridge per observed entry (NonNegativeMF's weight decay)
+        "l2_count": p.get("l2_count", 0.0),
     }  # fmt: skip
     Ht = np.ascontiguousarray(H.T)
     n_iter = _iterate(data, W, Ht, opts, p, update_H)

@@ -85,13 +85,15 @@ def nmf_cd_rows(W, HHt, XHt):  # pragma: no cover - compiled
 
 
 @jit(parallel=True, fastmath=SAFE_FASTMATH)
-def nmf_masked_cd_rows(indptr, indices, data, W, Ht, l1, l2, sweeps):  # pragma: no cover
+def nmf_masked_cd_rows(indptr, indices, data, W, Ht, l1, l2, l2_count, sweeps):  # pragma: no cover
     """Coordinate descent on each row of ``W`` using only that row's observed entries.
 
     Row ``i`` solves ``min_{w >= 0} 0.5 sum_{j in obs(i)} (x_ij - w . h_j)^2 + l1 |w|_1
-    + 0.5 l2 |w|^2`` by ``sweeps`` passes of coordinate descent on its own k x k Gram
-    matrix ``sum_j h_j h_j^T``: missing entries take no part in the objective (they are
-    not zeros). Rows are independent. Returns the projected-gradient violation.
+    + 0.5 (l2 + l2_count n_i) |w|^2`` (``n_i`` the row's observed count: ``l2_count`` is
+    a per-rating penalty, as SGD's weight decay) by ``sweeps`` passes of coordinate
+    descent on its own k x k Gram matrix ``sum_j h_j h_j^T``: missing entries take no
+    part in the objective (they are not zeros). Rows are independent. Returns the
+    projected-gradient violation.
     """
     n_rows = W.shape[0]
     k = W.shape[1]
@@ -110,7 +112,7 @@ def nmf_masked_cd_rows(indptr, indices, data, W, Ht, l1, l2, sweeps):  # pragma:
         for t in range(k):
             for r in range(t):
                 G[t, r] = G[r, t]
-            G[t, t] += l2
+            G[t, t] += l2 + l2_count * (indptr[i + 1] - indptr[i])
             b[t] -= l1
         v = 0.0
         for s in range(sweeps):
