@@ -370,11 +370,14 @@ def non_negative_factorization(
         "verbose": verbose,
     }  # fmt: skip
     check_params(owner, params, _CONSTRAINTS)
-    return _fit(X, W, H, params, update_H, mask, owner)
+    return _fit(X, W, H, params, update_H, mask, owner)[:3]
 
 
 def _fit(X, W, H, p: dict, update_H: bool, mask: Any, owner: str):
-    """Validate, initialize and iterate; the body of the function and of NMF.fit."""
+    """Validate, initialize and iterate; the body of the function and of NMF.fit.
+
+    Returns ``(W, H, n_iter, loss)``, ``loss`` the final data term (computed only when
+    ``p["with_loss"]``, else None)."""
     if p["solver"] == "cd" and p["loss"] != "frobenius":
         raise InvalidParameterError(
             f"{owner}: solver='cd' supports loss='frobenius' only; got loss={p['loss']!r}. "
@@ -423,7 +426,8 @@ def _fit(X, W, H, p: dict, update_H: bool, mask: Any, owner: str):
             ConvergenceWarning,
             stacklevel=3,
         )
-    return W, np.ascontiguousarray(Ht.T), n_iter
+    loss = _loss(data, W, Ht, p["loss"], threads) if p.get("with_loss") else None
+    return W, np.ascontiguousarray(Ht.T), n_iter, loss
 
 
 def _iterate(data: _Data, W, Ht, opts: dict, p: dict, update_H: bool) -> int:
@@ -563,13 +567,12 @@ class NMF(Estimator):
         """Fit and return ``W``."""
         self._validate_params()
         owner = type(self).__name__
-        W, H, n_iter = _fit(X, W, H, self.get_params(), True, mask, owner)
+        params = {**self.get_params(), "with_loss": True}
+        W, H, n_iter, err = _fit(X, W, H, params, True, mask, owner)
         self.components_ = H
         self.n_components_ = H.shape[0]
         self.n_features_in_ = H.shape[1]
         self.n_iter_ = n_iter
-        data = _prepare(X, mask, owner, self.dtype)
-        err = _loss(data, W, np.ascontiguousarray(H.T), self.loss, resolve_threads(self.n_threads))
         self.reconstruction_err_ = float(np.sqrt(2 * max(err, 0.0)))
         return W
 
@@ -578,7 +581,7 @@ class NMF(Estimator):
         self._check_fitted("transform")
         owner = type(self).__name__
         p = {**self.get_params(), "init": "nndsvda"}
-        W, _, _ = _fit(X, None, self.components_, p, False, mask, owner)
+        W = _fit(X, None, self.components_, p, False, mask, owner)[0]
         return W
 
     def inverse_transform(self, W: Any) -> np.ndarray:

@@ -95,7 +95,7 @@ class NonNegativeMF(FactorModel):
             "l1_ratio": 0.0, "random_state": self.random_state, "n_threads": self.n_threads,
             "dtype": np.float32, "verbose": False, "l2_count": self.regularization,
         }  # fmt: skip
-        W, H, _ = _fit(obs, None, None, params, True, mask, "NonNegativeMF.fit")
+        W, H, _, _ = _fit(obs, None, None, params, True, mask, "NonNegativeMF.fit")
         self.user_factors_ = np.ascontiguousarray(W, dtype=np.float32)
         self.item_factors_ = np.ascontiguousarray(H.T, dtype=np.float32)
         self.user_bias_ = np.zeros(m)
