@@ -526,6 +526,8 @@ class NMF(Estimator):
 
     _parameter_constraints: ClassVar[dict[str, Any]] = _CONSTRAINTS
     _fitted_marker: ClassVar[str] = "components_"
+    #: read by factorkit.base.get_tags / all_estimators("decomposition") on main
+    _tags: ClassVar[dict[str, Any]] = {"kind": "decomposition"}
 
     def __init__(
         self,

@@ -356,6 +356,8 @@ class TruncatedSVD(Estimator):
         "impute": Options(("row", "column", "global")),
     }
     _fitted_marker: ClassVar[str] = "components_"
+    #: read by factorkit.base.get_tags / all_estimators("decomposition") on main
+    _tags: ClassVar[dict[str, Any]] = {"kind": "decomposition"}
 
     def __init__(
         self,
@@ -482,6 +484,8 @@ class PCA(Estimator):
         "whiten": Boolean(),
     }
     _fitted_marker: ClassVar[str] = "components_"
+    #: read by factorkit.base.get_tags / all_estimators("decomposition") on main
+    _tags: ClassVar[dict[str, Any]] = {"kind": "decomposition"}
 
     def __init__(
         self,

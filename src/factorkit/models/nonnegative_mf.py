@@ -51,6 +51,7 @@ class NonNegativeMF(FactorModel):
     True
     """
 
+    _tags: ClassVar[dict[str, Any]] = {"feedback": "explicit", "cli_name": "nonnegative-mf"}
     _parameter_constraints: ClassVar[dict[str, Any]] = {
         "factors": Interval(int, 1),
         "epochs": Interval(int, 1),

@@ -58,6 +58,7 @@ class PureSVD(FactorModel):
         "n_threads": Threads(),
     }
     _explicit: ClassVar[bool] = False
+    _tags: ClassVar[dict[str, Any]] = {"feedback": "implicit", "cli_name": "pure-svd"}
 
     def __init__(
         self,
