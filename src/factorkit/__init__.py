@@ -5,10 +5,11 @@ The public API is re-exported here; see ``docs/`` and the README for a tour.
 
 # _threads first: it sets the OpenMP wait policy before any kernel starts a thread
 from factorkit import _threads  # noqa: F401  # isort: skip
-from factorkit import datasets, evaluation, exceptions, report, split
+from factorkit import datasets, decomposition, evaluation, exceptions, report, split
 from factorkit.base import Tags, all_estimators, get_tags
 from factorkit.data import IdMap, Interactions
 from factorkit.data.io import read_csv, read_parquet
+from factorkit.decomposition import factorize, low_rank
 from factorkit.evaluation import GridSearch, RandomSearch, cross_validate, evaluate, tune
 from factorkit.models import (
     ALS,
@@ -20,6 +21,8 @@ from factorkit.models import (
     SVDpp,
     clone,
 )
+from factorkit.models.nonnegative_mf import NonNegativeMF
+from factorkit.models.pure_svd import PureSVD
 from factorkit.onboarding import onboarding_items
 from factorkit.persistence import load
 
@@ -35,6 +38,8 @@ __all__ = [
     "ImplicitALS",
     "Interactions",
     "MostPopular",
+    "NonNegativeMF",
+    "PureSVD",
     "RandomSearch",
     "SVDpp",
     "Tags",
@@ -43,11 +48,14 @@ __all__ = [
     "clone",
     "cross_validate",
     "datasets",
+    "decomposition",
     "evaluate",
     "evaluation",
     "exceptions",
+    "factorize",
     "get_tags",
     "load",
+    "low_rank",
     "onboarding_items",
     "read_csv",
     "read_parquet",

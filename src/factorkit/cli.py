@@ -643,6 +643,63 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="any other parameter")
 
 
+# ------------------------------------------------------------- low-rank modelling (issue 12)
+def cmd_compress(args: argparse.Namespace) -> int:
+    """Keep an image or a weight matrix at low rank (fk.decomposition.compress)."""
+    result = fk.decomposition.compress(
+        args.input, rank=args.rank, energy=args.energy, max_error=args.max_error,
+        out=args.out, report=args.report, key=args.key,
+    )  # fmt: skip
+    print(result.report)
+    print(f"wrote {args.out}" + (f" and {args.report}/report.md" if args.report else ""))
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    """NMF topics of a corpus; prints top words, writes document-topic weights (CSV)."""
+    if args.corpus in BUILTIN_DATA:
+        movies = fk.decomposition.movie_documents()
+        documents, names = movies["text"], movies["title"]
+    else:
+        documents = fk.decomposition.read_documents(args.corpus)
+        names = None
+    model = fk.decomposition.topics(
+        documents, args.topics, max_features=args.max_features, top=args.top,
+        random_state=args.random_state,
+    )  # fmt: skip
+    print(model)
+    model.document_frame(names).to_csv(args.out, index=False)
+    n_docs = len(model.document_topics)
+    print(f"wrote document-topic weights for {n_docs:,} documents to {args.out}")
+    return 0
+
+
+def _add_decomposition_commands(sub: Any) -> None:
+    p = sub.add_parser(
+        "compress", help="keep an image or a weight matrix (.npy/.npz/.safetensors) at low rank"
+    )
+    p.add_argument("input", help="image (.png, .jpg, ...) or weight file")
+    crit = p.add_mutually_exclusive_group(required=True)
+    crit.add_argument("--rank", type=int, help="keep this many singular triplets")
+    crit.add_argument("--energy", type=float, help="smallest rank keeping this energy share")
+    crit.add_argument("--max-error", type=float, help="smallest rank within this relative error")
+    p.add_argument("--out", required=True, help=".npz/.safetensors factors, or an image file")
+    p.add_argument("--report", help="folder for report.md and figures")
+    p.add_argument("--key", help="array name inside a .npz/.safetensors file")
+    p.set_defaults(func=cmd_compress)
+
+    p = sub.add_parser("topics", help="NMF topic model of a corpus (top words per topic)")
+    p.add_argument(
+        "corpus", help="movielens-small, a .txt file (one document per line) or a folder of .txt"
+    )
+    p.add_argument("--topics", type=int, default=10, help="number of topics (default 10)")
+    p.add_argument("--top", type=int, default=10, help="words shown per topic")
+    p.add_argument("--max-features", type=int, default=1000, help="vocabulary size")
+    p.add_argument("--random-state", type=int, default=0)
+    p.add_argument("--out", default="document_topics.csv", help="CSV of document-topic weights")
+    p.set_defaults(func=cmd_topics)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="factorkit",
@@ -754,6 +811,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model_file")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_info)
+    _add_decomposition_commands(sub)
     return parser
 
 
