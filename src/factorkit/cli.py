@@ -701,6 +701,12 @@ def _add_decomposition_commands(sub: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every subcommand's arguments, declared in one place.
+
+    Long but flat: a list of argparse declarations, one block per subcommand, with the
+    shared groups in ``_add_data_args`` / ``_add_model_args``; splitting it would scatter
+    the command-line reference without removing any logic.
+    """
     parser = argparse.ArgumentParser(
         prog="factorkit",
         description="Matrix factorization for recommenders: fit, evaluate, predict, recommend.",

@@ -241,7 +241,12 @@ def ranking_evaluation(
     train: Interactions | None = None,
     relevance_threshold: float | None = None,
 ) -> RankingResult:
-    """Compute the ranking metrics ``specs`` of a fitted recommender on ``test``."""
+    """Compute the ranking metrics ``specs`` of a fitted recommender on ``test``.
+
+    Steps: the relevant test items per user (:func:`_relevance`), one pass over the known
+    users' scores for their top-k lists and AUC (:func:`_rank_known_users`), the per-user
+    metric values (:func:`_per_user_metrics`), and their summary (:func:`_summarise`).
+    """
     from factorkit.base import Estimator
 
     if not isinstance(model, Estimator) or not get_tags(model).can_recommend:
@@ -254,29 +259,10 @@ def ranking_evaluation(
             f"This {type(model).__name__} is not fitted yet; call fit(train) before evaluate."
         )
     threshold = _check_threshold(relevance_threshold)
-    n_items = len(model.item_map_)
-    seen_ptr_all, seen_idx_all = _train_structure(model, train)
-
-    # relevant test interactions, in model item positions (-1: unknown to the model)
-    tu = np.asarray(test.user_index, dtype=np.int64)
-    ti = model.item_map_.lookup(test.item_map.ids)[test.item_index]
-    user_pos = model.user_map_.lookup(test.user_map.ids)  # per test user
-    relevant = np.ones(len(tu), dtype=np.bool_)
-    if threshold is not None:
-        relevant &= test.values >= threshold
-    # items already in the user's training data cannot be recommended: not relevant
-    relevant[_in_training(test, model, train)] = False
-
-    n_rel_all = np.bincount(tu[relevant], minlength=test.n_users)
-    users = np.flatnonzero(n_rel_all > 0)
-    n_rel = n_rel_all[users]
-    known = user_pos[users] >= 0
-    n_eval = len(users)
-
-    per_user_specs = [s for s in specs if s.per_user]
-    per_user = {s.name: np.full(n_eval, np.nan) for s in per_user_specs}
-    summary: dict[str, float] = {}
-    if n_eval == 0:
+    seen_all = _train_structure(model, train)
+    rel = _relevance(model, test, train, threshold)
+    per_user = {s.name: np.full(len(rel.users), np.nan) for s in specs if s.per_user}
+    if len(rel.users) == 0:
         where = "" if threshold is None else f" with value >= {threshold:g}"
         warnings.warn(
             f"evaluate: no test user has a relevant item{where} that is not in their training "
@@ -284,43 +270,94 @@ def ranking_evaluation(
             DataWarning,
             stacklevel=3,
         )
-        return RankingResult(users, per_user, {s.name: float("nan") for s in specs}, n_rel, known)
-    n_unknown = int((~known).sum())
+        nan = {s.name: float("nan") for s in specs}
+        return RankingResult(rel.users, per_user, nan, rel.n_rel, rel.known)
+    n_unknown = int((~rel.known).sum())
     if n_unknown:
         warnings.warn(
-            f"evaluate: {n_unknown} of {n_eval} evaluated test users are unknown to the model "
-            "(no training interactions); they get no recommendations and count as 0 in every "
-            "top-k metric (see docs/metrics.md)",
+            f"evaluate: {n_unknown} of {len(rel.users)} evaluated test users are unknown to "
+            "the model (no training interactions); they get no recommendations and count as 0 "
+            "in every top-k metric (see docs/metrics.md)",
             DataWarning,
             stacklevel=3,
         )
+    ranked = _rank_known_users(model, specs, rel, seen_all)
+    _per_user_metrics(model, specs, rel, ranked, seen_all, per_user)
+    summary = _summarise(specs, per_user, ranked.topk_idx, len(model.item_map_))
+    return RankingResult(rel.users, per_user, summary, rel.n_rel, rel.known)
 
+
+class _Relevance(NamedTuple):
+    """Evaluated test users and their relevant items (in model positions)."""
+
+    users: np.ndarray  # test-user positions with at least one relevant item
+    n_rel: np.ndarray  # relevant items per evaluated user (known to the model or not)
+    known: np.ndarray  # whether each evaluated user is known to the model
+    user_model_pos: np.ndarray  # each evaluated user's model position (-1: unknown)
+    rel_ptr: np.ndarray  # CSR over test users of relevant, known items
+    rel_idx: np.ndarray
+    n_known_rel: np.ndarray  # relevant items known to the model, per evaluated user
+
+
+def _relevance(
+    model: Any, test: Interactions, train: Interactions | None, threshold: float | None
+) -> _Relevance:
+    tu = np.asarray(test.user_index, dtype=np.int64)
+    ti = model.item_map_.lookup(test.item_map.ids)[test.item_index]  # -1: unknown item
+    user_pos = model.user_map_.lookup(test.user_map.ids)  # per test user
+    relevant = np.ones(len(tu), dtype=np.bool_)
+    if threshold is not None:
+        relevant &= test.values >= threshold
+    # items already in the user's training data cannot be recommended: not relevant
+    relevant[_in_training(test, model, train)] = False
+    n_rel_all = np.bincount(tu[relevant], minlength=test.n_users)
+    users = np.flatnonzero(n_rel_all > 0)
     # relevant known items per test user, sorted by model item position
-    rel_rows = np.flatnonzero(relevant & (ti >= 0))
-    rel_rows = rel_rows[np.lexsort((ti[rel_rows], tu[rel_rows]))]
-    rel_ptr_all = np.zeros(test.n_users + 1, dtype=np.int64)
-    np.cumsum(np.bincount(tu[rel_rows], minlength=test.n_users), out=rel_ptr_all[1:])
-    rel_idx_all = ti[rel_rows].astype(np.int32)
-    n_known_rel = np.diff(rel_ptr_all)[users]
+    rows = np.flatnonzero(relevant & (ti >= 0))
+    rows = rows[np.lexsort((ti[rows], tu[rows]))]
+    rel_ptr = np.zeros(test.n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(tu[rows], minlength=test.n_users), out=rel_ptr[1:])
+    return _Relevance(
+        users=users,
+        n_rel=n_rel_all[users],
+        known=user_pos[users] >= 0,
+        user_model_pos=user_pos[users],
+        rel_ptr=rel_ptr,
+        rel_idx=ti[rows].astype(np.int32),
+        n_known_rel=np.diff(rel_ptr)[users],
+    )
 
-    # ---------------------------------------------------------------- known users: one pass
+
+class _Ranked(NamedTuple):
+    """Top-k lists and AUC of the known evaluated users."""
+
+    kpos: np.ndarray  # indices (into the evaluated users) of the known ones
+    topk_idx: np.ndarray  # (n_known, big_k) model item positions, -1 padded
+    auc: np.ndarray  # (n_known,) NaN unless AUC was asked for
+    rel_ptr: np.ndarray  # relevant known items of the known users (CSR)
+    rel_idx: np.ndarray
+
+
+def _rank_known_users(
+    model: Any, specs: Sequence[MetricSpec], rel: _Relevance, seen_all: tuple
+) -> _Ranked:
+    """One pass over the known users: top-k lists, and AUC while each score block exists."""
     topk_specs = [
         s for s in specs if s.kind in TOPK_METRICS or s.kind in ("coverage", *BEYOND_METRICS)
     ]
     want_auc = any(s.kind == "auc" for s in specs)
     big_k = max((s.k for s in topk_specs), default=0)
-    kpos = np.flatnonzero(known)
-    u_model = user_pos[users[kpos]]
+    kpos = np.flatnonzero(rel.known)
+    u_model = rel.user_model_pos[kpos]
     n_known = len(kpos)
-    seen_ptr, seen_idx = _gather_rows(seen_ptr_all, seen_idx_all, u_model)
-    rel_ptr, rel_idx = _gather_rows(rel_ptr_all, rel_idx_all, users[kpos])
+    seen_ptr, seen_idx = _gather_rows(*seen_all, u_model)
+    rel_ptr, rel_idx = _gather_rows(rel.rel_ptr, rel.rel_idx, rel.users[kpos])
     topk_idx = np.full((n_known, big_k), -1, dtype=np.int64)
     auc = np.full(n_known, np.nan)
-    n_rel_known_users = n_rel[kpos].astype(np.int64)
-    excluded = np.zeros(n_items, dtype=np.bool_)
+    n_rel_known = rel.n_rel[kpos].astype(np.int64)
+    excluded = np.zeros(len(model.item_map_), dtype=np.bool_)
     n_threads = resolve_threads(model.get_params().get("n_threads"))
     if n_known and want_auc:
-        # the scores block is needed for AUC: run its kernel on each block while it exists
         topk_val = np.empty((n_known, big_k), dtype=np.float32)
         for start, stop, scores in model.score_blocks(u_model):
             sp_ = seen_ptr[start : stop + 1] - seen_ptr[start]
@@ -330,31 +367,35 @@ def ranking_evaluation(
             with using_threads(n_threads):
                 if big_k:
                     topk_scores(
-                        scores,
-                        sp_,
-                        si_,
-                        excluded,
-                        big_k,
-                        topk_idx[start:stop],
-                        topk_val[start:stop],
-                    )
-                ranking_auc(
-                    scores, sp_, si_, rp_, ri_, n_rel_known_users[start:stop], auc[start:stop]
-                )
+                        scores, sp_, si_, excluded, big_k,
+                        topk_idx[start:stop], topk_val[start:stop],
+                    )  # fmt: skip
+                ranking_auc(scores, sp_, si_, rp_, ri_, n_rel_known[start:stop], auc[start:stop])
     elif n_known and big_k:
         topk_idx, _ = model.top_items(u_model, big_k, exclude=(seen_ptr, seen_idx))
+    return _Ranked(kpos, topk_idx, auc, rel_ptr, rel_idx)
 
-    # ---------------------------------------------------------------- per-user metrics
+
+def _per_user_metrics(
+    model: Any,
+    specs: Sequence[MetricSpec],
+    rel: _Relevance,
+    ranked: _Ranked,
+    seen_all: tuple,
+    per_user: dict[str, np.ndarray],
+) -> None:
+    """Fill ``per_user`` (one value per evaluated user) from the ranked lists."""
+    kpos, n_known = ranked.kpos, len(ranked.kpos)
     kernel_specs = [s for s in specs if s.kind in TOPK_METRICS]
     if kernel_specs:
         values = np.zeros((n_known, len(kernel_specs)), dtype=np.float64)
         if n_known:
-            with using_threads(n_threads):
+            with using_threads(resolve_threads(model.get_params().get("n_threads"))):
                 ranking_topk_metrics(
-                    topk_idx,
-                    rel_ptr,
-                    rel_idx,
-                    n_rel_known_users,
+                    ranked.topk_idx,
+                    ranked.rel_ptr,
+                    ranked.rel_idx,
+                    rel.n_rel[kpos].astype(np.int64),
                     np.array([TOPK_METRICS[s.kind] for s in kernel_specs], dtype=np.int64),
                     np.array([s.k for s in kernel_specs], dtype=np.int64),
                     values,
@@ -362,31 +403,36 @@ def ranking_evaluation(
         for m, s in enumerate(kernel_specs):
             per_user[s.name][:] = 0.0  # unknown users: no recommendations, no hits
             per_user[s.name][kpos] = values[:, m]
-    if want_auc:
+    if "auc" in per_user:
         # unknown users: every candidate ties (half a pair each); unknown items lose
         col = per_user["auc"]
-        n_neg_unknown = n_items - n_known_rel
-        col[:] = np.where(n_neg_unknown > 0, 0.5 * n_known_rel / n_rel, np.nan)
-        col[kpos] = auc
-
+        n_neg_unknown = len(model.item_map_) - rel.n_known_rel
+        col[:] = np.where(n_neg_unknown > 0, 0.5 * rel.n_known_rel / rel.n_rel, np.nan)
+        col[kpos] = ranked.auc
     beyond = [s for s in specs if s.kind in BEYOND_METRICS]
     if beyond:
-        stats = _beyond_accuracy(model, seen_ptr_all, seen_idx_all, topk_idx, beyond)
+        stats = _beyond_accuracy(model, *seen_all, ranked.topk_idx, beyond)
         for name, values in stats.items():
             per_user[name][kpos] = values  # unknown users have no list: NaN
+
+
+def _summarise(
+    specs: Sequence[MetricSpec],
+    per_user: dict[str, np.ndarray],
+    topk_idx: np.ndarray,
+    n_items: int,
+) -> dict[str, float]:
+    summary: dict[str, float] = {}
     for s in specs:
-        if s.kind in BEYOND_METRICS:
+        if s.kind in BEYOND_METRICS or s.kind == "auc":
             vals = per_user[s.name]
             summary[s.name] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
         elif s.kind == "coverage":
             shown = topk_idx[:, : s.k]
             summary[s.name] = float(len(np.unique(shown[shown >= 0])) / n_items)
-        elif s.kind == "auc":
-            vals = per_user["auc"]
-            summary[s.name] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
         else:
             summary[s.name] = float(per_user[s.name].mean())
-    return RankingResult(users, per_user, summary, n_rel, known)
+    return summary
 
 
 def _beyond_accuracy(

@@ -148,6 +148,10 @@ def _stream(
     triples written to ``users_out`` / ``pos_out`` / ``neg_out``. Returns
     (loss, correct, skipped).
 
+    Long on purpose: the 32-sample software pipeline (sample, prefetch, verify, update)
+    keeps its ring buffers and counters in one frame so numba holds them in registers;
+    split into helpers, each call round-trips that state through memory.
+
     Random samples of a large data set miss the cache at every step of a dependent
     chain: entry -> user and positive -> CSR row -> negative check -> factor rows. The
     stream therefore runs as a pipeline over ``_AHEAD`` (A) samples in flight: the entry

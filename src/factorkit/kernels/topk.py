@@ -15,7 +15,12 @@ _CHUNK = 32
 def _topk_row(
     scores, r, seen_indptr, seen_indices, excluded, k, out_idx, out_val, skip
 ):  # pragma: no cover
-    """Top-``k`` of row ``r`` into ``out_idx[r]``/``out_val[r]``; ``skip`` is scratch."""
+    """Top-``k`` of row ``r`` into ``out_idx[r]``/``out_val[r]``; ``skip`` is scratch.
+
+    One function (marking seen items, the chunked floor test, the heap, the sorted
+    output) because the heap and its floor live across the chunk loop: helpers would
+    pass them through memory on every chunk of the row.
+    """
     n_cols = scores.shape[1]
     heap_v = np.empty(k, dtype=scores.dtype)
     heap_i = np.empty(k, dtype=np.int64)
