@@ -1,0 +1,280 @@
+"""``fit(model, data)``: train an ordinary factorkit estimator on DistributedInteractions.
+
+The epoch loop here mirrors the one-machine loop: history, callbacks, validation,
+early stopping, divergence checks; plus checkpoints (``checkpoint_dir=``, one atomic file
+rewritten after every epoch) and ``resume=True``. When it ends, the model holds the same
+fitted attributes a local fit sets, so predict, recommend, save/load and serve work
+unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from factorkit.distributed._als import ALSTrainer, ImplicitALSTrainer
+from factorkit.distributed._data import DistributedInteractions
+from factorkit.exceptions import (
+    DataError,
+    DivergenceError,
+    InvalidParameterError,
+    ModelFormatError,
+)
+from factorkit.models import ALS, BiasedMF, ImplicitALS
+from factorkit.models._init import normal_factors
+
+__all__ = ["CHECKPOINT_NAME", "fit"]
+
+#: the checkpoint file inside ``checkpoint_dir``
+CHECKPOINT_NAME = "factorkit-checkpoint.npz"
+_EXCHANGES = ("auto", "broadcast", "routed")
+
+
+def _trainer(model: Any, data: DistributedInteractions, exchange: str) -> Any:
+    if isinstance(model, ImplicitALS):
+        return ImplicitALSTrainer(model, data, exchange)
+    if isinstance(model, ALS):
+        return ALSTrainer(model, data, exchange)
+    if isinstance(model, BiasedMF):
+        from factorkit.distributed._dsgd import DSGDTrainer
+
+        return DSGDTrainer(model, data, exchange)
+    raise InvalidParameterError(
+        f"fit: {type(model).__name__} has no distributed trainer; the distributed backend "
+        "fits ALS, ImplicitALS and BiasedMF. Collect smaller data to one machine "
+        "(fk.Interactions) for the other models."
+    )
+
+
+def fit(
+    model: Any,
+    data: DistributedInteractions,
+    validation: Any = None,
+    *,
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    exchange: str = "auto",
+) -> Any:
+    """Fit ``model`` (ALS, ImplicitALS or BiasedMF) on distributed data; returns ``model``.
+
+    ALS and ImplicitALS run block ALS with factorkit's own kernels on the workers and give
+    the same factors as a one-machine fit with the same ``random_state`` (to float
+    rounding); BiasedMF runs stratified distributed SGD (DSGD).
+
+    Parameters
+    ----------
+    model : ALS, ImplicitALS or BiasedMF
+        An estimator; its parameters are validated as in ``model.fit``.
+    data : DistributedInteractions
+    validation : Interactions, optional
+        Held-out interactions (in memory) scored after every epoch, as in ``model.fit``.
+    checkpoint_dir : path, optional
+        After every epoch the state is written there atomically (``factorkit-checkpoint.npz``).
+    resume : bool, default False
+        Continue from the checkpoint in ``checkpoint_dir`` when there is one (it must come
+        from the same estimator, parameters and data).
+    exchange : {"auto", "broadcast", "routed"}
+        How factors reach the blocks each half-step; see :mod:`factorkit.distributed`.
+
+    Returns
+    -------
+    model
+        Fitted: ``user_factors_``, ``item_factors_``, biases, ``user_map_``/``item_map_``,
+        ``history_`` and the seen items, as after a local fit.
+    """
+    if not isinstance(data, DistributedInteractions):
+        raise DataError(
+            f"fit: data must be a DistributedInteractions; got {type(data).__name__}. Build "
+            "it with fk.distributed.read_parquet / read_csv / from_dask."
+        )
+    if exchange not in _EXCHANGES:
+        raise InvalidParameterError(
+            f"fit: exchange must be one of {list(_EXCHANGES)}; got {exchange!r}"
+        )
+    if resume and checkpoint_dir is None:
+        raise InvalidParameterError(
+            "fit: resume=True needs checkpoint_dir=<the directory of an earlier fit>"
+        )
+    model._validate_params()
+    if isinstance(model, ImplicitALS) and data.rating_scale[0] < 0:
+        raise DataError(
+            f"ImplicitALS.fit: {data.source} holds the value {data.rating_scale[0]:g}; "
+            "implicit feedback must be >= 0 (counts, clicks, play time). Drop or rescale "
+            "negative values."
+        )
+    trainer = _trainer(model, data, exchange)
+    rng = np.random.default_rng(model.random_state)
+    state = trainer.init_state(rng, normal_factors)
+    fingerprint = _fingerprint(model, data)
+    history: list[dict[str, Any]] = []
+    path = None if checkpoint_dir is None else Path(checkpoint_dir) / CHECKPOINT_NAME
+    if resume and path is not None and path.exists():
+        state, history, rng_state = _load_checkpoint(path, fingerprint, state)
+        rng.bit_generator.state = rng_state
+    if hasattr(trainer, "set_rng"):
+        trainer.set_rng(rng)
+    seen = data.seen()
+    _set_fitted(model, data, state, seen)
+    history = _loop(model, trainer, state, history, rng, path, fingerprint, validation)
+    _set_fitted(model, data, trainer.finalize(state) if hasattr(trainer, "finalize") else state, seen)
+    frame = pd.DataFrame(history)
+    frame.attrs["best_epoch"] = len(history)
+    model.history_ = frame
+    return model
+
+
+def _loop(
+    model: Any,
+    trainer: Any,
+    state: dict[str, np.ndarray],
+    history: list[dict[str, Any]],
+    rng: np.random.Generator,
+    path: Path | None,
+    fingerprint: dict[str, Any],
+    validation: Any,
+) -> list[dict[str, Any]]:
+    """Run the remaining epochs; returns the history records."""
+    callbacks = model.callbacks
+    callbacks = [] if callbacks is None else [callbacks] if callable(callbacks) else callbacks
+    start = time.perf_counter() - (history[-1]["elapsed"] if history else 0.0)
+    for epoch in range(len(history), int(model.epochs)):
+        t0 = time.perf_counter()
+        loss = float(trainer.epoch(state, epoch))
+        if not math.isfinite(loss) or not all(np.isfinite(state[n][:64]).all() for n in state):
+            hint = "learning_rate" if isinstance(model, BiasedMF) else "regularization"
+            raise DivergenceError(
+                f"{type(model).__name__} training diverged at epoch {epoch + 1} (loss is "
+                f"{loss}); lower {hint} (now {getattr(model, hint)})"
+            )
+        record: dict[str, Any] = {"epoch": epoch + 1, "loss": loss}
+        _set_factors(model, trainer.finalize(state) if hasattr(trainer, "finalize") else state)
+        if validation is not None:
+            record.update(_validate(model, validation))
+        record["epoch_seconds"] = time.perf_counter() - t0
+        record["bytes_sent"] = int(trainer.bytes_sent)
+        record["elapsed"] = time.perf_counter() - start
+        history.append(record)
+        if path is not None:
+            _save_checkpoint(path, state, history, rng, fingerprint)
+        if any(cb({**record, "model": model}) is True for cb in list(callbacks)):
+            break
+    return history
+
+
+def _validate(model: Any, validation: Any) -> dict[str, float]:
+    from factorkit.evaluation import evaluate
+
+    if isinstance(model, ImplicitALS):
+        ndcg = evaluate(model, validation, metrics=["ndcg@20"])["ndcg@20"]
+        return {"val_ndcg_loss": 1.0 - ndcg}
+    return {"val_rmse": evaluate(model, validation, metrics=["rmse"])["rmse"]}
+
+
+def _set_factors(model: Any, state: dict[str, np.ndarray]) -> None:
+    for name, arr in state.items():
+        setattr(model, name, arr)
+    if not hasattr(model, "user_bias_") or len(model.user_bias_) != len(model.user_factors_):
+        model.user_bias_ = np.zeros(len(model.user_factors_), dtype=np.float32)
+        model.item_bias_ = np.zeros(len(model.item_factors_), dtype=np.float32)
+
+
+def _set_fitted(
+    model: Any,
+    data: DistributedInteractions,
+    state: dict[str, np.ndarray],
+    seen: tuple[np.ndarray, np.ndarray],
+) -> None:
+    """The fitted attributes a local fit sets (to become ``model.set_state`` once the
+    estimators have the public state protocol)."""
+    from factorkit._threads import resolve_threads
+
+    model.seen_indptr_, model.seen_indices_ = seen
+    model.user_map_ = data.user_map
+    model.item_map_ = data.item_map
+    model.rating_scale_ = tuple(float(x) for x in data.rating_scale)
+    model.global_mean_ = 0.0 if isinstance(model, ImplicitALS) else float(data.global_mean)
+    model._title_source = None
+    model._item_titles = None
+    model._n_threads = resolve_threads(getattr(model, "n_threads", None))
+    if isinstance(model, ImplicitALS):
+        model._item_gram = None
+    _set_factors(model, state)
+
+
+# ---------------------------------------------------------------------- checkpoints
+def _fingerprint(model: Any, data: DistributedInteractions) -> dict[str, Any]:
+    params = {
+        k: v
+        for k, v in model.get_params().items()
+        if k not in ("epochs", "progress", "callbacks", "n_threads", "early_stopping")
+    }
+    return {
+        "estimator": type(model).__name__,
+        "params": json.loads(json.dumps(params, default=repr)),
+        "shape": [data.n_users, data.n_items, data.nnz],
+    }
+
+
+def _save_checkpoint(
+    path: Path,
+    state: dict[str, np.ndarray],
+    history: list[dict[str, Any]],
+    rng: np.random.Generator,
+    fingerprint: dict[str, Any],
+) -> None:
+    """Write the state after an epoch: to a temporary file, then renamed over the last
+    checkpoint (atomic on POSIX), so a crash mid-write leaves the previous one intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "fingerprint": fingerprint,
+        "history": history,
+        "rng": rng.bit_generator.state,
+    }
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, __meta__=np.array(json.dumps(meta, default=_json_default)), **state)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _json_default(x: Any) -> Any:
+    if isinstance(x, np.generic):
+        return x.item()
+    return repr(x)
+
+
+def _load_checkpoint(
+    path: Path, fingerprint: dict[str, Any], template: dict[str, np.ndarray]
+) -> tuple[dict[str, np.ndarray], list[dict[str, Any]], dict]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["__meta__"]))
+            state = {name: np.array(z[name]) for name in template}
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelFormatError(
+            f"fit(resume=True): cannot read the checkpoint {path} ({exc}); delete it to "
+            "start afresh"
+        ) from None
+    if meta["fingerprint"] != fingerprint:
+        raise ModelFormatError(
+            f"fit(resume=True): the checkpoint {path} was written by "
+            f"{meta['fingerprint']['estimator']} with {meta['fingerprint']['params']} on "
+            f"data of shape {meta['fingerprint']['shape']}; this fit is {fingerprint['estimator']} "
+            f"with {fingerprint['params']} on {fingerprint['shape']}. Use another "
+            "checkpoint_dir, or delete the checkpoint to start afresh."
+        )
+    for name, arr in template.items():
+        if state[name].shape != arr.shape:
+            raise ModelFormatError(
+                f"fit(resume=True): {name} in {path} has shape {state[name].shape}, "
+                f"expected {arr.shape}; delete the checkpoint to start afresh"
+            )
+    return state, meta["history"], meta["rng"]
