@@ -81,7 +81,8 @@ def wait_all(futures: Sequence[Any], timeout: float, what: str, client: Any) -> 
     """
     distributed = _import_distributed()
     try:
-        distributed.wait(list(futures), timeout=timeout)
+        with client.as_current():
+            distributed.wait(list(futures), timeout=timeout)
     except TimeoutError:
         pending = [f.key for f in futures if not f.done()]
         raise ClusterError(

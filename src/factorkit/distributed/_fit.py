@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from factorkit.distributed._als import ALSTrainer, ImplicitALSTrainer
+from factorkit.distributed._cluster import ClusterError, worker_addresses
 from factorkit.distributed._data import DistributedInteractions
 from factorkit.exceptions import (
     DataError,
@@ -35,6 +36,9 @@ __all__ = ["CHECKPOINT_NAME", "fit"]
 #: the checkpoint file inside ``checkpoint_dir``
 CHECKPOINT_NAME = "factorkit-checkpoint.npz"
 _EXCHANGES = ("auto", "broadcast", "routed")
+#: reruns of an epoch whose exchange with the cluster failed
+MAX_EPOCH_RETRIES = 3
+RETRY_PAUSE_SECONDS = 1.0
 
 
 def _trainer(model: Any, data: DistributedInteractions, exchange: str) -> Any:
@@ -146,7 +150,7 @@ def _loop(
     start = time.perf_counter() - (history[-1]["elapsed"] if history else 0.0)
     for epoch in range(len(history), int(model.epochs)):
         t0 = time.perf_counter()
-        loss = float(trainer.epoch(state, epoch))
+        loss = _epoch_with_retries(trainer, state, epoch)
         if not math.isfinite(loss) or not all(np.isfinite(state[n][:64]).all() for n in state):
             hint = "learning_rate" if isinstance(model, BiasedMF) else "regularization"
             raise DivergenceError(
@@ -166,6 +170,32 @@ def _loop(
         if any(cb({**record, "model": model}) is True for cb in list(callbacks)):
             break
     return history
+
+
+def _epoch_with_retries(trainer: Any, state: dict[str, np.ndarray], epoch: int) -> float:
+    """One epoch; when the cluster drops a connection or cancels work (a worker died at a
+    bad moment, e.g. during a broadcast), the epoch is rerun from its starting state, up
+    to :data:`MAX_EPOCH_RETRIES` times. Tasks lost with a worker mid-step need no rerun:
+    Dask recomputes them."""
+    from distributed import CancelledError
+
+    snapshot = {name: arr.copy() for name, arr in state.items()}
+    for attempt in range(MAX_EPOCH_RETRIES + 1):
+        try:
+            return float(trainer.epoch(state, epoch))
+        except (OSError, CancelledError) as exc:
+            if attempt == MAX_EPOCH_RETRIES:
+                raise ClusterError(
+                    f"epoch {epoch + 1} failed {MAX_EPOCH_RETRIES + 1} times on the cluster at "
+                    f"{trainer.client.scheduler.address} (last: {type(exc).__name__}: {exc}); "
+                    "check the workers' logs. With checkpoint_dir= set, fit(..., resume=True) "
+                    "continues from the last completed epoch."
+                ) from None
+            for name, arr in snapshot.items():
+                state[name][...] = arr
+            time.sleep(RETRY_PAUSE_SECONDS)  # let the scheduler notice the lost worker
+            trainer.data.workers = worker_addresses(trainer.client, trainer.data.timeout)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _validate(model: Any, validation: Any) -> dict[str, float]:
