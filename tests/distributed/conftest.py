@@ -6,15 +6,18 @@ on a small machine would oversubscribe its cores.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-pytest.importorskip("distributed")
-pytest.importorskip("dask.dataframe")
+import factorkit as fk
 
-import dask.dataframe as dd  # noqa: E402
-from distributed import Client, LocalCluster  # noqa: E402
+try:
+    import dask.dataframe as dd
 
-import factorkit as fk  # noqa: E402
+    from distributed import Client, LocalCluster
+except ImportError:  # without the dask extra every test here skips (see the modules)
+    dd = Client = LocalCluster = None
 
 
 def _client(processes: bool):
@@ -56,7 +59,7 @@ def ml_split():
     return fk.split.random(data, test_size=0.2, random_state=0)
 
 
-def _to_dask(inter: fk.Interactions, npartitions: int = 3) -> dd.DataFrame:
+def _to_dask(inter: fk.Interactions, npartitions: int = 3) -> Any:
     """The interactions as a shuffled Dask DataFrame (columns user, item, rating)."""
     df = inter.to_pandas().sample(frac=1.0, random_state=1).reset_index(drop=True)
     return dd.from_pandas(df, npartitions=npartitions)

@@ -12,6 +12,9 @@ import factorkit as fk
 from factorkit import distributed as fkd
 from factorkit.exceptions import ModelFormatError
 
+dd = pytest.importorskip("dask.dataframe")
+pytest.importorskip("distributed")
+
 PARAMS = dict(factors=8, epochs=4, regularization=0.1, random_state=0, n_threads=1)
 
 
@@ -59,9 +62,7 @@ def test_checkpoint_and_resume(pdata, reference, tmp_path):
     resumed = fkd.fit(fk.ALS(**PARAMS), pdata, checkpoint_dir=tmp_path, resume=True)
     assert list(resumed.history_["epoch"]) == [1, 2, 3, 4]
     np.testing.assert_allclose(resumed.item_factors_, reference.item_factors_, atol=1e-4)
-    np.testing.assert_allclose(
-        resumed.history_["loss"], reference.history_["loss"], rtol=1e-6
-    )
+    np.testing.assert_allclose(resumed.history_["loss"], reference.history_["loss"], rtol=1e-6)
     other = fk.ALS(**{**PARAMS, "regularization": 0.2})
     with pytest.raises(ModelFormatError, match=r"was written by ALS with .*regularization.*0\.1"):
         fkd.fit(other, pdata, checkpoint_dir=tmp_path, resume=True)

@@ -10,10 +10,13 @@ import pytest
 import factorkit as fk
 from factorkit import distributed as fkd
 
+dd = pytest.importorskip("dask.dataframe")
+pytest.importorskip("distributed")
+
 
 @pytest.fixture(scope="module")
 def explicit(thread_client, ml_split, to_dask):
-    train, test = ml_split
+    train, _test = ml_split
     return fkd.from_dask(to_dask(train), "user", "item", "rating", client=thread_client)
 
 
@@ -22,10 +25,10 @@ def implicit_split(thread_client, to_dask):
     data = fk.datasets.load_movielens_small().to_implicit(min_value=4.0)
     train, test = fk.split.per_user(data, test_size=0.2, random_state=0)
     frame = train.to_pandas().drop(columns="value")
-    import dask.dataframe as dd
 
-    ddata = fkd.from_dask(dd.from_pandas(frame, npartitions=3), "user", "item",
-                          client=thread_client)  # fmt: skip
+    ddata = fkd.from_dask(
+        dd.from_pandas(frame, npartitions=3), "user", "item", client=thread_client
+    )
     return train, test, ddata
 
 
@@ -72,10 +75,10 @@ def test_implicit_als_same_factors_and_recall(implicit_split, solver):
 
 
 def test_fitted_model_is_ordinary(explicit, ml_split, tmp_path):
-    train, test = ml_split
+    train, _test = ml_split
     model = fkd.fit(fk.ALS(factors=8, epochs=2, random_state=0, n_threads=1), explicit)
     local = fk.ALS(factors=8, epochs=2, random_state=0, n_threads=1).fit(train)
-    items_d, scores_d = model.recommend(1, k=5)
+    items_d, _scores_d = model.recommend(1, k=5)
     items_l, _ = local.recommend(1, k=5)
     assert items_d.tolist() == items_l.tolist()
     # coldStartStrategy="drop": predict(unknown="nan") then drop the NaN rows
@@ -90,17 +93,23 @@ def test_fitted_model_is_ordinary(explicit, ml_split, tmp_path):
 def test_callbacks_and_validation(explicit, ml_split):
     _, test = ml_split
     seen = []
-    model = fk.ALS(factors=8, epochs=5, random_state=0, n_threads=1,
-                   callbacks=lambda r: seen.append(r["epoch"]) or r["epoch"] == 2)  # fmt: skip
+    model = fk.ALS(
+        factors=8,
+        epochs=5,
+        random_state=0,
+        n_threads=1,
+        callbacks=lambda r: seen.append(r["epoch"]) or r["epoch"] == 2,
+    )
     fkd.fit(model, explicit, validation=test)
     assert seen == [1, 2]
     assert list(model.history_["epoch"]) == [1, 2]
     assert model.history_["val_rmse"].between(0.8, 1.2).all()
 
 
-def test_recommend_all_and_evaluate_distributed(explicit, ml_split, thread_client, tmp_path,
-                                                 to_dask):  # fmt: skip
-    train, test = ml_split
+def test_recommend_all_and_evaluate_distributed(
+    explicit, ml_split, thread_client, tmp_path, to_dask
+):
+    _train, test = ml_split
     model = fkd.fit(fk.ALS(factors=8, epochs=2, random_state=0, n_threads=1), explicit)
     frame = fkd.recommend_all(model, k=3, client=thread_client)
     assert len(frame) == 3 * len(model.user_map_)

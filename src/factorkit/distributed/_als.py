@@ -72,9 +72,18 @@ def _als_task(
     out_b = np.zeros(block.n_rows, dtype=yb.dtype)
     with kernel_launch(), using_threads(_threads(n_threads)):
         obj = als_solve_rows(
-            block.indptr, block.indices, block.values, y, yb, mu, lam, lam, weighted, out_f,
+            block.indptr,
+            block.indices,
+            block.values,
+            y,
+            yb,
+            mu,
+            lam,
+            lam,
+            weighted,
+            out_f,
             out_b,
-        )  # fmt: skip
+        )
     counts = np.diff(block.indptr).astype(np.float64)
     sq = np.einsum("ij,ij->i", out_f, out_f, dtype=np.float64) + out_b.astype(np.float64) ** 2
     pen = float((lam * sq) @ counts) if weighted else float(lam * sq.sum())
@@ -93,9 +102,12 @@ def _ials_task(
     y = np.ascontiguousarray(_rows_of(fixed, block.cols))
     conf = np.empty(block.nnz, dtype=np.float32)
     implicit_als_confidence(
-        block.values, np.float32(params["alpha"]), params["confidence"] == "log",
-        np.float32(params["epsilon"]), conf,
-    )  # fmt: skip
+        block.values,
+        np.float32(params["alpha"]),
+        params["confidence"] == "log",
+        np.float32(params["epsilon"]),
+        conf,
+    )
     lam = _penalties(np.diff(block.indptr), n_other, params)
     w0 = np.float32(params["unobserved_weight"])
     if current is None:
@@ -104,13 +116,21 @@ def _ials_task(
         out = np.array(current, copy=True)
     with kernel_launch(), using_threads(_threads(params["n_threads"])):
         if params["solver"] == "cholesky":
-            obj = implicit_als_cholesky_rows(block.indptr, block.indices, conf, y, gram, w0,
-                                             lam, out)  # fmt: skip
+            obj = implicit_als_cholesky_rows(
+                block.indptr, block.indices, conf, y, gram, w0, lam, out
+            )
         else:
             obj = implicit_als_cg_rows(
-                block.indptr, block.indices, conf, y, gram, w0, lam, int(params["cg_steps"]),
+                block.indptr,
+                block.indices,
+                conf,
+                y,
+                gram,
+                w0,
+                lam,
+                int(params["cg_steps"]),
                 out,
-            )  # fmt: skip
+            )
     x = out.astype(np.float64)
     pen = float(np.einsum("ij,ij->i", x, x) @ lam.astype(np.float64))
     return out, float(obj), pen
@@ -179,9 +199,13 @@ class _HalfSteps:
 
     def submit(self, fn: Any, side: str, b: int, *args: Any) -> Any:
         return self.client.submit(
-            fn, self.data.blocks(side)[b], *args, pure=False,
-            workers=[self.data.worker_of(b)], allow_other_workers=True,
-        )  # fmt: skip
+            fn,
+            self.data.blocks(side)[b],
+            *args,
+            pure=False,
+            workers=[self.data.worker_of(b)],
+            allow_other_workers=True,
+        )
 
     def rows(self, side: str, b: int) -> slice:
         bounds = self.data.bounds(side)
@@ -215,8 +239,7 @@ class ALSTrainer(_HalfSteps):
         shared = self.shared(side, fixed)
         n_threads = self.model.n_threads
         futs = [
-            self.submit(_als_task, side, b, *shared[b], self.mu, self.lam, self.weighted,
-                        n_threads)  # fmt: skip
+            self.submit(_als_task, side, b, *shared[b], self.mu, self.lam, self.weighted, n_threads)
             for b in range(len(self.data.blocks(side)))
         ]
         results = wait_all(futs, self.data.timeout, f"ALS {side} half-step", self.client)
@@ -248,10 +271,17 @@ class ImplicitALSTrainer(_HalfSteps):
         self.params = {
             name: getattr(model, name)
             for name in (
-                "alpha", "confidence", "epsilon", "unobserved_weight", "regularization",
-                "regularization_exponent", "solver", "cg_steps", "n_threads",
+                "alpha",
+                "confidence",
+                "epsilon",
+                "unobserved_weight",
+                "regularization",
+                "regularization_exponent",
+                "solver",
+                "cg_steps",
+                "n_threads",
             )
-        }  # fmt: skip
+        }
 
     def init_state(self, rng: np.random.Generator, init: Any) -> dict[str, np.ndarray]:
         d, k, scale = self.data, self.k, float(self.model.init_scale)
@@ -282,8 +312,7 @@ class ImplicitALSTrainer(_HalfSteps):
         for b in range(len(self.data.blocks(side))):
             current = own[self.rows(side, b)] if cg else None  # CG is warm-started
             futs.append(
-                self.submit(_ials_task, side, b, *shared[b], gram, current, self.params,
-                            n_other)  # fmt: skip
+                self.submit(_ials_task, side, b, *shared[b], gram, current, self.params, n_other)
             )
         results = wait_all(futs, self.data.timeout, f"ImplicitALS {side} half-step", self.client)
         obj = pen = 0.0

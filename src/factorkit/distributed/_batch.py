@@ -97,9 +97,15 @@ def get_explicit(model: Any) -> bool:
 
 
 def _run_chunks(
-    fn: Any, model: Any, ids: np.ndarray, args: tuple, path: Any, client: Any, timeout: float,
+    fn: Any,
+    model: Any,
+    ids: np.ndarray,
+    args: tuple,
+    path: Any,
+    client: Any,
+    timeout: float,
     what: str,
-) -> Any:  # fmt: skip
+) -> Any:
     client = get_client(client)
     if path is not None:
         Path(path).mkdir(parents=True, exist_ok=True)
@@ -151,9 +157,15 @@ def recommend_all(
         ids = np.asarray(raw)
         ids = ids[model.user_map_.lookup(ids) >= 0]
     return _run_chunks(
-        _recommend_chunk, model, ids, (k, bool(exclude_seen)), path, client, timeout,
+        _recommend_chunk,
+        model,
+        ids,
+        (k, bool(exclude_seen)),
+        path,
+        client,
+        timeout,
         "recommend_all",
-    )  # fmt: skip
+    )
 
 
 def recommend_all_items(
@@ -242,10 +254,21 @@ def evaluate(
     uv = client.scatter(np.asarray(test.user_map.ids), broadcast=True, hash=False)
     iv = client.scatter(np.asarray(test.item_map.ids), broadcast=True, hash=False)
     futs = [
-        client.submit(_eval_block, model_f, blk, uv, iv, rating, ranking, relevance_threshold,
-                      pure=False, workers=[test.worker_of(b)], allow_other_workers=True)
+        client.submit(
+            _eval_block,
+            model_f,
+            blk,
+            uv,
+            iv,
+            rating,
+            ranking,
+            relevance_threshold,
+            pure=False,
+            workers=[test.worker_of(b)],
+            allow_other_workers=True,
+        )
         for b, blk in enumerate(test.user_blocks)
-    ]  # fmt: skip
+    ]
     parts = [p for p in wait_all(futs, timeout, "evaluate", client) if p["n"]]
     n = sum(p["n"] for p in parts)
     out: dict[str, float] = {}

@@ -90,10 +90,18 @@ def _ids(col: pd.Series, role: str, where: str) -> np.ndarray:
         return arr.astype(np.int64)
     arr = arr.astype(object)
     is_str = np.fromiter((isinstance(x, str) for x in arr), bool, len(arr))
+    if not is_str.any():  # an object column holding integers (e.g. after dd.concat)
+        is_int = np.fromiter(
+            (isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in arr),
+            bool,
+            len(arr),
+        )
+        if is_int.all():
+            return arr.astype(np.int64)
     if not is_str.all():
         row = int(np.flatnonzero(~is_str)[0])
         raise DataError(
-            f"{where} row {row}: {role} id {arr[row]!r} is a {type(arr[row]).__name__} among "
+            f"{where} row {row}: {role} id {arr[row]!r} (a {type(arr[row]).__name__}) is among "
             f"string ids; ids must be all integers or all strings. Cast the {role} column "
             "with ddf[col].astype(str) (or to int)."
         )
@@ -294,10 +302,11 @@ class DistributedInteractions:
         """CSR ``(indptr, item positions)`` of every user's items, gathered to the client
         (4 bytes per interaction: what a fitted model needs for ``exclude_seen``)."""
         futs = [
-            self.client.submit(_block_seen, blk, pure=False, workers=[self.worker_of(b)],
-                               allow_other_workers=True)
+            self.client.submit(
+                _block_seen, blk, pure=False, workers=[self.worker_of(b)], allow_other_workers=True
+            )
             for b, blk in enumerate(self.user_blocks)
-        ]  # fmt: skip
+        ]
         parts = wait_all(futs, self.timeout, "gathering the seen items", self.client)
         counts = np.concatenate([c for c, _ in parts])
         indptr = np.zeros(self.n_users + 1, dtype=np.int64)
@@ -394,8 +403,9 @@ def from_dask(
     client = get_client(client)
     cols = {"user": user, "item": item, "rating": rating}
     _check_columns(ddf, cols, _source)
-    if n_blocks is not None and (isinstance(n_blocks, bool) or not isinstance(n_blocks, int)
-                                 or n_blocks < 1):  # fmt: skip
+    if n_blocks is not None and (
+        isinstance(n_blocks, bool) or not isinstance(n_blocks, int) or n_blocks < 1
+    ):
         raise InvalidParameterError(f"from_dask: n_blocks must be an int >= 1; got {n_blocks!r}")
     workers = worker_addresses(client, timeout)
     ddf = ddf[[c for c in cols.values() if c is not None]]
@@ -452,10 +462,18 @@ def from_dask(
             pieces = [client.submit(operator.getitem, s, b, pure=False) for s in splits]
             b_side.append(
                 client.submit(
-                    _build_block, side, int(bounds[side][b]), int(bounds[side][b + 1]),
-                    _source, vocabs["user"], vocabs["item"], *pieces, pure=False,
-                    workers=[w], allow_other_workers=True,
-                )  # fmt: skip
+                    _build_block,
+                    side,
+                    int(bounds[side][b]),
+                    int(bounds[side][b + 1]),
+                    _source,
+                    vocabs["user"],
+                    vocabs["item"],
+                    *pieces,
+                    pure=False,
+                    workers=[w],
+                    allow_other_workers=True,
+                )
             )
         blocks[side] = b_side
     # wait for the blocks (errors such as duplicate pairs surface here), keep the futures
@@ -514,9 +532,16 @@ def read_parquet(
     if not missing:
         ddf = ddf[cols]
     return from_dask(
-        ddf, user, item, rating, client=client, n_blocks=n_blocks, implicit=implicit,
-        timeout=timeout, _source=f"Parquet {path!s}",
-    )  # fmt: skip
+        ddf,
+        user,
+        item,
+        rating,
+        client=client,
+        n_blocks=n_blocks,
+        implicit=implicit,
+        timeout=timeout,
+        _source=f"Parquet {path!s}",
+    )
 
 
 def read_csv(
@@ -543,9 +568,16 @@ def read_csv(
     except (FileNotFoundError, OSError) as exc:
         raise DataError(f"read_csv: cannot read {path!s}: {exc}") from None
     return from_dask(
-        ddf, user, item, rating, client=client, n_blocks=n_blocks, implicit=implicit,
-        timeout=timeout, _source=f"CSV {path!s}",
-    )  # fmt: skip
+        ddf,
+        user,
+        item,
+        rating,
+        client=client,
+        n_blocks=n_blocks,
+        implicit=implicit,
+        timeout=timeout,
+        _source=f"CSV {path!s}",
+    )
 
 
 __all__ += ["Block", "ClusterError"]

@@ -127,7 +127,9 @@ def fit(
     seen = data.seen()
     _set_fitted(model, data, state, seen)
     history = _loop(model, trainer, state, history, rng, path, fingerprint, validation)
-    _set_fitted(model, data, trainer.finalize(state) if hasattr(trainer, "finalize") else state, seen)
+    _set_fitted(
+        model, data, trainer.finalize(state) if hasattr(trainer, "finalize") else state, seen
+    )
     frame = pd.DataFrame(history)
     frame.attrs["best_epoch"] = len(history)
     model.history_ = frame
