@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from factorkit._threads import resolve_threads, single_thread_blas, using_threads
-from factorkit.distributed._cluster import kernel_launch, wait_all
+from factorkit._threads import resolve_threads, single_thread_blas
+from factorkit.distributed._cluster import kernel_threads, wait_all
 from factorkit.distributed._data import Block, DistributedInteractions
 from factorkit.kernels.als import als_solve_rows
 from factorkit.kernels.implicit_als import (
@@ -70,7 +70,7 @@ def _als_task(
     k = y.shape[1]
     out_f = np.zeros((block.n_rows, k), dtype=y.dtype)
     out_b = np.zeros(block.n_rows, dtype=yb.dtype)
-    with kernel_launch(), using_threads(_threads(n_threads)):
+    with kernel_threads(_threads(n_threads)):
         obj = als_solve_rows(
             block.indptr,
             block.indices,
@@ -114,7 +114,7 @@ def _ials_task(
         out = np.zeros((block.n_rows, y.shape[1]), dtype=y.dtype)
     else:
         out = np.array(current, copy=True)
-    with kernel_launch(), using_threads(_threads(params["n_threads"])):
+    with kernel_threads(_threads(params["n_threads"])):
         if params["solver"] == "cholesky":
             obj = implicit_als_cholesky_rows(
                 block.indptr, block.indices, conf, y, gram, w0, lam, out
@@ -177,24 +177,28 @@ class _HalfSteps:
             self._cols[side] = wait_all(futs, self.data.timeout, "routing table", self.client)
         return self._cols[side]
 
-    def shared(self, side: str, arrays: list[np.ndarray]) -> list[Any]:
-        """Per block, the fixed-side arrays it gets: broadcast futures or routed rows."""
+    def shared(
+        self, side: str, arrays: list[np.ndarray], extra: tuple[np.ndarray, ...] = ()
+    ) -> list[list[Any]]:
+        """Per block, the fixed-side ``arrays`` it gets (broadcast futures, or routed rows)
+        followed by the ``extra`` arrays (always broadcast), in one scatter call."""
         n_blocks = len(self.data.blocks(side))
-        if self.exchange[side] == "broadcast":
-            futs = [
-                self.client.scatter(a, broadcast=True, hash=False)  # fresh key every time
-                for a in arrays
-            ]
-            n_workers = len(self.data.workers)
-            self.bytes_sent += n_workers * sum(a.nbytes for a in arrays)
+        n_workers = len(self.data.workers)
+        broadcast = self.exchange[side] == "broadcast"
+        sent = list(arrays) + list(extra) if broadcast else list(extra)
+        # hash=False: a fresh key every time, so data scattered again is never taken
+        # for data the cluster already has
+        futs = self.client.scatter(sent, broadcast=True, hash=False) if sent else []
+        self.bytes_sent += n_workers * sum(a.nbytes for a in sent)
+        if broadcast:
             return [futs] * n_blocks
         per_block = []
-        for b, cols in enumerate(self.cols(side)):
+        for cols in self.cols(side):
             rows = [a[cols] for a in arrays]
             self.bytes_sent += sum(r.nbytes for r in rows)
-            per_block.append(rows)  # sent with the task: kept by the scheduler, so a
-            # lost worker's task is rerun elsewhere with the same inputs
-            del b
+            # sent with the task: the scheduler keeps it, so a task lost with a worker is
+            # rerun elsewhere with the same inputs
+            per_block.append(rows + futs)
         return per_block
 
     def submit(self, fn: Any, side: str, b: int, *args: Any) -> Any:
@@ -303,17 +307,14 @@ class ImplicitALSTrainer(_HalfSteps):
     def _half(self, side: str, state: dict[str, np.ndarray]) -> tuple[float, float]:
         other = "item" if side == "user" else "user"
         fixed = state[f"{other}_factors_"]
-        gram = self.client.scatter(self._gram(fixed), broadcast=True, hash=False)
-        shared = self.shared(side, [fixed])
+        shared = self.shared(side, [fixed], extra=(self._gram(fixed),))
         n_other = self.data.n_items if side == "user" else self.data.n_users
         cg = self.params["solver"] == "cg"
         own = state[f"{side}_factors_"]
         futs = []
         for b in range(len(self.data.blocks(side))):
             current = own[self.rows(side, b)] if cg else None  # CG is warm-started
-            futs.append(
-                self.submit(_ials_task, side, b, *shared[b], gram, current, self.params, n_other)
-            )
+            futs.append(self.submit(_ials_task, side, b, *shared[b], current, self.params, n_other))
         results = wait_all(futs, self.data.timeout, f"ImplicitALS {side} half-step", self.client)
         obj = pen = 0.0
         for b, (f, o, p) in enumerate(results):

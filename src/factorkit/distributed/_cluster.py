@@ -8,6 +8,7 @@ being waited for and the scheduler's address.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -115,13 +116,52 @@ def worker_addresses(client: Any, timeout: float) -> list[str]:
     return sorted(client.scheduler_info(n_workers=-1)["workers"])
 
 
-@contextlib.contextmanager
-def kernel_launch() -> Iterator[None]:
-    """Hold a process-wide lock around a parallel kernel when numba needs one."""
+@functools.lru_cache(maxsize=1)
+def _launches_safe() -> bool:
     from factorkit._threads import concurrent_launches_safe
 
-    if concurrent_launches_safe():
-        yield
+    return concurrent_launches_safe()  # probes the threading layer: seconds, so once
+
+
+@functools.lru_cache(maxsize=1)
+def _pin_worker_blas() -> bool:
+    """In a worker process of its own (started by a nanny), keep BLAS on one thread for
+    good: every task there runs beside the kernels of the worker's other task threads.
+    Limiting BLAS per task instead costs tens of milliseconds per task (threadpoolctl)."""
+    from factorkit._threads import _controller
+
+    _controller().limit(limits=1, user_api="blas")
+    return True
+
+
+def _own_worker_process() -> bool:
+    import multiprocessing
+
+    return multiprocessing.parent_process() is not None
+
+
+@contextlib.contextmanager
+def kernel_threads(n_threads: int) -> Iterator[None]:
+    """Run a parallel kernel on ``n_threads`` numba threads inside a task.
+
+    In a worker process of its own, BLAS is pinned to one thread once; in a process shared
+    with the client (threads-mode clusters), :func:`~factorkit._threads.using_threads`
+    limits it for the call only, and launches are serialised when numba's threading layer
+    cannot run them concurrently (its "workqueue" layer aborts the process).
+    """
+    import numba
+
+    from factorkit._threads import using_threads
+
+    if _own_worker_process():
+        _pin_worker_blas()
+        previous = numba.get_num_threads()
+        numba.set_num_threads(n_threads)
+        try:
+            yield
+        finally:
+            numba.set_num_threads(previous)
         return
-    with _LAUNCH_LOCK:  # pragma: no cover - only with numba's workqueue layer
+    lock = contextlib.nullcontext() if _launches_safe() else _LAUNCH_LOCK
+    with lock, using_threads(n_threads):
         yield
