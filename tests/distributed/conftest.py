@@ -30,7 +30,7 @@ def _client(processes: bool):
         n_workers=2,
         threads_per_worker=1,
         processes=processes,
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",
         **extra,
     )
     client = Client(cluster, set_as_default=False)
