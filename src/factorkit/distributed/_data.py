@@ -390,14 +390,18 @@ def from_dask(
 
     Examples
     --------
+    Starting a cluster takes seconds, so this example is not run by the doctests (the
+    same steps run in ``tests/distributed``):
+
     >>> import dask.dataframe as dd, pandas as pd
     >>> from distributed import Client
     >>> import factorkit as fk
     >>> df = pd.DataFrame({"u": [1, 1, 2, 3], "i": [10, 20, 10, 30], "r": [4.0, 3.0, 5.0, 2.0]})
-    >>> with Client(processes=False, n_workers=1, threads_per_worker=1,
-    ...             dashboard_address=None) as client:
-    ...     data = fk.distributed.from_dask(dd.from_pandas(df, npartitions=2), "u", "i", "r")
-    ...     (data.n_users, data.n_items, data.nnz)
+    >>> client = Client(processes=False, n_workers=1, dashboard_address=None)  # doctest: +SKIP
+    >>> data = fk.distributed.from_dask(
+    ...     dd.from_pandas(df, npartitions=2), "u", "i", "r", client=client
+    ... )  # doctest: +SKIP
+    >>> (data.n_users, data.n_items, data.nnz)  # doctest: +SKIP
     (3, 3, 4)
     """
     client = get_client(client)
