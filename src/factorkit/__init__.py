@@ -3,7 +3,7 @@
 The public API is re-exported here; see ``docs/`` and the README for a tour.
 """
 
-from factorkit import datasets, evaluation, exceptions, report, split
+from factorkit import datasets, distributed, evaluation, exceptions, report, split
 from factorkit.base import Tags, all_estimators, get_tags
 from factorkit.data import IdMap, Interactions
 from factorkit.data.readers import read_csv, read_parquet
@@ -40,6 +40,7 @@ __all__ = [
     "clone",
     "cross_validate",
     "datasets",
+    "distributed",
     "evaluate",
     "evaluation",
     "exceptions",
