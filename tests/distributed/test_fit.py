@@ -9,6 +9,7 @@ import pytest
 
 import factorkit as fk
 from factorkit import distributed as fkd
+from factorkit.exceptions import InvalidParameterError
 
 dd = pytest.importorskip("dask.dataframe")
 pytest.importorskip("distributed")
@@ -154,3 +155,19 @@ def test_biased_mf_by_dsgd_matches_one_machine_accuracy(explicit, ml_split):
     assert rmse_d < rmse_l + 0.005
     assert rmse_d < 0.86
     assert dist.history_["loss"].is_monotonic_decreasing
+
+
+def test_early_stopping_keeps_the_best_epoch(explicit, ml_split):
+    _, test = ml_split
+    model = fk.ALS(
+        factors=32, epochs=30, regularization=0.01, random_state=0, n_threads=1, early_stopping=1
+    )
+    fkd.fit(model, explicit, validation=test)
+    history = model.history_
+    assert len(history) < 30
+    best = int(history["val_rmse"].idxmin())
+    assert history.attrs["best_epoch"] == best + 1
+    final = fk.evaluate(model, test, metrics=["rmse"])["rmse"]
+    assert final == pytest.approx(history["val_rmse"].iloc[best], abs=1e-9)
+    with pytest.raises(InvalidParameterError, match=r"early_stopping=1 needs validation data"):
+        fkd.fit(fk.ALS(early_stopping=1), explicit)

@@ -126,12 +126,10 @@ def fit(
         trainer.set_rng(rng)
     seen = data.seen()
     _set_fitted(model, data, state, seen)
-    history = _loop(model, trainer, state, history, rng, path, fingerprint, validation)
-    _set_fitted(
-        model, data, trainer.finalize(state) if hasattr(trainer, "finalize") else state, seen
-    )
+    best_epoch = _loop(model, trainer, state, history, rng, path, fingerprint, validation)
+    _set_fitted(model, data, state, seen)
     frame = pd.DataFrame(history)
-    frame.attrs["best_epoch"] = len(history)
+    frame.attrs["best_epoch"] = best_epoch
     model.history_ = frame
     return model
 
@@ -145,33 +143,76 @@ def _loop(
     path: Path | None,
     fingerprint: dict[str, Any],
     validation: Any,
-) -> list[dict[str, Any]]:
-    """Run the remaining epochs; returns the history records."""
+) -> int:
+    """Run the remaining epochs, appending to ``history``; returns the best epoch (the
+    last one without validation). With ``early_stopping`` the best epoch's state is put
+    back into ``state`` at the end, as the one-machine loop does."""
+    from tqdm.auto import tqdm
+
     callbacks = model.callbacks
     callbacks = [] if callbacks is None else [callbacks] if callable(callbacks) else callbacks
+    patience = _patience(model, validation)
+    best_score, best_epoch, best_state, waited = math.inf, len(history), None, 0
     start = time.perf_counter() - (history[-1]["elapsed"] if history else 0.0)
-    for epoch in range(len(history), int(model.epochs)):
-        t0 = time.perf_counter()
-        loss = _epoch_with_retries(trainer, state, epoch)
-        if not math.isfinite(loss) or not all(np.isfinite(state[n][:64]).all() for n in state):
-            hint = "learning_rate" if isinstance(model, BiasedMF) else "regularization"
-            raise DivergenceError(
-                f"{type(model).__name__} training diverged at epoch {epoch + 1} (loss is "
-                f"{loss}); lower {hint} (now {getattr(model, hint)})"
-            )
-        record: dict[str, Any] = {"epoch": epoch + 1, "loss": loss}
-        _set_factors(model, trainer.finalize(state) if hasattr(trainer, "finalize") else state)
-        if validation is not None:
-            record.update(_validate(model, validation))
-        record["epoch_seconds"] = time.perf_counter() - t0
-        record["bytes_sent"] = int(trainer.bytes_sent)
-        record["elapsed"] = time.perf_counter() - start
-        history.append(record)
-        if path is not None:
-            _save_checkpoint(path, state, history, rng, fingerprint)
-        if any(cb({**record, "model": model}) is True for cb in list(callbacks)):
-            break
-    return history
+    bar = tqdm(
+        total=int(model.epochs),
+        initial=len(history),
+        desc=f"{type(model).__name__} distributed fit",
+        unit="epoch",
+        disable=not getattr(model, "progress", False),
+        leave=False,
+    )
+    try:
+        for epoch in range(len(history), int(model.epochs)):
+            t0 = time.perf_counter()
+            loss = _epoch_with_retries(trainer, state, epoch)
+            if not math.isfinite(loss) or not all(np.isfinite(state[n][:64]).all() for n in state):
+                hint = "learning_rate" if isinstance(model, BiasedMF) else "regularization"
+                raise DivergenceError(
+                    f"{type(model).__name__} training diverged at epoch {epoch + 1} (loss is "
+                    f"{loss}); lower {hint} (now {getattr(model, hint)})"
+                )
+            record: dict[str, Any] = {"epoch": epoch + 1, "loss": loss}
+            _set_factors(model, state)
+            if validation is not None:
+                name, score = _validate(model, validation)
+                record[name] = score
+                if score < best_score - 1e-12:
+                    best_score, best_epoch, waited = score, epoch + 1, 0
+                    if patience is not None:
+                        best_state = {n: a.copy() for n, a in state.items()}
+                else:
+                    waited += 1
+            else:
+                best_epoch = epoch + 1
+            record["epoch_seconds"] = time.perf_counter() - t0
+            record["bytes_sent"] = int(trainer.bytes_sent)
+            record["elapsed"] = time.perf_counter() - start
+            history.append(record)
+            bar.update(1)
+            if path is not None:
+                _save_checkpoint(path, state, history, rng, fingerprint)
+            stops = [cb({**record, "model": model}) is True for cb in list(callbacks)]
+            if any(stops) or (patience is not None and waited >= patience):
+                break
+    finally:
+        bar.close()
+    if best_state is not None and best_epoch != history[-1]["epoch"]:
+        for name, arr in best_state.items():
+            state[name][...] = arr
+    return best_epoch
+
+
+def _patience(model: Any, validation: Any) -> int | None:
+    es = getattr(model, "early_stopping", None)
+    if es is None or es is False:
+        return None
+    if validation is None:
+        raise InvalidParameterError(
+            f"{type(model).__name__}: early_stopping={es!r} needs validation data; call "
+            "fk.distributed.fit(model, train, validation=valid) or set early_stopping=None"
+        )
+    return 3 if es is True else int(es)
 
 
 def _epoch_with_retries(trainer: Any, state: dict[str, np.ndarray], epoch: int) -> float:
@@ -200,13 +241,14 @@ def _epoch_with_retries(trainer: Any, state: dict[str, np.ndarray], epoch: int) 
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _validate(model: Any, validation: Any) -> dict[str, float]:
+def _validate(model: Any, validation: Any) -> tuple[str, float]:
+    """The one-machine fit's validation score (lower is better) and its history name."""
     from factorkit.evaluation import evaluate
 
     if isinstance(model, ImplicitALS):
         ndcg = evaluate(model, validation, metrics=["ndcg@20"])["ndcg@20"]
-        return {"val_ndcg_loss": 1.0 - ndcg}
-    return {"val_rmse": evaluate(model, validation, metrics=["rmse"])["rmse"]}
+        return "val_ndcg_loss", 1.0 - ndcg
+    return "val_rmse", evaluate(model, validation, metrics=["rmse"])["rmse"]
 
 
 def _set_factors(model: Any, state: dict[str, np.ndarray]) -> None:
