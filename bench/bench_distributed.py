@@ -119,8 +119,11 @@ def main() -> None:
         ddata = fkd.read_parquet(path, "user", "item", "rating", client=client)
         build = time.perf_counter() - t0
         print(f"# {ddata!r}; built on the workers in {build:.1f} s")
-        print("| model | data | one process s/epoch | Dask s/epoch | ratio | sent/epoch |")
-        print("|---|---|---|---|---|---|")
+        print(
+            "| model | data | one process s/epoch | Dask s/epoch | ratio | sent/epoch "
+            "| worker task s/epoch (sum) |"
+        )
+        print("|---|---|---|---|---|---|---|")
         k = args.factors
         models = {
             "als": lambda t: fk.ALS(factors=k, epochs=args.epochs, random_state=0, n_threads=t),
@@ -136,9 +139,10 @@ def main() -> None:
             dist = fkd.fit(models[key](1), ddata)
             a, b = per_epoch(local.history_), per_epoch(dist.history_)
             sent = dist.history_["bytes_sent"].iloc[-1] / 2**20
+            tasks = statistics.median(dist.history_["task_seconds"].to_numpy()[1:])
             print(
                 f"| {type(local).__name__} | {name} | {a:.2f} | {b:.2f} | {b / a:.2f}x | "
-                f"{sent:.1f} MiB |",
+                f"{sent:.1f} MiB | {tasks:.2f} |",
                 flush=True,
             )
         client.close()

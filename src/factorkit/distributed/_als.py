@@ -23,6 +23,7 @@ the broadcast replicas on the surviving workers.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -65,6 +66,7 @@ def _als_task(
     n_threads: int | None,
 ) -> tuple[np.ndarray, np.ndarray, float, float]:
     """Solve one block of explicit ALS; returns factors, biases, objective and penalty."""
+    start = time.perf_counter()
     y = np.ascontiguousarray(_rows_of(fixed, block.cols))
     yb = np.ascontiguousarray(_rows_of(fixed_bias, block.cols))
     k = y.shape[1]
@@ -87,7 +89,7 @@ def _als_task(
     counts = np.diff(block.indptr).astype(np.float64)
     sq = np.einsum("ij,ij->i", out_f, out_f, dtype=np.float64) + out_b.astype(np.float64) ** 2
     pen = float((lam * sq) @ counts) if weighted else float(lam * sq.sum())
-    return out_f, out_b, float(obj), pen
+    return out_f, out_b, float(obj), pen, time.perf_counter() - start
 
 
 def _ials_task(
@@ -99,6 +101,7 @@ def _ials_task(
     n_other: int,
 ) -> tuple[np.ndarray, float, float]:
     """One block of implicit ALS; returns factors, objective and the block's penalty."""
+    start = time.perf_counter()
     y = np.ascontiguousarray(_rows_of(fixed, block.cols))
     conf = np.empty(block.nnz, dtype=np.float32)
     implicit_als_confidence(
@@ -133,7 +136,7 @@ def _ials_task(
             )
     x = out.astype(np.float64)
     pen = float(np.einsum("ij,ij->i", x, x) @ lam.astype(np.float64))
-    return out, float(obj), pen
+    return out, float(obj), pen, time.perf_counter() - start
 
 
 def _penalties(counts: np.ndarray, n_other: int, params: dict[str, Any]) -> np.ndarray:
@@ -161,6 +164,8 @@ class _HalfSteps:
         self._cols: dict[str, list[np.ndarray]] = {}
         #: bytes of factors sent to workers in the last epoch (broadcast counts each copy)
         self.bytes_sent = 0
+        #: seconds the last epoch's tasks ran on the workers, summed over tasks
+        self.task_seconds = 0.0
 
     def _pick(self, exchange: str, n_fixed: int) -> str:
         if exchange != "auto":
@@ -248,7 +253,8 @@ class ALSTrainer(_HalfSteps):
         ]
         results = wait_all(futs, self.data.timeout, f"ALS {side} half-step", self.client)
         obj = pen = 0.0
-        for b, (f, bias, o, p) in enumerate(results):
+        for b, (f, bias, o, p, secs) in enumerate(results):
+            self.task_seconds += secs
             rows = self.rows(side, b)
             state[f"{side}_factors_"][rows] = f
             state[f"{side}_bias_"][rows] = bias
@@ -258,6 +264,7 @@ class ALSTrainer(_HalfSteps):
 
     def epoch(self, state: dict[str, np.ndarray], epoch: int) -> float:
         self.bytes_sent = 0
+        self.task_seconds = 0.0
         _, user_pen = self._half("user", state)
         items_obj, _ = self._half("item", state)
         return (items_obj + user_pen) / self.data.nnz
@@ -313,11 +320,16 @@ class ImplicitALSTrainer(_HalfSteps):
         own = state[f"{side}_factors_"]
         futs = []
         for b in range(len(self.data.blocks(side))):
-            current = own[self.rows(side, b)] if cg else None  # CG is warm-started
+            current = None
+            if cg:  # CG is warm-started from the block's rows, sent to its worker
+                rows = own[self.rows(side, b)]
+                current = self.client.scatter(rows, workers=[self.data.worker_of(b)], hash=False)
+                self.bytes_sent += rows.nbytes
             futs.append(self.submit(_ials_task, side, b, *shared[b], current, self.params, n_other))
         results = wait_all(futs, self.data.timeout, f"ImplicitALS {side} half-step", self.client)
         obj = pen = 0.0
-        for b, (f, o, p) in enumerate(results):
+        for b, (f, o, p, secs) in enumerate(results):
+            self.task_seconds += secs
             own[self.rows(side, b)] = f
             obj += o
             pen += p
@@ -325,6 +337,7 @@ class ImplicitALSTrainer(_HalfSteps):
 
     def epoch(self, state: dict[str, np.ndarray], epoch: int) -> float:
         self.bytes_sent = 0
+        self.task_seconds = 0.0
         _, user_pen = self._half("user", state)
         items_obj, _ = self._half("item", state)
         return (items_obj + user_pen) / self.data.nnz

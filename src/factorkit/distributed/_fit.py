@@ -187,6 +187,7 @@ def _loop(
                 best_epoch = epoch + 1
             record["epoch_seconds"] = time.perf_counter() - t0
             record["bytes_sent"] = int(trainer.bytes_sent)
+            record["task_seconds"] = float(getattr(trainer, "task_seconds", float("nan")))
             record["elapsed"] = time.perf_counter() - start
             history.append(record)
             bar.update(1)
