@@ -107,3 +107,33 @@ def test_fit_rejects_local_data_and_unsupported_models(thread_client):
         InvalidParameterError, match=r"The 'factors' parameter of ALS must be an int >= 1; got 0"
     ):
         fkd.fit(fk.ALS(factors=0), ddata)
+
+
+def test_readers_build_on_the_workers(thread_client, tmp_path):
+    data = fk.datasets.load_movielens_small()
+    df = data.to_pandas()
+    (tmp_path / "pq").mkdir()
+    half = len(df) // 2
+    df.iloc[:half].to_parquet(tmp_path / "pq" / "part-0.parquet", index=False)
+    df.iloc[half:].to_parquet(tmp_path / "pq" / "part-1.parquet", index=False)
+    df.to_csv(tmp_path / "ratings.csv", index=False)
+    for ddata in (
+        fkd.read_parquet(tmp_path / "pq", "user", "item", "rating", client=thread_client),
+        fkd.read_csv(tmp_path / "ratings.csv", "user", "item", "rating", client=thread_client),
+    ):
+        assert ddata.nnz == len(data)
+        assert ddata.user_map == data.user_map and ddata.item_map == data.item_map
+    with pytest.raises(DataError, match=r"read_parquet: cannot read .*missing"):
+        fkd.read_parquet(tmp_path / "missing", client=thread_client)
+
+
+def test_implicit_als_rejects_negative_values(thread_client):
+    ddata = fkd.from_dask(
+        _ddf([pd.DataFrame({"u": [1, 2], "i": [1, 2], "r": [1.0, -2.0]})]),
+        "u",
+        "i",
+        "r",
+        client=thread_client,
+    )
+    with pytest.raises(DataError, match=r"holds the value -2; implicit feedback must be >= 0"):
+        fkd.fit(fk.ImplicitALS(), ddata)
