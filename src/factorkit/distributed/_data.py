@@ -235,8 +235,8 @@ def _build_block(
     return Block(side, lo, hi, indptr, uniq, local.astype(np.int32), vals.astype(np.float32))
 
 
-def _block_seen(block: Block) -> tuple[np.ndarray, np.ndarray]:
-    return np.diff(block.indptr), block.cols[block.indices].astype(np.int32)
+def _block_seen(block: Block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return np.diff(block.indptr), block.cols[block.indices].astype(np.int32), block.values
 
 
 # ---------------------------------------------------------------------- the data type
@@ -298,9 +298,9 @@ class DistributedInteractions:
     def worker_of(self, b: int) -> str:
         return self.workers[b % len(self.workers)]
 
-    def seen(self) -> tuple[np.ndarray, np.ndarray]:
-        """CSR ``(indptr, item positions)`` of every user's items, gathered to the client
-        (4 bytes per interaction: what a fitted model needs for ``exclude_seen``)."""
+    def seen(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """CSR ``(indptr, item positions, values)`` of every user's items, gathered to the
+        client (8 bytes per interaction: what a fitted model keeps for ``exclude_seen``)."""
         futs = [
             self.client.submit(
                 _block_seen, blk, pure=False, workers=[self.worker_of(b)], allow_other_workers=True
@@ -308,10 +308,14 @@ class DistributedInteractions:
             for b, blk in enumerate(self.user_blocks)
         ]
         parts = wait_all(futs, self.timeout, "gathering the seen items", self.client)
-        counts = np.concatenate([c for c, _ in parts])
+        counts = np.concatenate([c for c, _, _ in parts])
         indptr = np.zeros(self.n_users + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
-        return indptr, np.concatenate([i for _, i in parts])
+        return (
+            indptr,
+            np.concatenate([i for _, i, _ in parts]),
+            np.concatenate([v for _, _, v in parts]),
+        )
 
     def __repr__(self) -> str:
         kind = "implicit interactions" if self.implicit else "ratings"

@@ -6,11 +6,11 @@ block ``c`` (the data's item position ranges). An epoch is ``B`` sub-epochs; sub
 ``s`` runs the ``B`` cells ``(b, (sigma[b] + shift[s]) % B)`` at once, which share no
 user block and no item block, so no two tasks touch the same factor row (the same
 interchangeability argument as one machine's block schedule, see
-:mod:`factorkit.kernels.sgd`). Each cell runs factorkit's SGD kernel
-(:func:`~factorkit.kernels.sgd.sgd_epoch_serial` over one block) on the worker holding
-its user block; the item block's factors travel to it (``B`` item-factor blocks move per
-sub-epoch: ``n_items * (k + 1) * 4`` bytes, the user factors never move within an
-epoch). Factors come back to the client once per epoch (history, checkpoints, restarts).
+:mod:`factorkit.kernels.sgd`). Each cell runs factorkit's SGD epoch kernel over one
+block, on one thread, on the worker holding its user block; the item block's factors
+travel to it (``B`` item-factor blocks move per sub-epoch: ``n_items * (k + 1) * 4``
+bytes; the user factors never move within an epoch). Factors come back to the client
+once per epoch (history, checkpoints, restarts).
 
 The model and its objective are :class:`factorkit.BiasedMF`'s; the visiting order of
 ratings differs from the one-machine fit (which relabels rows into its own grid), so
@@ -25,7 +25,16 @@ import numpy as np
 
 from factorkit.distributed._cluster import kernel_threads, wait_all
 from factorkit.distributed._data import Block, DistributedInteractions
-from factorkit.kernels.sgd import sgd_epoch_serial, sgd_penalty, sgd_schedule
+from factorkit.kernels.sgd import sgd_penalty, sgd_schedule
+
+try:  # one thread per cell: the serial kernel, or the one kernel given a thread count
+    from factorkit.kernels.sgd import sgd_epoch_serial as _sgd_kernel
+
+    _KERNEL_THREADS: tuple[int, ...] = ()
+except ImportError:  # pragma: no cover - kernels without serial twins take n_threads
+    from factorkit.kernels.sgd import sgd_epoch as _sgd_kernel
+
+    _KERNEL_THREADS = (1,)
 
 __all__ = ["DSGDTrainer"]
 
@@ -60,8 +69,22 @@ def _sgd_task(
     block_ptr = np.array([0, len(v)], dtype=np.int64)
     schedule = np.zeros((1, 1), dtype=np.int64)
     with kernel_threads(1):
-        sse = sgd_epoch_serial(
-            u, i, v, block_ptr, schedule, p, q, bu, bi, mu, lr, reg, biased, np.zeros(1)
+        sse = _sgd_kernel(
+            u,
+            i,
+            v,
+            block_ptr,
+            schedule,
+            p,
+            q,
+            bu,
+            bi,
+            mu,
+            lr,
+            reg,
+            biased,
+            np.zeros(1),
+            *_KERNEL_THREADS,
         )
     return (p, bu), (q, bi), float(sse)
 

@@ -264,17 +264,37 @@ def _set_fitted(
     model: Any,
     data: DistributedInteractions,
     state: dict[str, np.ndarray],
-    seen: tuple[np.ndarray, np.ndarray],
+    seen: tuple[np.ndarray, np.ndarray, np.ndarray],
 ) -> None:
-    """The fitted attributes a local fit sets (to become ``model.set_state`` once the
-    estimators have the public state protocol)."""
+    """The fitted attributes a local fit sets: through the estimators' public
+    ``set_state`` where they have it, else (older estimators) attribute by attribute."""
     from factorkit._threads import resolve_threads
 
-    model.seen_indptr_, model.seen_indices_ = seen
+    full: dict[str, Any] = {
+        "user_ids": np.asarray(data.user_map.ids),
+        "item_ids": np.asarray(data.item_map.ids),
+        "seen_indptr_": seen[0],
+        "seen_indices_": seen[1],
+        "seen_values_": seen[2],
+        "also_seen_indptr_": None,
+        "also_seen_indices_": None,
+        "rating_scale_": tuple(float(x) for x in data.rating_scale),
+        "global_mean_": 0.0 if isinstance(model, ImplicitALS) else float(data.global_mean),
+        **state,
+    }
+    if not any(n in state for n in ("user_bias_", "item_bias_")):
+        full["user_bias_"] = np.zeros(len(state["user_factors_"]), dtype=np.float32)
+        full["item_bias_"] = np.zeros(len(state["item_factors_"]), dtype=np.float32)
+    if hasattr(model, "set_state") and hasattr(model, "state_names"):
+        names = model.state_names()
+        allowed = {"user_ids", "item_ids", *names["arrays"], *names["scalars"]}
+        model.set_state({k: v for k, v in full.items() if k in allowed})
+        return
     model.user_map_ = data.user_map
     model.item_map_ = data.item_map
-    model.rating_scale_ = tuple(float(x) for x in data.rating_scale)
-    model.global_mean_ = 0.0 if isinstance(model, ImplicitALS) else float(data.global_mean)
+    model.seen_indptr_, model.seen_indices_ = seen[0], seen[1]
+    model.rating_scale_ = full["rating_scale_"]
+    model.global_mean_ = full["global_mean_"]
     model._title_source = None
     model._item_titles = None
     model._n_threads = resolve_threads(getattr(model, "n_threads", None))
