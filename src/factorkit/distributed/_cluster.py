@@ -128,9 +128,10 @@ def _pin_worker_blas() -> bool:
     """In a worker process of its own (started by a nanny), keep BLAS on one thread for
     good: every task there runs beside the kernels of the worker's other task threads.
     Limiting BLAS per task instead costs tens of milliseconds per task (threadpoolctl)."""
-    from factorkit._threads import _controller
+    import scipy.linalg.cython_blas  # noqa: F401  (numba's np.dot calls SciPy's BLAS)
+    from threadpoolctl import ThreadpoolController
 
-    _controller().limit(limits=1, user_api="blas")
+    ThreadpoolController().limit(limits=1, user_api="blas")
     return True
 
 

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from factorkit.data.idmap import IdMap, _plain
+from factorkit.data.idmap import IdMap
 from factorkit.distributed._cluster import (
     DEFAULT_TIMEOUT,
     ClusterError,
@@ -68,6 +68,11 @@ class Block:
 
 
 # ---------------------------------------------------------------------- worker tasks
+def _plain(x: Any) -> Any:
+    """numpy scalars -> Python scalars, so messages read ``5`` not ``np.int64(5)``."""
+    return x.item() if isinstance(x, np.generic) else x
+
+
 def _ids(col: pd.Series, role: str, where: str) -> np.ndarray:
     """Raw ids of one partition as int64 or str objects; raises naming the partition."""
     if col.isna().any():
@@ -494,8 +499,8 @@ def from_dask(
     total = sum(s["n"] for s in info)
     return DistributedInteractions(
         client=client,
-        user_map=IdMap._from_unique(user_vocab, "user"),
-        item_map=IdMap._from_unique(item_vocab, "item"),
+        user_map=IdMap(user_vocab, kind="user"),
+        item_map=IdMap(item_vocab, kind="item"),
         user_counts=user_counts,
         item_counts=item_counts,
         implicit=rating is None if implicit is None else bool(implicit),
