@@ -5,7 +5,7 @@ The public API is re-exported here; see ``docs/`` and the README for a tour.
 
 # _threads first: it sets the OpenMP wait policy before any kernel starts a thread
 from factorkit import _threads  # noqa: F401  # isort: skip
-from factorkit import datasets, decomposition, evaluation, exceptions, report, split
+from factorkit import datasets, decomposition, distributed, evaluation, exceptions, report, split
 from factorkit.base import Tags, all_estimators, get_tags
 from factorkit.data import IdMap, Interactions
 from factorkit.data.io import read_csv, read_parquet
@@ -49,6 +49,7 @@ __all__ = [
     "cross_validate",
     "datasets",
     "decomposition",
+    "distributed",
     "evaluate",
     "evaluation",
     "exceptions",

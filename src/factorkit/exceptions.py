@@ -8,6 +8,7 @@ what was expected, what was given, and how to fix it.
 from __future__ import annotations
 
 __all__ = [
+    "ClusterError",
     "ConvergenceWarning",
     "DataError",
     "DataWarning",
@@ -49,6 +50,10 @@ class ModelFormatError(FactorkitError, ValueError):
 
 class DivergenceError(FactorkitError, FloatingPointError):
     """Training produced NaN or infinite values; the message names the parameter to lower."""
+
+
+class ClusterError(FactorkitError, RuntimeError):
+    """The Dask cluster could not be reached, timed out, or lost work it cannot redo."""
 
 
 class ConvergenceWarning(UserWarning):

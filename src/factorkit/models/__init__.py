@@ -13,6 +13,7 @@ returns True stops training after that epoch.
 from factorkit.base import Estimator, clone
 from factorkit.models._factor import FactorModel
 from factorkit.models._fold_in import FoldIn, FoldInMixin
+from factorkit.models._init import normal_factors
 from factorkit.models._partial import PartialFitMixin
 from factorkit.models._recommend import RecommendMixin
 from factorkit.models._similar import SimilarMixin
@@ -42,5 +43,6 @@ __all__ = [
     "SimilarMixin",
     "Trainer",
     "clone",
+    "normal_factors",
     "run_trainer",
 ]

@@ -1,0 +1,164 @@
+"""Talking to the Dask cluster: finding the client, waiting with a timeout, placing tasks.
+
+Every wait in :mod:`factorkit.distributed` goes through :func:`wait_all`, so no call can
+hang: a wait longer than ``timeout`` seconds raises :class:`ClusterError` naming what was
+being waited for and the scheduler's address.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from factorkit.exceptions import ClusterError, InvalidParameterError
+
+__all__ = ["DEFAULT_TIMEOUT", "ClusterError", "get_client", "wait_all"]
+
+#: seconds any single wait on the cluster may take before it is reported as stuck
+DEFAULT_TIMEOUT = 600.0
+
+#: serialises kernel launches from several threads of one process when numba's threading
+#: layer cannot run them concurrently (its "workqueue" layer aborts the process)
+_LAUNCH_LOCK = threading.Lock()
+
+
+def _import_distributed() -> Any:
+    try:
+        import distributed
+    except ImportError:  # pragma: no cover - the extra is installed in CI
+        raise ImportError(
+            "factorkit.distributed needs Dask: pip install 'factorkit[dask]'"
+        ) from None
+    return distributed
+
+
+def get_client(client: Any = None, timeout: float = 30.0) -> Any:
+    """The :class:`distributed.Client` to use.
+
+    ``client`` may be a Client, a scheduler address such as ``"tcp://10.0.0.5:8786"``, or
+    None for the current default client (the one most recently created in this process).
+    An unreachable address raises :class:`ClusterError` naming it after ``timeout`` seconds.
+    """
+    distributed = _import_distributed()
+    if isinstance(client, distributed.Client):
+        return client
+    if isinstance(client, str):
+        try:
+            return distributed.Client(client, timeout=timeout, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(
+                f"could not reach the Dask scheduler at {client!r} within {timeout:g} s "
+                f"({type(exc).__name__}: {exc}); check that the scheduler runs "
+                "(`dask scheduler`), that the address and port are right and that no "
+                "firewall blocks it"
+            ) from None
+    if client is None:
+        try:
+            return distributed.get_client()
+        except ValueError:
+            raise ClusterError(
+                "no Dask client: pass client=distributed.Client(...) or a scheduler address "
+                "(client='tcp://host:8786'), or create a Client first"
+            ) from None
+    raise InvalidParameterError(
+        f"client must be a distributed.Client, a scheduler address string or None; got "
+        f"{type(client).__name__}"
+    )
+
+
+def wait_all(futures: Sequence[Any], timeout: float, what: str, client: Any) -> list[Any]:
+    """Results of ``futures`` in order, waiting at most ``timeout`` seconds in all.
+
+    Errors raised inside tasks (such as a :class:`~factorkit.exceptions.DataError`
+    naming a partition) are re-raised unchanged; a worker that keeps dying on a task
+    (out of memory, for instance) and a timeout raise :class:`ClusterError`.
+    """
+    distributed = _import_distributed()
+    try:
+        with client.as_current():
+            distributed.wait(list(futures), timeout=timeout)
+    except TimeoutError:
+        pending = [f.key for f in futures if not f.done()]
+        raise ClusterError(
+            f"{what}: no result after {timeout:g} s from the Dask cluster at "
+            f"{client.scheduler.address} ({len(pending)} of {len(futures)} tasks pending, "
+            f"e.g. {pending[:1]}); check the workers (dashboard, logs) or pass a larger "
+            "timeout="
+        ) from None
+    try:
+        return client.gather(list(futures))
+    except distributed.KilledWorker as exc:
+        raise ClusterError(
+            f"{what}: task {exc.task!r} killed every worker that ran it (last "
+            f"{exc.last_worker.address if exc.last_worker else 'unknown'}); a worker "
+            "usually dies like this when it runs out of memory: give workers more "
+            "memory, or use more blocks (n_blocks=) so each task holds less"
+        ) from None
+
+
+def worker_addresses(client: Any, timeout: float) -> list[str]:
+    """Sorted addresses of the workers now connected (at least one, else ClusterError)."""
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except TimeoutError:
+        raise ClusterError(
+            f"no Dask worker connected to the scheduler at {client.scheduler.address} "
+            f"within {timeout:g} s; start workers with `dask worker "
+            f"{client.scheduler.address}`"
+        ) from None
+    return sorted(client.scheduler_info(n_workers=-1)["workers"])
+
+
+@functools.lru_cache(maxsize=1)
+def _launches_safe() -> bool:
+    from factorkit._threads import concurrent_launches_safe
+
+    return concurrent_launches_safe()  # probes the threading layer: seconds, so once
+
+
+@functools.lru_cache(maxsize=1)
+def _pin_worker_blas() -> bool:
+    """In a worker process of its own (started by a nanny), keep BLAS on one thread for
+    good: every task there runs beside the kernels of the worker's other task threads.
+    Limiting BLAS per task instead costs tens of milliseconds per task (threadpoolctl)."""
+    import scipy.linalg.cython_blas  # noqa: F401  (numba's np.dot calls SciPy's BLAS)
+    from threadpoolctl import ThreadpoolController
+
+    ThreadpoolController().limit(limits=1, user_api="blas")
+    return True
+
+
+def _own_worker_process() -> bool:
+    import multiprocessing
+
+    return multiprocessing.parent_process() is not None
+
+
+@contextlib.contextmanager
+def kernel_threads(n_threads: int) -> Iterator[None]:
+    """Run a parallel kernel on ``n_threads`` numba threads inside a task.
+
+    In a worker process of its own, BLAS is pinned to one thread once; in a process shared
+    with the client (threads-mode clusters), :func:`~factorkit._threads.using_threads`
+    limits it for the call only, and launches are serialised when numba's threading layer
+    cannot run them concurrently (its "workqueue" layer aborts the process).
+    """
+    import numba
+
+    from factorkit._threads import using_threads
+
+    if _own_worker_process():
+        _pin_worker_blas()
+        previous = numba.get_num_threads()
+        numba.set_num_threads(n_threads)
+        try:
+            yield
+        finally:
+            numba.set_num_threads(previous)
+        return
+    lock = contextlib.nullcontext() if _launches_safe() else _LAUNCH_LOCK
+    with lock, using_threads(n_threads):
+        yield
