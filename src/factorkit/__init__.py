@@ -9,6 +9,7 @@ from factorkit import datasets, evaluation, exceptions, report, split
 from factorkit.base import Tags, all_estimators, get_tags
 from factorkit.data import IdMap, Interactions
 from factorkit.data.io import read_csv, read_parquet
+from factorkit.data.weights import time_decay
 from factorkit.evaluation import GridSearch, RandomSearch, cross_validate, evaluate, tune
 from factorkit.models import (
     ALS,
@@ -20,6 +21,7 @@ from factorkit.models import (
     SVDpp,
     clone,
 )
+from factorkit.models.time_svdpp import TimeSVDpp
 from factorkit.onboarding import onboarding_items
 from factorkit.persistence import load
 
@@ -38,6 +40,7 @@ __all__ = [
     "RandomSearch",
     "SVDpp",
     "Tags",
+    "TimeSVDpp",
     "__version__",
     "all_estimators",
     "clone",
@@ -53,6 +56,7 @@ __all__ = [
     "read_parquet",
     "report",
     "split",
+    "time_decay",
     "tune",
 ]
 

@@ -168,7 +168,18 @@ def check_arrays(cls: type, meta: Mapping[str, Any], arrays: Mapping[str, np.nda
                     where, f"array {name!r}", "a 2-D float matrix", f"{arr.dtype} {arr.shape}"
                 )
             widths.add(arr.shape[1])
-        elif name.endswith("_bias_") and (arr.ndim != 1 or arr.dtype.kind != "f"):
+        elif name.endswith("_bin_bias_") and (arr.ndim != 2 or arr.dtype.kind != "f"):
+            raise _fail(
+                where,
+                f"array {name!r}",
+                "a 2-D float matrix (rows x bins)",
+                f"{arr.dtype} {arr.shape}",
+            )
+        elif (
+            name.endswith("_bias_")
+            and not name.endswith("_bin_bias_")
+            and (arr.ndim != 1 or arr.dtype.kind != "f")
+        ):
             raise _fail(where, f"array {name!r}", "a 1-D float vector", f"{arr.dtype} {arr.shape}")
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             raise _fail(where, f"array {name!r}", "finite values", "NaN or infinity")
@@ -176,6 +187,9 @@ def check_arrays(cls: type, meta: Mapping[str, Any], arrays: Mapping[str, np.nda
         raise _fail(where, "factor matrices", "one common width", sorted(widths))
     if "seen_indptr_" in arrays or "seen_indices_" in arrays:
         _check_csr(arrays.get("seen_indptr_"), arrays.get("seen_indices_"), n_users, n_items, where)
+    for name in sorted(arrays):
+        if name.endswith("_indptr_") and name != "seen_indptr_":
+            _check_row_segments(arrays, name, n_users, where)
 
 
 def _check_packed_strings(arrays: Mapping[str, np.ndarray], name: str, where: str) -> None:
@@ -248,3 +262,31 @@ def _check_csr(indptr: Any, indices: Any, n_users: int, n_items: int, where: str
     if len(indices) and (indices.min() < 0 or indices.max() >= n_items):
         found = f"positions {int(indices.min())}..{int(indices.max())}"
         raise _fail(where, "array 'seen_indices_'", f"item positions in [0, {n_items})", found)
+
+
+def _check_row_segments(
+    arrays: Mapping[str, np.ndarray], name: str, n_users: int, where: str
+) -> None:
+    """``<prefix>_indptr_`` splits every other ``<prefix>_*`` array into one segment per
+    user (e.g. timeSVD++'s ``day_indptr_`` over ``day_values_`` and ``day_bias_``)."""
+    indptr = arrays[name]
+    prefix = name[: -len("indptr_")]
+    members = sorted(n for n in arrays if n.startswith(prefix) and n != name)
+    if indptr.dtype != np.int64 or indptr.ndim != 1 or len(indptr) != n_users + 1:
+        raise _fail(
+            where,
+            f"array {name!r}",
+            f"{n_users + 1} int64 offsets",
+            f"{indptr.dtype} {indptr.shape}",
+        )
+    for member in members:
+        arr = arrays[member]
+        if arr.ndim != 1:
+            raise _fail(where, f"array {member!r}", "a 1-D array", arr.shape)
+        if indptr[0] != 0 or indptr[-1] != len(arr) or (np.diff(indptr) < 0).any():
+            raise _fail(
+                where,
+                f"array {name!r}",
+                f"non-decreasing offsets from 0 to {len(arr)} (the length of {member!r})",
+                "other",
+            )

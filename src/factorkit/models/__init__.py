@@ -24,6 +24,7 @@ from factorkit.models.implicit_als import ImplicitALS
 from factorkit.models.popular import MostPopular
 from factorkit.models.sgd import BiasedMF
 from factorkit.models.svdpp import SVDpp
+from factorkit.models.time_svdpp import TimeSVDpp
 
 __all__ = [
     "ALS",
@@ -40,6 +41,7 @@ __all__ = [
     "RecommendMixin",
     "SVDpp",
     "SimilarMixin",
+    "TimeSVDpp",
     "Trainer",
     "clone",
     "run_trainer",
