@@ -118,12 +118,12 @@ def test_times_before_the_first_day_warn_and_clamp(fitted):
 
 
 def test_times_may_be_datetimes(fitted):
-    a = fitted.predict([1, 2], [50, 50], times=["2000-07-30", "2005-01-01T12:00:00"])
-    seconds = [964915200, 1104580800]
+    a = fitted.predict([1, 2], [50, 50], times=["2018-01-01", "2018-06-01T12:00:00"])
+    seconds = [1514764800, 1527854400]
     np.testing.assert_array_equal(a, fitted.predict([1, 2], [50, 50], times=seconds))
     np.testing.assert_array_equal(
-        fitted.predict([1, 2], [50, 50], times=964915200),
-        fitted.predict([1, 2], [50, 50], times=[964915200, 964915200]),
+        fitted.predict([1, 2], [50, 50], times=1514764800),
+        fitted.predict([1, 2], [50, 50], times=[1514764800, 1514764800]),
     )
 
 
@@ -150,9 +150,16 @@ def test_ranking_matches_predict_at_now(fitted):
         inside = (pred > 0.5) & (pred < 5.0)
         offset = pred[inside] - scores[0][inside]
         assert inside.sum() > 100
-        assert np.ptp(offset) < 1e-4  # a per-user constant: mu + b_u + alpha_u dev_u(now)
+        assert np.ptp(offset) < 1e-4  # a per-user constant: mu + b_u
+        assert offset[0] == pytest.approx(m.global_mean_ + m.user_bias_[u], abs=1e-4)
         top, _ = m.top_items([u], 5)
         np.testing.assert_array_equal(top[0], np.argsort(-scores[0], kind="stable")[:5])
+    # recommend's scores are the unclipped ratings predict gives at "now"
+    items, recs = m.recommend(m.user_map_.ids[3], k=500, exclude_seen=False)
+    pred = m.predict(np.repeat(m.user_map_.ids[3], 500), items)
+    inside = pred < 5.0
+    assert inside.sum() > 100
+    np.testing.assert_allclose(recs[inside], pred[inside], rtol=1e-5)
 
 
 def test_save_load_round_trip(fitted):
@@ -161,7 +168,7 @@ def test_save_load_round_trip(fitted):
         fitted.save(path)
         loaded = fk.load(path)
     users, items = fitted.user_map_.ids[:20], fitted.item_map_.ids[:20]
-    times = np.full(20, 1.3e9)
+    times = np.full(20, 1.6e9)
     np.testing.assert_array_equal(
         loaded.predict(users, items, times=times), fitted.predict(users, items, times=times)
     )
@@ -181,6 +188,7 @@ def test_deterministic_with_one_thread(movielens):
             np.testing.assert_array_equal(value, state_b[name], err_msg=name)
 
 
+@pytest.mark.filterwarnings("ignore::factorkit.exceptions.DataWarning")
 def test_validation_history_uses_validation_times(movielens):
     train, valid = split.temporal(movielens, test_size=0.1)
     model = TimeSVDpp(factors=8, epochs=3, random_state=0).fit(train, validation=valid)

@@ -154,7 +154,7 @@ class TimeSVDpp(RecommendMixin, SimilarMixin, FactorModel):
     >>> bool(fk.evaluate(model, test, metrics=["rmse"])["rmse"] < 0.9)
     True
     >>> now = model.predict([1], [50])
-    >>> then = model.predict([1], [50], times=["2000-07-30"])
+    >>> later = model.predict([1], [50], times=["2019-01-01"])  # held at the last day
     >>> items, scores = model.recommend(1, k=5)
     >>> len(items)
     5
@@ -566,14 +566,23 @@ class TimeSVDpp(RecommendMixin, SimilarMixin, FactorModel):
     # ------------------------------------------------------------------ ranking at "now"
     def _ranking_vectors(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """User and item vectors whose products are the ranking scores at each user's
-        "now": ``[v_u, onehot(bin_u)] . [q_i, b_{i,.}]`` adds the item bin bias of the
-        user's own now-bin to the factor term."""
+        "now": ``[v_u, onehot(bin_u), alpha_u dev_u] . [q_i, b_{i,.}, 1]`` adds the item
+        bin bias of the user's own now-bin, and the user's drift (a per-user constant, so
+        that ``recommend``'s scores, which add ``mu + b_u``, are the unclipped ratings)."""
         n_bins = self.item_bin_bias_.shape[1]
+        now = self.user_last_day_[users]
         onehot = np.zeros((len(users), n_bins), dtype=np.float32)
-        onehot[np.arange(len(users)), self._bins(self.user_last_day_[users])] = 1.0
-        user_vecs = np.hstack([self._user_matrix()[users].astype(np.float32), onehot])
+        onehot[np.arange(len(users)), self._bins(now)] = 1.0
+        drift = (self.user_drift_[users] * self._dev(users, now)).astype(np.float32)
+        user_vecs = np.hstack(
+            [self._user_matrix()[users].astype(np.float32), onehot, drift[:, None]]
+        )
         item_vecs = np.hstack(
-            [self.item_factors_.astype(np.float32), self.item_bin_bias_.astype(np.float32)]
+            [
+                self.item_factors_.astype(np.float32),
+                self.item_bin_bias_.astype(np.float32),
+                np.ones((len(self.item_factors_), 1), dtype=np.float32),
+            ]
         )
         return user_vecs, item_vecs
 
