@@ -161,7 +161,8 @@ def test_epoch_hogwild_two_threads_stays_close():
 
 
 def test_zero_time_terms_reduce_to_svdpp():
-    """With no drift, no day or bin offsets and zero time step sizes, an epoch is SVD++'s."""
+    """With the time terms at zero and their steps at zero (drift, and the bias step that
+    also moves the day and bin offsets), an epoch is exactly SVD++'s."""
     from factorkit.kernels.svdpp import svdpp_epoch
 
     csr, per_rating, state = _problem(np.float64)
@@ -169,25 +170,23 @@ def test_zero_time_terms_reduce_to_svdpp():
         state[name][:] = 0
     twin = {name: arr.copy() for name, arr in state.items()}
     order = np.arange(len(csr[0]) - 1, dtype=np.int64)
-    rates = dict(RATES, lr_drift=0.0)
-    rates_arr = np.array([rates[n] for n in RATE_NAMES])
-    rates_arr[RATE_NAMES.index("lr_bias")] = RATES["lr_bias"]
+    rates = dict(RATES, lr_drift=0.0, lr_bias=0.0)
     with using_threads(1):
-        # the day and bin offsets still learn with lr_bias: run both with lr_bias=0
-        rates_arr[RATE_NAMES.index("lr_bias")] = 0.0
         loss = time_svdpp_epoch(
             *csr, *per_rating, order, np.uint64(3), 3.0,
             state["user_bias"], state["user_drift"], state["day_bias"], state["item_bias"],
             state["item_bin_bias"], state["user_factors"], state["user_drift_factors"],
-            state["item_factors"], state["implicit_factors"], rates_arr,
+            state["item_factors"], state["implicit_factors"],
+            np.array([rates[n] for n in RATE_NAMES]),
         )  # fmt: skip
         ref = svdpp_epoch(
             *csr, order, np.uint64(3), 3.0, twin["user_bias"], twin["item_bias"],
             twin["user_factors"], twin["item_factors"], twin["implicit_factors"],
-            RATES["lr"], RATES["reg"], 0.0, RATES["reg_bias"], RATES["lr_implicit"],
-            RATES["reg_implicit"],
+            rates["lr"], rates["reg"], 0.0, rates["reg_bias"], rates["lr_implicit"],
+            rates["reg_implicit"],
         )  # fmt: skip
     assert loss == pytest.approx(ref, rel=1e-12)
     for name in ("user_factors", "item_factors", "implicit_factors"):
         np.testing.assert_allclose(state[name], twin[name], rtol=1e-12, err_msg=name)
-    assert not state["user_drift_factors"].any() and not state["day_bias"].any()
+    for name in ("user_drift", "day_bias", "item_bin_bias", "user_drift_factors"):
+        assert not state[name].any(), name
