@@ -23,3 +23,20 @@ def test_tutorial_script_runs(tmp_path):
     assert "610 users x 9,724 items, 100,836 ratings" in out
     assert "saved and reloaded: predictions identical" in out
     assert "Shawshank Redemption" in out or "Casablanca" in out
+
+
+def test_time_aware_script_runs(tmp_path):
+    """docs/time.md's figures come from docs/examples/time_aware.py (quick mode here)."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "examples" / "time_aware.py"), ".", "--quick"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "MPLBACKEND": "Agg"},
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "users rating on a single day: 55%" in proc.stdout
+    assert "TimeSVDpp" in proc.stdout and "time_decay 180d" in proc.stdout
+    for name in ("time_drift.png", "time_rmse.png", "time_decay.png"):
+        assert (tmp_path / name).stat().st_size > 10_000, name

@@ -34,6 +34,7 @@ def saved(tmp_path_factory, data):
     models = {
         "biased": (fk.BiasedMF(factors=8, epochs=2, random_state=0), data),
         "svdpp": (fk.SVDpp(factors=8, epochs=1, random_state=0), data),
+        "time": (fk.TimeSVDpp(factors=8, epochs=1, time_bins=5, random_state=0), data),
         "ials": (fk.ImplicitALS(factors=8, epochs=2, random_state=0), liked),
         "baseline": (fk.BaselineOnly(epochs=2), data),
         "popular": (fk.MostPopular(), liked),
@@ -135,6 +136,29 @@ CASES = {
     "an unknown array": (
         dict(array_edit=lambda a: _set(a, "predict", np.zeros(3))),
         "BiasedMF arrays: expected names among",
+    ),
+    "time-bin biases flattened": (
+        dict(
+            name="time",
+            array_edit=lambda a: _set(a, "item_bin_bias_", a["item_bin_bias_"].reshape(-1)),
+        ),
+        "array 'item_bin_bias_' shape: expected 9724 rows (one per id); found (48620,)",
+    ),
+    "time-bin biases of one column": (
+        dict(
+            name="time",
+            array_edit=lambda a: _set(a, "item_bin_bias_", a["item_bin_bias_"][:, 0]),
+        ),
+        "array 'item_bin_bias_': expected a 2-D float matrix (rows x bins); "
+        "found 'float32 (9724,)'",
+    ),
+    "day offsets past the day biases": (
+        dict(name="time", array_edit=lambda a: _set(a, "day_bias_", a["day_bias_"][:-5])),
+        "array 'day_indptr_': expected non-decreasing offsets from 0 to",
+    ),
+    "day offsets for too few users": (
+        dict(name="time", array_edit=lambda a: _set(a, "day_indptr_", a["day_indptr_"][:-1])),
+        "array 'day_indptr_': expected 611 int64 offsets; found 'int64 (610,)'",
     ),
     "metadata that is not JSON": (
         dict(meta_bytes=b"{not json"),
@@ -253,7 +277,7 @@ def _fuzz_cases(saved, root: Path, rng: np.random.Generator) -> list[dict]:
 
 
 def test_fuzzed_files_never_crash(saved, tmp_path):
-    """A bounded number of mutated files (60) are loaded in a child process: each is
+    """A bounded number of mutated files (72) are loaded in a child process: each is
     refused cleanly or loads into a working model; damage never loads silently different,
     and nothing crashes the process (a segfault would fail the exit-code check)."""
     cases = _fuzz_cases(saved, tmp_path, np.random.default_rng(20261203))
@@ -268,7 +292,7 @@ def test_fuzzed_files_never_crash(saved, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert len(results) == len(cases) == 60
+    assert len(results) == len(cases) == 72
     bad = [r for r in results if r not in ("refused", "identical", "works")]
     assert not bad, bad
     assert results.count("refused") >= 30, results

@@ -9,6 +9,7 @@ from factorkit import datasets, decomposition, distributed, evaluation, exceptio
 from factorkit.base import Tags, all_estimators, get_tags
 from factorkit.data import IdMap, Interactions
 from factorkit.data.io import read_csv, read_parquet
+from factorkit.data.weights import time_decay
 from factorkit.decomposition import factorize, low_rank
 from factorkit.evaluation import GridSearch, RandomSearch, cross_validate, evaluate, tune
 from factorkit.models import (
@@ -23,6 +24,7 @@ from factorkit.models import (
 )
 from factorkit.models.nonnegative_mf import NonNegativeMF
 from factorkit.models.pure_svd import PureSVD
+from factorkit.models.time_svdpp import TimeSVDpp
 from factorkit.onboarding import onboarding_items
 from factorkit.persistence import load
 
@@ -43,6 +45,7 @@ __all__ = [
     "RandomSearch",
     "SVDpp",
     "Tags",
+    "TimeSVDpp",
     "__version__",
     "all_estimators",
     "clone",
@@ -62,6 +65,7 @@ __all__ = [
     "read_parquet",
     "report",
     "split",
+    "time_decay",
     "tune",
 ]
 

@@ -168,7 +168,18 @@ def check_arrays(cls: type, meta: Mapping[str, Any], arrays: Mapping[str, np.nda
                     where, f"array {name!r}", "a 2-D float matrix", f"{arr.dtype} {arr.shape}"
                 )
             widths.add(arr.shape[1])
-        elif name.endswith("_bias_") and (arr.ndim != 1 or arr.dtype.kind != "f"):
+        elif name.endswith("_bin_bias_") and (arr.ndim != 2 or arr.dtype.kind != "f"):
+            raise _fail(
+                where,
+                f"array {name!r}",
+                "a 2-D float matrix (rows x bins)",
+                f"{arr.dtype} {arr.shape}",
+            )
+        elif (
+            name.endswith("_bias_")
+            and not name.endswith("_bin_bias_")
+            and (arr.ndim != 1 or arr.dtype.kind != "f")
+        ):
             raise _fail(where, f"array {name!r}", "a 1-D float vector", f"{arr.dtype} {arr.shape}")
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             raise _fail(where, f"array {name!r}", "finite values", "NaN or infinity")
@@ -178,6 +189,9 @@ def check_arrays(cls: type, meta: Mapping[str, Any], arrays: Mapping[str, np.nda
         indptr, indices = arrays.get(f"{prefix}_indptr_"), arrays.get(f"{prefix}_indices_")
         if indptr is not None or indices is not None:
             _check_csr(indptr, indices, n_users, n_items, where, prefix)
+    for name in sorted(arrays):  # every per-user segmented array, seen_values_ included
+        if name.endswith("_indptr_"):
+            _check_row_segments(arrays, name, n_users, where)
 
 
 def _check_packed_strings(arrays: Mapping[str, np.ndarray], name: str, where: str) -> None:
@@ -255,3 +269,31 @@ def _check_csr(
     if len(indices) and (indices.min() < 0 or indices.max() >= n_items):
         found = f"positions {int(indices.min())}..{int(indices.max())}"
         raise _fail(where, idx_name, f"item positions in [0, {n_items})", found)
+
+
+def _check_row_segments(
+    arrays: Mapping[str, np.ndarray], name: str, n_users: int, where: str
+) -> None:
+    """``<prefix>_indptr_`` splits every other ``<prefix>_*`` array into one segment per
+    user (e.g. timeSVD++'s ``day_indptr_`` over ``day_values_`` and ``day_bias_``)."""
+    indptr = arrays[name]
+    prefix = name[: -len("indptr_")]
+    members = sorted(n for n in arrays if n.startswith(prefix) and n != name)
+    if indptr.dtype != np.int64 or indptr.ndim != 1 or len(indptr) != n_users + 1:
+        raise _fail(
+            where,
+            f"array {name!r}",
+            f"{n_users + 1} int64 offsets",
+            f"{indptr.dtype} {indptr.shape}",
+        )
+    for member in members:
+        arr = arrays[member]
+        if arr.ndim != 1:
+            raise _fail(where, f"array {member!r}", "a 1-D array", arr.shape)
+        if indptr[0] != 0 or indptr[-1] != len(arr) or (np.diff(indptr) < 0).any():
+            raise _fail(
+                where,
+                f"array {name!r}",
+                f"non-decreasing offsets from 0 to {len(arr)} (the length of {member!r})",
+                "other",
+            )

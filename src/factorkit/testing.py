@@ -65,7 +65,8 @@ def checkerboard(
 
     Users in the first half rate items of the first half 5 and the rest 1; users in the
     second half the other way round. Returns ``(train, test, full_matrix)``; ids are
-    ``"u<n>"`` and ``"i<n>"`` strings so raw ids never coincide with positions.
+    ``"u<n>"`` and ``"i<n>"`` strings so raw ids never coincide with positions; the
+    interactions carry timestamps spread over 100 days (for time-aware models).
     """
     rng = np.random.default_rng(random_state)
     ug = (np.arange(n_users) >= n_users // 2).astype(int)
@@ -77,8 +78,14 @@ def checkerboard(
     users = np.array([f"u{u}" for u in uu], dtype=object)
     items = np.array([f"i{i}" for i in ii], dtype=object)
     vals = full[uu, ii]
-    train = Interactions.from_arrays(users[~test_mask], items[~test_mask], vals[~test_mask])
-    test = Interactions.from_arrays(users[test_mask], items[test_mask], vals[test_mask])
+    # timestamps over 100 days (for models that need them; others ignore them)
+    ts = 1_600_000_000 + ((uu * 7 + ii * 13) % 100) * 86400
+    train = Interactions.from_arrays(
+        users[~test_mask], items[~test_mask], vals[~test_mask], timestamps=ts[~test_mask]
+    )
+    test = Interactions.from_arrays(
+        users[test_mask], items[test_mask], vals[test_mask], timestamps=ts[test_mask]
+    )
     return train, test, full
 
 

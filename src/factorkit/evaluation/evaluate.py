@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from factorkit._threads import concurrent_launches_safe, resolve_threads
 from factorkit._validation import Boolean, Interval, NoneOr, check
-from factorkit.base import Estimator, clone
+from factorkit.base import Estimator, clone, get_tags
 from factorkit.data.interactions import Interactions
 from factorkit.evaluation._checks import check_estimator
 from factorkit.evaluation.metrics import RATING_METRICS
@@ -45,7 +45,8 @@ def evaluate(
 
     Rating metrics (``"rmse"``, ``"mae"``) compare ``model.predict`` (with the default
     ``unknown="fallback"``) to every test interaction, so users or items unseen in
-    training count, predicted from the global mean and known biases.
+    training count, predicted from the global mean and known biases. Models tagged
+    ``requires_timestamps`` (timeSVD++) predict each test interaction at its timestamp.
 
     Ranking metrics (``"precision@k"``, ``"recall@k"``, ``"ndcg@k"``, ``"map@k"``,
     ``"mrr@k"``, ``"hit_rate@k"``, ``"auc"``, ``"coverage@k"``) rank, for every test user
@@ -123,7 +124,11 @@ def evaluate(
     if rating_specs:
         users = test.user_map.ids[test.user_index]
         items = test.item_map.ids[test.item_index]
-        predicted = model.predict(users, items)
+        if get_tags(model).requires_timestamps and test.has_timestamps:
+            # time-aware models predict each test rating at its own time
+            predicted = model.predict(users, items, times=test.timestamps)
+        else:
+            predicted = model.predict(users, items)
         for s in rating_specs:
             summary[s.name] = RATING_METRICS[s.kind](predicted, test.values)
     ranking = None

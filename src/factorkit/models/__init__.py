@@ -25,6 +25,7 @@ from factorkit.models.implicit_als import ImplicitALS
 from factorkit.models.popular import MostPopular
 from factorkit.models.sgd import BiasedMF
 from factorkit.models.svdpp import SVDpp
+from factorkit.models.time_svdpp import TimeSVDpp
 
 __all__ = [
     "ALS",
@@ -41,6 +42,7 @@ __all__ = [
     "RecommendMixin",
     "SVDpp",
     "SimilarMixin",
+    "TimeSVDpp",
     "Trainer",
     "clone",
     "normal_factors",

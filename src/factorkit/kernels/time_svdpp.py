@@ -1,0 +1,172 @@
+"""timeSVD++ kernels: one SGD epoch user by user (Koren 2009, "Collaborative filtering
+with temporal dynamics"), on SVD++'s linear-time implicit update.
+
+The model predicts, for user ``u``, item ``i`` and day ``t``::
+
+    mu + b_u + alpha_u dev_u(t) + b_{u,t} + b_i + b_{i,Bin(t)}
+       + q_i . (p_u + alpha_pu dev_u(t) + |N(u)|^-1/2 sum_{j in N(u)} y_j)
+
+with ``dev_u(t) = sign(t - t_u) |t - t_u|^beta`` (``t_u`` the user's mean rating day).
+The kernel does not compute times: the model passes, per rating, its item bin
+(``bins``), its drift ``dev_u(t)`` (``devs``) and the slot of its (user, day) bias
+(``slots``, an index into ``day_bias``), all constant over training.
+
+The implicit factors follow :mod:`factorkit.kernels.svdpp`: every ``y_j`` of the user
+receives the same update per rating, so the implicit sum evolves in closed form and the
+``y_j`` are written once per user, giving per-rating SGD in ``O(|N(u)| k)``.
+
+Parallelism: Hogwild over users as in :func:`factorkit.kernels.svdpp.svdpp_epoch`. A
+user's state (``b_u``, ``alpha_u``, ``p_u``, ``alpha_pu``, the user's day biases, the
+implicit sum) is private to one thread; item state (``b_i``, ``b_{i,bin}``, ``q_i``,
+``y_j``) is shared and updated without locks. With one thread results are bit-for-bit
+repeatable.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from factorkit.kernels._jit import SAFE_FASTMATH, jit
+from factorkit.kernels.svdpp import _shuffled_positions
+
+__all__ = ["RATE_NAMES", "time_svdpp_epoch"]
+
+#: the order of the step sizes and penalties in the ``rates`` array of the epoch kernel
+RATE_NAMES = (
+    "lr",  # p_u, q_i
+    "reg",
+    "lr_bias",  # b_u, b_i, b_{i,bin}, b_{u,t}
+    "reg_bias",  # b_u, b_i
+    "lr_implicit",  # y_j
+    "reg_implicit",
+    "lr_drift",  # alpha_u, alpha_pu
+    "reg_drift",
+    "reg_day",  # b_{u,t}
+    "reg_bin",  # b_{i,bin}
+)
+
+
+@jit(parallel=True, fastmath=SAFE_FASTMATH)
+def time_svdpp_epoch(
+    indptr,
+    items,
+    values,
+    bins,
+    devs,
+    slots,
+    user_order,
+    seed,
+    global_mean,
+    user_bias,
+    user_drift,
+    day_bias,
+    item_bias,
+    item_bin_bias,
+    user_factors,
+    user_drift_factors,
+    item_factors,
+    implicit_factors,
+    rates,
+):  # pragma: no cover
+    """One SGD epoch of timeSVD++ over a users x items CSR matrix; updates in place.
+
+    Parameters
+    ----------
+    indptr, items, values : CSR arrays (int64, int32, float) of the training ratings.
+    bins : int32 per rating, its item time bin (a column of ``item_bin_bias``).
+    devs : float per rating, ``dev_u(t)`` of its day.
+    slots : int64 per rating, its index in ``day_bias`` (one slot per (user, day);
+        a user's slots are used by that user only).
+    user_order : int array, the order in which users are visited.
+    seed : uint64; each user's ratings are visited in the order
+        :func:`factorkit.kernels.svdpp.svdpp_rating_order` gives for ``seed``.
+    global_mean : scalar of the factors' dtype.
+    user_bias, user_drift : (n_users,) ``b_u`` and ``alpha_u``.
+    day_bias : (n_slots,) ``b_{u,t}``.
+    item_bias : (n_items,); item_bin_bias : (n_items, n_bins).
+    user_factors, user_drift_factors : (n_users, k) ``p_u`` and ``alpha_pu``.
+    item_factors, implicit_factors : (n_items, k) ``q_i`` and ``y_j``.
+    rates : 1-D array of the factors' dtype, in the order of :data:`RATE_NAMES`.
+
+    Returns
+    -------
+    float: the sum of squared training errors, each taken before its update.
+    """
+    n_factors = user_factors.shape[1]
+    dtype = user_factors.dtype
+    lr = rates[0]
+    reg = rates[1]
+    lr_b = rates[2]
+    reg_b = rates[3]
+    lr_y = rates[4]
+    reg_y = rates[5]
+    lr_a = rates[6]
+    reg_a = rates[7]
+    reg_day = rates[8]
+    reg_bin = rates[9]
+    decay = dtype.type(1.0) - lr_y * reg_y
+    loss = 0.0
+    for t in prange(len(user_order)):
+        u = user_order[t]
+        start = indptr[u]
+        stop = indptr[u + 1]
+        n = stop - start
+        if n == 0:
+            continue
+        norm = dtype.type(1.0 / np.sqrt(n))
+        pu = user_factors[u].copy()
+        apu = user_drift_factors[u].copy()
+        z = np.zeros(n_factors, dtype=dtype)
+        acc = np.zeros(n_factors, dtype=dtype)
+        for p in range(start, stop):
+            yj = implicit_factors[items[p]]
+            for f in range(n_factors):
+                z[f] += yj[f]
+        for f in range(n_factors):
+            z[f] *= norm
+        order = np.empty(n, dtype=np.int64)
+        _shuffled_positions(start, stop, seed, u, order)
+        bu = user_bias[u]
+        au = user_drift[u]
+        user_loss = 0.0
+        for a in range(n):
+            p = order[a]
+            i = items[p]
+            b = bins[p]
+            dev = devs[p]
+            s = slots[p]
+            qi = item_factors[i]
+            dot = dtype.type(0.0)
+            for f in range(n_factors):
+                dot += qi[f] * (pu[f] + apu[f] * dev + z[f])
+            pred = global_mean + bu + au * dev + day_bias[s] + item_bias[i] + item_bin_bias[i, b]
+            err = values[p] - (pred + dot)
+            user_loss += err * err
+            bu += lr_b * (err - reg_b * bu)
+            au += lr_a * (err * dev - reg_a * au)
+            day_bias[s] += lr_b * (err - reg_day * day_bias[s])
+            item_bias[i] += lr_b * (err - reg_b * item_bias[i])
+            item_bin_bias[i, b] += lr_b * (err - reg_bin * item_bin_bias[i, b])
+            for f in range(n_factors):
+                puf = pu[f]
+                apf = apu[f]
+                qif = qi[f]
+                zf = z[f]
+                pu[f] = puf + lr * (err * qif - reg * puf)
+                apu[f] = apf + lr_a * (err * qif * dev - reg_a * apf)
+                qi[f] = qif + lr * (err * (puf + apf * dev + zf) - reg * qif)
+                z[f] = decay * zf + lr_y * err * qif
+                acc[f] = decay * acc[f] + err * qif
+        user_bias[u] = bu
+        user_drift[u] = au
+        user_factors[u] = pu
+        user_drift_factors[u] = apu
+        loss += user_loss
+        shrink = dtype.type(decay**n)
+        step = lr_y * norm
+        for p in range(start, stop):
+            j = items[p]
+            for f in range(n_factors):
+                implicit_factors[j, f] = shrink * implicit_factors[j, f] + step * acc[f]
+    return loss
