@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -43,7 +44,10 @@ def browser(tmp_path):
 def wait_for(condition, timeout=10.0):
     deadline = time.monotonic() + timeout
     while True:
-        value = condition()
+        try:
+            value = condition()
+        except StaleElementReferenceException:  # the page re-rendered while we looked
+            value = None
         if value:
             return value
         if time.monotonic() > deadline:
@@ -52,20 +56,26 @@ def wait_for(condition, timeout=10.0):
 
 
 def recs(driver):
-    rows = driver.find_elements(By.CSS_SELECTOR, "#recs li")
-    return [li.get_attribute("data-item") for li in rows]
+    # read in one script: the list may be re-rendered between two WebDriver calls
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('#recs li'), li => li.dataset.item)"
+    )
 
 
 def search_and_like(driver, text):
     box = driver.find_element(By.ID, "search")
     box.clear()
     box.send_keys(text)
-    label = driver.find_element(By.ID, "results-label")
-    wait_for(lambda: text in label.text)
-    first = driver.find_element(By.CSS_SELECTOR, "#results li")
-    title = first.find_element(By.CSS_SELECTOR, ".title").text
-    first.find_element(By.CSS_SELECTOR, ".rate button").click()
-    return title
+    wait_for(lambda: text in driver.find_element(By.ID, "results-label").text)
+    for _ in range(5):  # the results list may re-render between finding and clicking
+        try:
+            first = driver.find_element(By.CSS_SELECTOR, "#results li")
+            title = first.find_element(By.CSS_SELECTOR, ".title").text
+            first.find_element(By.CSS_SELECTOR, ".rate button").click()
+            return title
+        except StaleElementReferenceException:
+            time.sleep(0.1)
+    raise AssertionError(f"the results for {text!r} kept re-rendering")
 
 
 def test_search_like_three_and_recommendations_change(server, browser, tmp_path):
