@@ -20,6 +20,7 @@ from factorkit.models import (
     SVDpp,
     clone,
 )
+from factorkit.models.knn import ImplicitItemKNN, ImplicitUserKNN, ItemKNN, UserKNN
 from factorkit.onboarding import onboarding_items
 from factorkit.persistence import load
 
@@ -33,11 +34,15 @@ __all__ = [
     "GridSearch",
     "IdMap",
     "ImplicitALS",
+    "ImplicitItemKNN",
+    "ImplicitUserKNN",
     "Interactions",
+    "ItemKNN",
     "MostPopular",
     "RandomSearch",
     "SVDpp",
     "Tags",
+    "UserKNN",
     "__version__",
     "all_estimators",
     "clone",

@@ -14,6 +14,12 @@ it, and a file that passes cannot make a kernel read or write out of bounds:
 - the seen-items structure is a CSR matrix over users x items: ``seen_indptr_`` starts
   at 0, never decreases and ends at ``len(seen_indices_)``; every index is a valid item
   (kernels read only inside a row's bounds, so order within a row cannot break them);
+- every other CSR is named ``<side>_<name>_indptr_`` / ``<side>_<name>_indices_``
+  (rows: one per ``side`` id) with any further ``<side>_<name>_*_`` arrays holding one
+  value per index; ``<name>`` says what the indices point at: ``neighbour`` the same
+  side, ``user`` or ``item`` that side (e.g. the neighbour models'
+  ``item_neighbour_indptr_`` / ``_indices_`` / ``_sims_``). The same offset and range
+  checks apply, so a kernel walking a row stays inside every array;
 - id vocabularies are unique and match their encoding; packed strings are valid UTF-8
   within their blob; factors and biases are finite.
 
@@ -129,6 +135,14 @@ def _finite_number(value: Any) -> bool:
     )
 
 
+def _csr_prefix(name: str, arrays: Mapping[str, np.ndarray]) -> str | None:
+    """``<side>_<name>`` when ``name`` belongs to a declared CSR group, else None."""
+    for prefix in {n[: -len("_indptr_")] for n in arrays if n.endswith("_indptr_")}:
+        if prefix.startswith(("user_", "item_")) and name.startswith(prefix + "_"):
+            return prefix
+    return None
+
+
 def _rows_of(name: str, n_users: int, n_items: int) -> int | None:
     if name.startswith("user_"):
         return n_users
@@ -159,7 +173,7 @@ def check_arrays(cls: type, meta: Mapping[str, Any], arrays: Mapping[str, np.nda
     for name, arr in arrays.items():
         if name in ("user_ids", "item_ids") or name.endswith(".offsets") or name in strings:
             continue
-        rows = _rows_of(name, n_users, n_items)
+        rows = None if _csr_prefix(name, arrays) else _rows_of(name, n_users, n_items)
         if rows is not None and (arr.ndim == 0 or arr.shape[0] != rows):
             raise _fail(where, f"array {name!r} shape", f"{rows} rows (one per id)", arr.shape)
         if name.endswith("_factors_"):
@@ -176,6 +190,22 @@ def check_arrays(cls: type, meta: Mapping[str, Any], arrays: Mapping[str, np.nda
         raise _fail(where, "factor matrices", "one common width", sorted(widths))
     if "seen_indptr_" in arrays or "seen_indices_" in arrays:
         _check_csr(arrays.get("seen_indptr_"), arrays.get("seen_indices_"), n_users, n_items, where)
+    sizes = {"user": n_users, "item": n_items}
+    for prefix in sorted({p for n in arrays if (p := _csr_prefix(n, arrays))}):
+        side, target = prefix.split("_", 1)
+        cols = sizes[side] if target == "neighbour" else sizes.get(target)
+        if cols is None:
+            raise _fail(where, f"arrays {prefix}_*", "a CSR over users or items", prefix)
+        names = (f"{prefix}_indptr_", f"{prefix}_indices_")
+        _check_csr(arrays.get(names[0]), arrays.get(names[1]), sizes[side], cols, where, names)
+        for name in arrays:
+            if name.startswith(prefix + "_") and name not in names:
+                n_values = len(arrays[names[1]])
+                if arrays[name].ndim != 1 or len(arrays[name]) != n_values:
+                    found = arrays[name].shape
+                    raise _fail(
+                        where, f"array {name!r}", f"{n_values} values (one per index)", found
+                    )
 
 
 def _check_packed_strings(arrays: Mapping[str, np.ndarray], name: str, where: str) -> None:
@@ -226,25 +256,36 @@ def _vocabulary_size(
     return n
 
 
-def _check_csr(indptr: Any, indices: Any, n_users: int, n_items: int, where: str) -> None:
+def _check_csr(
+    indptr: Any,
+    indices: Any,
+    n_users: int,
+    n_items: int,
+    where: str,
+    names: tuple[str, str] = ("seen_indptr_", "seen_indices_"),
+) -> None:
+    """A CSR with ``n_users`` rows whose indices lie in ``[0, n_items)``."""
+    ptr_name, idx_name = names
     if indptr is None or indices is None:
-        raise _fail(where, "seen-items structure", "both seen_indptr_ and seen_indices_", None)
+        group = "seen-items structure" if ptr_name == "seen_indptr_" else f"CSR {ptr_name[:-8]}"
+        raise _fail(where, group, f"both {ptr_name} and {idx_name}", None)
     if indptr.dtype != np.int64 or indptr.ndim != 1 or len(indptr) != n_users + 1:
         raise _fail(
             where,
-            "array 'seen_indptr_'",
+            f"array {ptr_name!r}",
             f"{n_users + 1} int64 offsets",
             f"{indptr.dtype} {indptr.shape}",
         )
     if indices.dtype != np.int32 or indices.ndim != 1:
-        raise _fail(where, "array 'seen_indices_'", "1-D int32 item positions", indices.dtype)
+        raise _fail(where, f"array {idx_name!r}", "1-D int32 positions", indices.dtype)
     if indptr[0] != 0 or indptr[-1] != len(indices) or (np.diff(indptr) < 0).any():
         raise _fail(
             where,
-            "array 'seen_indptr_'",
+            f"array {ptr_name!r}",
             f"non-decreasing offsets from 0 to {len(indices)}",
             "other",
         )
     if len(indices) and (indices.min() < 0 or indices.max() >= n_items):
         found = f"positions {int(indices.min())}..{int(indices.max())}"
-        raise _fail(where, "array 'seen_indices_'", f"item positions in [0, {n_items})", found)
+        noun = "item" if ptr_name == "seen_indptr_" else "valid"
+        raise _fail(where, f"array {idx_name!r}", f"{noun} positions in [0, {n_items})", found)

@@ -21,6 +21,7 @@ from factorkit.models.als import ALS
 from factorkit.models.baseline import BaselineOnly
 from factorkit.models.bpr import BPR
 from factorkit.models.implicit_als import ImplicitALS
+from factorkit.models.knn import ImplicitItemKNN, ImplicitUserKNN, ItemKNN, UserKNN
 from factorkit.models.popular import MostPopular
 from factorkit.models.sgd import BiasedMF
 from factorkit.models.svdpp import SVDpp
@@ -35,12 +36,16 @@ __all__ = [
     "FoldIn",
     "FoldInMixin",
     "ImplicitALS",
+    "ImplicitItemKNN",
+    "ImplicitUserKNN",
+    "ItemKNN",
     "MostPopular",
     "PartialFitMixin",
     "RecommendMixin",
     "SVDpp",
     "SimilarMixin",
     "Trainer",
+    "UserKNN",
     "clone",
     "run_trainer",
 ]
