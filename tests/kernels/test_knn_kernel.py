@@ -116,7 +116,7 @@ def test_item_scores_and_pairs_are_the_k_nearest_voters():
     out_avg = np.empty(users.size)
     out_found = np.empty(users.size, np.int32)
     knn_predict_pairs(items.ravel().astype(np.int64), users.ravel().astype(np.int64), *nbr,
-                      *_parts(ratings), k, out_avg, out_found, 2)  # fmt: skip
+                      *_parts(ratings), n_items, k, out_avg, out_found, 2)  # fmt: skip
     np.testing.assert_allclose(out_avg, avg.ravel(), atol=1e-12)
     np.testing.assert_array_equal(out_found, found.ravel())
 

@@ -23,48 +23,6 @@ __all__ = [
 ]
 
 
-@jit()
-def _heap_push(heap_v, heap_i, size, v, i):  # pragma: no cover - compiled
-    """Push ``(v, i)`` into a min-heap of capacity ``len(heap_v)``; returns the new size.
-
-    When full, ``v`` replaces the root only if larger (ties keep the lower index)."""
-    cap = len(heap_v)
-    if size < cap:
-        pos = size
-        size += 1
-        while pos > 0:
-            parent = (pos - 1) >> 1
-            if heap_v[parent] < v or (heap_v[parent] == v and heap_i[parent] > i):
-                break
-            heap_v[pos] = heap_v[parent]
-            heap_i[pos] = heap_i[parent]
-            pos = parent
-        heap_v[pos] = v
-        heap_i[pos] = i
-        return size
-    if v < heap_v[0] or (v == heap_v[0] and i > heap_i[0]):
-        return size
-    pos = 0
-    while True:
-        child = 2 * pos + 1
-        if child >= size:
-            break
-        right = child + 1
-        if right < size and (
-            heap_v[right] < heap_v[child]
-            or (heap_v[right] == heap_v[child] and heap_i[right] > heap_i[child])
-        ):
-            child = right
-        if v < heap_v[child] or (v == heap_v[child] and i > heap_i[child]):
-            break
-        heap_v[pos] = heap_v[child]
-        heap_i[pos] = heap_i[child]
-        pos = child
-    heap_v[pos] = v
-    heap_i[pos] = i
-    return size
-
-
 @jit(parallel=True)
 def knn_neighbours(
     q_indptr, q_indices, q_values, q_self, q_norms,
@@ -87,16 +45,13 @@ def knn_neighbours(
     """
     n_rows = len(q_indptr) - 1
     n_chunks = max(1, min(n_rows, 4 * n_threads))
-    dots = np.zeros((n_chunks, n_entities), np.float64)
-    sq_a = np.zeros((n_chunks, n_entities), np.float64)
-    sq_b = np.zeros((n_chunks, n_entities), np.float64)
-    counts = np.zeros((n_chunks, n_entities), np.int32)
+    # per entity [dot, sum xa^2, sum xb^2, support], interleaved: one cache line per update
+    accs = np.zeros((n_chunks, n_entities, 4), np.float64)
     touched = np.empty((n_chunks, n_entities), np.int32)
-    heap_v = np.empty((n_chunks, keep), np.float32)
-    heap_i = np.empty((n_chunks, keep), np.int32)
+    cand_v = np.empty((n_chunks, n_entities), np.float32)
+    cand_i = np.empty((n_chunks, n_entities), np.int32)
     for c in prange(n_chunks):
-        dot, sa, sb, cnt, seen = dots[c], sq_a[c], sq_b[c], counts[c], touched[c]
-        hv, hi = heap_v[c], heap_i[c]
+        acc, seen, cv, ci = accs[c], touched[c], cand_v[c], cand_i[c]
         for r in range(c * n_rows // n_chunks, (c + 1) * n_rows // n_chunks):
             n_touched = 0
             for p in range(q_indptr[r], q_indptr[r + 1]):
@@ -105,93 +60,100 @@ def knn_neighbours(
                 for s in range(t_indptr[u], t_indptr[u + 1]):
                     b = t_indices[s]
                     xb = t_values[s]
-                    if cnt[b] == 0:
+                    if acc[b, 3] == 0:
                         seen[n_touched] = b
                         n_touched += 1
-                    cnt[b] += 1
-                    dot[b] += xa * xb
+                    acc[b, 0] += xa * xb
+                    acc[b, 3] += 1.0
                     if kind != 0:
-                        sa[b] += xa * xa
-                        sb[b] += xb * xb
+                        acc[b, 1] += xa * xa
+                        acc[b, 2] += xb * xb
+            # candidates in position order, so that ties keep the lower position
+            if n_touched * 8 > n_entities:
+                n_touched = 0
+                for b in range(n_entities):
+                    if acc[b, 3] > 0:
+                        seen[n_touched] = b
+                        n_touched += 1
+            else:
+                seen[:n_touched].sort()
             size = 0
             for t in range(n_touched):
                 b = seen[t]
-                n = cnt[b]
-                if b != q_self[r]:
-                    if kind == 2:
-                        msd = max(0.0, sa[b] + sb[b] - 2.0 * dot[b]) / n
-                        denom = 1.0
-                        sim = 1.0 / (1.0 + msd)
-                    else:
-                        denom = q_norms[r] * t_norms[b] if kind == 0 else np.sqrt(sa[b] * sb[b])
-                        sim = dot[b] / denom if denom > 0 else 0.0
-                    if denom > 0:
-                        if shrinkage > 0:
-                            sim *= n / (n + shrinkage)
-                        if sim > 0:
-                            size = _heap_push(hv, hi, size, np.float32(sim), b)
-                dot[b] = 0.0
-                sa[b] = 0.0
-                sb[b] = 0.0
-                cnt[b] = 0
-            # heap -> best first: pop the minimum to the end repeatedly
-            order = np.argsort(-hv[:size], kind="mergesort")
-            # equal similarities: lower position first (stable after sorting by index)
+                n = acc[b, 3]
+                if kind == 2:
+                    msd = max(0.0, acc[b, 1] + acc[b, 2] - 2.0 * acc[b, 0]) / n
+                    sim = 1.0 / (1.0 + msd)
+                else:
+                    denom = q_norms[r] * t_norms[b] if kind == 0 else np.sqrt(acc[b, 1] * acc[b, 2])
+                    sim = acc[b, 0] / denom if denom > 0 else 0.0
+                if shrinkage > 0:
+                    sim *= n / (n + shrinkage)
+                acc[b, 0] = 0.0
+                acc[b, 1] = 0.0
+                acc[b, 2] = 0.0
+                acc[b, 3] = 0.0
+                if sim > 0 and b != q_self[r]:
+                    cv[size] = sim
+                    ci[size] = b
+                    size += 1
+            if size > keep:
+                # the keep-th largest similarity; equal ones enter in position order
+                floor = np.partition(cv[:size].copy(), size - keep)[size - keep]
+                room = keep
+                for t in range(size):
+                    room -= cv[t] > floor
+                m = 0
+                for t in range(size):
+                    v = cv[t]
+                    if v > floor or (v == floor and room > 0):
+                        if v == floor:
+                            room -= 1
+                        cv[m] = v
+                        ci[m] = ci[t]
+                        m += 1
+                size = m
+            order = np.argsort(-cv[:size], kind="mergesort")  # stable: ties by position
             for a in range(size):
-                out_idx[r, a] = hi[order[a]]
-                out_sim[r, a] = hv[order[a]]
-            for a in range(1, size):  # insertion pass: ties by position
-                v, i = out_sim[r, a], out_idx[r, a]
-                j = a - 1
-                while j >= 0 and out_sim[r, j] == v and out_idx[r, j] > i:
-                    out_sim[r, j + 1] = out_sim[r, j]
-                    out_idx[r, j + 1] = out_idx[r, j]
-                    j -= 1
-                out_sim[r, j + 1] = v
-                out_idx[r, j + 1] = i
+                out_idx[r, a] = ci[order[a]]
+                out_sim[r, a] = cv[order[a]]
             out_count[r] = size
-
-
-@jit()
-def _lookup(indptr, indices, values, row, col):  # pragma: no cover - compiled
-    """``values`` at ``(row, col)`` of a CSR with sorted rows, or NaN when absent."""
-    lo = indptr[row]
-    hi = indptr[row + 1]
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        c = indices[mid]
-        if c < col:
-            lo = mid + 1
-        elif c > col:
-            hi = mid
-        else:
-            return values[mid]
-    return np.nan
 
 
 @jit(parallel=True)
 def knn_predict_pairs(
     targets, queries, nbr_indptr, nbr_indices, nbr_sims,
-    lk_indptr, lk_indices, lk_residuals, k, out_avg, out_found, n_threads,
+    lk_indptr, lk_indices, lk_residuals, n_cols, k, out_avg, out_found, n_threads,
 ):  # fmt: skip  # pragma: no cover - compiled
     """Weighted average of neighbours' residuals for (target, query) pairs.
 
     For pair ``p``: walk the neighbours of entity ``targets[p]`` (most similar first) and
-    keep the first ``k`` that have a value in row ``queries[p]`` of the lookup CSR (whose
-    rows are sorted); ``out_avg[p] = sum(sim * residual) / sum(sim)`` over them and
-    ``out_found[p]`` their number (0: no neighbour voted, ``out_avg`` is 0).
+    keep the first ``k`` that have a value in row ``queries[p]`` of the lookup CSR
+    (``n_cols`` columns); ``out_avg[p] = sum(sim * residual) / sum(sim)`` over them and
+    ``out_found[p]`` their number (0: no neighbour voted, ``out_avg`` is 0). Pairs sorted
+    by query are fastest: each query's row is spread into a dense marker once per run.
     """
     n = len(targets)
     n_chunks = max(1, min(n, 4 * n_threads))
+    marks = np.full((n_chunks, n_cols), np.nan)
     for c in prange(n_chunks):
+        mark = marks[c]
+        current = -1
         for p in range(c * n // n_chunks, (c + 1) * n // n_chunks):
-            t = targets[p]
             q = queries[p]
+            if q != current:
+                if current >= 0:
+                    for s in range(lk_indptr[current], lk_indptr[current + 1]):
+                        mark[lk_indices[s]] = np.nan
+                for s in range(lk_indptr[q], lk_indptr[q + 1]):
+                    mark[lk_indices[s]] = lk_residuals[s]
+                current = q
+            t = targets[p]
             num = 0.0
             den = 0.0
             found = 0
             for s in range(nbr_indptr[t], nbr_indptr[t + 1]):
-                v = _lookup(lk_indptr, lk_indices, lk_residuals, q, nbr_indices[s])
+                v = mark[nbr_indices[s]]
                 if v == v:
                     num += nbr_sims[s] * v
                     den += nbr_sims[s]
@@ -200,6 +162,9 @@ def knn_predict_pairs(
                         break
             out_avg[p] = num / den if den > 0 else 0.0
             out_found[p] = found
+        if current >= 0:
+            for s in range(lk_indptr[current], lk_indptr[current + 1]):
+                mark[lk_indices[s]] = np.nan
 
 
 @jit(parallel=True)

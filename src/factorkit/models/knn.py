@@ -431,14 +431,18 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         else:
             targets, queries = u[both], i[both]
             lk_indptr, lk_indices, lk_res = self._item_major()
+        order = np.argsort(queries, kind="stable")  # one dense row per query run
         avg = np.empty(len(targets), np.float64)
         found = np.empty(len(targets), np.int32)
+        n_cols = len(self._map(self._side))
         n_threads = self._threads()
         with using_threads(n_threads):
             knn_predict_pairs(
-                targets.astype(np.int64), queries.astype(np.int64), *self._nbr64(),
-                lk_indptr, lk_indices, lk_res, int(self.neighbours), avg, found, n_threads,
+                targets[order].astype(np.int64), queries[order].astype(np.int64),
+                *self._nbr64(), lk_indptr, lk_indices, lk_res, n_cols, int(self.neighbours),
+                avg, found, n_threads,
             )  # fmt: skip
+        avg[order], found[order] = avg.copy(), found.copy()
         if self._centred():
             scores[both] += avg
         else:
