@@ -143,6 +143,39 @@ def _csr_prefix(name: str, arrays: Mapping[str, np.ndarray]) -> str | None:
     return None
 
 
+def _check_group_csr(
+    arrays: Mapping[str, np.ndarray], prefix: str, n_users: int, n_items: int, where: str
+) -> None:
+    """The CSR ``<prefix>_indptr_`` / ``_indices_`` (see the module docstring) and the
+    arrays holding one value per index."""
+    sizes = {"user": n_users, "item": n_items}
+    side, target = prefix.split("_", 1)
+    n_rows = sizes[side]
+    n_cols = sizes[side] if target == "neighbour" else sizes.get(target)
+    if n_cols is None:
+        raise _fail(where, f"arrays {prefix}_*", "a CSR over users or items", prefix)
+    ptr_name, idx_name = f"{prefix}_indptr_", f"{prefix}_indices_"
+    indptr, indices = arrays.get(ptr_name), arrays.get(idx_name)
+    if indptr is None or indices is None:
+        raise _fail(where, f"CSR {prefix}", f"both {ptr_name} and {idx_name}", None)
+    if indptr.dtype != np.int64 or indptr.ndim != 1 or len(indptr) != n_rows + 1:
+        found = f"{indptr.dtype} {indptr.shape}"
+        raise _fail(where, f"array {ptr_name!r}", f"{n_rows + 1} int64 offsets", found)
+    if indices.dtype != np.int32 or indices.ndim != 1:
+        raise _fail(where, f"array {idx_name!r}", "1-D int32 positions", indices.dtype)
+    if indptr[0] != 0 or indptr[-1] != len(indices) or (np.diff(indptr) < 0).any():
+        expected = f"non-decreasing offsets from 0 to {len(indices)}"
+        raise _fail(where, f"array {ptr_name!r}", expected, "other")
+    if len(indices) and (indices.min() < 0 or indices.max() >= n_cols):
+        found = f"positions {int(indices.min())}..{int(indices.max())}"
+        raise _fail(where, f"array {idx_name!r}", f"valid positions in [0, {n_cols})", found)
+    for name, arr in arrays.items():
+        values = name.startswith(prefix + "_") and name not in (ptr_name, idx_name)
+        if values and (arr.ndim != 1 or len(arr) != len(indices)):
+            expected = f"{len(indices)} values (one per index)"
+            raise _fail(where, f"array {name!r}", expected, arr.shape)
+
+
 def _rows_of(name: str, n_users: int, n_items: int) -> int | None:
     if name.startswith("user_"):
         return n_users
@@ -186,26 +219,12 @@ def check_arrays(cls: type, meta: Mapping[str, Any], arrays: Mapping[str, np.nda
             raise _fail(where, f"array {name!r}", "a 1-D float vector", f"{arr.dtype} {arr.shape}")
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             raise _fail(where, f"array {name!r}", "finite values", "NaN or infinity")
+    for prefix in sorted({p for n in arrays if (p := _csr_prefix(n, arrays))}):
+        _check_group_csr(arrays, prefix, n_users, n_items, where)
     if len(widths) > 1:
         raise _fail(where, "factor matrices", "one common width", sorted(widths))
     if "seen_indptr_" in arrays or "seen_indices_" in arrays:
         _check_csr(arrays.get("seen_indptr_"), arrays.get("seen_indices_"), n_users, n_items, where)
-    sizes = {"user": n_users, "item": n_items}
-    for prefix in sorted({p for n in arrays if (p := _csr_prefix(n, arrays))}):
-        side, target = prefix.split("_", 1)
-        cols = sizes[side] if target == "neighbour" else sizes.get(target)
-        if cols is None:
-            raise _fail(where, f"arrays {prefix}_*", "a CSR over users or items", prefix)
-        names = (f"{prefix}_indptr_", f"{prefix}_indices_")
-        _check_csr(arrays.get(names[0]), arrays.get(names[1]), sizes[side], cols, where, names)
-        for name in arrays:
-            if name.startswith(prefix + "_") and name not in names:
-                n_values = len(arrays[names[1]])
-                if arrays[name].ndim != 1 or len(arrays[name]) != n_values:
-                    found = arrays[name].shape
-                    raise _fail(
-                        where, f"array {name!r}", f"{n_values} values (one per index)", found
-                    )
 
 
 def _check_packed_strings(arrays: Mapping[str, np.ndarray], name: str, where: str) -> None:
@@ -256,36 +275,25 @@ def _vocabulary_size(
     return n
 
 
-def _check_csr(
-    indptr: Any,
-    indices: Any,
-    n_users: int,
-    n_items: int,
-    where: str,
-    names: tuple[str, str] = ("seen_indptr_", "seen_indices_"),
-) -> None:
-    """A CSR with ``n_users`` rows whose indices lie in ``[0, n_items)``."""
-    ptr_name, idx_name = names
+def _check_csr(indptr: Any, indices: Any, n_users: int, n_items: int, where: str) -> None:
     if indptr is None or indices is None:
-        group = "seen-items structure" if ptr_name == "seen_indptr_" else f"CSR {ptr_name[:-8]}"
-        raise _fail(where, group, f"both {ptr_name} and {idx_name}", None)
+        raise _fail(where, "seen-items structure", "both seen_indptr_ and seen_indices_", None)
     if indptr.dtype != np.int64 or indptr.ndim != 1 or len(indptr) != n_users + 1:
         raise _fail(
             where,
-            f"array {ptr_name!r}",
+            "array 'seen_indptr_'",
             f"{n_users + 1} int64 offsets",
             f"{indptr.dtype} {indptr.shape}",
         )
     if indices.dtype != np.int32 or indices.ndim != 1:
-        raise _fail(where, f"array {idx_name!r}", "1-D int32 positions", indices.dtype)
+        raise _fail(where, "array 'seen_indices_'", "1-D int32 item positions", indices.dtype)
     if indptr[0] != 0 or indptr[-1] != len(indices) or (np.diff(indptr) < 0).any():
         raise _fail(
             where,
-            f"array {ptr_name!r}",
+            "array 'seen_indptr_'",
             f"non-decreasing offsets from 0 to {len(indices)}",
             "other",
         )
     if len(indices) and (indices.min() < 0 or indices.max() >= n_items):
         found = f"positions {int(indices.min())}..{int(indices.max())}"
-        noun = "item" if ptr_name == "seen_indptr_" else "valid"
-        raise _fail(where, f"array {idx_name!r}", f"{noun} positions in [0, {n_items})", found)
+        raise _fail(where, "array 'seen_indices_'", f"item positions in [0, {n_items})", found)
