@@ -827,9 +827,14 @@ class ItemKNN(_ExplicitKNN):
     >>> data = fk.Interactions.from_arrays(
     ...     ["a", "a", "b", "b", "c", "c"], [1, 2, 1, 2, 1, 3], [5.0, 4.0, 4.0, 3.0, 5.0, 2.0])
     >>> model = fk.ItemKNN(shrinkage=0.0, similarity="cosine", centering="none").fit(data)
-    >>> round(float(model.predict(["c"], [2])[0]), 2)  # votes: item 1 (5.0) and 3 (2.0)
-    3.55
-    >>> model.similar_items(1, k=2)[0].tolist()
+    >>> float(model.predict(["c"], [2])[0])  # only item 1 shares raters with item 2
+    5.0
+    >>> model.explain("c", 2).contributions
+    [(1, 5.0)]
+    >>> model.similar_items(1, k=2)[0].tolist()  # one shared rater makes item 3 "identical"
+    [3, 2]
+    >>> shrunk = fk.ItemKNN(shrinkage=100.0, similarity="cosine", centering="none").fit(data)
+    >>> shrunk.similar_items(1, k=2)[0].tolist()  # shrinkage trusts the 2 shared raters more
     [2, 3]
 """
     )
