@@ -296,3 +296,51 @@ def test_fuzzed_files_never_crash(saved, tmp_path):
     bad = [r for r in results if r not in ("refused", "identical", "works")]
     assert not bad, bad
     assert results.count("refused") >= 30, results
+
+
+@pytest.fixture(scope="module")
+def saved_knn(tmp_path_factory, data):
+    """A saved ItemKNN: its neighbour CSR is an index structure like seen_*."""
+    small = data.select_users(data.user_map.ids[:60])
+    model = fk.ItemKNN(max_neighbours=30).fit(small)
+    path = tmp_path_factory.mktemp("knn") / "item_knn.fk"
+    model.save(path)
+    return {"item_knn": (path, model)}
+
+
+KNN_CASES = {
+    "neighbour index out of range": (
+        lambda a: a["item_neighbour_indices_"].__setitem__(3, 10**6),
+        "array 'item_neighbour_indices_': expected valid positions in [0, ",
+    ),
+    "neighbour offsets past the end": (
+        lambda a: a["item_neighbour_indptr_"].__setitem__(-1, 10**9),
+        "array 'item_neighbour_indptr_': expected non-decreasing offsets from 0 to",
+    ),
+    "neighbour offsets of the wrong length": (
+        lambda a: _set(a, "item_neighbour_indptr_", a["item_neighbour_indptr_"][:-5]),
+        "array 'item_neighbour_indptr_': expected ",
+    ),
+    "fewer similarities than indices": (
+        lambda a: _set(a, "item_neighbour_sims_", a["item_neighbour_sims_"][:-1]),
+        "array 'item_neighbour_sims_': expected ",
+    ),
+    "NaN similarity": (
+        lambda a: a["item_neighbour_sims_"].__setitem__(0, np.nan),
+        "array 'item_neighbour_sims_': expected finite values",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(KNN_CASES))
+def test_neighbour_csr_is_checked(saved_knn, tmp_path, case):
+    edit, message = KNN_CASES[case]
+    path = _edited(saved_knn, tmp_path, name="item_knn", array_edit=edit)
+    with pytest.raises(ModelFormatError) as info:
+        fk.load(path)
+    assert message in str(info.value), str(info.value)
+    # the untouched file loads and predicts as the model it came from
+    original, model = saved_knn["item_knn"]
+    loaded = fk.load(original)
+    users, items = model.user_map_.ids[:5], model.item_map_.ids[:5]
+    np.testing.assert_array_equal(loaded.predict(users, items), model.predict(users, items))

@@ -22,6 +22,7 @@ from factorkit.models import (
     SVDpp,
     clone,
 )
+from factorkit.models.knn import ImplicitItemKNN, ImplicitUserKNN, ItemKNN, UserKNN
 from factorkit.models.nonnegative_mf import NonNegativeMF
 from factorkit.models.pure_svd import PureSVD
 from factorkit.models.time_svdpp import TimeSVDpp
@@ -38,7 +39,10 @@ __all__ = [
     "GridSearch",
     "IdMap",
     "ImplicitALS",
+    "ImplicitItemKNN",
+    "ImplicitUserKNN",
     "Interactions",
+    "ItemKNN",
     "MostPopular",
     "NonNegativeMF",
     "PureSVD",
@@ -46,6 +50,7 @@ __all__ = [
     "SVDpp",
     "Tags",
     "TimeSVDpp",
+    "UserKNN",
     "__version__",
     "all_estimators",
     "clone",

@@ -14,6 +14,12 @@ it, and a file that passes cannot make a kernel read or write out of bounds:
 - the seen-items structure is a CSR matrix over users x items: ``seen_indptr_`` starts
   at 0, never decreases and ends at ``len(seen_indices_)``; every index is a valid item
   (kernels read only inside a row's bounds, so order within a row cannot break them);
+- every other CSR is named ``<side>_<name>_indptr_`` / ``<side>_<name>_indices_``
+  (rows: one per ``side`` id) with any further ``<side>_<name>_*_`` arrays holding one
+  value per index; ``<name>`` says what the indices point at: ``neighbour`` the same
+  side, ``user`` or ``item`` that side (e.g. the neighbour models'
+  ``item_neighbour_indptr_`` / ``_indices_`` / ``_sims_``). The same offset and range
+  checks apply, so a kernel walking a row stays inside every array;
 - id vocabularies are unique and match their encoding; packed strings are valid UTF-8
   within their blob; factors and biases are finite.
 
@@ -129,6 +135,47 @@ def _finite_number(value: Any) -> bool:
     )
 
 
+def _csr_prefix(name: str, arrays: Mapping[str, np.ndarray]) -> str | None:
+    """``<side>_<name>`` when ``name`` belongs to a declared CSR group, else None."""
+    for prefix in {n[: -len("_indptr_")] for n in arrays if n.endswith("_indptr_")}:
+        if prefix.startswith(("user_", "item_")) and name.startswith(prefix + "_"):
+            return prefix
+    return None
+
+
+def _check_group_csr(
+    arrays: Mapping[str, np.ndarray], prefix: str, n_users: int, n_items: int, where: str
+) -> None:
+    """The CSR ``<prefix>_indptr_`` / ``_indices_`` (see the module docstring) and the
+    arrays holding one value per index."""
+    sizes = {"user": n_users, "item": n_items}
+    side, target = prefix.split("_", 1)
+    n_rows = sizes[side]
+    n_cols = sizes[side] if target == "neighbour" else sizes.get(target)
+    if n_cols is None:
+        raise _fail(where, f"arrays {prefix}_*", "a CSR over users or items", prefix)
+    ptr_name, idx_name = f"{prefix}_indptr_", f"{prefix}_indices_"
+    indptr, indices = arrays.get(ptr_name), arrays.get(idx_name)
+    if indptr is None or indices is None:
+        raise _fail(where, f"CSR {prefix}", f"both {ptr_name} and {idx_name}", None)
+    if indptr.dtype != np.int64 or indptr.ndim != 1 or len(indptr) != n_rows + 1:
+        found = f"{indptr.dtype} {indptr.shape}"
+        raise _fail(where, f"array {ptr_name!r}", f"{n_rows + 1} int64 offsets", found)
+    if indices.dtype != np.int32 or indices.ndim != 1:
+        raise _fail(where, f"array {idx_name!r}", "1-D int32 positions", indices.dtype)
+    if indptr[0] != 0 or indptr[-1] != len(indices) or (np.diff(indptr) < 0).any():
+        expected = f"non-decreasing offsets from 0 to {len(indices)}"
+        raise _fail(where, f"array {ptr_name!r}", expected, "other")
+    if len(indices) and (indices.min() < 0 or indices.max() >= n_cols):
+        found = f"positions {int(indices.min())}..{int(indices.max())}"
+        raise _fail(where, f"array {idx_name!r}", f"valid positions in [0, {n_cols})", found)
+    for name, arr in arrays.items():
+        values = name.startswith(prefix + "_") and name not in (ptr_name, idx_name)
+        if values and (arr.ndim != 1 or len(arr) != len(indices)):
+            expected = f"{len(indices)} values (one per index)"
+            raise _fail(where, f"array {name!r}", expected, arr.shape)
+
+
 def _rows_of(name: str, n_users: int, n_items: int) -> int | None:
     if name.startswith("user_"):
         return n_users
@@ -159,7 +206,7 @@ def check_arrays(cls: type, meta: Mapping[str, Any], arrays: Mapping[str, np.nda
     for name, arr in arrays.items():
         if name in ("user_ids", "item_ids") or name.endswith(".offsets") or name in strings:
             continue
-        rows = _rows_of(name, n_users, n_items)
+        rows = None if _csr_prefix(name, arrays) else _rows_of(name, n_users, n_items)
         if rows is not None and (arr.ndim == 0 or arr.shape[0] != rows):
             raise _fail(where, f"array {name!r} shape", f"{rows} rows (one per id)", arr.shape)
         if name.endswith("_factors_"):
@@ -183,15 +230,17 @@ def check_arrays(cls: type, meta: Mapping[str, Any], arrays: Mapping[str, np.nda
             raise _fail(where, f"array {name!r}", "a 1-D float vector", f"{arr.dtype} {arr.shape}")
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             raise _fail(where, f"array {name!r}", "finite values", "NaN or infinity")
+    for prefix in sorted({p for n in arrays if (p := _csr_prefix(n, arrays))}):
+        _check_group_csr(arrays, prefix, n_users, n_items, where)
     if len(widths) > 1:
         raise _fail(where, "factor matrices", "one common width", sorted(widths))
     for prefix in ("seen", "also_seen"):  # CSR structures over users x items
         indptr, indices = arrays.get(f"{prefix}_indptr_"), arrays.get(f"{prefix}_indices_")
         if indptr is not None or indices is not None:
             _check_csr(indptr, indices, n_users, n_items, where, prefix)
-    for name in sorted(arrays):  # every per-user segmented array, seen_values_ included
-        if name.endswith("_indptr_"):
-            _check_row_segments(arrays, name, n_users, where)
+    for name in sorted(arrays):  # per-user segments: seen_values_, timeSVD++'s day_* ...
+        if name.endswith("_indptr_") and not name.startswith(("user_", "item_")):
+            _check_row_segments(arrays, name, n_users, where)  # (side CSRs checked above)
 
 
 def _check_packed_strings(arrays: Mapping[str, np.ndarray], name: str, where: str) -> None:

@@ -41,7 +41,9 @@ class Tags:
         scale; rating metrics apply) or ranks items from implicit feedback.
     has_factors : bool
         Users and items have latent factor vectors (``user_factors_``/``item_factors_``)
-        that similarity can use; declared with ``can_find_similar`` by ``SimilarMixin``.
+        that similarity can use; declared with ``can_find_similar`` by ``SimilarMixin``
+        (the neighbour models find similar items from their similarities and declare
+        it False).
     can_recommend, can_find_similar, can_fold_in, can_partial_fit : bool
         Which capability methods the class has (``recommend``; ``similar_items``;
         ``fold_in``/``recommend_new_user``; ``partial_fit``). Set by the mixins that give

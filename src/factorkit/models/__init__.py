@@ -22,6 +22,7 @@ from factorkit.models.als import ALS
 from factorkit.models.baseline import BaselineOnly
 from factorkit.models.bpr import BPR
 from factorkit.models.implicit_als import ImplicitALS
+from factorkit.models.knn import ImplicitItemKNN, ImplicitUserKNN, ItemKNN, UserKNN
 from factorkit.models.popular import MostPopular
 from factorkit.models.sgd import BiasedMF
 from factorkit.models.svdpp import SVDpp
@@ -37,6 +38,9 @@ __all__ = [
     "FoldIn",
     "FoldInMixin",
     "ImplicitALS",
+    "ImplicitItemKNN",
+    "ImplicitUserKNN",
+    "ItemKNN",
     "MostPopular",
     "PartialFitMixin",
     "RecommendMixin",
@@ -44,6 +48,7 @@ __all__ = [
     "SimilarMixin",
     "TimeSVDpp",
     "Trainer",
+    "UserKNN",
     "clone",
     "normal_factors",
     "run_trainer",

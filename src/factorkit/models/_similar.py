@@ -1,7 +1,8 @@
-"""SimilarMixin: nearest items and users by cosine of their factors.
+"""SimilarMixin: nearest items and users (by default, cosine of their factors).
 
-Only models with latent factors mix it in; it declares ``can_find_similar`` and
-``has_factors``.
+It declares ``can_find_similar`` and ``has_factors``. A model whose similarities are
+not factor cosines (the neighbour models) overrides the hook
+``_similar_positions(side, positions, k)`` and declares ``has_factors: False``.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class SimilarMixin:
         k = check_k(k, "similar_items")
         single = np.ndim(items) == 0
         pos = self.item_map_.to_index(items)
-        idx, val = self._nearest(_normalise_rows(self.item_factors_), pos, k)
+        idx, val = self._similar_positions("item", pos, k)
         return to_item_ids(self, idx, val, single)
 
     def similar_users(self, users: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -46,12 +47,18 @@ class SimilarMixin:
         k = check_k(k, "similar_users")
         single = np.ndim(users) == 0
         pos = self.user_map_.to_index(users)
-        idx, val = self._nearest(_normalise_rows(self._user_matrix()), pos, k)
+        idx, val = self._similar_positions("user", pos, k)
         ids = self.user_map_.ids
         if single:
             n = int((idx[0] >= 0).sum())
             return ids[idx[0, :n]], val[0, :n]
         return ids[np.maximum(idx, 0)], val
+
+    def _similar_positions(self, side: str, pos: np.ndarray, k: int):
+        """Top-``k`` positions and scores of the ``side`` entities most similar to those
+        at ``pos`` (each left out of its own list): cosine of the factor vectors."""
+        vectors = self.item_factors_ if side == "item" else self._user_matrix()
+        return self._nearest(_normalise_rows(vectors), pos, k)
 
     def _nearest(self, normed: np.ndarray, pos: np.ndarray, k: int):
         """Top-k rows of ``normed`` by dot product with the rows ``pos``, each row itself

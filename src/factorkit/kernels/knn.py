@@ -1,0 +1,264 @@
+"""Neighbour-model kernels: sparse similarities kept to the top neighbours, and scoring.
+
+Every matrix is a CSR triple ``(indptr, indices, values)``. For an item-based model the
+*entities* are items and the *other side* users; for a user-based model the reverse.
+Kernels see positions and numbers only. Parallel loops split rows into contiguous chunks,
+each with its own scratch; every output row is written by one chunk only, so there are
+no races and results do not depend on the thread count.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from factorkit.kernels._jit import jit
+
+__all__ = [
+    "knn_neighbours",
+    "knn_predict_pairs",
+    "knn_scores_item",
+    "knn_scores_sum",
+    "knn_scores_user",
+]
+
+
+@jit(parallel=True)
+def knn_neighbours(
+    q_indptr, q_indices, q_values, q_self, q_norms,
+    t_indptr, t_indices, t_values, t_norms, n_entities,
+    kind, shrinkage, keep, out_idx, out_sim, out_count, n_threads,
+):  # fmt: skip  # pragma: no cover - compiled
+    """Top-``keep`` positive similarities of each query row against every entity.
+
+    Query row ``r`` is a sparse vector over the other side (``q_*``; for fitting, the
+    entities' own rows). ``t_*`` is the other-side-major matrix (row ``u``: the entities
+    ``u`` touched, with values). The similarity of ``r`` and entity ``b`` is, by ``kind``:
+    0, ``dot / (q_norms[r] * t_norms[b])`` (whole vectors: implicit's cosine; ones for a
+    plain dot product); 1, ``dot / (norm_r * norm_b)`` with the norms taken over the
+    shared support only (Surprise's cosine and Pearson); 2, ``1 / (1 + msd)`` with
+    ``msd`` the mean squared difference over the shared support (Surprise's MSD). It is
+    shrunk by ``n / (n + shrinkage)`` (``n``: size of the shared support). Entity
+    ``q_self[r]`` (-1: none) is left out; only similarities > 0 are kept. Row ``r``'s
+    neighbours go to ``out_idx[r, :out_count[r]]``/``out_sim``, most similar first (ties:
+    lower position first).
+    """
+    n_rows = len(q_indptr) - 1
+    n_chunks = max(1, min(n_rows, 4 * n_threads))
+    # per entity [dot, sum xa^2, sum xb^2, support], interleaved: one cache line per update
+    accs = np.zeros((n_chunks, n_entities, 4), np.float64)
+    touched = np.empty((n_chunks, n_entities), np.int32)
+    cand_v = np.empty((n_chunks, n_entities), np.float32)
+    cand_i = np.empty((n_chunks, n_entities), np.int32)
+    for c in prange(n_chunks):
+        acc, seen, cv, ci = accs[c], touched[c], cand_v[c], cand_i[c]
+        for r in range(c * n_rows // n_chunks, (c + 1) * n_rows // n_chunks):
+            n_touched = 0
+            for p in range(q_indptr[r], q_indptr[r + 1]):
+                u = q_indices[p]
+                xa = q_values[p]
+                for s in range(t_indptr[u], t_indptr[u + 1]):
+                    b = t_indices[s]
+                    xb = t_values[s]
+                    if acc[b, 3] == 0:
+                        seen[n_touched] = b
+                        n_touched += 1
+                    acc[b, 0] += xa * xb
+                    acc[b, 3] += 1.0
+                    if kind != 0:
+                        acc[b, 1] += xa * xa
+                        acc[b, 2] += xb * xb
+            # candidates in position order, so that ties keep the lower position
+            if n_touched * 8 > n_entities:
+                n_touched = 0
+                for b in range(n_entities):
+                    if acc[b, 3] > 0:
+                        seen[n_touched] = b
+                        n_touched += 1
+            else:
+                seen[:n_touched].sort()
+            size = 0
+            for t in range(n_touched):
+                b = seen[t]
+                n = acc[b, 3]
+                if kind == 2:
+                    msd = max(0.0, acc[b, 1] + acc[b, 2] - 2.0 * acc[b, 0]) / n
+                    sim = 1.0 / (1.0 + msd)
+                else:
+                    denom = q_norms[r] * t_norms[b] if kind == 0 else np.sqrt(acc[b, 1] * acc[b, 2])
+                    sim = acc[b, 0] / denom if denom > 0 else 0.0
+                if shrinkage > 0:
+                    sim *= n / (n + shrinkage)
+                acc[b, 0] = 0.0
+                acc[b, 1] = 0.0
+                acc[b, 2] = 0.0
+                acc[b, 3] = 0.0
+                if sim > 0 and b != q_self[r]:
+                    cv[size] = sim
+                    ci[size] = b
+                    size += 1
+            if size > keep:
+                # the keep-th largest similarity; equal ones enter in position order
+                floor = np.partition(cv[:size].copy(), size - keep)[size - keep]
+                room = keep
+                for t in range(size):
+                    room -= cv[t] > floor
+                m = 0
+                for t in range(size):
+                    v = cv[t]
+                    if v > floor or (v == floor and room > 0):
+                        if v == floor:
+                            room -= 1
+                        cv[m] = v
+                        ci[m] = ci[t]
+                        m += 1
+                size = m
+            order = np.argsort(-cv[:size], kind="mergesort")  # stable: ties by position
+            for a in range(size):
+                out_idx[r, a] = ci[order[a]]
+                out_sim[r, a] = cv[order[a]]
+            out_count[r] = size
+
+
+@jit(parallel=True)
+def knn_predict_pairs(
+    targets, queries, nbr_indptr, nbr_indices, nbr_sims,
+    lk_indptr, lk_indices, lk_residuals, n_cols, k, out_avg, out_found, n_threads,
+):  # fmt: skip  # pragma: no cover - compiled
+    """Weighted average of neighbours' residuals for (target, query) pairs.
+
+    For pair ``p``: walk the neighbours of entity ``targets[p]`` (most similar first) and
+    keep the first ``k`` that have a value in row ``queries[p]`` of the lookup CSR
+    (``n_cols`` columns); ``out_avg[p] = sum(sim * residual) / sum(sim)`` over them and
+    ``out_found[p]`` their number (0: no neighbour voted, ``out_avg`` is 0). Pairs sorted
+    by query are fastest: each query's row is spread into a dense marker once per run.
+    """
+    n = len(targets)
+    n_chunks = max(1, min(n, 4 * n_threads))
+    marks = np.full((n_chunks, n_cols), np.nan)
+    for c in prange(n_chunks):
+        mark = marks[c]
+        current = -1
+        for p in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            q = queries[p]
+            if q != current:
+                if current >= 0:
+                    for s in range(lk_indptr[current], lk_indptr[current + 1]):
+                        mark[lk_indices[s]] = np.nan
+                for s in range(lk_indptr[q], lk_indptr[q + 1]):
+                    mark[lk_indices[s]] = lk_residuals[s]
+                current = q
+            t = targets[p]
+            num = 0.0
+            den = 0.0
+            found = 0
+            for s in range(nbr_indptr[t], nbr_indptr[t + 1]):
+                v = mark[nbr_indices[s]]
+                if v == v:
+                    num += nbr_sims[s] * v
+                    den += nbr_sims[s]
+                    found += 1
+                    if found == k:
+                        break
+            out_avg[p] = num / den if den > 0 else 0.0
+            out_found[p] = found
+        if current >= 0:
+            for s in range(lk_indptr[current], lk_indptr[current + 1]):
+                mark[lk_indices[s]] = np.nan
+
+
+@jit(parallel=True)
+def knn_scores_item(
+    row_indptr, row_indices, row_residuals, nbr_indptr, nbr_indices, nbr_sims,
+    k, out_avg, out_found, n_threads,
+):  # fmt: skip  # pragma: no cover - compiled
+    """Item-based averages for every item of each row (a user's rated items).
+
+    Row ``r`` holds a user's items and residuals (``row_*``). For each item ``i``, the
+    first ``k`` neighbours of ``i`` (most similar first) that the user rated vote:
+    ``out_avg[r, i] = sum(sim * residual) / sum(sim)`` and ``out_found[r, i]`` their
+    number (0 and 0 when none).
+    """
+    n_rows, n_items = out_avg.shape
+    n_chunks = max(1, min(n_rows, 4 * n_threads))
+    marks = np.full((n_chunks, n_items), np.nan, np.float64)
+    for c in prange(n_chunks):
+        mark = marks[c]
+        for r in range(c * n_rows // n_chunks, (c + 1) * n_rows // n_chunks):
+            for p in range(row_indptr[r], row_indptr[r + 1]):
+                mark[row_indices[p]] = row_residuals[p]
+            for i in range(n_items):
+                num = 0.0
+                den = 0.0
+                found = 0
+                for s in range(nbr_indptr[i], nbr_indptr[i + 1]):
+                    v = mark[nbr_indices[s]]
+                    if v == v:
+                        num += nbr_sims[s] * v
+                        den += nbr_sims[s]
+                        found += 1
+                        if found == k:
+                            break
+                out_avg[r, i] = num / den if den > 0 else 0.0
+                out_found[r, i] = found
+            for p in range(row_indptr[r], row_indptr[r + 1]):
+                mark[row_indices[p]] = np.nan
+
+
+@jit(parallel=True)
+def knn_scores_user(
+    nbr_indptr, nbr_indices, nbr_sims, r_indptr, r_indices, r_residuals,
+    k, out_avg, out_found, n_threads,
+):  # fmt: skip  # pragma: no cover - compiled
+    """User-based averages for every item of each row (a user's neighbours).
+
+    Row ``r`` lists the user's neighbours, most similar first (``nbr_*``); ``r_*`` is the
+    user-major matrix of residuals. Walking the neighbours in order, each item keeps the
+    votes of its first ``k`` raters among them: ``out_avg[r, i] = sum(sim * residual) /
+    sum(sim)``, ``out_found[r, i]`` their number.
+    """
+    n_rows, n_items = out_avg.shape
+    n_chunks = max(1, min(n_rows, 4 * n_threads))
+    dens = np.zeros((n_chunks, n_items), np.float64)
+    for c in prange(n_chunks):
+        den = dens[c]
+        for r in range(c * n_rows // n_chunks, (c + 1) * n_rows // n_chunks):
+            num = out_avg[r]
+            found = out_found[r]
+            num[:] = 0.0
+            found[:] = 0
+            den[:] = 0.0
+            for s in range(nbr_indptr[r], nbr_indptr[r + 1]):
+                v = nbr_indices[s]
+                sim = nbr_sims[s]
+                for p in range(r_indptr[v], r_indptr[v + 1]):
+                    i = r_indices[p]
+                    if found[i] < k:
+                        num[i] += sim * r_residuals[p]
+                        den[i] += sim
+                        found[i] += 1
+            for i in range(n_items):
+                num[i] = num[i] / den[i] if den[i] > 0 else 0.0
+
+
+@jit(parallel=True)
+def knn_scores_sum(
+    src_indptr, src_indices, src_weights, m_indptr, m_indices, m_values, out, n_threads
+):  # pragma: no cover - compiled
+    """``out[r] = sum_s weight_s * M[source_s]`` over row ``r``'s sources (sparse x sparse).
+
+    Implicit item-based scoring (sources: the user's items with their values, ``M``: the
+    neighbour matrix) and user-based scoring (sources: the user's neighbours with their
+    similarities, ``M``: the user-major interactions).
+    """
+    n_rows = out.shape[0]
+    n_chunks = max(1, min(n_rows, 4 * n_threads))
+    for c in prange(n_chunks):
+        for r in range(c * n_rows // n_chunks, (c + 1) * n_rows // n_chunks):
+            row = out[r]
+            row[:] = 0.0
+            for s in range(src_indptr[r], src_indptr[r + 1]):
+                j = src_indices[s]
+                w = src_weights[s]
+                for p in range(m_indptr[j], m_indptr[j + 1]):
+                    row[m_indices[p]] += w * m_values[p]

@@ -1,0 +1,145 @@
+"""knn kernels against NumPy references on small random sparse matrices."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from factorkit.kernels.knn import (
+    knn_neighbours,
+    knn_predict_pairs,
+    knn_scores_item,
+    knn_scores_sum,
+    knn_scores_user,
+)
+
+
+def _random_csr(n_rows, n_cols, density, seed):
+    m = sp.random(n_rows, n_cols, density=density, random_state=seed, format="csr")
+    m.data = np.round(m.data * 4 + 1)
+    m.sort_indices()
+    return m
+
+
+def _parts(m):
+    return m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data.astype(np.float64)
+
+
+def _run_neighbours(x, kind, shrinkage, keep, n_threads=2):
+    t = x.T.tocsr()
+    t.sort_indices()
+    n = x.shape[0]
+    norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+    out_idx = np.empty((n, keep), np.int32)
+    out_sim = np.empty((n, keep), np.float32)
+    counts = np.zeros(n, np.int64)
+    knn_neighbours(*_parts(x), np.arange(n, dtype=np.int64), norms, *_parts(t), norms, n,
+                   kind, shrinkage, keep, out_idx, out_sim, counts, n_threads)  # fmt: skip
+    return out_idx, out_sim, counts
+
+
+def _reference(x, kind, shrinkage):
+    d = x.toarray()
+    mask = d != 0
+    n = len(d)
+    sims = np.zeros((n, n))
+    for a in range(n):
+        for b in range(n):
+            both = mask[a] & mask[b]
+            support = both.sum()
+            if a == b or support == 0:
+                continue
+            if kind == 0:
+                sim = d[a] @ d[b] / (np.linalg.norm(d[a]) * np.linalg.norm(d[b]))
+            elif kind == 1:
+                sim = (
+                    d[a, both]
+                    @ d[b, both]
+                    / np.sqrt((d[a, both] ** 2).sum() * (d[b, both] ** 2).sum())
+                )
+            else:
+                sim = 1.0 / (1.0 + ((d[a, both] - d[b, both]) ** 2).mean())
+            sims[a, b] = sim * support / (support + shrinkage)
+    return sims
+
+
+@pytest.mark.parametrize("kind", [0, 1, 2])
+def test_neighbours_match_dense_reference(kind):
+    x = _random_csr(30, 25, 0.3, seed=kind)
+    ref = _reference(x, kind, shrinkage=2.0)
+    idx, sim, counts = _run_neighbours(x, kind, 2.0, keep=5)
+    for a in range(30):
+        positive = np.flatnonzero(ref[a] > 0)
+        assert counts[a] == min(5, len(positive))
+        expected = sorted(positive, key=lambda b: (-np.float32(ref[a, b]), b))[:5]
+        np.testing.assert_array_equal(idx[a, : counts[a]], expected)
+        np.testing.assert_allclose(sim[a, : counts[a]], ref[a, expected], rtol=1e-5)
+
+
+def test_neighbours_do_not_depend_on_threads():
+    x = _random_csr(40, 30, 0.3, seed=7)
+    one = _run_neighbours(x, 1, 0.0, keep=8, n_threads=1)
+    two = _run_neighbours(x, 1, 0.0, keep=8, n_threads=2)
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def _neighbour_csr(n, keep, seed):
+    rng = np.random.default_rng(seed)
+    indptr = np.zeros(n + 1, np.int64)
+    indices, sims = [], []
+    for r in range(n):
+        nb = rng.choice([c for c in range(n) if c != r], size=keep, replace=False)
+        indices.extend(nb)
+        sims.extend(np.sort(rng.random(keep))[::-1])
+        indptr[r + 1] = indptr[r] + keep
+    return indptr, np.array(indices, np.int32), np.array(sims, np.float64)
+
+
+def test_item_scores_and_pairs_are_the_k_nearest_voters():
+    n_users, n_items, k = 8, 12, 3
+    ratings = _random_csr(n_users, n_items, 0.4, seed=1)
+    nbr = _neighbour_csr(n_items, 6, seed=2)
+    avg = np.empty((n_users, n_items))
+    found = np.empty((n_users, n_items), np.int32)
+    knn_scores_item(*_parts(ratings), *nbr, k, avg, found, 2)
+    d = ratings.toarray()
+    for u in range(n_users):
+        for i in range(n_items):
+            row = slice(nbr[0][i], nbr[0][i + 1])
+            voters = [(j, s) for j, s in zip(nbr[1][row], nbr[2][row], strict=True) if d[u, j]]
+            voters = voters[:k]
+            assert found[u, i] == len(voters)
+            if voters:
+                expect = sum(s * d[u, j] for j, s in voters) / sum(s for _, s in voters)
+                assert abs(avg[u, i] - expect) < 1e-9
+    users, items = np.meshgrid(np.arange(n_users), np.arange(n_items), indexing="ij")
+    out_avg = np.empty(users.size)
+    out_found = np.empty(users.size, np.int32)
+    knn_predict_pairs(items.ravel().astype(np.int64), users.ravel().astype(np.int64), *nbr,
+                      *_parts(ratings), n_items, k, out_avg, out_found, 2)  # fmt: skip
+    np.testing.assert_allclose(out_avg, avg.ravel(), atol=1e-12)
+    np.testing.assert_array_equal(out_found, found.ravel())
+
+
+def test_user_scores_and_sums():
+    n_users, n_items, k = 10, 7, 2
+    ratings = _random_csr(n_users, n_items, 0.5, seed=3)
+    nbr = _neighbour_csr(n_users, 4, seed=4)
+    avg = np.empty((n_users, n_items))
+    found = np.empty((n_users, n_items), np.int32)
+    knn_scores_user(*nbr, *_parts(ratings), k, avg, found, 2)
+    d = ratings.toarray()
+    for u in range(n_users):
+        row = slice(nbr[0][u], nbr[0][u + 1])
+        for i in range(n_items):
+            voters = [(v, s) for v, s in zip(nbr[1][row], nbr[2][row], strict=True) if d[v, i]]
+            voters = voters[:k]
+            assert found[u, i] == len(voters)
+            expect = (
+                sum(s * d[v, i] for v, s in voters) / sum(s for _, s in voters) if voters else 0
+            )
+            assert abs(avg[u, i] - expect) < 1e-9
+    out = np.empty((n_users, n_items))
+    knn_scores_sum(*nbr, *_parts(ratings), out, 2)
+    w = sp.csr_matrix((nbr[2], nbr[1], nbr[0]), shape=(n_users, n_users))
+    np.testing.assert_allclose(out, (w @ ratings).toarray(), atol=1e-12)
