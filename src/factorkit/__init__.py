@@ -8,6 +8,7 @@ from factorkit import _threads  # noqa: F401  # isort: skip
 from factorkit import datasets, evaluation, exceptions, report, split
 from factorkit.base import Tags, all_estimators, get_tags
 from factorkit.data import IdMap, Interactions
+from factorkit.data.features import Features
 from factorkit.data.io import read_csv, read_parquet
 from factorkit.evaluation import GridSearch, RandomSearch, cross_validate, evaluate, tune
 from factorkit.models import (
@@ -15,10 +16,12 @@ from factorkit.models import (
     BPR,
     BaselineOnly,
     BiasedMF,
+    HybridMF,
     ImplicitALS,
     MostPopular,
     SVDpp,
     clone,
+    content_regression,
 )
 from factorkit.onboarding import onboarding_items
 from factorkit.persistence import load
@@ -30,7 +33,9 @@ __all__ = [
     "BPR",
     "BaselineOnly",
     "BiasedMF",
+    "Features",
     "GridSearch",
+    "HybridMF",
     "IdMap",
     "ImplicitALS",
     "Interactions",
@@ -41,6 +46,7 @@ __all__ = [
     "__version__",
     "all_estimators",
     "clone",
+    "content_regression",
     "cross_validate",
     "datasets",
     "evaluate",

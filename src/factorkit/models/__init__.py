@@ -20,6 +20,7 @@ from factorkit.models._training import Trainer, run_trainer
 from factorkit.models.als import ALS
 from factorkit.models.baseline import BaselineOnly
 from factorkit.models.bpr import BPR
+from factorkit.models.hybrid import ContentRegression, HybridMF, content_regression
 from factorkit.models.implicit_als import ImplicitALS
 from factorkit.models.popular import MostPopular
 from factorkit.models.sgd import BiasedMF
@@ -30,10 +31,12 @@ __all__ = [
     "BPR",
     "BaselineOnly",
     "BiasedMF",
+    "ContentRegression",
     "Estimator",
     "FactorModel",
     "FoldIn",
     "FoldInMixin",
+    "HybridMF",
     "ImplicitALS",
     "MostPopular",
     "PartialFitMixin",
@@ -42,5 +45,6 @@ __all__ = [
     "SimilarMixin",
     "Trainer",
     "clone",
+    "content_regression",
     "run_trainer",
 ]
