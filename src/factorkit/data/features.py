@@ -485,6 +485,19 @@ def load_movielens_small_item_features(min_tag_count: int = 1) -> Features:
     >>> f.n_ids, "genres=Comedy" in f.names, "year" in f.names
     (9742, True, True)
     """
+    df = _movielens_small_frame(min_tag_count)
+    return Features.from_pandas(
+        df,
+        id="movieId",
+        columns=["genres", "tags", "year"],
+        multi_label=["genres", "tags"],
+        numeric=["year"],
+        sep="|",
+    )
+
+
+def _movielens_small_frame(min_tag_count: int = 1) -> pd.DataFrame:
+    """The shipped movies as a DataFrame: movieId, genres, tags (lists), year (filled)."""
     from importlib import resources
 
     from factorkit.data.io.movielens import load_movielens_small
@@ -502,12 +515,4 @@ def load_movielens_small_item_features(min_tag_count: int = 1) -> Features:
     df["tags"] = df["movieId"].map(per_movie)
     year = meta["year"].astype("float64").to_numpy()
     df["year"] = np.where(np.isnan(year), np.nanmedian(year), year)
-    return Features.from_pandas(
-        df,
-        id="movieId",
-        columns=["genres", "tags", "year"],
-        multi_label=["genres", "tags"],
-        numeric=["year"],
-        sep="|",
-    )
-
+    return df

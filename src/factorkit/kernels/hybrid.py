@@ -111,9 +111,12 @@ def _stream(
     user_id, user_feat, u_ptr, u_idx, u_val,
     item_id, item_feat, i_ptr, i_idx, i_val,
     item_id_bias, item_feat_bias,
-    lr_user_id, lr_item_id, lr, reg, lr_bias,
+    lr_user_id, lr_item_id, lr, reg, lr_bias, trace,
 ):  # fmt: skip  # pragma: no cover
-    """Samples ``first .. stop - 1`` of one stream; returns (loss, correct, skipped)."""
+    """Samples ``first .. stop - 1`` of one stream; returns (loss, correct, skipped).
+
+    When ``trace`` has rows (``(n_samples, 3)``) each sample's ``(u, i, j)`` is written
+    to its row (``j = -1``: skipped or, for WARP, no step)."""
     k = user_id.shape[1]
     dtype = user_id.dtype
     pu = np.empty(k, dtype=dtype)
@@ -144,6 +147,10 @@ def _stream(
         xi = _dot(pu, qi) + bi
         g = 0.0
         j = -1
+        if len(trace):
+            trace[_s, 0] = u
+            trace[_s, 1] = i
+            trace[_s, 2] = -1
         if loss_kind == 0:
             state_neg, j = _negative_candidate(state_neg, n_items, no_alias_p, no_alias_i)
             state_neg, j = _verified_negative(
@@ -187,6 +194,8 @@ def _stream(
             g = np.log(max(1.0, np.floor((n_items - 1) / draws))) / log_norm
             if g <= 0.0:
                 continue
+        if len(trace):
+            trace[_s, 2] = j
         for f in range(k):
             gu[f] = g * (qi[f] - qj[f])
             gi[f] = g * pu[f]
@@ -210,7 +219,7 @@ def hybrid_epoch(
     user_id, user_feat, u_ptr, u_idx, u_val,
     item_id, item_feat, i_ptr, i_idx, i_val,
     item_id_bias, item_feat_bias,
-    lr_user_id, lr_item_id, lr, reg, lr_bias,
+    lr_user_id, lr_item_id, lr, reg, lr_bias, trace,
 ):  # fmt: skip  # pragma: no cover
     """One SGD epoch of ``n_samples`` samples; updates every embedding in place.
 
@@ -229,6 +238,8 @@ def hybrid_epoch(
     lr_user_id, lr_item_id : step sizes of the id embeddings (0 freezes them, e.g. when a
         side has no identity embeddings); ``lr`` of the feature embeddings; ``lr_bias``
         of the biases (0 keeps them at zero); ``reg`` the L2 penalty of every step.
+    trace : int64 array, ``(n_samples, 3)`` to record each sample's ``(u, i, j)`` (for
+        tests; ``j = -1`` where no step was taken), or ``(0, 3)`` not to.
 
     Returns
     -------
@@ -247,6 +258,6 @@ def hybrid_epoch(
             sample_users, sample_items, seen_indptr, seen_indices, n_items, max_tries,
             loss_kind, max_sampled, user_id, user_feat, u_ptr, u_idx, u_val,
             item_id, item_feat, i_ptr, i_idx, i_val, item_id_bias, item_feat_bias,
-            lr_user_id, lr_item_id, lr, reg, lr_bias,
+            lr_user_id, lr_item_id, lr, reg, lr_bias, trace,
         )  # fmt: skip
     return losses.sum(), corrects.sum(), skips.sum()

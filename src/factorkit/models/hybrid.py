@@ -30,6 +30,7 @@ _FOLD_IN_PAIRS_PER_ITEM = 32
 _FOLD_IN_MAX_PAIRS = 2048
 _FOLD_IN_SEED = 20150901
 _LOSSES = {"bpr": 0, "warp": 1}
+_NO_TRACE = np.empty((0, 3), dtype=np.int64)
 #: the arrays the epochs train (snapshotted at the best epoch by the loop)
 _TRAINED = (
     "user_id_factors_",
@@ -546,7 +547,7 @@ class _HybridTrainer(Trainer):
             m.user_id_factors_, m.feature_user_factors_, *self.xu,
             m.item_id_factors_, m.feature_item_factors_, *self.xi,
             m.item_id_bias_, m.feature_item_bias_,
-            self.lr_user_id, self.lr_item_id, self.lr, self.reg, self.lr_bias,
+            self.lr_user_id, self.lr_item_id, self.lr, self.reg, self.lr_bias, _NO_TRACE,
         )  # fmt: skip
         used = max(n - skipped, 1)
         self.stats.append(correct / used)

@@ -1,0 +1,210 @@
+"""HybridMF: cold-start and warm accuracy on MovieLens latest-small, and speed.
+
+Cold start: 20% of the items (of ratings >= 4) are held out entirely; models are fitted
+on the rest with the shipped item features (genres, tags, year) and rank, for every
+training user, the held-out items only; recall@20 and ndcg@20 against each user's
+held-out positives. Warm: a per-user 80/20 split with ``fk.evaluate``.
+
+    PYTHONPATH=src python bench/bench_hybrid.py [--seeds 5] [--warm] [--speed] [--lightfm]
+
+``--lightfm`` runs the same splits through LightFM from bench/.peers when it is
+installed there (see bench/setup_peers.sh).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import factorkit as fk
+
+
+def cold_split(data, fraction: float, seed: int):
+    """(train, test, cold item ids): every interaction of a random ``fraction`` of the
+    items goes to test."""
+    rng = np.random.default_rng(seed)
+    n = data.n_items
+    cold = np.zeros(n, dtype=bool)
+    cold[rng.choice(n, int(round(fraction * n)), replace=False)] = True
+    in_test = cold[data.item_index]
+    return data.take(~in_test), data.take(in_test), data.item_map.ids[cold]
+
+
+def cold_metrics(scores: np.ndarray, users, cold_ids, test, k: int = 20):
+    """Mean recall@k and ndcg@k of ``scores`` (users x cold items) against ``test``."""
+    col = {v: j for j, v in enumerate(np.asarray(cold_ids).tolist())}
+    truth: dict = {}
+    for u, i in zip(
+        test.user_map.ids[test.user_index].tolist(),
+        test.item_map.ids[test.item_index].tolist(),
+        strict=True,
+    ):
+        truth.setdefault(u, set()).add(col[i])
+    recalls, ndcgs = [], []
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    for row, u in enumerate(np.asarray(users).tolist()):
+        rel = truth.get(u)
+        if not rel:
+            continue
+        top = np.argpartition(-scores[row], k)[:k]
+        top = top[np.argsort(-scores[row][top], kind="stable")]
+        hits = np.array([t in rel for t in top.tolist()], dtype=float)
+        recalls.append(hits.sum() / min(len(rel), k))
+        ndcgs.append((hits * discounts).sum() / discounts[: min(len(rel), k)].sum())
+    return float(np.mean(recalls)), float(np.mean(ndcgs))
+
+
+def feature_knn_scores(features, train, users, cold_ids):
+    """Features-only baseline: cosine of each cold item's features with the mean of the
+    user's training items' (row-normalised) features."""
+    import scipy.sparse as sp
+
+    x = features.matrix.tocsr()
+    norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1))).ravel()
+    x = sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ x
+    item_rows = features.ids.lookup(train.item_map.ids)
+    r = train.to_csr()
+    r = r[:, item_rows >= 0]
+    xi = x[item_rows[item_rows >= 0]]
+    upos = train.user_map.lookup(users)
+    profiles = r[upos] @ xi
+    cold = x[features.ids.lookup(cold_ids)]
+    return np.asarray((profiles @ cold.T).todense())
+
+
+def popular_scores(train, users, cold_ids):
+    """MostPopular: a held-out item has no training interaction, so every cold item
+    scores 0; ties are broken by id order, the fallback a popularity model has."""
+    model = fk.MostPopular().fit(train)
+    pos = model.item_map_.lookup(cold_ids)
+    base = np.where(pos >= 0, 0.0, 0.0) - np.arange(len(cold_ids)) * 1e-9
+    return np.tile(base, (len(users), 1))
+
+
+def run_cold(seed: int, features, liked, factors=64, epochs=30, n_threads=2):
+    train, test, cold_ids = cold_split(liked, 0.2, seed)
+    users = train.compact().user_map.ids  # users with training interactions
+    rows = {}
+    t = time.perf_counter()
+    model = fk.HybridMF(
+        factors=factors, epochs=epochs, random_state=seed, n_threads=n_threads
+    ).fit(train, item_features=features)
+    fit_s = time.perf_counter() - t
+    cold_features = features.transform(features_frame(features, cold_ids))
+    rows["HybridMF (bpr)"] = cold_metrics(
+        model.score_new_items(cold_features, users=users), users, cold_ids, test
+    )
+    model_nid = fk.HybridMF(
+        factors=factors, epochs=epochs, item_identity=False, random_state=seed,
+        n_threads=n_threads,
+    ).fit(train, item_features=features)  # fmt: skip
+    rows["HybridMF (bpr, no item ids)"] = cold_metrics(
+        model_nid.score_new_items(cold_features, users=users), users, cold_ids, test
+    )
+    ials = fk.ImplicitALS(factors=factors, random_state=seed, n_threads=n_threads).fit(train)
+    reg = fk.content_regression(ials, features, regularization=1.0)
+    rows["ImplicitALS + content_regression"] = cold_metrics(
+        reg.score_new_items(cold_features, users=users), users, cold_ids, test
+    )
+    rows["features kNN"] = cold_metrics(
+        feature_knn_scores(features, train, users, cold_ids), users, cold_ids, test
+    )
+    rows["MostPopular"] = cold_metrics(popular_scores(train, users, cold_ids), users, cold_ids, test)
+    return rows, fit_s
+
+
+_FRAME_CACHE: dict = {}
+
+
+def features_frame(features, ids):
+    """Features rows of ``ids`` rebuilt as the source DataFrame of the shipped loader
+    (so ``transform`` is exercised as a user would)."""
+    import pandas as pd
+
+    key = id(features)
+    if key not in _FRAME_CACHE:
+        from factorkit.data.features import _movielens_small_frame
+
+        _FRAME_CACHE[key] = _movielens_small_frame().set_index("movieId")
+    frame = _FRAME_CACHE[key]
+    return pd.DataFrame(frame.loc[np.asarray(ids)]).reset_index()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--warm", action="store_true")
+    parser.add_argument("--speed", action="store_true")
+    args = parser.parse_args()
+    liked = fk.datasets.load_movielens_small().to_implicit(min_value=4.0)
+    features = fk.datasets.load_movielens_small_item_features()
+    results: dict = {}
+    for seed in range(args.seeds):
+        rows, fit_s = run_cold(seed, features, liked, epochs=args.epochs)
+        for name, value in rows.items():
+            results.setdefault(name, []).append(value)
+        print(f"seed {seed}: HybridMF fit {fit_s:.2f} s", flush=True)
+    print("\nCold-start items (20% of items held out; ranking among them), mean +- std over "
+          f"{args.seeds} seeds")  # fmt: skip
+    print("| model | recall@20 | ndcg@20 |\n|---|---|---|")
+    for name, values in results.items():
+        v = np.asarray(values)
+        print(
+            f"| {name} | {v[:, 0].mean():.3f} +- {v[:, 0].std():.3f} | "
+            f"{v[:, 1].mean():.3f} +- {v[:, 1].std():.3f} |"
+        )
+    if args.warm:
+        run_warm(liked, features, args.epochs)
+    if args.speed:
+        run_speed(liked, features)
+
+
+def run_warm(liked, features, epochs):
+    train, test = fk.split.per_user(liked, test_size=0.2, random_state=0)
+    metrics = ["recall@20", "ndcg@20"]
+    print("\nWarm users and items (per-user 80/20 split, seed 0)")
+    print("| model | recall@20 | ndcg@20 | fit s |\n|---|---|---|---|")
+    models = {
+        "HybridMF (bpr, genres+tags+year)": (
+            fk.HybridMF(epochs=epochs, random_state=0, n_threads=2),
+            {"item_features": features},
+        ),
+        "HybridMF (warp)": (
+            fk.HybridMF(epochs=epochs, loss="warp", random_state=0, n_threads=2),
+            {"item_features": features},
+        ),
+        "BPR (defaults)": (fk.BPR(random_state=0, n_threads=2), {}),
+        "ImplicitALS (defaults)": (fk.ImplicitALS(random_state=0, n_threads=2), {}),
+    }
+    for name, (model, kw) in models.items():
+        t = time.perf_counter()
+        model.fit(train, **kw)
+        fit_s = time.perf_counter() - t
+        res = fk.evaluate(model, test, metrics=metrics, train=train)
+        print(f"| {name} | {res['recall@20']:.3f} | {res['ndcg@20']:.3f} | {fit_s:.2f} |")
+
+
+def run_speed(liked, features):
+    """Seconds per epoch (median of 5 one-epoch fits after a warm-up) and fold-in time."""
+    print("\nSpeed (MovieLens small, ratings >= 4, genres+tags+year, factors=64)")
+    for threads in (1, 2):
+        times = []
+        for rep in range(6):
+            model = fk.HybridMF(epochs=5, random_state=rep, n_threads=threads)
+            model.fit(liked, item_features=features)
+            if rep:
+                times.append(float(np.diff(np.r_[0.0, model.history_["elapsed"]]).mean()))
+        print(f"n_threads={threads}: {np.median(times):.4f} s / epoch")
+    items = liked.item_map.ids[:10]
+    model.fold_in(items)
+    t = time.perf_counter()
+    for _ in range(200):
+        model.fold_in(items)
+    print(f"fold_in (10 items): {(time.perf_counter() - t) / 200 * 1e3:.3f} ms")
+
+
+if __name__ == "__main__":
+    main()
