@@ -27,7 +27,7 @@ def cold_split(data, fraction: float, seed: int):
     rng = np.random.default_rng(seed)
     n = data.n_items
     cold = np.zeros(n, dtype=bool)
-    cold[rng.choice(n, int(round(fraction * n)), replace=False)] = True
+    cold[rng.choice(n, round(fraction * n), replace=False)] = True
     in_test = cold[data.item_index]
     return data.take(~in_test), data.take(in_test), data.item_map.ids[cold]
 
@@ -88,9 +88,9 @@ def run_cold(seed: int, features, liked, factors=64, epochs=30, n_threads=2):
     users = train.compact().user_map.ids  # users with training interactions
     rows = {}
     t = time.perf_counter()
-    model = fk.HybridMF(
-        factors=factors, epochs=epochs, random_state=seed, n_threads=n_threads
-    ).fit(train, item_features=features)
+    model = fk.HybridMF(factors=factors, epochs=epochs, random_state=seed, n_threads=n_threads).fit(
+        train, item_features=features
+    )
     fit_s = time.perf_counter() - t
     cold_features = features.transform(features_frame(features, cold_ids))
     rows["HybridMF (bpr)"] = cold_metrics(
@@ -111,7 +111,9 @@ def run_cold(seed: int, features, liked, factors=64, epochs=30, n_threads=2):
     rows["features kNN"] = cold_metrics(
         feature_knn_scores(features, train, users, cold_ids), users, cold_ids, test
     )
-    rows["MostPopular"] = cold_metrics(popular_scores(train, users, cold_ids), users, cold_ids, test)
+    rows["MostPopular"] = cold_metrics(
+        popular_scores(train, users, cold_ids), users, cold_ids, test
+    )
     return rows, fit_s
 
 

@@ -44,7 +44,9 @@ def test_column_kinds_and_weights(frame):
 
 def test_transform_keeps_vocabulary_and_scaling(frame):
     f = fk.Features.from_pandas(frame, id="movie", columns=["genres", "year"], sep="|")
-    new = pd.DataFrame({"movie": [99, 98], "genres": ["Horror|Western", "Drama"], "year": [2000, 2020]})
+    new = pd.DataFrame(
+        {"movie": [99, 98], "genres": ["Horror|Western", "Drama"], "year": [2000, 2020]}
+    )
     with pytest.warns(DataWarning, match="1 value"):
         g = f.transform(new)
     assert g.names.tolist() == f.names.tolist()
@@ -91,7 +93,9 @@ def test_bad_input_is_named(frame, edit, kwargs, message):
 def test_vocabulary_mismatch_is_named(frame):
     f = fk.Features.from_pandas(frame, id="movie", sep="|")
     g = fk.Features.from_pandas(frame.drop(columns="year"), id="movie", sep="|")
-    with pytest.raises(DataError, match=r"vocabulary does not match .*missing: \['year'\].*transform"):
+    with pytest.raises(
+        DataError, match=r"vocabulary does not match .*missing: \['year'\].*transform"
+    ):
         g.check_vocabulary(f.names, "model.score_new_items")
 
 

@@ -22,6 +22,7 @@ one vocabulary only accepts features built with it (:meth:`Features.transform`).
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -387,10 +388,8 @@ def _learn_column(col: pd.Series, name: str, kind: str, sep: str | None) -> _Col
             for label in _labels(value, sep):
                 seen.setdefault(label, None)
         labels = tuple(seen)
-    try:
+    with contextlib.suppress(TypeError):  # mixed types keep their first-seen order
         labels = tuple(sorted(labels))
-    except TypeError:  # mixed types: keep first-seen order
-        pass
     return _Column(name, kind, labels=labels, sep=sep, index={v: j for j, v in enumerate(labels)})
 
 

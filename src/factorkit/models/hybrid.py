@@ -292,9 +292,7 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
             )
         if isinstance(features, Features):
             if features.kind != kind:
-                raise DataError(
-                    f"{where}: expected {kind} features; got {features.kind} features"
-                )
+                raise DataError(f"{where}: expected {kind} features; got {features.kind} features")
             features.check_vocabulary(names, where)
             return features.matrix
         row = np.asarray(features, dtype=np.float64)
@@ -337,11 +335,7 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
         """
         vectors, bias = self.item_vectors(features)
         single = users is not None and np.ndim(users) == 0
-        pos = (
-            np.arange(len(self.user_map_))
-            if users is None
-            else self.user_map_.to_index(users)
-        )
+        pos = np.arange(len(self.user_map_)) if users is None else self.user_map_.to_index(users)
         scores = self.user_factors_[pos].astype(np.float32) @ vectors.T.astype(np.float32)
         scores += bias.astype(np.float32)
         return scores[0] if single else scores
