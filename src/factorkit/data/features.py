@@ -473,7 +473,7 @@ def load_movielens_small_item_features(min_tag_count: int = 1) -> Features:
     Features
         One row per movie of ``movies.csv`` (9,742 movies): ``genres=...`` (multi-label,
         20 genres including ``(no genres listed)``), ``tags=...`` (multi-label; 1,572
-        movies carry tags), and ``year`` (numeric, standardised; the 13 titles without a
+        movies carry tags), and ``year`` (numeric, standardised; the 12 titles without a
         year get the median year). Ids are the raw ``movieId``, as in
         :func:`factorkit.datasets.load_movielens_small`.
 
