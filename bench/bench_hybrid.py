@@ -83,7 +83,7 @@ def popular_scores(train, users, cold_ids):
     return np.tile(base, (len(users), 1))
 
 
-def run_cold(seed: int, features, liked, factors=64, epochs=30, n_threads=2):
+def run_cold(seed: int, features, liked, factors=64, epochs=100, n_threads=2):
     train, test, cold_ids = cold_split(liked, 0.2, seed)
     users = train.compact().user_map.ids  # users with training interactions
     rows = {}
@@ -137,9 +137,10 @@ def features_frame(features, ids):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--warm", action="store_true")
     parser.add_argument("--speed", action="store_true")
+    parser.add_argument("--lightfm", action="store_true")
     args = parser.parse_args()
     liked = fk.datasets.load_movielens_small().to_implicit(min_value=4.0)
     features = fk.datasets.load_movielens_small_item_features()
@@ -162,6 +163,8 @@ def main() -> None:
         run_warm(liked, features, args.epochs)
     if args.speed:
         run_speed(liked, features)
+    if args.lightfm:
+        run_lightfm(liked, features, args.seeds, args.epochs)
 
 
 def run_warm(liked, features, epochs):
@@ -206,6 +209,79 @@ def run_speed(liked, features):
     for _ in range(200):
         model.fold_in(items)
     print(f"fold_in (10 items): {(time.perf_counter() - t) / 200 * 1e3:.3f} ms")
+
+
+_LIGHTFM_WORKER = r"""
+import json, sys, time
+import numpy as np, scipy.sparse as sp
+from lightfm import LightFM
+d = np.load(sys.argv[1], allow_pickle=False)
+n_users, n_items = int(d["n_users"]), int(d["n_items"])
+r = sp.coo_matrix((np.ones(len(d["u"]), np.float32), (d["u"], d["i"])), shape=(n_users, n_items))
+x = sp.csr_matrix((d["x_data"], d["x_indices"], d["x_indptr"]), shape=tuple(d["x_shape"]))
+out = {}
+for loss in ("bpr", "warp"):
+    feats = sp.hstack([sp.identity(n_items, format="csr", dtype=np.float32), x], format="csr")
+    m = LightFM(no_components=int(d["k"]), loss=loss, learning_rate=0.05, random_state=int(d["seed"]))
+    times = []
+    for _ in range(int(d["epochs"])):
+        t = time.perf_counter()
+        m.fit_partial(r, item_features=feats, epochs=1, num_threads=int(d["threads"]))
+        times.append(time.perf_counter() - t)
+    cold = d["cold"]
+    b, v = m.get_item_representations(feats[cold])
+    ub, uv = m.get_user_representations()
+    scores = uv[d["users"]] @ v.T + b
+    np.save(sys.argv[2] + f"_{loss}.npy", scores.astype(np.float32))
+    out[loss] = {"epoch_s": float(np.median(times)), "fit_s": float(np.sum(times))}
+print(json.dumps(out))
+"""
+
+
+def run_lightfm(liked, features, seeds, epochs, threads=2):
+    """LightFM (bench/.peers) on the same cold splits and features: accuracy and time."""
+    import json
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from peers import PEER_PYTHON
+
+    print(f"\nLightFM on the same cold splits (factors=64, {epochs} epochs, {threads} threads)")
+    print("| model | recall@20 | ndcg@20 | s / epoch |\n|---|---|---|---|")
+    rows: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(seeds):
+            train, test, cold_ids = cold_split(liked, 0.2, seed)
+            compact = train.compact()
+            users = compact.user_map.ids
+            # LightFM's item index: every item with features (warm and cold alike)
+            item_ids = features.ids.ids
+            u = compact.user_index
+            i = features.ids.lookup(compact.item_map.ids)[compact.item_index]
+            x = features.matrix
+            path = Path(tmp) / f"split{seed}.npz"
+            np.savez(
+                path, n_users=compact.n_users, n_items=len(item_ids), u=u, i=i,
+                x_data=x.data, x_indices=x.indices, x_indptr=x.indptr,
+                x_shape=np.array(x.shape), k=64, seed=seed, epochs=epochs, threads=threads,
+                cold=features.ids.lookup(cold_ids), users=np.arange(len(users)),
+            )  # fmt: skip
+            proc = subprocess.run(
+                [PEER_PYTHON, "-c", _LIGHTFM_WORKER, str(path), str(Path(tmp) / f"s{seed}")],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            info = json.loads(proc.stdout.strip().splitlines()[-1])
+            for loss in ("bpr", "warp"):
+                scores = np.load(Path(tmp) / f"s{seed}_{loss}.npy")
+                rec, ndcg = cold_metrics(scores, users, cold_ids, test)
+                rows.setdefault(loss, []).append((rec, ndcg, info[loss]["epoch_s"]))
+    for loss, values in rows.items():
+        v = np.asarray(values)
+        print(
+            f"| LightFM ({loss}) | {v[:, 0].mean():.3f} +- {v[:, 0].std():.3f} | "
+            f"{v[:, 1].mean():.3f} +- {v[:, 1].std():.3f} | {np.median(v[:, 2]):.4f} |"
+        )
 
 
 if __name__ == "__main__":

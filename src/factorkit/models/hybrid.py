@@ -61,12 +61,12 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
     ----------
     factors : int, default 64
         Embedding width.
-    epochs : int, default 30
+    epochs : int, default 100
         Passes; each draws one sample per training interaction.
     loss : {"bpr", "warp"}, default "bpr"
     learning_rate : float, default 0.05
         SGD step size of id embeddings, feature embeddings and biases.
-    regularization : float, default 0.001
+    regularization : float, default 0.01
         L2 penalty applied with every step to each embedding it touches.
     item_bias : bool, default True
         Learn item biases (id and feature parts).
@@ -126,14 +126,14 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
         "cli_name": "hybrid-mf",
         "search_space": {
             "factors": {"loguniform_int": [16, 128]},
-            "epochs": {"randint": [10, 60]},
+            "epochs": {"randint": [30, 150]},
             "learning_rate": {"loguniform": [0.01, 0.1]},
-            "regularization": {"loguniform": [1e-4, 0.01]},
+            "regularization": {"loguniform": [1e-3, 0.05]},
         },
         "search_grid": {
             "factors": [32, 64],
             "learning_rate": [0.02, 0.05],
-            "regularization": [0.0003, 0.001, 0.003],
+            "regularization": [0.001, 0.01, 0.03],
         },
     }
     _parameter_constraints: ClassVar[dict[str, Any]] = {
@@ -162,10 +162,10 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
     def __init__(
         self,
         factors: int = 64,
-        epochs: int = 30,
+        epochs: int = 100,
         loss: str = "bpr",
         learning_rate: float = 0.05,
-        regularization: float = 0.001,
+        regularization: float = 0.01,
         item_bias: bool = True,
         user_identity: bool = True,
         item_identity: bool = True,
