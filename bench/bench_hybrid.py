@@ -209,6 +209,26 @@ def run_speed(liked, features):
     for _ in range(200):
         model.fold_in(items)
     print(f"fold_in (10 items): {(time.perf_counter() - t) / 200 * 1e3:.3f} ms")
+    # a user feature for the features-only path: the user's activity decile
+    import pandas as pd
+
+    counts = liked.user_counts
+    frame = pd.DataFrame(
+        {"user": liked.user_map.ids, "activity": pd.qcut(counts, 10, labels=False).astype(str)}
+    )
+    user_features = fk.Features.from_pandas(frame, id="user", kind="user")
+    model = fk.HybridMF(epochs=5, random_state=0, n_threads=2)
+    model.fit(liked, user_features=user_features, item_features=features)
+    row = user_features.transform(pd.DataFrame({"user": [-1], "activity": ["3"]}))
+    model.fold_in(features=row)
+    t = time.perf_counter()
+    for _ in range(2000):
+        model.fold_in(features=row)
+    print(f"fold_in (features only): {(time.perf_counter() - t) / 2000 * 1e3:.4f} ms")
+    t = time.perf_counter()
+    for _ in range(200):
+        model.recommend_new_user(features=row, k=10)
+    print(f"recommend_new_user (features only, k=10): {(time.perf_counter() - t) / 200 * 1e3:.3f} ms")
 
 
 _LIGHTFM_WORKER = r"""
