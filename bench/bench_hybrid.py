@@ -228,7 +228,9 @@ def run_speed(liked, features):
     t = time.perf_counter()
     for _ in range(200):
         model.recommend_new_user(features=row, k=10)
-    print(f"recommend_new_user (features only, k=10): {(time.perf_counter() - t) / 200 * 1e3:.3f} ms")
+    print(
+        f"recommend_new_user (features only, k=10): {(time.perf_counter() - t) / 200 * 1e3:.3f} ms"
+    )
 
 
 _LIGHTFM_WORKER = r"""
@@ -242,7 +244,9 @@ x = sp.csr_matrix((d["x_data"], d["x_indices"], d["x_indptr"]), shape=tuple(d["x
 out = {}
 for loss in ("bpr", "warp"):
     feats = sp.hstack([sp.identity(n_items, format="csr", dtype=np.float32), x], format="csr")
-    m = LightFM(no_components=int(d["k"]), loss=loss, learning_rate=0.05, random_state=int(d["seed"]))
+    m = LightFM(
+        no_components=int(d["k"]), loss=loss, learning_rate=0.05, random_state=int(d["seed"])
+    )
     times = []
     for _ in range(int(d["epochs"])):
         t = time.perf_counter()

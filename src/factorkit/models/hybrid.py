@@ -626,13 +626,16 @@ def content_regression(
 
     Examples
     --------
+    >>> import pandas as pd
     >>> import factorkit as fk
-    >>> data = fk.datasets.load_movielens_small().to_implicit(min_value=4.0)
-    >>> features = fk.datasets.load_movielens_small_item_features()
-    >>> als = fk.ImplicitALS(factors=8, epochs=2, random_state=0).fit(data)
+    >>> data = fk.Interactions.from_arrays(["a", "a", "b", "b", "c"], [1, 2, 2, 3, 1])
+    >>> df = pd.DataFrame({"item": [1, 2, 3, 4], "genre": ["x", "y", "y", "x"]})
+    >>> features = fk.Features.from_pandas(df, id="item")
+    >>> als = fk.ImplicitALS(factors=2, epochs=2, random_state=0).fit(data)
     >>> reg = fk.content_regression(als, features, regularization=1.0)
-    >>> reg.item_vectors(features)[0].shape
-    (9742, 8)
+    >>> new = features.transform(pd.DataFrame({"item": [9], "genre": ["y"]}))
+    >>> reg.item_vectors(new)[0].shape, reg.score_new_items(new, users=["a", "b"]).shape
+    ((1, 2), (2, 1))
     """
     factors = getattr(model, "item_factors_", None)
     if factors is None:
