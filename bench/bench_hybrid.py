@@ -103,6 +103,13 @@ def run_cold(seed: int, features, liked, factors=64, epochs=100, n_threads=2):
     rows["HybridMF (bpr, no item ids)"] = cold_metrics(
         model_nid.score_new_items(cold_features, users=users), users, cold_ids, test
     )
+    warp = fk.HybridMF(
+        factors=factors, epochs=50, loss="warp", learning_rate=0.01, random_state=seed,
+        n_threads=n_threads,
+    ).fit(train, item_features=features)  # fmt: skip
+    rows["HybridMF (warp, lr 0.01, 50 epochs)"] = cold_metrics(
+        warp.score_new_items(cold_features, users=users), users, cold_ids, test
+    )
     ials = fk.ImplicitALS(factors=factors, random_state=seed, n_threads=n_threads).fit(train)
     reg = fk.content_regression(ials, features, regularization=1.0)
     rows["ImplicitALS + content_regression"] = cold_metrics(
@@ -177,8 +184,8 @@ def run_warm(liked, features, epochs):
             fk.HybridMF(epochs=epochs, random_state=0, n_threads=2),
             {"item_features": features},
         ),
-        "HybridMF (warp)": (
-            fk.HybridMF(epochs=epochs, loss="warp", random_state=0, n_threads=2),
+        "HybridMF (warp, lr 0.01, 50 epochs)": (
+            fk.HybridMF(epochs=50, loss="warp", learning_rate=0.01, random_state=0, n_threads=2),
             {"item_features": features},
         ),
         "BPR (defaults)": (fk.BPR(random_state=0, n_threads=2), {}),
