@@ -54,8 +54,9 @@ def _cold_rows(features, ids):
 
 
 def test_cold_items_beat_popularity_and_feature_knn(cold, features):
-    # measured (seed 0, factors 32, 20 epochs, regularization 0.001): HybridMF recall@20 0.112, ndcg@20 0.091;
-    # features kNN 0.041 / 0.034; MostPopular (no signal for unseen items) 0.052 / 0.046
+    # measured (seed 0, factors 32, 20 epochs, regularization 0.001): HybridMF recall@20
+    # 0.112, ndcg@20 0.091; features kNN 0.041 / 0.034; MostPopular (no signal for unseen
+    # items) 0.052 / 0.046
     train, test, cold_ids, model = cold
     users = model.user_map_.ids[: len(train.compact().user_map)]
     hybrid = bench.cold_metrics(
@@ -234,3 +235,19 @@ def test_recommend_explore_is_seeded_and_mixes_the_documented_share(cold):
     message = r"recommend: explore must be a number in \[0, 1\]; got 1.5"
     with pytest.raises(fk.exceptions.InvalidParameterError, match=message):
         model.recommend(1, explore=1.5)
+
+
+def test_users_with_features_but_no_interactions_join_the_model(liked):
+    users = np.r_[liked.user_map.ids, [99999]]
+    frame = pd.DataFrame({"user": users, "group": np.where(users % 2 == 0, "even", "odd")})
+    user_features = fk.Features.from_pandas(frame, id="user", kind="user")
+    model = fk.HybridMF(factors=8, epochs=2, random_state=0, n_threads=1)
+    model.fit(liked, user_features=user_features)
+    assert len(model.user_map_) == liked.n_users + 1
+    assert len(model.seen_indptr_) == len(model.user_map_) + 1
+    items, _ = model.recommend(99999, k=3)
+    assert len(items) == 3
+    group = list(model.feature_user_names_).index("group=odd")
+    np.testing.assert_allclose(
+        model.user_factors_[-1], model.feature_user_factors_[group], rtol=1e-6
+    )
