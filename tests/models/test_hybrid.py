@@ -251,3 +251,19 @@ def test_users_with_features_but_no_interactions_join_the_model(liked):
     np.testing.assert_allclose(
         model.user_factors_[-1], model.feature_user_factors_[group], rtol=1e-6
     )
+
+
+def test_early_stopping_keeps_the_best_epoch(liked, features):
+    train, valid = fk.split.per_user(liked, test_size=0.2, random_state=0)
+    model = fk.HybridMF(factors=8, epochs=60, early_stopping=2, random_state=0, n_threads=1)
+    model.fit(train, item_features=features, validation=valid)
+    history = model.history_
+    assert "val_loss" in history and len(history) < 60
+    best = history["val_loss"].idxmin()
+    assert best == len(history) - 3  # stopped two epochs after the best
+    # the effective vectors are rebuilt from the restored (best) id and feature parts
+    items = model.item_id_factors_ + np.asarray(
+        sp.csr_matrix(features.rows_for(model.item_map_.ids).toarray().astype(np.float32))
+        @ model.feature_item_factors_
+    )
+    np.testing.assert_allclose(model.item_factors_, items, rtol=1e-4, atol=1e-5)
