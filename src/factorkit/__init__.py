@@ -8,6 +8,7 @@ from factorkit import _threads  # noqa: F401  # isort: skip
 from factorkit import datasets, decomposition, distributed, evaluation, exceptions, report, split
 from factorkit.base import Tags, all_estimators, get_tags
 from factorkit.data import IdMap, Interactions
+from factorkit.data.features import Features
 from factorkit.data.io import read_csv, read_parquet
 from factorkit.data.weights import time_decay
 from factorkit.decomposition import factorize, low_rank
@@ -17,10 +18,12 @@ from factorkit.models import (
     BPR,
     BaselineOnly,
     BiasedMF,
+    HybridMF,
     ImplicitALS,
     MostPopular,
     SVDpp,
     clone,
+    content_regression,
 )
 from factorkit.models.knn import ImplicitItemKNN, ImplicitUserKNN, ItemKNN, UserKNN
 from factorkit.models.nonnegative_mf import NonNegativeMF
@@ -36,7 +39,9 @@ __all__ = [
     "BPR",
     "BaselineOnly",
     "BiasedMF",
+    "Features",
     "GridSearch",
+    "HybridMF",
     "IdMap",
     "ImplicitALS",
     "ImplicitItemKNN",
@@ -54,6 +59,7 @@ __all__ = [
     "__version__",
     "all_estimators",
     "clone",
+    "content_regression",
     "cross_validate",
     "datasets",
     "decomposition",

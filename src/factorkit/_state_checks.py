@@ -10,7 +10,9 @@ it, and a file that passes cannot make a kernel read or write out of bounds:
 - fitted scalars are the ones the class saves, each a finite number (or a pair);
 - arrays are the ones the class saves, each of an allowed dtype and of a shape that
   agrees with the id vocabularies (names say which: ``user_*`` arrays have one row per
-  user; ``item_*`` and ``implicit_*`` one per item; factor matrices share one width);
+  user; ``item_*`` and ``implicit_*`` one per item; ``feature_<side>_*`` arrays one per
+  feature, as many as the vocabulary array ``feature_<side>_names_`` holds, which must be
+  stored with them; factor matrices share one width);
 - the seen-items structure is a CSR matrix over users x items: ``seen_indptr_`` starts
   at 0, never decreases and ends at ``len(seen_indices_)``; every index is a valid item
   (kernels read only inside a row's bounds, so order within a row cannot break them);
@@ -207,6 +209,8 @@ def check_arrays(cls: type, meta: Mapping[str, Any], arrays: Mapping[str, np.nda
         if name in ("user_ids", "item_ids") or name.endswith(".offsets") or name in strings:
             continue
         rows = None if _csr_prefix(name, arrays) else _rows_of(name, n_users, n_items)
+        if name.startswith("feature_"):
+            rows = _feature_rows(name, arrays, strings, where)
         if rows is not None and (arr.ndim == 0 or arr.shape[0] != rows):
             raise _fail(where, f"array {name!r} shape", f"{rows} rows (one per id)", arr.shape)
         if name.endswith("_factors_"):
@@ -241,6 +245,19 @@ def check_arrays(cls: type, meta: Mapping[str, Any], arrays: Mapping[str, np.nda
     for name in sorted(arrays):  # per-user segments: seen_values_, timeSVD++'s day_* ...
         if name.endswith("_indptr_") and not name.startswith(("user_", "item_")):
             _check_row_segments(arrays, name, n_users, where)  # (side CSRs checked above)
+
+
+def _feature_rows(
+    name: str, arrays: Mapping[str, np.ndarray], strings: set[str], where: str
+) -> int:
+    """Rows of a ``feature_<side>_*`` array: the size of ``feature_<side>_names_``."""
+    side = name.split("_")[1]
+    vocab = f"feature_{side}_names_"
+    if vocab not in arrays:
+        raise _fail(where, f"array {name!r}", f"a vocabulary array {vocab!r} with it", "none")
+    if vocab in strings:
+        return len(arrays[vocab + ".offsets"]) - 1
+    return len(arrays[vocab])
 
 
 def _check_packed_strings(arrays: Mapping[str, np.ndarray], name: str, where: str) -> None:

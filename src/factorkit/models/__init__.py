@@ -21,6 +21,7 @@ from factorkit.models._training import Trainer, run_trainer
 from factorkit.models.als import ALS
 from factorkit.models.baseline import BaselineOnly
 from factorkit.models.bpr import BPR
+from factorkit.models.hybrid import ContentRegression, HybridMF, content_regression
 from factorkit.models.implicit_als import ImplicitALS
 from factorkit.models.knn import ImplicitItemKNN, ImplicitUserKNN, ItemKNN, UserKNN
 from factorkit.models.popular import MostPopular
@@ -33,10 +34,12 @@ __all__ = [
     "BPR",
     "BaselineOnly",
     "BiasedMF",
+    "ContentRegression",
     "Estimator",
     "FactorModel",
     "FoldIn",
     "FoldInMixin",
+    "HybridMF",
     "ImplicitALS",
     "ImplicitItemKNN",
     "ImplicitUserKNN",
@@ -50,6 +53,7 @@ __all__ = [
     "Trainer",
     "UserKNN",
     "clone",
+    "content_regression",
     "normal_factors",
     "run_trainer",
 ]

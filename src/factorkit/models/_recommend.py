@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from factorkit._validation import Interval, RandomState, check
 from factorkit.exceptions import InvalidParameterError, UnknownIdError
 from factorkit.models._factor import also_seen_rows, gather_rows, merge_rows
 
@@ -38,6 +39,8 @@ class RecommendMixin:
         exclude_seen: bool = True,
         exclude_items: Any = None,
         items: Any = None,
+        explore: float = 0.0,
+        random_state: Any = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` items for one or many known users, best first.
 
@@ -56,6 +59,15 @@ class RecommendMixin:
             Raw item ids never to recommend.
         items : array-like, optional
             Restrict candidates to these raw item ids.
+        explore : float in [0, 1], default 0.0
+            Share of the ``k`` slots given to exploration: ``m = floor(explore * k +
+            0.5)`` slots hold items drawn uniformly at random from the user's candidates
+            outside their top ``k - m`` (never an excluded or, with ``exclude_seen``, a
+            seen item), at random places in the list; the other slots hold the top
+            ``k - m`` in order. Each item keeps the model's score, so the scores of an
+            explored list are not sorted.
+        random_state : None, int or numpy.random.Generator
+            Seeds the exploration draws (same seed, same lists).
 
         Returns
         -------
@@ -68,6 +80,8 @@ class RecommendMixin:
         """
         self._check_fitted("recommend")
         k = check_k(k, "recommend")
+        check(explore, Interval(float, 0, 1), "explore", "recommend")
+        check(random_state, RandomState(), "random_state", "recommend")
         single = np.ndim(users) == 0
         try:
             u = self.user_map_.to_index(users)
@@ -83,6 +97,9 @@ class RecommendMixin:
             if also is not None:
                 exclude = merge_rows(exclude, gather_rows(*also, u))
         out_idx, out_val = self.top_items(u, k, exclude=exclude, excluded_items=excluded)
+        n_explore = int(np.floor(float(explore) * k + 0.5))
+        if n_explore:
+            _explore(self, u, out_idx, out_val, n_explore, exclude, excluded, random_state)
         if self._rating_model():
             out_val += (self.global_mean_ + self.user_bias_[u])[:, None].astype(np.float32)
         return to_item_ids(self, out_idx, out_val, single)
@@ -119,6 +136,41 @@ class RecommendMixin:
             users = ids[start : start + batch_size]
             items, scores = self.recommend(users, k=k, exclude_seen=exclude_seen)
             yield users, items, scores
+
+
+def _explore(
+    model: Any,
+    users: np.ndarray,
+    idx: np.ndarray,
+    val: np.ndarray,
+    n_explore: int,
+    exclude: tuple[np.ndarray, np.ndarray] | None,
+    excluded: np.ndarray,
+    random_state: Any,
+) -> None:
+    """Replace ``n_explore`` slots of each row by random candidates (in place)."""
+    rng = np.random.default_rng(random_state)
+    k = idx.shape[1]
+    keep = k - n_explore
+    for start, stop, scores in model.score_blocks(users):
+        for r in range(start, stop):
+            allowed = ~excluded
+            if exclude is not None:
+                allowed[exclude[1][exclude[0][r] : exclude[0][r + 1]]] = False
+            top = idx[r, :keep]
+            allowed[top[top >= 0]] = False
+            pool = np.flatnonzero(allowed)
+            picked = rng.choice(pool, min(n_explore, len(pool)), replace=False)
+            row = np.full(k, -1, dtype=np.int64)
+            filled = keep + len(picked)
+            places = np.sort(rng.choice(filled, len(picked), replace=False))
+            mask = np.zeros(filled, dtype=bool)
+            mask[places] = True
+            row[:filled][mask] = picked
+            row[:filled][~mask] = top
+            idx[r] = row
+            ok = row >= 0
+            val[r] = np.where(ok, scores[r - start][np.maximum(row, 0)], np.nan)
 
 
 def check_k(k: Any, where: str) -> int:

@@ -1,0 +1,263 @@
+"""HybridMF kernels: one parallel SGD epoch of a ranking loss over id + feature embeddings.
+
+A user's vector is its id embedding plus the weighted sum of its features' embeddings,
+``p_u = e_u + sum_f x_uf E_f`` (the LightFM model family, Kula 2015); an item's vector
+``q_i`` and bias ``b_i = c_i + sum_f x_if c_f`` likewise. Features come as CSR rows
+(``indptr, indices, data``) over the user or item positions; a side without identity
+embeddings passes an id matrix of zeros with ``lr_id = 0``.
+
+Losses (``loss``): 0 is BPR, ``-ln sigma(x_ui - x_uj)`` on one sampled negative; 1 is
+WARP (Weston et al. 2011): negatives are drawn until one violates the margin
+(``x_uj > x_ui - 1``) or ``max_sampled`` draws are spent, and the hinge
+``1 - x_ui + x_uj`` is stepped with the rank weight ``ln(floor((n - 1) / draws))``,
+divided by ``ln(n - 1)`` so it lies in [0, 1] and one learning rate suits both losses.
+With ``g`` the loss's weight (``sigma(-(x_ui - x_uj))`` for BPR), every step is::
+
+    e_u  += lr_id (g (q_i - q_j) - reg e_u)       E_f += lr x_uf g (q_i - q_j) - lr reg E_f
+    e_i  += lr_id (g p_u - reg e_i)               E_f += lr x_if g p_u - lr reg E_f
+    e_j  += lr_id (-g p_u - reg e_j)              E_f += -lr x_jf g p_u - lr reg E_f
+
+(the item steps use ``p_u`` from before the step) and the biases alike with ``+-g``.
+
+Sampling and random streams are those of :mod:`factorkit.kernels.bpr`: ``(u, i)`` is a
+uniform entry of the positives, negatives are uniform over ``0 .. n_items - 1`` and
+verified against the user's sorted CSR row. Parallelism: streams run on numba threads
+without locks (Hogwild, as BPR); shared feature embeddings (a genre every item has) are
+hit by every thread, so concurrent updates to them may be lost, which costs little since
+each is a small step. With one stream the result is bit-for-bit repeatable.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from factorkit.kernels._jit import SAFE_FASTMATH, jit
+from factorkit.kernels.bpr import _negative_candidate, _verified_negative
+from factorkit.kernels.random import splitmix64_below, splitmix64_next
+
+__all__ = ["hybrid_epoch", "hybrid_vector"]
+
+
+@jit(fastmath=SAFE_FASTMATH)
+def hybrid_vector(id_factors, row, feat_factors, indptr, indices, data, out):  # pragma: no cover
+    """``out = id_factors[row] + sum_f data_f feat_factors[f]`` over the row's features."""
+    k = out.shape[0]
+    for f in range(k):
+        out[f] = id_factors[row, f]
+    for p in range(indptr[row], indptr[row + 1]):
+        w = data[p]
+        e = feat_factors[indices[p]]
+        for f in range(k):
+            out[f] += w * e[f]
+
+
+@jit(fastmath=SAFE_FASTMATH)
+def _bias(id_bias, row, feat_bias, indptr, indices, data):  # pragma: no cover
+    b = id_bias[row]
+    for p in range(indptr[row], indptr[row + 1]):
+        b += data[p] * feat_bias[indices[p]]
+    return b
+
+
+@jit(fastmath=SAFE_FASTMATH)
+def _step(id_factors, row, feat_factors, indptr, indices, data, grad, lr_id, lr, reg):
+    # pragma: no cover
+    """Step the id row and the row's feature embeddings along ``grad``."""
+    k = grad.shape[0]
+    if lr_id != 0.0:
+        e = id_factors[row]
+        for f in range(k):
+            e[f] += lr_id * (grad[f] - reg * e[f])
+    if lr != 0.0:
+        for p in range(indptr[row], indptr[row + 1]):
+            w = data[p]
+            e = feat_factors[indices[p]]
+            for f in range(k):
+                e[f] += lr * (w * grad[f] - reg * e[f])
+
+
+@jit(fastmath=SAFE_FASTMATH)
+def _step_bias(id_bias, row, feat_bias, indptr, indices, data, g, lr_id, lr, reg):
+    # pragma: no cover
+    if lr_id != 0.0:
+        id_bias[row] += lr_id * (g - reg * id_bias[row])
+    if lr != 0.0:
+        for p in range(indptr[row], indptr[row + 1]):
+            c = indices[p]
+            feat_bias[c] += lr * (data[p] * g - reg * feat_bias[c])
+
+
+@jit(fastmath=SAFE_FASTMATH)
+def _dot_diff(p, a, b):  # pragma: no cover
+    s = 0.0
+    for f in range(p.shape[0]):
+        s += p[f] * (a[f] - b[f])
+    return s
+
+
+@jit(fastmath=SAFE_FASTMATH)
+def _dot(p, a):  # pragma: no cover
+    s = 0.0
+    for f in range(p.shape[0]):
+        s += p[f] * a[f]
+    return s
+
+
+@jit(fastmath=SAFE_FASTMATH)
+def _stream(
+    seed, first, stop, sample_users, sample_items, seen_indptr, seen_indices, n_items,
+    max_tries, loss_kind, max_sampled,
+    user_id, user_feat, u_ptr, u_idx, u_val,
+    item_id, item_feat, i_ptr, i_idx, i_val,
+    item_id_bias, item_feat_bias,
+    lr_user_id, lr_item_id, lr, reg, lr_bias, trace,
+):  # fmt: skip  # pragma: no cover
+    """Samples ``first .. stop - 1`` of one stream; returns (loss, correct, skipped).
+
+    When ``trace`` has rows (``(n_samples, 3)``) each sample's ``(u, i, j)`` is written
+    to its row (``j = -1``: skipped or, for WARP, no step)."""
+    k = user_id.shape[1]
+    dtype = user_id.dtype
+    pu = np.empty(k, dtype=dtype)
+    qi = np.empty(k, dtype=dtype)
+    qj = np.empty(k, dtype=dtype)
+    gu = np.empty(k, dtype=dtype)
+    gi = np.empty(k, dtype=dtype)
+    gj = np.empty(k, dtype=dtype)
+    no_alias_p = np.empty(0, dtype=np.float64)
+    no_alias_i = np.empty(0, dtype=np.int32)
+    state_entry = seed
+    state_neg = seed ^ np.uint64(0xD1B54A32D192ED03)
+    n_entries = len(sample_items)
+    log_norm = np.log(max(n_items - 1, 2))
+    loss = 0.0
+    correct = 0
+    skipped = 0
+    for _s in range(first, stop):
+        state_entry, bits = splitmix64_next(state_entry)
+        e = splitmix64_below(bits, n_entries)
+        u = sample_users[e]
+        i = sample_items[e]
+        lo = seen_indptr[u]
+        hi = seen_indptr[u + 1]
+        hybrid_vector(user_id, u, user_feat, u_ptr, u_idx, u_val, pu)
+        hybrid_vector(item_id, i, item_feat, i_ptr, i_idx, i_val, qi)
+        bi = _bias(item_id_bias, i, item_feat_bias, i_ptr, i_idx, i_val)
+        xi = _dot(pu, qi) + bi
+        g = 0.0
+        j = -1
+        if len(trace):
+            trace[_s, 0] = u
+            trace[_s, 1] = i
+            trace[_s, 2] = -1
+        if loss_kind == 0:
+            state_neg, j = _negative_candidate(state_neg, n_items, no_alias_p, no_alias_i)
+            state_neg, j = _verified_negative(
+                state_neg, j, seen_indices, lo, hi, n_items, no_alias_p, no_alias_i, max_tries
+            )
+            if j < 0:
+                skipped += 1
+                continue
+            hybrid_vector(item_id, j, item_feat, i_ptr, i_idx, i_val, qj)
+            bj = _bias(item_id_bias, j, item_feat_bias, i_ptr, i_idx, i_val)
+            x = xi - _dot(pu, qj) - bj
+            if x > 0:
+                correct += 1
+            loss += np.log1p(np.exp(-abs(x))) + max(-x, 0.0)
+            g = 1.0 / (1.0 + np.exp(x))
+        else:
+            found = False
+            draws = 0
+            for t in range(max_sampled):
+                state_neg, j = _negative_candidate(state_neg, n_items, no_alias_p, no_alias_i)
+                state_neg, j = _verified_negative(
+                    state_neg, j, seen_indices, lo, hi, n_items, no_alias_p, no_alias_i,
+                    max_tries,
+                )  # fmt: skip
+                if j < 0:
+                    break
+                draws = t + 1
+                hybrid_vector(item_id, j, item_feat, i_ptr, i_idx, i_val, qj)
+                bj = _bias(item_id_bias, j, item_feat_bias, i_ptr, i_idx, i_val)
+                xj = _dot(pu, qj) + bj
+                if xj > xi - 1.0:
+                    found = True
+                    loss += 1.0 - xi + xj
+                    break
+            if j < 0:
+                skipped += 1
+                continue
+            if not found:
+                correct += 1
+                continue
+            g = np.log(max(1.0, np.floor((n_items - 1) / draws))) / log_norm
+            if g <= 0.0:
+                continue
+        if len(trace):
+            trace[_s, 2] = j
+        for f in range(k):
+            gu[f] = g * (qi[f] - qj[f])
+            gi[f] = g * pu[f]
+            gj[f] = -g * pu[f]
+        _step(user_id, u, user_feat, u_ptr, u_idx, u_val, gu, lr_user_id, lr, reg)
+        _step(item_id, i, item_feat, i_ptr, i_idx, i_val, gi, lr_item_id, lr, reg)
+        _step(item_id, j, item_feat, i_ptr, i_idx, i_val, gj, lr_item_id, lr, reg)
+        if lr_bias != 0.0:
+            lb_id = lr_bias if lr_item_id != 0.0 else 0.0
+            _step_bias(item_id_bias, i, item_feat_bias, i_ptr, i_idx, i_val, g, lb_id,
+                       lr_bias, reg)  # fmt: skip
+            _step_bias(item_id_bias, j, item_feat_bias, i_ptr, i_idx, i_val, -g, lb_id,
+                       lr_bias, reg)  # fmt: skip
+    return loss, correct, skipped
+
+
+@jit(parallel=True, fastmath=SAFE_FASTMATH)
+def hybrid_epoch(
+    sample_users, sample_items, seen_indptr, seen_indices, n_items, seeds, n_samples,
+    max_tries, loss_kind, max_sampled,
+    user_id, user_feat, u_ptr, u_idx, u_val,
+    item_id, item_feat, i_ptr, i_idx, i_val,
+    item_id_bias, item_feat_bias,
+    lr_user_id, lr_item_id, lr, reg, lr_bias, trace,
+):  # fmt: skip  # pragma: no cover
+    """One SGD epoch of ``n_samples`` samples; updates every embedding in place.
+
+    Parameters
+    ----------
+    sample_users, sample_items : int32 arrays, the positives samples are drawn from.
+    seen_indptr, seen_indices : CSR (int64, int32) of every user's positives, rows sorted.
+    n_items : int, negatives are drawn from ``0 .. n_items - 1``.
+    seeds : uint64 array, one per stream (see :mod:`factorkit.kernels.bpr`).
+    n_samples, max_tries : samples per epoch; rejected negative draws before the exact
+        fallback.
+    loss_kind : 0 for BPR, 1 for WARP; ``max_sampled`` caps WARP's negative draws.
+    user_id (n_users x k), user_feat (n_user_features x k), u_ptr/u_idx/u_val: user id
+        embeddings, feature embeddings and the users' feature rows (CSR); item side alike
+        (item_feat, i_ptr/i_idx/i_val) plus ``item_id_bias`` and ``item_feat_bias``.
+    lr_user_id, lr_item_id : step sizes of the id embeddings (0 freezes them, e.g. when a
+        side has no identity embeddings); ``lr`` of the feature embeddings; ``lr_bias``
+        of the biases (0 keeps them at zero); ``reg`` the L2 penalty of every step.
+    trace : int64 array, ``(n_samples, 3)`` to record each sample's ``(u, i, j)`` (for
+        tests; ``j = -1`` where no step was taken), or ``(0, 3)`` not to.
+
+    Returns
+    -------
+    (loss, correct, skipped)
+        Summed loss and number of samples already ranked right (BPR: ``x_uij > 0``;
+        WARP: no violating negative found), both before the steps; samples without a
+        negative (users holding every item) are skipped and counted.
+    """
+    n_streams = len(seeds)
+    losses = np.zeros(n_streams, dtype=np.float64)
+    corrects = np.zeros(n_streams, dtype=np.int64)
+    skips = np.zeros(n_streams, dtype=np.int64)
+    for t in prange(n_streams):
+        losses[t], corrects[t], skips[t] = _stream(
+            seeds[t], n_samples * t // n_streams, n_samples * (t + 1) // n_streams,
+            sample_users, sample_items, seen_indptr, seen_indices, n_items, max_tries,
+            loss_kind, max_sampled, user_id, user_feat, u_ptr, u_idx, u_val,
+            item_id, item_feat, i_ptr, i_idx, i_val, item_id_bias, item_feat_bias,
+            lr_user_id, lr_item_id, lr, reg, lr_bias, trace,
+        )  # fmt: skip
+    return losses.sum(), corrects.sum(), skips.sum()
