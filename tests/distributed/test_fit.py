@@ -171,3 +171,14 @@ def test_early_stopping_keeps_the_best_epoch(explicit, ml_split):
     assert final == pytest.approx(history["val_rmse"].iloc[best], abs=1e-9)
     with pytest.raises(InvalidParameterError, match=r"early_stopping=1 needs validation data"):
         fkd.fit(fk.ALS(early_stopping=1), explicit)
+
+
+def test_the_data_type_picks_the_backend(explicit, ml_split):
+    """fk.ALS().fit(distributed data) trains on the cluster: the same model as
+    fk.distributed.fit; backend options on one-machine data are refused by name."""
+    params = dict(factors=8, epochs=2, regularization=0.1, random_state=0, n_threads=1)
+    by_type = fk.ALS(**params).fit(explicit, exchange="broadcast")
+    direct = fkd.fit(fk.ALS(**params), explicit, exchange="broadcast")
+    np.testing.assert_array_equal(by_type.item_factors_, direct.item_factors_)
+    with pytest.raises(InvalidParameterError, match=r"ALS.fit: exchange apply to distributed"):
+        fk.ALS(**params).fit(ml_split[0], exchange="broadcast")

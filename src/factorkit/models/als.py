@@ -14,6 +14,7 @@ from factorkit._validation import (
 )
 from factorkit.data.interactions import Interactions
 from factorkit.kernels.als import als_solve_rows
+from factorkit.models._backend import fit_backend_options, fit_distributed, is_distributed
 from factorkit.models._factor import FactorModel
 from factorkit.models._fold_in import FoldInMixin
 from factorkit.models._init import normal_factors
@@ -161,7 +162,9 @@ class ALS(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, FactorMode
             return float(terms @ counts)
         return float(terms.sum())
 
-    def fit(self, train: Interactions, validation: Interactions | None = None) -> ALS:
+    def fit(
+        self, train: Interactions, validation: Interactions | None = None, **backend: Any
+    ) -> ALS:
         """Learn factors and biases from ``train``; returns ``self``.
 
         Parameters
@@ -171,7 +174,14 @@ class ALS(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, FactorMode
         validation : Interactions, optional
             Held-out ratings scored (RMSE) after every epoch, for ``history_`` and
             ``early_stopping``.
+        **backend
+            For :class:`factorkit.distributed.DistributedInteractions` only:
+            ``checkpoint_dir``, ``resume`` and ``exchange`` of
+            :func:`factorkit.distributed.fit`, which trains on the data's Dask cluster.
         """
+        if is_distributed(train):  # the data's type picks the backend
+            return fit_distributed(self, train, validation, backend)
+        fit_backend_options(self, backend)
         data = self._prepare_fit(train, validation)
         trainer = _ALSTrainer(self, data, validation)
         rng = np.random.default_rng(self.random_state)

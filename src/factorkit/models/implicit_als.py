@@ -20,6 +20,7 @@ from factorkit.kernels.implicit_als import (
     implicit_als_cholesky_rows,
     implicit_als_confidence,
 )
+from factorkit.models._backend import fit_backend_options, fit_distributed, is_distributed
 from factorkit.models._factor import FactorModel, gather_rows
 from factorkit.models._fold_in import FoldIn, FoldInMixin
 from factorkit.models._init import normal_factors
@@ -287,7 +288,9 @@ class ImplicitALS(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, Fa
             )
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, train: Interactions, validation: Interactions | None = None) -> ImplicitALS:
+    def fit(
+        self, train: Interactions, validation: Interactions | None = None, **backend: Any
+    ) -> ImplicitALS:
         """Learn user and item factors from implicit feedback ``train``; returns ``self``.
 
         Parameters
@@ -298,7 +301,14 @@ class ImplicitALS(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, Fa
         validation : Interactions, optional
             Held-out interactions, scored after every epoch by ``1 - NDCG@20`` (training
             items excluded) for ``history_`` and ``early_stopping``.
+        **backend
+            For :class:`factorkit.distributed.DistributedInteractions` only:
+            ``checkpoint_dir``, ``resume`` and ``exchange`` of
+            :func:`factorkit.distributed.fit`, which trains on the data's Dask cluster.
         """
+        if is_distributed(train):  # the data's type picks the backend
+            return fit_distributed(self, train, validation, backend)
+        fit_backend_options(self, backend)
         data = self._prepare_fit(train, validation)
         self._check_values(data, "fit")
         rng = np.random.default_rng(self.random_state)

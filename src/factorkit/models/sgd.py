@@ -21,6 +21,7 @@ from factorkit.kernels.sgd import (
     sgd_penalty,
     sgd_schedule,
 )
+from factorkit.models._backend import fit_backend_options, fit_distributed, is_distributed
 from factorkit.models._factor import FactorModel, gather_rows
 from factorkit.models._fold_in import FoldInMixin
 from factorkit.models._init import normal_factors
@@ -205,7 +206,9 @@ class BiasedMF(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, Facto
         self.callbacks = callbacks
         self.early_stopping = early_stopping
 
-    def fit(self, train: Interactions, validation: Interactions | None = None) -> BiasedMF:
+    def fit(
+        self, train: Interactions, validation: Interactions | None = None, **backend: Any
+    ) -> BiasedMF:
         """Learn factors and biases from ``train``; returns ``self``.
 
         Parameters
@@ -215,7 +218,14 @@ class BiasedMF(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, Facto
         validation : Interactions, optional
             Held-out ratings scored (RMSE) after every epoch; needed for
             ``early_stopping``.
+        **backend
+            For :class:`factorkit.distributed.DistributedInteractions` only:
+            ``checkpoint_dir``, ``resume`` and ``exchange`` of
+            :func:`factorkit.distributed.fit`, which trains on the data's Dask cluster.
         """
+        if is_distributed(train):  # the data's type picks the backend
+            return fit_distributed(self, train, validation, backend)
+        fit_backend_options(self, backend)
         data = self._prepare_fit(train, validation)
         rng = np.random.default_rng(self.random_state)
         trainer = _SGDTrainer(self, data, rng, validation)
