@@ -114,6 +114,10 @@ def biased_mf_file(tmp_path_factory):
 def test_recommend_one_user_with_titles(biased_mf_file, capsys):
     assert main(["recommend", str(biased_mf_file), "--user", "1", "-k", "3"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
+    # rating models say what the score is: the predicted rating before clipping
+    assert lines.pop(0) == (
+        "(score: predicted rating, unclipped; `factorkit predict` clips to the scale)"
+    )
     assert lines[0].split() == ["rank", "item", "score", "title"]
     assert len(lines) == 4
     model = fk.load(biased_mf_file)
@@ -208,3 +212,16 @@ def test_implicit_models_from_ratings_with_min_rating(model, tmp_path, capsys):
         == 0
     )
     assert "ndcg@10" in capsys.readouterr().out
+
+
+def test_predict_for_unknown_ids_warns_in_cli_terms(biased_mf_file, capsys):
+    assert main(["predict", str(biased_mf_file), "--user", "99999", "--item", "318"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("user 99999\titem 318\t")
+    assert captured.err.strip() == (
+        "factorkit predict: warning: 1 of 1 (user, item) pairs have a user or item the model "
+        "does not know; they get the fallback prediction (global mean plus the known bias). "
+        "Pass --unknown nan or --unknown error to mark or reject them."
+    )
+    assert main(["predict", str(biased_mf_file), "--user", "1", "--item", "318"]) == 0
+    assert capsys.readouterr().err == ""

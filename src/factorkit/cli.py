@@ -10,6 +10,7 @@ import json
 import shlex
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +182,8 @@ def _coerce_ids(values: list[str], idmap: fk.IdMap) -> list[Any]:
 
 def _print_ranked(model: Any, item_ids: np.ndarray, scores: np.ndarray) -> None:
     titles = model.item_titles(item_ids)
+    if fk.get_tags(model).explicit:  # the predicted rating, before predict() clips it
+        print("(score: predicted rating, unclipped; `factorkit predict` clips to the scale)")
     print(f"{'rank':>4}  {'item':>10}  {'score':>8}  title")
     for rank, (item, score, title) in enumerate(zip(item_ids, scores, titles, strict=True), 1):
         print(f"{rank:>4}  {item!s:>10}  {score:>8.4f}  {title}")
@@ -293,7 +296,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     model = fk.load(args.model_file)
     users = _coerce_ids([args.user], model.user_map_)
     items = _coerce_ids(args.item, model.item_map_)
-    preds = model.predict(users * len(items), items, unknown=args.unknown)
+    with warnings.catch_warnings():
+        # said below in the CLI's own terms (the library's warning speaks Python)
+        warnings.simplefilter("ignore", fk.exceptions.DataWarning)
+        preds = model.predict(users * len(items), items, unknown=args.unknown)
+    unknown = (model.user_map_.lookup(users)[0] < 0) | (model.item_map_.lookup(items) < 0)
+    if unknown.any() and args.unknown == "fallback":
+        print(
+            f"factorkit predict: warning: {int(unknown.sum())} of {len(items)} (user, item) "
+            "pairs have a user or item the model does not know; they get the fallback "
+            "prediction (global mean plus the known bias). Pass --unknown nan or --unknown "
+            "error to mark or reject them.",
+            file=sys.stderr,
+        )
     for item, p in zip(items, preds, strict=True):
         print(f"user {users[0]}\titem {item}\t{p:.4f}")
     return 0
