@@ -11,8 +11,9 @@ Gram's upper triangle (``n d (d+1) / 2`` multiply-adds ~ ``n d^2`` flops) plus a
 (``d^3 / 3``). The kernel actually executes fewer flops on long-tail rows (``n < d`` use
 the ``n x n`` dual system), so "nominal GFLOP/s" is the rate a textbook primal solver
 would need to match the time. "Executed GFLOP/s" counts what the kernel does: primal rows
-(``n >= d``) build the full square Gram (``2 n d^2``) plus a Cholesky (``d^3 / 3``);
-dual rows cost ``n^2 k + n^3 / 3``. The peak is the measured float32 GEMM rate of NumPy's
+(``n >= d``) build the full square Gram as a GEMM (``2 n d^2``) plus a Cholesky
+(``d^3 / 3``); dual rows build ``Y Y^T`` as a GEMM (``2 n^2 k``) plus an ``n x n``
+Cholesky (``n^3 / 3``). The peak is the measured float32 GEMM rate of NumPy's
 BLAS (4096 x 4096) with the same number of threads.
 
 No popular CPU explicit-rating ALS exists in Python to compare against: ``implicit``'s
@@ -74,7 +75,7 @@ def executed_flops(data: fk.Interactions, k: int) -> float:
         n = counts[counts > 0].astype(np.float64)
         primal = n >= d
         total += float((2 * n[primal] * d * d + d**3 / 3).sum())
-        total += float((n[~primal] ** 2 * k + n[~primal] ** 3 / 3).sum())
+        total += float((2 * n[~primal] ** 2 * k + n[~primal] ** 3 / 3).sum())
     return total
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from factorkit.kernels.linalg import GRAM_FLUSH_ROWS, cholesky_solve, gram_float64, gram_update
+from factorkit.kernels.linalg import (
+    GRAM_FLUSH_ROWS,
+    cholesky_solve,
+    gram_float64,
+    gram_gemm,
+    gram_update,
+)
 
 TOL = {np.float32: 2e-5, np.float64: 1e-12}
 
@@ -53,7 +59,28 @@ def test_gram_float64_is_float64_lower_triangle_in_blocks(dtype):
     assert np.isnan(a[np.triu_indices(d, 1)]).all()  # the upper triangle is not written
 
 
-@pytest.mark.parametrize("m", [1, 2, 17])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [0, 1, 40, 3 * GRAM_FLUSH_ROWS + 5])
+def test_gram_gemm_is_the_float64_lower_triangle_of_xw_t_x(dtype, n):
+    """BLAS blocks, flushed into float64: the weighted Gram when ``xw`` is ``x`` scaled."""
+    rng = np.random.default_rng(n)
+    d = 9
+    x = rng.standard_normal((n + 3, d)).astype(dtype)  # rows past n are not read
+    w = rng.uniform(-1.0, 3.0, n + 3).astype(dtype)
+    xw = (w[:, None] * x).astype(dtype)
+    x[n:] = np.nan
+    xw[n:] = np.nan
+    a = np.full((d, d), np.nan)
+    gram_gemm(xw, x, n, a, np.empty((d, d), dtype=dtype))
+    rows = x[:n].astype(np.float64)
+    expected = rows.T @ (w[:n].astype(np.float64)[:, None] * rows)
+    lower = np.tril_indices(d)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(a[lower], expected[lower], rtol=tol, atol=tol * max(n, 1))
+    assert np.isnan(a[np.triu_indices(d, 1)]).all()  # the upper triangle is not written
+
+
+@pytest.mark.parametrize("m", [1, 2, 17, 66])
 def test_cholesky_solve_matches_numpy(m):
     rng = np.random.default_rng(m)
     b = rng.standard_normal((m, m))

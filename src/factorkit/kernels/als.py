@@ -12,17 +12,19 @@ are multiplied by the row's rating count ``n``.
 
 Two exact ways to solve it, picked per row by cost:
 
-- primal (``n >= k + 1``): build the Gram ``X^T X`` (``n (k+1)^2`` flops on the full
-  square) and solve by Cholesky (``(k+1)^3 / 3`` flops);
+- primal (``n >= k + 1``): build the Gram ``X^T X`` (``2 n (k+1)^2`` flops as a GEMM on
+  the full square) and solve by Cholesky (``(k+1)^3 / 3`` flops);
 - dual (``n < k + 1``, the long tail): by the push-through identity
   ``s = D^-1 X^T (I + X D^-1 X^T)^-1 t`` with ``D = diag(lam_b, lam, ..)``, an ``n x n``
-  Cholesky, costing ``n^2 (k+1) + n^3 / 3`` flops. Needs ``lam_b > 0`` and ``lam > 0``.
+  Cholesky, costing ``2 n^2 k + n^3 / 3`` flops (``Y Y^T`` as a GEMM on the full square).
+  Needs ``lam_b > 0`` and ``lam > 0``.
 
-The Gram and the Cholesky are :mod:`factorkit.kernels.linalg`'s (the Gram summed in the
-factor dtype in blocks added into float64, which bounds float32 rounding to one block's
-sum; why this form and not BLAS or ``np.linalg.solve``: docs/benchmarks.md, "Kernel
-design notes"). The Cholesky and the dual system are float64; inputs and outputs are
-float32 (or float64).
+Both Grams are BLAS matrix products of the row's fixed-side factor rows gathered into a
+contiguous buffer (:func:`factorkit.kernels.linalg.gram_gemm`: in the factor dtype, in
+blocks added into float64, which bounds float32 rounding to one block's sum); call with
+BLAS on one thread (``using_threads``), as every row is one task's. The Cholesky
+(:func:`factorkit.kernels.linalg.cholesky_solve`) and the systems are float64; inputs
+and outputs are float32 (or float64). Figures: docs/benchmarks.md, "Explicit ALS".
 
 Rows are independent, so the result does not depend on the thread
 count; per-task partial objectives are summed in a fixed order, so the returned objective
@@ -35,25 +37,13 @@ import numpy as np
 from numba import prange
 
 from factorkit.kernels._jit import SAFE_FASTMATH, jit
-from factorkit.kernels.linalg import cholesky_solve, gram_float64
+from factorkit.kernels.linalg import cholesky_solve, gram_gemm
 
 __all__ = ["ALS_TASKS", "als_solve_rows"]
 
 #: rows are dealt round-robin to this many tasks (balances skewed row lengths under numba's
 #: static scheduling; fixed so that results never depend on the thread count)
 ALS_TASKS = 256
-
-
-@jit(fastmath=SAFE_FASTMATH)
-def _normal_equations(x, n, d, t, ones, a, rhs, g):  # pragma: no cover
-    """``a = x[:n]^T x[:n]`` (float64, lower triangle valid) and ``rhs = x[:n]^T t[:n]``."""
-    for p in range(d):
-        rhs[p] = 0.0
-    for j in range(n):
-        tj = t[j]
-        for p in range(d):
-            rhs[p] += tj * x[j, p]
-    gram_float64(x, ones, n, d, a, g)
 
 
 @jit(fastmath=SAFE_FASTMATH)
@@ -75,8 +65,11 @@ def _solve_task(
 ):  # pragma: no cover
     """Rows ``task, task + n_tasks, ...`` of :func:`als_solve_rows`; returns their objective.
 
-    A separate function so that numba's parfor pass cannot hoist the per-task buffers
-    out of the parallel loop (it would share them between threads).
+    A row's fixed-side factor rows are gathered into a contiguous buffer and its Gram is
+    BLAS matrix products (:func:`~factorkit.kernels.linalg.gram_gemm`): ``X^T X`` for a
+    primal row (``x`` holds ``[1, Y_j]``), ``Y Y^T`` for a dual one (``y`` holds
+    ``Y_j``). A separate function so that numba's parfor pass cannot hoist the per-task
+    buffers out of the parallel loop (it would share them between threads).
     """
     k = fixed_factors.shape[1]
     d = k + 1
@@ -87,7 +80,8 @@ def _solve_task(
     for r in range(task, n_rows, n_tasks):
         cap = max(cap, indptr[r + 1] - indptr[r])
     x = np.empty((cap, d), dtype=dtype)
-    ones = np.ones(cap, dtype=dtype)  # unit weights for the Gram
+    y = np.empty((min(cap, d), k), dtype=dtype)
+    h_flat = np.empty(d * d, dtype=dtype)  # a dual row's (n, n) Gram, n < d
     t = np.empty(cap)
     a = np.empty((d, d))
     low = np.empty((d, d))
@@ -107,21 +101,21 @@ def _solve_task(
         lam = regularization * n if weighted else regularization
         lam_b = bias_regularization * n if weighted else bias_regularization
         for j in range(n):
-            col = indices[lo + j]
-            x[j, 0] = 1.0
-            for p in range(k):
-                x[j, p + 1] = fixed_factors[col, p]
-            t[j] = values[lo + j] - global_mean - fixed_bias[col]
+            t[j] = values[lo + j] - global_mean - fixed_bias[indices[lo + j]]
         if dual_ok and n < d:
-            # dual: (I + X D^-1 X^T) w = t, s = D^-1 X^T w, objective t . w
+            # dual: (I + Y Y^T / lam + 1 / lam_b) w = t, s = D^-1 X^T w, objective t . w
+            for j in range(n):
+                col = indices[lo + j]
+                for p in range(k):
+                    y[j, p] = fixed_factors[col, p]
+            h = h_flat[: n * n].reshape(n, n)
+            yn = y[:n]
+            np.dot(yn, yn.T, h)
             inv_lam = 1.0 / lam
             inv_lam_b = 1.0 / lam_b
             for i in range(n):
-                for j in range(i, n):
-                    acc = 0.0
-                    for p in range(1, d):
-                        acc += np.float64(x[i, p]) * x[j, p]
-                    a[j, i] = acc * inv_lam + inv_lam_b
+                for j in range(i + 1):
+                    a[i, j] = np.float64(h[i, j]) * inv_lam + inv_lam_b
                 a[i, i] += 1.0
             ok = cholesky_solve(a, n, t, low, s)
             if not ok:
@@ -134,17 +128,28 @@ def _solve_task(
             for j in range(n):
                 wj = s[j]
                 tw += t[j] * wj
-                for p in range(d):
-                    z[p] += wj * x[j, p]
+                z[0] += wj
+                for p in range(k):
+                    z[p + 1] += wj * y[j, p]
             out_bias[r] = z[0] * inv_lam_b
             for p in range(k):
                 out_factors[r, p] = z[p + 1] * inv_lam
             obj += tw
         else:
-            _normal_equations(x, n, d, t, ones, a, rhs, g)
-            tt = 0.0
             for j in range(n):
-                tt += t[j] * t[j]
+                col = indices[lo + j]
+                x[j, 0] = 1.0
+                for p in range(k):
+                    x[j, p + 1] = fixed_factors[col, p]
+            gram_gemm(x, x, n, a, g)
+            tt = 0.0
+            for p in range(d):
+                rhs[p] = 0.0
+            for j in range(n):
+                tj = t[j]
+                tt += tj * tj
+                for p in range(d):
+                    rhs[p] += tj * x[j, p]
             a[0, 0] += lam_b
             for p in range(1, d):
                 a[p, p] += lam

@@ -25,9 +25,10 @@ Two solvers:
   matrix is never formed. Cost per row: ``(cg_steps + 1) (k^2 + 2 n_r k)`` FMAs, the
   ``k^2`` part as one matrix product per step for a block of rows run in lockstep.
 - :func:`implicit_als_cholesky_rows`: forms ``A`` and ``b`` and solves exactly by
-  Cholesky, both from :mod:`factorkit.kernels.linalg` (Gram summed in the factor dtype
-  in blocks added into float64; float64 factorisation). Cost per row: ``2 n_r k^2 +
-  k^3 / 3`` (the Gram on the full square, which vectorises better than a triangle).
+  Cholesky, both from :mod:`factorkit.kernels.linalg` (Gram ``xw^T x`` of the row's
+  gathered positives as BLAS matrix products in the factor dtype, in blocks added into
+  float64; float64 factorisation). Cost per row: ``2 n_r k^2 +
+  k^3 / 3`` (the Gram as a GEMM on the full square).
 
 Both return the objective ``sum_r L_r(x_r)`` at the new factors, at almost no extra cost:
 ``L_r(x) = sum c_j - 2 b . x + x^T A x``, and with the residual ``res = b - A x`` that CG
@@ -50,7 +51,7 @@ import numpy as np
 from numba import prange
 
 from factorkit.kernels._jit import SAFE_FASTMATH, jit
-from factorkit.kernels.linalg import cholesky_solve, gram_float64
+from factorkit.kernels.linalg import cholesky_solve, gram_gemm
 
 __all__ = [
     "CG_MAX_BLOCK_ROWS",
@@ -289,8 +290,9 @@ def _cholesky_task(
 ):  # pragma: no cover
     """Rows ``task, task + n_tasks, ...`` of :func:`implicit_als_cholesky_rows`.
 
-    A row's positives are gathered into ``x`` with weights ``c_j - w0``, so that its Gram
-    is :func:`~factorkit.kernels.linalg.gram_float64` of contiguous rows.
+    A row's positives are gathered into ``x`` and, scaled by their weights ``c_j - w0``,
+    into ``xw``, so that its Gram ``xw^T x`` is BLAS matrix products
+    (:func:`~factorkit.kernels.linalg.gram_gemm`).
     """
     n_rows = len(indptr) - 1
     k = fixed.shape[1]
@@ -298,7 +300,7 @@ def _cholesky_task(
     for r in range(task, n_rows, n_tasks):
         cap = max(cap, indptr[r + 1] - indptr[r])
     x = np.empty((cap, k), dtype=fixed.dtype)
-    w = np.empty(cap, dtype=fixed.dtype)
+    xw = np.empty((cap, k), dtype=fixed.dtype)
     g = np.empty((k, k), dtype=fixed.dtype)
     a = np.empty((k, k))
     low = np.empty((k, k))
@@ -316,12 +318,13 @@ def _cholesky_task(
                 continue
             i0 = indices[j]
             csum += c
-            w[n] = c - w0
+            wn = c - w0
             for q in range(k):
                 x[n, q] = fixed[i0, q]
+                xw[n, q] = wn * fixed[i0, q]
                 rhs[q] += np.float64(c) * fixed[i0, q]
             n += 1
-        gram_float64(x, w, n, k, a, g)
+        gram_gemm(xw, x, n, a, g)
         for i in range(k):
             for q in range(i + 1):
                 a[i, q] += np.float64(gram[i, q])

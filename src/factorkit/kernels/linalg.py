@@ -10,6 +10,10 @@ kernel and solve it with the same Cholesky:
 - :func:`gram_float64`: ``a = X^T diag(w) X`` in float64 (lower triangle valid), built
   from blocks of ``GRAM_FLUSH_ROWS`` rows, each summed by :func:`gram_update` in ``X``'s
   dtype and then added into ``a``: float32 rounding is bounded by one block's sum;
+- :func:`gram_gemm`: ``a = XW^T X`` in float64 (lower triangle valid), for ``X`` and a
+  row-scaled copy ``XW`` gathered into contiguous buffers: one BLAS GEMM per block of
+  ``GRAM_FLUSH_ROWS`` rows, in ``X``'s dtype, added into ``a`` (the same rounding bound as
+  :func:`gram_float64`, at GEMM speed; callers run under one BLAS thread);
 - :func:`cholesky_solve`: ``a s = rhs`` for SPD ``a`` (float64, lower triangle read),
   reporting a matrix that is not numerically positive definite instead of failing.
 
@@ -23,7 +27,7 @@ import numpy as np
 
 from factorkit.kernels._jit import SAFE_FASTMATH, jit
 
-__all__ = ["GRAM_FLUSH_ROWS", "cholesky_solve", "gram_float64", "gram_update"]
+__all__ = ["GRAM_FLUSH_ROWS", "cholesky_solve", "gram_float64", "gram_gemm", "gram_update"]
 
 #: rows accumulated in the input dtype before a partial Gram is added into float64
 GRAM_FLUSH_ROWS = 256
@@ -90,6 +94,31 @@ def gram_float64(x, w, n, d, a, g):  # pragma: no cover
 
 
 @jit(fastmath=SAFE_FASTMATH)
+def gram_gemm(xw, x, n, a, g):  # pragma: no cover
+    """``a = xw[:n]^T x[:n]`` in float64, lower triangle valid, by BLAS matrix products.
+
+    ``x`` and ``xw`` are C-ordered ``(>= n, d)`` arrays of one dtype (``xw`` is ``x``
+    itself for a plain Gram, or ``x`` with rows scaled by weights); ``g`` is a ``(d, d)``
+    scratch of that dtype. Each block of ``GRAM_FLUSH_ROWS`` rows is one GEMM into ``g``,
+    then added into ``a``: float32 rounding is bounded by one block's sum, as in
+    :func:`gram_float64`, while the products run at BLAS speed (several times the
+    hand-written loops: docs/benchmarks.md, "Kernel design notes"). The GEMM runs on the
+    calling thread when BLAS is held to one thread (``using_threads``); its result does not
+    depend on where the buffers lie (GEMM packs its operands).
+    """
+    d = x.shape[1]
+    for p in range(d):
+        for q in range(p + 1):
+            a[p, q] = 0.0
+    for lo in range(0, n, GRAM_FLUSH_ROWS):
+        hi = min(n, lo + GRAM_FLUSH_ROWS)
+        np.dot(xw[lo:hi].T, x[lo:hi], g)
+        for p in range(d):
+            for q in range(p + 1):
+                a[p, q] += g[p, q]
+
+
+@jit(fastmath=SAFE_FASTMATH)
 def cholesky_solve(a, m, rhs, low, s):  # pragma: no cover
     """Solve ``a[:m, :m] s = rhs[:m]`` for SPD ``a`` (lower triangle read, float64).
 
@@ -97,6 +126,11 @@ def cholesky_solve(a, m, rhs, low, s):  # pragma: no cover
     column by column; then ``s`` by forward and back substitution. Returns False, with
     ``s`` undefined, when a pivot is not positive (``a`` is not numerically positive
     definite, or holds NaN): callers turn that into NaN results so that divergence shows.
+
+    A column's entries are computed eight rows at a time, so that each load of ``L[j, :]``
+    feeds eight independent dot products (one at a time is bound by the latency of its
+    reduction: about 2x slower at ``m = 65``; four at a time 10-20% slower at ``m = 129,
+    257``). Each entry's arithmetic is unchanged.
     """
     for j in range(m):
         acc = a[j, j]
@@ -107,11 +141,41 @@ def cholesky_solve(a, m, rhs, low, s):  # pragma: no cover
         ljj = np.sqrt(acc)
         low[j, j] = ljj
         inv = 1.0 / ljj
-        for i in range(j + 1, m):
+        i = j + 1
+        while i + 8 <= m:
+            c0 = a[i, j]
+            c1 = a[i + 1, j]
+            c2 = a[i + 2, j]
+            c3 = a[i + 3, j]
+            c4 = a[i + 4, j]
+            c5 = a[i + 5, j]
+            c6 = a[i + 6, j]
+            c7 = a[i + 7, j]
+            for p in range(j):
+                lj = low[j, p]
+                c0 -= low[i, p] * lj
+                c1 -= low[i + 1, p] * lj
+                c2 -= low[i + 2, p] * lj
+                c3 -= low[i + 3, p] * lj
+                c4 -= low[i + 4, p] * lj
+                c5 -= low[i + 5, p] * lj
+                c6 -= low[i + 6, p] * lj
+                c7 -= low[i + 7, p] * lj
+            low[i, j] = c0 * inv
+            low[i + 1, j] = c1 * inv
+            low[i + 2, j] = c2 * inv
+            low[i + 3, j] = c3 * inv
+            low[i + 4, j] = c4 * inv
+            low[i + 5, j] = c5 * inv
+            low[i + 6, j] = c6 * inv
+            low[i + 7, j] = c7 * inv
+            i += 8
+        while i < m:
             acc2 = a[i, j]
             for p in range(j):
                 acc2 -= low[i, p] * low[j, p]
             low[i, j] = acc2 * inv
+            i += 1
     for i in range(m):
         acc = rhs[i]
         for p in range(i):
