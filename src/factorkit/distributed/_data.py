@@ -412,6 +412,10 @@ def from_dask(
     ... )  # doctest: +SKIP
     >>> (data.n_users, data.n_items, data.nnz)  # doctest: +SKIP
     (3, 3, 4)
+
+    Long but sequential: check the columns, build both vocabularies on the workers,
+    count rows, cut the blocks, pin them; each step is a few lines of task graph that
+    reads the previous one's futures.
     """
     client = get_client(client)
     cols = {"user": user, "item": item, "rating": rating}

@@ -69,7 +69,9 @@ def _solve_task(
     BLAS matrix products (:func:`~factorkit.kernels.linalg.gram_gemm`): ``X^T X`` for a
     primal row (``x`` holds ``[1, Y_j]``), ``Y Y^T`` for a dual one (``y`` holds
     ``Y_j``). A separate function so that numba's parfor pass cannot hoist the per-task
-    buffers out of the parallel loop (it would share them between threads).
+    buffers out of the parallel loop (it would share them between threads). Long because
+    the primal and dual paths share the task's buffers and the per-row loop; split
+    further, each helper would take a dozen arrays and allocate its own scratch.
     """
     k = fixed_factors.shape[1]
     d = k + 1

@@ -116,7 +116,12 @@ def _stream(
     """Samples ``first .. stop - 1`` of one stream; returns (loss, correct, skipped).
 
     When ``trace`` has rows (``(n_samples, 3)``) each sample's ``(u, i, j)`` is written
-    to its row (``j = -1``: skipped or, for WARP, no step)."""
+    to its row (``j = -1``: skipped or, for WARP, no step).
+
+    Long on purpose, like BPR's stream: sampling, verification and the update of the id
+    and feature embeddings share one frame so numba keeps the stream's state in
+    registers.
+    """
     k = user_id.shape[1]
     dtype = user_id.dtype
     pu = np.empty(k, dtype=dtype)

@@ -137,7 +137,9 @@ def _cg_task(
     each CG step's dense products ``G p`` for all of them are one matrix product (BLAS,
     on this thread), where a row at a time would be a matrix-vector product bound by
     memory bandwidth. A separate function so
-    numba's parfor pass cannot hoist the per-task buffers out of the parallel loop.
+    numba's parfor pass cannot hoist the per-task buffers out of the parallel loop. Long
+    because the lockstep CG state (residuals, directions, step sizes of every row in the
+    block) lives across its steps in this one frame.
     """
     n_rows = len(indptr) - 1
     k = fixed.shape[1]

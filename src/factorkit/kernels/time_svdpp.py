@@ -92,6 +92,11 @@ def time_svdpp_epoch(
     Returns
     -------
     float: the sum of squared training errors, each taken before its update.
+
+    Notes
+    -----
+    Long because one rating's update touches eleven parameter groups that all read the
+    same prediction; helpers would recompute it or pass it through memory per rating.
     """
     n_factors = user_factors.shape[1]
     dtype = user_factors.dtype
