@@ -39,6 +39,7 @@ as a list of records.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 from collections.abc import Iterator
@@ -211,6 +212,16 @@ class FactorModel(Estimator):
         -------
         numpy.ndarray of float64, clipped to the training data's rating scale.
         """
+        u, i = self._predict_pairs(users, items, unknown)
+        with single_thread_blas() if len(u) <= _FEW_PAIRS else contextlib.nullcontext():
+            scores = self._score_positions(u, i, clip=True)
+        if unknown == "nan":
+            scores[(u < 0) | (i < 0)] = np.nan
+        return scores
+
+    def _predict_pairs(self, users: Any, items: Any, unknown: str) -> tuple[np.ndarray, ...]:
+        """``predict``'s pairs as positions (-1: unknown), after the ``unknown`` policy:
+        raise for "error", warn with the count for "fallback"."""
         self._check_fitted("predict")
         if unknown not in UNKNOWN_POLICIES:
             raise InvalidParameterError(
@@ -231,8 +242,7 @@ class FactorModel(Estimator):
         if unknown == "error":
             self.user_map_.to_index(users)
             self.item_map_.to_index(items)
-        missing = (u < 0) | (i < 0)
-        n_missing = int(missing.sum())
+        n_missing = int(((u < 0) | (i < 0)).sum())
         if n_missing and unknown == "fallback":
             warnings.warn(
                 f"{type(self).__name__}.predict: {n_missing} of {len(u)} (user, item) pairs "
@@ -240,16 +250,9 @@ class FactorModel(Estimator):
                 "(global mean plus the known bias). Pass unknown='nan' or unknown='error' to "
                 "mark or reject them.",
                 DataWarning,
-                stacklevel=2,
+                stacklevel=3,  # the caller of predict
             )
-        if len(u) <= _FEW_PAIRS:
-            with single_thread_blas():
-                scores = self._score_positions(u, i, clip=True)
-        else:
-            scores = self._score_positions(u, i, clip=True)
-        if unknown == "nan":
-            scores[missing] = np.nan
-        return scores
+        return u, i
 
     # ------------------------------------------------------------------ scoring protocol
     def score_blocks(

@@ -3,6 +3,7 @@ trained by SGD."""
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Iterator
 from typing import Any, ClassVar
@@ -13,10 +14,10 @@ import pandas as pd
 from factorkit._threads import resolve_threads, single_thread_blas, using_threads
 from factorkit._validation import TRAINING_CONSTRAINTS, Interval, NoneOr, show
 from factorkit.data.interactions import Interactions
-from factorkit.exceptions import DataError, DataWarning, InvalidParameterError
+from factorkit.exceptions import DataError, DataWarning
 from factorkit.kernels.svdpp import svdpp_user_vectors
 from factorkit.kernels.time_svdpp import RATE_NAMES, time_svdpp_epoch
-from factorkit.models._factor import _FEW_PAIRS, UNKNOWN_POLICIES, FactorModel
+from factorkit.models._factor import _FEW_PAIRS, FactorModel
 from factorkit.models._init import normal_factors
 from factorkit.models._recommend import RecommendMixin
 from factorkit.models._similar import SimilarMixin
@@ -522,45 +523,12 @@ class TimeSVDpp(RecommendMixin, SimilarMixin, FactorModel):
         -------
         numpy.ndarray of float64, clipped to the training data's rating scale.
         """
-        self._check_fitted("predict")
-        if unknown not in UNKNOWN_POLICIES:
-            raise InvalidParameterError(
-                f"predict: unknown must be one of {list(UNKNOWN_POLICIES)}; got {unknown!r}"
-            )
-        u = self.user_map_.lookup(users)
-        i = self.item_map_.lookup(items)
-        if len(u) != len(i):
-            if len(u) == 1:
-                u = np.repeat(u, len(i))
-            elif len(i) == 1:
-                i = np.repeat(i, len(u))
-            else:
-                raise InvalidParameterError(
-                    f"predict: users has {len(u)} entries and items has {len(i)}; pass equal "
-                    "lengths, or a single user or item to pair with all of the others"
-                )
+        u, i = self._predict_pairs(users, items, unknown)
         rel = None if times is None else self._rel_days(times, len(u))
-        if unknown == "error":
-            self.user_map_.to_index(users)
-            self.item_map_.to_index(items)
-        missing = (u < 0) | (i < 0)
-        n_missing = int(missing.sum())
-        if n_missing and unknown == "fallback":
-            warnings.warn(
-                f"{type(self).__name__}.predict: {n_missing} of {len(u)} (user, item) pairs "
-                "have a user or item unknown to the model; they get the fallback prediction "
-                "(global mean plus the known bias). Pass unknown='nan' or unknown='error' to "
-                "mark or reject them.",
-                DataWarning,
-                stacklevel=2,
-            )
-        if len(u) <= _FEW_PAIRS:
-            with single_thread_blas():
-                scores = self._score_at(u, i, rel, clip=True)
-        else:
+        with single_thread_blas() if len(u) <= _FEW_PAIRS else contextlib.nullcontext():
             scores = self._score_at(u, i, rel, clip=True)
         if unknown == "nan":
-            scores[missing] = np.nan
+            scores[(u < 0) | (i < 0)] = np.nan
         return scores
 
     # ------------------------------------------------------------------ ranking at "now"
