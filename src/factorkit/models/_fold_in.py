@@ -167,3 +167,37 @@ class FoldInMixin:
         if self._rating_model():
             val += np.float32(self.global_mean_ + folded.bias)
         return to_item_ids(self, idx, val, single=True)
+
+
+def pairwise_logistic_solve(d: np.ndarray, c: np.ndarray, lam: float) -> np.ndarray:
+    """The minimiser ``w`` of ``mean(log(1 + exp(-(d w + c)))) + lam / 2 |w|^2``.
+
+    The BPR objective of one user over sampled (positive, negative) pairs: row ``r`` of
+    ``d`` is ``q_pos - q_neg``, ``c[r]`` the pair's bias difference (plus any fixed part
+    of the score). Damped Newton with Armijo backtracking; strictly convex for
+    ``lam > 0``, so it converges in a few steps. Returns float64.
+    """
+    n_pairs, k = d.shape
+
+    def objective(w: np.ndarray) -> float:
+        return float(np.mean(np.logaddexp(0.0, -(d @ w + c))) + 0.5 * lam * w @ w)
+
+    w = np.zeros(k)
+    value = objective(w)
+    for _ in range(50):
+        s = 0.5 * (1.0 + np.tanh(0.5 * (d @ w + c)))  # sigma, overflow-free
+        grad = -(d.T @ (1.0 - s)) / n_pairs + lam * w
+        hess = (d.T * (s * (1.0 - s))) @ d / n_pairs + lam * np.eye(k)
+        direction = np.linalg.solve(hess, grad)
+        decrease = float(grad @ direction)
+        if decrease < 1e-12:
+            break
+        t = 1.0
+        while t > 1e-8:  # backtracking (Armijo)
+            trial = w - t * direction
+            trial_value = objective(trial)
+            if trial_value <= value - 1e-4 * t * decrease:
+                break
+            t *= 0.5
+        w, value = trial, trial_value
+    return w

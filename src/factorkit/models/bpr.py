@@ -16,7 +16,7 @@ from factorkit._validation import (
 from factorkit.data.interactions import Interactions
 from factorkit.kernels.bpr import bpr_alias_table, bpr_epoch
 from factorkit.models._factor import FactorModel, gather_rows
-from factorkit.models._fold_in import FoldIn, FoldInMixin
+from factorkit.models._fold_in import FoldIn, FoldInMixin, pairwise_logistic_solve
 from factorkit.models._init import normal_factors
 from factorkit.models._partial import Extension, PartialFitMixin, untouched_rows_kept
 from factorkit.models._recommend import RecommendMixin
@@ -370,29 +370,7 @@ class BPR(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, FactorMode
         # a little ridge keeps the problem strictly convex when regularization is 0
         lam = max(float(self.regularization), 1e-6)
 
-        def objective(p: np.ndarray) -> float:
-            return float(np.mean(np.logaddexp(0.0, -(d @ p + c))) + 0.5 * lam * p @ p)
-
-        p = np.zeros(k)
-        value = objective(p)
-        for _ in range(50):
-            x = d @ p + c
-            s = 0.5 * (1.0 + np.tanh(0.5 * x))  # sigma(x), overflow-free
-            grad = -(d.T @ (1.0 - s)) / n_pairs + lam * p
-            hess = (d.T * (s * (1.0 - s))) @ d / n_pairs + lam * np.eye(k)
-            direction = np.linalg.solve(hess, grad)
-            decrease = float(grad @ direction)
-            if decrease < 1e-12:
-                break
-            t = 1.0
-            while t > 1e-8:  # backtracking (Armijo)
-                trial = p - t * direction
-                trial_value = objective(trial)
-                if trial_value <= value - 1e-4 * t * decrease:
-                    break
-                t *= 0.5
-            p, value = trial, trial_value
-        return p.astype(np.float32)
+        return pairwise_logistic_solve(d, c, lam).astype(np.float32)
 
     def _after_set_state(self) -> None:
         super()._after_set_state()

@@ -17,7 +17,7 @@ from factorkit.data.interactions import Interactions
 from factorkit.exceptions import DataError, NotFittedError, UnknownIdError
 from factorkit.kernels.hybrid import hybrid_epoch
 from factorkit.models._factor import FactorModel
-from factorkit.models._fold_in import FoldIn, FoldInMixin
+from factorkit.models._fold_in import FoldIn, FoldInMixin, pairwise_logistic_solve
 from factorkit.models._init import normal_factors
 from factorkit.models._recommend import RecommendMixin, candidate_mask, check_k, to_item_ids
 from factorkit.models._similar import SimilarMixin
@@ -413,7 +413,7 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
 
     def _solve_user(self, pos: np.ndarray, offset: np.ndarray) -> np.ndarray:
         """Newton on the user's BPR objective, ``p = offset + w``, ``w`` regularised."""
-        n_items, k = self.item_factors_.shape
+        n_items = self.item_factors_.shape[0]
         n_warm = n_items - int(self.n_cold_items_)
         rng = np.random.default_rng(_FOLD_IN_SEED)
         positive = np.zeros(n_warm, dtype=np.bool_)
@@ -428,28 +428,7 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
         c = self.item_bias_[i].astype(np.float64) - self.item_bias_[j] + d @ offset
         lam = max(float(self.regularization), 1e-6)
 
-        def objective(w: np.ndarray) -> float:
-            return float(np.mean(np.logaddexp(0.0, -(d @ w + c))) + 0.5 * lam * w @ w)
-
-        w = np.zeros(k)
-        value = objective(w)
-        for _ in range(50):
-            s = 0.5 * (1.0 + np.tanh(0.5 * (d @ w + c)))  # sigma, overflow-free
-            grad = -(d.T @ (1.0 - s)) / n_pairs + lam * w
-            hess = (d.T * (s * (1.0 - s))) @ d / n_pairs + lam * np.eye(k)
-            direction = np.linalg.solve(hess, grad)
-            decrease = float(grad @ direction)
-            if decrease < 1e-12:
-                break
-            t = 1.0
-            while t > 1e-8:  # backtracking (Armijo)
-                trial = w - t * direction
-                trial_value = objective(trial)
-                if trial_value <= value - 1e-4 * t * decrease:
-                    break
-                t *= 0.5
-            w, value = trial, trial_value
-        return (offset + w).astype(np.float32)
+        return (offset + pairwise_logistic_solve(d, c, lam)).astype(np.float32)
 
     def _after_set_state(self) -> None:
         super()._after_set_state()
