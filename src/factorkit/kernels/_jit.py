@@ -11,7 +11,15 @@ from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["SAFE_FASTMATH", "jit", "parallel_probe", "prefetch_item", "prefetch_row"]
+__all__ = [
+    "SAFE_FASTMATH",
+    "copy_row",
+    "jit",
+    "parallel_probe",
+    "prefetch_item",
+    "prefetch_row",
+    "read_only",
+]
 
 
 def jit(*, parallel: bool = False, fastmath: bool | set = False):
@@ -21,6 +29,22 @@ def jit(*, parallel: bool = False, fastmath: bool | set = False):
     flags; kernels that detect divergence keep ``nnan``/``ninf`` off so NaN stays visible.
     """
     return numba.njit(cache=True, nogil=True, parallel=parallel, fastmath=fastmath)
+
+
+def read_only(*arrays):
+    """Read-only views of ``arrays``, for a kernel's input arguments.
+
+    numba compiles a kernel once per combination of argument types, and a read-only array
+    is a different type from a writable one: a caller whose inputs are sometimes frozen
+    (an ``Interactions``' cached arrays) and sometimes fresh (a converted copy) would
+    compile the kernel twice. Passing every input through here makes one compilation.
+    """
+    views = []
+    for a in arrays:
+        view = a.view()
+        view.flags.writeable = False
+        views.append(view)
+    return views
 
 
 #: fastmath flags safe for kernels that must still see NaN/inf: reassociation lets LLVM
@@ -35,6 +59,19 @@ def parallel_probe(n):  # pragma: no cover - compiled
     for i in prange(n):
         total += i
     return total
+
+
+@jit()
+def copy_row(dst, src):  # pragma: no cover - compiled
+    """``dst[:] = src`` for 1-D arrays of equal length, as a plain loop.
+
+    Kernels copy rows with this instead of slice assignment: numba compiles slice
+    assignment's shape-mismatch error message (string formatting of the shapes) into every
+    kernel that uses it, seconds of first-run compilation for an error that the callers'
+    equal lengths rule out.
+    """
+    for j in range(len(dst)):
+        dst[j] = src[j]
 
 
 _CACHE_LINE = 64

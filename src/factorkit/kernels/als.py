@@ -207,11 +207,14 @@ def als_solve_rows(
         penalty is the caller's to add).
     """
     n_rows = len(indptr) - 1
-    partial = np.zeros(ALS_TASKS)
-    for task in prange(ALS_TASKS):
+    # int64 arguments, not the unsigned prange index nor the literal constant: each
+    # distinct argument type is one more compilation of the task function
+    n_tasks = np.int64(ALS_TASKS)
+    partial = np.zeros(n_tasks)
+    for task in prange(n_tasks):
         partial[task] = _solve_task(
-            task,
-            ALS_TASKS,
+            np.int64(task),
+            n_tasks,
             n_rows,
             indptr,
             indices,
@@ -226,6 +229,6 @@ def als_solve_rows(
             out_bias,
         )
     total = 0.0
-    for task in range(ALS_TASKS):
+    for task in range(n_tasks):
         total += partial[task]
     return total

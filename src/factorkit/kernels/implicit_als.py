@@ -50,7 +50,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from factorkit.kernels._jit import SAFE_FASTMATH, jit
+from factorkit.kernels._jit import SAFE_FASTMATH, copy_row, jit
 from factorkit.kernels.linalg import cholesky_solve, gram_gemm
 
 __all__ = [
@@ -169,7 +169,7 @@ def _cg_task(
         active[:] = True
         bx[:] = 0.0
         for t in range(m):
-            x[t] = out[first + t * n_tasks]
+            copy_row(x[t], out[first + t * n_tasks])
         np.dot(x, gram, ap)
         # res = b - A x = sum_j c_j y_j - (G x + lam x + sum_j (c_j - w0)(y_j . x) y_j)
         for t in range(m):
@@ -234,7 +234,7 @@ def _cg_task(
             for q in range(k):
                 xr += x[t, q] * res[t, q]
             obj -= bx[t] + xr
-            out[first + t * n_tasks] = x[t]
+            copy_row(out[first + t * n_tasks], x[t])
     return obj
 
 
@@ -277,8 +277,10 @@ def implicit_als_cg_rows(
     n_tasks = max(1, min(IALS_TASKS, n_rows // CG_MIN_BLOCK_ROWS))
     partial = np.zeros(n_tasks)
     for task in prange(n_tasks):
+        # np.int64: the loop index is unsigned inside prange, and every distinct argument
+        # type is one more compilation of the task function
         partial[task] = _cg_task(
-            task, n_tasks, indptr, indices, conf, fixed, gram, w0, lam, cg_steps, out
+            np.int64(task), n_tasks, indptr, indices, conf, fixed, gram, w0, lam, cg_steps, out
         )
     total = 0.0
     for task in range(n_tasks):
@@ -357,7 +359,7 @@ def implicit_als_cholesky_rows(
     partial = np.zeros(n_tasks)
     for task in prange(n_tasks):
         partial[task] = _cholesky_task(
-            task, n_tasks, indptr, indices, conf, fixed, gram, w0, lam, out
+            np.int64(task), n_tasks, indptr, indices, conf, fixed, gram, w0, lam, out
         )
     total = 0.0
     for task in range(n_tasks):

@@ -51,73 +51,134 @@ def knn_neighbours(
     cand_v = np.empty((n_chunks, n_entities), np.float32)
     cand_i = np.empty((n_chunks, n_entities), np.int32)
     for c in prange(n_chunks):
-        acc, seen, cv, ci = accs[c], touched[c], cand_v[c], cand_i[c]
-        for r in range(c * n_rows // n_chunks, (c + 1) * n_rows // n_chunks):
+        _neighbour_rows(
+            c * n_rows // n_chunks, (c + 1) * n_rows // n_chunks,
+            q_indptr, q_indices, q_values, q_self, q_norms,
+            t_indptr, t_indices, t_values, t_norms, n_entities,
+            kind, shrinkage, keep, out_idx, out_sim, out_count,
+            accs[c], touched[c], cand_v[c], cand_i[c],
+        )  # fmt: skip
+
+
+@jit()
+def _neighbour_rows(
+    lo, hi, q_indptr, q_indices, q_values, q_self, q_norms,
+    t_indptr, t_indices, t_values, t_norms, n_entities,
+    kind, shrinkage, keep, out_idx, out_sim, out_count, acc, seen, cv, ci,
+):  # fmt: skip  # pragma: no cover - compiled
+    """Rows ``lo:hi`` of :func:`knn_neighbours`, with one chunk's scratch."""
+    for r in range(lo, hi):
+        n_touched = 0
+        for p in range(q_indptr[r], q_indptr[r + 1]):
+            u = q_indices[p]
+            xa = q_values[p]
+            for s in range(t_indptr[u], t_indptr[u + 1]):
+                b = t_indices[s]
+                xb = t_values[s]
+                if acc[b, 3] == 0:
+                    seen[n_touched] = b
+                    n_touched += 1
+                acc[b, 0] += xa * xb
+                acc[b, 3] += 1.0
+                if kind != 0:
+                    acc[b, 1] += xa * xa
+                    acc[b, 2] += xb * xb
+        # candidates in position order, so that ties keep the lower position
+        if n_touched * 8 > n_entities:
             n_touched = 0
-            for p in range(q_indptr[r], q_indptr[r + 1]):
-                u = q_indices[p]
-                xa = q_values[p]
-                for s in range(t_indptr[u], t_indptr[u + 1]):
-                    b = t_indices[s]
-                    xb = t_values[s]
-                    if acc[b, 3] == 0:
-                        seen[n_touched] = b
-                        n_touched += 1
-                    acc[b, 0] += xa * xb
-                    acc[b, 3] += 1.0
-                    if kind != 0:
-                        acc[b, 1] += xa * xa
-                        acc[b, 2] += xb * xb
-            # candidates in position order, so that ties keep the lower position
-            if n_touched * 8 > n_entities:
-                n_touched = 0
-                for b in range(n_entities):
-                    if acc[b, 3] > 0:
-                        seen[n_touched] = b
-                        n_touched += 1
+            for b in range(n_entities):
+                if acc[b, 3] > 0:
+                    seen[n_touched] = b
+                    n_touched += 1
+        else:
+            seen[:n_touched].sort()
+        size = 0
+        for t in range(n_touched):
+            b = seen[t]
+            n = acc[b, 3]
+            if kind == 2:
+                msd = max(0.0, acc[b, 1] + acc[b, 2] - 2.0 * acc[b, 0]) / n
+                sim = 1.0 / (1.0 + msd)
             else:
-                seen[:n_touched].sort()
-            size = 0
-            for t in range(n_touched):
-                b = seen[t]
-                n = acc[b, 3]
-                if kind == 2:
-                    msd = max(0.0, acc[b, 1] + acc[b, 2] - 2.0 * acc[b, 0]) / n
-                    sim = 1.0 / (1.0 + msd)
-                else:
-                    denom = q_norms[r] * t_norms[b] if kind == 0 else np.sqrt(acc[b, 1] * acc[b, 2])
-                    sim = acc[b, 0] / denom if denom > 0 else 0.0
-                if shrinkage > 0:
-                    sim *= n / (n + shrinkage)
-                acc[b, 0] = 0.0
-                acc[b, 1] = 0.0
-                acc[b, 2] = 0.0
-                acc[b, 3] = 0.0
-                if sim > 0 and b != q_self[r]:
-                    cv[size] = sim
-                    ci[size] = b
-                    size += 1
-            if size > keep:
-                # the keep-th largest similarity; equal ones enter in position order
-                floor = np.partition(cv[:size].copy(), size - keep)[size - keep]
-                room = keep
-                for t in range(size):
-                    room -= cv[t] > floor
-                m = 0
-                for t in range(size):
-                    v = cv[t]
-                    if v > floor or (v == floor and room > 0):
-                        if v == floor:
-                            room -= 1
-                        cv[m] = v
-                        ci[m] = ci[t]
-                        m += 1
-                size = m
-            order = np.argsort(-cv[:size], kind="mergesort")  # stable: ties by position
-            for a in range(size):
-                out_idx[r, a] = ci[order[a]]
-                out_sim[r, a] = cv[order[a]]
-            out_count[r] = size
+                denom = q_norms[r] * t_norms[b] if kind == 0 else np.sqrt(acc[b, 1] * acc[b, 2])
+                sim = acc[b, 0] / denom if denom > 0 else 0.0
+            if shrinkage > 0:
+                sim *= n / (n + shrinkage)
+            acc[b, 0] = 0.0
+            acc[b, 1] = 0.0
+            acc[b, 2] = 0.0
+            acc[b, 3] = 0.0
+            if sim > 0 and b != q_self[r]:
+                cv[size] = sim
+                ci[size] = b
+                size += 1
+        out_count[r] = _keep_best(cv, ci, size, keep, out_idx[r], out_sim[r])
+
+
+@jit()
+def _worse(v_a, i_a, v_b, i_b):  # pragma: no cover - compiled
+    """Candidate ``a`` ranks below ``b``: lower similarity, or equal and a later position."""
+    return v_a < v_b or (v_a == v_b and i_a > i_b)
+
+
+@jit()
+def _sift_down(vals, idx, j, size):  # pragma: no cover - compiled
+    """Restore the min-heap (worst candidate at the root) below position ``j``."""
+    v = vals[j]
+    c = idx[j]
+    while True:
+        child = 2 * j + 1
+        if child >= size:
+            break
+        if child + 1 < size and _worse(vals[child + 1], idx[child + 1], vals[child], idx[child]):
+            child += 1
+        if not _worse(vals[child], idx[child], v, c):
+            break
+        vals[j] = vals[child]
+        idx[j] = idx[child]
+        j = child
+    vals[j] = v
+    idx[j] = c
+
+
+@jit()
+def _keep_best(cv, ci, size, keep, out_idx, out_sim):  # pragma: no cover - compiled
+    """Write the best ``min(size, keep)`` candidates ``cv[:size]``/``ci[:size]`` to
+    ``out_idx``/``out_sim``, most similar first (ties: lower position first); returns
+    their number.
+
+    A min-heap of the best so far, built in place in the prefix of ``cv``/``ci`` (the
+    heap never grows past the candidate being read), then emptied worst first into the
+    output's tail. Hand-written rather than ``np.partition`` + ``np.argsort``: those cost
+    seconds of first-run compilation and this is the kernel's only use of them.
+    """
+    m = 0
+    for t in range(size):
+        v = cv[t]
+        c = ci[t]
+        if m < keep:
+            j = m  # sift up
+            m += 1
+            while j > 0:
+                parent = (j - 1) // 2
+                if not _worse(v, c, cv[parent], ci[parent]):
+                    break
+                cv[j] = cv[parent]
+                ci[j] = ci[parent]
+                j = parent
+            cv[j] = v
+            ci[j] = c
+        elif _worse(cv[0], ci[0], v, c):
+            cv[0] = v
+            ci[0] = c
+            _sift_down(cv, ci, 0, m)
+    for last in range(m - 1, -1, -1):
+        out_idx[last] = ci[0]
+        out_sim[last] = cv[0]
+        cv[0] = cv[last]
+        ci[0] = ci[last]
+        _sift_down(cv, ci, 0, last)
+    return m
 
 
 @jit(parallel=True)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from factorkit.kernels._jit import SAFE_FASTMATH, jit
+from factorkit.kernels._jit import SAFE_FASTMATH, copy_row, jit
 from factorkit.kernels.random import SPLITMIX64_GAMMA, splitmix64_below, splitmix64_next
 
 __all__ = ["svdpp_epoch", "svdpp_rating_order", "svdpp_user_vectors"]
@@ -150,7 +150,7 @@ def svdpp_epoch(
                 z[f] = decay * zf + lr_implicit * err * qif
                 acc[f] = decay * acc[f] + err * qif
         user_bias[u] = bu
-        user_factors[u] = pu
+        copy_row(user_factors[u], pu)
         loss += user_loss
         shrink = dtype.type(decay**n)
         step = lr_implicit * norm

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from factorkit.kernels._jit import SAFE_FASTMATH, jit
+from factorkit.kernels._jit import SAFE_FASTMATH, copy_row, jit
 from factorkit.kernels.svdpp import _shuffled_positions
 
 __all__ = ["RATE_NAMES", "time_svdpp_epoch"]
@@ -165,8 +165,8 @@ def time_svdpp_epoch(
                 acc[f] = decay * acc[f] + err * qif
         user_bias[u] = bu
         user_drift[u] = au
-        user_factors[u] = pu
-        user_drift_factors[u] = apu
+        copy_row(user_factors[u], pu)
+        copy_row(user_drift_factors[u], apu)
         loss += user_loss
         shrink = dtype.type(decay**n)
         step = lr_y * norm

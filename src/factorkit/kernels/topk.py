@@ -205,13 +205,15 @@ def topk_factors(
     n_rows = user_vecs.shape[0]
     if n_threads <= 1 or n_rows < 2 * block_rows:
         _topk_factors_task(
-            0, 1, block_rows, user_vecs, item_t, item_bias, seen_indptr, seen_indices,
-            excluded, k, out_idx, out_val,
+            np.int64(0), np.int64(1), block_rows, user_vecs, item_t, item_bias, seen_indptr,
+            seen_indices, excluded, k, out_idx, out_val,
         )  # fmt: skip
         return
     n_tasks = min((n_rows + block_rows - 1) // block_rows, 64)
+    # np.int64 arguments (not the unsigned prange index, not literals): each distinct
+    # argument type is one more compilation of the task function
     for t in prange(n_tasks):
         _topk_factors_task(
-            t, n_tasks, block_rows, user_vecs, item_t, item_bias, seen_indptr, seen_indices,
-            excluded, k, out_idx, out_val,
+            np.int64(t), n_tasks, block_rows, user_vecs, item_t, item_bias, seen_indptr,
+            seen_indices, excluded, k, out_idx, out_val,
         )  # fmt: skip

@@ -15,6 +15,7 @@ from factorkit._validation import (
 )
 from factorkit.data.interactions import Interactions
 from factorkit.exceptions import DataError
+from factorkit.kernels._jit import read_only
 from factorkit.kernels.implicit_als import (
     implicit_als_cg_rows,
     implicit_als_cholesky_rows,
@@ -271,6 +272,7 @@ class ImplicitALS(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, Fa
         """One half-step: rows of ``out`` against ``fixed``; returns their objective."""
         gram = self._gram(fixed)
         w0 = np.float32(self.unobserved_weight)
+        indptr, indices, conf, fixed, gram, lam = read_only(indptr, indices, conf, fixed, gram, lam)
         if exact or self.solver == "cholesky":
             return implicit_als_cholesky_rows(indptr, indices, conf, fixed, gram, w0, lam, out)
         return implicit_als_cg_rows(
