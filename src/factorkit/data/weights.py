@@ -10,12 +10,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from factorkit._validation import constraint_error
 from factorkit.data.interactions import Interactions
 from factorkit.exceptions import DataError
 
-__all__ = ["time_decay"]
+__all__ = ["check_sample_weight", "time_decay", "weights_by_item"]
 
 #: unit suffixes of half_life strings -> seconds
 UNITS = {"s": 1, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365.25 * 86400}
@@ -129,3 +130,74 @@ def time_decay(data: Interactions, half_life: Any, now: Any = None) -> np.ndarra
         return np.zeros(0, dtype=np.float64)
     ref = _now_seconds(now, ts)
     return np.exp2(-(ref - ts) / seconds)
+
+
+def check_sample_weight(sample_weight: Any, train: Interactions, owner: str) -> np.ndarray | None:
+    """Validate ``fit``'s ``sample_weight``: one finite weight >= 0 per interaction.
+
+    Weights are aligned with ``train`` in its canonical order (``train.user_index``,
+    ``train.item_index``, ``train.values``; the order :func:`time_decay` returns). Weight
+    0 drops an interaction from the objective; weight 2 counts it twice.
+
+    Parameters
+    ----------
+    sample_weight : None or array-like of shape (len(train),)
+    train : Interactions
+    owner : str
+        How the user called it, e.g. ``"ALS.fit"``: every message starts with it.
+
+    Returns
+    -------
+    None or numpy.ndarray of float64
+        ``None`` when no weights were given (every weight 1).
+
+    Raises
+    ------
+    DataError
+        Not one-dimensional numbers, the wrong length, a negative, NaN or infinite
+        weight (the first one is named), or every weight 0.
+
+    Examples
+    --------
+    >>> import factorkit as fk
+    >>> data = fk.Interactions.from_arrays(["a", "b"], [1, 1], [4.0, 5.0])
+    >>> check_sample_weight([1, 0.5], data, "ALS.fit").tolist()
+    [1.0, 0.5]
+    """
+    if sample_weight is None:
+        return None
+    try:
+        w = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(
+            f"{owner}: sample_weight must be numbers, one per interaction; got "
+            f"{type(sample_weight).__name__} that does not convert to floats."
+        ) from None
+    if w.ndim != 1 or len(w) != len(train):
+        raise DataError(
+            f"{owner}: sample_weight must have one weight per training interaction "
+            f"(shape ({len(train)},), aligned with train.values); got shape {w.shape}. "
+            "Compute it from the same Interactions you fit, e.g. fk.time_decay(train, ...)."
+        )
+    bad = ~(np.isfinite(w) & (w >= 0))
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{owner}: sample_weight[{j}] is {float(w[j])!r} ({int(bad.sum())} bad in all); "
+            "weights must be finite and >= 0 (0 drops an interaction). Fix or drop those rows."
+        )
+    if len(w) and not (w > 0).any():
+        raise DataError(
+            f"{owner}: every sample_weight is 0, which leaves nothing to fit; give the "
+            "interactions to learn from a positive weight."
+        )
+    return w
+
+
+def weights_by_item(train: Interactions, weights: np.ndarray) -> np.ndarray:
+    """``weights`` (canonical, user-major order) reordered to follow ``train.to_csc()``'s
+    data, so that item-side solvers read each interaction's weight next to its value."""
+    csr = train.to_csr()
+    order = np.arange(len(weights), dtype=np.int64)
+    by_item = sp.csr_matrix((order, csr.indices, csr.indptr), shape=csr.shape).tocsc()
+    return np.asarray(weights, dtype=np.float64)[by_item.data]
