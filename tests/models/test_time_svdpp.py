@@ -134,11 +134,33 @@ def test_times_may_be_datetimes(fitted):
         ([0.0, 1.0, 2.0], "TimeSVDpp.predict: times has 3 entries for 2 (user, item) pairs"),
         (["yesterday", "today"], "TimeSVDpp.predict: times must be Unix seconds or datetime"),
         ([True, False], "TimeSVDpp.predict: times must be Unix seconds or datetime-likes; got"),
+        (
+            [1514764800, 1514764800000],
+            "TimeSVDpp.predict: 1 of 2 times are in the future (entry 1 is 1514764800000 Unix "
+            "seconds, after today); times must be Unix seconds (seconds since 1970-01-01 UTC). "
+            "They look like milliseconds: divide by 1000.",
+        ),
+        (["2199-01-01", "2018-01-01"], "TimeSVDpp.predict: 1 of 2 times are in the future"),
+        (["2999-01-01", "2018-01-01"], "datetime-likes between 1677 and 2262; got"),
     ],
 )
 def test_bad_times_are_refused(fitted, times, message):
     with pytest.raises(DataError, match=re.escape(message)):
         fitted.predict([1, 2], [50, 50], times=times)
+
+
+def test_training_timestamps_in_the_future_are_refused():
+    """Milliseconds read as seconds put every rating in the future: an error, not a fit."""
+    ms = fk.Interactions.from_arrays(
+        [1, 1, 2], [1, 2, 1], [4.0, 3.0, 5.0], timestamps=[1514764800000] * 3
+    )
+    msg = (
+        "TimeSVDpp.fit: 3 of 3 train timestamps are in the future (entry 0 is 1514764800000 "
+        "Unix seconds, after today); times must be Unix seconds (seconds since 1970-01-01 "
+        "UTC). They look like milliseconds: divide by 1000."
+    )
+    with pytest.raises(DataError, match=re.escape(msg)):
+        TimeSVDpp(epochs=1).fit(ms)
 
 
 def test_ranking_matches_predict_at_now(fitted):

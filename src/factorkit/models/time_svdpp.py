@@ -4,6 +4,7 @@ trained by SGD."""
 from __future__ import annotations
 
 import contextlib
+import time
 import warnings
 from collections.abc import Iterator
 from typing import Any, ClassVar
@@ -140,7 +141,10 @@ class TimeSVDpp(RecommendMixin, SimilarMixin, FactorModel):
       :class:`~factorkit.exceptions.DataWarning` giving the count (item bins follow the
       time itself, clamped to the training period: other users rated then).
 
-    Non-finite times raise :class:`~factorkit.exceptions.DataError`.
+    Non-finite times raise :class:`~factorkit.exceptions.DataError`, and so do times (or
+    training timestamps) in the future, after the present clock: no rating has happened
+    yet then, so they are nearly always milliseconds read as seconds, and the error says
+    so rather than quietly holding them at the last day.
 
     ``recommend`` and the scoring protocol rank items at "now" exactly as ``predict``
     with ``times=None`` orders them (including each user's item bin). The model has no
@@ -386,14 +390,16 @@ class TimeSVDpp(RecommendMixin, SimilarMixin, FactorModel):
         if arr.dtype.kind in "OUSM":
             try:
                 stamps = pd.to_datetime(pd.Series(arr.reshape(-1)), utc=True, format="ISO8601")
-            except (ValueError, TypeError) as exc:
+                if stamps.isna().any():
+                    raise DataError(f"{name}: times holds a missing value; pass a time per pair")
+                seconds = (stamps.dt.tz_localize(None) - pd.Timestamp(0)).dt.total_seconds()
+            except DataError:
+                raise
+            except (ValueError, TypeError, OverflowError) as exc:  # dates past 2262 overflow
                 raise DataError(
-                    f"{name}: times must be Unix seconds or datetime-likes; got "
-                    f"{show(times)} ({exc})"
+                    f"{name}: times must be Unix seconds or datetime-likes between 1677 and "
+                    f"2262; got {show(times)} ({exc})"
                 ) from None
-            if stamps.isna().any():
-                raise DataError(f"{name}: times holds a missing value; pass a time per pair")
-            seconds = (stamps.dt.tz_localize(None) - pd.Timestamp(0)).dt.total_seconds()
             arr = seconds.to_numpy(dtype=np.float64)
         elif arr.dtype.kind not in "iuf":
             raise DataError(
@@ -406,6 +412,7 @@ class TimeSVDpp(RecommendMixin, SimilarMixin, FactorModel):
                 "infinite value(s). Pass Unix seconds, or times=None for each user's last "
                 "training day."
             )
+        _reject_future(arr, name, "times")
         if len(arr) == 1:
             arr = np.repeat(arr, n)
         elif len(arr) != n:
@@ -606,6 +613,39 @@ def _require_timestamps(data: Any, arg: str) -> None:
             f"TimeSVDpp.fit: {arg} timestamps must be finite; got "
             f"{int((~np.isfinite(ts)).sum())} NaN or infinite value(s). Fill or drop them."
         )
+    if ts.dtype.kind in "iuf":
+        _reject_future(ts.astype(np.float64), "TimeSVDpp.fit", f"{arg} timestamps")
+
+
+#: times later than the clock by more than this are taken for a unit or data error
+_FUTURE_SLACK_SECONDS = 2 * 86400.0
+
+
+def _reject_future(seconds: np.ndarray, owner: str, what: str) -> None:
+    """A :class:`DataError` for Unix-second times after the present (plus two days of
+    slack for time zones and clock skew): no rating happens in the future, so these are
+    almost always milliseconds or microseconds read as seconds. Times after the training
+    period but not in the future are forecasts, which the model answers (class notes)."""
+    if not len(seconds):
+        return
+    limit = time.time() + _FUTURE_SLACK_SECONDS
+    late = seconds > limit
+    if not late.any():
+        return
+    first = int(np.flatnonzero(late)[0])
+    value = float(seconds[first])
+    hint = (
+        " They look like milliseconds: divide by 1000."
+        if 1e11 < value < 1e14
+        else " They look like microseconds: divide by 1000000."
+        if value >= 1e14
+        else ""
+    )
+    raise DataError(
+        f"{owner}: {int(late.sum())} of {len(seconds)} {what} are in the future (entry "
+        f"{first} is {value:.0f} Unix seconds, after today); times must be Unix seconds "
+        f"(seconds since 1970-01-01 UTC).{hint}"
+    )
 
 
 class _TimeSVDppTrainer(Trainer):
