@@ -126,3 +126,25 @@ def test_single_row_paths_use_one_blas_thread(small, monkeypatch):
     model.fold_in(items, ratings=[4.0, 3.0, 5.0, 2.0, 4.5])
     model.recommend_new_user(items, ratings=[4.0, 3.0, 5.0, 2.0, 4.5], k=3)
     assert seen and set(seen) == {1}
+
+
+def test_fold_in_refuses_ratings_beyond_the_factors_precision(small):
+    """A rating that overflows float32 would turn the solve into NaN and the
+    recommendations into nothing: an error naming the rating instead."""
+    model = fk.ALS(factors=8, epochs=2, random_state=0).fit(small)
+    items = small.item_map.ids[:2]
+    msg = (
+        "ALS.fold_in: ratings must be within float32's range (|r| <= 3.4e38) to be solved "
+        "against float32 factors; ratings[1] is 1e+308. Rescale them as the training data was."
+    )
+    with pytest.raises(fk.exceptions.DataError) as info:
+        model.recommend_new_user(items, ratings=[4.0, 1e308], k=3)
+    assert str(info.value) == msg
+
+
+def test_implicit_fold_in_refuses_an_infinite_confidence(small):
+    model = fk.ImplicitALS(factors=8, epochs=2, alpha=40.0, random_state=0)
+    model.fit(small.to_implicit(min_value=4.0))
+    items = model.item_map_.ids[:2]
+    with pytest.raises(fk.exceptions.DataError, match=r"ratings\[0\] = 1e\+38 gives an infinite"):
+        model.fold_in(items, ratings=[1e38, 1.0])

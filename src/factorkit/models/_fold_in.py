@@ -24,6 +24,10 @@ from factorkit.models._recommend import candidate_mask, check_k, to_item_ids
 __all__ = ["FoldIn", "FoldInMixin"]
 
 
+#: the largest finite float32, the factors' dtype
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 class FoldIn(NamedTuple):
     """A new user's learned representation: latent ``factors`` and ``bias``."""
 
@@ -133,6 +137,13 @@ class FoldInMixin:
                 )
             if not np.isfinite(r).all():
                 raise DataError(f"{name}.fold_in: ratings must be finite numbers; got {r}")
+            big = np.abs(r) > _FLOAT32_MAX  # the factors are float32: these become inf
+            if big.any():
+                raise DataError(
+                    f"{name}.fold_in: ratings must be within float32's range (|r| <= 3.4e38) "
+                    f"to be solved against float32 factors; ratings[{int(np.argmax(big))}] is "
+                    f"{float(r[np.argmax(big)])!r}. Rescale them as the training data was."
+                )
         return pos, r
 
     def recommend_new_user(

@@ -360,6 +360,13 @@ class ImplicitALS(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, Fa
                 f"ImplicitALS.fold_in: ratings must be >= 0 for implicit feedback; got {r}"
             )
         c = self._confidence(r).astype(np.float64)
+        if not np.isfinite(c).all():
+            j = int(np.argmax(~np.isfinite(c)))
+            raise DataError(
+                f"ImplicitALS.fold_in: ratings[{j}] = {float(r[j])!r} gives an infinite "
+                f"confidence (1 + alpha * value with alpha={self.alpha}); pass values on the "
+                "scale of the training data."
+            )
         keep = c > 0
         q = self.item_factors_[pos[keep]].astype(np.float64)
         c = c[keep]
