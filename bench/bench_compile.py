@@ -25,9 +25,22 @@ import time
 from pathlib import Path
 
 CHILD = r"""
-import json, sys, time
+import collections, json, sys, time
+from numba.core import event
 from factorkit._compile import compile_time
 import factorkit as fk
+
+# top-level compilations per kernel (a kernel compiling the kernels it calls counts once)
+kernels = collections.Counter()
+stack = []
+class PerKernel(event.Listener):
+    def on_start(self, ev):
+        stack.append(time.perf_counter())
+    def on_end(self, ev):
+        t0 = stack.pop()
+        if not stack:
+            kernels[ev.data["dispatcher"].py_func.__qualname__] += time.perf_counter() - t0
+event.register("numba:compile", PerKernel())
 
 name = sys.argv[1]
 cls = dict(fk.all_estimators())[name]
@@ -53,6 +66,7 @@ t0 = time.perf_counter()
 cls(**params).fit(data)
 out["fit_warm"] = time.perf_counter() - t0
 del out["model"]
+out["kernels"] = kernels.most_common(3)
 print(json.dumps(out))
 """
 
@@ -99,7 +113,7 @@ def main() -> None:
     )
     print(
         f"{'model':<14}{'fit compile s':>15}{'fit work s':>12}{'warm fit s':>12}"
-        f"{'rec. compile s':>16}{'rec_all compile s':>19}"
+        f"{'rec. compile s':>16}{'rec_all compile s':>19}   slowest kernels to compile, s"
     )
     for name in names:
         runs = [measure_model(name) for _ in range(args.repeats)]
@@ -112,7 +126,8 @@ def main() -> None:
             f"{med(lambda r: r['fit']['total'] - r['fit']['compile']):>12.2f}"
             f"{med(lambda r: r['fit_warm']):>12.2f}"
             f"{med(lambda r: r['recommend']['compile']):>16.2f}"
-            f"{med(lambda r: r['recommend_all']['compile']):>19.2f}",
+            f"{med(lambda r: r['recommend_all']['compile']):>19.2f}"
+            f"   {', '.join(f'{n} {t:.1f}' for n, t in runs[0]['kernels'])}",
             flush=True,
         )
     demos = [measure_demo() for _ in range(args.repeats)]

@@ -225,3 +225,37 @@ def test_predict_for_unknown_ids_warns_in_cli_terms(biased_mf_file, capsys):
     )
     assert main(["predict", str(biased_mf_file), "--user", "1", "--item", "318"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_fit_with_time_decay_weighs_recent_ratings_more(tmp_path, capsys):
+    """--time-decay passes fk.time_decay weights as sample_weight: the saved model is the
+    one the library fits with those weights, and the output says how they spread."""
+    out = tmp_path / "m.fk"
+    argv = ["fit", "movielens-small", "--model", "baseline", "--out", str(out)]
+    assert main([*argv, "--time-decay", "365d"]) == 0
+    text = capsys.readouterr().out
+    assert "weighted by age: half-life 365d, weights " in text and "(latest)" in text
+    data = fk.datasets.load_movielens_small()
+    expected = fk.BaselineOnly().fit(data, sample_weight=fk.time_decay(data, half_life="365d"))
+    unweighted = fk.BaselineOnly().fit(data)
+    got = fk.load(out).predict([1, 2], [50, 50])
+    assert got == pytest.approx(expected.predict([1, 2], [50, 50]), abs=1e-5)
+    assert got != pytest.approx(unweighted.predict([1, 2], [50, 50]), abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            [],
+            "--time-decay weighs each rating by its age and needs the times: pass "
+            "--timestamp-col COLUMN (Unix seconds)",
+        ),
+        (["--timestamp-col", "rating"], "--time-decay must be a positive number of seconds"),
+    ],
+)
+def test_time_decay_errors_speak_flags(ratings_csv, tmp_path, capsys, extra, message):
+    decay = "soon" if extra else "30d"
+    argv = ["fit", str(ratings_csv), "--model", "baseline", "--out", str(tmp_path / "m.fk")]
+    assert main([*argv, *extra, "--time-decay", decay]) == 2
+    assert message in capsys.readouterr().err

@@ -236,11 +236,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _timed_fit(model: Any, data: fk.Interactions) -> tuple[float, float]:
+def _timed_fit(
+    model: Any, data: fk.Interactions, sample_weight: np.ndarray | None = None
+) -> tuple[float, float]:
     """Fit; return (seconds of work, seconds of kernel compilation), measured apart."""
     with compile_time() as compiled:
         t0 = time.perf_counter()
-        model.fit(data)
+        if sample_weight is None:
+            model.fit(data)
+        else:
+            model.fit(data, sample_weight=sample_weight)
         elapsed = time.perf_counter() - t0
     return max(0.0, elapsed - compiled.seconds), compiled.seconds
 
@@ -278,16 +283,45 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return _serve(args.model_file, args)
 
 
+def _time_decay_weights(args: argparse.Namespace, data: fk.Interactions) -> np.ndarray | None:
+    """``--time-decay HALF_LIFE``: fit's sample weights from the data's timestamps."""
+    if args.time_decay is None:
+        return None
+    if not data.has_timestamps:
+        raise FactorkitError(
+            "--time-decay weighs each rating by its age and needs the times: pass "
+            "--timestamp-col COLUMN (Unix seconds)"
+        )
+    text = args.time_decay.strip()
+    try:
+        half_life: Any = float(text)
+    except ValueError:
+        half_life = text
+    try:
+        return fk.time_decay(data, half_life=half_life)
+    except fk.exceptions.InvalidParameterError:
+        raise FactorkitError(
+            "--time-decay must be a positive number of seconds or a number with a unit (s, "
+            f"min, h, d, w, y), e.g. --time-decay 180d; got {args.time_decay!r}"
+        ) from None
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     data = load_training_data(args)
     model = make_model(args)
-    elapsed, compiled = _timed_fit(model, data)
+    weights = _time_decay_weights(args, data)
+    elapsed, compiled = _timed_fit(model, data, weights)
     model.save(args.out)
     if not args.quiet:
         extra = (
             f" (+ {compiled:.1f} s compiling kernels, first run only)" if compiled >= 0.05 else ""
         )
         print(f"fitted {model!r} on {len(data):,} interactions in {elapsed:.2f} s{extra}")
+        if weights is not None:
+            print(
+                f"weighted by age: half-life {args.time_decay}, weights "
+                f"{weights.min():.3g} (oldest) to {weights.max():.3g} (latest)"
+            )
         print(f"saved to {args.out}")
     return 0
 
@@ -741,6 +775,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     _add_model_args(p)
     p.add_argument("--out", required=True, help="where to save the model (e.g. model.fk)")
+    p.add_argument(
+        "--time-decay",
+        metavar="HALF_LIFE",
+        help="weigh each rating by its age, halving every HALF_LIFE (seconds, or e.g. 180d, "
+        "12w, 1y); needs --timestamp-col",
+    )
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_fit)
 
