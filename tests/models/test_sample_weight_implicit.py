@@ -1,0 +1,139 @@
+"""``fit(train, sample_weight=...)`` of the implicit-feedback models: ImplicitALS,
+MostPopular, BPR.
+
+What a weight means in each objective:
+
+- ImplicitALS: the interaction's confidence becomes ``w * c_ui``. Weight 0 gives
+  confidence 0, the kernels' mark of an unobserved cell, so it is the fit without that
+  interaction (the factors agree to float rounding; the pair stays "seen" for
+  ``recommend``). Weight 2 doubles the confidence, which for ``confidence="linear"`` is
+  the same as the value ``2 r + 1 / alpha`` (``1 + alpha (2 r + 1/alpha) = 2 (1 + alpha
+  r)``), and weight 2 everywhere doubles the whole observed term, i.e. the objective of
+  half the unobserved weight and half the regularization, times 2.
+- MostPopular: an item's score is the sum of its interactions' weights.
+- BPR: positives are drawn in proportion to their weights, so weight 0 is never drawn
+  (it is still not a negative for its user).
+"""
+
+import numpy as np
+import pytest
+
+import factorkit as fk
+from factorkit.data.synthetic import make_implicit
+from factorkit.exceptions import DataError
+from factorkit.models.implicit_als import ImplicitALS
+
+
+@pytest.fixture(scope="module")
+def small():
+    """Synthetic implicit data (with timestamps): 120 users, 80 items, 1500 pairs."""
+    data, _ = make_implicit(120, 80, 1500, rank=4, random_state=0)
+    return data
+
+
+def _droppable(data, share=0.15, seed=0):
+    """A mask of interactions to drop such that every user and item keeps at least one
+    (so the id maps, and hence the initial factors, are those of the full data)."""
+    rng = np.random.default_rng(seed)
+    drop = np.zeros(len(data), dtype=bool)
+    users_left = np.bincount(data.user_index, minlength=data.n_users)
+    items_left = np.bincount(data.item_index, minlength=data.n_items)
+    for j in rng.permutation(len(data))[: int(share * len(data)) * 2]:
+        u, i = data.user_index[j], data.item_index[j]
+        if users_left[u] > 1 and items_left[i] > 1 and drop.sum() < share * len(data):
+            drop[j] = True
+            users_left[u] -= 1
+            items_left[i] -= 1
+    return drop
+
+
+def _ials(**kw):
+    params = {"factors": 8, "epochs": 4, "random_state": 0, "n_threads": 1}
+    params.update(kw)
+    return ImplicitALS(**params)
+
+
+# ---------------------------------------------------------------------- ImplicitALS
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"solver": "cholesky", "regularization_exponent": 1.0, "regularization": 0.01}],
+    ids=["cg", "cholesky-frequency-scaled"],
+)
+def test_ials_weight_zero_equals_removing_the_rows(small, params):
+    drop = _droppable(small)
+    assert drop.sum() > 100
+    weights = np.where(drop, 0.0, 1.0)
+    weighted = _ials(**params).fit(small, sample_weight=weights)
+    removed = _ials(**params).fit(small.take(~drop))
+    assert weighted.user_map_ == removed.user_map_ and weighted.item_map_ == removed.item_map_
+    np.testing.assert_allclose(weighted.user_factors_, removed.user_factors_, atol=2e-5)
+    np.testing.assert_allclose(weighted.item_factors_, removed.item_factors_, atol=2e-5)
+    np.testing.assert_allclose(weighted.history_["loss"], removed.history_["loss"], rtol=1e-5)
+    # a weight-0 interaction is still one the user had: recommend leaves it out
+    j = int(np.flatnonzero(drop)[0])
+    user = small.user_map.ids[small.user_index[j]]
+    item = small.item_map.ids[small.item_index[j]]
+    assert item not in weighted.recommend(user, k=small.n_items)[0].tolist()
+    assert item in removed.recommend(user, k=small.n_items)[0].tolist()
+
+
+def test_ials_double_weight_is_double_confidence(small):
+    """Weight 2 on a row == the value that doubles its linear confidence, 2 r + 1/alpha."""
+    rows = np.zeros(len(small), dtype=bool)
+    rows[::3] = True
+    weights = np.where(rows, 2.0, 1.0)
+    weighted = _ials(alpha=2.0).fit(small, sample_weight=weights)
+    values = np.where(rows, 2.0 * small.values + 1.0 / 2.0, small.values)
+    shifted = fk.Interactions.from_arrays(
+        small.user_map.to_ids(small.user_index), small.item_map.to_ids(small.item_index), values
+    )
+    same = _ials(alpha=2.0).fit(shifted)
+    np.testing.assert_array_equal(weighted.user_factors_, same.user_factors_)
+    np.testing.assert_array_equal(weighted.item_factors_, same.item_factors_)
+    plain = _ials(alpha=2.0).fit(small)
+    assert not np.allclose(weighted.user_factors_, plain.user_factors_, atol=1e-3)
+
+
+def test_ials_uniform_weights_scale_the_observed_term(small):
+    """Weight 2 everywhere: 2 * (the objective with w0 / 2 and lambda / 2); weight 1
+    everywhere is the unweighted fit, bit for bit."""
+    twice = _ials(regularization=4.0).fit(small, sample_weight=np.full(len(small), 2.0))
+    halved = _ials(regularization=2.0, unobserved_weight=0.5).fit(small)
+    np.testing.assert_allclose(twice.user_factors_, halved.user_factors_, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(twice.item_factors_, halved.item_factors_, rtol=1e-4, atol=1e-5)
+    ones = _ials().fit(small, sample_weight=np.ones(len(small)))
+    plain = _ials().fit(small)
+    np.testing.assert_array_equal(ones.user_factors_, plain.user_factors_)
+
+
+def test_ials_time_decay_weights_fit(small):
+    w = fk.time_decay(small, half_life=30 * 86400)
+    model = _ials().fit(small, sample_weight=w)
+    assert np.isfinite(model.user_factors_).all() and np.isfinite(model.history_["loss"]).all()
+
+
+# ---------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        (
+            np.ones(3),
+            r"ImplicitALS\.fit: sample_weight must have one weight per training interaction "
+            r"\(shape \(1500,\), aligned with train\.values\); got shape \(3,\)",
+        ),
+        (
+            np.r_[1.0, -1.0, np.ones(1498)],
+            r"ImplicitALS\.fit: sample_weight\[1\] is -1\.0 \(1 bad in all\); weights must be "
+            r"finite and >= 0",
+        ),
+        (
+            np.r_[np.ones(5), np.nan, np.inf, np.ones(1493)],
+            r"ImplicitALS\.fit: sample_weight\[5\] is nan \(2 bad in all\)",
+        ),
+        (np.zeros(1500), r"ImplicitALS\.fit: every sample_weight is 0"),
+    ],
+    ids=["length", "negative", "non-finite", "all-zero"],
+)
+def test_ials_bad_weights(small, weights, message):
+    with pytest.raises(DataError, match=message):
+        _ials().fit(small, sample_weight=weights)
