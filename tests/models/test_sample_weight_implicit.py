@@ -137,3 +137,48 @@ def test_ials_time_decay_weights_fit(small):
 def test_ials_bad_weights(small, weights, message):
     with pytest.raises(DataError, match=message):
         _ials().fit(small, sample_weight=weights)
+
+
+# ---------------------------------------------------------------------- MostPopular
+def test_most_popular_sums_weights(small):
+    rng = np.random.default_rng(1)
+    weights = rng.uniform(0.0, 3.0, len(small))
+    weights[::7] = 0.0
+    model = fk.MostPopular().fit(small, sample_weight=weights)
+    expected = np.bincount(small.item_index, weights, minlength=small.n_items)
+    np.testing.assert_allclose(model.item_bias_, expected)
+    # weight 0 == the rows removed; doubling a row == duplicating its count
+    removed = fk.MostPopular().fit(small.take(weights > 0), sample_weight=weights[weights > 0])
+    np.testing.assert_allclose(removed.item_bias_, model.item_bias_)
+    doubled = fk.MostPopular().fit(small, sample_weight=np.full(len(small), 2.0))
+    np.testing.assert_array_equal(doubled.item_bias_, 2 * fk.MostPopular().fit(small).item_bias_)
+
+
+def test_most_popular_weights_follow_min_value():
+    data = fk.Interactions.from_arrays(
+        ["a", "a", "b", "b", "c"], [1, 2, 1, 2, 3], [5.0, 2.0, 4.0, 5.0, 1.0]
+    )
+    # canonical order: (a,1) (a,2) (b,1) (b,2) (c,3)
+    model = fk.MostPopular(min_value=4.0).fit(data, sample_weight=[1.0, 10.0, 0.5, 2.0, 7.0])
+    scores = dict(zip(model.item_map_.ids.tolist(), model.item_bias_.tolist(), strict=True))
+    assert scores == {1: 1.5, 2: 2.0, 3: 0.0}
+
+
+def test_most_popular_time_decay_ranks_recent_hits_first():
+    """Item 1 was popular long ago, item 2 lately: the decayed count prefers item 2."""
+    day = 86400
+    users = [f"u{k}" for k in range(10)] + ["v0", "v1", "v2", "w"]
+    items = [1] * 10 + [2] * 3 + [3]
+    times = [0] * 10 + [400 * day] * 4
+    data = fk.Interactions.from_arrays(users, items, timestamps=times)
+    plain = fk.MostPopular().fit(data)
+    decayed = fk.MostPopular().fit(data, sample_weight=fk.time_decay(data, half_life="30d"))
+    assert plain.recommend("w", k=2)[0].tolist() == [1, 2]
+    assert decayed.recommend("w", k=2)[0].tolist() == [2, 1]
+
+
+def test_most_popular_bad_weights(small):
+    with pytest.raises(DataError, match=r"MostPopular\.fit: sample_weight must have one weight"):
+        fk.MostPopular().fit(small, sample_weight=np.ones(len(small) + 1))
+    with pytest.raises(DataError, match=r"MostPopular\.fit: sample_weight\[0\] is -0\.5"):
+        fk.MostPopular().fit(small, sample_weight=np.r_[-0.5, np.ones(len(small) - 1)])
