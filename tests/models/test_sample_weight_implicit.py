@@ -21,6 +21,7 @@ import pytest
 import factorkit as fk
 from factorkit.data.synthetic import make_implicit
 from factorkit.exceptions import DataError
+from factorkit.models._init import normal_factors
 from factorkit.models.implicit_als import ImplicitALS
 
 
@@ -182,3 +183,82 @@ def test_most_popular_bad_weights(small):
         fk.MostPopular().fit(small, sample_weight=np.ones(len(small) + 1))
     with pytest.raises(DataError, match=r"MostPopular\.fit: sample_weight\[0\] is -0\.5"):
         fk.MostPopular().fit(small, sample_weight=np.r_[-0.5, np.ones(len(small) - 1)])
+
+
+# ---------------------------------------------------------------------- BPR
+def _bpr(**kw):
+    params = {"factors": 8, "epochs": 5, "random_state": 0, "n_threads": 1}
+    params.update(kw)
+    return fk.BPR(**params)
+
+
+def test_bpr_weight_zero_positives_are_never_drawn(small):
+    """A user whose every positive has weight 0 is never the user of a triple: their
+    vector stays at its initial value (their items still take steps as negatives)."""
+    user = small.user_index[0]
+    own = small.user_index == user
+    weights = np.where(own, 0.0, 1.0)
+    model = _bpr().fit(small, sample_weight=weights)
+    rng = np.random.default_rng(0)
+    init = normal_factors(rng, small.n_users, 8, 0.1 / np.sqrt(8), np.float32, n_threads=1)
+    np.testing.assert_array_equal(model.user_factors_[user], init[user])
+    assert not np.array_equal(model.user_factors_[user + 1], init[user + 1])
+    # the user's weight-0 items are still theirs: recommend leaves them out
+    seen = set(small.item_map.to_ids(small.item_index[own]).tolist())
+    top = model.recommend(small.user_map.ids[user], k=small.n_items)[0].tolist()
+    assert not seen & set(top)
+
+
+def test_bpr_equal_weights_are_the_unweighted_fit(small):
+    """Only the ratios of the weights matter, and equal weights draw exactly the
+    triples of an unweighted fit (same seed, one thread)."""
+    plain = _bpr().fit(small)
+    for value in (1.0, 2.0):
+        same = _bpr().fit(small, sample_weight=np.full(len(small), value))
+        np.testing.assert_array_equal(same.user_factors_, plain.user_factors_)
+        np.testing.assert_array_equal(same.item_factors_, plain.item_factors_)
+
+
+def _switchers(n_users=300, per=40, seed=0):
+    """Each user liked 8 items of one cluster long ago and 4 of the other lately;
+    returns the data and each user's recent cluster."""
+    rng = np.random.default_rng(seed)
+    day = 86400
+    users, items, times = [], [], []
+    recent = np.arange(n_users) % 2
+    for u in range(n_users):
+        old, new = 1 - recent[u], recent[u]
+        for cluster, n, (start, stop) in ((old, 8, (0, 100)), (new, 4, (600, 700))):
+            picks = rng.choice(per, n, replace=False)
+            users += [u] * n
+            items += (cluster * per + picks).tolist()
+            times += (rng.uniform(start, stop, n) * day).tolist()
+    return fk.Interactions.from_arrays(users, items, timestamps=times), recent
+
+
+@pytest.mark.parametrize(
+    "model",
+    [_bpr(epochs=30), _ials(epochs=5)],
+    ids=["BPR", "ImplicitALS"],
+)
+def test_time_decay_weights_recommend_from_the_recent_taste(model):
+    """Without weights old and recent tastes mix (about half the top 10 from the recent
+    cluster); with time_decay weights (half-life 60 days) the recent one wins."""
+    data, recent = _switchers()
+    users = np.arange(len(recent))
+
+    def recent_share(fitted):
+        top, _ = fitted.recommend(users, k=10)
+        return float(np.mean(np.asarray(top) // 40 == recent[:, None]))
+
+    plain = recent_share(model.fit(data))
+    decayed = recent_share(model.fit(data, sample_weight=fk.time_decay(data, half_life="60d")))
+    assert plain < 0.6
+    assert decayed > 0.9
+
+
+def test_bpr_bad_weights(small):
+    with pytest.raises(DataError, match=r"BPR\.fit: sample_weight must have one weight per"):
+        _bpr().fit(small, sample_weight=np.ones((len(small), 2)))
+    with pytest.raises(DataError, match=r"BPR\.fit: sample_weight\[2\] is inf"):
+        _bpr().fit(small, sample_weight=np.r_[1.0, 1.0, np.inf, np.ones(len(small) - 3)])
