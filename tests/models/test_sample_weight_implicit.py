@@ -21,7 +21,7 @@ import pytest
 
 import factorkit as fk
 from factorkit.data.synthetic import make_implicit
-from factorkit.exceptions import DataError
+from factorkit.exceptions import DataError, InvalidParameterError
 from factorkit.models._init import normal_factors
 from factorkit.models.implicit_als import ImplicitALS
 
@@ -286,3 +286,17 @@ def test_bpr_bad_weights(small):
         _bpr().fit(small, sample_weight=np.ones((len(small), 2)))
     with pytest.raises(DataError, match=r"BPR\.fit: sample_weight\[2\] is inf"):
         _bpr().fit(small, sample_weight=np.r_[1.0, 1.0, np.inf, np.ones(len(small) - 3)])
+
+
+def test_ials_distributed_data_refuses_weights():
+    """The Dask backend does not take weights yet: a clear error before any Dask work."""
+    pytest.importorskip("dask.dataframe")
+    import factorkit.distributed as fkd
+
+    data = object.__new__(fkd.DistributedInteractions)  # the type picks the backend
+    with pytest.raises(
+        InvalidParameterError,
+        match=r"ImplicitALS\.fit: sample_weight is not supported on distributed data "
+        r"\(the Dask backend\) yet; fit on one machine",
+    ):
+        _ials().fit(data, sample_weight=np.ones(3))

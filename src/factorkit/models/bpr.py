@@ -47,7 +47,9 @@ class BPR(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, FactorMode
     parallel without locks (Hogwild). Rendle, Freudenthaler, Gantner and Schmidt-Thieme,
     "BPR: Bayesian personalized ranking from implicit feedback", UAI 2009. The
     interaction values (ratings, counts) are not used: filter the data first to keep
-    only what counts as positive, e.g. ratings of 4 and above.
+    only what counts as positive, e.g. ratings of 4 and above; to make some positives
+    count more than others (recent ones: :func:`factorkit.time_decay`), pass
+    ``fit(train, sample_weight=w)``, which draws ``(u, i)`` in proportion to ``w``.
 
     Parameters
     ----------

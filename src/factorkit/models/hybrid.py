@@ -57,7 +57,9 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
     interactions join the model's vocabulary with vectors from their features alone, so
     ``recommend``, ``predict`` and ``similar_items`` cover them; items arriving after
     ``fit`` are scored with :meth:`score_new_items`, new users with
-    :meth:`recommend_new_user` (items, features or both).
+    :meth:`recommend_new_user` (items, features or both). ``fit(train,
+    sample_weight=w)`` draws the positives in proportion to ``w``, as
+    :class:`~factorkit.BPR` does.
 
     Parameters
     ----------

@@ -126,6 +126,10 @@ class ImplicitALS(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, Fa
     Scores are ``x_u . y_i`` (no biases, no clipping); :meth:`predict` returns them and
     :meth:`recommend` ranks by them. Interactions with value 0 stay in the "seen" items
     that :meth:`recommend` leaves out but count as unobserved cells in the objective.
+    ``fit(train, sample_weight=w)`` multiplies each confidence by its weight (``w_ui
+    c_ui``; weight 0 likewise makes an unobserved but seen cell), e.g. with
+    ``w = fk.time_decay(train, half_life="1y")`` to let recent interactions count more
+    (docs/time.md, "Weights for implicit models").
 
     The defaults were picked by a small grid on MovieLens latest-small (ratings >= 4 as
     positives, per-user 20% holdout, seed 0), where they reach recall@20 0.267 and
