@@ -319,7 +319,8 @@ class ImplicitALS(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, Fa
             becomes ``w * c_ui``, so weight 0 makes it an unobserved cell exactly as if
             it were removed, and weight 2 doubles its confidence. With
             ``regularization_exponent > 0`` the counts ``|I_u|`` and ``|U_i|`` become
-            the sums of the row's weights. A weight-0 interaction still counts as seen:
+            the sums of the row's weights, and ``history_``'s ``loss`` is divided by the
+            sum of all weights. A weight-0 interaction still counts as seen:
             :meth:`recommend` leaves it out (the user did interact). ``partial_fit``
             does not keep the weights: rows it re-solves use weight 1 throughout.
             Not supported on distributed data yet.
@@ -488,8 +489,8 @@ class _IALSTrainer(Trainer):
         self.conf_i = model._confidence(csc.data)
         counts_u, counts_i = np.diff(self.indptr_u), np.diff(self.indptr_i)
         if weights is not None:
-            # c = w * c_ui, rounded once to float32; w = 0 gives c = 0, which the kernels
-            # read as "not a positive": exactly an unobserved cell, as if removed
+            # c = w * c_ui (the product in float64, rounded to float32); w = 0 gives c = 0,
+            # which the kernels read as "not a positive": an unobserved cell, as if removed
             w_i = weights_by_item(data, weights)
             self.conf_u = (self.conf_u * weights).astype(np.float32)
             self.conf_i = (self.conf_i * w_i).astype(np.float32)
