@@ -43,3 +43,19 @@ def test_time_aware_script_runs(tmp_path):
     assert "TimeSVDpp" in proc.stdout and "time_decay 180d" in proc.stdout
     for name in ("time_drift.png", "time_rmse.png", "time_decay.png"):
         assert (tmp_path / name).stat().st_size > 10_000, name
+
+
+def test_implicit_time_decay_script_runs(tmp_path):
+    """docs/time.md's "Weights for implicit models" figures come from
+    docs/examples/implicit_time_decay.py (quick mode here: ImplicitALS only)."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "examples" / "implicit_time_decay.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=os.environ.copy(),
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "temporal: 43,722 train, 1,043 test positives, 28 test users" in proc.stdout
+    assert "time_decay 1y" in proc.stdout and "ImplicitALS 0." in proc.stdout

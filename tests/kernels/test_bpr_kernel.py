@@ -68,6 +68,7 @@ def _run_epoch(data, shape, state, seeds, n_samples, dtype, alias=NO_ALIAS, star
         *data,
         shape[1],
         *alias,
+        *NO_ALIAS,
         np.asarray(seeds, dtype=np.uint64),
         n_samples,
         MAX_TRIES,
@@ -86,7 +87,9 @@ def _run_epoch(data, shape, state, seeds, n_samples, dtype, alias=NO_ALIAS, star
 def test_epoch_matches_numpy_reference_on_the_same_triples(dtype):
     *data, shape = _positives()
     n_samples = 3000
-    triples = bpr_samples(*data, shape[1], *NO_ALIAS, np.array([7], np.uint64), n_samples, 100)
+    triples = bpr_samples(
+        *data, shape[1], *NO_ALIAS, *NO_ALIAS, np.array([7], np.uint64), n_samples, 100
+    )
     state = _state(shape, 5, dtype)
     ref = _reference(triples, *state, 0.05, 0.01, 0.03, 0.02)
     with using_threads(1):
@@ -104,7 +107,9 @@ def test_frozen_rows_are_not_updated():
     state = _state(shape, 4, np.float64)
     before = [a.copy() for a in state]
     starts = (20, 15)
-    triples = bpr_samples(*data, shape[1], *NO_ALIAS, np.array([3], np.uint64), 2000, 100)
+    triples = bpr_samples(
+        *data, shape[1], *NO_ALIAS, *NO_ALIAS, np.array([3], np.uint64), 2000, 100
+    )
     ref = _reference(triples, *state, 0.05, 0.01, 0.03, 0.02, *starts)
     with using_threads(1):
         _run_epoch(data, shape, state, [3], 2000, np.float64, starts=starts)
@@ -125,7 +130,7 @@ def test_negatives_are_never_positives(popularity):
     if popularity:
         alias = bpr_alias_table(np.bincount(indices, minlength=shape[1]).astype(np.float64))
     seeds = np.array([1, 2, 3], dtype=np.uint64)
-    users, pos, neg = bpr_samples(*data, shape[1], *alias, seeds, 20000, MAX_TRIES)
+    users, pos, neg = bpr_samples(*data, shape[1], *alias, *NO_ALIAS, seeds, 20000, MAX_TRIES)
     rows = [set(indices[indptr[u] : indptr[u + 1]].tolist()) for u in range(shape[0])]
     full = np.array([len(r) == shape[1] for r in rows])  # users holding every item
     assert full[shape[0] - 2] and full.sum() < 5
@@ -144,12 +149,12 @@ def test_samples_depend_on_seeds_not_on_threads():
     *data, shape = _positives()
     seeds = np.array([11, 12, 13, 14], dtype=np.uint64)
     with using_threads(1):
-        one = bpr_samples(*data, shape[1], *NO_ALIAS, seeds, 999, MAX_TRIES)
+        one = bpr_samples(*data, shape[1], *NO_ALIAS, *NO_ALIAS, seeds, 999, MAX_TRIES)
     with using_threads(2):
-        two = bpr_samples(*data, shape[1], *NO_ALIAS, seeds, 999, MAX_TRIES)
+        two = bpr_samples(*data, shape[1], *NO_ALIAS, *NO_ALIAS, seeds, 999, MAX_TRIES)
     for a, b in zip(one, two, strict=True):
         np.testing.assert_array_equal(a, b)
-    other = bpr_samples(*data, shape[1], *NO_ALIAS, seeds + np.uint64(1), 999, MAX_TRIES)
+    other = bpr_samples(*data, shape[1], *NO_ALIAS, *NO_ALIAS, seeds + np.uint64(1), 999, MAX_TRIES)
     assert not np.array_equal(one[2], other[2])
     # positives are drawn uniformly over interactions
     counts = np.bincount(one[0], minlength=shape[0])
@@ -191,7 +196,9 @@ def test_alias_table_gives_the_exact_distribution_and_samples_follow_it():
     indices = np.array([n], dtype=np.int32)  # the only positive lies outside the items
     users = np.zeros(1, dtype=np.int32)
     seeds = np.array([9], dtype=np.uint64)
-    _, _, neg = bpr_samples(users, indices, indptr, indices, n, prob, alias, seeds, 200_000, 1)
+    _, _, neg = bpr_samples(
+        users, indices, indptr, indices, n, prob, alias, *NO_ALIAS, seeds, 200_000, 1
+    )
     freq = np.bincount(neg, minlength=n) / len(neg)
     np.testing.assert_allclose(freq, weights / weights.sum(), atol=0.004)
     assert freq[3] == 0 and freq[17] == 0
@@ -204,7 +211,32 @@ def test_exact_fallback_draws_uniformly_from_the_missing_items():
     users = np.zeros(len(row), dtype=np.int32)
     seeds = np.array([4], dtype=np.uint64)
     # max_tries=0: every negative comes from the walk along the row
-    _, _, neg = bpr_samples(users, row, indptr, row, n_items, *NO_ALIAS, seeds, 30_000, 0)
+    _, _, neg = bpr_samples(
+        users, row, indptr, row, n_items, *NO_ALIAS, *NO_ALIAS, seeds, 30_000, 0
+    )
     freq = np.bincount(neg, minlength=n_items) / len(neg)
     np.testing.assert_allclose(freq[[3, 6, 10]], 1 / 3, atol=0.015)
     assert freq.sum() == pytest.approx(freq[[3, 6, 10]].sum())
+
+
+def test_weighted_entries_follow_the_weights_and_weight_zero_is_never_drawn():
+    """``fit``'s sample_weight: positives drawn in proportion to their weights."""
+    *data, shape = _positives(n_users=20, n_items=15, full_user=False)
+    users, items = data[0], data[1]
+    rng = np.random.default_rng(5)
+    weights = rng.uniform(0.1, 2.0, len(items))
+    weights[::4] = 0.0
+    seeds = np.array([11], dtype=np.uint64)
+    u, i, _ = bpr_samples(*data, shape[1], *NO_ALIAS, *bpr_alias_table(weights), seeds, 200_000, 8)
+    keys = users.astype(np.int64) * shape[1] + items
+    drawn = np.searchsorted(keys, u * shape[1] + i)
+    assert np.array_equal(keys[drawn], u * shape[1] + i)
+    freq = np.bincount(drawn, minlength=len(keys)) / len(drawn)
+    assert freq[weights == 0].sum() == 0
+    np.testing.assert_allclose(freq, weights / weights.sum(), atol=0.003)
+    # equal weights: the alias table keeps every uniform draw, the triples are unchanged
+    plain = bpr_samples(*data, shape[1], *NO_ALIAS, *NO_ALIAS, seeds, 5000, 8)
+    ones = bpr_alias_table(np.ones(len(items)))
+    same = bpr_samples(*data, shape[1], *NO_ALIAS, *ones, seeds, 5000, 8)
+    for a, b in zip(plain, same, strict=True):
+        np.testing.assert_array_equal(a, b)

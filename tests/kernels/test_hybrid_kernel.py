@@ -7,6 +7,8 @@ import scipy.sparse as sp
 
 from factorkit.kernels.hybrid import hybrid_epoch
 
+NO_ALIAS = (np.empty(0, dtype=np.float64), np.empty(0, dtype=np.int32))
+
 
 def _problem(dtype=np.float64, seed=0):
     rng = np.random.default_rng(seed)
@@ -62,7 +64,7 @@ def test_bpr_epoch_matches_numpy_reference():
     trace = np.zeros((n, 3), dtype=np.int64)
     got = [p.copy() for p in params]
     loss, correct, skipped = hybrid_epoch(
-        users, indices, indptr, indices, n_items, seeds, n, 32, 0, 10,
+        users, indices, indptr, indices, n_items, *NO_ALIAS, seeds, n, 32, 0, 10,
         got[0], got[1], *_parts(xu), got[2], got[3], *_parts(xi), got[4], got[5],
         0.05, 0.05, 0.05, 0.01, 0.05, trace,
     )  # fmt: skip
@@ -84,7 +86,8 @@ def test_frozen_id_embeddings_and_warp_learns():
     for epoch in range(30):
         seeds = np.array([epoch], dtype=np.uint64)
         _, correct, _ = hybrid_epoch(
-            users, indices, indptr, indices, n_items, seeds, len(indices), 32, 1, 10,
+            users, indices, indptr, indices, n_items, *NO_ALIAS, seeds, len(indices), 32, 1,
+            10,
             got[0], got[1], *_parts(xu), got[2], got[3], *_parts(xi), got[4], got[5],
             np.float32(0.1), np.float32(0.0), np.float32(0.1), np.float32(0.0),
             np.float32(0.1), np.empty((0, 3), np.int64),

@@ -15,7 +15,9 @@ where ``i`` is one of ``u``'s positives and ``j`` is not. Each SGD step, with
 
 Sampling: an epoch draws ``n_samples`` triples. ``(u, i)`` is a uniformly random entry of
 the positives arrays (so users are drawn in proportion to their activity, as in Rendle's
-LearnBPR and in implicit); ``j`` is drawn uniformly over items, or from an alias table
+LearnBPR and in implicit), or, given an alias table over the entries, an entry drawn in
+proportion to its weight (the same 64 random bits: index from the high half, the alias
+coin from the low half); ``j`` is drawn uniformly over items, or from an alias table
 (:func:`bpr_alias_table`) for popularity-weighted negatives, and is *verified* by a binary
 search in the user's sorted CSR row: a positive is rejected and redrawn. After
 ``max_tries`` rejections (a user holding nearly every item) ``j`` is drawn uniformly from
@@ -129,6 +131,8 @@ def _stream(
     n_items,
     alias_prob,
     alias_idx,
+    entry_prob,
+    entry_alias,
     max_tries,
     train,
     user_factors,
@@ -182,6 +186,10 @@ def _stream(
         if q < stop:  # stage 1: draw the entry
             state_entry, bits = splitmix64_next(state_entry)
             e = splitmix64_below(bits, n_entries)
+            # weighted entries: the alias table's coin from the low 32 bits (the index
+            # came from the high ones); an empty table leaves the uniform draw as it was
+            if len(entry_prob) > 0 and np.float64(bits & _LOW32) * _INV32 >= entry_prob[e]:
+                e = entry_alias[e]
             ring_entry[q & _MASK] = e
             prefetch_item(sample_users, e)
             prefetch_item(sample_items, e)
@@ -265,6 +273,8 @@ def bpr_samples(
     n_items,
     alias_prob,
     alias_idx,
+    entry_prob,
+    entry_alias,
     seeds,
     n_samples,
     max_tries,
@@ -282,8 +292,8 @@ def bpr_samples(
         _stream(
             seeds[t], n_samples * t // n_streams, n_samples * (t + 1) // n_streams,
             sample_users, sample_items, indptr, indices, n_items, alias_prob, alias_idx,
-            max_tries, False, factors, factors, bias, 0.0, 0.0, 0.0, 0.0, 0, 0,
-            users, pos, neg,
+            entry_prob, entry_alias, max_tries, False, factors, factors, bias, 0.0, 0.0,
+            0.0, 0.0, 0, 0, users, pos, neg,
         )  # fmt: skip
     return users, pos, neg
 
@@ -297,6 +307,8 @@ def bpr_epoch(
     n_items,
     alias_prob,
     alias_idx,
+    entry_prob,
+    entry_alias,
     seeds,
     n_samples,
     max_tries,
@@ -315,12 +327,17 @@ def bpr_epoch(
     Parameters
     ----------
     sample_users, sample_items : int arrays of equal length
-        The positives ``(u, i)`` samples are drawn from (uniformly over entries).
+        The positives ``(u, i)`` samples are drawn from (uniformly over entries, or
+        from ``entry_prob``/``entry_alias``).
     indptr, indices : CSR structure (int64, int32) of *all* the users' positives, each row
         sorted; negatives are verified against it.
     n_items : int, negatives are drawn from ``0 .. n_items - 1``.
     alias_prob, alias_idx : alias table over the items (:func:`bpr_alias_table`) for
         popularity-weighted negatives; empty arrays mean uniform negatives.
+    entry_prob, entry_alias : alias table over the entries of ``sample_items`` for
+        weighted positives (``fit``'s ``sample_weight``: entry ``e`` drawn with
+        probability ``w_e / sum w``, never when ``w_e = 0``); empty arrays mean uniform
+        entries, with exactly the draws of a kernel without weights.
     seeds : uint64 array, one per stream (see the module docstring).
     n_samples : int, triples to draw in the epoch.
     max_tries : int, rejected negative draws before the exact fallback.
@@ -348,8 +365,8 @@ def bpr_epoch(
         losses[t], corrects[t], skips[t] = _stream(
             seeds[t], n_samples * t // n_streams, n_samples * (t + 1) // n_streams,
             sample_users, sample_items, indptr, indices, n_items, alias_prob, alias_idx,
-            max_tries, True, user_factors, item_factors, item_bias, lr, reg, lr_bias,
-            reg_bias, user_start, item_start, none, none, none,
+            entry_prob, entry_alias, max_tries, True, user_factors, item_factors,
+            item_bias, lr, reg, lr_bias, reg_bias, user_start, item_start, none, none, none,
         )  # fmt: skip
     return losses.sum(), corrects.sum(), skips.sum()
 

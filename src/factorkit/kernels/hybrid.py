@@ -20,8 +20,9 @@ With ``g`` the loss's weight (``sigma(-(x_ui - x_uj))`` for BPR), every step is:
 (the item steps use ``p_u`` from before the step) and the biases alike with ``+-g``.
 
 Sampling and random streams are those of :mod:`factorkit.kernels.bpr`: ``(u, i)`` is a
-uniform entry of the positives, negatives are uniform over ``0 .. n_items - 1`` and
-verified against the user's sorted CSR row. Parallelism: streams run on numba threads
+uniform entry of the positives (or one drawn from an alias table of their weights),
+negatives are uniform over ``0 .. n_items - 1`` and verified against the user's sorted
+CSR row. Parallelism: streams run on numba threads
 without locks (Hogwild, as BPR); shared feature embeddings (a genre every item has) are
 hit by every thread, so concurrent updates to them may be lost, which costs little since
 each is a small step. With one stream the result is bit-for-bit repeatable.
@@ -33,7 +34,7 @@ import numpy as np
 from numba import prange
 
 from factorkit.kernels._jit import SAFE_FASTMATH, jit
-from factorkit.kernels.bpr import _negative_candidate, _verified_negative
+from factorkit.kernels.bpr import _INV32, _LOW32, _negative_candidate, _verified_negative
 from factorkit.kernels.random import splitmix64_below, splitmix64_next
 
 __all__ = ["hybrid_epoch", "hybrid_vector"]
@@ -107,7 +108,7 @@ def _dot(p, a):  # pragma: no cover
 @jit(fastmath=SAFE_FASTMATH)
 def _stream(
     seed, first, stop, sample_users, sample_items, seen_indptr, seen_indices, n_items,
-    max_tries, loss_kind, max_sampled,
+    entry_prob, entry_alias, max_tries, loss_kind, max_sampled,
     user_id, user_feat, u_ptr, u_idx, u_val,
     item_id, item_feat, i_ptr, i_idx, i_val,
     item_id_bias, item_feat_bias,
@@ -142,6 +143,8 @@ def _stream(
     for _s in range(first, stop):
         state_entry, bits = splitmix64_next(state_entry)
         e = splitmix64_below(bits, n_entries)
+        if len(entry_prob) > 0 and np.float64(bits & _LOW32) * _INV32 >= entry_prob[e]:
+            e = entry_alias[e]  # weighted positives (as in BPR's stream)
         u = sample_users[e]
         i = sample_items[e]
         lo = seen_indptr[u]
@@ -219,8 +222,8 @@ def _stream(
 
 @jit(parallel=True, fastmath=SAFE_FASTMATH)
 def hybrid_epoch(
-    sample_users, sample_items, seen_indptr, seen_indices, n_items, seeds, n_samples,
-    max_tries, loss_kind, max_sampled,
+    sample_users, sample_items, seen_indptr, seen_indices, n_items, entry_prob, entry_alias,
+    seeds, n_samples, max_tries, loss_kind, max_sampled,
     user_id, user_feat, u_ptr, u_idx, u_val,
     item_id, item_feat, i_ptr, i_idx, i_val,
     item_id_bias, item_feat_bias,
@@ -233,6 +236,9 @@ def hybrid_epoch(
     sample_users, sample_items : int32 arrays, the positives samples are drawn from.
     seen_indptr, seen_indices : CSR (int64, int32) of every user's positives, rows sorted.
     n_items : int, negatives are drawn from ``0 .. n_items - 1``.
+    entry_prob, entry_alias : alias table (float64, int32) over the entries for positives
+        drawn in proportion to ``fit``'s ``sample_weight``; empty arrays draw them
+        uniformly (the unweighted draws, unchanged).
     seeds : uint64 array, one per stream (see :mod:`factorkit.kernels.bpr`).
     n_samples, max_tries : samples per epoch; rejected negative draws before the exact
         fallback.
@@ -260,8 +266,8 @@ def hybrid_epoch(
     for t in prange(n_streams):
         losses[t], corrects[t], skips[t] = _stream(
             seeds[t], n_samples * t // n_streams, n_samples * (t + 1) // n_streams,
-            sample_users, sample_items, seen_indptr, seen_indices, n_items, max_tries,
-            loss_kind, max_sampled, user_id, user_feat, u_ptr, u_idx, u_val,
+            sample_users, sample_items, seen_indptr, seen_indices, n_items, entry_prob,
+            entry_alias, max_tries, loss_kind, max_sampled, user_id, user_feat, u_ptr, u_idx, u_val,
             item_id, item_feat, i_ptr, i_idx, i_val, item_id_bias, item_feat_bias,
             lr_user_id, lr_item_id, lr, reg, lr_bias, trace,
         )  # fmt: skip

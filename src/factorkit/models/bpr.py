@@ -14,6 +14,7 @@ from factorkit._validation import (
     Options,
 )
 from factorkit.data.interactions import Interactions
+from factorkit.data.weights import check_sample_weight
 from factorkit.kernels.bpr import bpr_alias_table, bpr_epoch
 from factorkit.models._factor import FactorModel, gather_rows
 from factorkit.models._fold_in import FoldIn, FoldInMixin, pairwise_logistic_solve
@@ -46,7 +47,9 @@ class BPR(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, FactorMode
     parallel without locks (Hogwild). Rendle, Freudenthaler, Gantner and Schmidt-Thieme,
     "BPR: Bayesian personalized ranking from implicit feedback", UAI 2009. The
     interaction values (ratings, counts) are not used: filter the data first to keep
-    only what counts as positive, e.g. ratings of 4 and above.
+    only what counts as positive, e.g. ratings of 4 and above; to make some positives
+    count more than others (recent ones: :func:`factorkit.time_decay`), pass
+    ``fit(train, sample_weight=w)``, which draws ``(u, i)`` in proportion to ``w``.
 
     Parameters
     ----------
@@ -199,7 +202,13 @@ class BPR(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, FactorMode
         self.early_stopping = early_stopping
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, train: Interactions, validation: Interactions | None = None) -> BPR:
+    def fit(
+        self,
+        train: Interactions,
+        validation: Interactions | None = None,
+        *,
+        sample_weight: Any = None,
+    ) -> BPR:
         """Learn user and item factors (and item biases) from ``train``; returns ``self``.
 
         Parameters
@@ -210,8 +219,20 @@ class BPR(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, FactorMode
         validation : Interactions, optional
             Held-out positives scored (``val_loss``) after every epoch, for ``history_``
             and ``early_stopping``.
+        sample_weight : array-like of shape (len(train),), optional
+            One finite weight >= 0 per interaction, aligned with ``train`` (its canonical
+            order, as :func:`factorkit.time_decay` returns). Positives ``(u, i)`` are then
+            drawn with probability proportional to their weight instead of uniformly, so
+            the expected SGD step is that of the weighted objective ``sum_ui w_ui sum_j
+            ln sigma(x_ui - x_uj)``. Weight 0 means the pair is never drawn as a positive
+            (it still is never a negative for its user, and still counts in the
+            ``"popularity"`` sampler's item counts); an epoch draws one triple per
+            interaction of positive weight. Only the ratios of the weights matter
+            (scaling them all changes nothing). ``partial_fit`` does not keep them: it
+            draws the touched users' positives uniformly.
         """
         data = self._prepare_fit(train, validation)
+        weights = check_sample_weight(sample_weight, data, "BPR.fit")
         self._rng = np.random.default_rng(self.random_state)
         rng = self._rng
         dtype = np.float32
@@ -238,6 +259,7 @@ class BPR(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, FactorMode
             self.seen_indices_,
             int(self.epochs),
             validate=None if val is None else validate,
+            weights=weights,
         )
         return self
 
@@ -268,9 +290,11 @@ class BPR(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, FactorMode
         sample_items: np.ndarray,
         epochs: int,
         validate: Any = None,
+        weights: np.ndarray | None = None,
     ):
-        """The epoch loop: ``bpr_epoch`` on triples drawn from the given positives."""
-        trainer = _BPRTrainer(self, sample_users, sample_items)
+        """The epoch loop: ``bpr_epoch`` on triples drawn from the given positives
+        (uniformly, or in proportion to ``weights``, one per positive)."""
+        trainer = _BPRTrainer(self, sample_users, sample_items, weights)
         trainer.validate = validate  # type: ignore[method-assign]
         trainer.has_validation = validate is not None
         history = run_trainer(trainer, epochs)
@@ -395,11 +419,19 @@ class _BPRTrainer(Trainer):
         model: BPR,
         sample_users: np.ndarray,
         sample_items: np.ndarray,
+        weights: np.ndarray | None = None,
     ) -> None:
         super().__init__(model)
         self.n_items = len(model.item_map_)
         self.prob, self.alias = model._alias_table()
         self.n_samples = len(sample_items)
+        # weighted positives: an alias table over the entries; empty arrays (same dtypes,
+        # one compiled signature) keep the uniform draws of an unweighted fit bit for bit
+        self.entry_prob = np.empty(0, dtype=np.float64)
+        self.entry_alias = np.empty(0, dtype=np.int32)
+        if weights is not None:
+            self.entry_prob, self.entry_alias = bpr_alias_table(weights)
+            self.n_samples = int(np.count_nonzero(weights))
         # one thread setting for the whole loop (setting it costs milliseconds per call)
         self.n_threads = model._n_threads
         # one compiled signature: numba types read-only arrays (Interactions' own) apart
@@ -422,9 +454,9 @@ class _BPRTrainer(Trainer):
         seeds = m._rng.integers(0, np.iinfo(np.uint64).max, self.n_threads, dtype=np.uint64)
         loss, correct, skipped = bpr_epoch(
             self.sample_users, self.sample_items, self.indptr, self.indices, self.n_items,
-            self.prob, self.alias, seeds, n_samples, _MAX_TRIES, m.user_factors_,
-            m.item_factors_, m.item_bias_, self.lr, self.reg, self.lr_bias, self.reg,
-            0, 0,
+            self.prob, self.alias, self.entry_prob, self.entry_alias, seeds, n_samples,
+            _MAX_TRIES, m.user_factors_, m.item_factors_, m.item_bias_, self.lr, self.reg,
+            self.lr_bias, self.reg, 0, 0,
         )  # fmt: skip
         used = max(n_samples - skipped, 1)
         self.stats.append((correct / used, skipped / n_samples))

@@ -14,7 +14,9 @@ from factorkit._validation import TRAINING_CONSTRAINTS, Boolean, Interval, Optio
 from factorkit.data.features import Features, align_features
 from factorkit.data.idmap import IdMap
 from factorkit.data.interactions import Interactions
+from factorkit.data.weights import check_sample_weight
 from factorkit.exceptions import DataError, NotFittedError, UnknownIdError
+from factorkit.kernels.bpr import bpr_alias_table
 from factorkit.kernels.hybrid import hybrid_epoch
 from factorkit.models._factor import FactorModel
 from factorkit.models._fold_in import FoldIn, FoldInMixin, pairwise_logistic_solve
@@ -55,7 +57,9 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
     interactions join the model's vocabulary with vectors from their features alone, so
     ``recommend``, ``predict`` and ``similar_items`` cover them; items arriving after
     ``fit`` are scored with :meth:`score_new_items`, new users with
-    :meth:`recommend_new_user` (items, features or both).
+    :meth:`recommend_new_user` (items, features or both). ``fit(train,
+    sample_weight=w)`` draws the positives in proportion to ``w``, as
+    :class:`~factorkit.BPR` does.
 
     Parameters
     ----------
@@ -203,6 +207,8 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
         user_features: Features | None = None,
         item_features: Features | None = None,
         validation: Interactions | None = None,
+        *,
+        sample_weight: Any = None,
     ) -> HybridMF:
         """Learn id and feature embeddings from ``train``; returns ``self``.
 
@@ -217,9 +223,18 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
             (cold start) with vectors from their features alone.
         validation : Interactions, optional
             Held-out positives for ``history_``'s ``val_loss`` and ``early_stopping``.
+        sample_weight : array-like of shape (len(train),), optional
+            One finite weight >= 0 per interaction, aligned with ``train`` (its canonical
+            order, as :func:`factorkit.time_decay` returns). Both losses are pairwise, so
+            the weight enters as in :class:`~factorkit.BPR`: positives are drawn in
+            proportion to it (the expected step is that of the weighted loss), weight 0
+            is never drawn as a positive but is still never a negative for its user, an
+            epoch draws one sample per interaction of positive weight, and only the
+            ratios of the weights matter.
         """
         data = self._prepare_fit(train, validation)
         name = f"{type(self).__name__}.fit"
+        weights = check_sample_weight(sample_weight, data, name)
         self.user_map_, xu, names_u = _extend(self.user_map_, user_features, "user", name)
         self.item_map_, xi, names_i = _extend(self.item_map_, item_features, "item", name)
         n_users, n_items = len(self.user_map_), len(self.item_map_)
@@ -262,7 +277,7 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
         self.global_mean_ = 0.0
         self.user_bias_ = np.zeros(n_users, dtype=np.float32)
         self._combine()
-        trainer = _HybridTrainer(self, n_train_items)
+        trainer = _HybridTrainer(self, n_train_items, weights)
         if validation is not None:
             trainer.has_validation = True
             trainer.val = _validation_triples(self, validation, rng, n_train_items)
@@ -493,13 +508,23 @@ class _HybridTrainer(Trainer):
     state_names = _TRAINED
     metric = "loss"
 
-    def __init__(self, model: HybridMF, n_train_items: int) -> None:
+    def __init__(
+        self, model: HybridMF, n_train_items: int, weights: np.ndarray | None = None
+    ) -> None:
         super().__init__(model)
         self.n_threads = model._n_threads
         self.n_items = n_train_items
         n_users = len(model.user_map_)
         self.indptr = np.ascontiguousarray(model.seen_indptr_, dtype=np.int64).copy()
         self.indices = np.ascontiguousarray(model.seen_indices_, dtype=np.int32).copy()
+        # weighted positives: an alias table over the entries (aligned with the seen
+        # arrays, fit's data order); empty arrays keep the unweighted draws bit for bit
+        self.n_samples = len(self.indices)
+        self.entry_prob = np.empty(0, dtype=np.float64)
+        self.entry_alias = np.empty(0, dtype=np.int32)
+        if weights is not None:
+            self.entry_prob, self.entry_alias = bpr_alias_table(weights)
+            self.n_samples = int(np.count_nonzero(weights))
         self.users = np.repeat(np.arange(n_users, dtype=np.int32), np.diff(self.indptr))
         self.xu = _csr_parts(model._xu)
         self.xi = _csr_parts(model._xi)
@@ -515,11 +540,12 @@ class _HybridTrainer(Trainer):
 
     def epoch(self, epoch: int) -> float:
         m = self.model
-        n = len(self.indices)
+        n = self.n_samples
         seeds = m._rng.integers(0, np.iinfo(np.uint64).max, self.n_threads, dtype=np.uint64)
         loss, correct, skipped = hybrid_epoch(
-            self.users, self.indices, self.indptr, self.indices, self.n_items, seeds, n,
-            _MAX_TRIES, self.loss_kind, int(m.max_sampled),
+            self.users, self.indices, self.indptr, self.indices, self.n_items,
+            self.entry_prob, self.entry_alias, seeds, n, _MAX_TRIES, self.loss_kind,
+            int(m.max_sampled),
             m.user_id_factors_, m.feature_user_factors_, *self.xu,
             m.item_id_factors_, m.feature_item_factors_, *self.xi,
             m.item_id_bias_, m.feature_item_bias_,

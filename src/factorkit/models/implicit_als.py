@@ -14,7 +14,8 @@ from factorkit._validation import (
     Options,
 )
 from factorkit.data.interactions import Interactions
-from factorkit.exceptions import DataError
+from factorkit.data.weights import check_sample_weight, weights_by_item
+from factorkit.exceptions import DataError, InvalidParameterError
 from factorkit.kernels._jit import read_only
 from factorkit.kernels.implicit_als import (
     implicit_als_cg_rows,
@@ -125,6 +126,10 @@ class ImplicitALS(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, Fa
     Scores are ``x_u . y_i`` (no biases, no clipping); :meth:`predict` returns them and
     :meth:`recommend` ranks by them. Interactions with value 0 stay in the "seen" items
     that :meth:`recommend` leaves out but count as unobserved cells in the objective.
+    ``fit(train, sample_weight=w)`` multiplies each confidence by its weight (``w_ui
+    c_ui``; weight 0 likewise makes an unobserved but seen cell), e.g. with
+    ``w = fk.time_decay(train, half_life="1y")`` to let recent interactions count more
+    (docs/time.md, "Weights for implicit models").
 
     The defaults were picked by a small grid on MovieLens latest-small (ratings >= 4 as
     positives, per-user 20% holdout, seed 0), where they reach recall@20 0.267 and
@@ -291,7 +296,12 @@ class ImplicitALS(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, Fa
 
     # ------------------------------------------------------------------ fitting
     def fit(
-        self, train: Interactions, validation: Interactions | None = None, **backend: Any
+        self,
+        train: Interactions,
+        validation: Interactions | None = None,
+        *,
+        sample_weight: Any = None,
+        **backend: Any,
     ) -> ImplicitALS:
         """Learn user and item factors from implicit feedback ``train``; returns ``self``.
 
@@ -303,15 +313,28 @@ class ImplicitALS(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, Fa
         validation : Interactions, optional
             Held-out interactions, scored after every epoch by ``1 - NDCG@20`` (training
             items excluded) for ``history_`` and ``early_stopping``.
+        sample_weight : array-like of shape (len(train),), optional
+            One finite weight >= 0 per interaction, aligned with ``train`` (its canonical
+            order, as :func:`factorkit.time_decay` returns): the interaction's confidence
+            becomes ``w * c_ui``, so weight 0 makes it an unobserved cell exactly as if
+            it were removed, and weight 2 doubles its confidence. With
+            ``regularization_exponent > 0`` the counts ``|I_u|`` and ``|U_i|`` become
+            the sums of the row's weights, and ``history_``'s ``loss`` is divided by the
+            sum of all weights. A weight-0 interaction still counts as seen:
+            :meth:`recommend` leaves it out (the user did interact). ``partial_fit``
+            does not keep the weights: rows it re-solves use weight 1 throughout.
+            Not supported on distributed data yet.
         **backend
             For :class:`factorkit.distributed.DistributedInteractions` only:
             ``checkpoint_dir``, ``resume`` and ``exchange`` of
             :func:`factorkit.distributed.fit`, which trains on the data's Dask cluster.
         """
         if is_distributed(train):  # the data's type picks the backend
+            _no_distributed_weights(self, sample_weight)
             return fit_distributed(self, train, validation, backend)
         fit_backend_options(self, backend)
         data = self._prepare_fit(train, validation)
+        weights = check_sample_weight(sample_weight, data, "ImplicitALS.fit")
         self._check_values(data, "fit")
         rng = np.random.default_rng(self.random_state)
         k, scale = int(self.factors), float(self.init_scale)
@@ -321,7 +344,8 @@ class ImplicitALS(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, Fa
         self.user_factors_ = normal_factors(rng, data.n_users, k, scale, n_threads=self._n_threads)
         self.item_factors_ = normal_factors(rng, data.n_items, k, scale, n_threads=self._n_threads)
         self._item_gram = None
-        self.history_ = run_trainer(_IALSTrainer(self, data, validation), self.epochs)
+        trainer = _IALSTrainer(self, data, validation, weights)
+        self.history_ = run_trainer(trainer, self.epochs)
         self._item_gram = None
         return self
 
@@ -415,6 +439,16 @@ class ImplicitALS(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, Fa
 
 
 # ---------------------------------------------------------------------- helpers
+def _no_distributed_weights(model: Any, sample_weight: Any) -> None:
+    """Weights are not wired through the Dask backend: say so instead of ignoring them."""
+    if sample_weight is not None:
+        raise InvalidParameterError(
+            f"{type(model).__name__}.fit: sample_weight is not supported on distributed "
+            "data (the Dask backend) yet; fit on one machine (an Interactions) to use "
+            "weights, or fit the distributed data without them."
+        )
+
+
 def _ndcg_at(model: ImplicitALS, users: np.ndarray, items: np.ndarray, k: int) -> float:
     """Mean NDCG@k over the known users with held-out items (positions; -1 = unknown),
     ranking all items except each user's training items. Held-out items unknown to the
@@ -445,7 +479,13 @@ class _IALSTrainer(Trainer):
     metric = "ndcg_loss"
     diverge_hint = "regularization"
 
-    def __init__(self, model: ImplicitALS, data: Interactions, validation: Any) -> None:
+    def __init__(
+        self,
+        model: ImplicitALS,
+        data: Interactions,
+        validation: Any,
+        weights: np.ndarray | None = None,
+    ) -> None:
         super().__init__(model)
         self.indptr_u = np.asarray(data.indptr, dtype=np.int64)
         self.items_u = np.asarray(data.item_index, dtype=np.int32)
@@ -454,9 +494,19 @@ class _IALSTrainer(Trainer):
         self.users_i = np.asarray(csc.indices, dtype=np.int32)
         self.conf_u = model._confidence(data.values)
         self.conf_i = model._confidence(csc.data)
-        self.lam_u = model._penalties(np.diff(self.indptr_u), data.n_items)
-        self.lam_i = model._penalties(np.diff(self.indptr_i), data.n_users)
-        self.n = len(data)
+        counts_u, counts_i = np.diff(self.indptr_u), np.diff(self.indptr_i)
+        if weights is not None:
+            # c = w * c_ui (the product in float64, rounded to float32); w = 0 gives c = 0,
+            # which the kernels read as "not a positive": an unobserved cell, as if removed
+            w_i = weights_by_item(data, weights)
+            self.conf_u = (self.conf_u * weights).astype(np.float32)
+            self.conf_i = (self.conf_i * w_i).astype(np.float32)
+            # frequency-scaled penalties count each interaction by its weight
+            counts_u = np.bincount(data.user_index, weights, minlength=data.n_users)
+            counts_i = np.bincount(data.item_index, weights, minlength=data.n_items)
+        self.lam_u = model._penalties(counts_u, data.n_items)
+        self.lam_i = model._penalties(counts_i, data.n_users)
+        self.n = len(data) if weights is None else float(weights.sum())
         # one thread setting for the whole loop (setting it costs milliseconds per call)
         self.n_threads = model._n_threads
         self.val = None if validation is None else model._validation_positions(validation)
