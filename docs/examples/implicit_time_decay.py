@@ -8,8 +8,8 @@ Ratings >= 4 are the positives. Two protocols, recall@20 / NDCG@20 by ``fk.evalu
   (``fk.split.temporal(..., drop_unknown=True)``), weights ``fk.time_decay(train, ...)``
   relative to the cut;
 - ``leave_last``: every user's latest 10 positives tested (``fk.split.leave_last``), with
-  the global ``fk.time_decay`` and with a per-user decay (age relative to the user's own
-  latest interaction).
+  the global ``fk.time_decay`` and with a per-user decay (``now="user"``: age relative to
+  the user's own latest interaction).
 
 Run: ``python docs/examples/implicit_time_decay.py`` (about a minute on one core);
 ``--quick`` fits ImplicitALS only, on the temporal protocol, for the test suite.
@@ -23,17 +23,7 @@ import numpy as np
 
 import factorkit as fk
 
-DAY = 86400.0
 quick = "--quick" in sys.argv[1:]
-
-
-def per_user_decay(train: fk.Interactions, half_life_days: float) -> np.ndarray:
-    """``0.5 ** (age / half_life)`` with each interaction's age counted from its user's
-    latest one (``fk.time_decay`` counts from one global time)."""
-    ts = np.asarray(train.timestamps, dtype=np.float64)
-    last = np.full(train.n_users, -np.inf)
-    np.maximum.at(last, train.user_index, ts)
-    return np.exp2(-(last[train.user_index] - ts) / (half_life_days * DAY))
 
 
 def models() -> list[tuple[str, object]]:
@@ -77,5 +67,8 @@ if not quick:
         test,
         [("no weights", None)]
         + [(f"time_decay {h}", fk.time_decay(train, half_life=h)) for h in half_lives]
-        + [(f"per-user decay {d}d", per_user_decay(train, d)) for d in (30, 90, 365)],
+        + [
+            (f"per-user decay {d}d", fk.time_decay(train, half_life=f"{d}d", now="user"))
+            for d in (30, 90, 365)
+        ],
     )

@@ -56,6 +56,16 @@ def test_now_moves_the_reference(data):
     np.testing.assert_allclose(same, w)
 
 
+def test_now_user_measures_age_within_each_users_history(data):
+    """Each user's latest interaction weighs 1; earlier ones halve per half-life from it."""
+    w = fk.time_decay(data, "1d", now="user")
+    ts = data.timestamps
+    latest = {u: ts[data.user_index == u].max() for u in np.unique(data.user_index)}
+    expected = [0.5 ** ((latest[u] - t) / DAY) for u, t in zip(data.user_index, ts, strict=True)]
+    np.testing.assert_allclose(w, expected)
+    assert sorted(w.tolist()) == [0.5, 1.0, 1.0, 1.0]  # a's two, b's one, c's one
+
+
 def test_movielens_weights():
     ml = fk.datasets.load_movielens_small()
     w = fk.time_decay(ml, half_life="365d")
@@ -91,7 +101,9 @@ def test_bad_half_life_is_refused(data, half_life, found):
 
 @pytest.mark.parametrize("now", [float("nan"), "not a date", [1, 2]])
 def test_bad_now_is_refused(data, now):
-    with pytest.raises(InvalidParameterError, match=r"time_decay: now must be None, Unix seconds"):
+    with pytest.raises(
+        InvalidParameterError, match=r"time_decay: now must be None, 'user', Unix seconds"
+    ):
         fk.time_decay(data, "1d", now=now)
 
 

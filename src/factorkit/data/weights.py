@@ -46,7 +46,9 @@ def _half_life_seconds(half_life: Any) -> float:
 
 
 def _now_seconds(now: Any, ts: np.ndarray) -> float:
-    expected = "None, Unix seconds or a datetime-like (datetime, numpy.datetime64, ISO string)"
+    expected = (
+        "None, 'user', Unix seconds or a datetime-like (datetime, numpy.datetime64, ISO string)"
+    )
     if now is None:
         return float(ts.max())
     if isinstance(now, numbers.Real) and not isinstance(now, (bool, np.bool_)):
@@ -80,9 +82,12 @@ def time_decay(data: Interactions, half_life: Any, now: Any = None) -> np.ndarra
     half_life : float, str or timedelta
         Seconds, or a string of a number and a unit: ``"s"``, ``"min"``, ``"h"``,
         ``"d"``, ``"w"``, ``"y"`` (365.25 days), e.g. ``"180d"``, ``"1.5y"``.
-    now : None, number or datetime-like, optional
+    now : None, "user", number or datetime-like, optional
         The reference time (weight 1). Default: the latest timestamp of ``data``.
-        Interactions after ``now`` get weights above 1.
+        Interactions after ``now`` get weights above 1. ``"user"``: each user's own
+        latest interaction, so that age counts within each user's history (what a
+        model of each user's *current* taste wants; with one global ``now``, users who
+        stopped long ago are weighed down as a whole).
 
     Returns
     -------
@@ -108,6 +113,8 @@ def time_decay(data: Interactions, half_life: Any, now: Any = None) -> np.ndarra
     [0.25, 0.5, 1.0]
     >>> fk.time_decay(data, half_life=86400, now=86400).tolist()
     [0.5, 1.0, 2.0]
+    >>> fk.time_decay(data, half_life="1d", now="user").tolist()  # b's latest is b's now
+    [0.5, 1.0, 1.0]
     """
     if not isinstance(data, Interactions):
         raise DataError(
@@ -128,6 +135,12 @@ def time_decay(data: Interactions, half_life: Any, now: Any = None) -> np.ndarra
         )
     if not len(ts):
         return np.zeros(0, dtype=np.float64)
+    if isinstance(now, str) and now == "user":
+        # each user's own latest interaction is their "now": a user whose activity ended
+        # long before the data's last day keeps full weight on their recent tastes
+        latest = np.full(data.n_users, -np.inf)
+        np.maximum.at(latest, data.user_index, ts)
+        return np.exp2(-(latest[data.user_index] - ts) / seconds)
     ref = _now_seconds(now, ts)
     return np.exp2(-(ref - ts) / seconds)
 
