@@ -24,7 +24,7 @@ def reference_epoch(
     for b in schedule.ravel():
         for n in range(block_ptr[b], block_ptr[b + 1]):
             u, i = users[n], items[n]
-            w = weights[n] if len(weights) else 1.0
+            w = float(weights[n]) if len(weights) else 1.0
             pred = mu + P[u] @ Q[i] + ((bu[u] + bi[i]) if biased else 0.0)
             e = values[n] - pred
             sse += float(w) * float(e) ** 2
