@@ -13,7 +13,9 @@ result in ``O(|N(u)| k)``: every ``y_j`` of the user receives the *same* update 
 so the implicit sum evolves in closed form (``z <- d z + lr_y err q_i``), and after the
 user's ``n = |N(u)|`` ratings each ``y_j`` equals ``d^n y_j + c G`` with
 ``G = sum_t d^(n-1-t) err_t q_(i_t)`` accumulated on the way. The ``y_j`` are then written
-once per user. In exact arithmetic this is the per-rating algorithm.
+once per user. In exact arithmetic this is the per-rating algorithm. With sample weights
+``w_t`` each rating's steps are ``lr w_t`` (``d_t = 1 - lr_y w_t reg_y``), and the same
+closed form holds with ``prod_t d_t`` for ``d^n`` and ``w_t err_t`` in ``G``.
 
 Parallelism (``svdpp_epoch`` is ``parallel=True``): users are split over threads
 ("Hogwild!", Recht et al. 2011). A user's own state (``b_u``, ``p_u``, the implicit sum)
@@ -67,6 +69,7 @@ def svdpp_epoch(
     indptr,
     items,
     values,
+    weights,
     user_order,
     seed,
     global_mean,
@@ -88,6 +91,10 @@ def svdpp_epoch(
     ----------
     indptr, items, values : CSR arrays (int64, int32, float) of the training ratings;
         ``N(u)`` is row ``u``'s items.
+    weights : float array of the factors' dtype, one per rating in CSR order, or empty
+        (every weight 1, the unweighted arithmetic exactly). Rating ``p``'s step sizes are
+        multiplied by ``weights[p]`` (the gradient of its weighted error and penalty);
+        weight 0 skips the rating. ``N(u)`` keeps every rated item whatever its weight.
     user_order : int array, the order in which users are visited.
     seed : uint64; each user's ratings are visited in an order drawn from ``(seed, u)``
         (see :func:`svdpp_rating_order`).
@@ -100,13 +107,15 @@ def svdpp_epoch(
 
     Returns
     -------
-    float: the sum of squared training errors, each taken before its update.
+    float: the sum of (weighted) squared training errors, each taken before its update.
 
     Races: see the module docstring (Hogwild over users; deterministic on one thread).
     """
     n_factors = user_factors.shape[1]
     dtype = user_factors.dtype
-    decay = dtype.type(1.0) - lr_implicit * reg_implicit
+    one = dtype.type(1.0)
+    decay = one - lr_implicit * reg_implicit
+    has_w = len(weights) > 0
     loss = 0.0
     for t in prange(len(user_order)):
         u = user_order[t]
@@ -130,29 +139,44 @@ def svdpp_epoch(
         _shuffled_positions(start, stop, seed, u, order)
         bu = user_bias[u]
         user_loss = 0.0
+        # a rating's step sizes (times its weight, when weighted) and the product of
+        # the implicit decays, which replaces decay**n when the decays differ
+        lr_p, lr_bp, lr_yp, decay_p = lr, lr_bias, lr_implicit, decay
+        wp = one
+        shrink_w = one
         for a in range(n):
             p = order[a]
             i = items[p]
+            if has_w:
+                wp = dtype.type(weights[p])
+                if wp == 0.0:
+                    continue
+                lr_p, lr_bp, lr_yp = lr * wp, lr_bias * wp, lr_implicit * wp
+                decay_p = one - lr_yp * reg_implicit
+                shrink_w *= decay_p
             qi = item_factors[i]
             dot = dtype.type(0.0)
             for f in range(n_factors):
                 dot += qi[f] * (pu[f] + z[f])
             err = values[p] - (global_mean + bu + item_bias[i] + dot)
-            user_loss += err * err
-            bu += lr_bias * (err - reg_bias * bu)
-            item_bias[i] += lr_bias * (err - reg_bias * item_bias[i])
+            werr = err
+            if has_w:
+                werr = wp * err
+            user_loss += werr * err
+            bu += lr_bp * (err - reg_bias * bu)
+            item_bias[i] += lr_bp * (err - reg_bias * item_bias[i])
             for f in range(n_factors):
                 puf = pu[f]
                 qif = qi[f]
                 zf = z[f]
-                pu[f] = puf + lr * (err * qif - reg * puf)
-                qi[f] = qif + lr * (err * (puf + zf) - reg * qif)
-                z[f] = decay * zf + lr_implicit * err * qif
-                acc[f] = decay * acc[f] + err * qif
+                pu[f] = puf + lr_p * (err * qif - reg * puf)
+                qi[f] = qif + lr_p * (err * (puf + zf) - reg * qif)
+                z[f] = decay_p * zf + lr_yp * err * qif
+                acc[f] = decay_p * acc[f] + werr * qif
         user_bias[u] = bu
         copy_row(user_factors[u], pu)
         loss += user_loss
-        shrink = dtype.type(decay**n)
+        shrink = shrink_w if has_w else dtype.type(decay**n)
         step = lr_implicit * norm
         for p in range(start, stop):
             j = items[p]

@@ -52,6 +52,7 @@ def time_svdpp_epoch(
     indptr,
     items,
     values,
+    weights,
     bins,
     devs,
     slots,
@@ -74,6 +75,10 @@ def time_svdpp_epoch(
     Parameters
     ----------
     indptr, items, values : CSR arrays (int64, int32, float) of the training ratings.
+    weights : float array of the factors' dtype, one per rating in CSR order, or empty
+        (every weight 1, the unweighted arithmetic exactly). Rating ``p``'s step sizes
+        are multiplied by ``weights[p]``, as in :func:`factorkit.kernels.svdpp.svdpp_epoch`
+        (weight 0 skips the rating; ``N(u)`` keeps every rated item).
     bins : int32 per rating, its item time bin (a column of ``item_bin_bias``).
     devs : float per rating, ``dev_u(t)`` of its day.
     slots : int64 per rating, its index in ``day_bias`` (one slot per (user, day);
@@ -91,7 +96,7 @@ def time_svdpp_epoch(
 
     Returns
     -------
-    float: the sum of squared training errors, each taken before its update.
+    float: the sum of (weighted) squared training errors, each taken before its update.
 
     Notes
     -----
@@ -110,7 +115,9 @@ def time_svdpp_epoch(
     reg_a = rates[7]
     reg_day = rates[8]
     reg_bin = rates[9]
-    decay = dtype.type(1.0) - lr_y * reg_y
+    one = dtype.type(1.0)
+    decay = one - lr_y * reg_y
+    has_w = len(weights) > 0
     loss = 0.0
     for t in prange(len(user_order)):
         u = user_order[t]
@@ -135,8 +142,20 @@ def time_svdpp_epoch(
         bu = user_bias[u]
         au = user_drift[u]
         user_loss = 0.0
+        # a rating's step sizes (times its weight, when weighted) and the product of
+        # the implicit decays, which replaces decay**n when the decays differ
+        lr_p, lr_bp, lr_yp, lr_ap, decay_p = lr, lr_b, lr_y, lr_a, decay
+        wp = one
+        shrink_w = one
         for a in range(n):
             p = order[a]
+            if has_w:
+                wp = dtype.type(weights[p])
+                if wp == 0.0:
+                    continue
+                lr_p, lr_bp, lr_yp, lr_ap = lr * wp, lr_b * wp, lr_y * wp, lr_a * wp
+                decay_p = one - lr_yp * reg_y
+                shrink_w *= decay_p
             i = items[p]
             b = bins[p]
             dev = devs[p]
@@ -147,28 +166,31 @@ def time_svdpp_epoch(
                 dot += qi[f] * (pu[f] + apu[f] * dev + z[f])
             pred = global_mean + bu + au * dev + day_bias[s] + item_bias[i] + item_bin_bias[i, b]
             err = values[p] - (pred + dot)
-            user_loss += err * err
-            bu += lr_b * (err - reg_b * bu)
-            au += lr_a * (err * dev - reg_a * au)
-            day_bias[s] += lr_b * (err - reg_day * day_bias[s])
-            item_bias[i] += lr_b * (err - reg_b * item_bias[i])
-            item_bin_bias[i, b] += lr_b * (err - reg_bin * item_bin_bias[i, b])
+            werr = err
+            if has_w:
+                werr = wp * err
+            user_loss += werr * err
+            bu += lr_bp * (err - reg_b * bu)
+            au += lr_ap * (err * dev - reg_a * au)
+            day_bias[s] += lr_bp * (err - reg_day * day_bias[s])
+            item_bias[i] += lr_bp * (err - reg_b * item_bias[i])
+            item_bin_bias[i, b] += lr_bp * (err - reg_bin * item_bin_bias[i, b])
             for f in range(n_factors):
                 puf = pu[f]
                 apf = apu[f]
                 qif = qi[f]
                 zf = z[f]
-                pu[f] = puf + lr * (err * qif - reg * puf)
-                apu[f] = apf + lr_a * (err * qif * dev - reg_a * apf)
-                qi[f] = qif + lr * (err * (puf + apf * dev + zf) - reg * qif)
-                z[f] = decay * zf + lr_y * err * qif
-                acc[f] = decay * acc[f] + err * qif
+                pu[f] = puf + lr_p * (err * qif - reg * puf)
+                apu[f] = apf + lr_ap * (err * qif * dev - reg_a * apf)
+                qi[f] = qif + lr_p * (err * (puf + apf * dev + zf) - reg * qif)
+                z[f] = decay_p * zf + lr_yp * err * qif
+                acc[f] = decay_p * acc[f] + werr * qif
         user_bias[u] = bu
         user_drift[u] = au
         copy_row(user_factors[u], pu)
         copy_row(user_drift_factors[u], apu)
         loss += user_loss
-        shrink = dtype.type(decay**n)
+        shrink = shrink_w if has_w else dtype.type(decay**n)
         step = lr_y * norm
         for p in range(start, stop):
             j = items[p]
