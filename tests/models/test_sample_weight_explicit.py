@@ -1,10 +1,12 @@
-"""``fit(..., sample_weight=...)`` of the explicit-rating models: BaselineOnly, ALS, BiasedMF.
+"""``fit(..., sample_weight=...)`` of the explicit-rating models: BaselineOnly, ALS,
+BiasedMF, SVDpp and TimeSVDpp.
 
 The weighted objective is ``sum_j w_j (r_j - r_hat_j)^2`` plus each model's usual
 penalty, so weight 0 must act exactly as a missing rating and weight 2 as a duplicated one
 wherever the objective is a plain sum over ratings (the exact solvers: ALS, BaselineOnly;
 the kernels' own tests check ALS against literally repeated ratings). SGD visits ratings
-in a random order, so for BiasedMF the tests pin what weights change in the updates.
+in a random order, so for the SGD models the tests pin what weights change in the
+updates (their kernels' tests check each weighted step against a NumPy reference).
 """
 
 import numpy as np
@@ -16,13 +18,14 @@ from factorkit.models._backend import reject_distributed_weights
 
 
 def low_rank(n_users=80, n_items=60, rank=3, density=0.35, seed=0):
-    """Ratings 3 + p_u . q_i + noise; ~20 ratings per user and ~30 per item."""
+    """Ratings 3 + p_u . q_i + noise at random times; ~20 ratings per user, ~30 per item."""
     rng = np.random.default_rng(seed)
     p = rng.standard_normal((n_users, rank)) / np.sqrt(rank)
     q = rng.standard_normal((n_items, rank))
     u, i = np.nonzero(rng.random((n_users, n_items)) < density)
     r = 3.0 + np.einsum("ij,ij->i", p[u], q[i]) + rng.standard_normal(len(u)) * 0.3
-    return fk.Interactions.from_arrays(u, i, r)
+    ts = rng.uniform(0, 400 * 86400, len(u))  # for TimeSVDpp
+    return fk.Interactions.from_arrays(u, i, r, timestamps=ts)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +40,9 @@ def dropped(data):
     zero = np.random.default_rng(1).random(len(data)) < 0.2
     users = data.user_map.ids[data.user_index]
     items = data.item_map.ids[data.item_index]
-    rest = fk.Interactions.from_arrays(users[~zero], items[~zero], data.values[~zero])
+    rest = fk.Interactions.from_arrays(
+        users[~zero], items[~zero], data.values[~zero], timestamps=data.timestamps[~zero]
+    )
     assert rest.n_users == data.n_users and rest.n_items == data.n_items
     return np.where(zero, 0.0, 1.0), rest
 
@@ -126,8 +131,10 @@ def test_als_weights_change_the_fit(data):
         lambda: fk.BaselineOnly(epochs=3),
         lambda: fk.ALS(factors=4, epochs=3, random_state=0),
         lambda: fk.BiasedMF(factors=4, epochs=3, random_state=0),
+        lambda: fk.SVDpp(factors=4, epochs=3, random_state=0, n_threads=1),
+        lambda: fk.TimeSVDpp(factors=4, epochs=3, random_state=0, n_threads=1),
     ],
-    ids=["BaselineOnly", "ALS", "BiasedMF"],
+    ids=["BaselineOnly", "ALS", "BiasedMF", "SVDpp", "TimeSVDpp"],
 )
 def test_weight_zero_ratings_values_do_not_matter(make, data, dropped):
     """Whatever a weight-0 rating says, the fit is the same bits: it adds nothing to the
@@ -136,7 +143,10 @@ def test_weight_zero_ratings_values_do_not_matter(make, data, dropped):
     other = data.values.copy()
     other[weights == 0] = 5.0 - other[weights == 0] + 0.25
     changed = fk.Interactions.from_arrays(
-        data.user_map.ids[data.user_index], data.item_map.ids[data.item_index], other
+        data.user_map.ids[data.user_index],
+        data.item_map.ids[data.item_index],
+        other,
+        timestamps=data.timestamps,
     )
     a = make().fit(data, sample_weight=weights)
     b = make().fit(changed, sample_weight=weights)
@@ -195,8 +205,9 @@ def drifting():
         lambda: fk.BaselineOnly(),
         lambda: fk.ALS(factors=2, epochs=5, random_state=0),
         lambda: fk.BiasedMF(factors=2, epochs=20, random_state=0),
+        lambda: fk.SVDpp(factors=2, epochs=20, random_state=0),
     ],
-    ids=["BaselineOnly", "ALS", "BiasedMF"],
+    ids=["BaselineOnly", "ALS", "BiasedMF", "SVDpp"],
 )
 def test_time_decay_weights_favour_recent_ratings(make):
     data = drifting()
@@ -210,7 +221,7 @@ def test_time_decay_weights_favour_recent_ratings(make):
     assert before < 2.5 and after > 4.0, (before, after)
 
 
-@pytest.mark.parametrize("name", ["BaselineOnly", "ALS", "BiasedMF"])
+@pytest.mark.parametrize("name", ["BaselineOnly", "ALS", "BiasedMF", "SVDpp", "TimeSVDpp"])
 def test_bad_weights_are_refused_with_the_reason(name, data):
     model = getattr(fk, name)()
     good = np.ones(len(data))
@@ -229,6 +240,29 @@ def test_bad_weights_are_refused_with_the_reason(name, data):
     with pytest.raises(DataError, match=r"every sample_weight is 0"):
         model.fit(data, sample_weight=np.zeros(len(data)))
     assert not hasattr(model, "history_")  # nothing was fitted
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: fk.SVDpp(factors=4, epochs=3, random_state=0, n_threads=1),
+        lambda: fk.TimeSVDpp(factors=4, epochs=3, random_state=0, n_threads=1),
+    ],
+    ids=["SVDpp", "TimeSVDpp"],
+)
+def test_svdpp_user_with_weight_zero_keeps_initial_state(make, data):
+    """No SGD step touches a user whose ratings all weigh 0: p_u stays at its random
+    start (the same as in a fit where almost nothing counts) and b_u at 0."""
+    mine = data.user_index == 5
+    only_one = np.zeros(len(data))
+    only_one[np.flatnonzero(~mine)[0]] = 1.0
+    a = make().fit(data, sample_weight=np.where(mine, 0.0, 1.0))
+    b = make().fit(data, sample_weight=only_one)
+    plain = make().fit(data)
+    pos = a.user_map_.to_index([data.user_map.ids[5]])[0]
+    np.testing.assert_array_equal(a.user_factors_[pos], b.user_factors_[pos])
+    assert a.user_bias_[pos] == 0.0
+    assert np.abs(plain.user_factors_[pos] - a.user_factors_[pos]).max() > 1e-3
 
 
 def test_sample_weight_is_keyword_only(data):

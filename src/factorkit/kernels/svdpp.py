@@ -64,6 +64,55 @@ def svdpp_rating_order(indptr, seed):  # pragma: no cover
     return out
 
 
+@jit(fastmath=SAFE_FASTMATH)
+def _weighted_ratings(
+    u, order, items, values, weights, global_mean, user_bias, item_bias, pu, item_factors, z,
+    acc, lr, reg, lr_bias, reg_bias, lr_implicit, reg_implicit,
+):  # pragma: no cover  # fmt: skip
+    """User ``u``'s ratings (positions ``order``) with weighted steps, for
+    :func:`svdpp_epoch`: rating ``p``'s step sizes are ``weights[p]`` times as long,
+    weight 0 skips it. Updates ``pu``, ``z``, ``acc``, ``user_bias[u]`` and the items'
+    state; returns the weighted squared error and ``prod_t d_t``, the shrink of the
+    user's ``y_j`` (``decay**n`` unweighted). Separate from the unweighted loop so that
+    unweighted training compiles to the same arithmetic as before weights existed."""
+    dtype = pu.dtype
+    one = dtype.type(1.0)
+    n_factors = len(pu)
+    bu = user_bias[u]
+    user_loss = 0.0
+    shrink = one
+    for a in range(len(order)):
+        p = order[a]
+        w = dtype.type(weights[p])
+        if w == 0.0:
+            continue
+        lr_w = lr * w
+        lr_bw = lr_bias * w
+        lr_yw = lr_implicit * w
+        decay_w = one - lr_yw * reg_implicit
+        shrink *= decay_w
+        i = items[p]
+        qi = item_factors[i]
+        dot = dtype.type(0.0)
+        for f in range(n_factors):
+            dot += qi[f] * (pu[f] + z[f])
+        err = values[p] - (global_mean + bu + item_bias[i] + dot)
+        werr = w * err
+        user_loss += werr * err
+        bu += lr_bw * (err - reg_bias * bu)
+        item_bias[i] += lr_bw * (err - reg_bias * item_bias[i])
+        for f in range(n_factors):
+            puf = pu[f]
+            qif = qi[f]
+            zf = z[f]
+            pu[f] = puf + lr_w * (err * qif - reg * puf)
+            qi[f] = qif + lr_w * (err * (puf + zf) - reg * qif)
+            z[f] = decay_w * zf + lr_yw * err * qif
+            acc[f] = decay_w * acc[f] + werr * qif
+    user_bias[u] = bu
+    return user_loss, shrink
+
+
 @jit(parallel=True, fastmath=SAFE_FASTMATH)
 def svdpp_epoch(
     indptr,
@@ -113,8 +162,7 @@ def svdpp_epoch(
     """
     n_factors = user_factors.shape[1]
     dtype = user_factors.dtype
-    one = dtype.type(1.0)
-    decay = one - lr_implicit * reg_implicit
+    decay = dtype.type(1.0) - lr_implicit * reg_implicit
     has_w = len(weights) > 0
     loss = 0.0
     for t in prange(len(user_order)):
@@ -137,46 +185,40 @@ def svdpp_epoch(
             z[f] *= norm
         order = np.empty(n, dtype=np.int64)
         _shuffled_positions(start, stop, seed, u, order)
-        bu = user_bias[u]
-        user_loss = 0.0
-        # a rating's step sizes (times its weight, when weighted) and the product of
-        # the implicit decays, which replaces decay**n when the decays differ
-        lr_p, lr_bp, lr_yp, decay_p = lr, lr_bias, lr_implicit, decay
-        wp = one
-        shrink_w = one
-        for a in range(n):
-            p = order[a]
-            i = items[p]
-            if has_w:
-                wp = dtype.type(weights[p])
-                if wp == 0.0:
-                    continue
-                lr_p, lr_bp, lr_yp = lr * wp, lr_bias * wp, lr_implicit * wp
-                decay_p = one - lr_yp * reg_implicit
-                shrink_w *= decay_p
-            qi = item_factors[i]
-            dot = dtype.type(0.0)
-            for f in range(n_factors):
-                dot += qi[f] * (pu[f] + z[f])
-            err = values[p] - (global_mean + bu + item_bias[i] + dot)
-            werr = err
-            if has_w:
-                werr = wp * err
-            user_loss += werr * err
-            bu += lr_bp * (err - reg_bias * bu)
-            item_bias[i] += lr_bp * (err - reg_bias * item_bias[i])
-            for f in range(n_factors):
-                puf = pu[f]
-                qif = qi[f]
-                zf = z[f]
-                pu[f] = puf + lr_p * (err * qif - reg * puf)
-                qi[f] = qif + lr_p * (err * (puf + zf) - reg * qif)
-                z[f] = decay_p * zf + lr_yp * err * qif
-                acc[f] = decay_p * acc[f] + werr * qif
-        user_bias[u] = bu
-        copy_row(user_factors[u], pu)
-        loss += user_loss
-        shrink = shrink_w if has_w else dtype.type(decay**n)
+        if has_w:
+            user_loss, shrink = _weighted_ratings(
+                u, order, items, values, weights, global_mean, user_bias, item_bias, pu,
+                item_factors, z, acc, lr, reg, lr_bias, reg_bias, lr_implicit, reg_implicit,
+            )  # fmt: skip
+            copy_row(user_factors[u], pu)
+            loss += user_loss
+        else:
+            # unweighted: the arithmetic exactly as before weights existed
+            bu = user_bias[u]
+            user_loss = 0.0
+            for a in range(n):
+                p = order[a]
+                i = items[p]
+                qi = item_factors[i]
+                dot = dtype.type(0.0)
+                for f in range(n_factors):
+                    dot += qi[f] * (pu[f] + z[f])
+                err = values[p] - (global_mean + bu + item_bias[i] + dot)
+                user_loss += err * err
+                bu += lr_bias * (err - reg_bias * bu)
+                item_bias[i] += lr_bias * (err - reg_bias * item_bias[i])
+                for f in range(n_factors):
+                    puf = pu[f]
+                    qif = qi[f]
+                    zf = z[f]
+                    pu[f] = puf + lr * (err * qif - reg * puf)
+                    qi[f] = qif + lr * (err * (puf + zf) - reg * qif)
+                    z[f] = decay * zf + lr_implicit * err * qif
+                    acc[f] = decay * acc[f] + err * qif
+            user_bias[u] = bu
+            copy_row(user_factors[u], pu)
+            loss += user_loss
+            shrink = dtype.type(decay**n)
         step = lr_implicit * norm
         for p in range(start, stop):
             j = items[p]
