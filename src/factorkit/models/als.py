@@ -200,8 +200,10 @@ class ALS(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, FactorMode
             reject_distributed_weights(self, sample_weight)
             return fit_distributed(self, train, validation, backend)
         fit_backend_options(self, backend)
+        weights = None  # checked before _prepare_fit changes the model (it names a bad train)
+        if isinstance(train, Interactions):
+            weights = check_sample_weight(sample_weight, train, f"{type(self).__name__}.fit")
         data = self._prepare_fit(train, validation)
-        weights = check_sample_weight(sample_weight, data, f"{type(self).__name__}.fit")
         trainer = _ALSTrainer(self, data, validation, weights)
         rng = np.random.default_rng(self.random_state)
         if weights is None:

@@ -123,8 +123,10 @@ class BaselineOnly(RecommendMixin, FoldInMixin, PartialFitMixin, FactorModel):
             weighted mean: weight 0 is exactly a missing rating, weight 2 exactly a
             duplicated one.
         """
+        weights = None  # checked before _prepare_fit changes the model (it names a bad train)
+        if isinstance(train, Interactions):
+            weights = check_sample_weight(sample_weight, train, f"{type(self).__name__}.fit")
         data = self._prepare_fit(train, validation)
-        weights = check_sample_weight(sample_weight, data, f"{type(self).__name__}.fit")
         if weights is None:
             self.global_mean_ = float(data.values.astype(np.float64).mean())
         else:

@@ -245,8 +245,10 @@ class BiasedMF(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, Facto
             reject_distributed_weights(self, sample_weight)
             return fit_distributed(self, train, validation, backend)
         fit_backend_options(self, backend)
+        weights = None  # checked before _prepare_fit changes the model (it names a bad train)
+        if isinstance(train, Interactions):
+            weights = check_sample_weight(sample_weight, train, f"{type(self).__name__}.fit")
         data = self._prepare_fit(train, validation)
-        weights = check_sample_weight(sample_weight, data, f"{type(self).__name__}.fit")
         rng = np.random.default_rng(self.random_state)
         trainer = _SGDTrainer(self, data, rng, validation, weights)
         self.history_ = run_trainer(trainer, self.epochs)

@@ -234,8 +234,10 @@ class SVDpp(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, FactorMo
             weighted mean. The implicit feedback ``N(u)`` still holds every rated item:
             that a user rated an item is kept even when the rating's value counts less.
         """
+        weights = None  # checked before _prepare_fit changes the model (it names a bad train)
+        if isinstance(train, Interactions):
+            weights = check_sample_weight(sample_weight, train, f"{type(self).__name__}.fit")
         data = self._prepare_fit(train, validation)
-        weights = check_sample_weight(sample_weight, data, f"{type(self).__name__}.fit")
         rng = np.random.default_rng(self.random_state)
         k, scale = int(self.factors), float(self.init_scale)
         n_users, n_items = data.n_users, data.n_items

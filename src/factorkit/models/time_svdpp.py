@@ -316,8 +316,10 @@ class TimeSVDpp(RecommendMixin, SimilarMixin, FactorModel):
         _require_timestamps(train, "train")
         if validation is not None:
             _require_timestamps(validation, "validation")
+        weights = None  # checked before _prepare_fit changes the model (it names a bad train)
+        if isinstance(train, Interactions):
+            weights = check_sample_weight(sample_weight, train, f"{type(self).__name__}.fit")
         data = self._prepare_fit(train, validation)
-        weights = check_sample_weight(sample_weight, data, f"{type(self).__name__}.fit")
         rng = np.random.default_rng(self.random_state)
         days = np.floor(np.asarray(data.timestamps, dtype=np.float64) / _DAY)
         self.time_origin_ = float(days.min())
