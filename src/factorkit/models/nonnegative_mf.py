@@ -34,7 +34,8 @@ class NonNegativeMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
     + n_i |q_i|^2)`` (``n_u``, ``n_i``: rating counts; a penalty per rating, as SGD's weight
     decay and Surprise's NMF) by ``epochs`` sweeps of coordinate descent.
     Non-negative factors are parts: each factor adds to a rating, none subtracts.
-    Predictions are clipped to the training rating scale.
+    Predictions are clipped to the training rating scale. ``fit(train, sample_weight=w)``
+    weighs each rating's squared error (and its share of the penalty) by ``w``.
 
     Parameters
     ----------

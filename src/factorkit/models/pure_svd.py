@@ -32,6 +32,8 @@ class PureSVD(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
     Item factors are ``Q`` (orthonormal columns), user factors ``R Q`` (= ``U S``), so a
     user's score for item i is ``r_u . Q q_i``; a new user folds in by projection, no
     solve. Scores rank items; they are not ratings (``predict`` returns the score).
+    ``fit(train, sample_weight=w)`` factorizes ``W * R`` (each value times its weight;
+    weight 0 removes the cell), e.g. ``w = fk.time_decay(train, half_life="1y")``.
 
     Parameters
     ----------
