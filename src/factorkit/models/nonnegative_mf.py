@@ -154,7 +154,8 @@ class NonNegativeMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
         w = np.full((1, self.factors), np.sqrt(max(float(np.mean(r)), 0.0) / self.factors),
                     dtype=np.float32)  # fmt: skip
         order = np.argsort(pos)
-        indptr = np.array([0, len(pos)], dtype=np.int64)
+        # int32 offsets, as scipy gives fit: one compilation of the kernel, not two
+        indptr = np.array([0, len(pos)], dtype=np.int32)
         nmf_masked_cd_rows(
             indptr, pos[order].astype(np.int32), r[order].astype(np.float32),
             np.empty(0, dtype=np.float32), w,
