@@ -8,9 +8,10 @@ Capabilities are declared, not probed: each class (and each capability mixin) se
 ``_tags``, a dict of :class:`Tags` fields; :func:`get_tags` merges them along the class
 hierarchy. A tag that a parameter decides (HybridMF's ``loss="squared"`` makes it a
 rating model) is declared by the instance's ``_instance_tags()``, merged last when
-``get_tags`` is given an instance (a class gives its default parameters' tags). Every public estimator class registers itself when defined;
-:func:`all_estimators` lists them. The CLI, search, reports, the check suite and
-persistence read tags and the registry, never private attributes.
+``get_tags`` is given an instance (a class gives its default parameters' tags). Every
+public estimator class registers itself when defined; :func:`all_estimators` lists them.
+The CLI, search, reports, the check suite and persistence read tags and the registry,
+never private attributes.
 """
 
 from __future__ import annotations
