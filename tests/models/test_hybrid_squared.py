@@ -60,7 +60,7 @@ def test_rmse_close_to_biased_mf(warm, split):
     biased = fk.BiasedMF(factors=32, epochs=20, random_state=0).fit(split[0])
     with pytest.warns(fk.exceptions.DataWarning):  # BiasedMF does not know the new items
         baseline = fk.evaluate(biased, test, metrics=["rmse"])["rmse"]
-    assert 0.78 < rmse < 0.87, rmse
+    assert 0.80 < rmse < 0.86, rmse
     assert rmse < baseline + 0.03, (rmse, baseline)
     # the training loss (weighted MSE, before each step) goes down
     loss = warm.history_["loss"].to_numpy()
@@ -114,9 +114,10 @@ def cold(ratings, features):
     return train, test, model
 
 
-def test_cold_items_rated_from_their_genres(cold):
-    # measured (seed 0): RMSE on the held-out items' ratings 0.910; the global mean 1.039;
-    # the global mean plus the user's bias (BaselineOnly) 0.951
+def test_cold_items_rated_from_their_features(cold, ratings):
+    # measured (seed 0): RMSE on the held-out items' ratings 0.910 (genres, tags, year),
+    # 0.927 (genres only); the global mean 1.039; the global mean plus the user's bias
+    # (BaselineOnly, which knows nothing of the held-out items) 0.951
     train, test, model = cold
     assert model.n_cold_items_ > 1000
     rmse = _rmse(model, test)  # every held-out item is in the vocabulary: no fallback
@@ -124,6 +125,11 @@ def test_cold_items_rated_from_their_genres(cold):
     with pytest.warns(fk.exceptions.DataWarning, match="19105 of 19105"):  # unknown items
         baseline = _rmse(fk.BaselineOnly().fit(train), test)
     assert rmse < mean_only - 0.08 and rmse < baseline - 0.02, (rmse, mean_only, baseline)
+    meta = ratings.item_metadata.reset_index()
+    genres = fk.Features.from_pandas(meta[["movieId", "genres"]], id="movieId", sep="|")
+    by_genre = fk.HybridMF(**PARAMS, random_state=0, n_threads=1)
+    by_genre = _rmse(by_genre.fit(train, item_features=genres), test)
+    assert by_genre < mean_only - 0.08 and by_genre < baseline - 0.01, (by_genre, baseline)
     # a cold item's rating: mu + b_u + feature bias + p_u . (sum of its feature embeddings)
     item = test.item_map.ids[test.item_index[0]]
     users = train.user_map.ids[:5]
