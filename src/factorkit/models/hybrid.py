@@ -88,7 +88,7 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
         MovieLens small, warm recall@20 0.157 at 0.05 against 0.242 at 0.01 with 50
         epochs; docs/benchmarks.md). With ``loss="squared"`` use about 0.01 with
         ``regularization=0.02`` and ``epochs=20``: test RMSE 0.827 on MovieLens small
-        (with its item features) where the defaults overfit to 0.898
+        (with its item features) where the defaults overfit to 0.90
         (docs/cold-start.md).
     regularization : float, default 0.01
         L2 penalty applied with every step to each embedding it touches.
