@@ -194,3 +194,37 @@ def test_ranking_losses_still_fit_ratings_as_positives(split):
     model = fk.HybridMF(factors=8, epochs=2, random_state=0, n_threads=1).fit(train)
     assert not fk.get_tags(model).explicit and model.global_mean_ == 0.0
     assert not model.user_bias_.any()
+
+
+def test_users_known_by_features_only(split):
+    import pandas as pd
+
+    train = split[0].select_users(split[0].user_map.ids[:120]).compact()
+    ids = np.arange(1, 611)  # every MovieLens user: those beyond the first 120 are cold
+    users = fk.Features.from_pandas(
+        pd.DataFrame({"userId": ids, "group": [f"g{i % 3}" for i in ids]}), id="userId",
+        kind="user",
+    )  # fmt: skip
+    model = fk.HybridMF(**PARAMS, random_state=0, n_threads=1).fit(train, user_features=users)
+    assert np.abs(model.feature_user_bias_).max() > 0  # the squared loss trains user biases
+    cold_user = 600  # group g0, no ratings in train
+    assert model.user_map_.lookup([cold_user])[0] >= len(train.user_map)
+    row = users.matrix[users.ids.lookup([cold_user])].toarray()
+    folded = model.fold_in(features=row)
+    np.testing.assert_allclose(folded.bias, model.user_bias_[model.user_map_.to_index(cold_user)])
+    items = model.item_map_.ids[:4]
+    pos = model.item_map_.to_index(items)
+    expected = model.global_mean_ + folded.bias + model.item_bias_[pos]
+    expected += model.item_factors_[pos] @ folded.factors
+    np.testing.assert_allclose(
+        model.predict(cold_user, items), np.clip(expected, *model.rating_scale_), rtol=1e-5
+    )
+    rec, scores = model.recommend_new_user(features=row, k=3)
+    np.testing.assert_allclose(
+        np.clip(scores, *model.rating_scale_), model.predict(cold_user, rec), rtol=1e-5
+    )
+    state = model.get_state()
+    del state["feature_user_bias_"]  # as in a file saved before loss="squared" existed
+    old = fk.HybridMF(**PARAMS).set_state(state)
+    np.testing.assert_array_equal(old.feature_user_bias_, np.zeros(3, np.float32))
+    np.testing.assert_array_equal(old.predict(cold_user, items), model.predict(cold_user, items))
