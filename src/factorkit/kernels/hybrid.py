@@ -1,4 +1,6 @@
-"""HybridMF kernels: one parallel SGD epoch of a ranking loss over id + feature embeddings.
+"""HybridMF kernels: one parallel SGD epoch over id + feature embeddings, of a ranking
+loss (:func:`hybrid_epoch`) or of the squared error of ratings
+(:func:`hybrid_squared_epoch`).
 
 A user's vector is its id embedding plus the weighted sum of its features' embeddings,
 ``p_u = e_u + sum_f x_uf E_f`` (the LightFM model family, Kula 2015); an item's vector

@@ -325,25 +325,29 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
         # user biases: trained by the squared loss only (they cancel out of a ranking)
         self.user_id_bias_ = np.zeros(n_users, dtype=np.float32)
         self.feature_user_bias_ = np.zeros(len(names_u), dtype=np.float32)
-        self.global_mean_ = 0.0
-        if squared:
-            values = np.asarray(data.values, dtype=np.float64)
-            self.global_mean_ = float(np.average(values, weights=weights))
-            trainer: Trainer = _SquaredTrainer(self, weights)
-            if validation is not None:
-                trainer.has_validation = True
-                trainer.val = self._validation_positions(validation)
-        else:
-            trainer = _HybridTrainer(self, n_train_items, weights)
-            if validation is not None:
-                trainer.has_validation = True
-                trainer.val = _validation_triples(self, validation, rng, n_train_items)
+        self.global_mean_ = 0.0  # the squared loss's trainer sets it
+        trainer = self._trainer(weights, validation, rng, n_train_items)
         self._combine()
         self.history_ = run_trainer(trainer, int(self.epochs))
         if not squared:
             self.history_["accuracy"] = trainer.stats[: len(self.history_)]
         del self._xu, self._xi
         return self
+
+    def _trainer(
+        self, weights: np.ndarray | None, validation: Any, rng: Any, n_train_items: int
+    ) -> Trainer:
+        """The loss's trainer, with the validation data it scores."""
+        if self.loss == "squared":
+            trainer: Trainer = _SquaredTrainer(self, weights)
+            if validation is not None:
+                trainer.val = self._validation_positions(validation)
+        else:
+            trainer = _HybridTrainer(self, n_train_items, weights)
+            if validation is not None:
+                trainer.val = _validation_triples(self, validation, rng, n_train_items)
+        trainer.has_validation = validation is not None
+        return trainer
 
     def _instance_tags(self) -> dict[str, Any]:
         # the loss decides the kind of model: squared fits (and predicts) ratings
@@ -681,6 +685,8 @@ class _SquaredTrainer(Trainer):
         self.items = np.ascontiguousarray(model.seen_indices_, dtype=np.int32).copy()
         self.values = np.ascontiguousarray(model.seen_values_, dtype=np.float32).copy()
         n = len(self.values)
+        values = np.asarray(model.seen_values_, dtype=np.float64)
+        model.global_mean_ = float(np.average(values, weights=weights))
         if weights is None:
             self.weights = np.ones(n, dtype=np.float32)
         else:
