@@ -6,9 +6,12 @@ returns ``self``, learned state ends in ``_``.
 
 Capabilities are declared, not probed: each class (and each capability mixin) sets
 ``_tags``, a dict of :class:`Tags` fields; :func:`get_tags` merges them along the class
-hierarchy. Every public estimator class registers itself when defined;
-:func:`all_estimators` lists them. The CLI, search, reports, the check suite and
-persistence read tags and the registry, never private attributes.
+hierarchy. A tag that a parameter decides (HybridMF's ``loss="squared"`` makes it a
+rating model) is declared by the instance's ``_instance_tags()``, merged last when
+``get_tags`` is given an instance (a class gives its default parameters' tags). Every
+public estimator class registers itself when defined; :func:`all_estimators` lists them.
+The CLI, search, reports, the check suite and persistence read tags and the registry,
+never private attributes.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ class Tags:
         Recommenders fit :class:`~factorkit.Interactions`; decompositions fit a matrix.
     feedback : {"explicit", "implicit"}
         Whether the model predicts ratings (scores clipped to the training rating
-        scale; rating metrics apply) or ranks items from implicit feedback.
+        scale; rating metrics apply) or ranks items from implicit feedback. A parameter
+        may decide it (HybridMF's ``loss``): ask an instance, not the class.
     has_factors : bool
         Users and items have latent factor vectors (``user_factors_``/``item_factors_``)
         that similarity can use; declared with ``can_find_similar`` by ``SimilarMixin``
@@ -134,6 +138,10 @@ class Estimator:
     def _validate_params(self) -> None:
         check_params(type(self).__name__, self.get_params(), self._parameter_constraints)
 
+    def _instance_tags(self) -> dict[str, Any]:
+        """Tags this instance's parameters decide, over the class's (none by default)."""
+        return {}
+
     def _is_fitted(self) -> bool:
         return hasattr(self, self._fitted_marker)
 
@@ -191,6 +199,9 @@ def model_class(name: str) -> type[Estimator]:
 def get_tags(estimator: Estimator | type[Estimator]) -> Tags:
     """The declared :class:`Tags` of an estimator instance or class.
 
+    For an instance, tags that its parameters decide (``_instance_tags()``) override the
+    class's: ``fk.get_tags(fk.HybridMF(loss="squared")).feedback`` is "explicit".
+
     Examples
     --------
     >>> import factorkit as fk
@@ -199,6 +210,8 @@ def get_tags(estimator: Estimator | type[Estimator]) -> Tags:
     ('implicit', True, True, 'implicit-als')
     >>> fk.get_tags(fk.BaselineOnly).can_find_similar
     False
+    >>> fk.get_tags(fk.HybridMF).feedback, fk.get_tags(fk.HybridMF(loss="squared")).feedback
+    ('implicit', 'explicit')
     """
     cls = estimator if isinstance(estimator, type) else type(estimator)
     if not (isinstance(cls, type) and issubclass(cls, Estimator)):
@@ -208,6 +221,8 @@ def get_tags(estimator: Estimator | type[Estimator]) -> Tags:
     merged: dict[str, Any] = {}
     for klass in reversed(cls.__mro__):
         merged.update(klass.__dict__.get("_tags", {}))
+    if not isinstance(estimator, type):
+        merged.update(estimator._instance_tags())
     return Tags(**merged)
 
 

@@ -1,4 +1,6 @@
-"""HybridMF kernels: one parallel SGD epoch of a ranking loss over id + feature embeddings.
+"""HybridMF kernels: one parallel SGD epoch over id + feature embeddings, of a ranking
+loss (:func:`hybrid_epoch`) or of the squared error of ratings
+(:func:`hybrid_squared_epoch`).
 
 A user's vector is its id embedding plus the weighted sum of its features' embeddings,
 ``p_u = e_u + sum_f x_uf E_f`` (the LightFM model family, Kula 2015); an item's vector
@@ -19,6 +21,19 @@ With ``g`` the loss's weight (``sigma(-(x_ui - x_uj))`` for BPR), every step is:
 
 (the item steps use ``p_u`` from before the step) and the biases alike with ``+-g``.
 
+Ratings (:func:`hybrid_squared_epoch`, ``loss="squared"``): the prediction is
+``mu + b_u + b_i + p_u . q_i`` with a user bias ``b_u = c_u + sum_f x_uf c_f`` built as
+the item's; each rating ``r`` of weight ``w`` steps every part along its error
+``e = r - prediction`` (taken before the step), the whole step scaled by ``w``::
+
+    e_u += w lr_id (e q_i - reg e_u)       E_f += w lr (x_uf e q_i - reg E_f)
+    e_i += w lr_id (e p_u - reg e_i)       E_f += w lr (x_if e p_u - reg E_f)
+    c_u += w lr_id (e - reg c_u)           c_f += w lr (x_uf e - reg c_f)   (items alike)
+
+so weight 0 leaves the model untouched. Each stream visits its share of the ratings (a
+contiguous range of the user-sorted entries, so no two streams share a user) in its own
+random order (a Fisher-Yates shuffle drawn from its seed).
+
 Sampling and random streams are those of :mod:`factorkit.kernels.bpr`: ``(u, i)`` is a
 uniform entry of the positives (or one drawn from an alias table of their weights),
 negatives are uniform over ``0 .. n_items - 1`` and verified against the user's sorted
@@ -37,7 +52,7 @@ from factorkit.kernels._jit import SAFE_FASTMATH, jit
 from factorkit.kernels.bpr import _INV32, _LOW32, _negative_candidate, _verified_negative
 from factorkit.kernels.random import splitmix64_below, splitmix64_next
 
-__all__ = ["hybrid_epoch", "hybrid_vector"]
+__all__ = ["hybrid_epoch", "hybrid_squared_epoch", "hybrid_vector"]
 
 
 @jit(fastmath=SAFE_FASTMATH)
@@ -272,3 +287,106 @@ def hybrid_epoch(
             lr_user_id, lr_item_id, lr, reg, lr_bias, trace,
         )  # fmt: skip
     return losses.sum(), corrects.sum(), skips.sum()
+
+
+@jit(fastmath=SAFE_FASTMATH)
+def _shuffled(order, first, stop, seed):  # pragma: no cover
+    """``order[first:stop]`` = a random permutation of ``first .. stop - 1`` (Fisher-Yates)."""
+    for s in range(first, stop):
+        order[s] = s
+    state = seed
+    for s in range(stop - 1, first, -1):
+        state, bits = splitmix64_next(state)
+        t = first + splitmix64_below(bits, s - first + 1)
+        tmp = order[s]
+        order[s] = order[t]
+        order[t] = tmp
+
+
+@jit(fastmath=SAFE_FASTMATH)
+def _squared_stream(
+    seed, first, stop, order, users, items, values, weights, mu,
+    user_id, user_feat, u_ptr, u_idx, u_val, user_id_bias, user_feat_bias,
+    item_id, item_feat, i_ptr, i_idx, i_val, item_id_bias, item_feat_bias,
+    lr_user_id, lr_item_id, lr, reg, lr_bias,
+):  # fmt: skip  # pragma: no cover
+    """Ratings ``first .. stop - 1`` in a random order; returns the weighted sum of the
+    squared errors (each before its step)."""
+    k = user_id.shape[1]
+    dtype = user_id.dtype
+    pu = np.empty(k, dtype=dtype)
+    qi = np.empty(k, dtype=dtype)
+    gu = np.empty(k, dtype=dtype)
+    gi = np.empty(k, dtype=dtype)
+    _shuffled(order, first, stop, seed)
+    # the id biases learn with the id embeddings: a side without identities has none
+    lb_user_id = lr_bias if lr_user_id != 0.0 else lr_bias * 0
+    lb_item_id = lr_bias if lr_item_id != 0.0 else lr_bias * 0
+    sse = 0.0
+    for s in range(first, stop):
+        e = order[s]
+        w = weights[e]
+        if w == 0.0:
+            continue
+        u = users[e]
+        i = items[e]
+        hybrid_vector(user_id, u, user_feat, u_ptr, u_idx, u_val, pu)
+        hybrid_vector(item_id, i, item_feat, i_ptr, i_idx, i_val, qi)
+        bu = _bias(user_id_bias, u, user_feat_bias, u_ptr, u_idx, u_val)
+        bi = _bias(item_id_bias, i, item_feat_bias, i_ptr, i_idx, i_val)
+        err = values[e] - (mu + bu + bi + _dot(pu, qi))
+        sse += w * err * err
+        for f in range(k):
+            gu[f] = err * qi[f]
+            gi[f] = err * pu[f]
+        _step(user_id, u, user_feat, u_ptr, u_idx, u_val, gu, w * lr_user_id, w * lr, reg)
+        _step(item_id, i, item_feat, i_ptr, i_idx, i_val, gi, w * lr_item_id, w * lr, reg)
+        if lr_bias != 0.0:
+            _step_bias(user_id_bias, u, user_feat_bias, u_ptr, u_idx, u_val, err,
+                       w * lb_user_id, w * lr_bias, reg)  # fmt: skip
+            _step_bias(item_id_bias, i, item_feat_bias, i_ptr, i_idx, i_val, err,
+                       w * lb_item_id, w * lr_bias, reg)  # fmt: skip
+    return sse
+
+
+@jit(parallel=True, fastmath=SAFE_FASTMATH)
+def hybrid_squared_epoch(
+    users, items, values, weights, seeds, order, mu,
+    user_id, user_feat, u_ptr, u_idx, u_val, user_id_bias, user_feat_bias,
+    item_id, item_feat, i_ptr, i_idx, i_val, item_id_bias, item_feat_bias,
+    lr_user_id, lr_item_id, lr, reg, lr_bias,
+):  # fmt: skip  # pragma: no cover
+    """One SGD epoch of the squared loss over every rating; updates in place.
+
+    Parameters
+    ----------
+    users, items : int32 arrays, the ratings' user and item rows, sorted by user (each
+        stream takes a contiguous range, so streams share items but no user).
+    values, weights : the ratings and their weights (``values``' dtype; 0 skips a rating).
+    seeds : uint64 array, one per stream: the stream's visiting order.
+    order : int64 scratch of ``len(values)`` (overwritten with each stream's order).
+    mu : float, the global mean added to every prediction.
+    user_id (n_users x k), user_feat (n_user_features x k), u_ptr/u_idx/u_val: user id
+        embeddings, feature embeddings and the users' feature rows (CSR), with
+        ``user_id_bias`` / ``user_feat_bias`` their bias parts; item side alike.
+    lr_user_id, lr_item_id : step sizes of the id embeddings and id biases (0 freezes
+        them); ``lr`` of the feature embeddings; ``lr_bias`` of the biases (0 keeps every
+        bias at zero); ``reg`` the L2 penalty of every step.
+
+    Returns
+    -------
+    float
+        Sum over the ratings of ``weight * error**2``, each error before its step.
+    """
+    n = len(values)
+    n_streams = len(seeds)
+    sse = np.zeros(n_streams, dtype=np.float64)
+    for t in prange(n_streams):
+        sse[t] = _squared_stream(
+            seeds[t], n * t // n_streams, n * (t + 1) // n_streams, order, users, items,
+            values, weights, mu,
+            user_id, user_feat, u_ptr, u_idx, u_val, user_id_bias, user_feat_bias,
+            item_id, item_feat, i_ptr, i_idx, i_val, item_id_bias, item_feat_bias,
+            lr_user_id, lr_item_id, lr, reg, lr_bias,
+        )  # fmt: skip
+    return sse.sum()
