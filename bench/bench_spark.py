@@ -305,6 +305,11 @@ def main() -> None:
     )
     parser.add_argument("--no-dask", action="store_true", help="skip fk.distributed")
     args = parser.parse_args()
+    for kv in args.spark_conf:
+        if "=" not in kv:
+            parser.error(
+                f"--spark-conf takes KEY=VALUE, e.g. spark.sql.shuffle.partitions=4; got {kv!r}"
+            )
 
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", "import factorkit"], check=True)
@@ -356,6 +361,10 @@ def main() -> None:
         + "; after "
         + ", ".join(f"{x:.2f}" for x in load_after)
     )
+    for name, side in (("Spark", spark), ("factorkit", local), ("distributed", dask)):
+        if side is not None:  # the spread, warm-up first: the machine is shared
+            fits = ", ".join(f"{r['fit']:.2f}" for r in side["runs"])
+            print(f"# {name} fit per run, s: {fits}")
     print(table(spark, local, dask, import_s))
     print("# raw: " + json.dumps({"spark": spark, "factorkit": local, "distributed": dask}))
 
