@@ -23,3 +23,5 @@ run fold_in   $py bench/bench_implicit_als.py --fold-in
 run bpr       $py bench/bench_bpr.py
 run recommend $py bench/bench_recommend.py
 run tune      $py bench/bench_tune.py
+# Spark ALS (issue 13): only where `bash bench/setup_peers.sh --spark` was run
+if [ -x bench/.peers/spark/bin/python ]; then run spark $py bench/bench_spark.py; fi

@@ -3,6 +3,25 @@
 # compare against. They are never dependencies of factorkit.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+
+# Optional: `bash bench/setup_peers.sh --spark` sets up only Spark for bench/bench_spark.py:
+# Java from the Debian packages (needs root) and pyspark in bench/.peers/spark.
+setup_spark() {
+    if ! command -v java >/dev/null; then
+        apt-get update
+        apt-get install -y openjdk-17-jre-headless
+    fi
+    java -version
+    mkdir -p "$here/.peers"
+    python3 -m venv "$here/.peers/spark"
+    "$here/.peers/spark/bin/pip" install --quiet "pyspark==4.3.0" numpy pandas pyarrow
+    "$here/.peers/spark/bin/python" -c "import pyspark; print('pyspark:', pyspark.__version__)"
+}
+if [ "${1:-}" = "--spark" ]; then
+    setup_spark
+    exit 0
+fi
+
 python3 -m venv "$here/.peers"
 "$here/.peers/bin/pip" install --quiet "numpy<2" scipy pandas \
     "scikit-surprise==1.1.5" "implicit==0.7.3"
