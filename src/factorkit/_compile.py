@@ -51,8 +51,8 @@ def compile_time() -> Iterator[CompileTime]:
 class _FirstCompileNotice(event.Listener):
     """Prints one line when the first compilation of the process starts."""
 
-    def __init__(self, stream: TextIO, message: str) -> None:
-        self._stream = stream
+    def __init__(self, stream: TextIO | None, message: str) -> None:
+        self._stream = stream  # None: whatever sys.stderr is when the notice prints
         self._message = message
         self._lock = threading.Lock()
         self.printed = False
@@ -61,7 +61,10 @@ class _FirstCompileNotice(event.Listener):
         with self._lock:
             if not self.printed:
                 self.printed = True
-                print(self._message, file=self._stream, flush=True)
+                # a closed or broken stream: a courtesy notice must never fail the
+                # compilation it announces
+                with contextlib.suppress(ValueError, OSError):
+                    print(self._message, file=self._stream or sys.stderr, flush=True)
 
     def on_end(self, ev: event.Event) -> None:
         pass
@@ -71,13 +74,14 @@ _notice: _FirstCompileNotice | None = None
 
 
 def notify_first_compile(stream: TextIO | None = None) -> None:
-    """From now on, print a one-line notice on ``stream`` (default stderr) the first time a
-    kernel compiles in this process. Used by the CLI on a terminal; idempotent."""
+    """From now on, print a one-line notice on ``stream`` (default: ``sys.stderr`` as it is
+    when the notice prints) the first time a kernel compiles in this process. Used by the
+    CLI on a terminal; idempotent. A stream closed by then is skipped silently."""
     global _notice
     if _notice is not None:
         return
     _notice = _FirstCompileNotice(
-        stream or sys.stderr,
+        stream,
         "factorkit: compiling kernels (first run only; they are cached for later runs) ...",
     )
     event.register(_COMPILE, _notice)

@@ -880,7 +880,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "quiet", False) and sys.stderr.isatty():
-        notify_first_compile(sys.stderr)
+        notify_first_compile()
     try:
         return int(args.func(args) or 0)
     except (FactorkitError, FileNotFoundError) as exc:
