@@ -226,7 +226,7 @@ def _solve_task(
                     if s[p] < 0.0:
                         clipped = True
                 if clipped:
-                    ok = nnls_solve(a, d, 1, rhs, s, free, sub, sub_rhs, z, low) >= 0
+                    ok = nnls_solve(a, d, 1, rhs, s, 4 * d + 10, free, sub, sub_rhs, z, low) >= 0
             if not ok:
                 out_bias[r] = np.nan
                 out_factors[r, 0] = np.nan

@@ -220,7 +220,7 @@ def _nnls_gradient(a, m, rhs, s, i):  # pragma: no cover
 
 
 @jit(fastmath=SAFE_FASTMATH)
-def nnls_solve(a, m, first, rhs, s, free, sub, sub_rhs, sub_s, low):  # pragma: no cover
+def nnls_solve(a, m, first, rhs, s, max_rounds, free, sub, sub_rhs, sub_s, low):  # pragma: no cover
     """Minimise ``s^T a s / 2 - rhs . s`` subject to ``s[first:m] >= 0``, in place in ``s``.
 
     ``a[:m, :m]`` is SPD (float64, lower triangle read): the normal matrix of a ridge
@@ -234,10 +234,11 @@ def nnls_solve(a, m, first, rhs, s, free, sub, sub_rhs, sub_s, low):  # pragma: 
     finitely many steps for an SPD ``a``). It stops with the KKT conditions met:
     ``s_i >= 0`` and gradient ``0`` (to rounding) on ``F``, ``s_i = 0`` and gradient
     ``>= -tol`` off it, ``tol = 1e-10 max |rhs|``; it is exact up to the Cholesky's
-    rounding, typically in one to three solves. After ``4 m + 10`` rounds without settling
-    (not seen on real data) the iterate is clipped to ``>= 0`` and polished by
-    ``NNLS_CD_SWEEPS`` sweeps of projected coordinate descent, which keep it feasible and
-    never increase the objective.
+    rounding, typically in one to three solves (at most three on MovieLens small, k=50).
+    After ``max_rounds`` rounds without settling (callers pass ``4 m + 10``; not seen on
+    real data) the iterate is clipped to ``>= 0`` and polished by ``NNLS_CD_SWEEPS`` sweeps
+    of projected coordinate descent, which keep it feasible and never increase the
+    objective.
 
     Scratch: ``free`` (int64, ``>= m``), ``sub``, ``low`` (float64, ``>= m x m``),
     ``sub_rhs``, ``sub_s`` (float64, ``>= m``); nothing is allocated. Returns the number of
@@ -252,7 +253,7 @@ def nnls_solve(a, m, first, rhs, s, free, sub, sub_rhs, sub_s, low):  # pragma: 
         free[i] = 1 if i < first or s[i] > 0.0 else 0
     best = m + 1  # fewest violators seen
     backup = 3  # full swaps left before Murty's single swap
-    for it in range(4 * m + 10):
+    for it in range(max_rounds):
         nf = 0
         for i in range(m):
             if free[i]:

@@ -262,8 +262,8 @@ def nnls_rows_solve(gram: np.ndarray, rhs: np.ndarray, start: np.ndarray) -> np.
     b = np.ascontiguousarray(rhs, dtype=np.float64)
     s = np.array(start, dtype=np.float64)
     free = np.empty(m, dtype=np.int64)
-    status = nnls_solve(a, m, 1, b, s, free, np.empty((m, m)), np.empty(m), np.empty(m),
-                        np.empty((m, m)))  # fmt: skip
+    scratch = (np.empty((m, m)), np.empty(m), np.empty(m), np.empty((m, m)))
+    status = nnls_solve(a, m, 1, b, s, 4 * m + 10, free, *scratch)
     if status < 0:
         raise DivergenceError(
             "ALS: a non-negative row system is not numerically positive definite; "
