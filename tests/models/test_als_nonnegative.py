@@ -119,7 +119,7 @@ def test_nnls_solve_pivoting_and_its_fallback_meet_kkt():
     def solve(max_rounds):
         s = start.copy()
         scratch = (np.empty((m, m)), np.empty(m), np.empty(m), np.empty((m, m)))
-        status = nnls_solve(a, m, 1, rhs, s, max_rounds, np.empty(m, np.int64), *scratch)
+        status = nnls_solve(a, m, 1, rhs, s, max_rounds, np.empty(2 * m, np.int64), *scratch)
         return s, status
 
     s, status = solve(4 * m + 10)

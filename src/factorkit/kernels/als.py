@@ -111,7 +111,7 @@ def _solve_task(
     g = np.empty((d, d), dtype=dtype)
     # non-negative rows' active-set scratch (empty when unconstrained)
     dn = d if nonnegative else 0
-    free = np.empty(dn, dtype=np.int64)
+    free = np.empty(2 * dn, dtype=np.int64)
     sub = np.empty((dn, dn))
     sub_rhs = np.empty(dn)
     obj = 0.0
@@ -217,16 +217,17 @@ def _solve_task(
             a[0, 0] += lam_b
             for p in range(1, d):
                 a[p, p] += lam
-            ok = cholesky_solve(a, d, rhs, low, s)
-            clipped = False
-            if ok and nonnegative:
-                # a feasible unconstrained solution is the constrained one; otherwise
-                # the bias stays free (index 0) and the factors are held >= 0
-                for p in range(1, d):
-                    if s[p] < 0.0:
-                        clipped = True
-                if clipped:
-                    ok = nnls_solve(a, d, 1, rhs, s, 4 * d + 10, free, sub, sub_rhs, z, low) >= 0
+            if nonnegative:
+                # the row's current factors (feasible: zeros, the initial draw's absolute
+                # values, or the last half-step's) pick the first free set; after an epoch
+                # or two few zeros change, so the first sub-solve is small and usually the
+                # last. The bias (index 0) is always free.
+                s[0] = 0.0
+                for p in range(k):
+                    s[p + 1] = out_factors[r, p]
+                ok = nnls_solve(a, d, 1, rhs, s, 4 * d + 10, free, sub, sub_rhs, z, low) >= 0
+            else:
+                ok = cholesky_solve(a, d, rhs, low, s)
             if not ok:
                 out_bias[r] = np.nan
                 out_factors[r, 0] = np.nan
@@ -238,17 +239,10 @@ def _solve_task(
             out_bias[r] = s[0]
             for p in range(k):
                 out_factors[r, p] = s[p + 1]
-            if clipped:
-                # |t - X s|^2 + penalty = tt - 2 s.rhs + s^T A s for any s (A s != rhs)
-                sas = 0.0
-                for p in range(d):
-                    acc = a[p, p] * s[p]
-                    for q in range(p):
-                        acc += 2.0 * a[p, q] * s[q]
-                    sas += acc * s[p]
-                obj += tt - 2.0 * sr + sas
-            else:
-                obj += tt - sr
+            # at the optimum s . (A s - rhs) = 0, constrained or not (the gradient is
+            # zero on the free variables, the others are zero), so |t - X s|^2 + penalty
+            # = tt - 2 s . rhs + s^T A s = tt - s . rhs
+            obj += tt - sr
     return obj
 
 

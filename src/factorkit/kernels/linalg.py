@@ -204,43 +204,33 @@ def cholesky_solve(a, m, rhs, low, s):  # pragma: no cover
     return True
 
 
-@jit(fastmath=SAFE_FASTMATH)
-def _sym(a, i, j):  # pragma: no cover
-    """``a[i, j]`` of a symmetric matrix of which only the lower triangle is valid."""
-    return a[i, j] if i >= j else a[j, i]
-
-
-@jit(fastmath=SAFE_FASTMATH)
-def _nnls_gradient(a, m, rhs, s, i):  # pragma: no cover
-    """``(a s - rhs)[i]``: the quadratic's gradient in variable ``i`` (lower triangle read)."""
-    acc = -rhs[i]
-    for j in range(m):
-        acc += _sym(a, i, j) * s[j]
-    return acc
-
-
-@jit(fastmath=SAFE_FASTMATH)
+# no fastmath: with reassociation LLVM vectorises every reduction here, which made the
+# ALS row kernel that inlines this compile about 3 s (CPU) longer for no measurable speed
+@jit()
 def nnls_solve(a, m, first, rhs, s, max_rounds, free, sub, sub_rhs, sub_s, low):  # pragma: no cover
     """Minimise ``s^T a s / 2 - rhs . s`` subject to ``s[first:m] >= 0``, in place in ``s``.
 
     ``a[:m, :m]`` is SPD (float64, lower triangle read): the normal matrix of a ridge
-    problem, so this is its non-negative least squares. On entry ``s[:m]`` holds the
-    unconstrained solution ``a^-1 rhs``; its signs are the first guess of the free set
-    ``F`` (variables ``< first`` are always free). Block principal pivoting (Kim and Park,
-    SIAM J. Sci. Comput. 2011): solve ``a_FF s_F = rhs_F`` by :func:`cholesky_solve` with
-    ``s = 0`` off ``F``, then swap every KKT violator (``s_i < 0`` in ``F``, gradient
-    ``(a s - rhs)_i < -tol`` off it) between the sets; when the number of violators has not
-    fallen for three rounds, swap only the largest-index one (Murty's rule, which ends in
-    finitely many steps for an SPD ``a``). It stops with the KKT conditions met:
-    ``s_i >= 0`` and gradient ``0`` (to rounding) on ``F``, ``s_i = 0`` and gradient
-    ``>= -tol`` off it, ``tol = 1e-10 max |rhs|``; it is exact up to the Cholesky's
-    rounding, typically in one to three solves (at most three on MovieLens small, k=50).
-    After ``max_rounds`` rounds without settling (callers pass ``4 m + 10``; not seen on
-    real data) the iterate is clipped to ``>= 0`` and polished by ``NNLS_CD_SWEEPS`` sweeps
-    of projected coordinate descent, which keep it feasible and never increase the
-    objective.
+    problem, so this is its non-negative least squares. On entry the positive entries of
+    ``s[:m]`` are the first guess of the free set ``F`` (variables ``< first`` are always
+    free): the ALS kernel passes the row's current factors, ``fold_in`` the unconstrained
+    solution. Any guess reaches the same (unique) minimiser; a good one saves rounds.
 
-    Scratch: ``free`` (int64, ``>= m``), ``sub``, ``low`` (float64, ``>= m x m``),
+    Block principal pivoting (Kim and Park, SIAM J. Sci. Comput. 2011): solve
+    ``a_FF s_F = rhs_F`` by :func:`cholesky_solve` with ``s = 0`` off ``F``, then swap
+    every KKT violator (``s_i < 0`` in ``F``, gradient ``(a s - rhs)_i < -tol`` off it)
+    between the sets; when the number of violators has not fallen for three rounds, swap
+    only the largest-index one (Murty's rule, which ends in finitely many steps for an SPD
+    ``a``). It stops with the KKT conditions met: ``s_i >= 0`` and gradient ``0`` (to
+    rounding) on ``F``, ``s_i = 0`` and gradient ``>= -tol`` off it,
+    ``tol = 1e-10 max |rhs|``; so it is exact up to the Cholesky's rounding, typically
+    after one to three solves (at most three on MovieLens small, k=50, started from the
+    unconstrained solution). After ``max_rounds`` rounds without settling (callers pass
+    ``4 m + 10``; not seen on real data) the iterate is clipped to ``>= 0`` and polished
+    by ``NNLS_CD_SWEEPS`` sweeps of projected coordinate descent, which keep it feasible
+    and never increase the objective.
+
+    Scratch: ``free`` (int64, ``>= 2 m``), ``sub``, ``low`` (float64, ``>= m x m``),
     ``sub_rhs``, ``sub_s`` (float64, ``>= m``); nothing is allocated. Returns the number of
     Cholesky solves (``> 0``), ``0`` when the fallback ran, or ``-1`` when a sub-system was
     not numerically positive definite (``s`` is then undefined; callers report NaN).
@@ -254,30 +244,36 @@ def nnls_solve(a, m, first, rhs, s, max_rounds, free, sub, sub_rhs, sub_s, low):
     best = m + 1  # fewest violators seen
     backup = 3  # full swaps left before Murty's single swap
     for it in range(max_rounds):
+        # free[m:m + nf] lists the free variables in increasing order, so that the
+        # sub-system's lower triangle is read from a's
         nf = 0
         for i in range(m):
             if free[i]:
-                sub_rhs[nf] = rhs[i]
-                col = 0
-                for j in range(i + 1):
-                    if free[j]:
-                        sub[nf, col] = a[i, j]
-                        col += 1
+                free[m + nf] = i
                 nf += 1
+        for p in range(nf):
+            ip = free[m + p]
+            sub_rhs[p] = rhs[ip]
+            for q in range(p + 1):
+                sub[p, q] = a[ip, free[m + q]]
         if not cholesky_solve(sub, nf, sub_rhs, low, sub_s):
             return -1
-        nf = 0
         for i in range(m):
-            if free[i]:
-                s[i] = sub_s[nf]
-                nf += 1
-            else:
-                s[i] = 0.0
+            s[i] = 0.0
+        for p in range(nf):
+            s[free[m + p]] = sub_s[p]
         # sub_rhs is free again: it marks this round's violators
         n_viol = 0
         last = -1
         for i in range(first, m):
-            bad = s[i] < 0.0 if free[i] else _nnls_gradient(a, m, rhs, s, i) < -tol
+            if free[i]:
+                bad = s[i] < 0.0
+            else:  # s is zero off the free set: the gradient sums over it only
+                grad = -rhs[i]
+                for p in range(nf):
+                    j = free[m + p]
+                    grad += (a[i, j] if i >= j else a[j, i]) * sub_s[p]
+                bad = grad < -tol
             sub_rhs[i] = 1.0 if bad else 0.0
             if bad:
                 n_viol += 1
@@ -299,6 +295,9 @@ def nnls_solve(a, m, first, rhs, s, max_rounds, free, sub, sub_rhs, sub_s, low):
         s[i] = max(s[i], 0.0)
     for _ in range(NNLS_CD_SWEEPS):
         for i in range(m):
-            step = s[i] - _nnls_gradient(a, m, rhs, s, i) / a[i, i]
+            grad = -rhs[i]
+            for j in range(m):
+                grad += (a[i, j] if i >= j else a[j, i]) * s[j]
+            step = s[i] - grad / a[i, i]
             s[i] = max(step, 0.0) if i >= first else step
     return 0
