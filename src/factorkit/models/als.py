@@ -131,6 +131,10 @@ class ALS(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, FactorMode
     >>> new_user = model.fold_in([1, 260, 1196], ratings=[5.0, 4.5, 5.0])
     >>> new_user.factors.shape
     (50,)
+    >>> nn = fk.ALS(factors=8, epochs=3, nonnegative=True, random_state=0).fit(train)
+    >>> folded = nn.fold_in([1, 260], ratings=[5.0, 1.0])
+    >>> bool((nn.item_factors_ >= 0).all() and (folded.factors >= 0).all())
+    True
     """
 
     _tags: ClassVar[dict[str, Any]] = {
@@ -252,10 +256,10 @@ class ALS(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, FactorMode
         sol = np.linalg.solve(gram, rhs)
         if not self.nonnegative or not (sol[1:] < 0).any():
             return sol
-        return nnls_rows_solve(gram, rhs, sol)
+        return _nnls_row_solve(gram, rhs, sol)
 
 
-def nnls_rows_solve(gram: np.ndarray, rhs: np.ndarray, start: np.ndarray) -> np.ndarray:
+def _nnls_row_solve(gram: np.ndarray, rhs: np.ndarray, start: np.ndarray) -> np.ndarray:
     """:func:`~factorkit.kernels.linalg.nnls_solve` of one ``[b, x]`` system from Python
     (float64, C-ordered: the training kernel's argument types, one compilation)."""
     m = len(rhs)
