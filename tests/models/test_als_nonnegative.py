@@ -58,6 +58,12 @@ def test_fold_in_partial_fit_and_recommend_new_user_stay_nonnegative(movielens):
     items, ratings = train.user_items(user)
     folded = nonneg.fold_in(items, ratings)
     assert (folded.factors >= 0).all()
+    # the constraint binds for this user: the plain ridge solution has negative factors
+    q = nonneg.item_factors_[nonneg.item_map_.to_index(items)].astype(np.float64)
+    x = np.hstack([np.ones((len(q), 1)), q])
+    y = ratings - nonneg.global_mean_ - nonneg.item_bias_[nonneg.item_map_.to_index(items)]
+    ridge = np.linalg.solve(x.T @ x + 0.1 * len(q) * np.eye(21), x.T @ y)
+    assert (ridge[1:] < 0).any()
     # the same problem as the training kernel's row solve for this user
     pos = nonneg.item_map_.to_index(items)
     f, b = np.zeros((1, 20), np.float32), np.zeros(1, np.float32)
