@@ -11,6 +11,7 @@ import factorkit as fk
 from factorkit.exceptions import DataWarning, InvalidParameterError
 from factorkit.kernels.als import als_solve_rows
 from factorkit.kernels.linalg import nnls_solve
+from factorkit.testing import check_estimator
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +176,7 @@ def test_set_params_and_invalid_value_is_named(movielens):
         match=r"'nonnegative' parameter of ALS must be a bool; got 'yes'",
     ):
         fk.ALS(nonnegative="yes", factors=2, epochs=1).fit(train)
+
+
+def test_passes_the_estimator_check_suite():
+    check_estimator(fk.ALS(factors=4, epochs=5, nonnegative=True, random_state=0))
