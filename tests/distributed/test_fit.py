@@ -61,6 +61,17 @@ def test_als_same_factors_and_rmse_as_one_machine(explicit, ml_split, exchange):
     assert dist.history_["bytes_sent"].iloc[0] > 0
 
 
+def test_nonnegative_als_same_factors_as_one_machine(explicit, ml_split):
+    # the workers run the same kernel with the flag: Spark's ALS(nonnegative=True)
+    params = dict(factors=8, epochs=2, random_state=0, n_threads=1, nonnegative=True)
+    local = fk.ALS(**params).fit(ml_split[0])
+    dist = fkd.fit(fk.ALS(**params), explicit)
+    assert (dist.user_factors_ >= 0).all() and (dist.item_factors_ >= 0).all()
+    assert (dist.item_factors_ == 0).any()
+    np.testing.assert_allclose(dist.item_factors_, local.item_factors_, atol=1e-4)
+    np.testing.assert_allclose(dist.user_bias_, local.user_bias_, atol=1e-4)
+
+
 @pytest.mark.parametrize("solver", ["cg", "cholesky"])
 def test_implicit_als_same_factors_and_recall(implicit_split, solver):
     train, test, ddata = implicit_split

@@ -42,7 +42,7 @@ def run(indptr, indices, values, y, c, mu, lam, lam_b, weighted):
     out_f = np.full((n_rows, y.shape[1]), 7.0, dtype=y.dtype)
     out_b = np.full(n_rows, 7.0, dtype=y.dtype)
     obj = als_solve_rows(
-        indptr, indices, values, np.zeros(0), y, c, mu, lam, lam_b, weighted, out_f, out_b
+        indptr, indices, values, np.zeros(0), y, c, mu, lam, lam_b, weighted, False, out_f, out_b
     )
     return out_f, out_b, obj
 
@@ -143,7 +143,7 @@ def test_weights_match_numpy_reference(k, weighted):
     w[::7] = 0.0
     w[indptr[5] : indptr[6]] = 0.0  # a row whose every weight is 0 is a row without ratings
     f, b = np.full((120, k), 7.0), np.full(120, 7.0)
-    obj = als_solve_rows(indptr, indices, values, w, y, c, 3.5, 0.1, 0.05, weighted, f, b)
+    obj = als_solve_rows(indptr, indices, values, w, y, c, 3.5, 0.1, 0.05, weighted, False, f, b)
     f_ref, b_ref, obj_ref = weighted_reference(
         indptr, indices, values, w, y, c, 3.5, 0.1, 0.05, weighted
     )
@@ -166,7 +166,7 @@ def test_integer_weights_equal_repeated_and_removed_ratings(k):
     ex_ptr = np.concatenate([[0], np.cumsum(np.bincount(ex_rows, minlength=60))]).astype(np.int64)
     ex_idx, ex_val = np.repeat(indices, reps), np.repeat(values, reps)
     f, b, obj = np.zeros((60, k)), np.zeros(60), 0.0
-    obj = als_solve_rows(indptr, indices, values, w, y, c, 3.0, 0.1, 0.1, True, f, b)
+    obj = als_solve_rows(indptr, indices, values, w, y, c, 3.0, 0.1, 0.1, True, False, f, b)
     f_ex, b_ex, obj_ex = run(ex_ptr, ex_idx, ex_val, y, c, 3.0, 0.1, 0.1, True)
     np.testing.assert_allclose(f, f_ex, atol=1e-10)
     np.testing.assert_allclose(b, b_ex, atol=1e-10)

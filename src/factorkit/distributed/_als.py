@@ -63,6 +63,7 @@ def _als_task(
     mu: float,
     lam: float,
     weighted: bool,
+    nonnegative: bool,
     n_threads: int | None,
 ) -> tuple[np.ndarray, np.ndarray, float, float]:
     """Solve one block of explicit ALS; returns factors, biases, objective and penalty."""
@@ -84,6 +85,7 @@ def _als_task(
             lam,
             lam,
             weighted,
+            nonnegative,
             out_f,
             out_b,
         )
@@ -232,12 +234,16 @@ class ALSTrainer(_HalfSteps):
         self.model = model
         self.lam = float(model.regularization)
         self.weighted = bool(model.weighted_regularization)
+        self.nonnegative = bool(model.nonnegative)
         self.mu = float(data.global_mean)
 
     def init_state(self, rng: np.random.Generator, init: Any) -> dict[str, np.ndarray]:
         d, k = self.data, self.k
+        items = init(rng, d.n_items, k, float(self.model.init_scale))
+        if self.nonnegative:  # as ALS.fit: the first half-step starts feasible
+            np.abs(items, out=items)
         return {
-            "item_factors_": init(rng, d.n_items, k, float(self.model.init_scale)),
+            "item_factors_": items,
             "user_factors_": np.zeros((d.n_users, k), dtype=np.float32),
             "user_bias_": np.zeros(d.n_users, dtype=np.float32),
             "item_bias_": np.zeros(d.n_items, dtype=np.float32),
@@ -247,9 +253,9 @@ class ALSTrainer(_HalfSteps):
         other = "item" if side == "user" else "user"
         fixed = [state[f"{other}_factors_"], state[f"{other}_bias_"]]
         shared = self.shared(side, fixed)
-        n_threads = self.model.n_threads
+        params = (self.mu, self.lam, self.weighted, self.nonnegative, self.model.n_threads)
         futs = [
-            self.submit(_als_task, side, b, *shared[b], self.mu, self.lam, self.weighted, n_threads)
+            self.submit(_als_task, side, b, *shared[b], *params)
             for b in range(len(self.data.blocks(side)))
         ]
         results = wait_all(futs, self.data.timeout, f"ALS {side} half-step", self.client)

@@ -25,6 +25,13 @@ Two exact ways to solve it, picked per row by cost:
   Cholesky, costing ``2 n^2 k + n^3 / 3`` flops (``Y Y^T`` as a GEMM on the full square).
   Needs ``lam_b > 0`` and ``lam > 0``.
 
+With ``nonnegative`` (Spark's ``nonnegative=True``) the factors ``s_1:`` are held ``>= 0``
+(the bias ``s_0`` stays free): every row takes the primal path, and a row whose
+unconstrained solution has a negative factor is re-solved as the non-negative least
+squares problem on the same normal matrix and right-hand side by
+:func:`factorkit.kernels.linalg.nnls_solve` (block principal pivoting: a few Cholesky
+solves of sub-systems, exact up to rounding).
+
 Both Grams are BLAS matrix products of the row's fixed-side factor rows gathered into a
 contiguous buffer (:func:`factorkit.kernels.linalg.gram_gemm`: in the factor dtype, in
 blocks added into float64, which bounds float32 rounding to one block's sum); call with
@@ -43,7 +50,7 @@ import numpy as np
 from numba import prange
 
 from factorkit.kernels._jit import SAFE_FASTMATH, jit
-from factorkit.kernels.linalg import cholesky_solve, gram_gemm
+from factorkit.kernels.linalg import cholesky_solve, gram_gemm, nnls_solve
 
 __all__ = ["ALS_TASKS", "als_solve_rows"]
 
@@ -67,6 +74,7 @@ def _solve_task(
     regularization,
     bias_regularization,
     weighted,
+    nonnegative,
     out_factors,
     out_bias,
 ):  # pragma: no cover
@@ -101,6 +109,11 @@ def _solve_task(
     s = np.empty(d)
     z = np.empty(d)
     g = np.empty((d, d), dtype=dtype)
+    # non-negative rows' active-set scratch (empty when unconstrained)
+    dn = d if nonnegative else 0
+    free = np.empty(2 * dn, dtype=np.int64)
+    sub = np.empty((dn, dn))
+    sub_rhs = np.empty(dn)
     obj = 0.0
     for r in range(task, n_rows, n_tasks):
         lo = indptr[r]
@@ -124,7 +137,9 @@ def _solve_task(
             lam_b = bias_regularization * n if weighted else bias_regularization
         for j in range(n):
             t[j] = values[lo + j] - global_mean - fixed_bias[indices[lo + j]]
-        if dual_ok and n < d:
+        # the dual solves for one multiplier per rating, where the bounds on the factors
+        # are no simple bounds: non-negative rows all take the primal path
+        if dual_ok and n < d and not nonnegative:
             # dual: (I + Y Y^T / lam + 1 / lam_b) w = t, s = D^-1 X^T w, objective t . w;
             # weighted, the same with rows x_j and targets t_j scaled by sqrt(w_j)
             for j in range(n):
@@ -202,7 +217,17 @@ def _solve_task(
             a[0, 0] += lam_b
             for p in range(1, d):
                 a[p, p] += lam
-            ok = cholesky_solve(a, d, rhs, low, s)
+            if nonnegative:
+                # the row's current factors (feasible: zeros, the initial draw's absolute
+                # values, or the last half-step's) pick the first free set; after an epoch
+                # or two few zeros change, so the first sub-solve is small and usually the
+                # last. The bias (index 0) is always free.
+                s[0] = 0.0
+                for p in range(k):
+                    s[p + 1] = out_factors[r, p]
+                ok = nnls_solve(a, d, 1, rhs, s, 4 * d + 10, free, sub, sub_rhs, z, low) >= 0
+            else:
+                ok = cholesky_solve(a, d, rhs, low, s)
             if not ok:
                 out_bias[r] = np.nan
                 out_factors[r, 0] = np.nan
@@ -214,6 +239,9 @@ def _solve_task(
             out_bias[r] = s[0]
             for p in range(k):
                 out_factors[r, p] = s[p + 1]
+            # at the optimum s . (A s - rhs) = 0, constrained or not (the gradient is
+            # zero on the free variables, the others are zero), so |t - X s|^2 + penalty
+            # = tt - 2 s . rhs + s^T A s = tt - s . rhs
             obj += tt - sr
     return obj
 
@@ -230,6 +258,7 @@ def als_solve_rows(
     regularization,
     bias_regularization,
     weighted,
+    nonnegative,
     out_factors,
     out_bias,
 ):  # pragma: no cover
@@ -248,6 +277,11 @@ def als_solve_rows(
     weighted : bool
         Multiply both by each row's rating count (ALS-WR; the sum of its weights when
         ``weights`` is given).
+    nonnegative : bool
+        Hold every factor ``>= 0`` (biases stay free): a row whose unconstrained solution
+        has a negative factor is re-solved by
+        :func:`~factorkit.kernels.linalg.nnls_solve` on the same normal matrix, and every
+        row takes the primal path. Always a bool, so the kernel compiles once.
     out_factors : (n_rows, k) array, out_bias : (n_rows,) array
         Overwritten with the solutions. Rows without ratings get zeros; rows whose system
         is not positive definite get NaN (so the caller can report divergence).
@@ -279,6 +313,7 @@ def als_solve_rows(
             regularization,
             bias_regularization,
             weighted,
+            nonnegative,
             out_factors,
             out_bias,
         )

@@ -6,8 +6,8 @@ Both are single-row paths: they run with one BLAS thread
 costs more in hand-offs than it computes, and far more on a busy machine. A model
 customises the solve by overriding ``_fold_in(item_positions, ratings) -> FoldIn``; the
 default solves the regularised least-squares problem of one user against the fixed item
-factors and biases, with the hooks ``_fold_in_regularization(n)`` and
-``_fold_in_offset(item_positions)``.
+factors and biases, with the hooks ``_fold_in_regularization(n)``,
+``_fold_in_offset(item_positions)`` and ``_ridge_solve(gram, rhs)``.
 """
 
 from __future__ import annotations
@@ -99,13 +99,19 @@ class FoldInMixin:
         y = r - self.global_mean_ - self.item_bias_[pos] - q @ offset
         biased = self._uses_bias()
         x = np.hstack([np.ones((len(pos), 1)), q]) if biased else q
-        sol = np.linalg.solve(x.T @ x + lam * np.eye(x.shape[1]), x.T @ y)
+        sol = self._ridge_solve(x.T @ x + lam * np.eye(x.shape[1]), x.T @ y)
         if biased:
             return FoldIn(factors=(sol[1:] + offset).astype(np.float32), bias=float(sol[0]))
         return FoldIn(factors=(sol + offset).astype(np.float32), bias=0.0)
 
     def _fold_in_regularization(self, n_ratings: int) -> float:
         return float(self.regularization)
+
+    def _ridge_solve(self, gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+        """One row's regularised normal equations ``gram sol = rhs`` (``fold_in`` and
+        ``partial_fit``); a model with constrained factors overrides it (ALS
+        ``nonnegative``)."""
+        return np.linalg.solve(gram, rhs)
 
     def _fold_in_offset(self, item_pos: np.ndarray) -> np.ndarray:
         """Part of the user vector fixed by the items themselves (SVD++'s implicit term)."""

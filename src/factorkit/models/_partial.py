@@ -17,8 +17,8 @@ A model mixes this in and implements ``_partial_update(ext, epochs)`` (``ext`` i
 :class:`Extension` built here); the default re-solves touched rows by regularised least
 squares (:func:`solve_rows`, the single-row training step of ``BaselineOnly`` and
 ``ALS``), which uses the row hooks of :class:`~factorkit.models.FoldInMixin`
-(``_uses_bias``, ``_fold_in_offset``, ``_fold_in_regularization``); a model without
-fold-in overrides ``_partial_update``. An unfitted model is fitted on ``new_data``.
+(``_uses_bias``, ``_fold_in_offset``, ``_fold_in_regularization``, ``_ridge_solve``); a
+model without fold-in overrides ``_partial_update``. An unfitted model is fitted on ``new_data``.
 """
 
 from __future__ import annotations
@@ -242,7 +242,7 @@ def solve_rows(model: Any, rows: np.ndarray, side: str) -> None:
             y = y - q @ model._fold_in_offset(others)
         x = np.hstack([np.ones((hi - lo, 1)), q]) if use_bias else q
         lam = model._row_regularization(hi - lo, side)
-        sol = np.linalg.solve(x.T @ x + lam * np.eye(x.shape[1]), x.T @ y)
+        sol = model._ridge_solve(x.T @ x + lam * np.eye(x.shape[1]), x.T @ y)
         if use_bias:
             own_b[target] = sol[0]
             own_f[target] = sol[1:]
