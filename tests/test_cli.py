@@ -257,3 +257,14 @@ def test_time_decay_errors_speak_flags(ratings_csv, tmp_path, capsys):
         "--time-decay must be a positive number of seconds or a number with a unit (s, min, "
         "h, d, w, y), e.g. --time-decay 180d; got 'soon'" in capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize("spelling", ["true", "True"])
+def test_param_takes_json_and_python_booleans(ratings_csv, tmp_path, spelling):
+    """--param nonnegative=True (as Python spells it) reaches ALS as a bool."""
+    out = tmp_path / "m.fk"
+    argv = ["fit", str(ratings_csv), "--model", "als", "--factors", "4", "--epochs", "2"]
+    assert main([*argv, "--param", f"nonnegative={spelling}", "--out", str(out), "-q"]) == 0
+    model = fk.load(out)
+    assert model.nonnegative is True
+    assert (model.user_factors_ >= 0).all() and (model.item_factors_ >= 0).all()

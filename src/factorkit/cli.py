@@ -157,7 +157,15 @@ def make_model(args: argparse.Namespace) -> Any:
     return model.set_params(**params)
 
 
+#: Python's spellings of the JSON constants, as users type them in --param
+_PYTHON_CONSTANTS = {"True": True, "False": False, "None": None}
+
+
 def _parse_value(raw: str) -> Any:
+    """A ``--param`` value: JSON (``true``, ``0.1``, ``[1, 2]``), ``True`` / ``False`` /
+    ``None`` as Python spells them, else the text itself."""
+    if raw in _PYTHON_CONSTANTS:
+        return _PYTHON_CONSTANTS[raw]
     try:
         return json.loads(raw)
     except json.JSONDecodeError:

@@ -50,7 +50,9 @@ def run(indptr, indices, values, y, c, mu, lam, lam_b, weighted):
 # k=3: every row has more ratings than k+1 (primal Cholesky); k=40: most rows fewer (dual)
 @pytest.mark.parametrize("k", [3, 12, 40])
 @pytest.mark.parametrize("weighted", [True, False])
-@pytest.mark.parametrize(("dtype", "tol"), [(np.float32, 2e-5), (np.float64, 1e-11)])
+# float32 only: the dtype the models run (a float64 run compiles a variant nobody uses);
+# the reference solves in float64
+@pytest.mark.parametrize(("dtype", "tol"), [(np.float32, 2e-5)])
 def test_matches_numpy_reference(k, weighted, dtype, tol):
     indptr, indices, values, y, c = problem(120, 90, 0.15, k, dtype)
     f, b, obj = run(indptr, indices, values, y, c, 3.5, 0.1, 0.05, weighted)
@@ -99,8 +101,9 @@ def test_rows_without_ratings_get_zeros():
 def test_singular_system_gives_nan_objective():
     # no regularisation and one rating against 3 unknowns: not positive definite
     indptr = np.array([0, 1], dtype=np.int64)
-    y = np.ones((1, 2))
-    f, _, obj = run(indptr, np.zeros(1, np.int32), np.ones(1), y, np.zeros(1), 0.0, 0, 0, False)
+    y = np.ones((1, 2), dtype=np.float32)
+    ones, zero = np.ones(1, np.float32), np.zeros(1, np.float32)
+    f, _, obj = run(indptr, np.zeros(1, np.int32), ones, y, zero, 0.0, 0.0, 0.0, False)
     assert np.isnan(obj) and np.isnan(f[0, 0])
 
 
@@ -138,18 +141,18 @@ def weighted_reference(indptr, indices, values, w, y, c, mu, lam, lam_b, weighte
 @pytest.mark.parametrize("k", [3, 40])
 @pytest.mark.parametrize("weighted", [True, False])
 def test_weights_match_numpy_reference(k, weighted):
-    indptr, indices, values, y, c = problem(120, 90, 0.15, k, np.float64)
+    indptr, indices, values, y, c = problem(120, 90, 0.15, k, np.float32)
     w = np.random.default_rng(1).uniform(0, 3, len(values))
     w[::7] = 0.0
     w[indptr[5] : indptr[6]] = 0.0  # a row whose every weight is 0 is a row without ratings
-    f, b = np.full((120, k), 7.0), np.full(120, 7.0)
+    f, b = np.full((120, k), 7.0, np.float32), np.full(120, 7.0, np.float32)
     obj = als_solve_rows(indptr, indices, values, w, y, c, 3.5, 0.1, 0.05, weighted, False, f, b)
     f_ref, b_ref, obj_ref = weighted_reference(
         indptr, indices, values, w, y, c, 3.5, 0.1, 0.05, weighted
     )
-    np.testing.assert_allclose(f, f_ref, atol=1e-10)
-    np.testing.assert_allclose(b, b_ref, atol=1e-10)
-    assert obj == pytest.approx(obj_ref, rel=1e-10)
+    np.testing.assert_allclose(f, f_ref, atol=2e-5)
+    np.testing.assert_allclose(b, b_ref, atol=2e-5)
+    assert obj == pytest.approx(obj_ref, rel=2e-5)
     assert not f[5].any() and b[5] == 0.0
 
 
@@ -157,7 +160,7 @@ def test_weights_match_numpy_reference(k, weighted):
 def test_integer_weights_equal_repeated_and_removed_ratings(k):
     """Weight 2 solves exactly what the rating listed twice solves, weight 0 what the
     rating left out solves (ALS-WR's count included): the objective is a sum over ratings."""
-    indptr, indices, values, y, c = problem(60, 90, 0.15, k, np.float64, seed=2)
+    indptr, indices, values, y, c = problem(60, 90, 0.15, k, np.float32, seed=2)
     w = np.random.default_rng(2).integers(0, 3, len(values)).astype(np.float64)
     w[indptr[:-1]] = 1.0  # every row keeps a rating
     reps = w.astype(np.int64)
@@ -165,9 +168,9 @@ def test_integer_weights_equal_repeated_and_removed_ratings(k):
     ex_rows = np.repeat(rows, reps)
     ex_ptr = np.concatenate([[0], np.cumsum(np.bincount(ex_rows, minlength=60))]).astype(np.int64)
     ex_idx, ex_val = np.repeat(indices, reps), np.repeat(values, reps)
-    f, b, obj = np.zeros((60, k)), np.zeros(60), 0.0
+    f, b = np.zeros((60, k), np.float32), np.zeros(60, np.float32)
     obj = als_solve_rows(indptr, indices, values, w, y, c, 3.0, 0.1, 0.1, True, False, f, b)
     f_ex, b_ex, obj_ex = run(ex_ptr, ex_idx, ex_val, y, c, 3.0, 0.1, 0.1, True)
-    np.testing.assert_allclose(f, f_ex, atol=1e-10)
-    np.testing.assert_allclose(b, b_ex, atol=1e-10)
-    assert obj == pytest.approx(obj_ex, rel=1e-10)
+    np.testing.assert_allclose(f, f_ex, atol=2e-5)
+    np.testing.assert_allclose(b, b_ex, atol=2e-5)
+    assert obj == pytest.approx(obj_ex, rel=2e-5)

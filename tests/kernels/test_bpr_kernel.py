@@ -83,7 +83,9 @@ def _run_epoch(data, shape, state, seeds, n_samples, dtype, alias=NO_ALIAS, star
     )
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+# float32, as the models run (float64 would compile a variant nobody uses); the
+# reference runs in float64
+@pytest.mark.parametrize("dtype", [np.float32])
 def test_epoch_matches_numpy_reference_on_the_same_triples(dtype):
     *data, shape = _positives()
     n_samples = 3000
@@ -104,7 +106,7 @@ def test_epoch_matches_numpy_reference_on_the_same_triples(dtype):
 
 def test_frozen_rows_are_not_updated():
     *data, shape = _positives(full_user=False)
-    state = _state(shape, 4, np.float64)
+    state = _state(shape, 4, np.float32)
     before = [a.copy() for a in state]
     starts = (20, 15)
     triples = bpr_samples(
@@ -112,14 +114,14 @@ def test_frozen_rows_are_not_updated():
     )
     ref = _reference(triples, *state, 0.05, 0.01, 0.03, 0.02, *starts)
     with using_threads(1):
-        _run_epoch(data, shape, state, [3], 2000, np.float64, starts=starts)
+        _run_epoch(data, shape, state, [3], 2000, np.float32, starts=starts)
     p, q, b = state
     np.testing.assert_array_equal(p[:20], before[0][:20])
     np.testing.assert_array_equal(q[:15], before[1][:15])
     np.testing.assert_array_equal(b[:15], before[2][:15])
     assert not np.array_equal(p[20:], before[0][20:])
     for got, want in zip(state, ref[:3], strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("popularity", [False, True])

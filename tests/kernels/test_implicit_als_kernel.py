@@ -7,6 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from factorkit._threads import using_threads
+from factorkit.kernels._jit import read_only
 from factorkit.kernels.implicit_als import (
     implicit_als_cg_rows,
     implicit_als_cholesky_rows,
@@ -48,11 +49,13 @@ def problem(n_rows, n_cols, density, k, dtype, seed=0, alpha=2.0):
     implicit_als_confidence(m.data.astype(dtype), dtype(alpha), False, dtype(1.0), conf)
     y = (rng.standard_normal((n_cols, k)) * 0.3).astype(dtype)
     lam = (0.1 + rng.random(n_rows + 1)).astype(dtype)
-    return m.indptr.astype(np.int64), m.indices.astype(np.int32), conf, y, lam
+    # read-only, as ImplicitALS passes them: the tests run the models' compiled variant
+    return tuple(read_only(m.indptr.astype(np.int64), m.indices.astype(np.int32), conf, y, lam))
 
 
 def gram(y, w0):
-    return (w0 * (y.astype(np.float64).T @ y.astype(np.float64))).astype(y.dtype)
+    g = (w0 * (y.astype(np.float64).T @ y.astype(np.float64))).astype(y.dtype)
+    return read_only(g)[0]
 
 
 def test_confidence_linear_and_log():
@@ -66,7 +69,8 @@ def test_confidence_linear_and_log():
 
 @pytest.mark.parametrize("k", [3, 17, 40])
 @pytest.mark.parametrize("w0", [1.0, 0.3])
-@pytest.mark.parametrize(("dtype", "tol"), [(np.float32, 5e-4), (np.float64, 1e-9)])
+# float32 only, as the models run (float64 would compile a variant nobody uses)
+@pytest.mark.parametrize(("dtype", "tol"), [(np.float32, 5e-4)])
 def test_cholesky_matches_reference(k, w0, dtype, tol):
     indptr, indices, conf, y, lam = problem(60, 50, 0.2, k, dtype)
     out = np.full((len(indptr) - 1, k), 7.0, dtype=dtype)
@@ -79,7 +83,7 @@ def test_cholesky_matches_reference(k, w0, dtype, tol):
 
 
 @pytest.mark.parametrize("k", [3, 17])
-@pytest.mark.parametrize(("dtype", "tol"), [(np.float32, 2e-3), (np.float64, 1e-7)])
+@pytest.mark.parametrize(("dtype", "tol"), [(np.float32, 2e-3)])
 def test_cg_converges_to_exact_solution(k, dtype, tol):
     indptr, indices, conf, y, lam = problem(60, 50, 0.2, k, dtype)
     rng = np.random.default_rng(1)
@@ -93,10 +97,12 @@ def test_cg_converges_to_exact_solution(k, dtype, tol):
 
 def test_cg_objective_is_exact_for_its_iterate():
     """A few CG steps: the returned objective is L(x) at the returned (inexact) x."""
-    indptr, indices, conf, y, lam = problem(40, 30, 0.3, 8, np.float64)
+    indptr, indices, conf, y, lam = problem(40, 30, 0.3, 8, np.float32)
     rng = np.random.default_rng(2)
-    out = rng.standard_normal((len(indptr) - 1, 8)) * 0.1
-    obj = implicit_als_cg_rows(indptr, indices, conf, y, gram(y, 0.5), 0.5, lam, 2, out)
+    out = (rng.standard_normal((len(indptr) - 1, 8)) * 0.1).astype(np.float32)
+    w0 = np.float32(0.5)
+    obj = implicit_als_cg_rows(indptr, indices, conf, y, gram(y, 0.5), w0, lam, 2, out)
+    y, out = y.astype(np.float64), out.astype(np.float64)
     expect = 0.0
     for r in range(len(indptr) - 1):
         cw = np.full(30, 0.5)
@@ -105,17 +111,21 @@ def test_cg_objective_is_exact_for_its_iterate():
             if conf[j] > 0:
                 cw[indices[j]], pref[indices[j]] = conf[j], 1.0
         expect += (cw * (pref - y @ out[r]) ** 2).sum() + lam[r] * out[r] @ out[r]
-    assert obj == pytest.approx(expect, rel=1e-9)
+    assert obj == pytest.approx(expect, rel=1e-5)
 
 
 def test_cg_steps_decrease_the_objective_monotonically():
-    indptr, indices, conf, y, lam = problem(80, 60, 0.2, 16, np.float64, seed=3)
-    start = np.random.default_rng(0).standard_normal((len(indptr) - 1, 16)) * 0.1
+    indptr, indices, conf, y, lam = problem(80, 60, 0.2, 16, np.float32, seed=3)
+    start = (np.random.default_rng(0).standard_normal((len(indptr) - 1, 16)) * 0.1).astype(
+        np.float32
+    )
     g = gram(y, 1.0)
     objs = []
     for steps in (0, 1, 2, 4, 8):
         out = start.copy()
-        objs.append(implicit_als_cg_rows(indptr, indices, conf, y, g, 1.0, lam, steps, out))
+        objs.append(
+            implicit_als_cg_rows(indptr, indices, conf, y, g, np.float32(1.0), lam, steps, out)
+        )
     assert all(b < a for a, b in itertools.pairwise(objs)), objs
 
 

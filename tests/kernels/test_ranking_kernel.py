@@ -86,7 +86,7 @@ def _reference_auc(scores, seen, relevant, n_rel):
     return won / (n_rel * len(neg))
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float32])  # score_blocks yields float32
 def test_auc_matches_pairwise_reference(dtype):
     rng = np.random.default_rng(1)
     n_rows, n_cols = 60, 25

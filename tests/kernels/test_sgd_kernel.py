@@ -63,7 +63,8 @@ def problem(n_users=30, n_items=20, density=0.5, n_blocks=4, k=8, dtype=np.float
     )
 
 
-@pytest.mark.parametrize("dtype, rtol", [(np.float32, 2e-5), (np.float64, 1e-12)])
+# float32, as the models run (float64 would compile a variant nobody uses)
+@pytest.mark.parametrize("dtype, rtol", [(np.float32, 2e-5)])
 @pytest.mark.parametrize("biased", [True, False])
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_sgd_epoch_matches_numpy_reference(dtype, rtol, biased, n_threads):
@@ -195,20 +196,20 @@ def test_sgd_interleave_deals_each_block_round_robin_over_users():
 
 def test_weighted_sgd_epoch_matches_numpy_reference():
     """Each rating's step is lr * w: weight 0 leaves everything it touches unchanged."""
-    pb = problem(dtype=np.float64)
+    pb = problem(dtype=np.float32)
     users, items, values, block_ptr, _, _ = pb["arranged"]
     weights = np.random.default_rng(4).uniform(0, 2, len(values)).astype(np.float32)
     weights[users == users[0]] = 0.0  # one user's ratings all weigh nothing
     P, Q = pb["P"], pb["Q"]
-    bu, bi = np.zeros(len(P)), np.zeros(len(Q))
+    bu, bi = np.zeros(len(P), np.float32), np.zeros(len(Q), np.float32)
     P0 = P.copy()
     P2, Q2, bu2, bi2 = P.copy(), Q.copy(), bu.copy(), bi.copy()
     args = (users, items, values, weights, block_ptr, pb["schedule"])
     for _ in range(2):
         sse = sgd_epoch(*args, P, Q, bu, bi, 3.0, 0.05, 0.1, True, np.zeros(16), 1)
         ref = reference_epoch(*args, P2, Q2, bu2, bi2, 3.0, 0.05, 0.1, True)
-        assert sse == pytest.approx(ref, rel=1e-10)
+        assert sse == pytest.approx(ref, rel=2e-5)
     for got, want in ((P, P2), (Q, Q2), (bu, bu2), (bi, bi2)):
-        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
     np.testing.assert_array_equal(P[users[0]], P0[users[0]])
     assert bu[users[0]] == 0.0

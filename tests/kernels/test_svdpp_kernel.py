@@ -5,6 +5,7 @@ import pytest
 import scipy.sparse as sp
 
 from factorkit._threads import using_threads
+from factorkit.kernels._jit import read_only
 from factorkit.kernels.svdpp import svdpp_epoch, svdpp_rating_order, svdpp_user_vectors
 
 RATES = dict(lr=0.05, reg=0.03, lr_bias=0.04, reg_bias=0.02, lr_implicit=0.03, reg_implicit=0.05)
@@ -67,6 +68,7 @@ def _run_kernel(
 ):
     t = np.dtype(dtype).type
     weights = np.zeros(0, dtype) if weights is None else weights.astype(dtype)
+    indptr, items, values = read_only(indptr, items, values)  # as the models pass them
     with using_threads(n_threads):
         return svdpp_epoch(
             indptr,
@@ -85,7 +87,9 @@ def _run_kernel(
         )
 
 
-@pytest.mark.parametrize(("dtype", "rtol"), [(np.float64, 1e-9), (np.float32, 2e-4)])
+# float32, as the models run (float64 would compile a variant nobody uses); the reference
+# runs in float64
+@pytest.mark.parametrize(("dtype", "rtol"), [(np.float32, 2e-4)])
 def test_epoch_matches_per_rating_reference(dtype, rtol):
     indptr, items, values, state = _problem(dtype)
     user_order = np.random.default_rng(1).permutation(len(indptr) - 1).astype(np.int64)
@@ -105,11 +109,11 @@ def test_epoch_matches_per_rating_reference(dtype, rtol):
 
 def test_weighted_epoch_matches_per_rating_reference():
     """Weighted steps through the closed-form implicit update: weight 0 skips a rating."""
-    indptr, items, values, state = _problem(np.float64)
-    weights = np.random.default_rng(2).uniform(0, 2, len(values))
+    indptr, items, values, state = _problem(np.float32)
+    weights = np.random.default_rng(2).uniform(0, 2, len(values)).astype(np.float32)
     weights[::5] = 0.0
     user_order = np.random.default_rng(1).permutation(len(indptr) - 1).astype(np.int64)
-    ref = {name: arr.copy() for name, arr in state.items()}
+    ref = {name: arr.astype(np.float64) for name, arr in state.items()}
     rating_order = svdpp_rating_order(indptr, np.uint64(7))
     for _ in range(2):
         ref_loss = _reference_epoch(
@@ -117,11 +121,11 @@ def test_weighted_epoch_matches_per_rating_reference():
             weights,
         )  # fmt: skip
         loss = _run_kernel(
-            indptr, items, values, user_order, 7, 3.1, state, np.float64, weights=weights
+            indptr, items, values, user_order, 7, 3.1, state, np.float32, weights=weights
         )
-        assert loss == pytest.approx(ref_loss, rel=1e-9)
+        assert loss == pytest.approx(ref_loss, rel=2e-4)
         for name in state:
-            np.testing.assert_allclose(state[name], ref[name], rtol=1e-9, atol=1e-9, err_msg=name)
+            np.testing.assert_allclose(state[name], ref[name], rtol=2e-4, atol=2e-4, err_msg=name)
 
 
 def test_epoch_single_thread_is_bit_for_bit_repeatable():
@@ -137,11 +141,11 @@ def test_epoch_single_thread_is_bit_for_bit_repeatable():
 
 
 def test_epoch_hogwild_two_threads_stays_close():
-    indptr, items, values, state = _problem(np.float64, n_users=400, n_items=60, density=0.2)
+    indptr, items, values, state = _problem(np.float32, n_users=400, n_items=60, density=0.2)
     serial = {name: arr.copy() for name, arr in state.items()}
     order = np.arange(len(indptr) - 1, dtype=np.int64)
-    loss1 = _run_kernel(indptr, items, values, order, 5, 3.0, serial, np.float64, n_threads=1)
-    loss2 = _run_kernel(indptr, items, values, order, 5, 3.0, state, np.float64, n_threads=2)
+    loss1 = _run_kernel(indptr, items, values, order, 5, 3.0, serial, np.float32, n_threads=1)
+    loss2 = _run_kernel(indptr, items, values, order, 5, 3.0, state, np.float32, n_threads=2)
     # races and a different visiting order change details, not the outcome
     assert loss2 == pytest.approx(loss1, rel=0.05)
     for name in state:
@@ -159,12 +163,12 @@ def test_rating_order_shuffles_within_rows():
     np.testing.assert_array_equal(a, svdpp_rating_order(indptr, np.uint64(1)))
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float32])
 def test_user_vectors_match_numpy(dtype):
     indptr, items, _, state = _problem(dtype)
     p, y = state["user_factors"], state["implicit_factors"]
     out = np.empty_like(p)
-    svdpp_user_vectors(indptr, items, p, y, out)
+    svdpp_user_vectors(*read_only(indptr, items), p, y, out)
     expected = p.astype(np.float64).copy()
     for u in range(len(indptr) - 1):
         rated = items[indptr[u] : indptr[u + 1]]

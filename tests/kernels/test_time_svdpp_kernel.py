@@ -5,6 +5,7 @@ import pytest
 import scipy.sparse as sp
 
 from factorkit._threads import using_threads
+from factorkit.kernels._jit import read_only
 from factorkit.kernels.svdpp import svdpp_rating_order
 from factorkit.kernels.time_svdpp import RATE_NAMES, time_svdpp_epoch
 
@@ -103,7 +104,7 @@ def _run_kernel(csr, per_rating, user_order, seed, mu, state, dtype, n_threads=1
     weights = np.zeros(0, dtype) if weights is None else weights.astype(dtype)
     with using_threads(n_threads):
         return time_svdpp_epoch(
-            *csr,
+            *read_only(*csr),  # as the models pass them: one compiled variant
             weights,
             *per_rating,
             user_order,
@@ -126,7 +127,9 @@ def test_rate_names_cover_the_reference():
     assert set(RATE_NAMES) == set(RATES)
 
 
-@pytest.mark.parametrize(("dtype", "rtol"), [(np.float64, 1e-9), (np.float32, 3e-4)])
+# float32, as the models run (float64 would compile a variant nobody uses); the reference
+# runs in float64
+@pytest.mark.parametrize(("dtype", "rtol"), [(np.float32, 3e-4)])
 def test_epoch_matches_per_rating_reference(dtype, rtol):
     csr, per_rating, state = _problem(dtype)
     user_order = np.random.default_rng(1).permutation(len(csr[0]) - 1).astype(np.int64)
@@ -144,20 +147,20 @@ def test_epoch_matches_per_rating_reference(dtype, rtol):
 
 def test_weighted_epoch_matches_per_rating_reference():
     """Weighted steps through the closed-form implicit update: weight 0 skips a rating."""
-    csr, per_rating, state = _problem(np.float64)
-    weights = np.random.default_rng(2).uniform(0, 2, len(csr[2]))
+    csr, per_rating, state = _problem(np.float32)
+    weights = np.random.default_rng(2).uniform(0, 2, len(csr[2])).astype(np.float32)
     weights[::5] = 0.0
     user_order = np.random.default_rng(1).permutation(len(csr[0]) - 1).astype(np.int64)
-    ref = {name: arr.copy() for name, arr in state.items()}
+    ref = {name: arr.astype(np.float64) for name, arr in state.items()}
     rating_order = svdpp_rating_order(csr[0], np.uint64(7))
     for _ in range(2):
         ref_loss = _reference_epoch(
             csr, per_rating, user_order, rating_order, 3.1, ref, RATES, weights
         )
-        loss = _run_kernel(csr, per_rating, user_order, 7, 3.1, state, np.float64, weights=weights)
-        assert loss == pytest.approx(ref_loss, rel=1e-9)
+        loss = _run_kernel(csr, per_rating, user_order, 7, 3.1, state, np.float32, weights=weights)
+        assert loss == pytest.approx(ref_loss, rel=3e-4)
         for name in state:
-            np.testing.assert_allclose(state[name], ref[name], rtol=1e-9, atol=1e-9, err_msg=name)
+            np.testing.assert_allclose(state[name], ref[name], rtol=3e-4, atol=3e-4, err_msg=name)
 
 
 def test_epoch_single_thread_is_bit_for_bit_repeatable():
@@ -173,11 +176,11 @@ def test_epoch_single_thread_is_bit_for_bit_repeatable():
 
 
 def test_epoch_hogwild_two_threads_stays_close():
-    csr, per_rating, state = _problem(np.float64, n_users=400, n_items=60, density=0.2)
+    csr, per_rating, state = _problem(np.float32, n_users=400, n_items=60, density=0.2)
     serial = {name: arr.copy() for name, arr in state.items()}
     order = np.arange(len(csr[0]) - 1, dtype=np.int64)
-    loss1 = _run_kernel(csr, per_rating, order, 5, 3.0, serial, np.float64, n_threads=1)
-    loss2 = _run_kernel(csr, per_rating, order, 5, 3.0, state, np.float64, n_threads=2)
+    loss1 = _run_kernel(csr, per_rating, order, 5, 3.0, serial, np.float32, n_threads=1)
+    loss2 = _run_kernel(csr, per_rating, order, 5, 3.0, state, np.float32, n_threads=2)
     assert loss2 == pytest.approx(loss1, rel=0.05)
     for name in state:
         assert np.isfinite(state[name]).all()
@@ -188,7 +191,8 @@ def test_zero_time_terms_reduce_to_svdpp():
     also moves the day and bin offsets), an epoch is exactly SVD++'s."""
     from factorkit.kernels.svdpp import svdpp_epoch
 
-    csr, per_rating, state = _problem(np.float64)
+    csr, per_rating, state = _problem(np.float32)
+    csr = tuple(read_only(*csr))  # as the models pass them
     for name in ("user_drift", "day_bias", "item_bin_bias", "user_drift_factors"):
         state[name][:] = 0
     twin = {name: arr.copy() for name, arr in state.items()}
@@ -196,20 +200,21 @@ def test_zero_time_terms_reduce_to_svdpp():
     rates = dict(RATES, lr_drift=0.0, lr_bias=0.0)
     with using_threads(1):
         loss = time_svdpp_epoch(
-            *csr, np.zeros(0), *per_rating, order, np.uint64(3), 3.0,
+            *csr, np.zeros(0, np.float32), *per_rating, order, np.uint64(3), np.float32(3.0),
             state["user_bias"], state["user_drift"], state["day_bias"], state["item_bias"],
             state["item_bin_bias"], state["user_factors"], state["user_drift_factors"],
             state["item_factors"], state["implicit_factors"],
-            np.array([rates[n] for n in RATE_NAMES]),
+            np.array([rates[n] for n in RATE_NAMES], dtype=np.float32),
         )  # fmt: skip
         ref = svdpp_epoch(
-            *csr, np.zeros(0), order, np.uint64(3), 3.0, twin["user_bias"], twin["item_bias"],
-            twin["user_factors"], twin["item_factors"], twin["implicit_factors"],
-            rates["lr"], rates["reg"], 0.0, rates["reg_bias"], rates["lr_implicit"],
-            rates["reg_implicit"],
+            *csr, np.zeros(0, np.float32), order, np.uint64(3), np.float32(3.0),
+            twin["user_bias"], twin["item_bias"], twin["user_factors"], twin["item_factors"],
+            twin["implicit_factors"],
+            *(np.float32(rates[n]) for n in ("lr", "reg")), np.float32(0.0),
+            *(np.float32(rates[n]) for n in ("reg_bias", "lr_implicit", "reg_implicit")),
         )  # fmt: skip
-    assert loss == pytest.approx(ref, rel=1e-12)
+    assert loss == pytest.approx(ref, rel=1e-5)
     for name in ("user_factors", "item_factors", "implicit_factors"):
-        np.testing.assert_allclose(state[name], twin[name], rtol=1e-12, err_msg=name)
+        np.testing.assert_allclose(state[name], twin[name], rtol=1e-5, atol=1e-6, err_msg=name)
     for name in ("user_drift", "day_bias", "item_bin_bias", "user_drift_factors"):
         assert not state[name].any(), name

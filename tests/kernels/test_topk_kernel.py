@@ -25,7 +25,7 @@ def reference_topk(scores, seen_indptr, seen_indices, excluded, k):
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float32])  # the scores every caller passes
 def test_topk_matches_reference_with_ties_seen_and_padding(n_threads, dtype):
     rng = np.random.default_rng(0)
     n_rows, n_cols, k = 300, 57, 10
