@@ -41,6 +41,7 @@ def test_time_aware_script_runs(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "users rating on a single day: 55%" in proc.stdout
     assert "TimeSVDpp" in proc.stdout and "time_decay 180d" in proc.stdout
+    assert "sample_weight=time_decay(train, half_life)" in proc.stdout
     for name in ("time_drift.png", "time_rmse.png", "time_decay.png"):
         assert (tmp_path / name).stat().st_size > 10_000, name
 

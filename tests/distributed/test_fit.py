@@ -182,3 +182,13 @@ def test_the_data_type_picks_the_backend(explicit, ml_split):
     np.testing.assert_array_equal(by_type.item_factors_, direct.item_factors_)
     with pytest.raises(InvalidParameterError, match=r"ALS.fit: exchange apply to distributed"):
         fk.ALS(**params).fit(ml_split[0], exchange="broadcast")
+
+
+def test_sample_weight_is_refused_on_the_cluster(explicit):
+    """Weights are one-machine only for now: a clear error, before any work is sent."""
+    for model in (fk.ALS(epochs=1), fk.BiasedMF(epochs=1)):
+        name = type(model).__name__
+        with pytest.raises(
+            InvalidParameterError, match=rf"{name}\.fit: sample_weight is not supported on the Dask"
+        ):
+            model.fit(explicit, sample_weight=np.ones(len(explicit)))

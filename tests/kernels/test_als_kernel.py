@@ -41,7 +41,9 @@ def run(indptr, indices, values, y, c, mu, lam, lam_b, weighted):
     n_rows = len(indptr) - 1
     out_f = np.full((n_rows, y.shape[1]), 7.0, dtype=y.dtype)
     out_b = np.full(n_rows, 7.0, dtype=y.dtype)
-    obj = als_solve_rows(indptr, indices, values, y, c, mu, lam, lam_b, weighted, out_f, out_b)
+    obj = als_solve_rows(
+        indptr, indices, values, np.zeros(0), y, c, mu, lam, lam_b, weighted, out_f, out_b
+    )
     return out_f, out_b, obj
 
 
@@ -111,3 +113,61 @@ def test_result_does_not_depend_on_thread_count():
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])
     assert results[0][2] == results[1][2]
+
+
+def weighted_reference(indptr, indices, values, w, y, c, mu, lam, lam_b, weighted):
+    """Per row: (X^T W X + D) s = X^T W t, D scaled by the row's weight sum (ALS-WR)."""
+    n_rows, k = len(indptr) - 1, y.shape[1]
+    factors, bias, obj = np.zeros((n_rows, k)), np.zeros(n_rows), 0.0
+    for r in range(n_rows):
+        sl = slice(indptr[r], indptr[r + 1])
+        idx, wr = indices[sl], w[sl]
+        if wr.sum() == 0:
+            continue
+        x = np.hstack([np.ones((len(idx), 1)), y[idx].astype(np.float64)])
+        t = values[sl].astype(np.float64) - mu - c[idx]
+        scale = wr.sum() if weighted else 1
+        d = np.diag([lam_b * scale] + [lam * scale] * k)
+        s = np.linalg.solve(x.T @ (wr[:, None] * x) + d, x.T @ (wr * t))
+        bias[r], factors[r] = s[0], s[1:]
+        obj += (wr * (t - x @ s) ** 2).sum() + s @ d @ s
+    return factors, bias, obj
+
+
+# k=3: primal rows only; k=40: mostly dual rows
+@pytest.mark.parametrize("k", [3, 40])
+@pytest.mark.parametrize("weighted", [True, False])
+def test_weights_match_numpy_reference(k, weighted):
+    indptr, indices, values, y, c = problem(120, 90, 0.15, k, np.float64)
+    w = np.random.default_rng(1).uniform(0, 3, len(values))
+    w[::7] = 0.0
+    w[indptr[5] : indptr[6]] = 0.0  # a row whose every weight is 0 is a row without ratings
+    f, b = np.full((120, k), 7.0), np.full(120, 7.0)
+    obj = als_solve_rows(indptr, indices, values, w, y, c, 3.5, 0.1, 0.05, weighted, f, b)
+    f_ref, b_ref, obj_ref = weighted_reference(
+        indptr, indices, values, w, y, c, 3.5, 0.1, 0.05, weighted
+    )
+    np.testing.assert_allclose(f, f_ref, atol=1e-10)
+    np.testing.assert_allclose(b, b_ref, atol=1e-10)
+    assert obj == pytest.approx(obj_ref, rel=1e-10)
+    assert not f[5].any() and b[5] == 0.0
+
+
+@pytest.mark.parametrize("k", [3, 40])
+def test_integer_weights_equal_repeated_and_removed_ratings(k):
+    """Weight 2 solves exactly what the rating listed twice solves, weight 0 what the
+    rating left out solves (ALS-WR's count included): the objective is a sum over ratings."""
+    indptr, indices, values, y, c = problem(60, 90, 0.15, k, np.float64, seed=2)
+    w = np.random.default_rng(2).integers(0, 3, len(values)).astype(np.float64)
+    w[indptr[:-1]] = 1.0  # every row keeps a rating
+    reps = w.astype(np.int64)
+    rows = np.repeat(np.arange(60), np.diff(indptr))
+    ex_rows = np.repeat(rows, reps)
+    ex_ptr = np.concatenate([[0], np.cumsum(np.bincount(ex_rows, minlength=60))]).astype(np.int64)
+    ex_idx, ex_val = np.repeat(indices, reps), np.repeat(values, reps)
+    f, b, obj = np.zeros((60, k)), np.zeros(60), 0.0
+    obj = als_solve_rows(indptr, indices, values, w, y, c, 3.0, 0.1, 0.1, True, f, b)
+    f_ex, b_ex, obj_ex = run(ex_ptr, ex_idx, ex_val, y, c, 3.0, 0.1, 0.1, True)
+    np.testing.assert_allclose(f, f_ex, atol=1e-10)
+    np.testing.assert_allclose(b, b_ex, atol=1e-10)
+    assert obj == pytest.approx(obj_ex, rel=1e-10)

@@ -24,7 +24,11 @@ def _parts(m):
     return m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data.astype(np.float64)
 
 
-def _run_neighbours(x, kind, shrinkage, keep, n_threads=2):
+NO_WEIGHTS = np.empty(0, np.float64)
+
+
+def _run_neighbours(x, kind, shrinkage, keep, n_threads=2, weights=None):
+    """``weights``: a CSR of x's pattern holding each entry's weight (None: unweighted)."""
     t = x.T.tocsr()
     t.sort_indices()
     n = x.shape[0]
@@ -32,13 +36,20 @@ def _run_neighbours(x, kind, shrinkage, keep, n_threads=2):
     out_idx = np.empty((n, keep), np.int32)
     out_sim = np.empty((n, keep), np.float32)
     counts = np.zeros(n, np.int64)
-    knn_neighbours(*_parts(x), np.arange(n, dtype=np.int64), norms, *_parts(t), norms, n,
-                   kind, shrinkage, keep, out_idx, out_sim, counts, n_threads)  # fmt: skip
+    q_w = t_w = NO_WEIGHTS
+    if weights is not None:
+        wt = weights.T.tocsr()
+        wt.sort_indices()
+        q_w, t_w = weights.data.astype(np.float64), wt.data.astype(np.float64)
+    knn_neighbours(*_parts(x), q_w, np.arange(n, dtype=np.int64), norms, *_parts(t), t_w,
+                   norms, n, kind, shrinkage, keep, out_idx, out_sim, counts,
+                   n_threads)  # fmt: skip
     return out_idx, out_sim, counts
 
 
-def _reference(x, kind, shrinkage):
+def _reference(x, kind, shrinkage, weights=None):
     d = x.toarray()
+    wd = np.ones_like(d) if weights is None else weights.toarray()
     mask = d != 0
     n = len(d)
     sims = np.zeros((n, n))
@@ -48,16 +59,17 @@ def _reference(x, kind, shrinkage):
             support = both.sum()
             if a == b or support == 0:
                 continue
+            c = wd[a, both] * wd[b, both]  # a co-rating counts w_a w_b
             if kind == 0:
                 sim = d[a] @ d[b] / (np.linalg.norm(d[a]) * np.linalg.norm(d[b]))
             elif kind == 1:
                 sim = (
-                    d[a, both]
+                    (c * d[a, both])
                     @ d[b, both]
-                    / np.sqrt((d[a, both] ** 2).sum() * (d[b, both] ** 2).sum())
+                    / np.sqrt((c * d[a, both] ** 2).sum() * (c * d[b, both] ** 2).sum())
                 )
             else:
-                sim = 1.0 / (1.0 + ((d[a, both] - d[b, both]) ** 2).mean())
+                sim = 1.0 / (1.0 + (c * (d[a, both] - d[b, both]) ** 2).sum() / c.sum())
             sims[a, b] = sim * support / (support + shrinkage)
     return sims
 
@@ -73,6 +85,27 @@ def test_neighbours_match_dense_reference(kind):
         expected = sorted(positive, key=lambda b: (-np.float32(ref[a, b]), b))[:5]
         np.testing.assert_array_equal(idx[a, : counts[a]], expected)
         np.testing.assert_allclose(sim[a, : counts[a]], ref[a, expected], rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", [1, 2])
+def test_weighted_neighbours_match_dense_reference(kind):
+    x = _random_csr(30, 25, 0.3, seed=kind + 10)
+    w = x.copy()
+    w.data = np.random.default_rng(kind).choice([0.5, 1.0, 2.0, 3.0], size=x.nnz)
+    ref = _reference(x, kind, shrinkage=2.0, weights=w)
+    idx, sim, counts = _run_neighbours(x, kind, 2.0, keep=5, weights=w)
+    for a in range(30):
+        positive = np.flatnonzero(ref[a] > 0)
+        assert counts[a] == min(5, len(positive))
+        np.testing.assert_allclose(sim[a, : counts[a]], ref[a, idx[a, : counts[a]]], rtol=1e-5)
+        top = np.sort(ref[a, positive])[::-1][: counts[a]]  # the best, most similar first
+        np.testing.assert_allclose(sim[a, : counts[a]], top, rtol=1e-5)
+    # unit weights are the unweighted similarities
+    w.data[:] = 1.0
+    plain = _run_neighbours(x, kind, 2.0, keep=5)
+    ones = _run_neighbours(x, kind, 2.0, keep=5, weights=w)
+    np.testing.assert_array_equal(ones[0], plain[0])
+    np.testing.assert_allclose(ones[1], plain[1], rtol=1e-6)
 
 
 def test_neighbours_do_not_depend_on_threads():
@@ -101,7 +134,7 @@ def test_item_scores_and_pairs_are_the_k_nearest_voters():
     nbr = _neighbour_csr(n_items, 6, seed=2)
     avg = np.empty((n_users, n_items))
     found = np.empty((n_users, n_items), np.int32)
-    knn_scores_item(*_parts(ratings), *nbr, k, avg, found, 2)
+    knn_scores_item(*_parts(ratings), NO_WEIGHTS, *nbr, k, avg, found, 2)
     d = ratings.toarray()
     for u in range(n_users):
         for i in range(n_items):
@@ -116,7 +149,8 @@ def test_item_scores_and_pairs_are_the_k_nearest_voters():
     out_avg = np.empty(users.size)
     out_found = np.empty(users.size, np.int32)
     knn_predict_pairs(items.ravel().astype(np.int64), users.ravel().astype(np.int64), *nbr,
-                      *_parts(ratings), n_items, k, out_avg, out_found, 2)  # fmt: skip
+                      *_parts(ratings), NO_WEIGHTS, n_items, k, out_avg, out_found,
+                      2)  # fmt: skip
     np.testing.assert_allclose(out_avg, avg.ravel(), atol=1e-12)
     np.testing.assert_array_equal(out_found, found.ravel())
 
@@ -127,7 +161,7 @@ def test_user_scores_and_sums():
     nbr = _neighbour_csr(n_users, 4, seed=4)
     avg = np.empty((n_users, n_items))
     found = np.empty((n_users, n_items), np.int32)
-    knn_scores_user(*nbr, *_parts(ratings), k, avg, found, 2)
+    knn_scores_user(*nbr, *_parts(ratings), NO_WEIGHTS, k, avg, found, 2)
     d = ratings.toarray()
     for u in range(n_users):
         row = slice(nbr[0][u], nbr[0][u + 1])
@@ -143,3 +177,46 @@ def test_user_scores_and_sums():
     knn_scores_sum(*nbr, *_parts(ratings), out, 2)
     w = sp.csr_matrix((nbr[2], nbr[1], nbr[0]), shape=(n_users, n_users))
     np.testing.assert_allclose(out, (w @ ratings).toarray(), atol=1e-12)
+
+
+def test_weighted_votes_count_sim_times_weight():
+    """Each vote counts ``sim * w``: item scores, pairs and user scores."""
+    n_users, n_items, k = 8, 12, 3
+    ratings = _random_csr(n_users, n_items, 0.4, seed=5)
+    w = ratings.copy()
+    w.data = np.random.default_rng(6).uniform(0.1, 3.0, ratings.nnz)
+    d, wd = ratings.toarray(), w.toarray()
+    nbr = _neighbour_csr(n_items, 6, seed=7)
+    avg = np.empty((n_users, n_items))
+    found = np.empty((n_users, n_items), np.int32)
+    knn_scores_item(*_parts(ratings), w.data, *nbr, k, avg, found, 2)
+    for u in range(n_users):
+        for i in range(n_items):
+            row = slice(nbr[0][i], nbr[0][i + 1])
+            voters = [(j, s) for j, s in zip(nbr[1][row], nbr[2][row], strict=True) if d[u, j]]
+            voters = voters[:k]
+            assert found[u, i] == len(voters)
+            if voters:
+                num = sum(s * wd[u, j] * d[u, j] for j, s in voters)
+                assert abs(avg[u, i] - num / sum(s * wd[u, j] for j, s in voters)) < 1e-9
+    users, items = np.meshgrid(np.arange(n_users), np.arange(n_items), indexing="ij")
+    out_avg = np.empty(users.size)
+    out_found = np.empty(users.size, np.int32)
+    knn_predict_pairs(items.ravel().astype(np.int64), users.ravel().astype(np.int64), *nbr,
+                      *_parts(ratings), w.data, n_items, k, out_avg, out_found,
+                      2)  # fmt: skip
+    np.testing.assert_allclose(out_avg, avg.ravel(), atol=1e-12)
+    np.testing.assert_array_equal(out_found, found.ravel())
+    # user-based: neighbours over users, the weights of the raters' ratings
+    unbr = _neighbour_csr(n_users, 4, seed=8)
+    uavg = np.empty((n_users, n_items))
+    ufound = np.empty((n_users, n_items), np.int32)
+    knn_scores_user(*unbr, *_parts(ratings), w.data, k, uavg, ufound, 2)
+    for u in range(n_users):
+        row = slice(unbr[0][u], unbr[0][u + 1])
+        for i in range(n_items):
+            voters = [(v, s) for v, s in zip(unbr[1][row], unbr[2][row], strict=True) if d[v, i]]
+            voters = voters[:k]
+            den = sum(s * wd[v, i] for v, s in voters)
+            expect = sum(s * wd[v, i] * d[v, i] for v, s in voters) / den if voters else 0.0
+            assert abs(uavg[u, i] - expect) < 1e-9

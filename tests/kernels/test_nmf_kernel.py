@@ -59,7 +59,10 @@ def test_cd_rows_matches_serial_reference(problem):
 def test_masked_cd_solves_each_rows_observed_problem(problem):
     dt, X, W, Ht = problem
     got = W.copy()
-    nmf_masked_cd_rows(X.indptr, X.indices, X.data, got, Ht, dt(0.0), dt(0.06), dt(0.01), 200)
+    no_weights = np.empty(0, dt)
+    nmf_masked_cd_rows(
+        X.indptr, X.indices, X.data, no_weights, got, Ht, dt(0.0), dt(0.06), dt(0.01), 200
+    )
     # KKT conditions of min_{w>=0} 0.5 |x_obs - H_obs w|^2 + 0.5 (0.06 + 0.01 n) |w|^2
     for i in range(30):
         cols = X.indices[X.indptr[i] : X.indptr[i + 1]]
@@ -71,3 +74,30 @@ def test_masked_cd_solves_each_rows_observed_problem(problem):
         assert (got[i] >= 0).all()
         np.testing.assert_allclose(grad[got[i] > 0], 0.0, atol=1e-3)
         assert (grad[got[i] == 0] >= -1e-3).all()
+
+
+def test_masked_cd_weight_two_equals_the_entry_given_twice(problem):
+    """A weight-2 entry is the same entry stored twice (loss and per-entry penalty); a
+    weight-0 entry is no entry; weights of 1 are the unweighted solve."""
+    dt, X, W, Ht = problem
+    rng = np.random.default_rng(1)
+    weights = rng.choice(np.array([0.0, 1.0, 2.0], dt), size=X.nnz)
+    # reference: each entry repeated weight times, unweighted
+    rows = np.repeat(np.arange(30), np.diff(X.indptr))
+    reps = weights.astype(np.int64)
+    # the repeated CSR built by hand (scipy would sum the duplicates)
+    indptr = np.zeros(31, np.int64)
+    np.cumsum(np.bincount(np.repeat(rows, reps), minlength=30), out=indptr[1:])
+    indices = np.repeat(X.indices, reps).astype(X.indices.dtype)
+    data = np.repeat(X.data, reps)
+    args = (dt(0.0), dt(0.06), dt(0.01), 200)
+    want = W.copy()
+    v_want = nmf_masked_cd_rows(indptr, indices, data, np.empty(0, dt), want, Ht, *args)
+    got = W.copy()
+    v_got = nmf_masked_cd_rows(X.indptr, X.indices, X.data, weights, got, Ht, *args)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert v_got == pytest.approx(v_want, rel=1e-3)
+    ones, plain = W.copy(), W.copy()
+    nmf_masked_cd_rows(X.indptr, X.indices, X.data, np.ones(X.nnz, dt), ones, Ht, *args)
+    nmf_masked_cd_rows(X.indptr, X.indices, X.data, np.empty(0, dt), plain, Ht, *args)
+    np.testing.assert_allclose(ones, plain, rtol=1e-6, atol=1e-7)

@@ -11,22 +11,30 @@ from factorkit.kernels.sgd import (
     sgd_schedule,
 )
 
+#: no sample weights: every rating weight 1
+NO_WEIGHTS = np.zeros(0, dtype=np.float32)
 
-def reference_epoch(users, items, values, block_ptr, schedule, P, Q, bu, bi, mu, lr, reg, biased):
-    """One SGD epoch in plain NumPy, blocks in schedule order, ratings in block order."""
+
+def reference_epoch(
+    users, items, values, weights, block_ptr, schedule, P, Q, bu, bi, mu, lr, reg, biased
+):
+    """One SGD epoch in plain NumPy, blocks in schedule order, ratings in block order;
+    rating ``n``'s step is ``lr * weights[n]`` (``lr`` when ``weights`` is empty)."""
     sse = 0.0
     for b in schedule.ravel():
         for n in range(block_ptr[b], block_ptr[b + 1]):
             u, i = users[n], items[n]
+            w = float(weights[n]) if len(weights) else 1.0
             pred = mu + P[u] @ Q[i] + ((bu[u] + bi[i]) if biased else 0.0)
             e = values[n] - pred
-            sse += float(e) ** 2
+            sse += float(w) * float(e) ** 2
+            step = lr * w
             if biased:
-                bu[u] += lr * (e - reg * bu[u])
-                bi[i] += lr * (e - reg * bi[i])
+                bu[u] += step * (e - reg * bu[u])
+                bi[i] += step * (e - reg * bi[i])
             pu = P[u].copy()
-            P[u] += lr * (e * Q[i] - reg * pu)
-            Q[i] += lr * (e * pu - reg * Q[i])
+            P[u] += step * (e * Q[i] - reg * pu)
+            Q[i] += step * (e * pu - reg * Q[i])
     return sse
 
 
@@ -66,7 +74,7 @@ def test_sgd_epoch_matches_numpy_reference(dtype, rtol, biased, n_threads):
     bu = np.zeros(len(P), dtype=dtype)
     bi = np.zeros(len(Q), dtype=dtype)
     P2, Q2, bu2, bi2 = P.copy(), Q.copy(), bu.copy(), bi.copy()
-    args = (users, items, values, block_ptr, pb["schedule"])
+    args = (users, items, values, NO_WEIGHTS, block_ptr, pb["schedule"])
     for _ in range(2):  # two epochs: the second starts from non-zero biases
         scratch = np.zeros(pb["n_blocks"] ** 2)
         with using_threads(n_threads):
@@ -88,7 +96,7 @@ def test_sgd_epoch_is_identical_on_any_thread_count():
     for n_threads in (1, 2, 1):
         pb = problem(n_users=300, n_items=200, density=0.2, n_blocks=8, k=16, seed=3)
         users, items, values, block_ptr, _, _ = pb["arranged"]
-        args = (users, items, values, block_ptr, pb["schedule"])
+        args = (users, items, values, NO_WEIGHTS, block_ptr, pb["schedule"])
         P, Q = pb["P"], pb["Q"]
         bu, bi = np.zeros(len(P), np.float32), np.zeros(len(Q), np.float32)
         with using_threads(n_threads):
@@ -106,7 +114,7 @@ def test_sgd_epoch_is_identical_on_any_thread_count():
 def test_sgd_epoch_lets_nan_through():
     pb = problem()
     users, items, values, block_ptr, _, _ = pb["arranged"]
-    args = (users, items, values, block_ptr, pb["schedule"])
+    args = (users, items, values, NO_WEIGHTS, block_ptr, pb["schedule"])
     P, Q = pb["P"], pb["Q"]
     bu, bi = np.zeros(len(P), np.float32), np.zeros(len(Q), np.float32)
     sse = 0.0
@@ -177,7 +185,30 @@ def test_sgd_interleave_deals_each_block_round_robin_over_users():
     items = np.arange(10, dtype=np.int32)
     values = np.arange(10, dtype=np.float32) / 2
     block_ptr = np.array([0, 6, 6, 10], dtype=np.int64)  # blocks of 6, 0 and 4 ratings
-    sgd_interleave(users, items, values, block_ptr)
+    weights = values + 1
+    sgd_interleave(users, items, values, weights, block_ptr)
     assert users.tolist() == [0, 1, 2, 0, 2, 0, 5, 5, 5, 5]
     assert items.tolist() == [0, 3, 4, 1, 5, 2, 6, 7, 8, 9]  # each user's order kept
     np.testing.assert_array_equal(values, items / 2)  # values travel with their rating
+    np.testing.assert_array_equal(weights, items / 2 + 1)  # and so do weights
+
+
+def test_weighted_sgd_epoch_matches_numpy_reference():
+    """Each rating's step is lr * w: weight 0 leaves everything it touches unchanged."""
+    pb = problem(dtype=np.float64)
+    users, items, values, block_ptr, _, _ = pb["arranged"]
+    weights = np.random.default_rng(4).uniform(0, 2, len(values)).astype(np.float32)
+    weights[users == users[0]] = 0.0  # one user's ratings all weigh nothing
+    P, Q = pb["P"], pb["Q"]
+    bu, bi = np.zeros(len(P)), np.zeros(len(Q))
+    P0 = P.copy()
+    P2, Q2, bu2, bi2 = P.copy(), Q.copy(), bu.copy(), bi.copy()
+    args = (users, items, values, weights, block_ptr, pb["schedule"])
+    for _ in range(2):
+        sse = sgd_epoch(*args, P, Q, bu, bi, 3.0, 0.05, 0.1, True, np.zeros(16), 1)
+        ref = reference_epoch(*args, P2, Q2, bu2, bi2, 3.0, 0.05, 0.1, True)
+        assert sse == pytest.approx(ref, rel=1e-10)
+    for got, want in ((P, P2), (Q, Q2), (bu, bu2), (bi, bi2)):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(P[users[0]], P0[users[0]])
+    assert bu[users[0]] == 0.0

@@ -35,9 +35,10 @@ def _problem(dtype, n_users=30, n_items=20, density=0.4, k=4, seed=0):
     )
 
 
-def _reference_epoch(indptr, items, values, user_order, rating_order, mu, s, r):
+def _reference_epoch(indptr, items, values, user_order, rating_order, mu, s, r, weights=None):
     """Per-rating SGD exactly as in Koren (2008) / Surprise: the implicit sum is
-    recomputed before every rating and every y_j of the user is updated after it."""
+    recomputed before every rating and every y_j of the user is updated after it. With
+    ``weights`` every step of rating ``pos`` is ``weights[pos]`` times as long."""
     bu, bi = s["user_bias"], s["item_bias"]
     p, q, y = s["user_factors"], s["item_factors"], s["implicit_factors"]
     loss = 0.0
@@ -48,25 +49,30 @@ def _reference_epoch(indptr, items, values, user_order, rating_order, mu, s, r):
         norm = 1.0 / np.sqrt(len(rated))
         for pos in rating_order[indptr[u] : indptr[u + 1]]:
             i, value = items[pos], values[pos]
+            w = 1.0 if weights is None else float(weights[pos])
             z = norm * y[rated].sum(axis=0)
             err = value - (mu + bu[u] + bi[i] + q[i] @ (p[u] + z))
-            loss += err * err
-            bu[u] += r["lr_bias"] * (err - r["reg_bias"] * bu[u])
-            bi[i] += r["lr_bias"] * (err - r["reg_bias"] * bi[i])
+            loss += w * err * err
+            bu[u] += w * r["lr_bias"] * (err - r["reg_bias"] * bu[u])
+            bi[i] += w * r["lr_bias"] * (err - r["reg_bias"] * bi[i])
             pu, qi = p[u].copy(), q[i].copy()
-            p[u] += r["lr"] * (err * qi - r["reg"] * pu)
-            q[i] += r["lr"] * (err * (pu + z) - r["reg"] * qi)
-            y[rated] += r["lr_implicit"] * (err * norm * qi - r["reg_implicit"] * y[rated])
+            p[u] += w * r["lr"] * (err * qi - r["reg"] * pu)
+            q[i] += w * r["lr"] * (err * (pu + z) - r["reg"] * qi)
+            y[rated] += w * r["lr_implicit"] * (err * norm * qi - r["reg_implicit"] * y[rated])
     return loss
 
 
-def _run_kernel(indptr, items, values, user_order, seed, mu, state, dtype, n_threads=1):
+def _run_kernel(
+    indptr, items, values, user_order, seed, mu, state, dtype, n_threads=1, weights=None
+):
     t = np.dtype(dtype).type
+    weights = np.zeros(0, dtype) if weights is None else weights.astype(dtype)
     with using_threads(n_threads):
         return svdpp_epoch(
             indptr,
             items,
             values,
+            weights,
             user_order,
             np.uint64(seed),
             t(mu),
@@ -95,6 +101,27 @@ def test_epoch_matches_per_rating_reference(dtype, rtol):
         for name in state:
             assert state[name].dtype == dtype
             np.testing.assert_allclose(state[name], ref[name], rtol=rtol, atol=rtol, err_msg=name)
+
+
+def test_weighted_epoch_matches_per_rating_reference():
+    """Weighted steps through the closed-form implicit update: weight 0 skips a rating."""
+    indptr, items, values, state = _problem(np.float64)
+    weights = np.random.default_rng(2).uniform(0, 2, len(values))
+    weights[::5] = 0.0
+    user_order = np.random.default_rng(1).permutation(len(indptr) - 1).astype(np.int64)
+    ref = {name: arr.copy() for name, arr in state.items()}
+    rating_order = svdpp_rating_order(indptr, np.uint64(7))
+    for _ in range(2):
+        ref_loss = _reference_epoch(
+            indptr, items, values.astype(np.float64), user_order, rating_order, 3.1, ref, RATES,
+            weights,
+        )  # fmt: skip
+        loss = _run_kernel(
+            indptr, items, values, user_order, 7, 3.1, state, np.float64, weights=weights
+        )
+        assert loss == pytest.approx(ref_loss, rel=1e-9)
+        for name in state:
+            np.testing.assert_allclose(state[name], ref[name], rtol=1e-9, atol=1e-9, err_msg=name)
 
 
 def test_epoch_single_thread_is_bit_for_bit_repeatable():

@@ -55,9 +55,10 @@ def _problem(dtype, n_users=30, n_items=20, density=0.4, k=4, seed=0):
     return csr, per_rating, state
 
 
-def _reference_epoch(csr, per_rating, user_order, rating_order, mu, s, r):
+def _reference_epoch(csr, per_rating, user_order, rating_order, mu, s, rates, weights=None):
     """Per-rating SGD as in Koren (2009): the implicit sum is recomputed before every
-    rating and every y_j of the user is updated after it."""
+    rating and every y_j of the user is updated after it. With ``weights`` every step of
+    rating ``pos`` is ``weights[pos]`` times as long."""
     indptr, items, values = csr
     bins, devs, slots = per_rating
     bu, au, bt = s["user_bias"], s["user_drift"], s["day_bias"]
@@ -76,11 +77,13 @@ def _reference_epoch(csr, per_rating, user_order, rating_order, mu, s, r):
         norm = 1.0 / np.sqrt(len(rated))
         for pos in rating_order[indptr[u] : indptr[u + 1]]:
             i, b, dev, t = items[pos], bins[pos], float(devs[pos]), slots[pos]
+            w = 1.0 if weights is None else float(weights[pos])
+            r = {name: rate * w if name.startswith("lr") else rate for name, rate in rates.items()}
             z = norm * y[rated].sum(axis=0)
             pu_t = p[u] + ap[u] * dev + z
             pred = mu + bu[u] + au[u] * dev + bt[t] + bi[i] + bib[i, b] + q[i] @ pu_t
             err = values[pos] - pred
-            loss += err * err
+            loss += w * err * err
             bu[u] += r["lr_bias"] * (err - r["reg_bias"] * bu[u])
             au[u] += r["lr_drift"] * (err * dev - r["reg_drift"] * au[u])
             bt[t] += r["lr_bias"] * (err - r["reg_day"] * bt[t])
@@ -94,12 +97,14 @@ def _reference_epoch(csr, per_rating, user_order, rating_order, mu, s, r):
     return loss
 
 
-def _run_kernel(csr, per_rating, user_order, seed, mu, state, dtype, n_threads=1):
+def _run_kernel(csr, per_rating, user_order, seed, mu, state, dtype, n_threads=1, weights=None):
     t = np.dtype(dtype).type
     rates = np.array([RATES[name] for name in RATE_NAMES], dtype=dtype)
+    weights = np.zeros(0, dtype) if weights is None else weights.astype(dtype)
     with using_threads(n_threads):
         return time_svdpp_epoch(
             *csr,
+            weights,
             *per_rating,
             user_order,
             np.uint64(seed),
@@ -135,6 +140,24 @@ def test_epoch_matches_per_rating_reference(dtype, rtol):
         for name in state:
             assert state[name].dtype == dtype
             np.testing.assert_allclose(state[name], ref[name], rtol=rtol, atol=rtol, err_msg=name)
+
+
+def test_weighted_epoch_matches_per_rating_reference():
+    """Weighted steps through the closed-form implicit update: weight 0 skips a rating."""
+    csr, per_rating, state = _problem(np.float64)
+    weights = np.random.default_rng(2).uniform(0, 2, len(csr[2]))
+    weights[::5] = 0.0
+    user_order = np.random.default_rng(1).permutation(len(csr[0]) - 1).astype(np.int64)
+    ref = {name: arr.copy() for name, arr in state.items()}
+    rating_order = svdpp_rating_order(csr[0], np.uint64(7))
+    for _ in range(2):
+        ref_loss = _reference_epoch(
+            csr, per_rating, user_order, rating_order, 3.1, ref, RATES, weights
+        )
+        loss = _run_kernel(csr, per_rating, user_order, 7, 3.1, state, np.float64, weights=weights)
+        assert loss == pytest.approx(ref_loss, rel=1e-9)
+        for name in state:
+            np.testing.assert_allclose(state[name], ref[name], rtol=1e-9, atol=1e-9, err_msg=name)
 
 
 def test_epoch_single_thread_is_bit_for_bit_repeatable():
@@ -173,14 +196,14 @@ def test_zero_time_terms_reduce_to_svdpp():
     rates = dict(RATES, lr_drift=0.0, lr_bias=0.0)
     with using_threads(1):
         loss = time_svdpp_epoch(
-            *csr, *per_rating, order, np.uint64(3), 3.0,
+            *csr, np.zeros(0), *per_rating, order, np.uint64(3), 3.0,
             state["user_bias"], state["user_drift"], state["day_bias"], state["item_bias"],
             state["item_bin_bias"], state["user_factors"], state["user_drift_factors"],
             state["item_factors"], state["implicit_factors"],
             np.array([rates[n] for n in RATE_NAMES]),
         )  # fmt: skip
         ref = svdpp_epoch(
-            *csr, order, np.uint64(3), 3.0, twin["user_bias"], twin["item_bias"],
+            *csr, np.zeros(0), order, np.uint64(3), 3.0, twin["user_bias"], twin["item_bias"],
             twin["user_factors"], twin["item_factors"], twin["implicit_factors"],
             rates["lr"], rates["reg"], 0.0, rates["reg_bias"], rates["lr_implicit"],
             rates["reg_implicit"],

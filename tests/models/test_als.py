@@ -111,7 +111,7 @@ def test_fold_in_solves_the_training_problem_for_a_user(synthetic):
         f, b = np.zeros((1, 6), np.float32), np.zeros(1, np.float32)
         als_solve_rows(
             np.array([0, len(pos)]), pos.astype(np.int32), ratings.astype(np.float32),
-            model.item_factors_, model.item_bias_, model.global_mean_,
+            np.zeros(0), model.item_factors_, model.item_bias_, model.global_mean_,
             0.1, 0.1, weighted, f, b,
         )  # fmt: skip
         np.testing.assert_allclose(folded.factors, f[0], atol=1e-5)

@@ -296,7 +296,7 @@ def test_ials_distributed_data_refuses_weights():
     data = object.__new__(fkd.DistributedInteractions)  # the type picks the backend
     with pytest.raises(
         InvalidParameterError,
-        match=r"ImplicitALS\.fit: sample_weight is not supported on distributed data "
-        r"\(the Dask backend\) yet; fit on one machine",
+        match=r"ImplicitALS\.fit: sample_weight is not supported on the Dask backend yet "
+        r"\(distributed data\); fit without it, or collect the data onto one machine",
     ):
         _ials().fit(data, sample_weight=np.ones(3))

@@ -89,7 +89,8 @@ class _Data:
 
     ``kind`` is "dense", "sparse" (all entries observed) or "masked" (only the CSR
     pattern's entries observed). ``X`` is the ndarray or the CSR matrix of observed
-    values; ``XT`` its transpose as CSR (for the ``H`` half-step).
+    values; ``XT`` its transpose as CSR (for the ``H`` half-step). ``w`` / ``wT``: the
+    masked entries' loss weights aligned with ``X.data`` / ``XT.data`` (None: all 1).
     """
 
     kind: str
@@ -97,6 +98,8 @@ class _Data:
     XT: Any
     shape: tuple[int, int]
     dtype: np.dtype
+    w: Any = None
+    wT: Any = None
 
     @property
     def observed_mean(self) -> float:
@@ -107,11 +110,14 @@ class _Data:
         return float(self.X.data.mean(dtype=np.float64)) if self.X.nnz else 0.0
 
 
-def _prepare(X: Any, mask: Any, owner: str, dtype: Any) -> _Data:
+def _prepare(X: Any, mask: Any, owner: str, dtype: Any, weights: Any = None) -> _Data:
     """Validate ``X`` (and ``mask``) and build the solver layout.
 
     NaN in a dense ``X`` marks a missing entry; so does a False entry of ``mask``.
-    Observed entries must be finite and non-negative.
+    Observed entries must be finite and non-negative. ``weights`` (with ``mask`` only;
+    internal, checked by the caller: finite, >= 0): a sparse matrix whose values at the
+    observed entries weight their squared errors; an entry of weight 0 is left out, as
+    if the mask were False there.
     """
     dtype = np.dtype(dtype)
     dense_nan = not sp.issparse(X)
@@ -134,8 +140,17 @@ def _prepare(X: Any, mask: Any, owner: str, dtype: Any) -> _Data:
                 f"{owner}: X has {int(bad.sum())} non-finite value(s) at observed (mask=True) "
                 f"entries, the first at row {rows[p]}, column {cols[p]}. Set mask False there."
             )
+        if weights is not None:
+            w = np.asarray(weights[rows, cols], dtype=dtype).ravel()
+            keep = w > 0
+            rows, cols, values, w = rows[keep], cols[keep], values[keep], w[keep]
+            wm = sp.csr_matrix((w, (rows, cols)), shape=X.shape, dtype=dtype)
         obs = sp.csr_matrix((values, (rows, cols)), shape=X.shape, dtype=dtype)
-        return _masked(obs, X.shape, dtype, owner)
+        data = _masked(obs, X.shape, dtype, owner)
+        if weights is not None:
+            wm.sort_indices()  # same pattern as obs, so the same order
+            data.w, data.wT = wm.data, sp.csr_matrix(wm.T).data
+        return data
     X = as_matrix(X, owner, dtype=dtype, allow_nan=dense_nan)
     if not sp.issparse(X):
         nan = np.isnan(X)
@@ -218,7 +233,8 @@ def _loss(data: _Data, W: np.ndarray, Ht: np.ndarray, loss: str, threads: int) -
         csr_sampled_dots(X.indptr, X.indices, W, Ht, pred)
     if loss == "frobenius":
         if data.kind == "masked":
-            return 0.5 * float(np.sum((X.data.astype(np.float64) - pred) ** 2))
+            sq = (X.data.astype(np.float64) - pred) ** 2
+            return 0.5 * float(np.sum(sq if data.w is None else data.w * sq))
         # ||X||^2 - 2 <X, WH> + ||WH||^2, the last as tr((W^T W)(H H^T))
         WtW = W.T.astype(np.float64) @ W
         HHt = Ht.T.astype(np.float64) @ Ht
@@ -247,12 +263,14 @@ def _half_step(side: str, data: _Data, A: np.ndarray, B: np.ndarray, opts: dict)
     threads = opts["threads"]
     if opts["solver"] == "cd":
         if data.kind == "masked":
+            w = data.w if side == "W" else data.wT
             with using_threads(threads):
                 return float(
                     nmf_masked_cd_rows(
                         X.indptr,
                         X.indices,
                         X.data,
+                        np.empty(0, dtype=A.dtype) if w is None else w,
                         A,
                         B,
                         A.dtype.type(l1),
@@ -383,7 +401,9 @@ def _fit(X, W, H, p: dict, update_H: bool, mask: Any, owner: str):
             f"{owner}: solver='cd' supports loss='frobenius' only; got loss={p['loss']!r}. "
             "Use solver='mu' for the KL divergence."
         )
-    data = _prepare(X, mask, owner, p["dtype"])
+    data = _prepare(X, mask, owner, p["dtype"], p.get("weights"))
+    if p.get("weights") is not None and (mask is None or p["solver"] != "cd"):
+        raise InvalidParameterError(f"{owner}: entry weights need a mask and solver='cd'")
     k = p["factors"]
     m, n = data.shape
     check_rank(k, data.shape, owner)

@@ -77,6 +77,7 @@ def _als_task(
             block.indptr,
             block.indices,
             block.values,
+            np.zeros(0),  # no sample weights on the Dask backend
             y,
             yb,
             mu,

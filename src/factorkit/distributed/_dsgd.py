@@ -67,6 +67,7 @@ def _sgd_task(
             u,
             i,
             v,
+            np.zeros(0, dtype=np.float32),  # no sample weights on the Dask backend
             block_ptr,
             schedule,
             p,

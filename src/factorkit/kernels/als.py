@@ -10,6 +10,12 @@ over ``s = [b_r, x_r]``, where ``j`` runs over the row's ratings, ``x_j = [1, Y_
 X^T t`` are ``(k+1) x (k+1)``; with weighted regularisation (ALS-WR) ``lam`` and ``lam_b``
 are multiplied by the row's rating count ``n``.
 
+With per-rating weights ``w_j`` (``fit``'s ``sample_weight``) the squared errors are
+``sum_j w_j (t_j - x_j . s)^2`` and weighted regularisation uses ``n = sum_j w_j``, so a
+weight-0 rating is exactly a missing one and weight 2 exactly a duplicated one: the
+primal Gram is ``X^T W X`` (``w_j x_j`` against ``x_j``), the dual one scales rows and
+targets by ``sqrt(w_j)``.
+
 Two exact ways to solve it, picked per row by cost:
 
 - primal (``n >= k + 1``): build the Gram ``X^T X`` (``2 n (k+1)^2`` flops as a GEMM on
@@ -54,6 +60,7 @@ def _solve_task(
     indptr,
     indices,
     values,
+    weights,
     fixed_factors,
     fixed_bias,
     global_mean,
@@ -77,14 +84,17 @@ def _solve_task(
     d = k + 1
     dtype = fixed_factors.dtype
     dual_ok = regularization > 0.0 and bias_regularization > 0.0
+    has_w = len(weights) > 0
     # buffers sized for this task's longest row
     cap = 0
     for r in range(task, n_rows, n_tasks):
         cap = max(cap, indptr[r + 1] - indptr[r])
     x = np.empty((cap, d), dtype=dtype)
+    xw = np.empty((cap if has_w else 0, d), dtype=dtype)  # weighted rows w_j x_j
     y = np.empty((min(cap, d), k), dtype=dtype)
     h_flat = np.empty(d * d, dtype=dtype)  # a dual row's (n, n) Gram, n < d
     t = np.empty(cap)
+    sw = np.empty(cap if has_w else 0)  # sqrt(w_j) of a dual row
     a = np.empty((d, d))
     low = np.empty((d, d))
     rhs = np.empty(d)
@@ -95,17 +105,28 @@ def _solve_task(
     for r in range(task, n_rows, n_tasks):
         lo = indptr[r]
         n = indptr[r + 1] - lo
-        if n == 0:
+        wsum = 0.0
+        if has_w:
+            for j in range(n):
+                wsum += weights[lo + j]
+        if n == 0 or (has_w and wsum == 0.0):
+            # no ratings, or only weight-0 ones: as if the row had none
             out_bias[r] = 0.0
             for p in range(k):
                 out_factors[r, p] = 0.0
             continue
-        lam = regularization * n if weighted else regularization
-        lam_b = bias_regularization * n if weighted else bias_regularization
+        # unweighted rows keep the integer count, so results are those of before weights
+        if has_w:
+            lam = regularization * wsum if weighted else regularization
+            lam_b = bias_regularization * wsum if weighted else bias_regularization
+        else:
+            lam = regularization * n if weighted else regularization
+            lam_b = bias_regularization * n if weighted else bias_regularization
         for j in range(n):
             t[j] = values[lo + j] - global_mean - fixed_bias[indices[lo + j]]
         if dual_ok and n < d:
-            # dual: (I + Y Y^T / lam + 1 / lam_b) w = t, s = D^-1 X^T w, objective t . w
+            # dual: (I + Y Y^T / lam + 1 / lam_b) w = t, s = D^-1 X^T w, objective t . w;
+            # weighted, the same with rows x_j and targets t_j scaled by sqrt(w_j)
             for j in range(n):
                 col = indices[lo + j]
                 for p in range(k):
@@ -115,21 +136,33 @@ def _solve_task(
             np.dot(yn, yn.T, h)
             inv_lam = 1.0 / lam
             inv_lam_b = 1.0 / lam_b
-            for i in range(n):
-                for j in range(i + 1):
-                    a[i, j] = np.float64(h[i, j]) * inv_lam + inv_lam_b
-                a[i, i] += 1.0
+            if has_w:
+                for j in range(n):
+                    sw[j] = np.sqrt(weights[lo + j])
+                    t[j] *= sw[j]
+                for i in range(n):
+                    for j in range(i + 1):
+                        a[i, j] = (np.float64(h[i, j]) * inv_lam + inv_lam_b) * (sw[i] * sw[j])
+                    a[i, i] += 1.0
+            else:
+                for i in range(n):
+                    for j in range(i + 1):
+                        a[i, j] = np.float64(h[i, j]) * inv_lam + inv_lam_b
+                    a[i, i] += 1.0
             ok = cholesky_solve(a, n, t, low, s)
             if not ok:
                 out_bias[r] = np.nan
                 out_factors[r, 0] = np.nan
                 obj = np.nan
                 continue
-            z[:] = 0.0
+            for p in range(d):
+                z[p] = 0.0
             tw = 0.0
             for j in range(n):
                 wj = s[j]
                 tw += t[j] * wj
+                if has_w:
+                    wj *= sw[j]
                 z[0] += wj
                 for p in range(k):
                     z[p + 1] += wj * y[j, p]
@@ -143,15 +176,29 @@ def _solve_task(
                 x[j, 0] = 1.0
                 for p in range(k):
                     x[j, p + 1] = fixed_factors[col, p]
-            gram_gemm(x, x, n, a, g)
+            if has_w:
+                # X^T W X and X^T W t: the Gram of w_j x_j against x_j
+                for j in range(n):
+                    wj = weights[lo + j]
+                    for p in range(d):
+                        xw[j, p] = wj * x[j, p]
+                gram_gemm(xw, x, n, a, g)
+            else:
+                gram_gemm(x, x, n, a, g)
             tt = 0.0
             for p in range(d):
                 rhs[p] = 0.0
             for j in range(n):
                 tj = t[j]
-                tt += tj * tj
-                for p in range(d):
-                    rhs[p] += tj * x[j, p]
+                if has_w:
+                    wt = weights[lo + j] * tj
+                    tt += wt * tj
+                    for p in range(d):
+                        rhs[p] += wt * x[j, p]
+                else:
+                    tt += tj * tj
+                    for p in range(d):
+                        rhs[p] += tj * x[j, p]
             a[0, 0] += lam_b
             for p in range(1, d):
                 a[p, p] += lam
@@ -176,6 +223,7 @@ def als_solve_rows(
     indptr,
     indices,
     values,
+    weights,
     fixed_factors,
     fixed_bias,
     global_mean,
@@ -191,10 +239,15 @@ def als_solve_rows(
     ----------
     indptr, indices, values : CSR structure of the rows being solved (``indices`` index
         rows of ``fixed_factors``).
+    weights : float64 array, (nnz,) or (0,)
+        Each rating's weight (aligned with ``values``, finite and >= 0), or empty for
+        all 1 (then the arithmetic is exactly the unweighted one). Rows whose weights are
+        all 0 are solved as rows without ratings.
     fixed_factors : (n_fixed, k) array; fixed_bias : (n_fixed,) array.
     global_mean : float; regularization, bias_regularization : float (``lam``, ``lam_b``).
     weighted : bool
-        Multiply both by each row's rating count (ALS-WR).
+        Multiply both by each row's rating count (ALS-WR; the sum of its weights when
+        ``weights`` is given).
     out_factors : (n_rows, k) array, out_bias : (n_rows,) array
         Overwritten with the solutions. Rows without ratings get zeros; rows whose system
         is not positive definite get NaN (so the caller can report divergence).
@@ -202,7 +255,7 @@ def als_solve_rows(
     Returns
     -------
     float
-        ``sum_r [ sum_j (t_j - x_j . s_r)^2 + lam_b b_r^2 + lam |x_r|^2 ]``: the squared
+        ``sum_r [ sum_j w_j (t_j - x_j . s_r)^2 + lam_b b_r^2 + lam |x_r|^2 ]``: the squared
         error of the solved side's ratings plus that side's penalty (the other side's
         penalty is the caller's to add).
     """
@@ -219,6 +272,7 @@ def als_solve_rows(
             indptr,
             indices,
             values,
+            weights,
             fixed_factors,
             fixed_bias,
             global_mean,

@@ -25,8 +25,8 @@ __all__ = [
 
 @jit(parallel=True)
 def knn_neighbours(
-    q_indptr, q_indices, q_values, q_self, q_norms,
-    t_indptr, t_indices, t_values, t_norms, n_entities,
+    q_indptr, q_indices, q_values, q_weights, q_self, q_norms,
+    t_indptr, t_indices, t_values, t_weights, t_norms, n_entities,
     kind, shrinkage, keep, out_idx, out_sim, out_count, n_threads,
 ):  # fmt: skip  # pragma: no cover - compiled
     """Top-``keep`` positive similarities of each query row against every entity.
@@ -42,19 +42,28 @@ def knn_neighbours(
     ``q_self[r]`` (-1: none) is left out; only similarities > 0 are kept. Row ``r``'s
     neighbours go to ``out_idx[r, :out_count[r]]``/``out_sim``, most similar first (ties:
     lower position first).
+
+    ``q_weights`` / ``t_weights`` (aligned with ``q_values`` / ``t_values``; both empty:
+    unweighted) weight each co-rating by the product of its two weights ``c = w_a w_b``
+    (as often as the pair would occur were each rating repeated by its weight): the dot
+    product and the norms become ``sum c xa xb``, ``sum c xa^2``, ``sum c xb^2`` and
+    MSD's mean is over ``sum c``. The support ``n`` of the shrinkage stays the number of
+    shared raters.
     """
     n_rows = len(q_indptr) - 1
     n_chunks = max(1, min(n_rows, 4 * n_threads))
-    # per entity [dot, sum xa^2, sum xb^2, support], interleaved: one cache line per update
-    accs = np.zeros((n_chunks, n_entities, 4), np.float64)
+    # per entity [dot, sum xa^2, sum xb^2, support(, sum c)], interleaved: one cache line
+    # per update
+    width = 5 if len(t_weights) > 0 else 4
+    accs = np.zeros((n_chunks, n_entities, width), np.float64)
     touched = np.empty((n_chunks, n_entities), np.int32)
     cand_v = np.empty((n_chunks, n_entities), np.float32)
     cand_i = np.empty((n_chunks, n_entities), np.int32)
     for c in prange(n_chunks):
         _neighbour_rows(
             c * n_rows // n_chunks, (c + 1) * n_rows // n_chunks,
-            q_indptr, q_indices, q_values, q_self, q_norms,
-            t_indptr, t_indices, t_values, t_norms, n_entities,
+            q_indptr, q_indices, q_values, q_weights, q_self, q_norms,
+            t_indptr, t_indices, t_values, t_weights, t_norms, n_entities,
             kind, shrinkage, keep, out_idx, out_sim, out_count,
             accs[c], touched[c], cand_v[c], cand_i[c],
         )  # fmt: skip
@@ -62,27 +71,37 @@ def knn_neighbours(
 
 @jit()
 def _neighbour_rows(
-    lo, hi, q_indptr, q_indices, q_values, q_self, q_norms,
-    t_indptr, t_indices, t_values, t_norms, n_entities,
+    lo, hi, q_indptr, q_indices, q_values, q_weights, q_self, q_norms,
+    t_indptr, t_indices, t_values, t_weights, t_norms, n_entities,
     kind, shrinkage, keep, out_idx, out_sim, out_count, acc, seen, cv, ci,
 ):  # fmt: skip  # pragma: no cover - compiled
     """Rows ``lo:hi`` of :func:`knn_neighbours`, with one chunk's scratch."""
+    weighted = len(t_weights) > 0
     for r in range(lo, hi):
         n_touched = 0
         for p in range(q_indptr[r], q_indptr[r + 1]):
             u = q_indices[p]
             xa = q_values[p]
+            wa = q_weights[p] if weighted else 1.0
             for s in range(t_indptr[u], t_indptr[u + 1]):
                 b = t_indices[s]
                 xb = t_values[s]
                 if acc[b, 3] == 0:
                     seen[n_touched] = b
                     n_touched += 1
-                acc[b, 0] += xa * xb
+                if weighted:
+                    c = wa * t_weights[s]
+                    acc[b, 0] += c * xa * xb
+                    acc[b, 4] += c
+                    if kind != 0:
+                        acc[b, 1] += c * xa * xa
+                        acc[b, 2] += c * xb * xb
+                else:
+                    acc[b, 0] += xa * xb
+                    if kind != 0:
+                        acc[b, 1] += xa * xa
+                        acc[b, 2] += xb * xb
                 acc[b, 3] += 1.0
-                if kind != 0:
-                    acc[b, 1] += xa * xa
-                    acc[b, 2] += xb * xb
         # candidates in position order, so that ties keep the lower position
         if n_touched * 8 > n_entities:
             n_touched = 0
@@ -97,7 +116,8 @@ def _neighbour_rows(
             b = seen[t]
             n = acc[b, 3]
             if kind == 2:
-                msd = max(0.0, acc[b, 1] + acc[b, 2] - 2.0 * acc[b, 0]) / n
+                mass = acc[b, 4] if weighted else n
+                msd = max(0.0, acc[b, 1] + acc[b, 2] - 2.0 * acc[b, 0]) / mass
                 sim = 1.0 / (1.0 + msd)
             else:
                 denom = q_norms[r] * t_norms[b] if kind == 0 else np.sqrt(acc[b, 1] * acc[b, 2])
@@ -108,6 +128,8 @@ def _neighbour_rows(
             acc[b, 1] = 0.0
             acc[b, 2] = 0.0
             acc[b, 3] = 0.0
+            if weighted:
+                acc[b, 4] = 0.0
             if sim > 0 and b != q_self[r]:
                 cv[size] = sim
                 ci[size] = b
@@ -184,7 +206,7 @@ def _keep_best(cv, ci, size, keep, out_idx, out_sim):  # pragma: no cover - comp
 @jit(parallel=True)
 def knn_predict_pairs(
     targets, queries, nbr_indptr, nbr_indices, nbr_sims,
-    lk_indptr, lk_indices, lk_residuals, n_cols, k, out_avg, out_found, n_threads,
+    lk_indptr, lk_indices, lk_residuals, lk_weights, n_cols, k, out_avg, out_found, n_threads,
 ):  # fmt: skip  # pragma: no cover - compiled
     """Weighted average of neighbours' residuals for (target, query) pairs.
 
@@ -193,12 +215,17 @@ def knn_predict_pairs(
     (``n_cols`` columns); ``out_avg[p] = sum(sim * residual) / sum(sim)`` over them and
     ``out_found[p]`` their number (0: no neighbour voted, ``out_avg`` is 0). Pairs sorted
     by query are fastest: each query's row is spread into a dense marker once per run.
+    ``lk_weights`` (aligned with ``lk_residuals``; empty: all 1) weight each vote:
+    ``sum(sim * w * residual) / sum(sim * w)``.
     """
     n = len(targets)
     n_chunks = max(1, min(n, 4 * n_threads))
+    weighted = len(lk_weights) > 0
     marks = np.full((n_chunks, n_cols), np.nan)
+    wmarks = np.zeros((n_chunks, n_cols if weighted else 0))
     for c in prange(n_chunks):
         mark = marks[c]
+        wmark = wmarks[c]
         current = -1
         for p in range(c * n // n_chunks, (c + 1) * n // n_chunks):
             q = queries[p]
@@ -208,6 +235,8 @@ def knn_predict_pairs(
                         mark[lk_indices[s]] = np.nan
                 for s in range(lk_indptr[q], lk_indptr[q + 1]):
                     mark[lk_indices[s]] = lk_residuals[s]
+                    if weighted:
+                        wmark[lk_indices[s]] = lk_weights[s]
                 current = q
             t = targets[p]
             num = 0.0
@@ -216,8 +245,13 @@ def knn_predict_pairs(
             for s in range(nbr_indptr[t], nbr_indptr[t + 1]):
                 v = mark[nbr_indices[s]]
                 if v == v:
-                    num += nbr_sims[s] * v
-                    den += nbr_sims[s]
+                    if weighted:
+                        sw = nbr_sims[s] * wmark[nbr_indices[s]]
+                        num += sw * v
+                        den += sw
+                    else:
+                        num += nbr_sims[s] * v
+                        den += nbr_sims[s]
                     found += 1
                     if found == k:
                         break
@@ -230,7 +264,7 @@ def knn_predict_pairs(
 
 @jit(parallel=True)
 def knn_scores_item(
-    row_indptr, row_indices, row_residuals, nbr_indptr, nbr_indices, nbr_sims,
+    row_indptr, row_indices, row_residuals, row_weights, nbr_indptr, nbr_indices, nbr_sims,
     k, out_avg, out_found, n_threads,
 ):  # fmt: skip  # pragma: no cover - compiled
     """Item-based averages for every item of each row (a user's rated items).
@@ -238,16 +272,22 @@ def knn_scores_item(
     Row ``r`` holds a user's items and residuals (``row_*``). For each item ``i``, the
     first ``k`` neighbours of ``i`` (most similar first) that the user rated vote:
     ``out_avg[r, i] = sum(sim * residual) / sum(sim)`` and ``out_found[r, i]`` their
-    number (0 and 0 when none).
+    number (0 and 0 when none). ``row_weights`` (aligned with ``row_residuals``; empty:
+    all 1) weight each vote: ``sum(sim * w * residual) / sum(sim * w)``.
     """
     n_rows, n_items = out_avg.shape
     n_chunks = max(1, min(n_rows, 4 * n_threads))
+    weighted = len(row_weights) > 0
     marks = np.full((n_chunks, n_items), np.nan, np.float64)
+    wmarks = np.zeros((n_chunks, n_items if weighted else 0), np.float64)
     for c in prange(n_chunks):
         mark = marks[c]
+        wmark = wmarks[c]
         for r in range(c * n_rows // n_chunks, (c + 1) * n_rows // n_chunks):
             for p in range(row_indptr[r], row_indptr[r + 1]):
                 mark[row_indices[p]] = row_residuals[p]
+                if weighted:
+                    wmark[row_indices[p]] = row_weights[p]
             for i in range(n_items):
                 num = 0.0
                 den = 0.0
@@ -255,8 +295,13 @@ def knn_scores_item(
                 for s in range(nbr_indptr[i], nbr_indptr[i + 1]):
                     v = mark[nbr_indices[s]]
                     if v == v:
-                        num += nbr_sims[s] * v
-                        den += nbr_sims[s]
+                        if weighted:
+                            sw = nbr_sims[s] * wmark[nbr_indices[s]]
+                            num += sw * v
+                            den += sw
+                        else:
+                            num += nbr_sims[s] * v
+                            den += nbr_sims[s]
                         found += 1
                         if found == k:
                             break
@@ -268,7 +313,7 @@ def knn_scores_item(
 
 @jit(parallel=True)
 def knn_scores_user(
-    nbr_indptr, nbr_indices, nbr_sims, r_indptr, r_indices, r_residuals,
+    nbr_indptr, nbr_indices, nbr_sims, r_indptr, r_indices, r_residuals, r_weights,
     k, out_avg, out_found, n_threads,
 ):  # fmt: skip  # pragma: no cover - compiled
     """User-based averages for every item of each row (a user's neighbours).
@@ -276,9 +321,12 @@ def knn_scores_user(
     Row ``r`` lists the user's neighbours, most similar first (``nbr_*``); ``r_*`` is the
     user-major matrix of residuals. Walking the neighbours in order, each item keeps the
     votes of its first ``k`` raters among them: ``out_avg[r, i] = sum(sim * residual) /
-    sum(sim)``, ``out_found[r, i]`` their number.
+    sum(sim)``, ``out_found[r, i]`` their number. ``r_weights`` (aligned with
+    ``r_residuals``; empty: all 1) weight each vote: ``sum(sim * w * residual) / sum(sim
+    * w)``.
     """
     n_rows, n_items = out_avg.shape
+    weighted = len(r_weights) > 0
     n_chunks = max(1, min(n_rows, 4 * n_threads))
     dens = np.zeros((n_chunks, n_items), np.float64)
     for c in prange(n_chunks):
@@ -295,8 +343,13 @@ def knn_scores_user(
                 for p in range(r_indptr[v], r_indptr[v + 1]):
                     i = r_indices[p]
                     if found[i] < k:
-                        num[i] += sim * r_residuals[p]
-                        den[i] += sim
+                        if weighted:
+                            sw = sim * r_weights[p]
+                            num[i] += sw * r_residuals[p]
+                            den[i] += sw
+                        else:
+                            num[i] += sim * r_residuals[p]
+                            den[i] += sim
                         found[i] += 1
             for i in range(n_items):
                 num[i] = num[i] / den[i] if den[i] > 0 else 0.0

@@ -85,34 +85,54 @@ def nmf_cd_rows(W, HHt, XHt):  # pragma: no cover - compiled
 
 
 @jit(parallel=True, fastmath=SAFE_FASTMATH)
-def nmf_masked_cd_rows(indptr, indices, data, W, Ht, l1, l2, l2_count, sweeps):  # pragma: no cover
+def nmf_masked_cd_rows(
+    indptr, indices, data, weights, W, Ht, l1, l2, l2_count, sweeps
+):  # pragma: no cover - compiled
     """Coordinate descent on each row of ``W`` using only that row's observed entries.
 
-    Row ``i`` solves ``min_{w >= 0} 0.5 sum_{j in obs(i)} (x_ij - w . h_j)^2 + l1 |w|_1
-    + 0.5 (l2 + l2_count n_i) |w|^2`` (``n_i`` the row's observed count: ``l2_count`` is
-    a per-rating penalty, as SGD's weight decay) by ``sweeps`` passes of coordinate
-    descent on its own k x k Gram matrix ``sum_j h_j h_j^T``: missing entries take no
-    part in the objective (they are not zeros). Rows are independent. Returns the
-    projected-gradient violation.
+    Row ``i`` solves ``min_{w >= 0} 0.5 sum_{j in obs(i)} c_ij (x_ij - w . h_j)^2 + l1
+    |w|_1 + 0.5 (l2 + l2_count n_i) |w|^2`` (``n_i`` the row's observed count: ``l2_count``
+    is a per-rating penalty, as SGD's weight decay) by ``sweeps`` passes of coordinate
+    descent on its own k x k Gram matrix ``sum_j c_ij h_j h_j^T``: missing entries take
+    no part in the objective (they are not zeros). ``weights`` holds ``c_ij`` aligned with
+    ``data``, and then ``n_i = sum_j c_ij`` (an entry of weight 2 counts as two, in the
+    loss and in the penalty); empty, every ``c_ij`` is 1 and the arithmetic is the
+    unweighted one (same dtype, so no second compilation). Rows are independent.
+    Returns the projected-gradient violation.
     """
     n_rows = W.shape[0]
     k = W.shape[1]
+    weighted = len(weights) > 0
     viol = np.zeros(n_rows, dtype=np.float64)
     for i in prange(n_rows):
         G = np.zeros((k, k), dtype=W.dtype)
         b = np.zeros(k, dtype=W.dtype)
+        wsum = 0.0  # float64: the weighted count n_i
         for p in range(indptr[i], indptr[i + 1]):
             j = indices[p]
             x = data[p]
-            for t in range(k):
-                h = Ht[j, t]
-                b[t] += x * h
-                for r in range(t, k):
-                    G[t, r] += h * Ht[j, r]
+            if weighted:
+                c = weights[p]
+                wsum += c
+                for t in range(k):
+                    h = Ht[j, t]
+                    ch = c * h
+                    b[t] += x * ch
+                    for r in range(t, k):
+                        G[t, r] += ch * Ht[j, r]
+            else:
+                for t in range(k):
+                    h = Ht[j, t]
+                    b[t] += x * h
+                    for r in range(t, k):
+                        G[t, r] += h * Ht[j, r]
         for t in range(k):
             for r in range(t):
                 G[t, r] = G[r, t]
-            G[t, t] += l2 + l2_count * (indptr[i + 1] - indptr[i])
+            if weighted:
+                G[t, t] += l2 + l2_count * wsum
+            else:
+                G[t, t] += l2 + l2_count * (indptr[i + 1] - indptr[i])
             b[t] -= l1
         v = 0.0
         for s in range(sweeps):

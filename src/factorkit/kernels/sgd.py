@@ -47,15 +47,24 @@ __all__ = [
 
 @jit(fastmath=SAFE_FASTMATH)
 def _sgd_block(
-    users, items, values, start, stop, P, Q, bu, bi, mu, lr, reg, biased
+    users, items, values, weights, start, stop, P, Q, bu, bi, mu, lr, reg, biased
 ):  # pragma: no cover
     """Sequential SGD over ratings ``start:stop``; returns the sum of squared errors
-    (each error taken before its update)."""
+    (each error taken before its update; weighted by ``weights`` unless it is empty)."""
     k = P.shape[1]
     sse = 0.0
     one = P.dtype.type(1.0)
+    has_w = len(weights) > 0
+    lr_n = lr
     decay = one - lr * reg  # (1 - lr * reg) * x + lr * e * y  ==  x + lr * (e * y - reg * x)
     for n in range(start, stop):
+        if has_w:
+            # the step of w * (e^2 + reg |x|^2): lr scaled by the weight (0: no update)
+            wn = P.dtype.type(weights[n])
+            if wn == 0.0:
+                continue
+            lr_n = lr * wn
+            decay = one - lr_n * reg
         if n + _AHEAD < stop:
             prefetch_row(Q, items[n + _AHEAD])
         u = users[n]
@@ -67,11 +76,14 @@ def _sgd_block(
         if biased:
             pred += bu[u] + bi[i]
         e = values[n] - pred
-        sse += e * e
+        if has_w:
+            sse += np.float64(wn) * e * e
+        else:
+            sse += e * e
         if biased:
-            bu[u] = decay * bu[u] + lr * e
-            bi[i] = decay * bi[i] + lr * e
-        le = lr * e
+            bu[u] = decay * bu[u] + lr_n * e
+            bi[i] = decay * bi[i] + lr_n * e
+        le = lr_n * e
         for f in range(k):
             pf = P[u, f]
             qf = Q[i, f]
@@ -94,8 +106,8 @@ def _total_sse(block_sse, schedule):  # pragma: no cover
 
 @jit(parallel=True, fastmath=SAFE_FASTMATH)
 def sgd_epoch(
-    users, items, values, block_ptr, schedule, P, Q, bu, bi, mu, lr, reg, biased, block_sse,
-    n_threads,
+    users, items, values, weights, block_ptr, schedule, P, Q, bu, bi, mu, lr, reg, biased,
+    block_sse, n_threads,
 ):  # pragma: no cover  # fmt: skip
     """One SGD epoch over every rating, block by block; returns the sum of squared errors.
 
@@ -105,7 +117,9 @@ def sgd_epoch(
         b_u += lr * (e - reg * b_u)            b_i += lr * (e - reg * b_i)
         P[u] += lr * (e * Q[i] - reg * P[u])   Q[i] += lr * (e * P[u] - reg * Q[i])
 
-    (both factor updates use the old values).
+    (both factor updates use the old values). With ``weights``, rating ``n``'s step uses
+    ``lr * weights[n]``: the gradient of ``w (e^2 + reg (|P[u]|^2 + ..))``, so weight 0
+    skips the rating and the returned error is ``sum w e^2``.
 
     Parameters
     ----------
@@ -113,6 +127,9 @@ def sgd_epoch(
         Rating positions, grouped by block (see :func:`sgd_arrange`).
     values : float array (n,)
         Ratings, same order.
+    weights : float32 array (n,) or (0,)
+        Each rating's weight (finite, >= 0), same order; empty for all 1 (then the
+        arithmetic is exactly the unweighted one).
     block_ptr : int64 array (B * B + 1,)
         Ratings of block ``b`` (row group ``b // B``, column group ``b % B``) lie in
         ``block_ptr[b]:block_ptr[b + 1]``.
@@ -142,15 +159,15 @@ def sgd_epoch(
             for j in range(width):
                 b = schedule[r, j]
                 block_sse[b] = _sgd_block(
-                    users, items, values, block_ptr[b], block_ptr[b + 1], P, Q, bu, bi, mu_,
-                    lr_, reg_, biased,
+                    users, items, values, weights, block_ptr[b], block_ptr[b + 1], P, Q, bu, bi,
+                    mu_, lr_, reg_, biased,
                 )  # fmt: skip
         else:
             for j in prange(width):
                 b = schedule[r, j]
                 block_sse[b] = _sgd_block(
-                    users, items, values, block_ptr[b], block_ptr[b + 1], P, Q, bu, bi, mu_,
-                    lr_, reg_, biased,
+                    users, items, values, weights, block_ptr[b], block_ptr[b + 1], P, Q, bu, bi,
+                    mu_, lr_, reg_, biased,
                 )  # fmt: skip
     return _total_sse(block_sse, schedule)
 
@@ -254,14 +271,16 @@ def sgd_arrange(
 
 
 @jit()
-def sgd_interleave(users, items, values, block_ptr):  # pragma: no cover
+def sgd_interleave(users, items, values, weights, block_ptr):  # pragma: no cover
     """Within each block, reorder ratings from user-by-user to round-robin over users.
 
     Each block's ratings come grouped by user (:func:`sgd_arrange`); afterwards they run
     as every user's first rating, then every user's second, and so on (users in the same
     order each round), so consecutive updates touch different user rows and do not wait
-    on each other's stores. In place.
+    on each other's stores. In place; ``weights`` (one per rating, or empty) move with
+    the ratings.
     """
+    has_w = len(weights) > 0
     for b in range(len(block_ptr) - 1):
         lo = block_ptr[b]
         hi = block_ptr[b + 1]
@@ -290,6 +309,10 @@ def sgd_interleave(users, items, values, block_ptr):  # pragma: no cover
             users[lo + t] = u[order[t]]
             items[lo + t] = i[order[t]]
             values[lo + t] = v[order[t]]
+        if has_w:
+            w = weights[lo:hi].copy()
+            for t in range(hi - lo):
+                weights[lo + t] = w[order[t]]
 
 
 def sgd_schedule(n_blocks: int, rng: np.random.Generator) -> np.ndarray:

@@ -13,7 +13,9 @@ result in ``O(|N(u)| k)``: every ``y_j`` of the user receives the *same* update 
 so the implicit sum evolves in closed form (``z <- d z + lr_y err q_i``), and after the
 user's ``n = |N(u)|`` ratings each ``y_j`` equals ``d^n y_j + c G`` with
 ``G = sum_t d^(n-1-t) err_t q_(i_t)`` accumulated on the way. The ``y_j`` are then written
-once per user. In exact arithmetic this is the per-rating algorithm.
+once per user. In exact arithmetic this is the per-rating algorithm. With sample weights
+``w_t`` each rating's steps are ``lr w_t`` (``d_t = 1 - lr_y w_t reg_y``), and the same
+closed form holds with ``prod_t d_t`` for ``d^n`` and ``w_t err_t`` in ``G``.
 
 Parallelism (``svdpp_epoch`` is ``parallel=True``): users are split over threads
 ("Hogwild!", Recht et al. 2011). A user's own state (``b_u``, ``p_u``, the implicit sum)
@@ -62,11 +64,61 @@ def svdpp_rating_order(indptr, seed):  # pragma: no cover
     return out
 
 
+@jit(fastmath=SAFE_FASTMATH)
+def _weighted_ratings(
+    u, order, items, values, weights, global_mean, user_bias, item_bias, pu, item_factors, z,
+    acc, lr, reg, lr_bias, reg_bias, lr_implicit, reg_implicit,
+):  # pragma: no cover  # fmt: skip
+    """User ``u``'s ratings (positions ``order``) with weighted steps, for
+    :func:`svdpp_epoch`: rating ``p``'s step sizes are ``weights[p]`` times as long,
+    weight 0 skips it. Updates ``pu``, ``z``, ``acc``, ``user_bias[u]`` and the items'
+    state; returns the weighted squared error and ``prod_t d_t``, the shrink of the
+    user's ``y_j`` (``decay**n`` unweighted). Separate from the unweighted loop so that
+    unweighted training compiles to the same arithmetic as before weights existed."""
+    dtype = pu.dtype
+    one = dtype.type(1.0)
+    n_factors = len(pu)
+    bu = user_bias[u]
+    user_loss = 0.0
+    shrink = one
+    for a in range(len(order)):
+        p = order[a]
+        w = dtype.type(weights[p])
+        if w == 0.0:
+            continue
+        lr_w = lr * w
+        lr_bw = lr_bias * w
+        lr_yw = lr_implicit * w
+        decay_w = one - lr_yw * reg_implicit
+        shrink *= decay_w
+        i = items[p]
+        qi = item_factors[i]
+        dot = dtype.type(0.0)
+        for f in range(n_factors):
+            dot += qi[f] * (pu[f] + z[f])
+        err = values[p] - (global_mean + bu + item_bias[i] + dot)
+        werr = w * err
+        user_loss += werr * err
+        bu += lr_bw * (err - reg_bias * bu)
+        item_bias[i] += lr_bw * (err - reg_bias * item_bias[i])
+        for f in range(n_factors):
+            puf = pu[f]
+            qif = qi[f]
+            zf = z[f]
+            pu[f] = puf + lr_w * (err * qif - reg * puf)
+            qi[f] = qif + lr_w * (err * (puf + zf) - reg * qif)
+            z[f] = decay_w * zf + lr_yw * err * qif
+            acc[f] = decay_w * acc[f] + werr * qif
+    user_bias[u] = bu
+    return user_loss, shrink
+
+
 @jit(parallel=True, fastmath=SAFE_FASTMATH)
 def svdpp_epoch(
     indptr,
     items,
     values,
+    weights,
     user_order,
     seed,
     global_mean,
@@ -88,6 +140,10 @@ def svdpp_epoch(
     ----------
     indptr, items, values : CSR arrays (int64, int32, float) of the training ratings;
         ``N(u)`` is row ``u``'s items.
+    weights : float array of the factors' dtype, one per rating in CSR order, or empty
+        (every weight 1, the unweighted arithmetic exactly). Rating ``p``'s step sizes are
+        multiplied by ``weights[p]`` (the gradient of its weighted error and penalty);
+        weight 0 skips the rating. ``N(u)`` keeps every rated item whatever its weight.
     user_order : int array, the order in which users are visited.
     seed : uint64; each user's ratings are visited in an order drawn from ``(seed, u)``
         (see :func:`svdpp_rating_order`).
@@ -100,13 +156,14 @@ def svdpp_epoch(
 
     Returns
     -------
-    float: the sum of squared training errors, each taken before its update.
+    float: the sum of (weighted) squared training errors, each taken before its update.
 
     Races: see the module docstring (Hogwild over users; deterministic on one thread).
     """
     n_factors = user_factors.shape[1]
     dtype = user_factors.dtype
     decay = dtype.type(1.0) - lr_implicit * reg_implicit
+    has_w = len(weights) > 0
     loss = 0.0
     for t in prange(len(user_order)):
         u = user_order[t]
@@ -128,31 +185,40 @@ def svdpp_epoch(
             z[f] *= norm
         order = np.empty(n, dtype=np.int64)
         _shuffled_positions(start, stop, seed, u, order)
-        bu = user_bias[u]
-        user_loss = 0.0
-        for a in range(n):
-            p = order[a]
-            i = items[p]
-            qi = item_factors[i]
-            dot = dtype.type(0.0)
-            for f in range(n_factors):
-                dot += qi[f] * (pu[f] + z[f])
-            err = values[p] - (global_mean + bu + item_bias[i] + dot)
-            user_loss += err * err
-            bu += lr_bias * (err - reg_bias * bu)
-            item_bias[i] += lr_bias * (err - reg_bias * item_bias[i])
-            for f in range(n_factors):
-                puf = pu[f]
-                qif = qi[f]
-                zf = z[f]
-                pu[f] = puf + lr * (err * qif - reg * puf)
-                qi[f] = qif + lr * (err * (puf + zf) - reg * qif)
-                z[f] = decay * zf + lr_implicit * err * qif
-                acc[f] = decay * acc[f] + err * qif
-        user_bias[u] = bu
-        copy_row(user_factors[u], pu)
-        loss += user_loss
-        shrink = dtype.type(decay**n)
+        if has_w:
+            user_loss, shrink = _weighted_ratings(
+                u, order, items, values, weights, global_mean, user_bias, item_bias, pu,
+                item_factors, z, acc, lr, reg, lr_bias, reg_bias, lr_implicit, reg_implicit,
+            )  # fmt: skip
+            copy_row(user_factors[u], pu)
+            loss += user_loss
+        else:
+            # unweighted: the arithmetic exactly as before weights existed
+            bu = user_bias[u]
+            user_loss = 0.0
+            for a in range(n):
+                p = order[a]
+                i = items[p]
+                qi = item_factors[i]
+                dot = dtype.type(0.0)
+                for f in range(n_factors):
+                    dot += qi[f] * (pu[f] + z[f])
+                err = values[p] - (global_mean + bu + item_bias[i] + dot)
+                user_loss += err * err
+                bu += lr_bias * (err - reg_bias * bu)
+                item_bias[i] += lr_bias * (err - reg_bias * item_bias[i])
+                for f in range(n_factors):
+                    puf = pu[f]
+                    qif = qi[f]
+                    zf = z[f]
+                    pu[f] = puf + lr * (err * qif - reg * puf)
+                    qi[f] = qif + lr * (err * (puf + zf) - reg * qif)
+                    z[f] = decay * zf + lr_implicit * err * qif
+                    acc[f] = decay * acc[f] + err * qif
+            user_bias[u] = bu
+            copy_row(user_factors[u], pu)
+            loss += user_loss
+            shrink = dtype.type(decay**n)
         step = lr_implicit * norm
         for p in range(start, stop):
             j = items[p]

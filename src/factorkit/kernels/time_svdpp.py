@@ -47,11 +47,77 @@ RATE_NAMES = (
 )
 
 
+@jit(fastmath=SAFE_FASTMATH)
+def _weighted_ratings(
+    u, order, items, values, weights, bins, devs, slots, global_mean, user_bias, user_drift,
+    day_bias, item_bias, item_bin_bias, pu, apu, item_factors, z, acc, rates,
+):  # pragma: no cover  # fmt: skip
+    """User ``u``'s ratings (positions ``order``) with weighted steps, for
+    :func:`time_svdpp_epoch`: rating ``p``'s step sizes are ``weights[p]`` times as long,
+    weight 0 skips it. Updates ``pu``, ``apu``, ``z``, ``acc``, the user's biases and the
+    items' state; returns the weighted squared error and ``prod_t d_t``, the shrink of
+    the user's ``y_j``. Separate from the unweighted loop so that unweighted training
+    compiles to the same arithmetic as before weights existed. Long for the reason
+    :func:`time_svdpp_epoch` is."""
+    dtype = pu.dtype
+    one = dtype.type(1.0)
+    n_factors = len(pu)
+    lr, reg, lr_b, reg_b = rates[0], rates[1], rates[2], rates[3]
+    lr_y, reg_y, lr_a, reg_a = rates[4], rates[5], rates[6], rates[7]
+    reg_day, reg_bin = rates[8], rates[9]
+    bu = user_bias[u]
+    au = user_drift[u]
+    user_loss = 0.0
+    shrink = one
+    for a in range(len(order)):
+        p = order[a]
+        w = dtype.type(weights[p])
+        if w == 0.0:
+            continue
+        lr_w = lr * w
+        lr_bw = lr_b * w
+        lr_yw = lr_y * w
+        lr_aw = lr_a * w
+        decay_w = one - lr_yw * reg_y
+        shrink *= decay_w
+        i = items[p]
+        b = bins[p]
+        dev = devs[p]
+        s = slots[p]
+        qi = item_factors[i]
+        dot = dtype.type(0.0)
+        for f in range(n_factors):
+            dot += qi[f] * (pu[f] + apu[f] * dev + z[f])
+        pred = global_mean + bu + au * dev + day_bias[s] + item_bias[i] + item_bin_bias[i, b]
+        err = values[p] - (pred + dot)
+        werr = w * err
+        user_loss += werr * err
+        bu += lr_bw * (err - reg_b * bu)
+        au += lr_aw * (err * dev - reg_a * au)
+        day_bias[s] += lr_bw * (err - reg_day * day_bias[s])
+        item_bias[i] += lr_bw * (err - reg_b * item_bias[i])
+        item_bin_bias[i, b] += lr_bw * (err - reg_bin * item_bin_bias[i, b])
+        for f in range(n_factors):
+            puf = pu[f]
+            apf = apu[f]
+            qif = qi[f]
+            zf = z[f]
+            pu[f] = puf + lr_w * (err * qif - reg * puf)
+            apu[f] = apf + lr_aw * (err * qif * dev - reg_a * apf)
+            qi[f] = qif + lr_w * (err * (puf + apf * dev + zf) - reg * qif)
+            z[f] = decay_w * zf + lr_yw * err * qif
+            acc[f] = decay_w * acc[f] + werr * qif
+    user_bias[u] = bu
+    user_drift[u] = au
+    return user_loss, shrink
+
+
 @jit(parallel=True, fastmath=SAFE_FASTMATH)
 def time_svdpp_epoch(
     indptr,
     items,
     values,
+    weights,
     bins,
     devs,
     slots,
@@ -74,6 +140,10 @@ def time_svdpp_epoch(
     Parameters
     ----------
     indptr, items, values : CSR arrays (int64, int32, float) of the training ratings.
+    weights : float array of the factors' dtype, one per rating in CSR order, or empty
+        (every weight 1, the unweighted arithmetic exactly). Rating ``p``'s step sizes
+        are multiplied by ``weights[p]``, as in :func:`factorkit.kernels.svdpp.svdpp_epoch`
+        (weight 0 skips the rating; ``N(u)`` keeps every rated item).
     bins : int32 per rating, its item time bin (a column of ``item_bin_bias``).
     devs : float per rating, ``dev_u(t)`` of its day.
     slots : int64 per rating, its index in ``day_bias`` (one slot per (user, day);
@@ -91,7 +161,7 @@ def time_svdpp_epoch(
 
     Returns
     -------
-    float: the sum of squared training errors, each taken before its update.
+    float: the sum of (weighted) squared training errors, each taken before its update.
 
     Notes
     -----
@@ -111,6 +181,7 @@ def time_svdpp_epoch(
     reg_day = rates[8]
     reg_bin = rates[9]
     decay = dtype.type(1.0) - lr_y * reg_y
+    has_w = len(weights) > 0
     loss = 0.0
     for t in prange(len(user_order)):
         u = user_order[t]
@@ -132,43 +203,56 @@ def time_svdpp_epoch(
             z[f] *= norm
         order = np.empty(n, dtype=np.int64)
         _shuffled_positions(start, stop, seed, u, order)
-        bu = user_bias[u]
-        au = user_drift[u]
-        user_loss = 0.0
-        for a in range(n):
-            p = order[a]
-            i = items[p]
-            b = bins[p]
-            dev = devs[p]
-            s = slots[p]
-            qi = item_factors[i]
-            dot = dtype.type(0.0)
-            for f in range(n_factors):
-                dot += qi[f] * (pu[f] + apu[f] * dev + z[f])
-            pred = global_mean + bu + au * dev + day_bias[s] + item_bias[i] + item_bin_bias[i, b]
-            err = values[p] - (pred + dot)
-            user_loss += err * err
-            bu += lr_b * (err - reg_b * bu)
-            au += lr_a * (err * dev - reg_a * au)
-            day_bias[s] += lr_b * (err - reg_day * day_bias[s])
-            item_bias[i] += lr_b * (err - reg_b * item_bias[i])
-            item_bin_bias[i, b] += lr_b * (err - reg_bin * item_bin_bias[i, b])
-            for f in range(n_factors):
-                puf = pu[f]
-                apf = apu[f]
-                qif = qi[f]
-                zf = z[f]
-                pu[f] = puf + lr * (err * qif - reg * puf)
-                apu[f] = apf + lr_a * (err * qif * dev - reg_a * apf)
-                qi[f] = qif + lr * (err * (puf + apf * dev + zf) - reg * qif)
-                z[f] = decay * zf + lr_y * err * qif
-                acc[f] = decay * acc[f] + err * qif
-        user_bias[u] = bu
-        user_drift[u] = au
-        copy_row(user_factors[u], pu)
-        copy_row(user_drift_factors[u], apu)
-        loss += user_loss
-        shrink = dtype.type(decay**n)
+        if has_w:
+            user_loss, shrink = _weighted_ratings(
+                u, order, items, values, weights, bins, devs, slots, global_mean, user_bias,
+                user_drift, day_bias, item_bias, item_bin_bias, pu, apu, item_factors, z, acc,
+                rates,
+            )  # fmt: skip
+            copy_row(user_factors[u], pu)
+            copy_row(user_drift_factors[u], apu)
+            loss += user_loss
+        else:
+            # unweighted: the arithmetic exactly as before weights existed
+            bu = user_bias[u]
+            au = user_drift[u]
+            user_loss = 0.0
+            for a in range(n):
+                p = order[a]
+                i = items[p]
+                b = bins[p]
+                dev = devs[p]
+                s = slots[p]
+                qi = item_factors[i]
+                dot = dtype.type(0.0)
+                for f in range(n_factors):
+                    dot += qi[f] * (pu[f] + apu[f] * dev + z[f])
+                pred = (
+                    global_mean + bu + au * dev + day_bias[s] + item_bias[i] + item_bin_bias[i, b]
+                )
+                err = values[p] - (pred + dot)
+                user_loss += err * err
+                bu += lr_b * (err - reg_b * bu)
+                au += lr_a * (err * dev - reg_a * au)
+                day_bias[s] += lr_b * (err - reg_day * day_bias[s])
+                item_bias[i] += lr_b * (err - reg_b * item_bias[i])
+                item_bin_bias[i, b] += lr_b * (err - reg_bin * item_bin_bias[i, b])
+                for f in range(n_factors):
+                    puf = pu[f]
+                    apf = apu[f]
+                    qif = qi[f]
+                    zf = z[f]
+                    pu[f] = puf + lr * (err * qif - reg * puf)
+                    apu[f] = apf + lr_a * (err * qif * dev - reg_a * apf)
+                    qi[f] = qif + lr * (err * (puf + apf * dev + zf) - reg * qif)
+                    z[f] = decay * zf + lr_y * err * qif
+                    acc[f] = decay * acc[f] + err * qif
+            user_bias[u] = bu
+            user_drift[u] = au
+            copy_row(user_factors[u], pu)
+            copy_row(user_drift_factors[u], apu)
+            loss += user_loss
+            shrink = dtype.type(decay**n)
         step = lr_y * norm
         for p in range(start, stop):
             j = items[p]

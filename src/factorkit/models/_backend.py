@@ -12,7 +12,12 @@ from typing import Any
 
 from factorkit.exceptions import InvalidParameterError
 
-__all__ = ["fit_backend_options", "fit_distributed", "is_distributed"]
+__all__ = [
+    "fit_backend_options",
+    "fit_distributed",
+    "is_distributed",
+    "reject_distributed_weights",
+]
 
 
 def is_distributed(data: Any) -> bool:
@@ -35,4 +40,14 @@ def fit_backend_options(model: Any, options: dict[str, Any]) -> None:
             f"{type(model).__name__}.fit: {', '.join(sorted(options))} apply to distributed "
             "data only (fk.distributed.read_parquet / from_dask); on one machine pass the "
             "training data and, optionally, validation"
+        )
+
+
+def reject_distributed_weights(model: Any, sample_weight: Any) -> None:
+    """``sample_weight`` given with distributed data: a clear error (not supported yet)."""
+    if sample_weight is not None:
+        raise InvalidParameterError(
+            f"{type(model).__name__}.fit: sample_weight is not supported on the Dask backend "
+            "yet (distributed data); fit without it, or collect the data onto one machine "
+            "(an fk.Interactions) to fit with weights"
         )

@@ -13,8 +13,14 @@ from factorkit._validation import (
     Interval,
 )
 from factorkit.data.interactions import Interactions
+from factorkit.data.weights import check_sample_weight, weights_by_item
 from factorkit.kernels.als import als_solve_rows
-from factorkit.models._backend import fit_backend_options, fit_distributed, is_distributed
+from factorkit.models._backend import (
+    fit_backend_options,
+    fit_distributed,
+    is_distributed,
+    reject_distributed_weights,
+)
 from factorkit.models._factor import FactorModel
 from factorkit.models._fold_in import FoldInMixin
 from factorkit.models._init import normal_factors
@@ -75,8 +81,8 @@ class ALS(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, FactorMode
     global_mean_ : float
     history_ : pandas.DataFrame
         One row per epoch: ``epoch``, ``loss`` (the regularised objective above divided
-        by the number of ratings, after the epoch), ``val_rmse`` with validation data,
-        ``elapsed`` seconds.
+        by the number of ratings, or the sum of ``sample_weight``, after the epoch),
+        ``val_rmse`` with validation data, ``elapsed`` seconds.
 
     See Also
     --------
@@ -163,7 +169,12 @@ class ALS(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, FactorMode
         return float(terms.sum())
 
     def fit(
-        self, train: Interactions, validation: Interactions | None = None, **backend: Any
+        self,
+        train: Interactions,
+        validation: Interactions | None = None,
+        *,
+        sample_weight: Any = None,
+        **backend: Any,
     ) -> ALS:
         """Learn factors and biases from ``train``; returns ``self``.
 
@@ -174,18 +185,31 @@ class ALS(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, FactorMode
         validation : Interactions, optional
             Held-out ratings scored (RMSE) after every epoch, for ``history_`` and
             ``early_stopping``.
+        sample_weight : array-like of shape (len(train),), optional
+            One finite weight >= 0 per rating, aligned with ``train`` (its canonical
+            order, as :func:`factorkit.time_decay` returns). The squared errors become
+            ``sum w (r - r_hat)^2``, ``mu`` the weighted mean, and the weighted-lambda
+            counts ``n_u``, ``n_i`` the sums of weights: weight 0 is exactly a missing
+            rating, weight 2 exactly a duplicated one. Not on the Dask backend.
         **backend
             For :class:`factorkit.distributed.DistributedInteractions` only:
             ``checkpoint_dir``, ``resume`` and ``exchange`` of
             :func:`factorkit.distributed.fit`, which trains on the data's Dask cluster.
         """
         if is_distributed(train):  # the data's type picks the backend
+            reject_distributed_weights(self, sample_weight)
             return fit_distributed(self, train, validation, backend)
         fit_backend_options(self, backend)
+        weights = None  # checked before _prepare_fit changes the model (it names a bad train)
+        if isinstance(train, Interactions):
+            weights = check_sample_weight(sample_weight, train, f"{type(self).__name__}.fit")
         data = self._prepare_fit(train, validation)
-        trainer = _ALSTrainer(self, data, validation)
+        trainer = _ALSTrainer(self, data, validation, weights)
         rng = np.random.default_rng(self.random_state)
-        self.global_mean_ = float(np.mean(trainer.u_val, dtype=np.float64))
+        if weights is None:
+            self.global_mean_ = float(np.mean(trainer.u_val, dtype=np.float64))
+        else:
+            self.global_mean_ = float(np.average(trainer.u_val.astype(np.float64), weights=weights))
         self.item_factors_ = normal_factors(
             rng, data.n_items, int(self.factors), float(self.init_scale), n_threads=self._n_threads
         )
@@ -207,7 +231,9 @@ class _ALSTrainer(Trainer):
     state_names = ("user_factors_", "item_factors_", "user_bias_", "item_bias_")
     diverge_hint = "regularization"
 
-    def __init__(self, model: ALS, data: Interactions, validation: Any) -> None:
+    def __init__(
+        self, model: ALS, data: Interactions, validation: Any, weights: np.ndarray | None
+    ) -> None:
         super().__init__(model)
         csr, csc = data.to_csr(), data.to_csc()
         self.u_ptr = np.asarray(csr.indptr, dtype=np.int64)
@@ -216,7 +242,17 @@ class _ALSTrainer(Trainer):
         self.i_ptr = np.asarray(csc.indptr, dtype=np.int64)
         self.i_idx = np.asarray(csc.indices, dtype=np.int32)
         self.i_val = np.asarray(csc.data, dtype=np.float32)
-        self.n_u = np.diff(self.u_ptr).astype(np.float64)
+        if weights is None:
+            # empty weights: the kernels' unweighted arithmetic, one compiled signature
+            self.u_w = self.i_w = np.zeros(0)
+            self.n_u = np.diff(self.u_ptr).astype(np.float64)
+            self.total = float(len(self.u_val))
+        else:
+            # the canonical order is CSR's (user-major); the item side reads CSC's
+            self.u_w = np.ascontiguousarray(weights, dtype=np.float64)
+            self.i_w = weights_by_item(data, self.u_w)
+            self.n_u = np.bincount(data.user_index, weights=self.u_w, minlength=data.n_users)
+            self.total = float(self.u_w.sum())
         self.n_threads = model._n_threads
         self.val = None if validation is None else model._validation_positions(validation)
         self.has_validation = self.val is not None
@@ -225,15 +261,15 @@ class _ALSTrainer(Trainer):
         m = self.model
         mu, lam, weighted = m.global_mean_, float(m.regularization), bool(m.weighted_regularization)
         als_solve_rows(
-            self.u_ptr, self.u_idx, self.u_val, m.item_factors_, m.item_bias_, mu,
+            self.u_ptr, self.u_idx, self.u_val, self.u_w, m.item_factors_, m.item_bias_, mu,
             lam, lam, weighted, m.user_factors_, m.user_bias_,
         )  # fmt: skip
         items_obj = als_solve_rows(
-            self.i_ptr, self.i_idx, self.i_val, m.user_factors_, m.user_bias_, mu,
+            self.i_ptr, self.i_idx, self.i_val, self.i_w, m.user_factors_, m.user_bias_, mu,
             lam, lam, weighted, m.item_factors_, m.item_bias_,
         )  # fmt: skip
         penalty = m._penalty(m.user_factors_, m.user_bias_, self.n_u)
-        return (items_obj + penalty) / len(self.u_val)
+        return (items_obj + penalty) / self.total
 
     def validate(self) -> float:
         return self.model._rmse_on(*self.val)

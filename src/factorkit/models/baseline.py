@@ -8,6 +8,7 @@ import numpy as np
 
 from factorkit._validation import LOOP_CONSTRAINTS, Interval
 from factorkit.data.interactions import Interactions
+from factorkit.data.weights import check_sample_weight
 from factorkit.models._factor import FactorModel
 from factorkit.models._fold_in import FoldInMixin
 from factorkit.models._partial import PartialFitMixin
@@ -46,7 +47,8 @@ class BaselineOnly(RecommendMixin, FoldInMixin, PartialFitMixin, FactorModel):
     global_mean_ : float
     user_bias_, item_bias_ : numpy.ndarray
     history_ : pandas.DataFrame
-        One row per epoch: ``epoch``, ``loss`` (regularised objective per rating),
+        One row per epoch: ``epoch``, ``loss`` (regularised objective per rating, or per
+        unit of ``sample_weight``),
         ``val_rmse`` with validation data, ``elapsed`` seconds.
 
     Examples
@@ -98,15 +100,42 @@ class BaselineOnly(RecommendMixin, FoldInMixin, PartialFitMixin, FactorModel):
     def _user_reg(self) -> float:
         return float(self.user_regularization)
 
-    def fit(self, train: Interactions, validation: Interactions | None = None) -> BaselineOnly:
-        """Learn the biases from ``train``; returns ``self``."""
+    def fit(
+        self,
+        train: Interactions,
+        validation: Interactions | None = None,
+        *,
+        sample_weight: Any = None,
+    ) -> BaselineOnly:
+        """Learn the biases from ``train``; returns ``self``.
+
+        Parameters
+        ----------
+        train : Interactions
+            Explicit ratings.
+        validation : Interactions, optional
+            Held-out ratings scored (RMSE) after every epoch; needed for
+            ``early_stopping``.
+        sample_weight : array-like of shape (len(train),), optional
+            One finite weight >= 0 per rating, aligned with ``train`` (its canonical
+            order, as :func:`factorkit.time_decay` returns). The objective becomes
+            ``sum w (r - mu - b_u - b_i)^2 + lu sum b_u^2 + li sum b_i^2`` with ``mu`` the
+            weighted mean: weight 0 is exactly a missing rating, weight 2 exactly a
+            duplicated one.
+        """
+        weights = None  # checked before _prepare_fit changes the model (it names a bad train)
+        if isinstance(train, Interactions):
+            weights = check_sample_weight(sample_weight, train, f"{type(self).__name__}.fit")
         data = self._prepare_fit(train, validation)
-        self.global_mean_ = float(data.values.astype(np.float64).mean())
+        if weights is None:
+            self.global_mean_ = float(data.values.astype(np.float64).mean())
+        else:
+            self.global_mean_ = float(np.average(data.values.astype(np.float64), weights=weights))
         self.user_bias_ = np.zeros(data.n_users)
         self.item_bias_ = np.zeros(data.n_items)
         self.user_factors_ = np.zeros((data.n_users, 0), dtype=np.float32)
         self.item_factors_ = np.zeros((data.n_items, 0), dtype=np.float32)
-        trainer = _BiasTrainer(self, data, validation)
+        trainer = _BiasTrainer(self, data, validation, weights)
         self.history_ = run_trainer(trainer, self.epochs)
         return self
 
@@ -123,13 +152,18 @@ class _BiasTrainer(Trainer):
     state_names = ("user_bias_", "item_bias_")
     diverge_hint = "regularization"
 
-    def __init__(self, model: BaselineOnly, data: Interactions, validation: Any) -> None:
+    def __init__(
+        self, model: BaselineOnly, data: Interactions, validation: Any, weights: Any
+    ) -> None:
         super().__init__(model)
         self.u, self.i = data.user_index, data.item_index
         self.r = data.values.astype(np.float64)
+        self.w = weights  # None: every weight 1, the unweighted arithmetic exactly
         self.n_users, self.n_items = data.n_users, data.n_items
-        self.n_u = np.bincount(self.u, minlength=self.n_users).astype(np.float64)
-        self.n_i = np.bincount(self.i, minlength=self.n_items).astype(np.float64)
+        # (weighted) rating counts: the denominators of the exact bias updates
+        self.n_u = np.bincount(self.u, weights=weights, minlength=self.n_users).astype(np.float64)
+        self.n_i = np.bincount(self.i, weights=weights, minlength=self.n_items).astype(np.float64)
+        self.total = float(len(self.r)) if weights is None else float(weights.sum())
         self.val = None if validation is None else model._validation_positions(validation)
         self.has_validation = self.val is not None
 
@@ -137,12 +171,23 @@ class _BiasTrainer(Trainer):
         m = self.model
         u, i, r, mu = self.u, self.i, self.r, m.global_mean_
         li, lu = float(m.regularization), m._user_reg()
-        bu = m.user_bias_
-        bi = np.bincount(i, weights=r - mu - bu[u], minlength=self.n_items) / (li + self.n_i)
-        bu = np.bincount(u, weights=r - mu - bi[i], minlength=self.n_users) / (lu + self.n_u)
+        bu, w = m.user_bias_, self.w
+        if w is None:
+            bi = np.bincount(i, weights=r - mu - bu[u], minlength=self.n_items) / (li + self.n_i)
+            bu = np.bincount(u, weights=r - mu - bi[i], minlength=self.n_users) / (lu + self.n_u)
+            err = r - mu - bu[u] - bi[i]
+            sse = err @ err
+        else:
+            # a row whose weights are all 0 (with li or lu = 0) has 0 / 0: bias 0
+            with np.errstate(invalid="ignore", divide="ignore"):
+                bi = np.bincount(i, weights=w * (r - mu - bu[u]), minlength=self.n_items)
+                bi = np.nan_to_num(bi / (li + self.n_i), nan=0.0, posinf=0.0, neginf=0.0)
+                bu = np.bincount(u, weights=w * (r - mu - bi[i]), minlength=self.n_users)
+                bu = np.nan_to_num(bu / (lu + self.n_u), nan=0.0, posinf=0.0, neginf=0.0)
+            err = r - mu - bu[u] - bi[i]
+            sse = err @ (w * err)
         m.user_bias_, m.item_bias_ = bu, bi
-        err = r - mu - bu[u] - bi[i]
-        return float((err @ err + lu * bu @ bu + li * bi @ bi) / len(r))
+        return float((sse + lu * bu @ bu + li * bi @ bi) / self.total)
 
     def validate(self) -> float:
         return self.model._rmse_on(*self.val)

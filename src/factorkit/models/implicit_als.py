@@ -15,14 +15,19 @@ from factorkit._validation import (
 )
 from factorkit.data.interactions import Interactions
 from factorkit.data.weights import check_sample_weight, weights_by_item
-from factorkit.exceptions import DataError, InvalidParameterError
+from factorkit.exceptions import DataError
 from factorkit.kernels._jit import read_only
 from factorkit.kernels.implicit_als import (
     implicit_als_cg_rows,
     implicit_als_cholesky_rows,
     implicit_als_confidence,
 )
-from factorkit.models._backend import fit_backend_options, fit_distributed, is_distributed
+from factorkit.models._backend import (
+    fit_backend_options,
+    fit_distributed,
+    is_distributed,
+    reject_distributed_weights,
+)
 from factorkit.models._factor import FactorModel, gather_rows
 from factorkit.models._fold_in import FoldIn, FoldInMixin
 from factorkit.models._init import normal_factors
@@ -330,7 +335,7 @@ class ImplicitALS(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, Fa
             :func:`factorkit.distributed.fit`, which trains on the data's Dask cluster.
         """
         if is_distributed(train):  # the data's type picks the backend
-            _no_distributed_weights(self, sample_weight)
+            reject_distributed_weights(self, sample_weight)
             return fit_distributed(self, train, validation, backend)
         fit_backend_options(self, backend)
         data = self._prepare_fit(train, validation)
@@ -439,16 +444,6 @@ class ImplicitALS(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, Fa
 
 
 # ---------------------------------------------------------------------- helpers
-def _no_distributed_weights(model: Any, sample_weight: Any) -> None:
-    """Weights are not wired through the Dask backend: say so instead of ignoring them."""
-    if sample_weight is not None:
-        raise InvalidParameterError(
-            f"{type(model).__name__}.fit: sample_weight is not supported on distributed "
-            "data (the Dask backend) yet; fit on one machine (an Interactions) to use "
-            "weights, or fit the distributed data without them."
-        )
-
-
 def _ndcg_at(model: ImplicitALS, users: np.ndarray, items: np.ndarray, k: int) -> float:
     """Mean NDCG@k over the known users with held-out items (positions; -1 = unknown),
     ranking all items except each user's training items. Held-out items unknown to the

@@ -20,6 +20,12 @@ items, the two share). Only each entity's ``max_neighbours`` most similar neighb
 a positive similarity are kept (the memory bound), as a CSR named
 ``<side>_neighbour_indptr_`` / ``_indices_`` / ``_sims_`` (rows sorted most similar
 first), which model files carry and :mod:`factorkit._state_checks` validates.
+
+``fit(train, sample_weight=w)`` (kept as ``seen_weights_``) counts a rating of weight
+``w`` as if given ``w`` times in the rating models (weighted means and baselines,
+co-ratings weighted ``w_a w_b`` in the similarities, votes ``sim * w``) and multiplies
+an interaction's value by ``w`` in the implicit models; weight 0 removes it exactly
+(it stays seen). See :meth:`ItemKNN.fit`.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import scipy.sparse as sp
 from factorkit._threads import single_thread_blas, using_threads
 from factorkit._validation import Interval, NoneOr, Options, Threads
 from factorkit.data.interactions import Interactions
+from factorkit.data.weights import check_sample_weight
 from factorkit.kernels.knn import (
     knn_neighbours,
     knn_predict_pairs,
@@ -61,6 +68,24 @@ def _transpose(indptr, indices, values, shape):
     t = _csr(indptr, indices, values, shape).T.tocsr()
     t.sort_indices()
     return t.indptr.astype(np.int64), t.indices.astype(np.int32), t.data
+
+
+def _transpose_order(indptr, indices, shape):
+    """:func:`_transpose`'s structure and the positions its values come from, so that
+    several value arrays (values, weights) follow the same transposition."""
+    t_indptr, t_indices, take = _transpose(
+        indptr, indices, np.arange(len(indices), dtype=np.float64), shape
+    )
+    return t_indptr, t_indices, take.astype(np.int64)
+
+
+def _wmean_by(key, values, weights, n):
+    """Per-key means of ``values`` (weighted by ``weights`` unless None); 0 for empty keys."""
+    if weights is None:
+        return np.bincount(key, values, n) / np.maximum(np.bincount(key, minlength=n), 1)
+    total = np.bincount(key, weights, n)
+    sums = np.bincount(key, weights * values, n)
+    return np.divide(sums, total, out=np.zeros(n), where=total > 0)
 
 
 def _gather_positions(indptr, indices, rows):
@@ -97,22 +122,47 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         prefix = f"{cls._side}_neighbour"
         cls._state_arrays = (
             *FactorModel._state_arrays,
+            "seen_weights_",  # fit's sample_weight, aligned with seen_*; absent: none
             f"{prefix}_indptr_",
             f"{prefix}_indices_",
             f"{prefix}_sims_",
         )
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, train: Interactions) -> _KNN:
-        """Compute the similarities, keep each entity's top neighbours; returns ``self``."""
+    def fit(self, train: Interactions, *, sample_weight: Any = None) -> _KNN:
+        """Compute the similarities, keep each entity's top neighbours; returns ``self``.
+
+        Parameters
+        ----------
+        train : Interactions
+        sample_weight : array-like of shape (len(train),), optional
+            One finite weight >= 0 per interaction, aligned with ``train`` (its canonical
+            order, as :func:`factorkit.time_decay` returns); kept in ``seen_weights_``.
+            An interaction of weight 0 takes no part in the model, exactly as if it were
+            removed, except that it still counts as seen (:meth:`recommend` leaves it
+            out). Rating models (:class:`ItemKNN`, :class:`UserKNN`) weight a rating
+            ``r`` of weight ``w`` as if it were given ``w`` times: the global mean, the
+            ``"mean"`` centering, the baselines (``"baseline"`` centering and
+            ``"pearson_baseline"``) and the means ``"pearson"`` / ``"adjusted_cosine"``
+            subtract are weighted (BaselineOnly's ``|R|`` counts become sums of weights);
+            each co-rating of a similarity counts ``w_a w_b`` (its dot product, norms and
+            MSD's mean are weighted sums; the shrinkage support stays the number of
+            shared raters); and each neighbour's vote counts ``sim * w``: ``r_ui = b_ui +
+            sum sim w (r - b) / sum sim w``. Implicit models
+            (:class:`ImplicitItemKNN`, :class:`ImplicitUserKNN`) multiply each
+            interaction's value by its weight (a confidence) before computing the
+            similarities and the scores.
+        """
         data = self._prepare_fit(train)
+        weights = check_sample_weight(sample_weight, data, f"{type(self).__name__}.fit")
+        self.seen_weights_ = weights
         self.user_factors_ = np.zeros((data.n_users, 0), dtype=np.float32)
         self.item_factors_ = np.zeros((data.n_items, 0), dtype=np.float32)
         self._caches = {}
         self._fit_biases()
         n = len(self._map(self._side))
         rows = np.arange(n, dtype=np.int64)
-        q = _gather(*self._sim_matrix(self._side), rows)
+        q = self._sim_query(self._side, rows)
         indptr, indices, sims = self._neighbours(q, rows, self._keep())
         self._set_neighbours(indptr, indices, sims)
         return self
@@ -138,51 +188,82 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
             np.asarray(getattr(self, f"{prefix}_sims_"), dtype=np.float32),
         )
 
+    def set_state(self, state: dict[str, Any]) -> _KNN:
+        """:meth:`FactorModel.set_state`; a state without ``seen_weights_`` is an
+        unweighted fit."""
+        self.seen_weights_ = None
+        return super().set_state(state)
+
     def _after_set_state(self) -> None:
         self._caches = {}
         super()._after_set_state()
 
     def _fit_biases(self) -> None:
         n_users, n_items = len(self.user_map_), len(self.item_map_)
-        r = self.seen_values_.astype(np.float64)
         self.user_bias_ = np.zeros(n_users)
         self.item_bias_ = np.zeros(n_items)
         if not self._explicit:
             self.global_mean_ = 0.0
             return
-        self.global_mean_ = float(r.mean())
+        u, i, r, w = self._ratings()
+        self.global_mean_ = self._mean()
         if self.centering == "baseline":
             bu, bi = self._baselines()
             self.user_bias_, self.item_bias_ = bu.copy(), bi.copy()
         elif self.centering == "mean":
-            u, i = self._coo()
+            key, n = (i, n_items) if self._side == "item" else (u, n_users)
+            present = np.bincount(key, minlength=n) > 0
+            means = _wmean_by(key, r, w, n)
+            means -= self.global_mean_ * present
             if self._side == "item":
-                counts = np.bincount(i, minlength=n_items)
-                self.item_bias_ = np.bincount(i, r, n_items) / np.maximum(counts, 1)
-                self.item_bias_ -= self.global_mean_ * (counts > 0)
+                self.item_bias_ = means
             else:
-                counts = np.bincount(u, minlength=n_users)
-                self.user_bias_ = np.bincount(u, r, n_users) / np.maximum(counts, 1)
-                self.user_bias_ -= self.global_mean_ * (counts > 0)
+                self.user_bias_ = means
+
+    def _weights(self) -> np.ndarray | None:
+        """``fit``'s sample weights aligned with ``seen_*`` (None: unweighted)."""
+        w = getattr(self, "seen_weights_", None)
+        return None if w is None else np.asarray(w, dtype=np.float64)
 
     def _coo(self) -> tuple[np.ndarray, np.ndarray]:
         """(user, item) positions of the training interactions, in ``seen_*`` order."""
         counts = np.diff(self.seen_indptr_)
         return np.repeat(np.arange(len(counts)), counts), self.seen_indices_.astype(np.int64)
 
+    def _ratings(self):
+        """``(users, items, values, weights)`` of the interactions the model learns from,
+        in ``seen_*`` order: weight-0 ones left out; ``weights`` None when unweighted."""
+        u, i = self._coo()
+        r = self.seen_values_.astype(np.float64)
+        w = self._weights()
+        if w is None:
+            return u, i, r, None
+        keep = w > 0
+        return u[keep], i[keep], r[keep], w[keep]
+
+    def _mean(self) -> float:
+        """The (weighted) mean training value."""
+        _, _, r, w = self._ratings()
+        return float(r.mean()) if w is None else float(w @ r / w.sum())
+
     def _baselines(self) -> tuple[np.ndarray, np.ndarray]:
-        """BaselineOnly's user and item biases on the training data (cached)."""
+        """BaselineOnly's user and item biases on the training data (cached); with
+        weights, its counts are sums of weights and its sums weighted."""
         if "baselines" not in self._caches:
-            u, i = self._coo()
-            r = self.seen_values_.astype(np.float64)
+            u, i, r, w = self._ratings()
             n_users, n_items = len(self.user_map_), len(self.item_map_)
-            mu = float(r.mean())
-            n_u = np.bincount(u, minlength=n_users)
-            n_i = np.bincount(i, minlength=n_items)
+            mu = self._mean()
+            if w is None:
+                n_u = np.bincount(u, minlength=n_users)
+                n_i = np.bincount(i, minlength=n_items)
+            else:
+                n_u, n_i = np.bincount(u, w, n_users), np.bincount(i, w, n_items)
             bu = np.zeros(n_users)
             for _ in range(_BASELINE_EPOCHS):  # BaselineOnly's alternating exact updates
-                bi = np.bincount(i, r - mu - bu[u], n_items) / (_BASELINE_ITEM_REG + n_i)
-                bu = np.bincount(u, r - mu - bi[i], n_users) / (_BASELINE_USER_REG + n_u)
+                e = r - mu - bu[u]
+                bi = np.bincount(i, e if w is None else w * e, n_items) / (_BASELINE_ITEM_REG + n_i)
+                e = r - mu - bi[i]
+                bu = np.bincount(u, e if w is None else w * e, n_users) / (_BASELINE_USER_REG + n_u)
             self._caches["baselines"] = (bu, bi)
         return self._caches["baselines"]
 
@@ -191,30 +272,59 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         """Sorted user-major CSR ``(indptr, indices, values, residuals)`` (cached).
 
         Residuals are the values less the model's base ``mu + b_u + b_i`` for centred
-        rating models, the values themselves otherwise.
+        rating models, the values themselves otherwise. With sample weights, weight-0
+        interactions are left out, implicit models' values are multiplied by the
+        weights, and rating models' weights are :meth:`_user_major_weights`.
         """
         if "user_major" not in self._caches:
             shape = (len(self.user_map_), len(self.item_map_))
-            m = _csr(
-                self.seen_indptr_, self.seen_indices_, self.seen_values_.astype(np.float64), shape
-            )
-            m.sort_indices()
-            indptr, indices = m.indptr.astype(np.int64), m.indices.astype(np.int32)
-            values = m.data.astype(np.float64)
+            weights = self._weights()
+            if weights is None:
+                m = _csr(self.seen_indptr_, self.seen_indices_,
+                         self.seen_values_.astype(np.float64), shape)  # fmt: skip
+                m.sort_indices()
+                indptr, indices = m.indptr.astype(np.int64), m.indices.astype(np.int32)
+                values = m.data.astype(np.float64)
+                w = np.empty(0, np.float64)
+            else:
+                u, i, r, w = self._ratings()
+                indptr = np.zeros(shape[0] + 1, np.int64)
+                np.cumsum(np.bincount(u, minlength=shape[0]), out=indptr[1:])
+                m = _csr(indptr, i, np.arange(len(i), dtype=np.float64), shape)
+                m.sort_indices()
+                take = m.data.astype(np.int64)
+                indices = m.indices.astype(np.int32)
+                values, w = r[take], w[take]
+                if not self._explicit:  # the weight is a confidence: it scales the value
+                    values, w = values * w, np.empty(0, np.float64)
             residuals = values.copy()
             if self._centred():
                 u = np.repeat(np.arange(shape[0]), np.diff(indptr))
                 residuals -= self.global_mean_ + self.user_bias_[u] + self.item_bias_[indices]
             self._caches["user_major"] = (indptr, indices, values, residuals)
+            self._caches["user_major_w"] = w
         return self._caches["user_major"]
+
+    def _user_major_weights(self) -> np.ndarray:
+        """Rating models' vote weights aligned with :meth:`_user_major` (empty: none)."""
+        self._user_major()
+        return self._caches["user_major_w"]
 
     def _item_major(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sorted item-major CSR of the residuals (cached)."""
         if "item_major" not in self._caches:
             indptr, indices, _, residuals = self._user_major()
             shape = (len(self.user_map_), len(self.item_map_))
-            self._caches["item_major"] = _transpose(indptr, indices, residuals, shape)
+            t_indptr, t_indices, take = _transpose_order(indptr, indices, shape)
+            self._caches["item_major"] = (t_indptr, t_indices, residuals[take])
+            w = self._user_major_weights()
+            self._caches["item_major_w"] = w[take] if len(w) else w
         return self._caches["item_major"]
+
+    def _item_major_weights(self) -> np.ndarray:
+        """Vote weights aligned with :meth:`_item_major` (empty: none)."""
+        self._item_major()
+        return self._caches["item_major_w"]
 
     def _centred(self) -> bool:
         return self._explicit and self.centering != "none"
@@ -228,29 +338,47 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
             return values
         if sim == "pearson_baseline":
             bu, bi = self._baselines()
-            mu = float(self.seen_values_.astype(np.float64).mean())
+            mu = self._mean()
             return values - mu - bu[u] - bi[indices]
         if sim in ("pearson", "adjusted_cosine"):
             # pearson centres by the mean of the entity compared, adjusted cosine by
             # the mean of the other side
             by_user = (sim == "pearson") == (side == "user")
             key, n = (u, len(indptr) - 1) if by_user else (indices, len(self.item_map_))
-            means = np.bincount(key, values, n) / np.maximum(np.bincount(key, minlength=n), 1)
+            w = self._user_major_weights()
+            means = _wmean_by(key, values, w if len(w) else None, n)
             return values - means[key]
         return values
 
     def _sim_matrix(self, side: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Entity-major CSR (rows: ``side``) of the (weighted) similarity values (cached)."""
+        """Entity-major CSR (rows: ``side``) of the (weighted) similarity values (cached);
+        rating models' co-rating weights are :meth:`_sim_weights`."""
         key = f"sim_{side}"
         if key not in self._caches:
             indptr, indices, _, _ = self._user_major()
             values = self._sim_values(side)
+            w = self._user_major_weights()
             shape = (len(self.user_map_), len(self.item_map_))
             if side == "item":
-                indptr, indices, values = _transpose(indptr, indices, values, shape)
+                indptr, indices, take = _transpose_order(indptr, indices, shape)
+                values = values[take]
+                w = w[take] if len(w) else w
             values = self._weight(indptr, indices, values.astype(np.float64), side)
             self._caches[key] = (indptr, indices, values)
+            self._caches[f"simw_{side}"] = w
         return self._caches[key]
+
+    def _sim_weights(self, side: str) -> np.ndarray:
+        """Per-entry weights aligned with ``_sim_matrix(side)`` (empty: unweighted)."""
+        self._sim_matrix(side)
+        return self._caches[f"simw_{side}"]
+
+    def _sim_query(self, side: str, rows: np.ndarray):
+        """Rows of ``_sim_matrix(side)`` as a query of :meth:`_neighbours`, with weights."""
+        indptr, indices, values = self._sim_matrix(side)
+        ptr, idx, take = _gather_positions(indptr, indices, rows)
+        w = self._sim_weights(side)
+        return ptr, idx, values[take], w[take] if len(w) else w
 
     def _weight(self, indptr, indices, values, side: str) -> np.ndarray:
         """BM25 / TF-IDF weights of an entity-major matrix (``implicit``'s formulas:
@@ -273,16 +401,28 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
     def _neighbours(self, query, self_pos, keep: int, side: str | None = None):
         """Top-``keep`` neighbours among ``side``'s entities (default: the model's side)
         of query rows, sparse vectors over the other side; ``self_pos`` (-1: none) is
-        each row's own position, left out."""
+        each row's own position, left out. ``query`` is ``(indptr, indices, values)``
+        with an optional fourth array of per-entry weights (rating models fitted with
+        weights; a query without them has weight 1 throughout)."""
         side = side or self._side
         ent_indptr, ent_indices, ent_values = self._sim_matrix(side)
+        ent_w = self._sim_weights(side)
         n_ent = len(ent_indptr) - 1
         n_other = len(self._map("user" if side == "item" else "item"))
         key = f"other_{side}"
         if key not in self._caches:
-            self._caches[key] = _transpose(ent_indptr, ent_indices, ent_values, (n_ent, n_other))
-        t_indptr, t_indices, t_values = self._caches[key]
-        q_indptr, q_indices, q_values = query
+            t_indptr, t_indices, take = _transpose_order(ent_indptr, ent_indices,
+                                                         (n_ent, n_other))  # fmt: skip
+            t_w = ent_w[take] if len(ent_w) else ent_w
+            self._caches[key] = (t_indptr, t_indices, ent_values[take], t_w)
+        t_indptr, t_indices, t_values, t_weights = self._caches[key]
+        q_indptr, q_indices, q_values = query[:3]
+        if not len(t_weights):
+            q_weights = np.empty(0, np.float64)
+        elif len(query) > 3:
+            q_weights = np.asarray(query[3], np.float64)
+        else:
+            q_weights = np.ones(len(q_indices), np.float64)
         kind = (2 if self.similarity == "msd" else 1) if self._explicit else 0
         cosine = not self._explicit and self.similarity in ("cosine", "tfidf")
         rows = np.repeat(np.arange(n_ent), np.diff(ent_indptr))
@@ -313,9 +453,10 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
             with using_threads(n_threads):
                 knn_neighbours(
                     ptr - ptr[0], q_indices[ptr[0] : ptr[-1]], q_values[ptr[0] : ptr[-1]],
+                    q_weights[ptr[0] : ptr[-1]] if len(q_weights) else q_weights,
                     self_pos[start:stop], q_norms[start:stop], t_indptr, t_indices, t_values,
-                    t_norms, n_ent, kind, float(self.shrinkage), keep, out_idx, out_sim,
-                    counts[start:stop], n_threads,
+                    t_weights, t_norms, n_ent, kind, float(self.shrinkage), keep, out_idx,
+                    out_sim, counts[start:stop], n_threads,
                 )  # fmt: skip
             mask = np.arange(keep)[None, :] < counts[start:stop, None]
             parts_idx.append(out_idx[mask])
@@ -332,17 +473,20 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         return indptr, indices, sims.astype(np.float64)
 
     def _known_rows(self, users: np.ndarray):
-        """Row descriptions of known users: their items (item-based) or neighbours."""
+        """Row descriptions of known users: their items (item-based) or neighbours, as
+        ``(indptr, indices, values, residuals, vote weights)`` (the weights, aligned with
+        the residuals of an item-based rating model fitted with weights, else empty)."""
         if self._side == "item":
             indptr, indices, values, residuals = self._user_major()
             ptr, idx, take = _gather_positions(indptr, indices, users)
-            return ptr, idx, values[take], residuals[take]
+            w = self._user_major_weights()
+            return ptr, idx, values[take], residuals[take], w[take] if len(w) else w
         ptr, idx, sims = _gather(*self._nbr64(), users)
-        return ptr, idx, sims, sims
+        return ptr, idx, sims, sims, np.empty(0, np.float64)
 
     def _row_scores(self, rows) -> tuple[np.ndarray, np.ndarray]:
         """Ranking scores ``(n, n_items)`` float32 of the users ``rows`` describes."""
-        indptr, indices, values, residuals = rows
+        indptr, indices, values, residuals, weights = rows
         n, n_items = len(indptr) - 1, len(self.item_map_)
         n_threads = self._threads()
         k = int(self.neighbours)
@@ -352,13 +496,14 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
                 found = np.empty((n, n_items), np.int32)
                 if self._side == "item":
                     knn_scores_item(
-                        indptr, indices, residuals, *self._nbr64(), k, avg, found, n_threads
-                    )
+                        indptr, indices, residuals, weights, *self._nbr64(), k, avg, found,
+                        n_threads,
+                    )  # fmt: skip
                 else:
                     um_indptr, um_indices, _, um_res = self._user_major()
                     knn_scores_user(
-                        indptr, indices, values, um_indptr, um_indices, um_res, k, avg, found,
-                        n_threads,
+                        indptr, indices, values, um_indptr, um_indices, um_res,
+                        self._user_major_weights(), k, avg, found, n_threads,
                     )  # fmt: skip
                 if self._centred():
                     return (avg + self.item_bias_[None, :]).astype(np.float32)
@@ -428,9 +573,11 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         if self._side == "item":
             targets, queries = i[both], u[both]
             lk_indptr, lk_indices, _, lk_res = self._user_major()
+            lk_w = self._user_major_weights()
         else:
             targets, queries = u[both], i[both]
             lk_indptr, lk_indices, lk_res = self._item_major()
+            lk_w = self._item_major_weights()
         order = np.argsort(queries, kind="stable")  # one dense row per query run
         avg = np.empty(len(targets), np.float64)
         found = np.empty(len(targets), np.int32)
@@ -439,8 +586,8 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         with using_threads(n_threads):
             knn_predict_pairs(
                 targets[order].astype(np.int64), queries[order].astype(np.int64),
-                *self._nbr64(), lk_indptr, lk_indices, lk_res, n_cols, int(self.neighbours),
-                avg, found, n_threads,
+                *self._nbr64(), lk_indptr, lk_indices, lk_res, lk_w, n_cols,
+                int(self.neighbours), avg, found, n_threads,
             )  # fmt: skip
         avg[order], found[order] = avg.copy(), found.copy()
         if self._centred():
@@ -458,7 +605,7 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         if side == self._side:
             indptr, indices, sims = self._nbr()
         else:
-            query = _gather(*self._sim_matrix(side), pos)
+            query = self._sim_query(side, pos)
             indptr, indices, sims = self._neighbours(query, pos, k, side=side)
             pos = np.arange(len(pos))
         out_idx = np.full((len(pos), k), -1, np.int64)
@@ -486,12 +633,13 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         order = np.argsort(pos, kind="stable")
         pos, r = pos[order].astype(np.int32), r[order].astype(np.float64)
         residuals = r - self.global_mean_ - bias - self.item_bias_[pos] if self._centred() else r
-        if self._side == "item":
-            return np.array([0, len(pos)], np.int64), pos, r, residuals
+        if self._side == "item":  # a new user's ratings have weight 1
+            w = np.ones(len(pos)) if len(self._user_major_weights()) else np.empty(0)
+            return np.array([0, len(pos)], np.int64), pos, r, residuals, w
         query = (np.array([0, len(pos)], np.int64), pos, self._new_sim_values(pos, r))
         indptr, indices, sims = self._neighbours(query, np.array([-1]), self._keep())
         sims = sims.astype(np.float64)
-        return indptr, indices, sims, sims
+        return indptr, indices, sims, sims, np.empty(0, np.float64)
 
     def _new_sim_values(self, pos: np.ndarray, r: np.ndarray) -> np.ndarray:
         """A new user's row of the user-side similarity values (as :meth:`_sim_matrix`)."""
@@ -501,25 +649,26 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
                 return r - r.mean()
             if sim == "adjusted_cosine":
                 _, indices, values, _ = self._user_major()
-                n = len(self.item_map_)
-                means = np.bincount(indices, values, n) / np.maximum(
-                    np.bincount(indices, minlength=n), 1
-                )
+                w = self._user_major_weights()
+                means = _wmean_by(indices, values, w if len(w) else None, len(self.item_map_))
                 return r - means[pos]
             if sim == "pearson_baseline":
                 _, bi = self._baselines()
-                mu = float(self.seen_values_.astype(np.float64).mean())
+                mu = self._mean()
                 b = float((r - mu - bi[pos]).sum()) / (_BASELINE_USER_REG + len(pos))
                 return r - mu - b - bi[pos]
             return r
         if sim not in ("bm25", "tfidf"):
             return r
-        _, indices, _, _ = self._user_major()
+        _, indices, values, _ = self._user_major()
         n_users = len(self.user_map_)
         idf = np.log(n_users) - np.log1p(np.bincount(indices, minlength=len(self.item_map_)))
         if sim == "tfidf":
             return np.sqrt(r) * idf[pos]
-        average = float(self.seen_values_.astype(np.float64).sum()) / n_users
+        if self._weights() is None:
+            average = float(self.seen_values_.astype(np.float64).sum()) / n_users
+        else:  # the weighted values the training rows' lengths were taken on
+            average = float(values.sum()) / n_users
         length_norm = (1.0 - self.b) + self.b * r.sum() / average
         return r * (self.k1 + 1.0) / (self.k1 * length_norm + r) * idf[pos]
 
@@ -609,19 +758,24 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
     def _votes(self, rows, t: int) -> list[tuple[int, float, float]]:
         """``(neighbour position, similarity, residual or value)`` of the voters for
         item ``t``, in voting order."""
-        indptr, indices, values, residuals = rows
+        indptr, indices, values, residuals, weights = rows
         k = int(self.neighbours)
         votes = []
         if self._side == "item":
             lo, hi = indptr[0], indptr[1]
             mine = {int(j): (float(v), float(e)) for j, v, e in
                     zip(indices[lo:hi], values[lo:hi], residuals[lo:hi], strict=True)}  # fmt: skip
+            wt = (
+                dict(zip(indices[lo:hi].tolist(), weights[lo:hi].tolist(), strict=True))
+                if len(weights)
+                else {}
+            )
             n_ptr, n_idx, n_sim = self._nbr()
             if self._explicit:
                 for s in range(n_ptr[t], n_ptr[t + 1]):
                     j = int(n_idx[s])
-                    if j in mine:
-                        votes.append((j, float(n_sim[s]), mine[j][1]))
+                    if j in mine:  # a weighted vote counts sim * w
+                        votes.append((j, float(n_sim[s]) * wt.get(j, 1.0), mine[j][1]))
                         if len(votes) == k:
                             break
                 return votes
@@ -631,12 +785,18 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
                     votes.append((j, float(n_sim[n_ptr[j] + hits[0]]), v))
             return votes
         im_indptr, im_indices, im_res = self._item_major()
+        im_w = self._item_major_weights()
         lo, hi = im_indptr[t], im_indptr[t + 1]
         raters = dict(zip(im_indices[lo:hi].tolist(), im_res[lo:hi].tolist(), strict=True))
+        rater_w = (
+            dict(zip(im_indices[lo:hi].tolist(), im_w[lo:hi].tolist(), strict=True))
+            if len(im_w)
+            else {}
+        )
         for v, sim in zip(indices[indptr[0] : indptr[1]], values[indptr[0] : indptr[1]],
                           strict=True):  # fmt: skip
-            if int(v) in raters:
-                votes.append((int(v), float(sim), raters[int(v)]))
+            if int(v) in raters:  # a weighted vote counts sim * w
+                votes.append((int(v), float(sim) * rater_w.get(int(v), 1.0), raters[int(v)]))
                 if self._explicit and len(votes) == k:
                     break
         return votes

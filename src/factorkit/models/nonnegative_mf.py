@@ -14,6 +14,7 @@ import scipy.sparse as sp
 
 from factorkit._validation import Interval, RandomState, Threads
 from factorkit.data.interactions import Interactions
+from factorkit.data.weights import check_sample_weight
 from factorkit.decomposition._checks import check_rank
 from factorkit.decomposition._nmf import _fit
 from factorkit.exceptions import DataError
@@ -33,7 +34,8 @@ class NonNegativeMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
     + n_i |q_i|^2)`` (``n_u``, ``n_i``: rating counts; a penalty per rating, as SGD's weight
     decay and Surprise's NMF) by ``epochs`` sweeps of coordinate descent.
     Non-negative factors are parts: each factor adds to a rating, none subtracts.
-    Predictions are clipped to the training rating scale.
+    Predictions are clipped to the training rating scale. ``fit(train, sample_weight=w)``
+    weighs each rating's squared error (and its share of the penalty) by ``w``.
 
     Parameters
     ----------
@@ -78,9 +80,26 @@ class NonNegativeMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
         self.random_state = random_state
         self.n_threads = n_threads
 
-    def fit(self, train: Interactions) -> NonNegativeMF:
-        """Fit the non-negative factors on the observed ratings; returns ``self``."""
+    def fit(self, train: Interactions, *, sample_weight: Any = None) -> NonNegativeMF:
+        """Fit the non-negative factors on the observed ratings; returns ``self``.
+
+        Parameters
+        ----------
+        train : Interactions
+        sample_weight : array-like of shape (len(train),), optional
+            One finite weight >= 0 per rating, aligned with ``train`` (its canonical
+            order, as :func:`factorkit.time_decay` returns). The objective becomes
+            ``0.5 sum_{observed} w_ui (r_ui - p_u . q_i)^2 + 0.5 regularization (n_u
+            |p_u|^2 + n_i |q_i|^2)`` with ``n_u``, ``n_i`` the sums of the row's and the
+            column's weights: a rating of weight 2 counts exactly as the same rating
+            given twice (in the loss and in the per-rating penalty), and a rating of
+            weight 0 is left out of the fit, initialization included, as if removed (it
+            still counts as seen: :meth:`recommend` leaves it out). The initialization
+            (NNDSVDa) reads the positive-weight ratings unweighted. ``fallback_`` (the
+            prediction for unknown users and items) is the weighted mean rating.
+        """
         data = self._prepare_fit(train)
+        weights = check_sample_weight(sample_weight, data, "NonNegativeMF.fit")
         if len(data) and float(data.values.min()) < 0:
             raise DataError(
                 f"NonNegativeMF.fit: ratings must be non-negative; the smallest is "
@@ -99,13 +118,16 @@ class NonNegativeMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
             "l1_ratio": 0.0, "random_state": self.random_state, "n_threads": self.n_threads,
             "dtype": np.float32, "verbose": False, "l2_count": self.regularization,
         }  # fmt: skip
+        if weights is not None:
+            params["weights"] = sp.csr_matrix((weights, data.item_index, data.indptr),
+                                              shape=(m, n))  # fmt: skip
         W, H, _, _ = _fit(obs, None, None, params, True, mask, "NonNegativeMF.fit")
         self.user_factors_ = np.ascontiguousarray(W, dtype=np.float32)
         self.item_factors_ = np.ascontiguousarray(H.T, dtype=np.float32)
         self.user_bias_ = np.zeros(m)
         self.item_bias_ = np.zeros(n)
         self.global_mean_ = 0.0
-        self.fallback_ = float(np.mean(data.values))
+        self.fallback_ = float(np.average(data.values, weights=weights))
         return self
 
     _state_scalars: ClassVar[tuple[str, ...]] = (*FactorModel._state_scalars, "fallback_")
@@ -132,9 +154,11 @@ class NonNegativeMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
         w = np.full((1, self.factors), np.sqrt(max(float(np.mean(r)), 0.0) / self.factors),
                     dtype=np.float32)  # fmt: skip
         order = np.argsort(pos)
-        indptr = np.array([0, len(pos)], dtype=np.int64)
+        # int32 offsets, as scipy gives fit: one compilation of the kernel, not two
+        indptr = np.array([0, len(pos)], dtype=np.int32)
         nmf_masked_cd_rows(
-            indptr, pos[order].astype(np.int32), r[order].astype(np.float32), w,
+            indptr, pos[order].astype(np.int32), r[order].astype(np.float32),
+            np.empty(0, dtype=np.float32), w,
             self.item_factors_, np.float32(0.0), np.float32(0.0),
             np.float32(self.regularization), 50,
         )  # fmt: skip

@@ -15,6 +15,7 @@ import scipy.sparse as sp
 
 from factorkit._validation import Boolean, Interval, RandomState, Threads
 from factorkit.data.interactions import Interactions
+from factorkit.data.weights import check_sample_weight
 from factorkit.decomposition import randomized_svd
 from factorkit.decomposition._checks import check_rank
 from factorkit.models._factor import FactorModel
@@ -31,6 +32,8 @@ class PureSVD(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
     Item factors are ``Q`` (orthonormal columns), user factors ``R Q`` (= ``U S``), so a
     user's score for item i is ``r_u . Q q_i``; a new user folds in by projection, no
     solve. Scores rank items; they are not ratings (``predict`` returns the score).
+    ``fit(train, sample_weight=w)`` factorizes ``W * R`` (each value times its weight;
+    weight 0 removes the cell), e.g. ``w = fk.time_decay(train, half_life="1y")``.
 
     Parameters
     ----------
@@ -77,14 +80,37 @@ class PureSVD(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
         self.random_state = random_state
         self.n_threads = n_threads
 
-    def fit(self, train: Interactions) -> PureSVD:
-        """One truncated SVD of the training matrix; returns ``self``."""
+    def fit(self, train: Interactions, *, sample_weight: Any = None) -> PureSVD:
+        """One truncated SVD of the training matrix; returns ``self``.
+
+        Parameters
+        ----------
+        train : Interactions
+        sample_weight : array-like of shape (len(train),), optional
+            One finite weight >= 0 per interaction, aligned with ``train`` (its canonical
+            order, as :func:`factorkit.time_decay` returns). The matrix factorized is
+            ``W * R``: each entry's value (1 with ``binary=True``) is multiplied by its
+            weight, and missing cells stay 0. PureSVD's objective is the squared error
+            over *every* cell, so weighting an entry's error while the unobserved cells
+            keep weight 1 would no longer be an SVD; scaling the value is the weighted
+            analogue that keeps one: weight 0 makes the cell missing exactly as if the
+            interaction were removed, weight 2 doubles its value (with ``binary=True``,
+            as if the interaction were counted twice). A user's factors are ``(w * r_u)
+            Q``; :meth:`fold_in` takes the (already weighted) values it is given. A
+            weight-0 interaction still counts as seen: :meth:`recommend` leaves it out.
+        """
         data = self._prepare_fit(train)
+        weights = check_sample_weight(sample_weight, data, "PureSVD.fit")
         values = np.ones(len(data)) if self.binary else data.values
+        if weights is not None:
+            values = np.asarray(values, dtype=np.float64) * weights
         R = sp.csr_matrix(
             (values.astype(np.float32), data.item_index, data.indptr),
             shape=(data.n_users, data.n_items),
         )
+        if weights is not None:
+            R = R.copy()  # (the structure arrays are the data's, read-only)
+            R.eliminate_zeros()  # weight 0: the cell is missing, not a stored 0
         check_rank(self.factors, R.shape, "PureSVD.fit")
         _, _, Vt = randomized_svd(
             R, self.factors, n_iter=self.n_iter, random_state=self.random_state,

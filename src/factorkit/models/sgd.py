@@ -13,6 +13,7 @@ from factorkit._validation import (
     Interval,
 )
 from factorkit.data.interactions import Interactions
+from factorkit.data.weights import check_sample_weight
 from factorkit.kernels.sgd import (
     sgd_arrange,
     sgd_epoch,
@@ -21,7 +22,12 @@ from factorkit.kernels.sgd import (
     sgd_penalty,
     sgd_schedule,
 )
-from factorkit.models._backend import fit_backend_options, fit_distributed, is_distributed
+from factorkit.models._backend import (
+    fit_backend_options,
+    fit_distributed,
+    is_distributed,
+    reject_distributed_weights,
+)
 from factorkit.models._factor import FactorModel, gather_rows
 from factorkit.models._fold_in import FoldInMixin
 from factorkit.models._init import normal_factors
@@ -207,7 +213,12 @@ class BiasedMF(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, Facto
         self.early_stopping = early_stopping
 
     def fit(
-        self, train: Interactions, validation: Interactions | None = None, **backend: Any
+        self,
+        train: Interactions,
+        validation: Interactions | None = None,
+        *,
+        sample_weight: Any = None,
+        **backend: Any,
     ) -> BiasedMF:
         """Learn factors and biases from ``train``; returns ``self``.
 
@@ -218,17 +229,28 @@ class BiasedMF(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, Facto
         validation : Interactions, optional
             Held-out ratings scored (RMSE) after every epoch; needed for
             ``early_stopping``.
+        sample_weight : array-like of shape (len(train),), optional
+            One finite weight >= 0 per rating, aligned with ``train`` (its canonical
+            order, as :func:`factorkit.time_decay` returns). Each rating's term of the
+            objective, its squared error and its share of the penalty, is multiplied by
+            its weight, so every SGD step on it is ``learning_rate * w`` long (weight 0:
+            no update from that rating); ``mu`` is the weighted mean. Not on the Dask
+            backend.
         **backend
             For :class:`factorkit.distributed.DistributedInteractions` only:
             ``checkpoint_dir``, ``resume`` and ``exchange`` of
             :func:`factorkit.distributed.fit`, which trains on the data's Dask cluster.
         """
         if is_distributed(train):  # the data's type picks the backend
+            reject_distributed_weights(self, sample_weight)
             return fit_distributed(self, train, validation, backend)
         fit_backend_options(self, backend)
+        weights = None  # checked before _prepare_fit changes the model (it names a bad train)
+        if isinstance(train, Interactions):
+            weights = check_sample_weight(sample_weight, train, f"{type(self).__name__}.fit")
         data = self._prepare_fit(train, validation)
         rng = np.random.default_rng(self.random_state)
-        trainer = _SGDTrainer(self, data, rng, validation)
+        trainer = _SGDTrainer(self, data, rng, validation, weights)
         self.history_ = run_trainer(trainer, self.epochs)
         return self
 
@@ -252,7 +274,8 @@ class BiasedMF(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, Facto
         with untouched_rows_kept(self, ext), using_threads(1):
             for _ in range(epochs):
                 sgd_epoch(
-                    rows, items, values, block_ptr, np.zeros((1, 1), np.int64),
+                    rows, items, values, np.zeros(0, np.float32), block_ptr,
+                    np.zeros((1, 1), np.int64),
                     self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_,
                     self.global_mean_, lr, float(self.regularization), bool(self.biased),
                     np.zeros(1), 1,
@@ -270,7 +293,12 @@ class _SGDTrainer(Trainer):
     state_names = ("user_factors_", "item_factors_", "user_bias_", "item_bias_")
 
     def __init__(
-        self, model: BiasedMF, data: Interactions, rng: np.random.Generator, validation: Any
+        self,
+        model: BiasedMF,
+        data: Interactions,
+        rng: np.random.Generator,
+        validation: Any,
+        weights: np.ndarray | None = None,
     ) -> None:
         super().__init__(model)
         self.rng = rng
@@ -284,23 +312,39 @@ class _SGDTrainer(Trainer):
             user_group, item_group, n_blocks,
         )  # fmt: skip
         self.users, self.items, self.values, self.block_ptr = arranged[:4]
+        # float32 weights laid out as the values are (the same compiled arrange), or
+        # empty: the kernels' unweighted arithmetic
+        self.weights = np.zeros(0, dtype=np.float32)
+        if weights is not None:
+            self.weights = sgd_arrange(
+                data.indptr, data.item_index, weights.astype(np.float32), user_perm, item_new,
+                user_group, item_group, n_blocks,
+            )[2]  # fmt: skip
         # the model's positions are the training layout's
         model.user_map_ = data.user_map.subset(user_perm)
         model.item_map_ = data.item_map.subset(item_perm)
         model.seen_indptr_, model.seen_indices_ = arranged[4], arranged[5]
         _, at = gather_rows(np.asarray(data.indptr), np.arange(len(data.values)), user_perm)
         model.seen_values_ = np.asarray(data.values, dtype=np.float32)[at]
-        self.user_counts = data.user_counts[user_perm].astype(np.float32)
-        self.item_counts = data.item_counts[item_perm].astype(np.float32)
+        if weights is None:
+            user_counts, item_counts = data.user_counts, data.item_counts
+            self.total = float(len(self.values))
+            model.global_mean_ = float(self.values.mean(dtype=np.float64))
+        else:  # the penalty counts each rating's share times its weight
+            user_counts = np.bincount(data.user_index, weights=weights, minlength=data.n_users)
+            item_counts = np.bincount(data.item_index, weights=weights, minlength=data.n_items)
+            self.total = float(weights.sum())
+            model.global_mean_ = float(np.average(data.values, weights=weights))
+        self.user_counts = user_counts[user_perm].astype(np.float32)
+        self.item_counts = item_counts[item_perm].astype(np.float32)
         self.k = k = int(model.factors)
-        model.global_mean_ = float(self.values.mean(dtype=np.float64))
         # Train on rows padded to a multiple of 32 floats: the kernel's vector loops then
         # need no remainder. Padding columns start at zero and stay zero (every update is
         # a multiple of the row itself and of the other row's same column), so they change
         # nothing; finalize cuts them off.
         k_pad = -(-k // _LANES) * _LANES
         if data.n_users / n_blocks * k_pad * 4 <= _INTERLEAVE_MAX_GROUP_BYTES:
-            sgd_interleave(self.users, self.items, self.values, self.block_ptr)
+            sgd_interleave(self.users, self.items, self.values, self.weights, self.block_ptr)
         scale = float(model.init_scale)
         model.user_factors_ = normal_factors(
             rng, data.n_users, k, scale, width=k_pad, n_threads=model._n_threads
@@ -324,7 +368,7 @@ class _SGDTrainer(Trainer):
         lr0, decay = float(m.learning_rate), float(m.learning_rate_decay)
         reg, biased = float(m.regularization), bool(m.biased)
         sse = sgd_epoch(
-            self.users, self.items, self.values, self.block_ptr,
+            self.users, self.items, self.values, self.weights, self.block_ptr,
             sgd_schedule(self.n_blocks, self.rng), P, Q, bu, bi,
             m.global_mean_, lr0 * decay**epoch, reg, biased, self.block_sse,
             self.kernel_threads,
@@ -332,7 +376,7 @@ class _SGDTrainer(Trainer):
         penalty = sgd_penalty(self.user_counts, P, bu, biased) + sgd_penalty(
             self.item_counts, Q, bi, biased
         )
-        return (sse + reg * penalty) / len(self.values)
+        return (sse + reg * penalty) / self.total
 
     def validate(self) -> float:
         return self.model._rmse_on(*self.val)

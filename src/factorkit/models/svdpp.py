@@ -14,6 +14,7 @@ from factorkit._validation import (
     NoneOr,
 )
 from factorkit.data.interactions import Interactions
+from factorkit.data.weights import check_sample_weight
 from factorkit.kernels.svdpp import svdpp_epoch, svdpp_user_vectors
 from factorkit.models._factor import FactorModel
 from factorkit.models._fold_in import FoldInMixin
@@ -93,7 +94,8 @@ class SVDpp(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, FactorMo
         ``y_j``.
     history_ : pandas.DataFrame
         One row per epoch: ``epoch``, ``loss`` (mean squared training error, each taken
-        just before its SGD update), ``val_rmse`` with validation data, ``elapsed``.
+        just before its SGD update; weighted by ``sample_weight``), ``val_rmse`` with
+        validation data, ``elapsed``.
 
     Notes
     -----
@@ -208,7 +210,13 @@ class SVDpp(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, FactorMo
             pick(self.implicit_regularization, reg),
         )
 
-    def fit(self, train: Interactions, validation: Interactions | None = None) -> SVDpp:
+    def fit(
+        self,
+        train: Interactions,
+        validation: Interactions | None = None,
+        *,
+        sample_weight: Any = None,
+    ) -> SVDpp:
         """Learn biases, factors and implicit factors from ``train``; returns ``self``.
 
         Parameters
@@ -218,13 +226,26 @@ class SVDpp(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, FactorMo
         validation : Interactions, optional
             Held-out ratings scored (RMSE) after every epoch, for ``history_`` and
             ``early_stopping``.
+        sample_weight : array-like of shape (len(train),), optional
+            One finite weight >= 0 per rating, aligned with ``train`` (its canonical
+            order, as :func:`factorkit.time_decay` returns). Each rating's squared error
+            and penalty are multiplied by its weight, so every SGD step on it is
+            ``w`` times as long (weight 0: no update from that rating); ``mu`` is the
+            weighted mean. The implicit feedback ``N(u)`` still holds every rated item:
+            that a user rated an item is kept even when the rating's value counts less.
         """
+        weights = None  # checked before _prepare_fit changes the model (it names a bad train)
+        if isinstance(train, Interactions):
+            weights = check_sample_weight(sample_weight, train, f"{type(self).__name__}.fit")
         data = self._prepare_fit(train, validation)
         rng = np.random.default_rng(self.random_state)
         k, scale = int(self.factors), float(self.init_scale)
         n_users, n_items = data.n_users, data.n_items
-        trainer = _SVDppTrainer(self, data, rng, validation)
-        self.global_mean_ = float(trainer.values.astype(np.float64).mean())
+        trainer = _SVDppTrainer(self, data, rng, validation, weights)
+        if weights is None:
+            self.global_mean_ = float(trainer.values.astype(np.float64).mean())
+        else:
+            self.global_mean_ = float(np.average(trainer.values, weights=weights))
         self.user_bias_ = np.zeros(n_users, dtype=np.float32)
         self.item_bias_ = np.zeros(n_items, dtype=np.float32)
         for name, n in (("user_factors_", n_users), ("item_factors_", n_items)):
@@ -251,6 +272,7 @@ class SVDpp(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, FactorMo
                 seed = np.uint64(rng.integers(0, np.iinfo(np.uint64).max, dtype=np.uint64))
                 svdpp_epoch(
                     self.seen_indptr_, self.seen_indices_, self.seen_values_,
+                    np.zeros(0, self.user_factors_.dtype),
                     rng.permutation(ext.touched_users).astype(np.int64), seed,
                     dtype(self.global_mean_), self.user_bias_, self.item_bias_,
                     self.user_factors_, self.item_factors_, self.implicit_factors_,
@@ -300,13 +322,23 @@ class _SVDppTrainer(Trainer):
     )
 
     def __init__(
-        self, model: SVDpp, data: Interactions, rng: np.random.Generator, validation: Any
+        self,
+        model: SVDpp,
+        data: Interactions,
+        rng: np.random.Generator,
+        validation: Any,
+        weights: np.ndarray | None = None,
     ) -> None:
         super().__init__(model)
         self.rng = rng
         self.indptr = np.asarray(data.indptr, dtype=np.int64)
         self.items = np.asarray(data.item_index, dtype=np.int32)
         self.values = np.asarray(data.values, dtype=np.float32)
+        # CSR order is the canonical one; empty: the kernel's unweighted arithmetic
+        if weights is None:
+            self.weights, self.total = np.zeros(0, dtype=np.float32), float(len(self.values))
+        else:
+            self.weights, self.total = weights.astype(np.float32), float(weights.sum())
         self.n_users = data.n_users
         self.rates = model._rates()
         # one thread setting for the whole loop (setting it costs milliseconds per call)
@@ -322,12 +354,13 @@ class _SVDppTrainer(Trainer):
         seed = np.uint64(self.rng.integers(0, np.iinfo(np.uint64).max, dtype=np.uint64))
         m._user_vectors = None
         sse = svdpp_epoch(
-            self.indptr, self.items, self.values, user_order, seed, dtype(m.global_mean_),
+            self.indptr, self.items, self.values, self.weights, user_order, seed,
+            dtype(m.global_mean_),
             m.user_bias_, m.item_bias_, m.user_factors_, m.item_factors_, m.implicit_factors_,
             dtype(lr * factor), dtype(reg), dtype(lr_b * factor), dtype(reg_b),
             dtype(lr_y * factor), dtype(reg_y),
         )  # fmt: skip
-        return sse / len(self.values)
+        return sse / self.total
 
     def validate(self) -> float:
         self.model._user_vectors = None

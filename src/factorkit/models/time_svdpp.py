@@ -15,6 +15,7 @@ import pandas as pd
 from factorkit._threads import resolve_threads, single_thread_blas, using_threads
 from factorkit._validation import TRAINING_CONSTRAINTS, Interval, NoneOr, show
 from factorkit.data.interactions import Interactions
+from factorkit.data.weights import check_sample_weight
 from factorkit.exceptions import DataError, DataWarning
 from factorkit.kernels.svdpp import svdpp_user_vectors
 from factorkit.kernels.time_svdpp import RATE_NAMES, time_svdpp_epoch
@@ -286,7 +287,13 @@ class TimeSVDpp(RecommendMixin, SimilarMixin, FactorModel):
             "reg_bin": float(self.bin_regularization),
         }
 
-    def fit(self, train: Interactions, validation: Interactions | None = None) -> TimeSVDpp:
+    def fit(
+        self,
+        train: Interactions,
+        validation: Interactions | None = None,
+        *,
+        sample_weight: Any = None,
+    ) -> TimeSVDpp:
         """Learn the static and time-dependent parameters from ``train``; returns ``self``.
 
         Parameters
@@ -296,6 +303,13 @@ class TimeSVDpp(RecommendMixin, SimilarMixin, FactorModel):
         validation : Interactions, optional
             Held-out ratings with timestamps, scored (RMSE, at their own times) after
             every epoch, for ``history_`` and ``early_stopping``.
+        sample_weight : array-like of shape (len(train),), optional
+            One finite weight >= 0 per rating, aligned with ``train`` (its canonical
+            order, as :func:`factorkit.time_decay` returns). Each rating's squared error
+            and penalty are multiplied by its weight, so every SGD step on it is ``w``
+            times as long (weight 0: no update from that rating); ``mu`` is the weighted
+            mean. What the data's structure defines stays unweighted: ``N(u)``, each
+            user's mean day ``t_u`` and the (user, day) slots.
 
         Raises
         ------
@@ -306,6 +320,9 @@ class TimeSVDpp(RecommendMixin, SimilarMixin, FactorModel):
         _require_timestamps(train, "train")
         if validation is not None:
             _require_timestamps(validation, "validation")
+        weights = None  # checked before _prepare_fit changes the model (it names a bad train)
+        if isinstance(train, Interactions):
+            weights = check_sample_weight(sample_weight, train, f"{type(self).__name__}.fit")
         data = self._prepare_fit(train, validation)
         rng = np.random.default_rng(self.random_state)
         days = np.floor(np.asarray(data.timestamps, dtype=np.float64) / _DAY)
@@ -330,7 +347,10 @@ class TimeSVDpp(RecommendMixin, SimilarMixin, FactorModel):
         self.day_bias_ = np.zeros(len(keys), dtype=np.float32)
 
         values = np.asarray(data.values, dtype=np.float32)
-        self.global_mean_ = float(values.astype(np.float64).mean())
+        if weights is None:
+            self.global_mean_ = float(values.astype(np.float64).mean())
+        else:
+            self.global_mean_ = float(np.average(values, weights=weights))
         self.user_bias_ = np.zeros(n_users, dtype=np.float32)
         self.user_drift_ = np.zeros(n_users, dtype=np.float32)
         self.item_bias_ = np.zeros(n_items, dtype=np.float32)
@@ -345,7 +365,7 @@ class TimeSVDpp(RecommendMixin, SimilarMixin, FactorModel):
             self._dev(user_of, rel).astype(np.float32),
             slots.reshape(-1).astype(np.int64),
         )
-        trainer = _TimeSVDppTrainer(self, data, values, per_rating, rng, validation)
+        trainer = _TimeSVDppTrainer(self, data, values, per_rating, rng, validation, weights)
         self.history_ = run_trainer(trainer, self.epochs)
         self._refresh_user_matrix()
         return self
@@ -671,12 +691,18 @@ class _TimeSVDppTrainer(Trainer):
         per_rating: tuple[np.ndarray, np.ndarray, np.ndarray],
         rng: np.random.Generator,
         validation: Any,
+        weights: np.ndarray | None = None,
     ) -> None:
         super().__init__(model)
         self.rng = rng
         self.indptr = np.asarray(data.indptr, dtype=np.int64)
         self.items = np.asarray(data.item_index, dtype=np.int32)
         self.values = values
+        # CSR order is the canonical one; empty: the kernel's unweighted arithmetic
+        if weights is None:
+            self.weights, self.total = np.zeros(0, dtype=np.float32), float(len(values))
+        else:
+            self.weights, self.total = weights.astype(np.float32), float(weights.sum())
         self.bins, self.devs, self.slots = per_rating
         self.n_users = data.n_users
         rates = model._rates()
@@ -698,12 +724,13 @@ class _TimeSVDppTrainer(Trainer):
         seed = np.uint64(self.rng.integers(0, np.iinfo(np.uint64).max, dtype=np.uint64))
         m._refresh_user_matrix()
         sse = time_svdpp_epoch(
-            self.indptr, self.items, self.values, self.bins, self.devs, self.slots,
+            self.indptr, self.items, self.values, self.weights, self.bins, self.devs,
+            self.slots,
             user_order, seed, dtype(m.global_mean_), m.user_bias_, m.user_drift_,
             m.day_bias_, m.item_bias_, m.item_bin_bias_, m.user_factors_,
             m.user_drift_factors_, m.item_factors_, m.implicit_factors_, rates.astype(dtype),
         )  # fmt: skip
-        return sse / len(self.values)
+        return sse / self.total
 
     def validate(self) -> float:
         m = self.model
