@@ -18,8 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numba
 from threadpoolctl import ThreadpoolController
@@ -41,6 +45,7 @@ __all__ = [
     "concurrent_launches_safe",
     "max_threads",
     "resolve_threads",
+    "run_tasks",
     "single_thread_blas",
     "using_threads",
 ]
@@ -107,3 +112,61 @@ def concurrent_launches_safe() -> bool:
 
     parallel_probe(2)
     return numba.threading_layer() != "workqueue"
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+_in_task = threading.local()
+
+
+def _worker_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(
+                max_workers=max(1, max_threads() - 1), thread_name_prefix="factorkit"
+            )
+        return _pool
+
+
+def run_tasks(task: Callable[..., Any], n_tasks: int, n_threads: int, *args: Any) -> list[Any]:
+    """``[task(t, n_tasks, *args) for t in range(n_tasks)]``, on up to ``n_threads`` threads.
+
+    For compiled kernels that release the GIL (factorkit's are ``nogil``) and split their
+    work into a fixed number of tasks: the calling thread and ``n_threads - 1`` pool
+    threads take tasks one at a time from a shared counter until none are left. Compared
+    with a numba ``prange`` over the tasks it has no barrier that spins (a thread that
+    loses its core delays only the task it holds) and nothing to compile (a parallel
+    region costs seconds of first-run compilation per kernel). Each task's result depends
+    on its index only, never on the thread that ran it, so results are the same for any
+    thread count. Called from inside a task, it runs serially (no nested pools).
+    """
+    results: list[Any] = [None] * n_tasks
+    workers = min(max(1, int(n_threads)), n_tasks)
+    if workers <= 1 or getattr(_in_task, "active", False):
+        for t in range(n_tasks):
+            results[t] = task(t, n_tasks, *args)
+        return results
+    claim = itertools.count()  # next() is atomic under the GIL
+    failed: list[BaseException] = []
+
+    def work() -> None:
+        _in_task.active = True
+        try:
+            while not failed:
+                t = next(claim)
+                if t >= n_tasks:
+                    return
+                results[t] = task(t, n_tasks, *args)
+        except BaseException as exc:  # re-raised on the calling thread below
+            failed.append(exc)
+        finally:
+            _in_task.active = False
+
+    futures = [_worker_pool().submit(work) for _ in range(workers - 1)]
+    work()
+    for future in futures:
+        future.result()
+    if failed:
+        raise failed[0]
+    return results

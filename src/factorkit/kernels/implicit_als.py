@@ -47,9 +47,12 @@ would differ between threads.
 
 from __future__ import annotations
 
-import numpy as np
-from numba import prange
+import math
 
+import numba
+import numpy as np
+
+from factorkit._threads import run_tasks
 from factorkit.kernels._jit import SAFE_FASTMATH, copy_row, jit
 from factorkit.kernels.linalg import cholesky_solve, gram_gemm
 
@@ -62,8 +65,8 @@ __all__ = [
     "implicit_als_confidence",
 ]
 
-#: rows are dealt round-robin to this many tasks (balances skewed row lengths under
-#: static scheduling; fixed so results never depend on the thread count)
+#: rows are dealt round-robin to this many tasks (balances skewed row lengths; fixed so
+#: results never depend on the thread count)
 IALS_TASKS = 256
 
 
@@ -136,10 +139,9 @@ def _cg_task(
     The rows are gathered, up to ``CG_MAX_BLOCK_ROWS`` at a time, into a block ``x`` and
     each CG step's dense products ``G p`` for all of them are one matrix product (BLAS,
     on this thread), where a row at a time would be a matrix-vector product bound by
-    memory bandwidth. A separate function so
-    numba's parfor pass cannot hoist the per-task buffers out of the parallel loop. Long
-    because the lockstep CG state (residuals, directions, step sizes of every row in the
-    block) lives across its steps in this one frame.
+    memory bandwidth. One task of :func:`~factorkit._threads.run_tasks`. Long because
+    the lockstep CG state (residuals, directions, step sizes of every row in the block)
+    lives across its steps in this one frame.
     """
     n_rows = len(indptr) - 1
     k = fixed.shape[1]
@@ -247,16 +249,15 @@ CG_MIN_BLOCK_ROWS = 48
 CG_MAX_BLOCK_ROWS = 64
 
 
-@jit(parallel=True, fastmath=SAFE_FASTMATH)
-def implicit_als_cg_rows(
-    indptr, indices, conf, fixed, gram, w0, lam, cg_steps, out
-):  # pragma: no cover
+def implicit_als_cg_rows(indptr, indices, conf, fixed, gram, w0, lam, cg_steps, out):
     """Improve every row of ``out`` by ``cg_steps`` conjugate-gradient steps, in place.
 
     Rows are dealt round-robin to at most ``IALS_TASKS`` tasks of at least
     ``CG_MIN_BLOCK_ROWS`` rows (a count that depends on the rows only, never on the
     threads); a task runs CG on its rows in lockstep, so that ``G p`` for all of them is
-    one matrix product. Call it with BLAS on one thread (``using_threads`` does that).
+    one matrix product. Call it under ``using_threads(n)``: the tasks (compiled, GIL-free)
+    run on ``n`` Python threads (:func:`factorkit._threads.run_tasks`) with BLAS on one
+    thread each.
 
     Parameters
     ----------
@@ -275,17 +276,11 @@ def implicit_als_cg_rows(
     """
     n_rows = len(indptr) - 1
     n_tasks = max(1, min(IALS_TASKS, n_rows // CG_MIN_BLOCK_ROWS))
-    partial = np.zeros(n_tasks)
-    for task in prange(n_tasks):
-        # np.int64: the loop index is unsigned inside prange, and every distinct argument
-        # type is one more compilation of the task function
-        partial[task] = _cg_task(
-            np.int64(task), n_tasks, indptr, indices, conf, fixed, gram, w0, lam, cg_steps, out
-        )
-    total = 0.0
-    for task in range(n_tasks):
-        total += partial[task]
-    return total
+    parts = run_tasks(
+        _cg_task, n_tasks, numba.get_num_threads(),
+        indptr, indices, conf, fixed, gram, w0, lam, cg_steps, out,
+    )  # fmt: skip
+    return math.fsum(parts)
 
 
 @jit(fastmath=SAFE_FASTMATH)
@@ -345,10 +340,7 @@ def _cholesky_task(
     return obj
 
 
-@jit(parallel=True, fastmath=SAFE_FASTMATH)
-def implicit_als_cholesky_rows(
-    indptr, indices, conf, fixed, gram, w0, lam, out
-):  # pragma: no cover
+def implicit_als_cholesky_rows(indptr, indices, conf, fixed, gram, w0, lam, out):
     """Solve every row's system exactly (Cholesky); arguments as :func:`implicit_als_cg_rows`.
 
     ``out`` is overwritten (not read). A row whose system is not positive definite (only
@@ -356,12 +348,8 @@ def implicit_als_cholesky_rows(
     """
     n_rows = len(indptr) - 1
     n_tasks = min(IALS_TASKS, max(n_rows, 1))
-    partial = np.zeros(n_tasks)
-    for task in prange(n_tasks):
-        partial[task] = _cholesky_task(
-            np.int64(task), n_tasks, indptr, indices, conf, fixed, gram, w0, lam, out
-        )
-    total = 0.0
-    for task in range(n_tasks):
-        total += partial[task]
-    return total
+    parts = run_tasks(
+        _cholesky_task, n_tasks, numba.get_num_threads(),
+        indptr, indices, conf, fixed, gram, w0, lam, out,
+    )  # fmt: skip
+    return math.fsum(parts)

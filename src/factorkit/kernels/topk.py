@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
+from factorkit._threads import run_tasks
 from factorkit.kernels._jit import jit
 
 #: columns tested at once against the heap's floor before any of them is looked at
@@ -170,7 +171,6 @@ def _topk_factors_task(
             )
 
 
-@jit(parallel=True)
 def topk_factors(
     user_vecs,
     item_t,
@@ -183,7 +183,7 @@ def topk_factors(
     out_idx,
     out_val,
     n_threads,
-):  # pragma: no cover
+):
     """Top-``k`` items of every user straight from the factors.
 
     Scores ``user_vecs @ item_t + item_bias`` (``item_t`` is the item factors transposed,
@@ -193,27 +193,21 @@ def topk_factors(
     ``using_threads`` does) and its top-k selection run back to back while the block is
     in cache, and only one block per thread is ever held. ``seen_indptr`` (n_rows + 1) /
     ``seen_indices``, ``excluded``, ``k``, ``out_idx`` and ``out_val``: as in
-    :func:`topk_scores`. ``n_threads`` is the resolved thread count the caller runs
-    numba with.
+    :func:`topk_scores`. ``n_threads`` is the resolved thread count.
 
-    With one thread, or fewer than two blocks of rows (one user's ``recommend``, a new
-    user's), every block runs on the calling thread: launching the thread pool would cost
-    more than the selection (one user's ``recommend`` runs in a few tens of
-    microseconds). Each row is selected by one task either way, so the result
-    does not depend on the path taken.
+    A plain function: the tasks (compiled, GIL-free) run on Python threads
+    (:func:`factorkit._threads.run_tasks`), which costs no parallel-region compilation
+    and never spins. With one thread, or fewer than two blocks of rows (one user's
+    ``recommend``, a new user's), the one task runs on the calling thread. Each row is
+    selected by one task either way, so the result does not depend on the path taken.
     """
     n_rows = user_vecs.shape[0]
+    args = (
+        block_rows, user_vecs, item_t, item_bias, seen_indptr, seen_indices, excluded, k,
+        out_idx, out_val,
+    )  # fmt: skip
     if n_threads <= 1 or n_rows < 2 * block_rows:
-        _topk_factors_task(
-            np.int64(0), np.int64(1), block_rows, user_vecs, item_t, item_bias, seen_indptr,
-            seen_indices, excluded, k, out_idx, out_val,
-        )  # fmt: skip
+        _topk_factors_task(0, 1, *args)
         return
     n_tasks = min((n_rows + block_rows - 1) // block_rows, 64)
-    # np.int64 arguments (not the unsigned prange index, not literals): each distinct
-    # argument type is one more compilation of the task function
-    for t in prange(n_tasks):
-        _topk_factors_task(
-            np.int64(t), n_tasks, block_rows, user_vecs, item_t, item_bias, seen_indptr,
-            seen_indices, excluded, k, out_idx, out_val,
-        )  # fmt: skip
+    run_tasks(_topk_factors_task, n_tasks, n_threads, *args)
