@@ -95,3 +95,16 @@ def test_python_callers_keep_python_hints(ratings):
     path = ratings("userId;movieId;rating\n1;10;4.0\n")
     with pytest.raises(DataError, match=r"pass sep=';'\. Pass user=<one of the column names>"):
         fk.read_csv(path)
+
+
+def test_two_roles_on_one_column_name_the_flags(ratings, capsys):
+    path = ratings(HEADER + "1,10,4.0\n")
+    code, _, err = run(
+        ["fit", path, "--model", "baseline", "--item-col", "userId", "--out", "unused.fk"],
+        capsys,
+    )
+    assert code == 2
+    assert err == (
+        "factorkit fit: error: --user-col userId and --item-col userId both name column "
+        "'userId'; each role needs its own column. Pass --item-col <another column>.\n"
+    )

@@ -405,7 +405,8 @@ def test_file_not_found(tmp_path):
         ),
         (
             {"item": "userId"},
-            r"^user and item both name column 'userId'; each role needs its own column$",
+            r"^user='userId' and item='userId' both name column 'userId'; each role needs its "
+            r"own column\. Pass item=<another column>\.$",
         ),
         (
             {"duplicates": "first"},
@@ -512,6 +513,12 @@ def test_parquet_errors(parquet, tmp_path):
         read_parquet(bad)
     with pytest.raises(FileNotFoundError, match=r"^nope\.parquet: no such file"):
         read_parquet(tmp_path / "nope.parquet")
+    with pytest.raises(
+        InvalidParameterError,
+        match=r"^user='userId' and item=0 both name column 'userId'; each role needs its own "
+        r"column\. Pass item=<another column>\.$",
+    ):
+        read_parquet(parquet(pd.DataFrame({**base, "rating": [1.0, 2, 3]})), item=0)
 
 
 # ====================================================================== internals

@@ -27,7 +27,7 @@ import contextvars
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-__all__ = ["Placeholder", "hint", "hint_style"]
+__all__ = ["Placeholder", "column_clash", "hint", "hint_style"]
 
 #: (argument name, its suggested values) -> text, or None to fall back to the Python form
 HintStyle = Callable[[str, Sequence[Any]], "str | None"]
@@ -61,3 +61,26 @@ def hint_style(style: HintStyle) -> Iterator[None]:
         yield
     finally:
         _STYLE.reset(token)
+
+
+def column_clash(column: str, roles: dict[str, Any]) -> str:
+    """The message for two roles given the same column, as the caller spelled them.
+
+    ``roles`` maps each of the two roles to the value the caller passed for it (a name or
+    a position); the fix names the second role, the one being resolved when they met.
+
+    Examples
+    --------
+    >>> message = column_clash("userId", {"user": "userId", "item": 0})
+    >>> message.split("; ")[0]
+    "user='userId' and item=0 both name column 'userId'"
+    >>> message.split("; ")[1]
+    'each role needs its own column. Pass item=<another column>.'
+
+    """
+    (first, first_spec), (second, second_spec) = roles.items()
+    return (
+        f"{hint(first, first_spec)} and {hint(second, second_spec)} both name column "
+        f"{column!r}; each role needs its own column. Pass "
+        f"{hint(second, Placeholder('<another column>'))}."
+    )

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from factorkit._validation import Boolean, NoneOr, Options, Satisfies
-from factorkit.data.hints import Placeholder, hint
+from factorkit.data.hints import Placeholder, column_clash, hint
 from factorkit.data.interactions import DUPLICATE_POLICIES
 from factorkit.exceptions import DataError, InvalidParameterError
 
@@ -307,8 +307,7 @@ class CsvFile:
             for other, p in positions.items():
                 if p == pos:
                     raise InvalidParameterError(
-                        f"{other} and {role} both name column {self._label(pos)!r}; each role "
-                        "needs its own column"
+                        column_clash(self._label(pos), {other: wanted[other], role: spec})
                     )
             positions[role] = pos
         # Labels name the field in error messages: the header name, or "column 2".

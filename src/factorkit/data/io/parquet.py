@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from factorkit._validation import validate_params
-from factorkit.data.hints import Placeholder, hint
+from factorkit.data.hints import Placeholder, column_clash, hint
 from factorkit.data.interactions import Interactions
 from factorkit.data.io._source import READER_ARGS
 from factorkit.exceptions import DataError, InvalidParameterError
@@ -147,8 +147,6 @@ def _resolve_columns(name: str, fields: list[str], wanted: dict[str, Any]) -> di
             col = fields[int(spec)]
         if col in chosen.values():
             other = next(r for r, c in chosen.items() if c == col)
-            raise InvalidParameterError(
-                f"{other} and {role} both name column {col!r}; each role needs its own column"
-            )
+            raise InvalidParameterError(column_clash(col, {other: wanted[other], role: spec}))
         chosen[role] = col
     return chosen
