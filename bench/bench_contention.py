@@ -11,13 +11,18 @@ MovieLens small, through the public API only (``fk.*``), for default threads and
   with ``--blas1`` also each path inside ``threadpoolctl.threadpool_limits(1, "blas")``,
   the policy the models adopt (one BLAS thread on single-row paths);
 * each model's ``fit`` (default hyperparameters, fixed seed): median seconds of
-  ``--repeats`` fits, quiet and loaded, and the slowdown factor loaded / quiet.
+  ``--repeats`` fits, quiet and loaded, and the slowdown factor loaded / quiet;
+* the other parallel paths (``--part paths``): ``recommend_all`` (the top-k kernel) of an
+  ImplicitALS model on MovieLens small, ``fk.read_csv`` of a ``--csv-rows`` synthetic
+  ratings file, and ``fk.split.random`` / ``fk.split.temporal`` of that data; "1" runs
+  them with numba limited to one thread (readers and splits take no ``n_threads``).
 
 Usage::
 
     python bench/bench_contention.py                      # everything, short
     python bench/bench_contention.py --part single --blas1 --calls 200
     python bench/bench_contention.py --part fit --repeats 3 --models BiasedMF ALS
+    python bench/bench_contention.py --part paths --repeats 5 --csv-rows 2000000
     python bench/bench_contention.py --json results.json  # also write the figures
 
 The machine this runs on may be shared: "quiet" then means "without our competitor",
@@ -172,6 +177,71 @@ def bench_fit(args, data, rows: list[dict]) -> None:
             print(json.dumps(rec), flush=True)
 
 
+@contextlib.contextmanager
+def _numba_threads(n_threads):
+    """numba's thread count for the block (None: leave the default, all cores)."""
+    import numba
+
+    previous = numba.get_num_threads()
+    if n_threads is not None:
+        numba.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+def _paths(args, data, workdir: str) -> dict:
+    """Name -> (n_threads -> a zero-argument call) for the non-fit parallel paths."""
+    big, _ = fk.datasets.make_ratings(
+        n_users=max(args.csv_rows // 50, 10), n_items=max(args.csv_rows // 200, 10),
+        n_ratings=args.csv_rows, random_state=0,
+    )  # fmt: skip
+    csv_path = os.path.join(workdir, "ratings.csv")
+    big.to_pandas().rename(columns={"user": "userId", "item": "movieId"}).to_csv(
+        csv_path, index=False
+    )
+    models = {
+        n: fk.ImplicitALS(n_threads=n, random_state=0, progress=False).fit(
+            data.to_implicit(min_value=4.0)
+        )
+        for n in (None, 1)
+    }
+    return {
+        "recommend_all (k=10, ML small)": lambda n: sum(
+            len(u) for u, _, _ in models[n].recommend_all(k=10)
+        ),
+        f"read_csv ({args.csv_rows:,} lines)": lambda n: fk.read_csv(
+            csv_path, timestamp="timestamp"
+        ),
+        "split.random (same data)": lambda n: fk.split.random(big, 0.2, random_state=0),
+        "split.temporal (same data)": lambda n: fk.split.temporal(big, 0.2),
+    }
+
+
+def bench_paths(args, data, rows: list[dict]) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as workdir:
+        paths = _paths(args, data, workdir)
+        for name, call in paths.items():
+            for n_threads in (None, 1):
+                with _numba_threads(n_threads):
+                    call(n_threads)  # warm: compile, page cache
+                rec = {"model": name, "n_threads": n_threads or "default"}
+                for load, n_procs in (("quiet", 0), ("loaded", args.busy)):
+                    times = []
+                    with competitor(n_procs), _numba_threads(n_threads):
+                        for _ in range(args.repeats):
+                            t0 = time.perf_counter()
+                            call(n_threads)
+                            times.append(time.perf_counter() - t0)
+                    rec[f"{load}_s"] = statistics.median(times)
+                rec["slowdown"] = rec["loaded_s"] / rec["quiet_s"]
+                rows.append(rec)
+                print(json.dumps(rec), flush=True)
+
+
 def _table_single(rows: list[dict]) -> str:
     out = [
         "| model | n_threads | BLAS | path | quiet p50 | quiet p99 | loaded p50 | loaded p99 |",
@@ -201,7 +271,7 @@ def _table_fit(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("single", "fit", "all"), default="all")
+    parser.add_argument("--part", choices=("single", "fit", "paths", "all"), default="all")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--calls", type=int, default=100, help="calls per single-row path")
     parser.add_argument("--repeats", type=int, default=2, help="fits per setting")
@@ -209,16 +279,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--blas1", action="store_true", help="also time single-row paths with one BLAS thread"
     )
+    parser.add_argument(
+        "--csv-rows", type=int, default=1_000_000, help="lines of the --part paths CSV"
+    )
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args(argv)
     data = fk.datasets.load_movielens_small()
     print(f"# load average before: {os.getloadavg()}", file=sys.stderr)
     single: list[dict] = []
     fits: list[dict] = []
+    others: list[dict] = []
     if args.part in ("single", "all"):
         bench_single(args, data, single)
     if args.part in ("fit", "all"):
         bench_fit(args, data, fits)
+    if args.part in ("paths", "all"):
+        bench_paths(args, data, others)
     print(f"# load average after: {os.getloadavg()}", file=sys.stderr)
     if single:
         print("\nSingle-row calls (milliseconds)\n")
@@ -226,9 +302,12 @@ def main(argv: list[str] | None = None) -> None:
     if fits:
         print("\nFits (seconds)\n")
         print(_table_fit(fits))
+    if others:
+        print("\nOther parallel paths (seconds)\n")
+        print(_table_fit(others).replace("| model |", "| path |", 1))
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"single": single, "fit": fits}, fh, indent=1)
+            json.dump({"single": single, "fit": fits, "paths": others}, fh, indent=1)
 
 
 if __name__ == "__main__":
