@@ -331,8 +331,9 @@ class TimeSVDpp(RecommendMixin, SimilarMixin, FactorModel):
             order, as :func:`factorkit.time_decay` returns). Each rating's squared error
             and penalty are multiplied by its weight, so every SGD step on it is ``w``
             times as long (weight 0: no update from that rating); ``mu`` is the weighted
-            mean. What the data's structure defines stays unweighted: ``N(u)``, each
-            user's mean day ``t_u`` and the (user, day) slots.
+            mean and ``c_i`` (``fallback_regularization``) uses weighted sums. What the
+            data's structure defines stays unweighted: ``N(u)``, each user's mean day
+            ``t_u`` and the (user, day) slots.
 
         Raises
         ------
