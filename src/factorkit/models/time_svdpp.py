@@ -470,6 +470,17 @@ class TimeSVDpp(RecommendMixin, SimilarMixin, FactorModel):
             )
         return np.floor(arr / _DAY) - self.time_origin_
 
+    def set_state(self, state: dict[str, Any]) -> TimeSVDpp:
+        """Restore a state returned by :meth:`get_state`; returns ``self``.
+
+        A state saved before ``item_fallback_bias_`` existed predicts users unseen in
+        training with ``b_i``, as the version that saved it did.
+        """
+        super().set_state(state)
+        if "item_fallback_bias_" not in state:  # none left over from an earlier fit
+            self.item_fallback_bias_ = None
+        return self
+
     # ------------------------------------------------------------------ scoring
     def _fallback_bias(self) -> np.ndarray:
         """``c_i``; a state saved before it existed predicts unknown users with ``b_i``,
