@@ -12,13 +12,29 @@ Usage::
     python bench/bench_time_svdpp.py [--repeats 3] [--epochs 10] [--factors 50]
 
 Prints a markdown table.
+
+``--compile [SRC ...]`` measures instead the first fit from an empty numba cache, each
+run in a fresh process (``NUMBA_CACHE_DIR`` a new folder): the process CPU seconds of
+the first fit minus those of a second, warm fit in the same process (compilation; CPU
+time, because on a shared machine wall time mostly measures the other tenants) and the
+wall seconds of numba's compile events. With source folders (an older commit's
+``src``, exported with ``git archive``) the trees alternate run by run, this one first::
+
+    mkdir -p /tmp/old && git archive 369843a src | tar -x -C /tmp/old
+    python bench/bench_time_svdpp.py --compile /tmp/old/src --repeats 3
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -57,12 +73,62 @@ def measure(makers: dict, data, repeats: int) -> dict:
     }
 
 
+_COMPILE_CHILD = r"""
+import json, time
+from factorkit._compile import compile_time
+import factorkit as fk
+data = fk.datasets.load_movielens_small()
+out = {}
+for label in ("cold", "warm"):
+    with compile_time() as compiled:
+        cpu = time.process_time()
+        fk.TimeSVDpp(random_state=0).fit(data)
+        cpu = time.process_time() - cpu
+    out[label] = {"cpu": cpu, "compile_wall": compiled.seconds}
+print(json.dumps(out))
+"""
+
+
+def compile_runs(sources: list[str], repeats: int) -> None:
+    """Cold-cache first fits of TimeSVDpp for each source tree, alternating."""
+    here = str(Path(__file__).resolve().parents[1] / "src")
+    trees = [here, *sources]
+    runs: dict[str, list[dict]] = {tree: [] for tree in trees}
+    for _ in range(repeats):
+        for tree in trees:
+            with tempfile.TemporaryDirectory() as cache:
+                env = {**os.environ, "NUMBA_CACHE_DIR": cache, "PYTHONPATH": tree}
+                proc = subprocess.run(
+                    [sys.executable, "-c", _COMPILE_CHILD],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+            runs[tree].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
+    print(
+        "| source | first fit CPU s - warm fit CPU s (median; runs) "
+        "| compile events, wall s (median) |"
+    )
+    print("|---|---|---:|")
+    for tree, results in runs.items():
+        extra = [r["cold"]["cpu"] - r["warm"]["cpu"] for r in results]
+        wall = statistics.median(r["cold"]["compile_wall"] for r in results)
+        shown = ", ".join(f"{x:.2f}" for x in extra)
+        print(f"| {tree} | {statistics.median(extra):.2f} ({shown}) | {wall:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--factors", type=int, default=50)
+    parser.add_argument("--compile", nargs="*", default=None, metavar="SRC")
     args = parser.parse_args()
+    if args.compile is not None:
+        compile_runs(args.compile, args.repeats)
+        return
     data = fk.datasets.load_movielens_small()
     rows = []
     for threads in (1, 2):

@@ -56,6 +56,7 @@ print(f"users rating on a single day: {(sessions == 1).mean():.0%}")
 
 # 2. Accuracy: 5-fold CV and a temporal cut ---------------------------------------------
 models = {
+    "BaselineOnly": lambda: fk.BaselineOnly(),  # for reference: biases only
     "BiasedMF": lambda: fk.BiasedMF(random_state=0, **epochs),
     "SVDpp": lambda: fk.SVDpp(random_state=0, **epochs),
     "TimeSVDpp": lambda: fk.TimeSVDpp(random_state=0, **epochs),
@@ -81,7 +82,7 @@ table = pd.DataFrame(
 )
 print(table.rename(columns=lambda c: c.replace("\n", " ")).round(4).to_string())
 fig, ax = plt.subplots(figsize=(7, 3.2))
-table.T.plot.bar(ax=ax, rot=0, color=["#9ab", "#68a", "#b33"])
+table.T.plot.bar(ax=ax, rot=0, color=["#ccc", "#9ab", "#68a", "#b33"])
 ax.set_ylim(0.8, 1.05)
 ax.set_ylabel("RMSE (lower is better)")
 ax.set_title("MovieLens small: rating error by protocol")

@@ -218,3 +218,43 @@ def test_zero_time_terms_reduce_to_svdpp():
         np.testing.assert_allclose(state[name], twin[name], rtol=1e-5, atol=1e-6, err_msg=name)
     for name in ("user_drift", "day_bias", "item_bin_bias", "user_drift_factors"):
         assert not state[name].any(), name
+
+
+def test_tasks_visit_every_user_once_whatever_the_threads():
+    """Users who share no item share no state, so the 64 tasks of a two-thread epoch must
+    give exactly the one-thread result: each user visited once, by one task."""
+    n_users, per_user, k = 150, 3, 4
+    rng = np.random.default_rng(4)
+    indptr = np.arange(0, n_users * per_user + 1, per_user, dtype=np.int64)
+    items = np.arange(n_users * per_user, dtype=np.int32)  # user u rates items 3u..3u+2
+    values = rng.integers(1, 6, len(items)).astype(np.float32)
+    csr = (indptr, items, values)
+    nnz, n_items = len(items), len(items)
+    per_rating = (
+        rng.integers(0, N_BINS, nnz).astype(np.int32),
+        rng.uniform(-3, 3, nnz).astype(np.float32),
+        np.arange(nnz, dtype=np.int64),  # one day slot per rating, owned by its user
+    )
+    shapes = {
+        "user_bias": (n_users,),
+        "user_drift": (n_users,),
+        "day_bias": (nnz,),
+        "item_bias": (n_items,),
+        "item_bin_bias": (n_items, N_BINS),
+        "user_factors": (n_users, k),
+        "user_drift_factors": (n_users, k),
+        "item_factors": (n_items, k),
+        "implicit_factors": (n_items, k),
+    }
+    state = {name: rng.normal(0, 0.1, shape).astype(np.float32) for name, shape in shapes.items()}
+    twin = {name: arr.copy() for name, arr in state.items()}
+    start = {name: arr.copy() for name, arr in state.items()}
+    order = rng.permutation(n_users).astype(np.int64)
+    loss1 = _run_kernel(csr, per_rating, order, 9, 3.0, state, np.float32, n_threads=1)
+    loss2 = _run_kernel(csr, per_rating, order, 9, 3.0, twin, np.float32, n_threads=2)
+    assert loss2 == pytest.approx(loss1, rel=1e-12)  # partial sums in another grouping
+    for name in state:
+        np.testing.assert_array_equal(state[name], twin[name], err_msg=name)
+    for name in state:  # every user was trained: all their rows and slots moved
+        moved = np.abs(state[name] - start[name]).reshape(len(state[name]), -1).max(axis=1)
+        assert (moved > 0).all(), name

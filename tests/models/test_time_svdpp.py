@@ -1,3 +1,5 @@
+import hashlib
+import json
 import re
 import tempfile
 import warnings
@@ -8,7 +10,7 @@ import pytest
 
 import factorkit as fk
 from factorkit import datasets, split
-from factorkit.exceptions import DataError, DataWarning, InvalidParameterError
+from factorkit.exceptions import DataError, DataWarning, InvalidParameterError, ModelFormatError
 from factorkit.models.time_svdpp import TimeSVDpp
 from factorkit.testing import estimator_checks
 
@@ -199,6 +201,164 @@ def test_save_load_round_trip(fitted):
         loaded.recommend(users[0], k=5)[0], fitted.recommend(users[0], k=5)[0]
     )
     assert loaded.item_bin_bias_.shape == (len(fitted.item_map_), 4)
+    # users unseen in training: the closed-form item baseline travels with the file
+    np.testing.assert_array_equal(loaded.item_fallback_bias_, fitted.item_fallback_bias_)
+    with pytest.warns(DataWarning, match="unknown to the model"):
+        got = loaded.predict([999999] * 20, items, times=times)
+    with pytest.warns(DataWarning, match="unknown to the model"):
+        np.testing.assert_array_equal(got, fitted.predict([999999] * 20, items, times=times))
+
+
+def _item_baseline(data, shrinkage, weights=None):
+    """``sum w (r - mu) / (shrinkage + sum w)`` per item, the model's order, in float64."""
+    w = np.ones(len(data)) if weights is None else weights
+    mu = np.average(data.values, weights=w)
+    num = np.bincount(data.item_index, w * (data.values - mu), minlength=data.n_items)
+    return num / (shrinkage + np.bincount(data.item_index, w, minlength=data.n_items))
+
+
+def test_unknown_users_get_the_closed_form_item_baseline(fitted, movielens):
+    """A user unseen in training: mu + c_i + the item's bin offset at the asked time; c_i
+    is the item's mean deviation shrunk by fallback_regularization (not the learnt b_i)."""
+    m = fitted
+    assert m.fallback_regularization == 3.0
+    want = _item_baseline(movielens, 3.0)
+    np.testing.assert_allclose(m.item_fallback_bias_, want, rtol=1e-5, atol=1e-6)
+    assert m.item_fallback_bias_.dtype == np.float32
+    assert np.abs(m.item_fallback_bias_ - m.item_bias_).max() > 0.1  # a different estimate
+    items = m.item_map_.ids[:300]
+    t = 1.2e9  # 2008-01-10: a bin inside the training period
+    with pytest.warns(DataWarning, match="300 of 300 .* unknown to the model"):
+        got = m.predict([999999] * 300, items, times=t)
+    bins = m._bins(np.full(300, np.floor(t / DAY) - m.time_origin_))
+    assert 0 < bins[0] < m.time_bins - 1
+    expected = m.global_mean_ + m.item_fallback_bias_[:300] + m.item_bin_bias_[np.arange(300), bins]
+    np.testing.assert_allclose(got, np.clip(expected, 0.5, 5.0), rtol=1e-6)
+    # unknown item, unknown user: the global mean; unknown="nan" still marks them
+    with pytest.warns(DataWarning):
+        assert m.predict([999999], [-1])[0] == pytest.approx(m.global_mean_)
+    assert np.isnan(m.predict([999999], [items[0]], unknown="nan")).all()
+
+
+def test_fallback_leaves_known_users_alone(movielens):
+    """fallback_regularization changes predictions for unknown users only."""
+    a = TimeSVDpp(factors=4, epochs=2, time_bins=4, random_state=0, n_threads=1).fit(movielens)
+    b = TimeSVDpp(
+        factors=4, epochs=2, time_bins=4, fallback_regularization=50.0, random_state=0, n_threads=1
+    ).fit(movielens)
+    users, items = movielens.user_map.ids[:40], movielens.item_map.ids[:40]
+    np.testing.assert_array_equal(a.predict(users, items), b.predict(users, items))
+    np.testing.assert_array_equal(a.recommend(users[0], k=10)[0], b.recommend(users[0], k=10)[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        new_a, new_b = a.predict([-5] * 40, items), b.predict([-5] * 40, items)
+    assert np.abs(new_a - new_b).max() > 0.05  # shrunk harder towards the global mean
+    np.testing.assert_allclose(
+        b.item_fallback_bias_, _item_baseline(movielens, 50.0), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_fallback_baseline_is_weighted():
+    """With sample_weight, c_i uses the weighted mean and weighted counts: weight 0
+    removes a rating, weight 2 counts it twice."""
+    data = fk.Interactions.from_arrays(
+        [1, 1, 2, 2, 3], [10, 20, 10, 20, 10], [5.0, 2.0, 4.0, 3.0, 1.0],
+        timestamps=[1.0e9, 1.1e9, 1.2e9, 1.3e9, 1.4e9],
+    )  # fmt: skip
+    assert data.values.tolist() == [5.0, 2.0, 4.0, 3.0, 1.0]  # the canonical order
+    w = np.array([2.0, 1.0, 1.0, 1.0, 0.0])
+    m = TimeSVDpp(factors=2, epochs=1, time_bins=1, random_state=0, n_threads=1)
+    m.fit(data, sample_weight=w)
+    mu = np.average(data.values, weights=w)
+    assert m.global_mean_ == pytest.approx(mu)
+    c10 = (2 * (5 - mu) + (4 - mu)) / (3.0 + 3.0)
+    c20 = ((2 - mu) + (3 - mu)) / (3.0 + 2.0)
+    pos = m.item_map_.lookup([10, 20])
+    np.testing.assert_allclose(m.item_fallback_bias_[pos], [c10, c20], rtol=1e-6)
+
+
+def test_state_without_fallback_predicts_unknown_users_with_item_bias(fitted):
+    """A state saved before item_fallback_bias_ existed loads, and predicts unknown users
+    as that version did (mu + b_i + bin offset)."""
+    state = fitted.get_state()
+    assert "item_fallback_bias_" in TimeSVDpp.state_names()["arrays"]
+    state.pop("item_fallback_bias_")
+    old = TimeSVDpp(**fitted.get_params()).set_state(fitted.get_state())
+    old.set_state(state)  # over a state that had one: nothing of it is left
+    assert "item_fallback_bias_" not in old.get_state()
+    items = fitted.item_map_.ids[:50]
+    with pytest.warns(DataWarning):
+        got = old.predict([-5] * 50, items, times=1.2e9)
+    bins = old._bins(np.full(50, np.floor(1.2e9 / DAY) - old.time_origin_))
+    want = old.global_mean_ + old.item_bias_[:50] + old.item_bin_bias_[np.arange(50), bins]
+    np.testing.assert_allclose(got, np.clip(want, 0.5, 5.0), rtol=1e-6)
+    users = fitted.user_map_.ids[:50]
+    np.testing.assert_array_equal(old.predict(users, items), fitted.predict(users, items))
+
+
+def _tampered(path, edit):
+    """Rewrite a saved model with one array edited and every checksum recomputed (as a
+    tamperer would), so that only the structural checks can catch it."""
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = json.loads(arrays.pop("__meta__").tobytes())
+    arrays.pop("__meta_sha256__")
+    edit(arrays)
+    for name, arr in arrays.items():
+        arr = np.ascontiguousarray(arr)
+        meta["arrays"][name] = {
+            "dtype": str(arr.dtype),
+            "shape": list(arr.shape),
+            "sha256": hashlib.sha256(arr.tobytes()).hexdigest(),
+        }
+    raw = json.dumps(meta, sort_keys=True).encode()
+    digest = hashlib.sha256(raw).hexdigest().encode()
+    out = path.with_name("edited.fk")
+    with open(out, "wb") as fh:
+        np.savez(
+            fh,
+            **arrays,
+            __meta__=np.frombuffer(raw, np.uint8),
+            __meta_sha256__=np.frombuffer(digest, np.uint8),
+        )
+    return out
+
+
+def _set_array(name, value):
+    return lambda arrays: arrays.__setitem__(name, value(arrays[name]))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            _set_array("item_fallback_bias_", lambda a: a[:-3]),
+            "array 'item_fallback_bias_' shape: expected 9724 rows (one per id); found (9721,)",
+        ),
+        (
+            _set_array(
+                "item_fallback_bias_", lambda a: np.where(np.arange(len(a)) == 7, np.nan, a)
+            ),
+            "array 'item_fallback_bias_': expected finite values; found 'NaN or infinity'",
+        ),
+        (
+            _set_array("item_fallback_bias_", lambda a: a.astype(np.int64)),
+            "array 'item_fallback_bias_': expected a 1-D float vector",
+        ),
+        (
+            _set_array("item_fallback_bias_", lambda a: np.stack([a, a], axis=1)),
+            "array 'item_fallback_bias_': expected a 1-D float vector",
+        ),
+    ],
+    ids=["short", "nan", "integers", "2-D"],
+)
+def test_tampered_fallback_bias_is_refused(fitted, tmp_path, edit, message):
+    path = tmp_path / "time.fk"
+    fitted.save(path)
+    edited = _tampered(path, edit)
+    with pytest.raises(ModelFormatError) as info:
+        fk.load(edited)
+    assert str(info.value).startswith(str(edited)) and message in str(info.value)
 
 
 def test_deterministic_with_one_thread(movielens):
@@ -234,6 +394,7 @@ def test_no_fold_in_or_partial_fit():
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::factorkit.exceptions.DataWarning")  # unknown ids
 def test_accuracy_against_svdpp_and_biased_mf(movielens):
     """The accuracy goal on the shipped data (numbers: docs/time.md)."""
     scores = {name: [] for name in ("time", "svdpp", "biased")}
@@ -243,10 +404,18 @@ def test_accuracy_against_svdpp_and_biased_mf(movielens):
         scores["biased"].append(_rmse(fk.BiasedMF(random_state=0).fit(train), test))
     cv = {name: np.mean(v) for name, v in scores.items()}
     assert 0.80 < cv["time"] < cv["svdpp"] - 0.004 < cv["biased"], cv
-    train, test = split.temporal(movielens, test_size=0.2, drop_unknown=True)
-    temporal = {
-        "time": _rmse(TimeSVDpp(random_state=0).fit(train), test),
-        "svdpp": _rmse(fk.SVDpp(random_state=0).fit(train), test),
-        "biased": _rmse(fk.BiasedMF(random_state=0).fit(train), test),
+    train, test = split.temporal(movielens, test_size=0.2)
+    known = split.temporal(movielens, test_size=0.2, drop_unknown=True)[1]
+    models = {
+        "time": TimeSVDpp(random_state=0).fit(train),
+        "svdpp": fk.SVDpp(random_state=0).fit(train),
+        "biased": fk.BiasedMF(random_state=0).fit(train),
+        "baseline": fk.BaselineOnly().fit(train),
     }
-    assert 0.85 < temporal["time"] < min(temporal["svdpp"], temporal["biased"]), temporal
+    temporal = {name: _rmse(model, test) for name, model in models.items()}
+    others = min(v for name, v in temporal.items() if name != "time")
+    # all test ratings (90% by users new after the cut: the closed-form item baseline)
+    assert 0.95 < temporal["time"] < others - 0.002, temporal
+    known_only = {name: _rmse(model, known) for name, model in models.items()}
+    others = min(v for name, v in known_only.items() if name != "time")
+    assert 0.85 < known_only["time"] < others, known_only

@@ -84,6 +84,13 @@ class TimeSVDpp(RecommendMixin, SimilarMixin, FactorModel):
         (biases and drifts start at zero).
     learning_rate_decay : float, default 0.95
         Every step size is multiplied by this factor after each epoch.
+    fallback_regularization : float, default 3.0
+        Shrinkage ``lambda`` of the item baseline that predicts for users unseen in
+        training: ``c_i = sum_{u in R(i)} (r_ui - mu) / (lambda + |R(i)|)`` (weighted
+        sums with ``sample_weight``), the item's mean deviation shrunk towards zero,
+        computed in closed form at fit time. It stands in for ``b_i`` when the user is
+        unknown; known users keep the SGD-learnt ``b_i``. The default is
+        :class:`~factorkit.BaselineOnly`'s item shrinkage (see the Notes).
     random_state : None, int or numpy.random.Generator
         Seeds initialisation and visiting orders. With ``n_threads=1`` and a fixed seed
         results are bit-for-bit repeatable.
@@ -97,6 +104,9 @@ class TimeSVDpp(RecommendMixin, SimilarMixin, FactorModel):
     global_mean_ : float
     user_bias_, item_bias_ : numpy.ndarray of float32
         ``b_u`` and ``b_i``.
+    item_fallback_bias_ : numpy.ndarray of float32, (n_items,)
+        ``c_i``, the item baseline for users unseen in training
+        (``fallback_regularization``).
     user_drift_ : numpy.ndarray of float32, (n_users,)
         ``alpha_u``.
     item_bin_bias_ : numpy.ndarray of float32, (n_items, time_bins)
@@ -147,6 +157,15 @@ class TimeSVDpp(RecommendMixin, SimilarMixin, FactorModel):
     yet then, so they are nearly always milliseconds read as seconds, and the error says
     so rather than quietly holding them at the last day.
 
+    **Users unseen in training** (``unknown="fallback"``) are predicted
+    ``mu + c_i + b_{i,Bin(t)}``: the item's shrunk mean deviation plus its time-bin
+    offset at ``t`` (no user term is known). ``c_i`` is not the learnt ``b_i``: ``b_i``
+    is the item's effect net of its raters' biases and moves slowly by SGD, while for a
+    rater drawn from the item's audience the item's own mean is the better guess. On the
+    temporal cut of ``docs/time.md`` (most test ratings by users new after the cut) it
+    takes the RMSE over all test ratings from 1.0250 to 1.0037, with every known user's
+    prediction unchanged. Known users with unknown items get ``mu`` plus their user terms.
+
     ``recommend`` and the scoring protocol rank items at "now" exactly as ``predict``
     with ``times=None`` orders them (including each user's item bin). The model has no
     ``fold_in`` or ``partial_fit``: a new user has no drift or day history to solve for.
@@ -172,6 +191,7 @@ class TimeSVDpp(RecommendMixin, SimilarMixin, FactorModel):
         "user_drift_",
         "user_drift_factors_",
         "item_bin_bias_",
+        "item_fallback_bias_",
         "day_indptr_",
         "day_values_",
         "day_bias_",
@@ -218,6 +238,7 @@ class TimeSVDpp(RecommendMixin, SimilarMixin, FactorModel):
         "implicit_regularization": NoneOr(Interval(float, 0, None)),
         "init_scale": Interval(float, 0, None, closed="neither"),
         "learning_rate_decay": Interval(float, 0, 1, closed="right"),
+        "fallback_regularization": Interval(float, 0, None),
         **TRAINING_CONSTRAINTS,
     }
 
@@ -239,6 +260,7 @@ class TimeSVDpp(RecommendMixin, SimilarMixin, FactorModel):
         implicit_regularization: float | None = 0.02,
         init_scale: float = 0.1,
         learning_rate_decay: float = 0.95,
+        fallback_regularization: float = 3.0,
         random_state: Any = None,
         n_threads: int | None = None,
         progress: bool = False,
@@ -261,6 +283,7 @@ class TimeSVDpp(RecommendMixin, SimilarMixin, FactorModel):
         self.implicit_regularization = implicit_regularization
         self.init_scale = init_scale
         self.learning_rate_decay = learning_rate_decay
+        self.fallback_regularization = fallback_regularization
         self.random_state = random_state
         self.n_threads = n_threads
         self.progress = progress
@@ -308,8 +331,9 @@ class TimeSVDpp(RecommendMixin, SimilarMixin, FactorModel):
             order, as :func:`factorkit.time_decay` returns). Each rating's squared error
             and penalty are multiplied by its weight, so every SGD step on it is ``w``
             times as long (weight 0: no update from that rating); ``mu`` is the weighted
-            mean. What the data's structure defines stays unweighted: ``N(u)``, each
-            user's mean day ``t_u`` and the (user, day) slots.
+            mean and ``c_i`` (``fallback_regularization``) uses weighted sums. What the
+            data's structure defines stays unweighted: ``N(u)``, each user's mean day
+            ``t_u`` and the (user, day) slots.
 
         Raises
         ------
@@ -351,6 +375,10 @@ class TimeSVDpp(RecommendMixin, SimilarMixin, FactorModel):
             self.global_mean_ = float(values.astype(np.float64).mean())
         else:
             self.global_mean_ = float(np.average(values, weights=weights))
+        self.item_fallback_bias_ = _item_baseline(
+            np.asarray(data.item_index), values, weights, self.global_mean_, n_items,
+            float(self.fallback_regularization),
+        )  # fmt: skip
         self.user_bias_ = np.zeros(n_users, dtype=np.float32)
         self.user_drift_ = np.zeros(n_users, dtype=np.float32)
         self.item_bias_ = np.zeros(n_items, dtype=np.float32)
@@ -442,7 +470,24 @@ class TimeSVDpp(RecommendMixin, SimilarMixin, FactorModel):
             )
         return np.floor(arr / _DAY) - self.time_origin_
 
+    def set_state(self, state: dict[str, Any]) -> TimeSVDpp:
+        """Restore a state returned by :meth:`get_state`; returns ``self``.
+
+        A state saved before ``item_fallback_bias_`` existed predicts users unseen in
+        training with ``b_i``, as the version that saved it did.
+        """
+        super().set_state(state)
+        if "item_fallback_bias_" not in state:  # none left over from an earlier fit
+            self.item_fallback_bias_ = None
+        return self
+
     # ------------------------------------------------------------------ scoring
+    def _fallback_bias(self) -> np.ndarray:
+        """``c_i``; a state saved before it existed predicts unknown users with ``b_i``,
+        as that version did."""
+        fallback = getattr(self, "item_fallback_bias_", None)
+        return self.item_bias_ if fallback is None else fallback
+
     def _refresh_user_matrix(self) -> None:
         self._user_vectors = None
         self._now_vectors = None
@@ -515,7 +560,9 @@ class TimeSVDpp(RecommendMixin, SimilarMixin, FactorModel):
         if known_i.any():
             ik = i[known_i]
             bins = self._bins(item_day[known_i])
-            scores[known_i] += self.item_bias_[ik] + self.item_bin_bias_[ik, bins]
+            # b_i for known users, the closed-form c_i for users unseen in training
+            item_bias = np.where(known_u[known_i], self.item_bias_[ik], self._fallback_bias()[ik])
+            scores[known_i] += item_bias + self.item_bin_bias_[ik, bins]
         day = np.zeros(len(u))
         day[known_u] = user_day
         both = known_u & known_i
@@ -616,6 +663,26 @@ class TimeSVDpp(RecommendMixin, SimilarMixin, FactorModel):
             item_vecs=item_vecs,
             item_bias=self.item_bias_,
         )
+
+
+def _item_baseline(
+    items: np.ndarray,
+    values: np.ndarray,
+    weights: np.ndarray | None,
+    mean: float,
+    n_items: int,
+    shrinkage: float,
+) -> np.ndarray:
+    """``c_i = sum w (r - mu) / (shrinkage + sum w)`` per item (float32); an item whose
+    weights are all 0 with ``shrinkage`` 0 has 0 / 0 and gets 0."""
+    dev = values.astype(np.float64) - mean
+    if weights is not None:
+        dev = dev * weights
+    sums = np.bincount(items, weights=dev, minlength=n_items)
+    counts = np.bincount(items, weights=weights, minlength=n_items).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.nan_to_num(sums / (shrinkage + counts), nan=0.0, posinf=0.0, neginf=0.0)
+    return out.astype(np.float32)
 
 
 def _require_timestamps(data: Any, arg: str) -> None:
