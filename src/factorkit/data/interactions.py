@@ -499,6 +499,9 @@ class Interactions:
                 vals = _take(vals, canon.order)
                 ts = None if ts is None else _take(ts, canon.order)
                 del canon
+            else:  # already canonical: never keep (and freeze) the caller's own arrays
+                vals = _own(vals, values)
+                ts = _own(ts, timestamps)
             return cls(
                 user_codes, item_codes, vals, user_map, item_map, ts,
                 implicit=implicit, item_metadata=item_metadata, _canonical=True,
@@ -925,8 +928,20 @@ def _series(values: Any) -> pd.Series:
     if isinstance(values, pd.Series):
         return values.reset_index(drop=True)
     if isinstance(values, np.ndarray):
-        return pd.Series(values.reshape(-1))
+        # no copy (pandas 3 copies by default: 12 bytes per interaction of a build);
+        # _build copies whatever it would otherwise keep of the caller's array
+        return pd.Series(values.reshape(-1), copy=False)
     return pd.Series(list(values))
+
+
+def _own(arr: np.ndarray | None, source: pd.Series | None) -> np.ndarray | None:
+    """``arr``, copied when it shares memory with the caller's column ``source``."""
+    if arr is None or source is None:
+        return arr
+    src = source.to_numpy()
+    if isinstance(src, np.ndarray) and np.may_share_memory(arr, src):
+        return arr.copy()
+    return arr
 
 
 def _fmt(x: float) -> str:

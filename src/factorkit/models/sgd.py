@@ -320,6 +320,8 @@ class _SGDTrainer(Trainer):
         item_perm, item_group = sgd_partition(data.item_counts, n_blocks, rng)
         item_new = np.empty_like(item_perm)
         item_new[item_perm] = np.arange(len(item_perm))
+        # before the layout exists, so that the gather's scratch is not alive next to it
+        model.seen_values_ = _rows_values(data, user_perm)
         arranged = sgd_arrange(
             data.indptr, data.item_index, data.values, user_perm, item_new,
             user_group, item_group, n_blocks,
@@ -337,7 +339,6 @@ class _SGDTrainer(Trainer):
         model.user_map_ = data.user_map.subset(user_perm)
         model.item_map_ = data.item_map.subset(item_perm)
         model.seen_indptr_, model.seen_indices_ = arranged[4], arranged[5]
-        model.seen_values_ = _rows_values(data, user_perm)
         if weights is None:
             user_counts, item_counts = data.user_counts, data.item_counts
             self.total = float(len(self.values))
