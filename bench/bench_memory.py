@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import PEER_PYTHON  # noqa: E402
+from peers import PEER_PYTHON
 
 DATA = Path(__file__).resolve().parent / "data"
 MODELS = ("implicit", "implicit-a1", "ImplicitALS", "ALS", "BiasedMF")
