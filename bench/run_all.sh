@@ -19,6 +19,7 @@ run sgd       $py bench/bench_sgd.py
 run svdpp     $py bench/bench_svdpp.py
 run als       $py bench/bench_als.py
 run implicit_als $py bench/bench_implicit_als.py --synthetic-iterations 3
+run memory    $py bench/bench_memory.py
 run fold_in   $py bench/bench_implicit_als.py --fold-in
 run bpr       $py bench/bench_bpr.py
 run recommend $py bench/bench_recommend.py

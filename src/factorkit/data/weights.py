@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from factorkit._validation import constraint_error
 from factorkit.data.interactions import Interactions
@@ -210,7 +209,4 @@ def check_sample_weight(sample_weight: Any, train: Interactions, owner: str) -> 
 def weights_by_item(train: Interactions, weights: np.ndarray) -> np.ndarray:
     """``weights`` (canonical, user-major order) reordered to follow ``train.to_csc()``'s
     data, so that item-side solvers read each interaction's weight next to its value."""
-    csr = train.to_csr()
-    order = np.arange(len(weights), dtype=np.int64)
-    by_item = sp.csr_matrix((order, csr.indices, csr.indptr), shape=csr.shape).tocsc()
-    return np.asarray(weights, dtype=np.float64)[by_item.data]
+    return train._item_major(np.asarray(weights, dtype=np.float64))[2]

@@ -287,13 +287,12 @@ class _ALSTrainer(Trainer):
         self, model: ALS, data: Interactions, validation: Any, weights: np.ndarray | None
     ) -> None:
         super().__init__(model)
-        csr, csc = data.to_csr(), data.to_csc()
-        self.u_ptr = np.asarray(csr.indptr, dtype=np.int64)
-        self.u_idx = np.asarray(csr.indices, dtype=np.int32)
-        self.u_val = np.asarray(csr.data, dtype=np.float32)
-        self.i_ptr = np.asarray(csc.indptr, dtype=np.int64)
-        self.i_idx = np.asarray(csc.indices, dtype=np.int32)
-        self.i_val = np.asarray(csc.data, dtype=np.float32)
+        # the user side reads the data's own arrays; the item side is one transposition
+        # (8 bytes per rating, freed after fit; the data's to_csc() cache when it has one)
+        self.u_ptr = np.asarray(data.indptr, dtype=np.int64)
+        self.u_idx = np.asarray(data.item_index, dtype=np.int32)
+        self.u_val = np.asarray(data.values, dtype=np.float32)
+        self.i_ptr, self.i_idx, self.i_val = data._item_major()
         if weights is None:
             # empty weights: the kernels' unweighted arithmetic, one compiled signature
             self.u_w = self.i_w = np.zeros(0)

@@ -14,7 +14,7 @@ from factorkit._validation import (
     Options,
 )
 from factorkit.data.interactions import Interactions
-from factorkit.data.weights import check_sample_weight, weights_by_item
+from factorkit.data.weights import check_sample_weight
 from factorkit.exceptions import DataError
 from factorkit.kernels._jit import read_only
 from factorkit.kernels.implicit_als import (
@@ -467,6 +467,16 @@ def _ndcg_at(model: ImplicitALS, users: np.ndarray, items: np.ndarray, k: int) -
     return float(np.mean((gains @ discounts) / idcg))
 
 
+def _squared_norms(x: np.ndarray, rows: int = 4096) -> np.ndarray:
+    """Each row's ``|x_r|^2`` in float64, by blocks of ``rows`` rows: no float64 copy of
+    the whole factor matrix (85 MB for 166k users at k=64) next to the fit's arrays."""
+    out = np.empty(len(x), dtype=np.float64)
+    for lo in range(0, len(x), rows):
+        block = x[lo : lo + rows].astype(np.float64)
+        out[lo : lo + rows] = np.einsum("ij,ij->i", block, block)
+    return out
+
+
 class _IALSTrainer(Trainer):
     """Each epoch: all users against the fixed items, then all items against the users."""
 
@@ -482,20 +492,20 @@ class _IALSTrainer(Trainer):
         weights: np.ndarray | None = None,
     ) -> None:
         super().__init__(model)
+        # Memory: the user side reads the data's own arrays; the fit adds one confidence
+        # per interaction and the item side's (user position, confidence) pairs, made by
+        # transposing the confidences themselves (no CSC of the values, no cache left on
+        # ``data``): 12 bytes per interaction (docs/benchmarks.md, issue 11 item 5).
         self.indptr_u = np.asarray(data.indptr, dtype=np.int64)
         self.items_u = np.asarray(data.item_index, dtype=np.int32)
-        csc = data.to_csc()
-        self.indptr_i = np.asarray(csc.indptr, dtype=np.int64)
-        self.users_i = np.asarray(csc.indices, dtype=np.int32)
         self.conf_u = model._confidence(data.values)
-        self.conf_i = model._confidence(csc.data)
-        counts_u, counts_i = np.diff(self.indptr_u), np.diff(self.indptr_i)
         if weights is not None:
             # c = w * c_ui (the product in float64, rounded to float32); w = 0 gives c = 0,
             # which the kernels read as "not a positive": an unobserved cell, as if removed
-            w_i = weights_by_item(data, weights)
             self.conf_u = (self.conf_u * weights).astype(np.float32)
-            self.conf_i = (self.conf_i * w_i).astype(np.float32)
+        self.indptr_i, self.users_i, self.conf_i = data._item_major(self.conf_u)
+        counts_u, counts_i = np.diff(self.indptr_u), np.diff(self.indptr_i)
+        if weights is not None:
             # frequency-scaled penalties count each interaction by its weight
             counts_u = np.bincount(data.user_index, weights, minlength=data.n_users)
             counts_i = np.bincount(data.item_index, weights, minlength=data.n_items)
@@ -517,8 +527,7 @@ class _IALSTrainer(Trainer):
             self.indptr_i, self.users_i, self.conf_i, m.user_factors_, self.lam_i,
             m.item_factors_,
         )  # fmt: skip
-        x = m.user_factors_.astype(np.float64)
-        obj += float(np.einsum("ij,ij->i", x, x) @ self.lam_u.astype(np.float64))
+        obj += float(_squared_norms(m.user_factors_) @ self.lam_u.astype(np.float64))
         return obj / self.n
 
     def validate(self) -> float:
