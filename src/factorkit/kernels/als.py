@@ -56,11 +56,14 @@ from factorkit._threads import run_tasks
 from factorkit.kernels._jit import SAFE_FASTMATH, jit
 from factorkit.kernels.linalg import cholesky_solve, gram_gemm, nnls_solve
 
-__all__ = ["ALS_TASKS", "als_solve_rows"]
+__all__ = ["ALS_MIN_TASK_ROWS", "ALS_TASKS", "als_solve_rows"]
 
-#: rows are dealt round-robin to this many tasks (balances skewed row lengths; fixed so that
-#: results never depend on the thread count)
+#: rows are dealt round-robin to at most this many tasks (balances skewed row lengths; a
+#: count that depends on the rows only, so results never depend on the thread count)
 ALS_TASKS = 256
+#: rows per task at least: each task is one Python call of a compiled function (some
+#: microseconds) and allocates its buffers, which a few rows would not repay
+ALS_MIN_TASK_ROWS = 16
 
 
 @jit()
@@ -351,7 +354,8 @@ def als_solve_rows(
 ):
     """Solve every row's biased ridge problem against the fixed side; returns the objective.
 
-    Rows are dealt round-robin to ``ALS_TASKS`` tasks (compiled, GIL-free) that run on
+    Rows are dealt round-robin to ``ALS_TASKS`` tasks (fewer for fewer than
+    ``ALS_TASKS * ALS_MIN_TASK_ROWS`` rows; compiled, GIL-free) that run on
     ``numba.get_num_threads()`` Python threads (:func:`factorkit._threads.run_tasks`):
     call it under ``using_threads(n)``, which also holds BLAS to one thread per task.
 
@@ -385,9 +389,10 @@ def als_solve_rows(
         penalty is the caller's to add).
     """
     task = _nonnegative_task if nonnegative else _solve_task
+    n_tasks = max(1, min(ALS_TASKS, (len(indptr) - 1) // ALS_MIN_TASK_ROWS))
     # one compiled signature: float arguments as Python floats, flags as Python bools
     parts = run_tasks(
-        task, ALS_TASKS, numba.get_num_threads(),
+        task, n_tasks, numba.get_num_threads(),
         indptr, indices, values, weights, fixed_factors, fixed_bias, float(global_mean),
         float(regularization), float(bias_regularization), bool(weighted),
         out_factors, out_bias,
