@@ -63,7 +63,7 @@ __all__ = ["ALS_MIN_TASK_ROWS", "ALS_TASKS", "als_solve_rows"]
 ALS_TASKS = 256
 #: rows per task at least: each task is one Python call of a compiled function (some
 #: microseconds) and allocates its buffers, which a few rows would not repay
-ALS_MIN_TASK_ROWS = 16
+ALS_MIN_TASK_ROWS = 64
 
 
 @jit()
