@@ -162,8 +162,10 @@ def _stream(
         e = splitmix64_below(bits, n_entries)
         if len(entry_prob) > 0 and np.float64(bits & _LOW32) * _INV32 >= entry_prob[e]:
             e = entry_alias[e]  # weighted positives (as in BPR's stream)
-        u = sample_users[e]
-        i = sample_items[e]
+        # int64 like the negatives' rows: the row helpers then compile once, not once
+        # per integer type (int32 entries, int64 draws)
+        u = np.int64(sample_users[e])
+        i = np.int64(sample_items[e])
         lo = seen_indptr[u]
         hi = seen_indptr[u + 1]
         hybrid_vector(user_id, u, user_feat, u_ptr, u_idx, u_val, pu)
@@ -360,8 +362,8 @@ def _squared_stream(
         w = weights[e]
         if w == 0.0:
             continue
-        u = users[e]
-        i = items[e]
+        u = np.int64(users[e])  # the row helpers' one signature (see _stream)
+        i = np.int64(items[e])
         hybrid_vector(user_id, u, user_feat, u_ptr, u_idx, u_val, pu)
         hybrid_vector(item_id, i, item_feat, i_ptr, i_idx, i_val, qi)
         bu = _bias(user_id_bias, u, user_feat_bias, u_ptr, u_idx, u_val)
