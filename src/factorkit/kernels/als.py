@@ -177,11 +177,12 @@ def _solve_task(
     """Rows ``task, task + n_tasks, ...`` of :func:`als_solve_rows`, unconstrained;
     returns their objective.
 
-    A row takes the primal path (:func:`_primal_system`, then Cholesky) or, when it has
-    fewer ratings than unknowns, the dual: its gathered factor rows ``y`` (``Y_j``) give
-    the ``n x n`` Gram ``Y Y^T`` as one BLAS product. One task of
-    :func:`~factorkit._threads.run_tasks`, with its own buffers, sized for its longest
-    row.
+    A row takes the primal path (the system :func:`_primal_system` builds, written out
+    here, then Cholesky) or, when it has fewer ratings than unknowns, the dual: its
+    gathered factor rows ``y`` (``Y_j``) give the ``n x n`` Gram ``Y Y^T`` as one BLAS
+    product. One task of :func:`~factorkit._threads.run_tasks`, with its own buffers,
+    sized for its longest row. Long because the primal and dual paths share the task's
+    buffers and the per-row loop.
     """
     n_rows = len(indptr) - 1
     k = fixed_factors.shape[1]
