@@ -10,6 +10,10 @@ from an empty cache and from the warm one.
 
     python bench/bench_compile.py            # every recommender, the demo
     python bench/bench_compile.py --repeats 3
+    python bench/bench_compile.py --models ALS BPR --no-demo
+
+"CPU s" is the compilations' CPU time, which inflates far less than wall time when
+other processes compete for the cores; "load" the one-minute load average at the end.
 """
 
 from __future__ import annotations
@@ -25,21 +29,27 @@ import time
 from pathlib import Path
 
 CHILD = r"""
-import collections, json, sys, time
+import collections, json, os, sys, time
 from numba.core import event
 from factorkit._compile import compile_time
 import factorkit as fk
 
 # top-level compilations per kernel (a kernel compiling the kernels it calls counts once)
+# and their CPU seconds (numba compiles on one thread under its global lock, so the
+# process's CPU time during a compilation is the compilation's; unlike wall time it
+# hardly inflates when other processes compete for the cores)
 kernels = collections.Counter()
+cpu = collections.Counter()
 stack = []
 class PerKernel(event.Listener):
     def on_start(self, ev):
-        stack.append(time.perf_counter())
+        stack.append((time.perf_counter(), time.process_time()))
     def on_end(self, ev):
-        t0 = stack.pop()
+        t0, c0 = stack.pop()
         if not stack:
-            kernels[ev.data["dispatcher"].py_func.__qualname__] += time.perf_counter() - t0
+            name = ev.data["dispatcher"].py_func.__qualname__
+            kernels[name] += time.perf_counter() - t0
+            cpu[name] += time.process_time() - c0
 event.register("numba:compile", PerKernel())
 
 name = sys.argv[1]
@@ -60,13 +70,15 @@ for label, call in (
         t0 = time.perf_counter()
         call(model)
         total = time.perf_counter() - t0
-    out[label] = {"compile": compiled.seconds, "total": total}
+    out[label] = {"compile": compiled.seconds, "total": total, "cpu": sum(cpu.values())}
+    cpu.clear()
     out["model"] = model
 t0 = time.perf_counter()
 cls(**params).fit(data)
 out["fit_warm"] = time.perf_counter() - t0
 del out["model"]
 out["kernels"] = kernels.most_common(3)
+out["load"] = os.getloadavg()[0]
 print(json.dumps(out))
 """
 
@@ -103,6 +115,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--models", nargs="*", default=None)
+    parser.add_argument("--no-demo", action="store_true", help="skip the demo's timing")
     args = parser.parse_args()
 
     import factorkit as fk
@@ -112,8 +125,9 @@ def main() -> None:
         f"cold-cache compilation, MovieLens small, {os.cpu_count()} cores, median of {args.repeats}"
     )
     print(
-        f"{'model':<14}{'fit compile s':>15}{'fit work s':>12}{'warm fit s':>12}"
-        f"{'rec. compile s':>16}{'rec_all compile s':>19}   slowest kernels to compile, s"
+        f"{'model':<14}{'fit compile s':>15}{'(CPU s)':>9}{'fit work s':>12}{'warm fit s':>12}"
+        f"{'rec. compile s':>16}{'rec_all compile s':>19}{'load':>6}"
+        "   slowest kernels to compile, s"
     )
     for name in names:
         runs = [measure_model(name) for _ in range(args.repeats)]
@@ -123,13 +137,17 @@ def main() -> None:
 
         print(
             f"{name:<14}{med(lambda r: r['fit']['compile']):>15.2f}"
+            f"{med(lambda r: r['fit']['cpu']):>9.2f}"
             f"{med(lambda r: r['fit']['total'] - r['fit']['compile']):>12.2f}"
             f"{med(lambda r: r['fit_warm']):>12.2f}"
             f"{med(lambda r: r['recommend']['compile']):>16.2f}"
             f"{med(lambda r: r['recommend_all']['compile']):>19.2f}"
+            f"{med(lambda r: r['load']):>6.1f}"
             f"   {', '.join(f'{n} {t:.1f}' for n, t in runs[0]['kernels'])}",
             flush=True,
         )
+    if args.no_demo:
+        return
     demos = [measure_demo() for _ in range(args.repeats)]
     cold = statistics.median(d[0] for d in demos)
     warm = statistics.median(d[1] for d in demos)

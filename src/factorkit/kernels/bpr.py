@@ -36,11 +36,12 @@ row of positives, three factor rows), one after another. Each stream keeps 32 sa
 flight and prefetches what the next stage will read (see :func:`_stream`), so that the
 misses of different samples overlap (gain: docs/benchmarks.md, "Kernel design notes").
 
-Parallelism (``bpr_epoch`` is ``parallel=True``): streams run on numba threads with no
-locks ("Hogwild!", Recht et al. 2011). User and item rows are shared between threads; two
-threads updating one row at the same time may lose or mix an update. Samples touch three
-rows out of many and each step is small, so this behaves like SGD with slightly stale
-reads and is the accepted trade for linear speed-up. With one stream (``len(seeds) ==
+Parallelism: streams are the tasks of :func:`factorkit._threads.run_tasks` (compiled,
+GIL-free, on Python threads: no parallel region to compile), with no locks ("Hogwild!",
+Recht et al. 2011). User and item rows are shared between threads; two threads updating
+one row at the same time may lose or mix an update. Samples touch three rows out of many
+and each step is small, so this behaves like SGD with slightly stale reads and is the
+accepted trade for linear speed-up. With one stream (``len(seeds) ==
 1``) the samples run in order on one thread and results are bit-for-bit repeatable.
 
 Freezing (for ``partial_fit``): rows ``u < user_start`` and ``i < item_start`` are read
@@ -49,9 +50,10 @@ but never changed (their step size is zero).
 
 from __future__ import annotations
 
+import numba
 import numpy as np
-from numba import prange
 
+from factorkit._threads import run_tasks
 from factorkit.kernels._jit import SAFE_FASTMATH, jit, prefetch_item, prefetch_row
 from factorkit.kernels.random import splitmix64_below, splitmix64_next
 
@@ -264,7 +266,22 @@ def _stream(
     return loss, correct, skipped
 
 
-@jit(parallel=True)
+@jit()
+def _samples_task(
+    t, n_streams, sample_users, sample_items, indptr, indices, n_items, alias_prob,
+    alias_idx, entry_prob, entry_alias, seeds, n_samples, max_tries, users, pos, neg,
+):  # fmt: skip  # pragma: no cover
+    """Stream ``t`` of :func:`bpr_samples`: its triples into ``users``/``pos``/``neg``."""
+    factors = np.zeros((1, 1))
+    bias = np.zeros(1)
+    _stream(
+        seeds[t], n_samples * t // n_streams, n_samples * (t + 1) // n_streams,
+        sample_users, sample_items, indptr, indices, n_items, alias_prob, alias_idx,
+        entry_prob, entry_alias, max_tries, False, factors, factors, bias, 0.0, 0.0,
+        0.0, 0.0, 0, 0, users, pos, neg,
+    )  # fmt: skip
+
+
 def bpr_samples(
     sample_users,
     sample_items,
@@ -278,27 +295,37 @@ def bpr_samples(
     seeds,
     n_samples,
     max_tries,
-):  # pragma: no cover
+):
     """The ``(users, positives, negatives)`` that :func:`bpr_epoch` draws for the same
     arguments, in stream order (negatives are -1 for skipped samples: users holding every
     item)."""
-    n_streams = len(seeds)
     users = np.empty(n_samples, dtype=np.int64)
     pos = np.empty(n_samples, dtype=np.int64)
     neg = np.empty(n_samples, dtype=np.int64)
-    factors = np.zeros((1, 1))
-    bias = np.zeros(1)
-    for t in prange(n_streams):
-        _stream(
-            seeds[t], n_samples * t // n_streams, n_samples * (t + 1) // n_streams,
-            sample_users, sample_items, indptr, indices, n_items, alias_prob, alias_idx,
-            entry_prob, entry_alias, max_tries, False, factors, factors, bias, 0.0, 0.0,
-            0.0, 0.0, 0, 0, users, pos, neg,
-        )  # fmt: skip
+    run_tasks(
+        _samples_task, len(seeds), numba.get_num_threads(),
+        sample_users, sample_items, indptr, indices, int(n_items), alias_prob, alias_idx,
+        entry_prob, entry_alias, seeds, int(n_samples), int(max_tries), users, pos, neg,
+    )  # fmt: skip
     return users, pos, neg
 
 
-@jit(parallel=True, fastmath=SAFE_FASTMATH)
+@jit(fastmath=SAFE_FASTMATH)
+def _epoch_task(
+    t, n_streams, sample_users, sample_items, indptr, indices, n_items, alias_prob,
+    alias_idx, entry_prob, entry_alias, seeds, n_samples, max_tries, user_factors,
+    item_factors, item_bias, lr, reg, lr_bias, reg_bias, user_start, item_start,
+):  # fmt: skip  # pragma: no cover
+    """Stream ``t`` of :func:`bpr_epoch`: its SGD steps; returns (loss, correct, skipped)."""
+    none = np.empty(0, dtype=np.int64)
+    return _stream(
+        seeds[t], n_samples * t // n_streams, n_samples * (t + 1) // n_streams,
+        sample_users, sample_items, indptr, indices, n_items, alias_prob, alias_idx,
+        entry_prob, entry_alias, max_tries, True, user_factors, item_factors,
+        item_bias, lr, reg, lr_bias, reg_bias, user_start, item_start, none, none, none,
+    )  # fmt: skip
+
+
 def bpr_epoch(
     sample_users,
     sample_items,
@@ -321,8 +348,12 @@ def bpr_epoch(
     reg_bias,
     user_start,
     item_start,
-):  # pragma: no cover
+):
     """One epoch of BPR SGD: ``n_samples`` sampled triples; updates factors in place.
+
+    The streams (one per seed) are tasks of :func:`factorkit._threads.run_tasks`
+    (compiled, GIL-free) on ``numba.get_num_threads()`` Python threads: call it under
+    ``using_threads(n)`` with one seed per thread.
 
     Parameters
     ----------
@@ -356,19 +387,21 @@ def bpr_epoch(
 
     Races: see the module docstring (Hogwild over streams; deterministic with one).
     """
-    n_streams = len(seeds)
-    losses = np.zeros(n_streams, dtype=np.float64)
-    corrects = np.zeros(n_streams, dtype=np.int64)
-    skips = np.zeros(n_streams, dtype=np.int64)
-    none = np.empty(0, dtype=np.int64)
-    for t in prange(n_streams):
-        losses[t], corrects[t], skips[t] = _stream(
-            seeds[t], n_samples * t // n_streams, n_samples * (t + 1) // n_streams,
-            sample_users, sample_items, indptr, indices, n_items, alias_prob, alias_idx,
-            entry_prob, entry_alias, max_tries, True, user_factors, item_factors,
-            item_bias, lr, reg, lr_bias, reg_bias, user_start, item_start, none, none, none,
-        )  # fmt: skip
-    return losses.sum(), corrects.sum(), skips.sum()
+    # integers as Python ints: one compiled signature whatever integer type callers pass
+    parts = run_tasks(
+        _epoch_task, len(seeds), numba.get_num_threads(),
+        sample_users, sample_items, indptr, indices, int(n_items), alias_prob, alias_idx,
+        entry_prob, entry_alias, seeds, int(n_samples), int(max_tries), user_factors,
+        item_factors, item_bias, lr, reg, lr_bias, reg_bias, int(user_start), int(item_start),
+    )  # fmt: skip
+    loss = 0.0
+    correct = 0
+    skipped = 0
+    for part_loss, part_correct, part_skipped in parts:  # in stream order
+        loss += part_loss
+        correct += part_correct
+        skipped += part_skipped
+    return loss, correct, skipped
 
 
 @jit()

@@ -37,17 +37,19 @@ random order (a Fisher-Yates shuffle drawn from its seed).
 Sampling and random streams are those of :mod:`factorkit.kernels.bpr`: ``(u, i)`` is a
 uniform entry of the positives (or one drawn from an alias table of their weights),
 negatives are uniform over ``0 .. n_items - 1`` and verified against the user's sorted
-CSR row. Parallelism: streams run on numba threads
-without locks (Hogwild, as BPR); shared feature embeddings (a genre every item has) are
+CSR row. Parallelism: streams are the tasks of
+:func:`factorkit._threads.run_tasks` (compiled, GIL-free, on Python threads), without
+locks (Hogwild, as BPR); shared feature embeddings (a genre every item has) are
 hit by every thread, so concurrent updates to them may be lost, which costs little since
 each is a small step. With one stream the result is bit-for-bit repeatable.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
-from numba import prange
 
+from factorkit._threads import run_tasks
 from factorkit.kernels._jit import SAFE_FASTMATH, jit
 from factorkit.kernels.bpr import _INV32, _LOW32, _negative_candidate, _verified_negative
 from factorkit.kernels.random import splitmix64_below, splitmix64_next
@@ -160,8 +162,10 @@ def _stream(
         e = splitmix64_below(bits, n_entries)
         if len(entry_prob) > 0 and np.float64(bits & _LOW32) * _INV32 >= entry_prob[e]:
             e = entry_alias[e]  # weighted positives (as in BPR's stream)
-        u = sample_users[e]
-        i = sample_items[e]
+        # int64 like the negatives' rows: the row helpers then compile once, not once
+        # per integer type (int32 entries, int64 draws)
+        u = np.int64(sample_users[e])
+        i = np.int64(sample_items[e])
         lo = seen_indptr[u]
         hi = seen_indptr[u + 1]
         hybrid_vector(user_id, u, user_feat, u_ptr, u_idx, u_val, pu)
@@ -235,7 +239,25 @@ def _stream(
     return loss, correct, skipped
 
 
-@jit(parallel=True, fastmath=SAFE_FASTMATH)
+@jit(fastmath=SAFE_FASTMATH)
+def _epoch_task(
+    t, n_streams, sample_users, sample_items, seen_indptr, seen_indices, n_items,
+    entry_prob, entry_alias, seeds, n_samples, max_tries, loss_kind, max_sampled,
+    user_id, user_feat, u_ptr, u_idx, u_val,
+    item_id, item_feat, i_ptr, i_idx, i_val,
+    item_id_bias, item_feat_bias,
+    lr_user_id, lr_item_id, lr, reg, lr_bias, trace,
+):  # fmt: skip  # pragma: no cover
+    """Stream ``t`` of :func:`hybrid_epoch`; returns (loss, correct, skipped)."""
+    return _stream(
+        seeds[t], n_samples * t // n_streams, n_samples * (t + 1) // n_streams,
+        sample_users, sample_items, seen_indptr, seen_indices, n_items, entry_prob,
+        entry_alias, max_tries, loss_kind, max_sampled, user_id, user_feat, u_ptr, u_idx, u_val,
+        item_id, item_feat, i_ptr, i_idx, i_val, item_id_bias, item_feat_bias,
+        lr_user_id, lr_item_id, lr, reg, lr_bias, trace,
+    )  # fmt: skip
+
+
 def hybrid_epoch(
     sample_users, sample_items, seen_indptr, seen_indices, n_items, entry_prob, entry_alias,
     seeds, n_samples, max_tries, loss_kind, max_sampled,
@@ -243,8 +265,12 @@ def hybrid_epoch(
     item_id, item_feat, i_ptr, i_idx, i_val,
     item_id_bias, item_feat_bias,
     lr_user_id, lr_item_id, lr, reg, lr_bias, trace,
-):  # fmt: skip  # pragma: no cover
+):  # fmt: skip
     """One SGD epoch of ``n_samples`` samples; updates every embedding in place.
+
+    The streams (one per seed) are tasks of :func:`factorkit._threads.run_tasks`
+    (compiled, GIL-free) on ``numba.get_num_threads()`` Python threads: call it under
+    ``using_threads(n)`` with one seed per thread.
 
     Parameters
     ----------
@@ -274,19 +300,27 @@ def hybrid_epoch(
         WARP: no violating negative found), both before the steps; samples without a
         negative (users holding every item) are skipped and counted.
     """
-    n_streams = len(seeds)
-    losses = np.zeros(n_streams, dtype=np.float64)
-    corrects = np.zeros(n_streams, dtype=np.int64)
-    skips = np.zeros(n_streams, dtype=np.int64)
-    for t in prange(n_streams):
-        losses[t], corrects[t], skips[t] = _stream(
-            seeds[t], n_samples * t // n_streams, n_samples * (t + 1) // n_streams,
-            sample_users, sample_items, seen_indptr, seen_indices, n_items, entry_prob,
-            entry_alias, max_tries, loss_kind, max_sampled, user_id, user_feat, u_ptr, u_idx, u_val,
-            item_id, item_feat, i_ptr, i_idx, i_val, item_id_bias, item_feat_bias,
-            lr_user_id, lr_item_id, lr, reg, lr_bias, trace,
-        )  # fmt: skip
-    return losses.sum(), corrects.sum(), skips.sum()
+    # integers as Python ints: one compiled signature whatever integer type callers pass
+    parts = run_tasks(
+        _epoch_task, len(seeds), numba.get_num_threads(),
+        sample_users, sample_items, seen_indptr, seen_indices, int(n_items), entry_prob,
+        entry_alias, seeds, int(n_samples), int(max_tries), int(loss_kind), int(max_sampled),
+        user_id, user_feat, u_ptr, u_idx, u_val, item_id, item_feat, i_ptr, i_idx, i_val,
+        item_id_bias, item_feat_bias, lr_user_id, lr_item_id, lr, reg, lr_bias, trace,
+    )  # fmt: skip
+    return _sum_parts(parts)
+
+
+def _sum_parts(parts):
+    """Per-stream ``(loss, correct, skipped)`` summed in stream order."""
+    loss = 0.0
+    correct = 0
+    skipped = 0
+    for part_loss, part_correct, part_skipped in parts:
+        loss += part_loss
+        correct += part_correct
+        skipped += part_skipped
+    return loss, correct, skipped
 
 
 @jit(fastmath=SAFE_FASTMATH)
@@ -328,8 +362,8 @@ def _squared_stream(
         w = weights[e]
         if w == 0.0:
             continue
-        u = users[e]
-        i = items[e]
+        u = np.int64(users[e])  # the row helpers' one signature (see _stream)
+        i = np.int64(items[e])
         hybrid_vector(user_id, u, user_feat, u_ptr, u_idx, u_val, pu)
         hybrid_vector(item_id, i, item_feat, i_ptr, i_idx, i_val, qi)
         bu = _bias(user_id_bias, u, user_feat_bias, u_ptr, u_idx, u_val)
@@ -349,14 +383,33 @@ def _squared_stream(
     return sse
 
 
-@jit(parallel=True, fastmath=SAFE_FASTMATH)
+@jit(fastmath=SAFE_FASTMATH)
+def _squared_task(
+    t, n_streams, users, items, values, weights, seeds, order, mu,
+    user_id, user_feat, u_ptr, u_idx, u_val, user_id_bias, user_feat_bias,
+    item_id, item_feat, i_ptr, i_idx, i_val, item_id_bias, item_feat_bias,
+    lr_user_id, lr_item_id, lr, reg, lr_bias,
+):  # fmt: skip  # pragma: no cover
+    """Stream ``t`` of :func:`hybrid_squared_epoch`; returns its weighted squared error."""
+    n = len(values)
+    return _squared_stream(
+        seeds[t], n * t // n_streams, n * (t + 1) // n_streams, order, users, items,
+        values, weights, mu,
+        user_id, user_feat, u_ptr, u_idx, u_val, user_id_bias, user_feat_bias,
+        item_id, item_feat, i_ptr, i_idx, i_val, item_id_bias, item_feat_bias,
+        lr_user_id, lr_item_id, lr, reg, lr_bias,
+    )  # fmt: skip
+
+
 def hybrid_squared_epoch(
     users, items, values, weights, seeds, order, mu,
     user_id, user_feat, u_ptr, u_idx, u_val, user_id_bias, user_feat_bias,
     item_id, item_feat, i_ptr, i_idx, i_val, item_id_bias, item_feat_bias,
     lr_user_id, lr_item_id, lr, reg, lr_bias,
-):  # fmt: skip  # pragma: no cover
+):  # fmt: skip
     """One SGD epoch of the squared loss over every rating; updates in place.
+
+    Streams run as :func:`hybrid_epoch`'s do (one per seed, on ``run_tasks``).
 
     Parameters
     ----------
@@ -378,15 +431,14 @@ def hybrid_squared_epoch(
     float
         Sum over the ratings of ``weight * error**2``, each error before its step.
     """
-    n = len(values)
-    n_streams = len(seeds)
-    sse = np.zeros(n_streams, dtype=np.float64)
-    for t in prange(n_streams):
-        sse[t] = _squared_stream(
-            seeds[t], n * t // n_streams, n * (t + 1) // n_streams, order, users, items,
-            values, weights, mu,
-            user_id, user_feat, u_ptr, u_idx, u_val, user_id_bias, user_feat_bias,
-            item_id, item_feat, i_ptr, i_idx, i_val, item_id_bias, item_feat_bias,
-            lr_user_id, lr_item_id, lr, reg, lr_bias,
-        )  # fmt: skip
-    return sse.sum()
+    parts = run_tasks(
+        _squared_task, len(seeds), numba.get_num_threads(),
+        users, items, values, weights, seeds, order, float(mu),
+        user_id, user_feat, u_ptr, u_idx, u_val, user_id_bias, user_feat_bias,
+        item_id, item_feat, i_ptr, i_idx, i_val, item_id_bias, item_feat_bias,
+        lr_user_id, lr_item_id, lr, reg, lr_bias,
+    )  # fmt: skip
+    sse = 0.0
+    for part in parts:  # in stream order
+        sse += part
+    return sse

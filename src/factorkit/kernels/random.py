@@ -10,7 +10,8 @@ everywhere:
   depend on which thread runs it;
 - :func:`splitmix64_below` maps 64 bits to an integer in ``[0, n)``;
 - :func:`splitmix64_unit` maps them to a float64 in ``[0, 1)``;
-- :func:`random_normal_fill` draws normal values on all cores.
+- :func:`random_normal_fill` draws normal values on all cores (chunks dealt to a fixed
+  task list run by :func:`factorkit._threads.run_tasks`).
 
 Independent streams start from ``splitmix64_next(seed ^ (index * C))`` for a fixed odd
 constant ``C`` (``SPLITMIX64_GAMMA`` or ``SPLITMIX64_MIX1``): the first step hashes the
@@ -31,12 +32,13 @@ import math
 
 import numba
 import numpy as np
-from numba import prange
 
+from factorkit._threads import run_tasks
 from factorkit.kernels._jit import jit
 
 __all__ = [
     "NORMAL_CHUNK",
+    "NORMAL_TASKS",
     "SPLITMIX64_GAMMA",
     "SPLITMIX64_MIX1",
     "SPLITMIX64_MIX2",
@@ -117,14 +119,27 @@ def _tail(state, r):  # pragma: no cover - compiled
             return state, r + t
 
 
-@jit(parallel=True)
-def _fill(out, k, seed, scale, x, f, accept):  # pragma: no cover - compiled
-    # The draw is written out here rather than in a helper returning (state, value):
-    # numba compiled that helper's loop far slower (docs/benchmarks.md).
+#: tasks that :func:`random_normal_fill` deals the chunks to, at most (round-robin; each
+#: chunk keeps its own stream, so the values never depend on this or on the threads)
+NORMAL_TASKS = 256
+
+
+def _chunk_rows(k):
+    """Rows per chunk of ``k`` columns: about ``NORMAL_CHUNK`` values."""
+    return max(1, NORMAL_CHUNK // max(k, 1))
+
+
+@jit()
+def _fill_task(task, n_tasks, out, k, rows, seed, scale, x, f, accept):  # pragma: no cover
+    """Chunks ``task, task + n_tasks, ...`` of :func:`random_normal_fill`: one task of
+    :func:`~factorkit._threads.run_tasks`.
+
+    The draw is written out here rather than in a helper returning (state, value):
+    numba compiled that helper's loop far slower (docs/benchmarks.md).
+    """
     n_rows = out.shape[0]
-    rows = max(1, NORMAL_CHUNK // max(k, 1))
     n_chunks = (n_rows + rows - 1) // rows
-    for c in prange(n_chunks):
+    for c in range(task, n_chunks, n_tasks):
         state, _ = splitmix64_next(seed ^ (np.uint64(c) * SPLITMIX64_MIX1))
         for r in range(c * rows, min(n_rows, (c + 1) * rows)):
             for q in range(k):
@@ -176,11 +191,11 @@ def random_normal_fill(
         raise ValueError("random_normal_fill needs a C-ordered array")
     rows = out.reshape(len(out), -1) if out.ndim > 1 else out.reshape(-1, 1)
     k = rows.shape[1] if columns is None else int(columns)
-    previous = numba.get_num_threads()
-    if n_threads is not None:
-        numba.set_num_threads(n_threads)
-    try:
-        _fill(rows, k, np.uint64(seed % 2**64), float(scale), _X, _F, _ACCEPT)
-    finally:
-        numba.set_num_threads(previous)
+    chunk = _chunk_rows(k)
+    n_tasks = max(1, min(NORMAL_TASKS, -(-len(rows) // chunk)))
+    threads = numba.get_num_threads() if n_threads is None else n_threads
+    run_tasks(
+        _fill_task, n_tasks, threads,
+        rows, k, chunk, np.uint64(seed % 2**64), float(scale), _X, _F, _ACCEPT,
+    )  # fmt: skip
     return out
