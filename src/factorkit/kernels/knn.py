@@ -40,45 +40,52 @@ __all__ = [
 
 # ---------------------------------------------------------------------- similarities
 @jit()
+def _width(kind, weighted):  # pragma: no cover - compiled
+    """Columns of an entity's accumulator (see :func:`_add`)."""
+    return 2 + (1 if weighted else 0) + (2 if kind == 1 else 0)
+
+
+@jit()
 def _add(acc, b, xa, xb, c, kind, weighted):  # pragma: no cover - compiled
     """Add one co-rating ``(xa, xb)`` of weight ``c`` to entity ``b``'s accumulator.
 
     Columns: 0 the dot product ``sum c xa xb`` (MSD: ``sum c (xa - xb)^2``, as Surprise
-    sums it), 1 and 2 ``sum c xa^2`` and ``sum c xb^2`` (``kind`` 1 only), 3 the number
-    of shared raters, 4 ``sum c`` (weighted only).
+    sums it), 1 the number of shared raters, then ``sum c`` (weighted only), then ``sum
+    c xa^2`` and ``sum c xb^2`` (``kind`` 1 only): as few as the similarity needs, so
+    that the accumulators of every entity stay in cache.
     """
     if kind == 2:
         d = xa - xb
         acc[b, 0] += c * d * d
     else:
         acc[b, 0] += c * xa * xb
-        if kind == 1:
-            acc[b, 1] += c * xa * xa
-            acc[b, 2] += c * xb * xb
-    acc[b, 3] += 1.0
+    acc[b, 1] += 1.0
     if weighted:
-        acc[b, 4] += c
+        acc[b, 2] += c
+    if kind == 1:
+        j = 3 if weighted else 2
+        acc[b, j] += c * xa * xa
+        acc[b, j + 1] += c * xb * xb
 
 
 @jit()
 def _finish(acc, b, kind, weighted, shrinkage, norms):  # pragma: no cover - compiled
     """Entity ``b``'s similarity from its accumulator (see :func:`knn_neighbours`), which
     is reset to zero; ``norms`` is the product of the two whole-vector norms (kind 0)."""
-    n = acc[b, 3]
+    n = acc[b, 1]
     if kind == 2:
-        mass = acc[b, 4] if weighted else n
+        mass = acc[b, 2] if weighted else n
         sim = 1.0 / (1.0 + acc[b, 0] / mass)
-    else:
-        denom = norms if kind == 0 else np.sqrt(acc[b, 1] * acc[b, 2])
+    elif kind == 1:
+        j = 3 if weighted else 2
+        denom = np.sqrt(acc[b, j] * acc[b, j + 1])
         sim = acc[b, 0] / denom if denom > 0 else 0.0
+    else:
+        sim = acc[b, 0] / norms if norms > 0 else 0.0
     if shrinkage > 0:
         sim *= n / (n + shrinkage)
-    acc[b, 0] = 0.0
-    acc[b, 1] = 0.0
-    acc[b, 2] = 0.0
-    acc[b, 3] = 0.0
-    if weighted:
-        acc[b, 4] = 0.0
+    for j in range(acc.shape[1]):
+        acc[b, j] = 0.0
     return sim
 
 
@@ -128,7 +135,7 @@ def _neighbours_task(
     own scratch (an accumulator row per entity, interleaved: one cache line per update)."""
     n_rows = len(q_indptr) - 1
     weighted = len(t_weights) > 0
-    acc = np.zeros((n_entities, 5 if weighted else 4), np.float64)
+    acc = np.zeros((n_entities, _width(kind, weighted)), np.float64)
     seen = np.empty(n_entities, np.int32)
     cv = np.empty(n_entities, np.float32)
     ci = np.empty(n_entities, np.int32)
@@ -142,7 +149,7 @@ def _neighbours_task(
             wa = q_weights[p] if weighted else 1.0
             for s in range(t_indptr[u], t_indptr[u + 1]):
                 b = t_indices[s]
-                if acc[b, 3] == 0:
+                if acc[b, 1] == 0:
                     seen[n_touched] = b
                     n_touched += 1
                 _add(acc, b, xa, t_values[s], wa * t_weights[s] if weighted else 1.0, kind,
@@ -167,7 +174,7 @@ def _in_order(acc, seen, n_touched, lo, hi, tmp, hist):  # pragma: no cover - co
     if n_touched * 8 > hi - lo:
         n_touched = 0
         for b in range(lo, hi):
-            if acc[b, 3] > 0:
+            if acc[b, 1] > 0:
                 seen[n_touched] = b
                 n_touched += 1
     else:
@@ -189,9 +196,10 @@ def knn_pair_similarities(
     that rated ``u``); ``norms``: the entities' norms (kind 0). Similarities as in
     :func:`knn_neighbours` (the same sums, in the same order). Rows are split into tasks
     at ``bounds`` (``bounds[0] = 0``, ``bounds[-1]`` = the number of rows; equal work per
-    task, since early rows have more pairs). Returns one ``(counts, indices, sims)`` per
-    task: its rows' numbers of pairs, and their partners (ascending within a row) and
-    float32 similarities, row after row.
+    task, since early rows have more pairs). Returns one ``(counts, indices, sims, below)``
+    per task: its rows' numbers of pairs, their partners (ascending within a row) and
+    float32 similarities, row after row, and how many of its pairs each entity is the
+    partner in (what :func:`knn_mirror` needs to place them).
     """
     return run_tasks(
         _pairs_task, len(bounds) - 1, n_threads, bounds, indptr, indices, values, weights,
@@ -219,7 +227,8 @@ def _pairs_task(
     out_i = np.empty(cap, np.int32)
     out_s = np.empty(cap, np.float32)
     counts = np.zeros(hi - lo, np.int64)
-    acc = np.zeros((n, 5 if weighted else 4), np.float64)
+    below = np.zeros(n, np.int64)  # pairs per partner: the mirrored rows' share of this task
+    acc = np.zeros((n, _width(kind, weighted)), np.float64)
     seen = np.empty(n, np.int32)
     tmp = np.empty(n, np.int32)
     hist = np.empty(256, np.int64)
@@ -232,7 +241,7 @@ def _pairs_task(
             wa = weights[p] if weighted else 1.0
             for s in range(after[p] + 1, t_indptr[u + 1]):
                 b = t_indices[s]
-                if acc[b, 3] == 0:
+                if acc[b, 1] == 0:
                     seen[n_touched] = b
                     n_touched += 1
                 _add(acc, b, xa, t_values[s], wa * t_weights[s] if weighted else 1.0, kind,
@@ -245,30 +254,58 @@ def _pairs_task(
             if sim > 0:
                 out_i[size] = b
                 out_s[size] = sim
+                below[b] += 1
                 size += 1
         counts[r - lo] = size - start
-    return counts, out_i[:size].copy(), out_s[:size].copy()
+    return counts, out_i[:size], out_s[:size], below
+
+
+def knn_mirror(bounds, parts, n_threads):
+    """Full neighbour rows from each pair once: ``(indptr, indices, keys)``.
+
+    ``parts`` and ``bounds``: :func:`knn_pair_similarities`' result and task bounds.
+    Pair ``(r, b)``, ``b > r``, goes to row ``r`` and, mirrored, to row ``b``; each row
+    holds its partners before it, then those after it, so that every row comes out in
+    ascending position order. ``keys`` are the bit complements of the float32
+    similarities (uint32; for positive floats, ascending keys are descending
+    similarities: :func:`knn_sort_rows` orders by them). Each task places its own pairs,
+    at offsets that the tasks before it leave free: no task writes where another does.
+    """
+    n = int(bounds[-1])
+    below = np.stack([part[3] for part in parts]) if parts else np.zeros((0, n), np.int64)
+    upper = np.concatenate([part[0] for part in parts]) if parts else np.zeros(0, np.int64)
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(upper + below.sum(axis=0), out=indptr[1:])
+    # task t's first free slot in row b: after the lower pairs of the tasks before it
+    starts = indptr[:-1] + np.cumsum(below, axis=0) - below
+    indices = np.empty(indptr[-1], np.int32)
+    keys = np.empty(indptr[-1], np.uint32)
+
+    def task(t, n_tasks):
+        counts, idx, sims, _ = parts[t]
+        _mirror_task(bounds[t], counts, idx, sims.view(np.uint32), indptr, starts[t], indices,
+                     keys)  # fmt: skip
+
+    run_tasks(task, len(parts), n_threads)
+    return indptr, indices, keys
 
 
 @jit()
-def knn_mirror(counts, up_idx, up_sim, out_indptr, out_idx, out_sim):  # pragma: no cover
-    """Full rows from each pair once: row ``r`` of the upper triangle (``counts[r]``
-    partners ``b > r`` in ``up_idx``/``up_sim``, row after row, ascending) goes to row
-    ``r`` and, mirrored, to each partner's row. ``out_indptr`` holds the full rows'
-    offsets (each row: its lower partners, then its upper ones); every row comes out in
-    ascending position order."""
-    fill = out_indptr[:-1].copy()  # next free slot of each row's lower part
+def _mirror_task(lo, counts, idx, bits, indptr, fill, out_idx, out_key):  # pragma: no cover
+    """One task's pairs of :func:`knn_mirror` (rows ``lo ...``; ``bits``: the float32
+    similarities' bit patterns; ``fill``: its next free slot in each row)."""
     p = 0
-    for r in range(len(counts)):
-        base = out_indptr[r + 1] - counts[r]
-        for j in range(counts[r]):
-            b = up_idx[p]
-            s = up_sim[p]
+    for j in range(len(counts)):
+        r = lo + j
+        base = indptr[r + 1] - counts[j]
+        for q in range(counts[j]):
+            b = idx[p]
+            key = np.uint32(0xFFFFFFFF) - bits[p]
             out_idx[fill[b]] = r
-            out_sim[fill[b]] = s
+            out_key[fill[b]] = key
             fill[b] += 1
-            out_idx[base + j] = b
-            out_sim[base + j] = s
+            out_idx[base + q] = b
+            out_key[base + q] = key
             p += 1
 
 

@@ -465,31 +465,20 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         rows = np.repeat(np.arange(n), np.diff(ent_indptr))
         work = np.bincount(rows, t_indptr[ent_indices.astype(np.int64) + 1] - after, n) + 1.0
         bounds = _split(np.cumsum(work), max(1, min(n, 8 * n_threads)))
+        tasks = max(1, min(n, 8 * n_threads))
         with using_threads(n_threads):
             parts = knn_pair_similarities(
                 bounds, ent_indptr, ent_indices.astype(np.int32), ent_values,
-                self._sim_weights(side), after,
-                t_indptr, t_indices, t_values, t_weights, self._norms(ent_indptr, ent_values),
-                self._kind(), float(self.shrinkage), n_threads,
+                self._sim_weights(side), after, t_indptr, t_indices, t_values, t_weights,
+                self._norms(ent_indptr, ent_values), self._kind(), float(self.shrinkage),
+                n_threads,
             )  # fmt: skip
-        upper = np.concatenate([c for c, _, _ in parts])
-        up_idx = np.concatenate([i for _, i, _ in parts])
-        up_sim = np.concatenate([s for _, _, s in parts])
-        del parts
-        counts = upper + np.bincount(up_idx, minlength=n)
-        indptr = np.zeros(n + 1, np.int64)
-        np.cumsum(counts, out=indptr[1:])
-        indices = np.empty(indptr[-1], np.int32)
-        sims = np.empty(indptr[-1], np.float32)
-        knn_mirror(upper, up_idx, up_sim, indptr, indices, sims)
-        del up_idx, up_sim
-        # positive float32s order as their bit patterns: the complement sorts them
-        # most similar first, and the stable sort keeps ties in position order
-        keys = np.invert(sims.view(np.uint32))
-        del sims
-        with using_threads(n_threads):
-            knn_sort_rows(_split(indptr[1:] + np.arange(1, n + 1), max(1, min(n, 8 * n_threads))),
-                          indptr, keys, indices, n_threads)  # fmt: skip
+            indptr, indices, keys = knn_mirror(bounds, parts, n_threads)
+            del parts
+            # rows to sort split by length (plus a little per row)
+            sort_bounds = _split(indptr[1:] + np.arange(1, n + 1), tasks)
+            knn_sort_rows(sort_bounds, indptr, keys, indices, n_threads)
+        counts = np.diff(indptr)
         sims = np.invert(keys, out=keys).view(np.float32)
         if counts.max(initial=0) > keep:
             kept = np.minimum(counts, keep)
@@ -554,10 +543,6 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         return indptr, indices, sims
 
     # ------------------------------------------------------------------ scoring
-    def _nbr64(self):
-        indptr, indices, sims = self._nbr()
-        return indptr, indices, sims.astype(np.float64)
-
     def _known_rows(self, users: np.ndarray):
         """Row descriptions of known users: their items (item-based) or neighbours, as
         ``(indptr, indices, values, residuals, vote weights)`` (the weights, aligned with
@@ -567,7 +552,8 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
             ptr, idx, take = _gather_positions(indptr, indices, users)
             w = self._user_major_weights()
             return ptr, idx, values[take], residuals[take], w[take] if len(w) else w
-        ptr, idx, sims = _gather(*self._nbr64(), users)
+        ptr, idx, sims = _gather(*self._nbr(), users)
+        sims = sims.astype(np.float64)
         return ptr, idx, sims, sims, np.empty(0, np.float64)
 
     def _row_scores(self, rows) -> tuple[np.ndarray, np.ndarray]:
@@ -582,7 +568,7 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
                 found = np.empty((n, n_items), np.int32)
                 if self._side == "item":
                     knn_scores_item(
-                        indptr, indices, residuals, weights, *self._nbr64(), k, avg, found,
+                        indptr, indices, residuals, weights, *self._nbr(), k, avg, found,
                         n_threads,
                     )  # fmt: skip
                 else:
@@ -596,7 +582,7 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
                 return np.where(found > 0, avg - self.global_mean_, 0.0).astype(np.float32)
             out = np.empty((n, n_items), np.float64)
             if self._side == "item":
-                knn_scores_sum(indptr, indices, values, *self._nbr64(), out, n_threads)
+                knn_scores_sum(indptr, indices, values, *self._nbr(), out, n_threads)
             else:
                 um_indptr, um_indices, um_values, _ = self._user_major()
                 knn_scores_sum(indptr, indices, values, um_indptr, um_indices, um_values, out,
@@ -672,7 +658,7 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         with using_threads(n_threads):
             knn_predict_pairs(
                 targets[order].astype(np.int64), queries[order].astype(np.int64),
-                *self._nbr64(), lk_indptr, lk_indices, lk_res, lk_w, n_cols,
+                *self._nbr(), lk_indptr, lk_indices, lk_res, lk_w, n_cols,
                 int(self.neighbours), avg, found, n_threads,
             )  # fmt: skip
         avg[order], found[order] = avg.copy(), found.copy()
