@@ -87,6 +87,29 @@ def test_predictions_follow_surprise_formulas(cls, centering):
     np.testing.assert_allclose(ours.reshape(12, 9), ref, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "model",
+    [
+        fk.ItemKNN(similarity="msd", max_neighbours=7),
+        fk.UserKNN(similarity="pearson", max_neighbours=10),
+        fk.ImplicitItemKNN(similarity="cosine", neighbours=5),
+    ],
+    ids=lambda m: type(m).__name__,
+)
+def test_fit_paths_give_the_same_table(model, monkeypatch):
+    """A fit computes each pair once when the pairs fit in memory, else each row against
+    every entity: the same neighbours, similarities and order (weighted too)."""
+    train, _, _ = fk.testing.checkerboard(50, 40, random_state=6)
+    w = np.random.default_rng(0).choice([0.0, 0.5, 1.0, 3.0], len(train))
+    for weights in (None, w):
+        pairs = model.fit(train, sample_weight=weights)._nbr()
+        monkeypatch.setattr("factorkit.models.knn._PAIRS_BUDGET", 0)
+        rows = model.fit(train, sample_weight=weights)._nbr()
+        monkeypatch.undo()
+        for a, b in zip(pairs, rows, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_item_knn_accuracy_and_top_n(ml):
     train, test = ml
     model = fk.ItemKNN().fit(train)
