@@ -140,7 +140,7 @@ def _neighbours_task(
     cv = np.empty(n_entities, np.float32)
     ci = np.empty(n_entities, np.int32)
     tmp = np.empty(n_entities, np.int32)
-    hist = np.empty(256, np.int64)
+    hist = np.empty((4, 256), np.int64)
     for r in range(task * n_rows // n_tasks, (task + 1) * n_rows // n_tasks):
         n_touched = 0
         for p in range(q_indptr[r], q_indptr[r + 1]):
@@ -231,7 +231,7 @@ def _pairs_task(
     acc = np.zeros((n, _width(kind, weighted)), np.float64)
     seen = np.empty(n, np.int32)
     tmp = np.empty(n, np.int32)
-    hist = np.empty(256, np.int64)
+    hist = np.empty((4, 256), np.int64)
     size = 0
     for r in range(lo, hi):
         n_touched = 0
@@ -268,8 +268,9 @@ def knn_mirror(bounds, parts, n_threads):
     holds its partners before it, then those after it, so that every row comes out in
     ascending position order. ``keys`` are the bit complements of the float32
     similarities (uint32; for positive floats, ascending keys are descending
-    similarities: :func:`knn_sort_rows` orders by them). Each task places its own pairs,
-    at offsets that the tasks before it leave free: no task writes where another does.
+    similarities: :func:`knn_sort_rows` orders by them). The parts are placed in
+    ``n_threads`` groups of consecutive parts, each at offsets that the groups before it
+    leave free: no group writes where another does.
     """
     n = int(bounds[-1])
     below = np.stack([part[3] for part in parts]) if parts else np.zeros((0, n), np.int64)
@@ -281,12 +282,16 @@ def knn_mirror(bounds, parts, n_threads):
     indices = np.empty(indptr[-1], np.int32)
     keys = np.empty(indptr[-1], np.uint32)
 
-    def task(t, n_tasks):
-        counts, idx, sims, _ = parts[t]
-        _mirror_task(bounds[t], counts, idx, sims.view(np.uint32), indptr, starts[t], indices,
-                     keys)  # fmt: skip
+    def task(g, n_groups):
+        # consecutive parts in one pass over the output: one part's pairs per row are
+        # few, and every part's pass touches most of the output's cache lines
+        fill = starts[g * len(parts) // n_groups]  # this group's own row of ``starts``
+        for t in range(g * len(parts) // n_groups, (g + 1) * len(parts) // n_groups):
+            counts, idx, sims, _ = parts[t]
+            _mirror_task(bounds[t], counts, idx, sims.view(np.uint32), indptr, fill, indices,
+                         keys)  # fmt: skip
 
-    run_tasks(task, len(parts), n_threads)
+    run_tasks(task, max(1, min(len(parts), n_threads)), n_threads)
     return indptr, indices, keys
 
 
@@ -326,7 +331,7 @@ def _sort_task(task, n_tasks, bounds, indptr, keys, indices):  # pragma: no cove
         longest = max(longest, indptr[r + 1] - indptr[r])
     tmp_k = np.empty(longest, np.uint32)
     tmp_v = np.empty(longest, np.int32)
-    hist = np.empty(256, np.int64)
+    hist = np.empty((4, 256), np.int64)
     for r in range(lo, hi):
         a, b = indptr[r], indptr[r + 1]
         _radix_sort(keys[a:b], indices[a:b], b - a, tmp_k, tmp_v, hist, True)
@@ -335,7 +340,7 @@ def _sort_task(task, n_tasks, bounds, indptr, keys, indices):  # pragma: no cove
 @jit()
 def _radix_sort(keys, vals, m, tmp_k, tmp_v, hist, carry):  # pragma: no cover - compiled
     """Stable ascending sort of ``keys[:m]`` (unsigned integers below 2^32), carrying
-    ``vals[:m]`` when ``carry``; ``tmp_*`` and ``hist`` (256) are scratch.
+    ``vals[:m]`` when ``carry``; ``tmp_*`` and ``hist`` (4 x 256) are scratch.
 
     Least significant byte first, skipping the bytes that every key shares (positions
     below 65,536 have two; similarities in (0, 1] share most of their exponent);
@@ -355,35 +360,33 @@ def _radix_sort(keys, vals, m, tmp_k, tmp_v, hist, carry):  # pragma: no cover -
             if carry:
                 vals[i + 1] = v
         return
+    hist[:, :] = 0
+    for j in range(m):  # every byte's histogram in one read
+        k = keys[j]
+        hist[0, k & 255] += 1
+        hist[1, (k >> 8) & 255] += 1
+        hist[2, (k >> 16) & 255] += 1
+        hist[3, (k >> 24) & 255] += 1
     in_tmp = False
-    for shift in range(0, 32, 8):
-        hist[:] = 0
-        if in_tmp:
-            _histogram(tmp_k, m, shift, hist)
-        else:
-            _histogram(keys, m, shift, hist)
-        if hist.max() == m:
+    for d in range(4):
+        shift = 8 * d
+        offsets = hist[d]
+        if offsets[(keys[0] >> shift) & 255] == m:
             continue  # every key has this byte: nothing moves
         total = 0
-        for d in range(256):
-            c = hist[d]
-            hist[d] = total
+        for b in range(256):
+            c = offsets[b]
+            offsets[b] = total
             total += c
         if in_tmp:
-            _scatter(tmp_k, tmp_v, keys, vals, m, shift, hist, carry)
+            _scatter(tmp_k, tmp_v, keys, vals, m, shift, offsets, carry)
         else:
-            _scatter(keys, vals, tmp_k, tmp_v, m, shift, hist, carry)
+            _scatter(keys, vals, tmp_k, tmp_v, m, shift, offsets, carry)
         in_tmp = not in_tmp
     if in_tmp:
         keys[:m] = tmp_k[:m]
         if carry:
             vals[:m] = tmp_v[:m]
-
-
-@jit()
-def _histogram(keys, m, shift, hist):  # pragma: no cover - compiled
-    for j in range(m):
-        hist[(keys[j] >> shift) & 255] += 1
 
 
 @jit()

@@ -445,10 +445,10 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
 
         The pairs path (:func:`~factorkit.kernels.knn.knn_pair_similarities`, then
         mirrored and radix-sorted rows) does half the co-rating work and no heap; it
-        holds every positive pair (12 bytes each, twice, plus the upper triangle), so it
-        runs when the model keeps every neighbour anyway (``max_neighbours=None``: the
-        table is that size) or when at most :data:`_PAIRS_BUDGET` bytes are needed. Both
-        paths give the same table.
+        holds every positive pair (8 bytes in the upper triangle, then 8 in each of its
+        two full rows: at most 24 bytes a pair), so it runs when the model keeps every
+        neighbour anyway (``max_neighbours=None``: the table is that size) or when at
+        most :data:`_PAIRS_BUDGET` bytes are needed. Both paths give the same table.
         """
         side = self._side
         ent_indptr, ent_indices, ent_values = self._sim_matrix(side)
@@ -457,7 +457,7 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         t_indptr, t_indices, t_values, t_weights, after = self._other(side)
         raters = np.diff(t_indptr).astype(np.float64)
         pairs = min(float((raters * (raters - 1)).sum()) / 2, n * (n - 1) / 2)
-        if keep < n - 1 and 36 * pairs > _PAIRS_BUDGET:
+        if keep < n - 1 and 24 * pairs > _PAIRS_BUDGET:
             rows = np.arange(n, dtype=np.int64)
             return self._neighbours(self._sim_query(side, rows), rows, keep)
         n_threads = self._threads()
