@@ -227,7 +227,9 @@ def _explicit(ratings, args, tmp) -> list[str]:
             ratings[fold == f].to_csv(test_csv, index=False)
             base = {"train": train_csv, "test": test_csv}
             spec = {**base, "cls": s_cls, "sim": sim}
-            if surprise_gib > args.peer_max_gib:
+            if args.skip_peer:
+                pass
+            elif surprise_gib > args.peer_max_gib:
                 print(f"{label}: Surprise skipped, its similarity matrices alone need "
                       f"{surprise_gib:.0f} GiB", file=sys.stderr)  # fmt: skip
             else:
@@ -325,6 +327,7 @@ def main() -> None:
     parser.add_argument("--peer-max-gib", type=float, default=8.0,
                         help="skip runs whose dense similarity matrices (Surprise) or full "
                         "neighbour table (factorkit, same settings) need more GiB")  # fmt: skip
+    parser.add_argument("--skip-peer", action="store_true", help="factorkit's rows only")
     parser.add_argument("--skip-explicit", action="store_true")
     parser.add_argument("--skip-implicit", action="store_true")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
