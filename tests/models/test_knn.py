@@ -90,23 +90,23 @@ def test_predictions_follow_surprise_formulas(cls, centering):
 @pytest.mark.parametrize(
     "model",
     [
-        fk.ItemKNN(similarity="msd", max_neighbours=7),
-        fk.UserKNN(similarity="pearson", max_neighbours=10),
-        fk.ImplicitItemKNN(similarity="cosine", neighbours=5),
+        fk.ItemKNN(similarity="msd", max_neighbours=None),
+        fk.UserKNN(similarity="pearson", max_neighbours=None),
     ],
     ids=lambda m: type(m).__name__,
 )
-def test_fit_paths_give_the_same_table(model, monkeypatch):
-    """A fit computes each pair once when the pairs fit in memory, else each row against
-    every entity: the same neighbours, similarities and order (weighted too)."""
+def test_keeping_every_neighbour_gives_the_per_row_table(model):
+    """Keeping every neighbour, a fit computes each pair once (mirrored, radix-sorted
+    rows): the same neighbours, similarities and order as each row against every entity
+    (weighted too)."""
     train, _, _ = fk.testing.checkerboard(50, 40, random_state=6)
     w = np.random.default_rng(0).choice([0.0, 0.5, 1.0, 3.0], len(train))
     for weights in (None, w):
-        pairs = model.fit(train, sample_weight=weights)._nbr()
-        monkeypatch.setattr("factorkit.models.knn._PAIRS_BUDGET", 0)
-        rows = model.fit(train, sample_weight=weights)._nbr()
-        monkeypatch.undo()
-        for a, b in zip(pairs, rows, strict=True):
+        model.fit(train, sample_weight=weights)
+        n = len(model._map(model._side))
+        rows = np.arange(n)
+        per_row = model._neighbours(model._sim_query(model._side, rows), rows, n)
+        for a, b in zip(model._nbr(), per_row, strict=True):
             np.testing.assert_array_equal(a, b)
 
 

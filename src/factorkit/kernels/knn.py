@@ -136,10 +136,11 @@ def _neighbours_task(
     n_rows = len(q_indptr) - 1
     weighted = len(t_weights) > 0
     acc = np.zeros((n_entities, _width(kind, weighted)), np.float64)
-    seen = np.empty(n_entities, np.int32)
+    seen = np.empty(n_entities, np.uint32)  # uint32: the radix sort of knn_sort_rows
     cv = np.empty(n_entities, np.float32)
     ci = np.empty(n_entities, np.int32)
-    tmp = np.empty(n_entities, np.int32)
+    tmp = np.empty(n_entities, np.uint32)
+    none = np.empty(0, np.int32)
     hist = np.empty((4, 256), np.int64)
     for r in range(task * n_rows // n_tasks, (task + 1) * n_rows // n_tasks):
         n_touched = 0
@@ -154,7 +155,7 @@ def _neighbours_task(
                     n_touched += 1
                 _add(acc, b, xa, t_values[s], wa * t_weights[s] if weighted else 1.0, kind,
                      weighted)  # fmt: skip
-        n_touched = _in_order(acc, seen, n_touched, 0, n_entities, tmp, hist)
+        n_touched = _in_order(acc, seen, n_touched, 0, n_entities, tmp, none, hist)
         size = 0
         for t in range(n_touched):
             b = seen[t]
@@ -167,7 +168,7 @@ def _neighbours_task(
 
 
 @jit()
-def _in_order(acc, seen, n_touched, lo, hi, tmp, hist):  # pragma: no cover - compiled
+def _in_order(acc, seen, n_touched, lo, hi, tmp, none, hist):  # pragma: no cover - compiled
     """Put the touched entities ``seen[:n_touched]`` (all in ``lo:hi``) in position order,
     so that ties keep the lower position; returns their number. Many touched: a scan of
     the accumulators; few: a radix sort."""
@@ -178,7 +179,7 @@ def _in_order(acc, seen, n_touched, lo, hi, tmp, hist):  # pragma: no cover - co
                 seen[n_touched] = b
                 n_touched += 1
     else:
-        _radix_sort(seen, seen, n_touched, tmp, tmp, hist, False)
+        _radix_sort(seen, none, n_touched, tmp, none, hist, False)
     return n_touched
 
 
@@ -229,8 +230,9 @@ def _pairs_task(
     counts = np.zeros(hi - lo, np.int64)
     below = np.zeros(n, np.int64)  # pairs per partner: the mirrored rows' share of this task
     acc = np.zeros((n, _width(kind, weighted)), np.float64)
-    seen = np.empty(n, np.int32)
-    tmp = np.empty(n, np.int32)
+    seen = np.empty(n, np.uint32)  # uint32: the radix sort of knn_sort_rows
+    tmp = np.empty(n, np.uint32)
+    none = np.empty(0, np.int32)
     hist = np.empty((4, 256), np.int64)
     size = 0
     for r in range(lo, hi):
@@ -246,7 +248,7 @@ def _pairs_task(
                     n_touched += 1
                 _add(acc, b, xa, t_values[s], wa * t_weights[s] if weighted else 1.0, kind,
                      weighted)  # fmt: skip
-        n_touched = _in_order(acc, seen, n_touched, r + 1, n, tmp, hist)
+        n_touched = _in_order(acc, seen, n_touched, r + 1, n, tmp, none, hist)
         start = size
         for t in range(n_touched):
             b = seen[t]
@@ -349,7 +351,7 @@ def _radix_sort(keys, vals, m, tmp_k, tmp_v, hist, carry):  # pragma: no cover -
     if m <= 32:
         for j in range(1, m):
             k = keys[j]
-            v = vals[j]
+            v = vals[j] if carry else 0
             i = j - 1
             while i >= 0 and keys[i] > k:
                 keys[i + 1] = keys[i]
