@@ -92,20 +92,22 @@ def test_predictions_follow_surprise_formulas(cls, centering):
     [
         fk.ItemKNN(similarity="msd", max_neighbours=None),
         fk.UserKNN(similarity="pearson", max_neighbours=None),
+        fk.ItemKNN(similarity="cosine", max_neighbours=7),
+        fk.ImplicitItemKNN(similarity="bm25", neighbours=5),
     ],
     ids=lambda m: type(m).__name__,
 )
-def test_keeping_every_neighbour_gives_the_per_row_table(model):
-    """Keeping every neighbour, a fit computes each pair once (mirrored, radix-sorted
-    rows): the same neighbours, similarities and order as each row against every entity
-    (weighted too)."""
+def test_pairs_path_gives_the_per_row_table(model):
+    """When the pairs fit in memory a fit computes each pair once (mirrored,
+    radix-sorted rows): the same neighbours, similarities and order as each row against
+    every entity (weighted too)."""
     train, _, _ = fk.testing.checkerboard(50, 40, random_state=6)
     w = np.random.default_rng(0).choice([0.0, 0.5, 1.0, 3.0], len(train))
     for weights in (None, w):
         model.fit(train, sample_weight=weights)
         n = len(model._map(model._side))
         rows = np.arange(n)
-        per_row = model._neighbours(model._sim_query(model._side, rows), rows, n)
+        per_row = model._neighbours(model._sim_query(model._side, rows), rows, model._keep())
         for a, b in zip(model._nbr(), per_row, strict=True):
             np.testing.assert_array_equal(a, b)
 

@@ -118,6 +118,10 @@ def _split(cumulative: np.ndarray, n_tasks: int) -> np.ndarray:
     return np.concatenate([[0], np.minimum(cuts, n), [n]]).astype(np.int64)
 
 
+#: most bytes the pairs path of a fit (:meth:`_KNN._fit_neighbours`) may hold
+_PAIRS_BUDGET = 1 << 30
+
+
 #: BaselineOnly's defaults (5-fold CV on MovieLens small) for the baselines that
 #: ``centering="baseline"`` and ``similarity="pearson_baseline"`` use
 _BASELINE_EPOCHS, _BASELINE_ITEM_REG, _BASELINE_USER_REG = 10, 3.0, 5.0
@@ -442,17 +446,20 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         The pairs path (:func:`~factorkit.kernels.knn.knn_pair_similarities`, then
         mirrored and radix-sorted rows) does half the co-rating work and no heap, but
         holds every positive pair (8 bytes in the upper triangle, then 8 in each of its
-        two full rows), so it runs when the model keeps every neighbour anyway
-        (``max_neighbours=None``: the table is that size). With fewer kept, each row
-        against every entity (:meth:`_neighbours`) costs as much CPU on MovieLens small
-        (keep 500: 1.8-2.0 s either way) in bounded memory. Both give the same table.
+        two full rows: at most 24 bytes a pair), so it runs when the model keeps every
+        neighbour anyway (``max_neighbours=None``: the table is that size) or when at
+        most :data:`_PAIRS_BUDGET` bytes are needed (a fold of MovieLens small at
+        ``max_neighbours=500``: 0.8 s CPU against 1.5 s per row, peak RSS 385 against
+        311 MiB; docs/benchmarks.md). Both give the same table.
         """
         side = self._side
         ent_indptr, ent_indices, ent_values = self._sim_matrix(side)
         n = len(ent_indptr) - 1
         keep = max(1, min(keep, n))
         t_indptr, t_indices, t_values, t_weights, after = self._other(side)
-        if keep < n - 1:
+        raters = np.diff(t_indptr).astype(np.float64)
+        pairs = min(float((raters * (raters - 1)).sum()) / 2, n * (n - 1) / 2)
+        if keep < n - 1 and 24 * pairs > _PAIRS_BUDGET:
             rows = np.arange(n, dtype=np.int64)
             return self._neighbours(self._sim_query(side, rows), rows, keep)
         n_threads = self._threads()
