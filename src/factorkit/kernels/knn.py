@@ -362,7 +362,9 @@ def _radix_sort(keys, vals, m, tmp_k, tmp_v, hist, carry):  # pragma: no cover -
             if carry:
                 vals[i + 1] = v
         return
-    hist[:, :] = 0
+    for d in range(4):
+        for b in range(256):
+            hist[d, b] = 0
     for j in range(m):  # every byte's histogram in one read
         k = keys[j]
         hist[0, k & 255] += 1
@@ -385,10 +387,11 @@ def _radix_sort(keys, vals, m, tmp_k, tmp_v, hist, carry):  # pragma: no cover -
         else:
             _scatter(keys, vals, tmp_k, tmp_v, m, shift, offsets, carry)
         in_tmp = not in_tmp
-    if in_tmp:
-        keys[:m] = tmp_k[:m]
-        if carry:
-            vals[:m] = tmp_v[:m]
+    if in_tmp:  # element loops: an array slice copy compiles numba's shape-error path
+        for j in range(m):
+            keys[j] = tmp_k[j]
+            if carry:
+                vals[j] = tmp_v[j]
 
 
 @jit()
