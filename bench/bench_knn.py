@@ -17,12 +17,18 @@ peers run in their own environment (``--peer-python``). factorkit's kernels are 
 Usage::
 
     python bench/bench_knn.py --folds 5 --repeats 3
+    python bench/bench_knn.py --synthetic 1000000 --folds 1 --peer-timeout 600
+
+``--synthetic N`` replaces MovieLens by N seeded synthetic ratings shaped as MovieLens-10M
+(scaled); Surprise runs are skipped when its dense similarity matrices would not fit
+(``--peer-max-gib``) and stopped after ``--peer-timeout`` seconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shlex
 import subprocess
@@ -80,11 +86,11 @@ def surprise_worker(spec: dict) -> dict:
     ).build_full_trainset()
     testset = list(test[["user", "item", "rating"]].itertuples(index=False, name=None))
     algo = getattr(surprise, spec["cls"])(k=K, sim_options=spec["sim"], verbose=False)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     algo.fit(trainset)
     predictions = algo.test(testset)
-    seconds = time.perf_counter() - start
-    return {"times": [seconds], "rmse": accuracy.rmse(predictions, verbose=False),
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return {"times": [seconds], "cpu": [cpu], "rmse": accuracy.rmse(predictions, verbose=False),
             "peak_mib": _peak_mib()}  # fmt: skip
 
 
@@ -104,13 +110,14 @@ def factorkit_worker(spec: dict) -> dict:
     users = test.user_map.ids[test.user_index]
     items = test.item_map.ids[test.item_index]
     cls(**spec["params"]).fit(train.select_users(train.user_map.ids[:50])).predict(users, items)
-    times, rmse = [], None
+    times, cpus, rmse = [], [], None
     for _ in range(spec["repeats"]):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         pred = cls(**spec["params"]).fit(train).predict(users, items)
         times.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - cpu)  # every thread's
         rmse = float(np.sqrt(np.mean((pred - test.values) ** 2)))
-    return {"times": times, "rmse": rmse, "peak_mib": _peak_mib()}
+    return {"times": times, "cpu": cpus, "rmse": rmse, "peak_mib": _peak_mib()}
 
 
 def implicit_worker(spec: dict) -> dict:
@@ -163,12 +170,37 @@ WORKERS = {
 }
 
 
-def _run(python: str, worker: str, spec: dict, tmp: str) -> dict:
+def _run(python: str, worker: str, spec: dict, tmp: str, timeout: float | None = None):
+    """One worker in its own process; None when it ran past ``timeout`` seconds or died
+    (out of memory: the reason is printed)."""
     path = Path(tmp) / "spec.json"
     path.write_text(json.dumps(spec))
     cmd = [python, str(HERE), "--worker", worker, "--spec", str(path)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        print(f"{worker} {spec.get('cls')}: no result within {timeout:.0f} s", file=sys.stderr)
+        return None
+    if out.returncode != 0:
+        print(f"{worker} {spec.get('cls')}: exit {out.returncode}\n{out.stderr[-2000:]}",
+              file=sys.stderr)  # fmt: skip
+        return None
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def synthetic_ratings(n: int, seed: int) -> pd.DataFrame:
+    """``n`` ratings shaped as MovieLens-10M scaled to ``n`` (69,878 users x 10,677
+    items at 10M: users in proportion, items as the square root), 0.5-5 in half stars,
+    from :func:`factorkit.datasets.make_ratings` (seeded)."""
+    import factorkit as fk
+
+    scale = n / 10_000_000
+    n_users = max(10, round(69_878 * scale))
+    n_items = max(10, round(10_677 * scale**0.5))
+    data, _ = fk.datasets.make_ratings(n_users, n_items, n, rating_scale=SCALE,
+                                       random_state=seed, timestamps=False)  # fmt: skip
+    return pd.DataFrame({"user": data.user_index, "item": data.item_index,
+                         "rating": data.values.astype(np.float64)})  # fmt: skip
 
 
 # ---------------------------------------------------------------------- driver
@@ -177,10 +209,17 @@ def _explicit(ratings, args, tmp) -> list[str]:
     lines = [
         f"## Ratings: fit + predict, {args.folds} of 5 folds (k = {K})",
         "",
-        "| model | library | fit+predict s (median) | speed-up | RMSE (mean) | peak RSS MiB |",
-        "|---|---|---:|---:|---:|---:|",
+        "| model | library | fit+predict s (median) | speed-up | CPU s (all threads) | "
+        "CPU speed-up | RMSE (mean) | peak RSS MiB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
+    n_users, n_items = ratings.user.nunique(), ratings.item.nunique()
     for label, s_cls, sim, f_cls, params in EXPLICIT:
+        if args.models and not any(m in label for m in args.models):
+            continue
+        # Surprise holds dense n x n similarity, support and sum matrices (float64)
+        n_ent = n_users if sim["user_based"] else n_items
+        surprise_gib = 3 * 8 * n_ent**2 / 2**30
         results = {"Surprise": [], "factorkit, same settings": [], "factorkit defaults": []}
         for f in range(args.folds):
             train_csv, test_csv = f"{tmp}/train{f}.csv", f"{tmp}/test{f}.csv"
@@ -188,21 +227,39 @@ def _explicit(ratings, args, tmp) -> list[str]:
             ratings[fold == f].to_csv(test_csv, index=False)
             base = {"train": train_csv, "test": test_csv}
             spec = {**base, "cls": s_cls, "sim": sim}
-            results["Surprise"].append(_run(args.peer_python, "surprise", spec, tmp))
+            if args.skip_peer:
+                pass
+            elif surprise_gib > args.peer_max_gib:
+                print(f"{label}: Surprise skipped, its similarity matrices alone need "
+                      f"{surprise_gib:.0f} GiB", file=sys.stderr)  # fmt: skip
+            else:
+                ran = _run(args.peer_python, "surprise", spec, tmp, args.peer_timeout)
+                if ran:
+                    results["Surprise"].append(ran)
             same = {**params, "max_neighbours": None, "neighbours": K, "n_threads": args.threads}
             spec = {**base, "cls": f_cls, "params": same, "repeats": args.repeats}
-            results["factorkit, same settings"].append(_run(sys.executable, "factorkit", spec, tmp))
+            if 12 * n_ent**2 / 2**30 <= args.peer_max_gib:  # the full table: 12 B a pair
+                ran = _run(sys.executable, "factorkit", spec, tmp)
+                results["factorkit, same settings"].append(ran)
             spec["params"] = {"n_threads": args.threads}
             results["factorkit defaults"].append(_run(sys.executable, "factorkit", spec, tmp))
-        ref = np.median([t for r in results["Surprise"] for t in r["times"]])
+        done = results["Surprise"]
+        ref = np.median([t for r in done for t in r["times"]]) if done else float("nan")
+        ref_cpu = np.median([t for r in done for t in r["cpu"]]) if done else float("nan")
         for lib, runs in results.items():
+            runs = [r for r in runs if r]
+            if not runs:
+                lines.append(f"| {label} | {lib} | not run | | | | | |")
+                continue
             t = float(np.median([x for r in runs for x in r["times"]]))
+            cpu = float(np.median([x for r in runs for x in r["cpu"]]))
             rmse = float(np.mean([r["rmse"] for r in runs]))
             peak = max(r["peak_mib"] for r in runs)
             name = label if lib == "Surprise" else f"{f_cls}" + (
                 "" if lib == "factorkit defaults" else f" {params}"
             )  # fmt: skip
-            lines.append(f"| {name} | {lib} | {t:.3f} | {ref / t:.1f}x | {rmse:.4f} | {peak:.0f} |")
+            lines.append(f"| {name} | {lib} | {t:.3f} | {ref / t:.1f}x | {cpu:.3f} | "
+                         f"{ref_cpu / cpu:.1f}x | {rmse:.4f} | {peak:.0f} |")  # fmt: skip
         print("\n".join(lines[-3:]), file=sys.stderr, flush=True)
     return lines
 
@@ -255,6 +312,22 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="factorkit runs per fold")
     parser.add_argument("--threads", type=int, default=None, help="factorkit / implicit threads")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--synthetic", type=int, default=None, metavar="N",
+                        help="ratings: N synthetic ratings shaped as MovieLens-10M scaled "
+                        "to N instead of --data (implies --skip-implicit)")  # fmt: skip
+    parser.add_argument("--models", nargs="*", default=None,
+                        help="only the rating models whose label contains one of these "
+                        "words (e.g. item, user, KNNBasic)")  # fmt: skip
+    parser.add_argument(
+        "--peer-timeout",
+        type=float,
+        default=None,
+        help="seconds a Surprise run may take (none: no limit)",
+    )
+    parser.add_argument("--peer-max-gib", type=float, default=8.0,
+                        help="skip runs whose dense similarity matrices (Surprise) or full "
+                        "neighbour table (factorkit, same settings) need more GiB")  # fmt: skip
+    parser.add_argument("--skip-peer", action="store_true", help="factorkit's rows only")
     parser.add_argument("--skip-explicit", action="store_true")
     parser.add_argument("--skip-implicit", action="store_true")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -263,14 +336,23 @@ def main() -> None:
     if args.worker:
         print(json.dumps(WORKERS[args.worker](json.loads(Path(args.spec).read_text()))))
         return
-    ratings = pd.read_csv(args.data).rename(columns={"userId": "user", "movieId": "item"})
-    ratings = ratings[["user", "item", "rating"]]
-    lines = [f"# Neighbour models on MovieLens latest-small ({len(ratings):,} ratings)", ""]
+    if args.synthetic:
+        ratings = synthetic_ratings(args.synthetic, args.seed)
+        args.skip_implicit = True
+        title = (f"synthetic ratings ({len(ratings):,} ratings, {ratings.user.nunique():,} "
+                 f"users x {ratings.item.nunique():,} items)")  # fmt: skip
+    else:
+        ratings = pd.read_csv(args.data).rename(columns={"userId": "user", "movieId": "item"})
+        ratings = ratings[["user", "item", "rating"]]
+        title = f"MovieLens latest-small ({len(ratings):,} ratings)"
+    load = "load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
+    lines = [f"# Neighbour models on {title}", "", f"Start: {load}", ""]
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_explicit:
             lines += [*_explicit(ratings, args, tmp), ""]
         if not args.skip_implicit:
             lines += [*_implicit(ratings, args, tmp), ""]
+    lines.append("End: load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     lines.append("Command: `" + " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]) + "`")
     print("\n".join(lines))
 

@@ -5,11 +5,14 @@ import pytest
 import scipy.sparse as sp
 
 from factorkit.kernels.knn import (
+    knn_mirror,
     knn_neighbours,
+    knn_pair_similarities,
     knn_predict_pairs,
     knn_scores_item,
     knn_scores_sum,
     knn_scores_user,
+    knn_sort_rows,
 )
 
 
@@ -114,6 +117,44 @@ def test_neighbours_do_not_depend_on_threads():
     two = _run_neighbours(x, 1, 0.0, keep=8, n_threads=2)
     for a, b in zip(one, two, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(("kind", "weighted"), [(0, False), (1, True), (2, False), (2, True)])
+def test_pairs_path_is_the_per_row_path(kind, weighted):
+    """Each pair once, mirrored, radix-sorted rows: the same table as every row against
+    every entity (rows long enough for the radix sort; integer values: many ties)."""
+    x = _random_csr(70, 40, 0.3, seed=30 + kind)
+    w = None
+    if weighted:
+        w = x.copy()
+        w.data = np.random.default_rng(kind).choice([0.5, 1.0, 2.0], size=x.nnz)
+    n = x.shape[0]
+    idx, sim, counts = _run_neighbours(x, kind, 1.0, keep=n, weights=w)
+    pos = x.copy()
+    pos.data = np.arange(x.nnz, dtype=np.float64)
+    t = pos.T.tocsr()
+    t.sort_indices()
+    after = np.empty(x.nnz, np.int64)
+    after[t.data.astype(np.int64)] = np.arange(x.nnz)
+    values = x.data.astype(np.float64)
+    t_values = values[t.data.astype(np.int64)]
+    q_w = t_w = NO_WEIGHTS
+    if weighted:
+        q_w = w.data.astype(np.float64)
+        t_w = q_w[t.data.astype(np.int64)]
+    norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+    bounds = np.array([0, 3, 30, 30, n], np.int64)  # uneven, one empty task
+    parts = knn_pair_similarities(
+        bounds, *_parts(x)[:2], values, q_w, after, t.indptr.astype(np.int64),
+        t.indices.astype(np.int32), t_values, t_w, norms, kind, 1.0, 2,
+    )  # fmt: skip
+    indptr, indices, keys = knn_mirror(bounds, parts, 2)
+    knn_sort_rows(np.array([0, 50, n], np.int64), indptr, keys, indices, 2)
+    sims = np.invert(keys).view(np.float32)
+    assert counts.max() > 32  # the radix sort, not only the insertion sort, ran
+    for a in range(n):
+        np.testing.assert_array_equal(indices[indptr[a] : indptr[a + 1]], idx[a, : counts[a]])
+        np.testing.assert_array_equal(sims[indptr[a] : indptr[a + 1]], sim[a, : counts[a]])
 
 
 def _neighbour_csr(n, keep, seed):

@@ -87,6 +87,31 @@ def test_predictions_follow_surprise_formulas(cls, centering):
     np.testing.assert_allclose(ours.reshape(12, 9), ref, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "model",
+    [
+        fk.ItemKNN(similarity="msd", max_neighbours=None),
+        fk.UserKNN(similarity="pearson", max_neighbours=None),
+        fk.ItemKNN(similarity="cosine", max_neighbours=7),
+        fk.ImplicitItemKNN(similarity="bm25", neighbours=5),
+    ],
+    ids=lambda m: type(m).__name__,
+)
+def test_pairs_path_gives_the_per_row_table(model):
+    """When the pairs fit in memory a fit computes each pair once (mirrored,
+    radix-sorted rows): the same neighbours, similarities and order as each row against
+    every entity (weighted too)."""
+    train, _, _ = fk.testing.checkerboard(50, 40, random_state=6)
+    w = np.random.default_rng(0).choice([0.0, 0.5, 1.0, 3.0], len(train))
+    for weights in (None, w):
+        model.fit(train, sample_weight=weights)
+        n = len(model._map(model._side))
+        rows = np.arange(n)
+        per_row = model._neighbours(model._sim_query(model._side, rows), rows, model._keep())
+        for a, b in zip(model._nbr(), per_row, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_item_knn_accuracy_and_top_n(ml):
     train, test = ml
     model = fk.ItemKNN().fit(train)

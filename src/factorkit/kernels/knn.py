@@ -2,33 +2,98 @@
 
 Every matrix is a CSR triple ``(indptr, indices, values)``. For an item-based model the
 *entities* are items and the *other side* users; for a user-based model the reverse.
-Kernels see positions and numbers only. Parallel loops split rows into contiguous chunks,
-each with its own scratch; every output row is written by one chunk only, so there are
-no races and results do not depend on the thread count.
+Kernels see positions and numbers only. Work is split into a fixed list of tasks over
+contiguous rows, each with its own scratch, run on Python threads by
+:func:`factorkit._threads.run_tasks` (no parallel region to compile, no spinning under
+contention); every output row is written by one task only, so there are no races and
+results do not depend on the thread count.
+
+Two ways to the neighbour table. :func:`knn_neighbours` compares query rows with every
+entity, one row at a time, and keeps each row's best ``keep`` (any query: a new user,
+the other side's ``similar_*``). A fit, whose queries are the entities themselves, can
+instead compute each pair once (:func:`knn_pair_similarities`: row ``r`` against the
+entities after it only, half the co-rating work), mirror the pairs into full rows
+(:func:`knn_mirror`) and order each row by similarity (:func:`knn_sort_rows`, a radix
+sort): no heap, and no dense ``rows x keep`` output. Both give the same similarities
+(the same sums in the same order) and the same order (most similar first, ties: lower
+position first).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
 
+from factorkit._threads import run_tasks
 from factorkit.kernels._jit import jit
 
 __all__ = [
+    "knn_mirror",
     "knn_neighbours",
+    "knn_pair_similarities",
     "knn_predict_pairs",
     "knn_scores_item",
     "knn_scores_sum",
     "knn_scores_user",
+    "knn_sort_rows",
 ]
 
 
-@jit(parallel=True)
+# ---------------------------------------------------------------------- similarities
+@jit()
+def _width(kind, weighted):  # pragma: no cover - compiled
+    """Columns of an entity's accumulator (see :func:`_add`)."""
+    return 2 + (1 if weighted else 0) + (2 if kind == 1 else 0)
+
+
+@jit()
+def _add(acc, b, xa, xb, c, kind, weighted):  # pragma: no cover - compiled
+    """Add one co-rating ``(xa, xb)`` of weight ``c`` to entity ``b``'s accumulator.
+
+    Columns: 0 the dot product ``sum c xa xb`` (MSD: ``sum c (xa - xb)^2``, as Surprise
+    sums it), 1 the number of shared raters, then ``sum c`` (weighted only), then ``sum
+    c xa^2`` and ``sum c xb^2`` (``kind`` 1 only): as few as the similarity needs, so
+    that the accumulators of every entity stay in cache.
+    """
+    if kind == 2:
+        d = xa - xb
+        acc[b, 0] += c * d * d
+    else:
+        acc[b, 0] += c * xa * xb
+    acc[b, 1] += 1.0
+    if weighted:
+        acc[b, 2] += c
+    if kind == 1:
+        j = 3 if weighted else 2
+        acc[b, j] += c * xa * xa
+        acc[b, j + 1] += c * xb * xb
+
+
+@jit()
+def _finish(acc, b, kind, weighted, shrinkage, norms):  # pragma: no cover - compiled
+    """Entity ``b``'s similarity from its accumulator (see :func:`knn_neighbours`), which
+    is reset to zero; ``norms`` is the product of the two whole-vector norms (kind 0)."""
+    n = acc[b, 1]
+    if kind == 2:
+        mass = acc[b, 2] if weighted else n
+        sim = 1.0 / (1.0 + acc[b, 0] / mass)
+    elif kind == 1:
+        j = 3 if weighted else 2
+        denom = np.sqrt(acc[b, j] * acc[b, j + 1])
+        sim = acc[b, 0] / denom if denom > 0 else 0.0
+    else:
+        sim = acc[b, 0] / norms if norms > 0 else 0.0
+    if shrinkage > 0:
+        sim *= n / (n + shrinkage)
+    for j in range(acc.shape[1]):
+        acc[b, j] = 0.0
+    return sim
+
+
 def knn_neighbours(
     q_indptr, q_indices, q_values, q_weights, q_self, q_norms,
     t_indptr, t_indices, t_values, t_weights, t_norms, n_entities,
     kind, shrinkage, keep, out_idx, out_sim, out_count, n_threads,
-):  # fmt: skip  # pragma: no cover - compiled
+):  # fmt: skip
     """Top-``keep`` positive similarities of each query row against every entity.
 
     Query row ``r`` is a sparse vector over the other side (``q_*``; for fitting, the
@@ -48,36 +113,36 @@ def knn_neighbours(
     (as often as the pair would occur were each rating repeated by its weight): the dot
     product and the norms become ``sum c xa xb``, ``sum c xa^2``, ``sum c xb^2`` and
     MSD's mean is over ``sum c``. The support ``n`` of the shrinkage stays the number of
-    shared raters.
+    shared raters. ``n_threads``: resolved thread count.
     """
     n_rows = len(q_indptr) - 1
-    n_chunks = max(1, min(n_rows, 4 * n_threads))
-    # per entity [dot, sum xa^2, sum xb^2, support(, sum c)], interleaved: one cache line
-    # per update
-    width = 5 if len(t_weights) > 0 else 4
-    accs = np.zeros((n_chunks, n_entities, width), np.float64)
-    touched = np.empty((n_chunks, n_entities), np.int32)
-    cand_v = np.empty((n_chunks, n_entities), np.float32)
-    cand_i = np.empty((n_chunks, n_entities), np.int32)
-    for c in prange(n_chunks):
-        _neighbour_rows(
-            c * n_rows // n_chunks, (c + 1) * n_rows // n_chunks,
-            q_indptr, q_indices, q_values, q_weights, q_self, q_norms,
-            t_indptr, t_indices, t_values, t_weights, t_norms, n_entities,
-            kind, shrinkage, keep, out_idx, out_sim, out_count,
-            accs[c], touched[c], cand_v[c], cand_i[c],
-        )  # fmt: skip
+    n_tasks = max(1, min(n_rows, 4 * n_threads))
+    run_tasks(
+        _neighbours_task, n_tasks, n_threads,
+        q_indptr, q_indices, q_values, q_weights, q_self, q_norms,
+        t_indptr, t_indices, t_values, t_weights, t_norms, n_entities,
+        kind, shrinkage, keep, out_idx, out_sim, out_count,
+    )  # fmt: skip
 
 
 @jit()
-def _neighbour_rows(
-    lo, hi, q_indptr, q_indices, q_values, q_weights, q_self, q_norms,
+def _neighbours_task(
+    task, n_tasks, q_indptr, q_indices, q_values, q_weights, q_self, q_norms,
     t_indptr, t_indices, t_values, t_weights, t_norms, n_entities,
-    kind, shrinkage, keep, out_idx, out_sim, out_count, acc, seen, cv, ci,
+    kind, shrinkage, keep, out_idx, out_sim, out_count,
 ):  # fmt: skip  # pragma: no cover - compiled
-    """Rows ``lo:hi`` of :func:`knn_neighbours`, with one chunk's scratch."""
+    """Rows ``task * n_rows // n_tasks ...`` of :func:`knn_neighbours`, with this task's
+    own scratch (an accumulator row per entity, interleaved: one cache line per update)."""
+    n_rows = len(q_indptr) - 1
     weighted = len(t_weights) > 0
-    for r in range(lo, hi):
+    acc = np.zeros((n_entities, _width(kind, weighted)), np.float64)
+    seen = np.empty(n_entities, np.uint32)  # uint32: the radix sort of knn_sort_rows
+    cv = np.empty(n_entities, np.float32)
+    ci = np.empty(n_entities, np.int32)
+    tmp = np.empty(n_entities, np.uint32)
+    none = np.empty(0, np.int32)
+    hist = np.empty((4, 256), np.int64)
+    for r in range(task * n_rows // n_tasks, (task + 1) * n_rows // n_tasks):
         n_touched = 0
         for p in range(q_indptr[r], q_indptr[r + 1]):
             u = q_indices[p]
@@ -85,56 +150,258 @@ def _neighbour_rows(
             wa = q_weights[p] if weighted else 1.0
             for s in range(t_indptr[u], t_indptr[u + 1]):
                 b = t_indices[s]
-                xb = t_values[s]
-                if acc[b, 3] == 0:
+                if acc[b, 1] == 0:
                     seen[n_touched] = b
                     n_touched += 1
-                if weighted:
-                    c = wa * t_weights[s]
-                    acc[b, 0] += c * xa * xb
-                    acc[b, 4] += c
-                    if kind != 0:
-                        acc[b, 1] += c * xa * xa
-                        acc[b, 2] += c * xb * xb
-                else:
-                    acc[b, 0] += xa * xb
-                    if kind != 0:
-                        acc[b, 1] += xa * xa
-                        acc[b, 2] += xb * xb
-                acc[b, 3] += 1.0
-        # candidates in position order, so that ties keep the lower position
-        if n_touched * 8 > n_entities:
-            n_touched = 0
-            for b in range(n_entities):
-                if acc[b, 3] > 0:
-                    seen[n_touched] = b
-                    n_touched += 1
-        else:
-            seen[:n_touched].sort()
+                _add(acc, b, xa, t_values[s], wa * t_weights[s] if weighted else 1.0, kind,
+                     weighted)  # fmt: skip
+        n_touched = _in_order(acc, seen, n_touched, 0, n_entities, tmp, none, hist)
         size = 0
         for t in range(n_touched):
             b = seen[t]
-            n = acc[b, 3]
-            if kind == 2:
-                mass = acc[b, 4] if weighted else n
-                msd = max(0.0, acc[b, 1] + acc[b, 2] - 2.0 * acc[b, 0]) / mass
-                sim = 1.0 / (1.0 + msd)
-            else:
-                denom = q_norms[r] * t_norms[b] if kind == 0 else np.sqrt(acc[b, 1] * acc[b, 2])
-                sim = acc[b, 0] / denom if denom > 0 else 0.0
-            if shrinkage > 0:
-                sim *= n / (n + shrinkage)
-            acc[b, 0] = 0.0
-            acc[b, 1] = 0.0
-            acc[b, 2] = 0.0
-            acc[b, 3] = 0.0
-            if weighted:
-                acc[b, 4] = 0.0
+            sim = _finish(acc, b, kind, weighted, shrinkage, q_norms[r] * t_norms[b])
             if sim > 0 and b != q_self[r]:
                 cv[size] = sim
                 ci[size] = b
                 size += 1
         out_count[r] = _keep_best(cv, ci, size, keep, out_idx[r], out_sim[r])
+
+
+@jit()
+def _in_order(acc, seen, n_touched, lo, hi, tmp, none, hist):  # pragma: no cover - compiled
+    """Put the touched entities ``seen[:n_touched]`` (all in ``lo:hi``) in position order,
+    so that ties keep the lower position; returns their number. Many touched: a scan of
+    the accumulators; few: a radix sort."""
+    if n_touched * 8 > hi - lo:
+        n_touched = 0
+        for b in range(lo, hi):
+            if acc[b, 1] > 0:
+                seen[n_touched] = b
+                n_touched += 1
+    else:
+        _radix_sort(seen, none, n_touched, tmp, none, hist, False)
+    return n_touched
+
+
+def knn_pair_similarities(
+    bounds, indptr, indices, values, weights, after, t_indptr, t_indices, t_values,
+    t_weights, norms, kind, shrinkage, n_threads,
+):  # fmt: skip
+    """Each pair of entities once: the positive similarities of row ``r`` with the
+    entities ``b > r``, for every row.
+
+    The entity-major matrix (``indptr``, ``indices``, ``values``, ``weights``) and its
+    transpose (``t_*``), as :func:`knn_neighbours`' query and ``t_*`` when the queries are
+    the entities themselves; ``after[p]`` is the position in ``t_indices`` of entry ``p``
+    (so that ``t_indices[after[p] + 1 : t_indptr[u + 1]]`` are the entities after ``r``
+    that rated ``u``); ``norms``: the entities' norms (kind 0). Similarities as in
+    :func:`knn_neighbours` (the same sums, in the same order). Rows are split into tasks
+    at ``bounds`` (``bounds[0] = 0``, ``bounds[-1]`` = the number of rows; equal work per
+    task, since early rows have more pairs). Returns one ``(counts, indices, sims, below)``
+    per task: its rows' numbers of pairs, their partners (ascending within a row) and
+    float32 similarities, row after row, and how many of its pairs each entity is the
+    partner in (what :func:`knn_mirror` needs to place them).
+    """
+    return run_tasks(
+        _pairs_task, len(bounds) - 1, n_threads, bounds, indptr, indices, values, weights,
+        after, t_indptr, t_indices, t_values, t_weights, norms, kind, shrinkage,
+    )  # fmt: skip
+
+
+@jit()
+def _pairs_task(
+    task, n_tasks, bounds, indptr, indices, values, weights, after, t_indptr, t_indices,
+    t_values, t_weights, norms, kind, shrinkage,
+):  # fmt: skip  # pragma: no cover - compiled
+    """Rows ``bounds[task]:bounds[task + 1]`` of :func:`knn_pair_similarities`."""
+    lo, hi = bounds[task], bounds[task + 1]
+    n = len(indptr) - 1
+    weighted = len(t_weights) > 0
+    # room for every pair this task can meet: bounded by its co-ratings and the triangle
+    cap_co = 0
+    for p in range(indptr[lo], indptr[hi]):
+        cap_co += t_indptr[indices[p] + 1] - after[p] - 1
+    cap_tri = 0
+    for r in range(lo, hi):
+        cap_tri += n - 1 - r
+    cap = min(cap_co, cap_tri)
+    out_i = np.empty(cap, np.int32)
+    out_s = np.empty(cap, np.float32)
+    counts = np.zeros(hi - lo, np.int64)
+    below = np.zeros(n, np.int64)  # pairs per partner: the mirrored rows' share of this task
+    acc = np.zeros((n, _width(kind, weighted)), np.float64)
+    seen = np.empty(n, np.uint32)  # uint32: the radix sort of knn_sort_rows
+    tmp = np.empty(n, np.uint32)
+    none = np.empty(0, np.int32)
+    hist = np.empty((4, 256), np.int64)
+    size = 0
+    for r in range(lo, hi):
+        n_touched = 0
+        for p in range(indptr[r], indptr[r + 1]):
+            u = indices[p]
+            xa = values[p]
+            wa = weights[p] if weighted else 1.0
+            for s in range(after[p] + 1, t_indptr[u + 1]):
+                b = t_indices[s]
+                if acc[b, 1] == 0:
+                    seen[n_touched] = b
+                    n_touched += 1
+                _add(acc, b, xa, t_values[s], wa * t_weights[s] if weighted else 1.0, kind,
+                     weighted)  # fmt: skip
+        n_touched = _in_order(acc, seen, n_touched, r + 1, n, tmp, none, hist)
+        start = size
+        for t in range(n_touched):
+            b = seen[t]
+            sim = _finish(acc, b, kind, weighted, shrinkage, norms[r] * norms[b])
+            if sim > 0:
+                out_i[size] = b
+                out_s[size] = sim
+                below[b] += 1
+                size += 1
+        counts[r - lo] = size - start
+    return counts, out_i[:size], out_s[:size], below
+
+
+def knn_mirror(bounds, parts, n_threads):
+    """Full neighbour rows from each pair once: ``(indptr, indices, keys)``.
+
+    ``parts`` and ``bounds``: :func:`knn_pair_similarities`' result and task bounds.
+    Pair ``(r, b)``, ``b > r``, goes to row ``r`` and, mirrored, to row ``b``; each row
+    holds its partners before it, then those after it, so that every row comes out in
+    ascending position order. ``keys`` are the bit complements of the float32
+    similarities (uint32; for positive floats, ascending keys are descending
+    similarities: :func:`knn_sort_rows` orders by them). The parts are placed in
+    ``n_threads`` groups of consecutive parts, each at offsets that the groups before it
+    leave free: no group writes where another does.
+    """
+    n = int(bounds[-1])
+    below = np.stack([part[3] for part in parts]) if parts else np.zeros((0, n), np.int64)
+    upper = np.concatenate([part[0] for part in parts]) if parts else np.zeros(0, np.int64)
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(upper + below.sum(axis=0), out=indptr[1:])
+    # task t's first free slot in row b: after the lower pairs of the tasks before it
+    starts = indptr[:-1] + np.cumsum(below, axis=0) - below
+    indices = np.empty(indptr[-1], np.int32)
+    keys = np.empty(indptr[-1], np.uint32)
+
+    def task(g, n_groups):
+        # consecutive parts in one pass over the output: one part's pairs per row are
+        # few, and every part's pass touches most of the output's cache lines
+        fill = starts[g * len(parts) // n_groups]  # this group's own row of ``starts``
+        for t in range(g * len(parts) // n_groups, (g + 1) * len(parts) // n_groups):
+            counts, idx, sims, _ = parts[t]
+            _mirror_task(bounds[t], counts, idx, sims.view(np.uint32), indptr, fill, indices,
+                         keys)  # fmt: skip
+
+    run_tasks(task, max(1, min(len(parts), n_threads)), n_threads)
+    return indptr, indices, keys
+
+
+@jit()
+def _mirror_task(lo, counts, idx, bits, indptr, fill, out_idx, out_key):  # pragma: no cover
+    """One task's pairs of :func:`knn_mirror` (rows ``lo ...``; ``bits``: the float32
+    similarities' bit patterns; ``fill``: its next free slot in each row)."""
+    p = 0
+    for j in range(len(counts)):
+        r = lo + j
+        base = indptr[r + 1] - counts[j]
+        for q in range(counts[j]):
+            b = idx[p]
+            key = np.uint32(0xFFFFFFFF) - bits[p]
+            out_idx[fill[b]] = r
+            out_key[fill[b]] = key
+            fill[b] += 1
+            out_idx[base + q] = b
+            out_key[base + q] = key
+            p += 1
+
+
+def knn_sort_rows(bounds, indptr, keys, indices, n_threads):
+    """Sort each CSR row by ``keys`` (uint32) ascending, in place, carrying ``indices``;
+    stable (rows in position order keep equal keys in position order). With ``keys`` the
+    bit-complement of positive float32 similarities, rows come out most similar first.
+    Rows are split into tasks at ``bounds``."""
+    run_tasks(_sort_task, len(bounds) - 1, n_threads, bounds, indptr, keys, indices)
+
+
+@jit()
+def _sort_task(task, n_tasks, bounds, indptr, keys, indices):  # pragma: no cover - compiled
+    """Rows ``bounds[task]:bounds[task + 1]`` of :func:`knn_sort_rows`."""
+    lo, hi = bounds[task], bounds[task + 1]
+    longest = 0
+    for r in range(lo, hi):
+        longest = max(longest, indptr[r + 1] - indptr[r])
+    tmp_k = np.empty(longest, np.uint32)
+    tmp_v = np.empty(longest, np.int32)
+    hist = np.empty((4, 256), np.int64)
+    for r in range(lo, hi):
+        a, b = indptr[r], indptr[r + 1]
+        _radix_sort(keys[a:b], indices[a:b], b - a, tmp_k, tmp_v, hist, True)
+
+
+@jit()
+def _radix_sort(keys, vals, m, tmp_k, tmp_v, hist, carry):  # pragma: no cover - compiled
+    """Stable ascending sort of ``keys[:m]`` (unsigned integers below 2^32), carrying
+    ``vals[:m]`` when ``carry``; ``tmp_*`` and ``hist`` (4 x 256) are scratch.
+
+    Least significant byte first, skipping the bytes that every key shares (positions
+    below 65,536 have two; similarities in (0, 1] share most of their exponent);
+    insertion sort for short rows. Hand-written: numba's sorts cost seconds of
+    first-run compilation."""
+    if m <= 32:
+        for j in range(1, m):
+            k = keys[j]
+            v = vals[j] if carry else 0
+            i = j - 1
+            while i >= 0 and keys[i] > k:
+                keys[i + 1] = keys[i]
+                if carry:
+                    vals[i + 1] = vals[i]
+                i -= 1
+            keys[i + 1] = k
+            if carry:
+                vals[i + 1] = v
+        return
+    for d in range(4):
+        for b in range(256):
+            hist[d, b] = 0
+    for j in range(m):  # every byte's histogram in one read
+        k = keys[j]
+        hist[0, k & 255] += 1
+        hist[1, (k >> 8) & 255] += 1
+        hist[2, (k >> 16) & 255] += 1
+        hist[3, (k >> 24) & 255] += 1
+    in_tmp = False
+    for d in range(4):
+        shift = 8 * d
+        offsets = hist[d]
+        if offsets[(keys[0] >> shift) & 255] == m:
+            continue  # every key has this byte: nothing moves
+        total = 0
+        for b in range(256):
+            c = offsets[b]
+            offsets[b] = total
+            total += c
+        if in_tmp:
+            _scatter(tmp_k, tmp_v, keys, vals, m, shift, offsets, carry)
+        else:
+            _scatter(keys, vals, tmp_k, tmp_v, m, shift, offsets, carry)
+        in_tmp = not in_tmp
+    if in_tmp:  # element loops: an array slice copy compiles numba's shape-error path
+        for j in range(m):
+            keys[j] = tmp_k[j]
+            if carry:
+                vals[j] = tmp_v[j]
+
+
+@jit()
+def _scatter(src_k, src_v, dst_k, dst_v, m, shift, offsets, carry):  # pragma: no cover
+    for j in range(m):
+        d = (src_k[j] >> shift) & 255
+        dst_k[offsets[d]] = src_k[j]
+        if carry:
+            dst_v[offsets[d]] = src_v[j]
+        offsets[d] += 1
 
 
 @jit()
@@ -203,11 +470,11 @@ def _keep_best(cv, ci, size, keep, out_idx, out_sim):  # pragma: no cover - comp
     return m
 
 
-@jit(parallel=True)
+# ---------------------------------------------------------------------- scoring
 def knn_predict_pairs(
     targets, queries, nbr_indptr, nbr_indices, nbr_sims,
     lk_indptr, lk_indices, lk_residuals, lk_weights, n_cols, k, out_avg, out_found, n_threads,
-):  # fmt: skip  # pragma: no cover - compiled
+):  # fmt: skip
     """Weighted average of neighbours' residuals for (target, query) pairs.
 
     For pair ``p``: walk the neighbours of entity ``targets[p]`` (most similar first) and
@@ -218,31 +485,96 @@ def knn_predict_pairs(
     ``lk_weights`` (aligned with ``lk_residuals``; empty: all 1) weight each vote:
     ``sum(sim * w * residual) / sum(sim * w)``.
     """
+    n_tasks = max(1, min(len(targets), 4 * n_threads))
+    run_tasks(
+        _predict_pairs_task, n_tasks, n_threads, targets, queries, nbr_indptr, nbr_indices,
+        nbr_sims, lk_indptr, lk_indices, lk_residuals, lk_weights, n_cols, k, out_avg,
+        out_found,
+    )  # fmt: skip
+
+
+@jit()
+def _predict_pairs_task(
+    task, n_tasks, targets, queries, nbr_indptr, nbr_indices, nbr_sims,
+    lk_indptr, lk_indices, lk_residuals, lk_weights, n_cols, k, out_avg, out_found,
+):  # fmt: skip  # pragma: no cover - compiled
+    """Pairs ``task * n // n_tasks ...`` of :func:`knn_predict_pairs`."""
     n = len(targets)
-    n_chunks = max(1, min(n, 4 * n_threads))
     weighted = len(lk_weights) > 0
-    marks = np.full((n_chunks, n_cols), np.nan)
-    wmarks = np.zeros((n_chunks, n_cols if weighted else 0))
-    for c in prange(n_chunks):
-        mark = marks[c]
-        wmark = wmarks[c]
-        current = -1
-        for p in range(c * n // n_chunks, (c + 1) * n // n_chunks):
-            q = queries[p]
-            if q != current:
-                if current >= 0:
-                    for s in range(lk_indptr[current], lk_indptr[current + 1]):
-                        mark[lk_indices[s]] = np.nan
-                for s in range(lk_indptr[q], lk_indptr[q + 1]):
-                    mark[lk_indices[s]] = lk_residuals[s]
-                    if weighted:
-                        wmark[lk_indices[s]] = lk_weights[s]
-                current = q
-            t = targets[p]
+    mark = np.full(n_cols, np.nan)
+    wmark = np.zeros(n_cols if weighted else 0)
+    current = -1
+    for p in range(task * n // n_tasks, (task + 1) * n // n_tasks):
+        q = queries[p]
+        if q != current:
+            if current >= 0:
+                for s in range(lk_indptr[current], lk_indptr[current + 1]):
+                    mark[lk_indices[s]] = np.nan
+            for s in range(lk_indptr[q], lk_indptr[q + 1]):
+                mark[lk_indices[s]] = lk_residuals[s]
+                if weighted:
+                    wmark[lk_indices[s]] = lk_weights[s]
+            current = q
+        t = targets[p]
+        num = 0.0
+        den = 0.0
+        found = 0
+        for s in range(nbr_indptr[t], nbr_indptr[t + 1]):
+            v = mark[nbr_indices[s]]
+            if v == v:
+                if weighted:
+                    sw = nbr_sims[s] * wmark[nbr_indices[s]]
+                    num += sw * v
+                    den += sw
+                else:
+                    num += nbr_sims[s] * v
+                    den += nbr_sims[s]
+                found += 1
+                if found == k:
+                    break
+        out_avg[p] = num / den if den > 0 else 0.0
+        out_found[p] = found
+
+
+def knn_scores_item(
+    row_indptr, row_indices, row_residuals, row_weights, nbr_indptr, nbr_indices, nbr_sims,
+    k, out_avg, out_found, n_threads,
+):  # fmt: skip
+    """Item-based averages for every item of each row (a user's rated items).
+
+    Row ``r`` holds a user's items and residuals (``row_*``). For each item ``i``, the
+    first ``k`` neighbours of ``i`` (most similar first) that the user rated vote:
+    ``out_avg[r, i] = sum(sim * residual) / sum(sim)`` and ``out_found[r, i]`` their
+    number (0 and 0 when none). ``row_weights`` (aligned with ``row_residuals``; empty:
+    all 1) weight each vote: ``sum(sim * w * residual) / sum(sim * w)``.
+    """
+    n_tasks = max(1, min(out_avg.shape[0], 4 * n_threads))
+    run_tasks(
+        _scores_item_task, n_tasks, n_threads, row_indptr, row_indices, row_residuals,
+        row_weights, nbr_indptr, nbr_indices, nbr_sims, k, out_avg, out_found,
+    )  # fmt: skip
+
+
+@jit()
+def _scores_item_task(
+    task, n_tasks, row_indptr, row_indices, row_residuals, row_weights, nbr_indptr,
+    nbr_indices, nbr_sims, k, out_avg, out_found,
+):  # fmt: skip  # pragma: no cover - compiled
+    """Rows ``task * n_rows // n_tasks ...`` of :func:`knn_scores_item`."""
+    n_rows, n_items = out_avg.shape
+    weighted = len(row_weights) > 0
+    mark = np.full(n_items, np.nan, np.float64)
+    wmark = np.zeros(n_items if weighted else 0, np.float64)
+    for r in range(task * n_rows // n_tasks, (task + 1) * n_rows // n_tasks):
+        for p in range(row_indptr[r], row_indptr[r + 1]):
+            mark[row_indices[p]] = row_residuals[p]
+            if weighted:
+                wmark[row_indices[p]] = row_weights[p]
+        for i in range(n_items):
             num = 0.0
             den = 0.0
             found = 0
-            for s in range(nbr_indptr[t], nbr_indptr[t + 1]):
+            for s in range(nbr_indptr[i], nbr_indptr[i + 1]):
                 v = mark[nbr_indices[s]]
                 if v == v:
                     if weighted:
@@ -255,67 +587,16 @@ def knn_predict_pairs(
                     found += 1
                     if found == k:
                         break
-            out_avg[p] = num / den if den > 0 else 0.0
-            out_found[p] = found
-        if current >= 0:
-            for s in range(lk_indptr[current], lk_indptr[current + 1]):
-                mark[lk_indices[s]] = np.nan
+            out_avg[r, i] = num / den if den > 0 else 0.0
+            out_found[r, i] = found
+        for p in range(row_indptr[r], row_indptr[r + 1]):
+            mark[row_indices[p]] = np.nan
 
 
-@jit(parallel=True)
-def knn_scores_item(
-    row_indptr, row_indices, row_residuals, row_weights, nbr_indptr, nbr_indices, nbr_sims,
-    k, out_avg, out_found, n_threads,
-):  # fmt: skip  # pragma: no cover - compiled
-    """Item-based averages for every item of each row (a user's rated items).
-
-    Row ``r`` holds a user's items and residuals (``row_*``). For each item ``i``, the
-    first ``k`` neighbours of ``i`` (most similar first) that the user rated vote:
-    ``out_avg[r, i] = sum(sim * residual) / sum(sim)`` and ``out_found[r, i]`` their
-    number (0 and 0 when none). ``row_weights`` (aligned with ``row_residuals``; empty:
-    all 1) weight each vote: ``sum(sim * w * residual) / sum(sim * w)``.
-    """
-    n_rows, n_items = out_avg.shape
-    n_chunks = max(1, min(n_rows, 4 * n_threads))
-    weighted = len(row_weights) > 0
-    marks = np.full((n_chunks, n_items), np.nan, np.float64)
-    wmarks = np.zeros((n_chunks, n_items if weighted else 0), np.float64)
-    for c in prange(n_chunks):
-        mark = marks[c]
-        wmark = wmarks[c]
-        for r in range(c * n_rows // n_chunks, (c + 1) * n_rows // n_chunks):
-            for p in range(row_indptr[r], row_indptr[r + 1]):
-                mark[row_indices[p]] = row_residuals[p]
-                if weighted:
-                    wmark[row_indices[p]] = row_weights[p]
-            for i in range(n_items):
-                num = 0.0
-                den = 0.0
-                found = 0
-                for s in range(nbr_indptr[i], nbr_indptr[i + 1]):
-                    v = mark[nbr_indices[s]]
-                    if v == v:
-                        if weighted:
-                            sw = nbr_sims[s] * wmark[nbr_indices[s]]
-                            num += sw * v
-                            den += sw
-                        else:
-                            num += nbr_sims[s] * v
-                            den += nbr_sims[s]
-                        found += 1
-                        if found == k:
-                            break
-                out_avg[r, i] = num / den if den > 0 else 0.0
-                out_found[r, i] = found
-            for p in range(row_indptr[r], row_indptr[r + 1]):
-                mark[row_indices[p]] = np.nan
-
-
-@jit(parallel=True)
 def knn_scores_user(
     nbr_indptr, nbr_indices, nbr_sims, r_indptr, r_indices, r_residuals, r_weights,
     k, out_avg, out_found, n_threads,
-):  # fmt: skip  # pragma: no cover - compiled
+):  # fmt: skip
     """User-based averages for every item of each row (a user's neighbours).
 
     Row ``r`` lists the user's neighbours, most similar first (``nbr_*``); ``r_*`` is the
@@ -325,54 +606,73 @@ def knn_scores_user(
     ``r_residuals``; empty: all 1) weight each vote: ``sum(sim * w * residual) / sum(sim
     * w)``.
     """
+    n_tasks = max(1, min(out_avg.shape[0], 4 * n_threads))
+    run_tasks(
+        _scores_user_task, n_tasks, n_threads, nbr_indptr, nbr_indices, nbr_sims, r_indptr,
+        r_indices, r_residuals, r_weights, k, out_avg, out_found,
+    )  # fmt: skip
+
+
+@jit()
+def _scores_user_task(
+    task, n_tasks, nbr_indptr, nbr_indices, nbr_sims, r_indptr, r_indices, r_residuals,
+    r_weights, k, out_avg, out_found,
+):  # fmt: skip  # pragma: no cover - compiled
+    """Rows ``task * n_rows // n_tasks ...`` of :func:`knn_scores_user`."""
     n_rows, n_items = out_avg.shape
     weighted = len(r_weights) > 0
-    n_chunks = max(1, min(n_rows, 4 * n_threads))
-    dens = np.zeros((n_chunks, n_items), np.float64)
-    for c in prange(n_chunks):
-        den = dens[c]
-        for r in range(c * n_rows // n_chunks, (c + 1) * n_rows // n_chunks):
-            num = out_avg[r]
-            found = out_found[r]
-            num[:] = 0.0
-            found[:] = 0
-            den[:] = 0.0
-            for s in range(nbr_indptr[r], nbr_indptr[r + 1]):
-                v = nbr_indices[s]
-                sim = nbr_sims[s]
-                for p in range(r_indptr[v], r_indptr[v + 1]):
-                    i = r_indices[p]
-                    if found[i] < k:
-                        if weighted:
-                            sw = sim * r_weights[p]
-                            num[i] += sw * r_residuals[p]
-                            den[i] += sw
-                        else:
-                            num[i] += sim * r_residuals[p]
-                            den[i] += sim
-                        found[i] += 1
-            for i in range(n_items):
-                num[i] = num[i] / den[i] if den[i] > 0 else 0.0
+    den = np.zeros(n_items, np.float64)
+    for r in range(task * n_rows // n_tasks, (task + 1) * n_rows // n_tasks):
+        num = out_avg[r]
+        found = out_found[r]
+        num[:] = 0.0
+        found[:] = 0
+        den[:] = 0.0
+        for s in range(nbr_indptr[r], nbr_indptr[r + 1]):
+            v = nbr_indices[s]
+            sim = nbr_sims[s]
+            for p in range(r_indptr[v], r_indptr[v + 1]):
+                i = r_indices[p]
+                if found[i] < k:
+                    if weighted:
+                        sw = sim * r_weights[p]
+                        num[i] += sw * r_residuals[p]
+                        den[i] += sw
+                    else:
+                        num[i] += sim * r_residuals[p]
+                        den[i] += sim
+                    found[i] += 1
+        for i in range(n_items):
+            num[i] = num[i] / den[i] if den[i] > 0 else 0.0
 
 
-@jit(parallel=True)
 def knn_scores_sum(
     src_indptr, src_indices, src_weights, m_indptr, m_indices, m_values, out, n_threads
-):  # pragma: no cover - compiled
+):
     """``out[r] = sum_s weight_s * M[source_s]`` over row ``r``'s sources (sparse x sparse).
 
     Implicit item-based scoring (sources: the user's items with their values, ``M``: the
     neighbour matrix) and user-based scoring (sources: the user's neighbours with their
     similarities, ``M``: the user-major interactions).
     """
+    n_tasks = max(1, min(out.shape[0], 4 * n_threads))
+    run_tasks(
+        _scores_sum_task, n_tasks, n_threads, src_indptr, src_indices, src_weights, m_indptr,
+        m_indices, m_values, out,
+    )  # fmt: skip
+
+
+@jit()
+def _scores_sum_task(
+    task, n_tasks, src_indptr, src_indices, src_weights, m_indptr, m_indices, m_values, out
+):  # pragma: no cover - compiled
+    """Rows ``task * n_rows // n_tasks ...`` of :func:`knn_scores_sum`."""
     n_rows = out.shape[0]
-    n_chunks = max(1, min(n_rows, 4 * n_threads))
-    for c in prange(n_chunks):
-        for r in range(c * n_rows // n_chunks, (c + 1) * n_rows // n_chunks):
-            row = out[r]
-            row[:] = 0.0
-            for s in range(src_indptr[r], src_indptr[r + 1]):
-                j = src_indices[s]
-                w = src_weights[s]
-                for p in range(m_indptr[j], m_indptr[j + 1]):
-                    row[m_indices[p]] += w * m_values[p]
+    for r in range(task * n_rows // n_tasks, (task + 1) * n_rows // n_tasks):
+        row = out[r]
+        row[:] = 0.0
+        for s in range(src_indptr[r], src_indptr[r + 1]):
+            j = src_indices[s]
+            w = src_weights[s]
+            for p in range(m_indptr[j], m_indptr[j + 1]):
+                row[m_indices[p]] += w * m_values[p]

@@ -40,11 +40,14 @@ from factorkit._validation import Interval, NoneOr, Options, Threads
 from factorkit.data.interactions import Interactions
 from factorkit.data.weights import check_sample_weight
 from factorkit.kernels.knn import (
+    knn_mirror,
     knn_neighbours,
+    knn_pair_similarities,
     knn_predict_pairs,
     knn_scores_item,
     knn_scores_sum,
     knn_scores_user,
+    knn_sort_rows,
 )
 from factorkit.kernels.topk import topk_scores
 from factorkit.models._explain import Explanation
@@ -105,6 +108,20 @@ def _gather(indptr, indices, values, rows):
     return ptr, idx, values[take]
 
 
+def _split(cumulative: np.ndarray, n_tasks: int) -> np.ndarray:
+    """Task bounds ``[0, ..., len(cumulative)]`` cutting rows into ``n_tasks`` runs of
+    about equal work (``cumulative``: running total of the rows' work)."""
+    n = len(cumulative)
+    if n == 0:
+        return np.zeros(2, np.int64)
+    cuts = np.searchsorted(cumulative, cumulative[-1] * np.arange(1, n_tasks) / n_tasks)
+    return np.concatenate([[0], np.minimum(cuts, n), [n]]).astype(np.int64)
+
+
+#: most bytes the pairs path of a fit (:meth:`_KNN._fit_neighbours`) may hold
+_PAIRS_BUDGET = 1 << 30
+
+
 #: BaselineOnly's defaults (5-fold CV on MovieLens small) for the baselines that
 #: ``centering="baseline"`` and ``similarity="pearson_baseline"`` use
 _BASELINE_EPOCHS, _BASELINE_ITEM_REG, _BASELINE_USER_REG = 10, 3.0, 5.0
@@ -160,11 +177,7 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         self.item_factors_ = np.zeros((data.n_items, 0), dtype=np.float32)
         self._caches = {}
         self._fit_biases()
-        n = len(self._map(self._side))
-        rows = np.arange(n, dtype=np.int64)
-        q = self._sim_query(self._side, rows)
-        indptr, indices, sims = self._neighbours(q, rows, self._keep())
-        self._set_neighbours(indptr, indices, sims)
+        self._set_neighbours(*self._fit_neighbours(self._keep()))
         return self
 
     def _keep(self) -> int:
@@ -398,6 +411,85 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         k1 = self.k1
         return values * (k1 + 1.0) / (k1 * length_norm[rows] + values) * idf[indices]
 
+    def _kind(self) -> int:
+        """:func:`~factorkit.kernels.knn.knn_neighbours`' ``kind`` of the similarity."""
+        return (2 if self.similarity == "msd" else 1) if self._explicit else 0
+
+    def _norms(self, indptr, values) -> np.ndarray:
+        """Whole-row norms for the implicit cosine and TF-IDF similarities, else ones."""
+        n = len(indptr) - 1
+        if self._explicit or self.similarity not in ("cosine", "tfidf"):
+            return np.ones(n)
+        rows = np.repeat(np.arange(n), np.diff(indptr))
+        return np.sqrt(np.bincount(rows, np.asarray(values, np.float64) ** 2, n))
+
+    def _other(self, side: str):
+        """``_sim_matrix(side)`` transposed (other-side-major, cached): ``(indptr,
+        indices, values, weights, after)``, ``after[p]`` the transposed position of the
+        entity-major entry ``p``."""
+        key = f"other_{side}"
+        if key not in self._caches:
+            ent_indptr, ent_indices, ent_values = self._sim_matrix(side)
+            ent_w = self._sim_weights(side)
+            shape = (len(ent_indptr) - 1, len(self._map("user" if side == "item" else "item")))
+            t_indptr, t_indices, take = _transpose_order(ent_indptr, ent_indices, shape)
+            t_w = ent_w[take] if len(ent_w) else ent_w
+            after = np.empty(len(take), np.int64)
+            after[take] = np.arange(len(take))
+            self._caches[key] = (t_indptr, t_indices, ent_values[take], t_w, after)
+        return self._caches[key]
+
+    def _fit_neighbours(self, keep: int):
+        """The fitted neighbour table: :meth:`_neighbours` of every entity against every
+        other, each pair computed once when the pairs fit in memory.
+
+        The pairs path (:func:`~factorkit.kernels.knn.knn_pair_similarities`, then
+        mirrored and radix-sorted rows) does half the co-rating work and no heap, but
+        holds every positive pair (8 bytes in the upper triangle, then 8 in each of its
+        two full rows: at most 24 bytes a pair), so it runs when the model keeps every
+        neighbour anyway (``max_neighbours=None``: the table is that size) or when at
+        most :data:`_PAIRS_BUDGET` bytes are needed (a fold of MovieLens small at
+        ``max_neighbours=500``: 0.8 s CPU against 1.5 s per row, peak RSS 385 against
+        311 MiB; docs/benchmarks.md). Both give the same table.
+        """
+        side = self._side
+        ent_indptr, ent_indices, ent_values = self._sim_matrix(side)
+        n = len(ent_indptr) - 1
+        keep = max(1, min(keep, n))
+        t_indptr, t_indices, t_values, t_weights, after = self._other(side)
+        raters = np.diff(t_indptr).astype(np.float64)
+        pairs = min(float((raters * (raters - 1)).sum()) / 2, n * (n - 1) / 2)
+        if keep < n - 1 and 24 * pairs > _PAIRS_BUDGET:
+            rows = np.arange(n, dtype=np.int64)
+            return self._neighbours(self._sim_query(side, rows), rows, keep)
+        n_threads = self._threads()
+        # rows split into tasks of equal work: row r meets the entities after it only
+        rows = np.repeat(np.arange(n), np.diff(ent_indptr))
+        work = np.bincount(rows, t_indptr[ent_indices.astype(np.int64) + 1] - after, n) + 1.0
+        bounds = _split(np.cumsum(work), max(1, min(n, 8 * n_threads)))
+        tasks = max(1, min(n, 8 * n_threads))
+        with using_threads(n_threads):
+            parts = knn_pair_similarities(
+                bounds, ent_indptr, ent_indices.astype(np.int32), ent_values,
+                self._sim_weights(side), after, t_indptr, t_indices, t_values, t_weights,
+                self._norms(ent_indptr, ent_values), self._kind(), float(self.shrinkage),
+                n_threads,
+            )  # fmt: skip
+            indptr, indices, keys = knn_mirror(bounds, parts, n_threads)
+            del parts
+            # rows to sort split by length (plus a little per row)
+            sort_bounds = _split(indptr[1:] + np.arange(1, n + 1), tasks)
+            knn_sort_rows(sort_bounds, indptr, keys, indices, n_threads)
+        counts = np.diff(indptr)
+        sims = np.invert(keys, out=keys).view(np.float32)
+        if counts.max(initial=0) > keep:
+            kept = np.minimum(counts, keep)
+            ptr = np.zeros(n + 1, np.int64)
+            np.cumsum(kept, out=ptr[1:])
+            take = np.arange(ptr[-1]) + np.repeat(indptr[:-1] - ptr[:-1], kept)
+            indices, sims, indptr = indices[take], sims[take], ptr
+        return indptr, indices, sims
+
     def _neighbours(self, query, self_pos, keep: int, side: str | None = None):
         """Top-``keep`` neighbours among ``side``'s entities (default: the model's side)
         of query rows, sparse vectors over the other side; ``self_pos`` (-1: none) is
@@ -405,17 +497,9 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         with an optional fourth array of per-entry weights (rating models fitted with
         weights; a query without them has weight 1 throughout)."""
         side = side or self._side
-        ent_indptr, ent_indices, ent_values = self._sim_matrix(side)
-        ent_w = self._sim_weights(side)
+        ent_indptr, _, ent_values = self._sim_matrix(side)
         n_ent = len(ent_indptr) - 1
-        n_other = len(self._map("user" if side == "item" else "item"))
-        key = f"other_{side}"
-        if key not in self._caches:
-            t_indptr, t_indices, take = _transpose_order(ent_indptr, ent_indices,
-                                                         (n_ent, n_other))  # fmt: skip
-            t_w = ent_w[take] if len(ent_w) else ent_w
-            self._caches[key] = (t_indptr, t_indices, ent_values[take], t_w)
-        t_indptr, t_indices, t_values, t_weights = self._caches[key]
+        t_indptr, t_indices, t_values, t_weights, _ = self._other(side)
         q_indptr, q_indices, q_values = query[:3]
         if not len(t_weights):
             q_weights = np.empty(0, np.float64)
@@ -423,16 +507,9 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
             q_weights = np.asarray(query[3], np.float64)
         else:
             q_weights = np.ones(len(q_indices), np.float64)
-        kind = (2 if self.similarity == "msd" else 1) if self._explicit else 0
-        cosine = not self._explicit and self.similarity in ("cosine", "tfidf")
-        rows = np.repeat(np.arange(n_ent), np.diff(ent_indptr))
-        t_norms = np.sqrt(np.bincount(rows, ent_values**2, n_ent)) if cosine else np.ones(n_ent)
-        q_rows = np.repeat(np.arange(len(q_indptr) - 1), np.diff(q_indptr))
-        q_norms = (
-            np.sqrt(np.bincount(q_rows, q_values**2, len(q_indptr) - 1))
-            if cosine
-            else np.ones(len(q_indptr) - 1)
-        )
+        kind = self._kind()
+        t_norms = self._norms(ent_indptr, ent_values)
+        q_norms = self._norms(q_indptr, q_values)
         n_q = len(q_indptr) - 1
         keep = max(1, min(keep, n_ent))
         q_indptr = np.asarray(q_indptr, np.int64)
@@ -468,10 +545,6 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         return indptr, indices, sims
 
     # ------------------------------------------------------------------ scoring
-    def _nbr64(self):
-        indptr, indices, sims = self._nbr()
-        return indptr, indices, sims.astype(np.float64)
-
     def _known_rows(self, users: np.ndarray):
         """Row descriptions of known users: their items (item-based) or neighbours, as
         ``(indptr, indices, values, residuals, vote weights)`` (the weights, aligned with
@@ -481,7 +554,8 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
             ptr, idx, take = _gather_positions(indptr, indices, users)
             w = self._user_major_weights()
             return ptr, idx, values[take], residuals[take], w[take] if len(w) else w
-        ptr, idx, sims = _gather(*self._nbr64(), users)
+        ptr, idx, sims = _gather(*self._nbr(), users)
+        sims = sims.astype(np.float64)
         return ptr, idx, sims, sims, np.empty(0, np.float64)
 
     def _row_scores(self, rows) -> tuple[np.ndarray, np.ndarray]:
@@ -496,7 +570,7 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
                 found = np.empty((n, n_items), np.int32)
                 if self._side == "item":
                     knn_scores_item(
-                        indptr, indices, residuals, weights, *self._nbr64(), k, avg, found,
+                        indptr, indices, residuals, weights, *self._nbr(), k, avg, found,
                         n_threads,
                     )  # fmt: skip
                 else:
@@ -510,7 +584,7 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
                 return np.where(found > 0, avg - self.global_mean_, 0.0).astype(np.float32)
             out = np.empty((n, n_items), np.float64)
             if self._side == "item":
-                knn_scores_sum(indptr, indices, values, *self._nbr64(), out, n_threads)
+                knn_scores_sum(indptr, indices, values, *self._nbr(), out, n_threads)
             else:
                 um_indptr, um_indices, um_values, _ = self._user_major()
                 knn_scores_sum(indptr, indices, values, um_indptr, um_indices, um_values, out,
@@ -586,7 +660,7 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         with using_threads(n_threads):
             knn_predict_pairs(
                 targets[order].astype(np.int64), queries[order].astype(np.int64),
-                *self._nbr64(), lk_indptr, lk_indices, lk_res, lk_w, n_cols,
+                *self._nbr(), lk_indptr, lk_indices, lk_res, lk_w, n_cols,
                 int(self.neighbours), avg, found, n_threads,
             )  # fmt: skip
         avg[order], found[order] = avg.copy(), found.copy()
