@@ -53,11 +53,6 @@ EPS = float(np.finfo(np.float32).eps)
 MU_FROBENIUS, MU_FROBENIUS_MASKED, MU_KL, MU_KL_MASKED = 0, 1, 2, 3
 
 
-#: numba-level inlining for the small helpers of the CD sweeps: inlined before LLVM sees
-#: them, their scratch arrays are known not to overlap the factors
-_inline = numba.njit(cache=True, nogil=True, fastmath=SAFE_FASTMATH, inline="always")
-
-
 def n_blocks(n_rows: int, work: int) -> int:
     """How many row blocks a call with ``work`` entries (plus rows) over ``n_rows`` uses."""
     return max(1, min(NMF_TASKS, n_rows, work // MIN_BLOCK_WORK))
@@ -110,7 +105,7 @@ def _row_dot(A, i, B, j):  # pragma: no cover - compiled
     return acc
 
 
-@_inline
+@jit(fastmath=SAFE_FASTMATH)
 def _gradient(A, i, G, b, g):  # pragma: no cover - compiled
     """``g = G A[i] - b``."""
     k = A.shape[1]
@@ -158,15 +153,21 @@ def _scratch(k, dtype):  # pragma: no cover - compiled
     return np.empty(k, dtype), np.empty(k, dtype), np.empty(k, dtype), np.empty(k, dtype)
 
 
-@_inline
+@jit(fastmath=SAFE_FASTMATH)
 def _cd_pair(A, i, j, G, b0, b1, g0, g1):  # pragma: no cover - compiled
     """:func:`_cd_row` on rows ``i`` and ``j`` in lockstep: each coordinate's step waits
     for the previous one (a division and an update), and two independent rows fill that
     wait (about 2x faster than one row at a time)."""
     k = A.shape[1]
     zero = A.dtype.type(0.0)
-    _gradient(A, i, G, b0, g0)
-    _gradient(A, j, G, b1, g1)
+    for t in range(k):
+        s0 = -b0[t]
+        s1 = -b1[t]
+        for r in range(k):
+            s0 += G[t, r] * A[i, r]
+            s1 += G[t, r] * A[j, r]
+        g0[t] = s0
+        g1[t] = s1
     v = 0.0
     for t in range(k):
         hess = G[t, t]
