@@ -367,7 +367,7 @@ def _sparse_mu_task(
             for t in range(k):
                 d = 0.0
                 for r in range(k):
-                    d += A[i, r] * G[r, t]
+                    d += G[t, r] * A[i, r]  # G symmetric: rows read contiguously
                 denom[t] = d
         else:
             _mu_sums(indptr, indices, data, A, B, i, mode, numer, denom)
@@ -382,8 +382,9 @@ def nmf_sparse_mu_rows(indptr, indices, data, A, B, G, base, l1, l2, mode, floor
     """One multiplicative update of every row of ``A`` (scikit-learn's ``_multiplicative_
     update_w`` with gamma = 1), fused with its sparse products.
 
-    ``mode``: :data:`MU_FROBENIUS` (``A *= X B / (A G)``, ``G = B^T B``),
-    :data:`MU_FROBENIUS_MASKED` (the model summed over the row's observed entries only),
+    ``mode``: :data:`MU_FROBENIUS` (``A *= X B / (A G)``, ``G = B^T B``, exactly
+    symmetric), :data:`MU_FROBENIUS_MASKED` (the model summed over the row's observed
+    entries only),
     :data:`MU_KL` (``A *= (X / AB^T) B / base``, ``base`` the column sums of ``B``) or
     :data:`MU_KL_MASKED` (``base`` summed over the observed entries). ``l1``, ``l2``:
     scalars of ``A``'s dtype added to the denominator (``l1 + l2 A``); ``floor``: zero the
@@ -410,7 +411,7 @@ def mu_block(A, numer, G, base, l1, l2, floor):  # pragma: no cover - compiled
             if gram:
                 d = 0.0
                 for r in range(k):
-                    d += A[i, r] * G[r, t]
+                    d += G[t, r] * A[i, r]  # G symmetric: rows read contiguously
                 denom[t] = d
             else:
                 denom[t] = base[t]
