@@ -7,6 +7,7 @@ override with ``FACTORKIT_SKLEARN_PYTHON=/path/to/python``):
     python bench/bench_decomposition.py             # everything, median of 3
     python bench/bench_decomposition.py --quick     # smaller data, 1 repeat
     python bench/bench_decomposition.py --only nmf  # one table (nmf, svd or weights)
+    python bench/bench_decomposition.py --only nmf --nmf-cases cd mu  # NMF rows subset
 
 Data (seeded, written to bench/data/decomposition/ once): a sparse tf-idf matrix of
 12,000 synthetic documents over 5,000 terms (10 latent topics, Zipf term frequencies,
@@ -280,6 +281,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--only", choices=("nmf", "svd", "weights"), help="run one of the three tables")
+    ap.add_argument(
+        "--nmf-cases", nargs="+", choices=("cd", "mu", "kl"), default=("cd", "mu", "kl"),
+        help="NMF rows to run: cd (Frobenius), mu (Frobenius), kl (mu, KL divergence)",
+    )  # fmt: skip
     args = ap.parse_args()
     repeats = 1 if args.quick else args.repeats
     paths = make_data(args.quick)
@@ -289,7 +294,11 @@ def main() -> None:
     nmf = []
     for name in ("tfidf", "dense"):
         init = str(DATA / f"init_{paths[name].stem}_{k_nmf}.npz")
-        for solver, loss in (("cd", "frobenius"), ("mu", "frobenius"), ("mu", "kl")):
+        for case, solver, loss in (
+            ("cd", "cd", "frobenius"), ("mu", "mu", "frobenius"), ("kl", "mu", "kl")
+        ):  # fmt: skip
+            if case not in args.nmf_cases:
+                continue
             nmf.append({
                 "name": f"nmf:{name}:{solver}:{loss}", "data": str(paths[name]), "init": init,
                 "k": k_nmf, "solver": solver, "loss": loss, "iters": iters[solver],

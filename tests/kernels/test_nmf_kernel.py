@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from factorkit._threads import using_threads
+from factorkit.kernels import nmf
 from factorkit.kernels.nmf import (
     csr_matmul_dense,
     csr_sampled_dots,
@@ -101,3 +103,107 @@ def test_masked_cd_weight_two_equals_the_entry_given_twice(problem):
     nmf_masked_cd_rows(X.indptr, X.indices, X.data, np.ones(X.nnz, dt), ones, Ht, *args)
     nmf_masked_cd_rows(X.indptr, X.indices, X.data, np.empty(0, dt), plain, Ht, *args)
     np.testing.assert_allclose(ones, plain, rtol=1e-6, atol=1e-7)
+
+
+# --- fused half-steps (float32, the dtype NMF and NonNegativeMF pass) -------------------
+@pytest.fixture
+def f32_problem():
+    rng = np.random.default_rng(3)
+    X = sp.random(70, 50, density=0.2, format="csr", random_state=3, dtype=np.float32)
+    X.sort_indices()
+    A = rng.random((70, 5)).astype(np.float32)
+    B = rng.random((50, 5)).astype(np.float32)
+    return X, A, B
+
+
+def _mu_reference(X, A, B, mode, l1, l2):
+    """scikit-learn's multiplicative update of A for X ~ A B^T, in float64 NumPy."""
+    X64, A64, B64 = X.toarray().astype(np.float64), A.astype(np.float64), B.astype(np.float64)
+    P = A64 @ B64.T
+    obs = X.toarray() != 0  # the pattern: the masked modes' observed entries
+    if mode == nmf.MU_FROBENIUS:
+        numer, denom = X64 @ B64, A64 @ (B64.T @ B64)
+    elif mode == nmf.MU_FROBENIUS_MASKED:
+        numer, denom = X64 @ B64, np.where(obs, P, 0.0) @ B64
+    else:
+        ratio = np.where(obs, X64 / np.maximum(P, nmf.EPS), 0.0)
+        numer = ratio @ B64
+        denom = obs @ B64 if mode == nmf.MU_KL_MASKED else np.broadcast_to(B64.sum(0), A.shape)
+    return A64 * numer / (denom + l1 + l2 * A64)
+
+
+@pytest.mark.parametrize(
+    "mode", [nmf.MU_FROBENIUS, nmf.MU_FROBENIUS_MASKED, nmf.MU_KL, nmf.MU_KL_MASKED]
+)
+def test_sparse_mu_rows_is_one_multiplicative_update(f32_problem, mode):
+    X, A, B = f32_problem
+    got = A.copy()
+    G = B.T @ B
+    base = B.sum(axis=0)
+    l1, l2 = np.float32(0.01), np.float32(0.02)
+    nmf.nmf_sparse_mu_rows(X.indptr, X.indices, X.data, got, B, G, base, l1, l2, mode, False)
+    np.testing.assert_allclose(got, _mu_reference(X, A, B, mode, 0.01, 0.02), rtol=2e-4)
+
+
+def test_dense_mu_rows_frobenius_and_kl(f32_problem):
+    X, A, B = f32_problem
+    D = X.toarray() + np.float32(0.05)  # dense: every entry observed
+    Dsp = sp.csr_matrix(D)
+    G, none = B.T @ B, np.empty(0, np.float32)
+    zero, l2 = np.float32(0.0), np.float32(0.02)
+    got = A.copy()
+    nmf.nmf_dense_mu_rows(D, got, B, G, none, zero, l2, False, False)
+    want = _mu_reference(Dsp, A, B, nmf.MU_FROBENIUS, 0.0, 0.02)
+    np.testing.assert_allclose(got, want, rtol=2e-4)
+    got = A.copy()
+    nmf.nmf_dense_mu_rows(D, got, B, np.empty((0, 0), np.float32), B.sum(0), zero, l2, True, False)
+    np.testing.assert_allclose(got, _mu_reference(Dsp, A, B, nmf.MU_KL, 0.0, 0.02), rtol=2e-4)
+    # the H side reads X.T as a view: as a transposed copy (BLAS may round differently)
+    view, copy = B.copy(), B.copy()
+    nmf.nmf_dense_mu_rows(D.T, view, A, A.T @ A, none, zero, l2, False, False)
+    nmf.nmf_dense_mu_rows(np.ascontiguousarray(D.T), copy, A, A.T @ A, none, zero, l2, False, False)
+    np.testing.assert_allclose(view, copy, rtol=1e-6)
+
+
+def test_fused_cd_matches_product_then_sweep(f32_problem):
+    X, A, B = f32_problem
+    G = B.T @ B
+    G.flat[::6] += np.float32(0.1)  # l2 on the diagonal
+    l1 = np.float32(0.05)
+    want = A.copy()
+    v_want = nmf_cd_rows(want, G, (X @ B) - l1)
+    sparse = A.copy()
+    v_sparse = nmf.nmf_sparse_cd_rows(X.indptr, X.indices, X.data, sparse, B, G, l1)
+    dense = A.copy()
+    v_dense = nmf.nmf_dense_cd_rows(X.toarray(), dense, B, G, l1)
+    np.testing.assert_allclose(sparse, want, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(dense, want, rtol=1e-5, atol=1e-7)
+    assert v_sparse == pytest.approx(v_want, rel=1e-5)
+    assert v_dense == pytest.approx(v_want, rel=1e-5)
+
+
+def test_dense_loss(f32_problem):
+    X, A, B = f32_problem
+    D = X.toarray() + np.float32(0.05)
+    P = A.astype(np.float64) @ B.T.astype(np.float64)
+    assert nmf.dense_loss(D, A, B, False) == pytest.approx(0.5 * np.sum((D - P) ** 2), rel=1e-5)
+    kl = np.sum(D * np.log(D / P) - D + P)
+    assert nmf.dense_loss(D, A, B, True) == pytest.approx(kl, rel=1e-5)
+
+
+def test_results_do_not_depend_on_the_thread_count():
+    """Blocks depend on the data only: one thread and two give the same bits."""
+    X = sp.random(3000, 400, density=0.05, format="csr", random_state=0, dtype=np.float32)
+    X.sort_indices()
+    rng = np.random.default_rng(0)
+    A, B = rng.random((3000, 6), dtype=np.float32), rng.random((400, 6), dtype=np.float32)
+    out = []
+    for threads in (1, 2):
+        got = A.copy()
+        with using_threads(threads):
+            v = nmf.nmf_sparse_cd_rows(X.indptr, X.indices, X.data, got, B, B.T @ B, np.float32(0))
+            ws = np.ones(X.nnz, np.float32)
+            nmf_masked_cd_rows(X.indptr, X.indices, X.data, ws, got, B, *[np.float32(0)] * 3, 2)
+        out.append((got, v))
+    np.testing.assert_array_equal(out[0][0], out[1][0])
+    assert out[0][1] == out[1][1]

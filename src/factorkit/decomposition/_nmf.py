@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from factorkit._threads import blas_threads, resolve_threads, single_thread_blas, using_threads
+from factorkit._threads import resolve_threads, single_thread_blas, using_threads
 from factorkit._validation import (
     Boolean,
     Interval,
@@ -41,10 +41,17 @@ from factorkit.decomposition._operator import PARALLEL_MIN_WORK, MatrixOperator
 from factorkit.decomposition._svd import _fit_imputation, _impute, _rng, randomized_svd
 from factorkit.exceptions import ConvergenceWarning, DataError, InvalidParameterError
 from factorkit.kernels.nmf import (
-    csr_matmul_dense,
+    MU_FROBENIUS,
+    MU_FROBENIUS_MASKED,
+    MU_KL,
+    MU_KL_MASKED,
     csr_sampled_dots,
-    nmf_cd_rows,
+    dense_loss,
+    nmf_dense_cd_rows,
+    nmf_dense_mu_rows,
     nmf_masked_cd_rows,
+    nmf_sparse_cd_rows,
+    nmf_sparse_mu_rows,
 )
 
 __all__ = ["NMF", "non_negative_factorization"]
@@ -159,7 +166,8 @@ def _prepare(X: Any, mask: Any, owner: str, dtype: Any, weights: Any = None) -> 
             obs = sp.csr_matrix((X[rows, cols], (rows, cols)), shape=X.shape, dtype=dtype)
             return _masked(obs, X.shape, dtype, owner)
         check_nonnegative(X, owner)
-        return _Data("dense", X, None, X.shape, dtype)
+        # C order: the kernels take blocks of rows (X) and of columns (X.T) as views
+        return _Data("dense", np.ascontiguousarray(X), None, X.shape, dtype)
     check_nonnegative(X, owner)
     X.sort_indices()
     return _Data("sparse", X, sp.csr_matrix(X.T), X.shape, dtype)
@@ -223,11 +231,8 @@ def _loss(data: _Data, W: np.ndarray, Ht: np.ndarray, loss: str, threads: int) -
     observed entries."""
     X = data.X
     if data.kind == "dense":
-        with blas_threads(threads):
-            WH = W @ Ht.T
-        if loss == "frobenius":
-            return 0.5 * float(np.sum((X.astype(np.float64) - WH) ** 2))
-        return _kl_terms(X.ravel(), WH.ravel()) + float(WH.sum(dtype=np.float64))
+        with using_threads(threads):
+            return dense_loss(X, W, Ht, loss == "kl")
     pred = np.empty(X.nnz, dtype=data.dtype)
     with using_threads(threads):
         csr_sampled_dots(X.indptr, X.indices, W, Ht, pred)
@@ -257,89 +262,50 @@ def _kl_terms(x: np.ndarray, y: np.ndarray) -> float:
 # ------------------------------------------------------------------------------ updates
 def _half_step(side: str, data: _Data, A: np.ndarray, B: np.ndarray, opts: dict) -> float:
     """Update ``A`` in place with ``B`` fixed, where ``X ~ A B^T`` for side "W" and
-    ``X^T ~ A B^T`` for side "H". Returns the CD violation (0 for MU)."""
+    ``X^T ~ A B^T`` for side "H". Returns the CD violation (0 for MU).
+
+    Each half-step is one pass over ``X``: the kernels form each block of rows' products
+    and update it at once (:mod:`factorkit.kernels.nmf`)."""
     X = data.X if side == "W" else (data.XT if data.kind != "dense" else data.X.T)
-    l1, l2 = opts["l1_" + side], opts["l2_" + side]
+    dt = A.dtype.type
+    l1, l2 = dt(opts["l1_" + side]), dt(opts["l2_" + side])
     threads = opts["threads"]
-    if opts["solver"] == "cd":
-        if data.kind == "masked":
-            w = data.w if side == "W" else data.wT
-            with using_threads(threads):
-                return float(
-                    nmf_masked_cd_rows(
-                        X.indptr,
-                        X.indices,
-                        X.data,
-                        np.empty(0, dtype=A.dtype) if w is None else w,
-                        A,
-                        B,
-                        A.dtype.type(l1),
-                        A.dtype.type(l2),
-                        A.dtype.type(opts["l2_count"]),
-                        MASKED_SWEEPS,
-                    )
-                )
-        BtB = _gram(B, threads)
-        BtB.flat[:: BtB.shape[0] + 1] += l2
-        XB = _product(data, X, B, threads)
-        XB -= l1
+    kl = opts["loss"] == "kl"
+    floor = kl and side == "H"  # scikit-learn's stability floor for beta <= 1
+    if opts["solver"] == "cd" and data.kind == "masked":
+        w = data.w if side == "W" else data.wT
         with using_threads(threads):
-            return float(nmf_cd_rows(A, BtB, XB))
-    if opts["loss"] == "frobenius":
-        numer = _product(data, X, B, threads)
-        if data.kind == "masked":
-            pred = np.empty(X.nnz, dtype=A.dtype)
-            with using_threads(threads):
-                csr_sampled_dots(X.indptr, X.indices, A, B, pred)
-            denom = _csr_times(X.indptr, X.indices, pred, B, threads)
-        else:
-            BtB = _gram(B, threads)
-            with single_thread_blas():
-                denom = A @ BtB
-    else:  # KL: numer = (X / AB^T) B, denom = (pattern) B
+            return nmf_masked_cd_rows(
+                X.indptr, X.indices, X.data, np.empty(0, dtype=A.dtype) if w is None else w,
+                A, B, l1, l2, dt(opts["l2_count"]), MASKED_SWEEPS,
+            )  # fmt: skip
+    G = _gram(B) if opts["solver"] == "cd" or not kl else np.empty((0, 0), dtype=A.dtype)
+    if opts["solver"] == "cd":
+        G.flat[:: G.shape[0] + 1] += l2
+        with using_threads(threads):
+            if data.kind == "dense":
+                return nmf_dense_cd_rows(X, A, B, G, l1)
+            return nmf_sparse_cd_rows(X.indptr, X.indices, X.data, A, B, G, l1)
+    base = B.sum(axis=0) if kl else np.empty(0, dtype=A.dtype)
+    with using_threads(threads):
         if data.kind == "dense":
-            with blas_threads(threads):
-                ratio = X / np.maximum(A @ B.T, EPS)
-                numer = ratio @ B
-            denom = np.broadcast_to(B.sum(axis=0), A.shape)
+            nmf_dense_mu_rows(X, A, B, G, base, l1, l2, kl, floor)
         else:
-            pred = np.empty(X.nnz, dtype=A.dtype)
-            with using_threads(threads):
-                csr_sampled_dots(X.indptr, X.indices, A, B, pred)
-            ratio = X.data / np.maximum(pred, EPS)
-            numer = _csr_times(X.indptr, X.indices, ratio.astype(A.dtype), B, threads)
-            if data.kind == "masked":
-                ones = np.ones(X.nnz, dtype=A.dtype)
-                denom = _csr_times(X.indptr, X.indices, ones, B, threads)
-            else:
-                denom = np.broadcast_to(B.sum(axis=0), A.shape)
-    denom = denom + l1 + l2 * A if (l1 or l2) else np.array(denom)
-    denom[denom == 0] = EPS
-    A *= numer / denom
-    if opts["loss"] == "kl" and side == "H":  # scikit-learn's stability floor for beta <= 1
-        A[np.finfo(np.float64).eps > A] = 0.0
+            masked = data.kind == "masked"
+            mode = (MU_KL_MASKED if masked else MU_KL) if kl else (
+                MU_FROBENIUS_MASKED if masked else MU_FROBENIUS
+            )  # fmt: skip
+            nmf_sparse_mu_rows(X.indptr, X.indices, X.data, A, B, G, base, l1, l2, mode, floor)
     return 0.0
 
 
-def _gram(B: np.ndarray, threads: int) -> np.ndarray:
-    """``B^T B`` (k x k): a thin product, on one BLAS thread (see randomized_svd)."""
+def _gram(B: np.ndarray) -> np.ndarray:
+    """``B^T B`` (k x k): a thin product, on one BLAS thread (see randomized_svd).
+
+    NumPy computes ``B.T @ B`` with SYRK, so it is exactly symmetric, as the CD kernels'
+    gradient updates assume."""
     with single_thread_blas():
         return B.T @ B
-
-
-def _product(data: _Data, X: Any, B: np.ndarray, threads: int) -> np.ndarray:
-    """X @ B for the dense array or the CSR matrix ``X``."""
-    if data.kind == "dense":
-        with blas_threads(threads):
-            return X @ B
-    return _csr_times(X.indptr, X.indices, X.data, B, threads)
-
-
-def _csr_times(indptr, indices, values, B, threads) -> np.ndarray:
-    out = np.empty((len(indptr) - 1, B.shape[1]), dtype=B.dtype)
-    with using_threads(threads):
-        csr_matmul_dense(indptr, indices, values, B, out)
-    return out
 
 
 # ------------------------------------------------------------------------------- solver
