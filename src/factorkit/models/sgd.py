@@ -11,12 +11,14 @@ from factorkit._validation import (
     TRAINING_CONSTRAINTS,
     Boolean,
     Interval,
+    Options,
 )
 from factorkit.data.interactions import Interactions
 from factorkit.data.weights import check_sample_weight
 from factorkit.kernels.sgd import (
     sgd_arrange,
     sgd_epoch,
+    sgd_epoch_adaptive,
     sgd_interleave,
     sgd_partition,
     sgd_penalty,
@@ -181,6 +183,7 @@ class BiasedMF(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, Facto
         "biased": Boolean(),
         "init_scale": Interval(float, 0, None),
         "learning_rate_decay": Interval(float, 0, 1, closed="right"),
+        "learning_rate_schedule": Options(("adaptive", "decay")),
         **TRAINING_CONSTRAINTS,
     }
 
@@ -193,6 +196,7 @@ class BiasedMF(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, Facto
         biased: bool = True,
         init_scale: float = 0.1,
         learning_rate_decay: float = 0.95,
+        learning_rate_schedule: str = "adaptive",
         random_state: int | np.random.Generator | None = None,
         n_threads: int | None = None,
         progress: bool = False,
@@ -206,6 +210,7 @@ class BiasedMF(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, Facto
         self.biased = biased
         self.init_scale = init_scale
         self.learning_rate_decay = learning_rate_decay
+        self.learning_rate_schedule = learning_rate_schedule
         self.random_state = random_state
         self.n_threads = n_threads
         self.progress = progress
@@ -357,6 +362,10 @@ class _SGDTrainer(Trainer):
         self.val = None if validation is None else model._validation_positions(validation)
         self.has_validation = self.val is not None
         self.block_sse = np.zeros(n_blocks * n_blocks, dtype=np.float64)
+        self.adaptive = model.learning_rate_schedule == "adaptive"
+        if self.adaptive:  # per-row AdaGrad accumulators: factors, bias
+            self.GP = np.ones((data.n_users, 2), dtype=np.float32)
+            self.GQ = np.ones((data.n_items, 2), dtype=np.float32)
         threads = _threads_for(len(self.values), model._n_threads)
         self.kernel_threads = threads
         # the loop starts numba's pool only when the kernel uses more than this thread
@@ -367,12 +376,21 @@ class _SGDTrainer(Trainer):
         P, Q, bu, bi = m.user_factors_, m.item_factors_, m.user_bias_, m.item_bias_
         lr0, decay = float(m.learning_rate), float(m.learning_rate_decay)
         reg, biased = float(m.regularization), bool(m.biased)
-        sse = sgd_epoch(
-            self.users, self.items, self.values, self.weights, self.block_ptr,
-            sgd_schedule(self.n_blocks, self.rng), P, Q, bu, bi,
-            m.global_mean_, lr0 * decay**epoch, reg, biased, self.block_sse,
-            self.kernel_threads,
-        )  # fmt: skip
+        schedule = sgd_schedule(self.n_blocks, self.rng)
+        if self.adaptive:
+            sse = sgd_epoch_adaptive(
+                self.users, self.items, self.values, self.weights, self.block_ptr,
+                schedule, P, Q, bu, bi, self.GP, self.GQ,
+                m.global_mean_, lr0 * decay**epoch, reg, biased, self.k, self.block_sse,
+                self.kernel_threads,
+            )  # fmt: skip
+        else:
+            sse = sgd_epoch(
+                self.users, self.items, self.values, self.weights, self.block_ptr,
+                schedule, P, Q, bu, bi,
+                m.global_mean_, lr0 * decay**epoch, reg, biased, self.block_sse,
+                self.kernel_threads,
+            )  # fmt: skip
         penalty = sgd_penalty(self.user_counts, P, bu, biased) + sgd_penalty(
             self.item_counts, Q, bi, biased
         )
