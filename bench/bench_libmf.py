@@ -140,12 +140,10 @@ def compare(args, name: str) -> dict:
         for _ in range(args.repeats):
             lw.append(libmf_train(libmf, tr, None, args.k, args.reg, args.epochs, args.threads)[0])
             l1.append(libmf_train(libmf, tr, None, args.k, args.reg, 1, args.threads)[0])
-            fw.append(
-                factorkit_fit(
-                    train, None, args.k, args.reg, args.epochs, args.threads, args.seed,
-                    overrides,
-                )[0]  # fmt: skip
+            fit = factorkit_fit(
+                train, None, args.k, args.reg, args.epochs, args.threads, args.seed, overrides
             )
+            fw.append(fit[0])
         t = args.epochs
         out["libmf_wall"] = statistics.median(lw)
         out["libmf_train"] = statistics.median(
