@@ -12,6 +12,10 @@ travel to it (``B`` item-factor blocks move per sub-epoch: ``n_items * (k + 1) *
 bytes; the user factors never move within an epoch). Factors come back to the client
 once per epoch (history, checkpoints, restarts).
 
+Under the adaptive learning-rate schedule (the model's default) each block also carries
+its rows' step accumulators (:func:`factorkit.kernels.sgd.sgd_epoch_adaptive`); they are
+part of the checkpointed state, so a resumed fit continues the schedule exactly.
+
 The model and its objective are :class:`factorkit.BiasedMF`'s; the visiting order of
 ratings differs from the one-machine fit (which relabels rows into its own grid), so
 results agree in accuracy, not bit for bit.

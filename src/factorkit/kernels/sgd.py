@@ -19,6 +19,10 @@ fit in cache, :func:`sgd_interleave` deals the ratings round-robin over the bloc
 instead, so that consecutive updates do not wait on each other's stores. (Measurements
 behind these choices: docs/benchmarks.md, "Kernel design notes".)
 
+:func:`sgd_epoch` steps every update by one learning rate; :func:`sgd_epoch_adaptive`
+by libmf's per-row adaptive rates (each row's step shrinks with its accumulated squared
+gradients), on the same grid and with the same determinism.
+
 Kernels here see plain arrays only. :func:`sgd_partition` and :func:`sgd_schedule` are
 the NumPy helpers that draw the relabelling and the per-epoch round schedule from
 explicit random generators; :func:`sgd_arrange` lays the ratings out.
