@@ -134,7 +134,8 @@ def ml_small(peer_python: str, repeats: int, skip_peer: bool) -> dict:
     def like_for_like(n_threads):
         return BiasedMF(
             factors=FACTORS, epochs=EPOCHS, learning_rate=LR, regularization=REG,
-            init_scale=INIT, learning_rate_decay=1.0, random_state=0, n_threads=n_threads,
+            init_scale=INIT, learning_rate_decay=1.0, learning_rate_schedule="decay",
+            random_state=0, n_threads=n_threads,
         )  # fmt: skip
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -22,6 +22,22 @@ if [ "${1:-}" = "--spark" ]; then
     exit 0
 fi
 
+# Optional: `bash bench/setup_peers.sh --libmf SRC` builds libmf's command-line tools for
+# bench/bench_libmf.py from a checkout SRC of github.com/cjlin1/libmf (commit 1498368 when
+# measured) into bench/.peers/libmf: its own Makefile with the AVX option its comments
+# describe (g++ -O3 -march=native -mavx, OpenMP) instead of the SSE default.
+if [ "${1:-}" = "--libmf" ]; then
+    command -v g++ >/dev/null || { apt-get update && apt-get install -y g++ make; }
+    build="$(mktemp -d)"
+    cp -r "${2:?usage: setup_peers.sh --libmf LIBMF_SOURCE_DIR}/." "$build"
+    make -C "$build" clean all DFLAG="-DUSEAVX -DUSEOMP" \
+        CXXFLAGS="-Wall -O3 -pthread -std=c++0x -march=native -mavx -fopenmp"
+    mkdir -p "$here/.peers/libmf"
+    cp "$build/mf-train" "$build/mf-predict" "$here/.peers/libmf/"
+    rm -rf "$build"
+    exit 0
+fi
+
 python3 -m venv "$here/.peers"
 "$here/.peers/bin/pip" install --quiet "numpy<2" scipy pandas \
     "scikit-surprise==1.1.5" "implicit==0.7.3"

@@ -5,6 +5,7 @@ from factorkit._threads import max_threads, using_threads
 from factorkit.kernels.sgd import (
     sgd_arrange,
     sgd_epoch,
+    sgd_epoch_adaptive,
     sgd_interleave,
     sgd_partition,
     sgd_penalty,
@@ -213,3 +214,95 @@ def test_weighted_sgd_epoch_matches_numpy_reference():
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
     np.testing.assert_array_equal(P[users[0]], P0[users[0]])
     assert bu[users[0]] == 0.0
+
+
+def reference_adaptive_epoch(
+    users, items, values, weights, block_ptr, schedule, P, Q, bu, bi, GP, GQ, mu, lr, reg,
+    biased, k,
+):  # fmt: skip
+    """libmf's per-row AdaGrad epoch in plain NumPy (float64 sums), ratings in block order:
+    step ``lr / sqrt(G)`` with the row's ``G`` from before the rating, then ``G`` grows by
+    the squared gradient averaged over the ``k`` real coordinates (biases: their own)."""
+    sse = 0.0
+    for b in schedule.ravel():
+        for n in range(block_ptr[b], block_ptr[b + 1]):
+            u, i = users[n], items[n]
+            w = float(weights[n]) if len(weights) else 1.0
+            pred = mu + P[u] @ Q[i] + ((bu[u] + bi[i]) if biased else 0.0)
+            e = float(values[n] - pred)
+            sse += w * e**2
+            if w == 0.0:
+                continue
+            if biased:
+                gu, gi = w * (e - reg * bu[u]), w * (e - reg * bi[i])
+                bu[u] += lr / np.sqrt(GP[u, 1]) * gu
+                bi[i] += lr / np.sqrt(GQ[i, 1]) * gi
+                GP[u, 1] += gu * gu
+                GQ[i, 1] += gi * gi
+            gp = w * (e * Q[i].astype(np.float64) - reg * P[u])
+            gq = w * (e * P[u].astype(np.float64) - reg * Q[i])
+            P[u] += lr / np.sqrt(GP[u, 0]) * gp
+            Q[i] += lr / np.sqrt(GQ[i, 0]) * gq
+            GP[u, 0] += (gp @ gp) / k
+            GQ[i, 0] += (gq @ gq) / k
+    return sse
+
+
+def adaptive_state(pb, pad=0):
+    """Factors (with ``pad`` zero columns), zero biases and unit accumulators."""
+    P = np.pad(pb["P"], ((0, 0), (0, pad)))
+    Q = np.pad(pb["Q"], ((0, 0), (0, pad)))
+    n_u, n_i = len(P), len(Q)
+    return [
+        P, Q, np.zeros(n_u, np.float32), np.zeros(n_i, np.float32),
+        np.ones((n_u, 2), np.float32), np.ones((n_i, 2), np.float32),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("biased", [True, False])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_adaptive_sgd_epoch_matches_numpy_reference(biased, weighted):
+    """Padding columns stay zero and do not count in the accumulators' average."""
+    pb = problem()
+    users, items, values, block_ptr, _, _ = pb["arranged"]
+    weights = NO_WEIGHTS
+    if weighted:
+        weights = np.random.default_rng(4).uniform(0, 2, len(values)).astype(np.float32)
+        weights[users == users[0]] = 0.0
+    args = (users, items, values, weights, block_ptr, pb["schedule"])
+    k = pb["P"].shape[1]
+    got = adaptive_state(pb, pad=8)
+    want = [a.astype(np.float64) for a in adaptive_state(pb)]
+    for _ in range(3):  # later epochs start from grown accumulators and non-zero biases
+        sse = sgd_epoch_adaptive(*args, *got, 3.0, 0.1, 0.05, biased, k, np.zeros(16), 1)
+        ref = reference_adaptive_epoch(*args, *want, 3.0, 0.1, 0.05, biased, k)
+        assert sse == pytest.approx(ref, rel=1e-4)
+    assert not got[0][:, k:].any() and not got[1][:, k:].any()
+    got[0], got[1] = got[0][:, :k], got[1][:, :k]
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert (got[4] > 1).any() and (got[5] > 1).any()
+    if not biased:
+        assert not got[2].any() and not got[3].any() and (got[4][:, 1] == 1).all()
+    if weighted:
+        np.testing.assert_array_equal(got[4][users[0]], [1.0, 1.0])
+
+
+@pytest.mark.skipif(max_threads() < 2, reason="needs 2 threads")
+def test_adaptive_sgd_epoch_is_identical_on_any_thread_count():
+    results = []
+    for n_threads in (1, 2, 1):
+        pb = problem(n_users=300, n_items=200, density=0.2, n_blocks=8, k=16, seed=3)
+        users, items, values, block_ptr, _, _ = pb["arranged"]
+        args = (users, items, values, NO_WEIGHTS, block_ptr, pb["schedule"])
+        state = adaptive_state(pb)
+        with using_threads(n_threads):
+            sses = [
+                sgd_epoch_adaptive(*args, *state, 3.0, 0.1, 0.05, True, 16, np.zeros(64), n_threads)
+                for _ in range(3)
+            ]
+        results.append((sses, *state))
+    for other in results[1:]:
+        assert other[0] == results[0][0]
+        for a, b in zip(other[1:], results[0][1:], strict=True):
+            np.testing.assert_array_equal(a, b)

@@ -63,20 +63,20 @@ def test_recovers_low_rank_matrix_to_noise_floor(biased):
     assert rmse(model.fit(train), test) <= 0.3 * 1.15
 
 
-@pytest.mark.parametrize("biased", [True, False])
-def test_bit_for_bit_repeatable_on_one_and_two_threads(monkeypatch, biased):
+@pytest.mark.parametrize(
+    "biased, schedule", [(True, "adaptive"), (False, "adaptive"), (True, "decay"), (False, "decay")]
+)
+def test_bit_for_bit_repeatable_on_one_and_two_threads(monkeypatch, biased, schedule):
     force_threads(monkeypatch)
     train = checkerboard(80, 60, holdout=0.2, random_state=2)[0]
-    fits = [
-        BiasedMF(factors=16, epochs=5, biased=biased, random_state=7, n_threads=t).fit(train)
-        for t in (1, 2, 2, 1)
-    ]
+    kw = dict(factors=16, epochs=5, biased=biased, learning_rate_schedule=schedule)
+    fits = [BiasedMF(**kw, random_state=7, n_threads=t).fit(train) for t in (1, 2, 2, 1)]
     for other in fits[1:]:
         for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
             np.testing.assert_array_equal(getattr(other, name), getattr(fits[0], name))
         np.testing.assert_array_equal(other.history_["loss"], fits[0].history_["loss"])
     assert fits[0].user_factors_.dtype == np.float32
-    different = BiasedMF(factors=16, epochs=5, biased=biased, random_state=8).fit(train)
+    different = BiasedMF(**kw, random_state=8).fit(train)
     assert not np.array_equal(different.user_factors_, fits[0].user_factors_)
 
 
@@ -95,7 +95,7 @@ def test_early_stopping_keeps_best_epoch():
     # no regularisation and many factors: overfits after a few epochs
     model = BiasedMF(
         factors=50, epochs=60, learning_rate=0.03, regularization=0.0, learning_rate_decay=1.0,
-        early_stopping=3, random_state=0,
+        learning_rate_schedule="decay", early_stopping=3, random_state=0,
     ).fit(train, validation=test)  # fmt: skip
     hist = model.history_
     best = hist.attrs["best_epoch"]
@@ -144,6 +144,36 @@ def test_invalid_parameter_message():
         BiasedMF(factors=0).fit(train)
     with pytest.raises(InvalidParameterError, match="'learning_rate_decay' parameter"):
         BiasedMF(learning_rate_decay=1.5).fit(train)
+    msg = (
+        r"The 'learning_rate_schedule' parameter of BiasedMF must be one of 'adaptive', "
+        r"'decay'; got 'adagrad'\."
+    )
+    with pytest.raises(InvalidParameterError, match=msg):
+        BiasedMF(learning_rate_schedule="adagrad").fit(train)
+
+
+def test_schedules_differ_and_both_fit_low_rank_data():
+    """The adaptive schedule is the default; "decay" with its own step (0.03, the former
+    default) is the per-epoch decay, and both reach the noise floor's neighbourhood."""
+    train, test = low_rank(sigma=0.3)
+    assert BiasedMF().learning_rate_schedule == "adaptive"
+    kw = dict(factors=10, epochs=40, regularization=0.03, random_state=0)
+    adaptive = BiasedMF(**kw).fit(train)
+    decay = BiasedMF(**kw, learning_rate=0.03, learning_rate_schedule="decay").fit(train)
+    assert not np.array_equal(adaptive.user_factors_, decay.user_factors_)
+    for model in (adaptive, decay):
+        assert rmse(model, test) <= 0.3 * 1.15
+
+
+def test_schedule_survives_save_and_load(tmp_path):
+    train, test = low_rank(n_users=60, n_items=50)
+    model = BiasedMF(factors=4, epochs=3, learning_rate_schedule="decay", random_state=0)
+    model.fit(train)
+    model.save(tmp_path / "m.fk")
+    loaded = fk.load(tmp_path / "m.fk")
+    assert loaded.learning_rate_schedule == "decay"
+    assert loaded.get_params() == model.get_params()
+    np.testing.assert_array_equal(loaded.predict(*raw(test)), model.predict(*raw(test)))
 
 
 def test_unknown_ids_fall_back_to_mean_and_known_bias():

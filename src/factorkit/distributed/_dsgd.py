@@ -12,6 +12,10 @@ travel to it (``B`` item-factor blocks move per sub-epoch: ``n_items * (k + 1) *
 bytes; the user factors never move within an epoch). Factors come back to the client
 once per epoch (history, checkpoints, restarts).
 
+Under the adaptive learning-rate schedule (the model's default) each block also carries
+its rows' step accumulators (:func:`factorkit.kernels.sgd.sgd_epoch_adaptive`); they are
+part of the checkpointed state, so a resumed fit continues the schedule exactly.
+
 The model and its objective are :class:`factorkit.BiasedMF`'s; the visiting order of
 ratings differs from the one-machine fit (which relabels rows into its own grid), so
 results agree in accuracy, not bit for bit.
@@ -25,7 +29,7 @@ import numpy as np
 
 from factorkit.distributed._cluster import kernel_threads, wait_all
 from factorkit.distributed._data import Block, DistributedInteractions
-from factorkit.kernels.sgd import sgd_epoch, sgd_penalty, sgd_schedule
+from factorkit.kernels.sgd import sgd_epoch, sgd_epoch_adaptive, sgd_penalty, sgd_schedule
 
 #: one thread per grid cell: the cells of a stratum run in parallel across the workers
 _KERNEL_THREADS = (1,)
@@ -49,39 +53,36 @@ def _cell(block: Block, lo: int, hi: int, seed: int) -> tuple[np.ndarray, ...]:
 
 def _sgd_task(
     cell: tuple[np.ndarray, ...],
-    users: tuple[np.ndarray, np.ndarray],
-    items: tuple[np.ndarray, np.ndarray],
+    users: tuple[np.ndarray, ...],
+    items: tuple[np.ndarray, ...],
     mu: float,
     lr: float,
     reg: float,
     biased: bool,
-) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], float]:
-    """SGD over one cell; returns the updated user and item blocks and the squared error."""
+) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...], float]:
+    """SGD over one cell; returns the updated user and item blocks and the squared error.
+
+    A block is ``(factors, biases)``, or ``(factors, biases, step sums)`` under the
+    adaptive schedule (the per-row accumulators of :func:`sgd_epoch_adaptive`)."""
     u, i, v = cell
-    p, bu = (np.array(a, copy=True) for a in users)  # task inputs are never mutated
-    q, bi = (np.array(a, copy=True) for a in items)
+    users = tuple(np.array(a, copy=True) for a in users)  # task inputs are never mutated
+    items = tuple(np.array(a, copy=True) for a in items)
     block_ptr = np.array([0, len(v)], dtype=np.int64)
     schedule = np.zeros((1, 1), dtype=np.int64)
+    no_weights = np.zeros(0, dtype=np.float32)  # no sample weights on the Dask backend
+    p, bu, q, bi = users[0], users[1], items[0], items[1]
     with kernel_threads(1):
-        sse = sgd_epoch(
-            u,
-            i,
-            v,
-            np.zeros(0, dtype=np.float32),  # no sample weights on the Dask backend
-            block_ptr,
-            schedule,
-            p,
-            q,
-            bu,
-            bi,
-            mu,
-            lr,
-            reg,
-            biased,
-            np.zeros(1),
-            *_KERNEL_THREADS,
-        )
-    return (p, bu), (q, bi), float(sse)
+        if len(users) == 3:
+            sse = sgd_epoch_adaptive(
+                u, i, v, no_weights, block_ptr, schedule, p, q, bu, bi, users[2], items[2],
+                mu, lr, reg, biased, p.shape[1], np.zeros(1), *_KERNEL_THREADS,
+            )  # fmt: skip
+        else:
+            sse = sgd_epoch(
+                u, i, v, no_weights, block_ptr, schedule, p, q, bu, bi, mu, lr, reg, biased,
+                np.zeros(1), *_KERNEL_THREADS,
+            )  # fmt: skip
+    return users, items, float(sse)
 
 
 def _first(x: tuple) -> Any:
@@ -111,18 +112,24 @@ class DSGDTrainer:
         self.bytes_sent = 0
         self.rng: np.random.Generator | None = None
         self.cells: list[list[Any]] | None = None
+        self.adaptive = getattr(model, "learning_rate_schedule", "decay") == "adaptive"
+        self.rows = ("_factors_", "_bias_") + (("_step_sums_",) if self.adaptive else ())
 
     def set_rng(self, rng: np.random.Generator) -> None:
         self.rng = rng
 
     def init_state(self, rng: np.random.Generator, init: Any) -> dict[str, np.ndarray]:
         d, k, scale = self.data, self.k, float(self.model.init_scale)
-        return {
+        state = {
             "user_factors_": init(rng, d.n_users, k, scale),
             "item_factors_": init(rng, d.n_items, k, scale),
             "user_bias_": np.zeros(d.n_users, dtype=np.float32),
             "item_bias_": np.zeros(d.n_items, dtype=np.float32),
         }
+        if self.adaptive:  # part of the state, so checkpoints resume the schedule exactly
+            state["user_step_sums_"] = np.ones((d.n_users, 2), dtype=np.float32)
+            state["item_step_sums_"] = np.ones((d.n_items, 2), dtype=np.float32)
+        return state
 
     def _grid(self) -> list[list[Any]]:
         if self.cells is None:
@@ -153,14 +160,9 @@ class DSGDTrainer:
         n_ub, n_ib = len(d.user_bounds) - 1, len(d.item_bounds) - 1
         n_strata = max(n_ub, n_ib)
         ub, ib = d.user_bounds, d.item_bounds
-        users = [
-            (state["user_factors_"][ub[b] : ub[b + 1]], state["user_bias_"][ub[b] : ub[b + 1]])
-            for b in range(n_ub)
-        ]
-        items = [
-            (state["item_factors_"][ib[c] : ib[c + 1]], state["item_bias_"][ib[c] : ib[c + 1]])
-            for c in range(n_ib)
-        ]
+        rows = self.rows
+        users = [tuple(state["user" + r][ub[b] : ub[b + 1]] for r in rows) for b in range(n_ub)]
+        items = [tuple(state["item" + r][ib[c] : ib[c + 1]] for r in rows) for c in range(n_ib)]
         u_f = [client.scatter(x, workers=[d.worker_of(b)], hash=False) for b, x in enumerate(users)]
         i_f = [client.scatter(x, hash=False) for x in items]
         self.bytes_sent = sum(a.nbytes for x in users + items for a in x)
@@ -191,13 +193,11 @@ class DSGDTrainer:
             self.bytes_sent += sum(a.nbytes for x in items for a in x)
         results = wait_all(u_f + i_f + sse_f, d.timeout, "DSGD epoch", client)
         for b in range(n_ub):
-            p, bu = results[b]
-            state["user_factors_"][ub[b] : ub[b + 1]] = p
-            state["user_bias_"][ub[b] : ub[b + 1]] = bu
+            for r, arr in zip(self.rows, results[b], strict=True):
+                state["user" + r][ub[b] : ub[b + 1]] = arr
         for c in range(n_ib):
-            q, bi = results[n_ub + c]
-            state["item_factors_"][ib[c] : ib[c + 1]] = q
-            state["item_bias_"][ib[c] : ib[c + 1]] = bi
+            for r, arr in zip(self.rows, results[n_ub + c], strict=True):
+                state["item" + r][ib[c] : ib[c + 1]] = arr
         sse = float(sum(results[n_ub + n_ib :]))
         penalty = sgd_penalty(
             d.user_counts.astype(np.float32), state["user_factors_"], state["user_bias_"], biased

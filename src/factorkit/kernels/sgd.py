@@ -19,6 +19,10 @@ fit in cache, :func:`sgd_interleave` deals the ratings round-robin over the bloc
 instead, so that consecutive updates do not wait on each other's stores. (Measurements
 behind these choices: docs/benchmarks.md, "Kernel design notes".)
 
+:func:`sgd_epoch` steps every update by one learning rate; :func:`sgd_epoch_adaptive`
+by libmf's per-row adaptive rates (each row's step shrinks with its accumulated squared
+gradients), on the same grid and with the same determinism.
+
 Kernels here see plain arrays only. :func:`sgd_partition` and :func:`sgd_schedule` are
 the NumPy helpers that draw the relabelling and the per-epoch round schedule from
 explicit random generators; :func:`sgd_arrange` lays the ratings out.
@@ -38,6 +42,7 @@ _AHEAD = 8
 __all__ = [
     "sgd_arrange",
     "sgd_epoch",
+    "sgd_epoch_adaptive",
     "sgd_interleave",
     "sgd_partition",
     "sgd_penalty",
@@ -89,6 +94,65 @@ def _sgd_block(
             qf = Q[i, f]
             P[u, f] = decay * pf + le * qf
             Q[i, f] = decay * qf + le * pf
+    return sse
+
+
+@jit(fastmath=SAFE_FASTMATH)
+def _sgd_block_adaptive(
+    users, items, values, weights, start, stop, P, Q, bu, bi, GP, GQ, mu, lr, reg, biased,
+    inv_k,
+):  # pragma: no cover  # fmt: skip
+    """:func:`_sgd_block` with per-row AdaGrad steps (see :func:`sgd_epoch_adaptive`)."""
+    k = P.shape[1]
+    sse = 0.0
+    one = P.dtype.type(1.0)
+    zero = P.dtype.type(0.0)
+    has_w = len(weights) > 0
+    wn = one
+    for n in range(start, stop):
+        if has_w:
+            wn = P.dtype.type(weights[n])
+            if wn == 0.0:
+                continue
+        if n + _AHEAD < stop:
+            prefetch_row(Q, items[n + _AHEAD])
+        u = users[n]
+        i = items[n]
+        dot = zero
+        for f in range(k):
+            dot += P[u, f] * Q[i, f]
+        pred = mu + dot
+        if biased:
+            pred += bu[u] + bi[i]
+        e = values[n] - pred
+        if has_w:
+            sse += np.float64(wn) * e * e
+        else:
+            sse += e * e
+        # each step is lr / sqrt(G) with the row's G from before this rating (libmf's
+        # order); a weight scales the gradient, so it enters G squared
+        if biased:
+            gu = wn * (e - reg * bu[u])
+            gi = wn * (e - reg * bi[i])
+            bu[u] += lr / np.sqrt(GP[u, 1]) * gu
+            bi[i] += lr / np.sqrt(GQ[i, 1]) * gi
+            GP[u, 1] += gu * gu
+            GQ[i, 1] += gi * gi
+        eta_u = lr * wn / np.sqrt(GP[u, 0])
+        eta_i = lr * wn / np.sqrt(GQ[i, 0])
+        sp = zero
+        sq = zero
+        for f in range(k):
+            pf = P[u, f]
+            qf = Q[i, f]
+            gp = e * qf - reg * pf
+            gq = e * pf - reg * qf
+            sp += gp * gp
+            sq += gq * gq
+            P[u, f] = pf + eta_u * gp
+            Q[i, f] = qf + eta_i * gq
+        GP[u, 0] += wn * wn * sp * inv_k
+        GQ[i, 0] += wn * wn * sq * inv_k
     return sse
 
 
@@ -168,6 +232,61 @@ def sgd_epoch(
                 block_sse[b] = _sgd_block(
                     users, items, values, weights, block_ptr[b], block_ptr[b + 1], P, Q, bu, bi,
                     mu_, lr_, reg_, biased,
+                )  # fmt: skip
+    return _total_sse(block_sse, schedule)
+
+
+@jit(parallel=True, fastmath=SAFE_FASTMATH)
+def sgd_epoch_adaptive(
+    users, items, values, weights, block_ptr, schedule, P, Q, bu, bi, GP, GQ, mu, lr, reg,
+    biased, k, block_sse, n_threads,
+):  # pragma: no cover  # fmt: skip
+    """One SGD epoch with libmf's per-row adaptive steps; returns the sum of squared errors.
+
+    The adaptive learning-rate schedule of Chin, Zhuang, Juan & Lin ("A learning-rate
+    schedule for stochastic gradient methods to matrix factorization", PAKDD 2015), the
+    default of libmf: every factor row keeps ``G``, one plus the sum over its updates of
+    the squared gradient averaged over the ``k`` coordinates, and steps
+    ``lr / sqrt(G)`` along the gradient. For rating ``(u, i)`` with ``e = r - prediction``
+    and gradients ``g_p = e * Q[i] - reg * P[u]``, ``g_q = e * P[u] - reg * Q[i]``::
+
+        P[u] += lr / sqrt(GP[u, 0]) * g_p      GP[u, 0] += |g_p|^2 / k
+        Q[i] += lr / sqrt(GQ[i, 0]) * g_q      GQ[i, 0] += |g_q|^2 / k
+
+    (``G`` grows after the step, as in libmf). The biases have accumulators of their own,
+    ``GP[u, 1]`` and ``GQ[i, 1]``, with ``g = e - reg * b``. With ``weights``, rating
+    ``n``'s gradients are multiplied by ``weights[n]`` (weight 0 skips it).
+
+    Parameters are those of :func:`sgd_epoch`, and:
+
+    GP, GQ : float32 arrays (n_users, 2), (n_items, 2)
+        Accumulators, updated in place; 1.0 before the first epoch.
+    k : int
+        The number of real factors: the rows of ``P`` and ``Q`` may be padded with zero
+        columns, which keep zero gradients and do not count in the average.
+
+    Parallel scheme and determinism are :func:`sgd_epoch`'s: a block owns its rows' factors,
+    biases and accumulators alike.
+    """
+    n_rounds, width = schedule.shape
+    mu_ = P.dtype.type(mu)
+    lr_ = P.dtype.type(lr)
+    reg_ = P.dtype.type(reg)
+    inv_k = P.dtype.type(1.0 / k)
+    for r in range(n_rounds):
+        if n_threads <= 1:
+            for j in range(width):
+                b = schedule[r, j]
+                block_sse[b] = _sgd_block_adaptive(
+                    users, items, values, weights, block_ptr[b], block_ptr[b + 1], P, Q, bu, bi,
+                    GP, GQ, mu_, lr_, reg_, biased, inv_k,
+                )  # fmt: skip
+        else:
+            for j in prange(width):
+                b = schedule[r, j]
+                block_sse[b] = _sgd_block_adaptive(
+                    users, items, values, weights, block_ptr[b], block_ptr[b + 1], P, Q, bu, bi,
+                    GP, GQ, mu_, lr_, reg_, biased, inv_k,
                 )  # fmt: skip
     return _total_sse(block_sse, schedule)
 
