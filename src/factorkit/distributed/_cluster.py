@@ -69,34 +69,89 @@ def get_client(client: Any = None, timeout: float = 30.0) -> Any:
     )
 
 
-def wait_all(futures: Sequence[Any], timeout: float, what: str, client: Any) -> list[Any]:
+def wait_all(
+    futures: Sequence[Any],
+    timeout: float,
+    what: str,
+    client: Any,
+    labels: Sequence[str] | dict[Any, str] | None = None,
+) -> list[Any]:
     """Results of ``futures`` in order, waiting at most ``timeout`` seconds in all.
 
     Errors raised inside tasks (such as a :class:`~factorkit.exceptions.DataError`
     naming a partition) are re-raised unchanged; a worker that keeps dying on a task
-    (out of memory, for instance) and a timeout raise :class:`ClusterError`.
+    (out of memory, for instance) and a timeout raise :class:`ClusterError`, naming the
+    task by its entry in ``labels`` (one per future: the partition or block it handles;
+    or a dict from task keys, which may name the tasks the futures depend on).
     """
+    if labels is not None and not isinstance(labels, dict):
+        labels = {f.key: label for f, label in zip(futures, labels, strict=True)}
     distributed = _import_distributed()
     try:
         with client.as_current():
             distributed.wait(list(futures), timeout=timeout)
     except TimeoutError:
-        pending = [f.key for f in futures if not f.done()]
+        pending = [j for j, f in enumerate(futures) if not f.done()]
+        key = futures[pending[0]].key
+        example = (labels or {}).get(key, repr(key))
         raise ClusterError(
             f"{what}: no result after {timeout:g} s from the Dask cluster at "
             f"{client.scheduler.address} ({len(pending)} of {len(futures)} tasks pending, "
-            f"e.g. {pending[:1]}); check the workers (dashboard, logs) or pass a larger "
+            f"e.g. {example}); check the workers (dashboard, logs) or pass a larger "
             "timeout="
         ) from None
+    killed = _killed(futures)
+    if killed is not None:
+        raise _out_of_memory(what, killed, futures, client, labels) from None
     try:
         return client.gather(list(futures))
-    except distributed.KilledWorker as exc:
-        raise ClusterError(
-            f"{what}: task {exc.task!r} killed every worker that ran it (last "
-            f"{exc.last_worker.address if exc.last_worker else 'unknown'}); a worker "
-            "usually dies like this when it runs out of memory: give workers more "
-            "memory, or use more blocks (n_blocks=) so each task holds less"
-        ) from None
+    except distributed.KilledWorker as exc:  # a dependency's worker died, not the task's
+        raise _out_of_memory(what, exc, futures, client, labels) from None
+
+
+def _killed(futures: Sequence[Any]) -> Any:
+    """The first :class:`distributed.KilledWorker` among the failed ``futures``, if any
+    (checked before gathering: a task that lost its inputs with the same worker reports
+    a less telling error, and gather raises the first failure in order)."""
+    distributed = _import_distributed()
+    for f in futures:
+        if f.status == "error":
+            exc = f.exception(timeout=1)
+            if isinstance(exc, distributed.KilledWorker):
+                return exc
+    return None
+
+
+def _out_of_memory(
+    what: str, exc: Any, futures: Sequence[Any], client: Any, labels: dict[Any, str] | None
+) -> ClusterError:
+    import dask
+
+    task = (labels or {}).get(exc.task, f"task {exc.task!r}")
+    worker = exc.last_worker.address if exc.last_worker is not None else "an unknown worker"
+    limits = {
+        w.get("memory_limit") or 0
+        for w in client.scheduler_info(n_workers=-1).get("workers", {}).values()
+    }
+    terminate = dask.config.get("distributed.worker.memory.terminate", 0.95)
+    if limits and max(limits) > 0:
+        limit = (
+            f"each worker may use {_mib(max(limits))} (memory_limit), and its nanny kills it "
+            f"at {terminate:g} of that"
+        )
+    else:
+        limit = "the workers have no memory_limit, so the operating system killed them"
+    return ClusterError(
+        f"{what}: {task} killed the worker that ran it {exc.allowed_failures + 1} time(s) "
+        f"(last {worker}); {limit}. A worker dies like this when one task needs more memory "
+        "than it may use. Give the workers more memory (memory_limit= / dask worker "
+        "--memory-limit), or use more workers or more blocks (n_blocks= on the reader) so "
+        "each task holds less"
+    )
+
+
+def _mib(n: float) -> str:
+    return f"{n / 2**20:,.0f} MiB"
 
 
 def worker_addresses(client: Any, timeout: float) -> list[str]:

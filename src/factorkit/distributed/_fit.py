@@ -186,6 +186,8 @@ def _loop(
                 best_epoch = epoch + 1
             record["epoch_seconds"] = time.perf_counter() - t0
             record["bytes_sent"] = int(trainer.bytes_sent)
+            record["bytes_exchanged"] = int(getattr(trainer, "bytes_exchanged", 0))
+            record["bytes_received"] = int(getattr(trainer, "bytes_received", 0))
             record["task_seconds"] = float(getattr(trainer, "task_seconds", float("nan")))
             record["elapsed"] = time.perf_counter() - start
             history.append(record)
@@ -236,6 +238,8 @@ def _epoch_with_retries(trainer: Any, state: dict[str, np.ndarray], epoch: int) 
                 ) from None
             for name, arr in snapshot.items():
                 state[name][...] = arr
+            if hasattr(trainer, "reset"):  # factors held on the workers may be lost
+                trainer.reset()
             time.sleep(RETRY_PAUSE_SECONDS)  # let the scheduler notice the lost worker
             trainer.data.workers = worker_addresses(trainer.client, trainer.data.timeout)
     raise AssertionError("unreachable")  # pragma: no cover
