@@ -40,7 +40,14 @@ from typing import Any
 import numpy as np
 
 from factorkit._threads import resolve_threads, single_thread_blas
-from factorkit.distributed._cluster import kernel_threads, wait_all
+from factorkit.distributed._cluster import (
+    MEMORY_FIX,
+    ClusterError,
+    kernel_threads,
+    memory_limits,
+    terminate_fraction,
+    wait_all,
+)
 from factorkit.distributed._data import Block, DistributedInteractions
 from factorkit.kernels.als import als_solve_rows
 from factorkit.kernels.implicit_als import (
@@ -206,6 +213,8 @@ class _HalfSteps:
         self.data = data
         self.client = data.client
         self.k = k
+        limits = [lim for lim, _ in memory_limits(self.client).values() if lim > 0]
+        self._smallest_limit = min(limits) if limits else None
         self.exchange = {
             side: self._pick(exchange, data.n_items if side == "user" else data.n_users)
             for side in ("user", "item")
@@ -227,9 +236,13 @@ class _HalfSteps:
         self.task_seconds = 0.0
 
     def _pick(self, exchange: str, n_fixed: int) -> str:
+        """``auto``: broadcast while a copy of ``Y`` takes at most BROADCAST_LIMIT_BYTES
+        and at most a quarter of the smallest worker's ``memory_limit``."""
         if exchange != "auto":
             return exchange
-        return "broadcast" if n_fixed * (self.k + 1) * 4 <= BROADCAST_LIMIT_BYTES else "routed"
+        copy = n_fixed * (self.k + 1) * 4
+        fits = self._smallest_limit is None or copy <= self._smallest_limit // 4
+        return "broadcast" if copy <= BROADCAST_LIMIT_BYTES and fits else "routed"
 
     def reset(self) -> None:
         """Forget factors held on the workers (after a failed epoch): the next half-step
@@ -311,6 +324,11 @@ class _HalfSteps:
         n_workers = len(self.data.workers)
         broadcast = self.exchange[side] == "broadcast"
         self._labels = {}
+        #: what runs now and where, for an error after workers die (see fit's retries)
+        self.step = f"the {type(self).__name__[: -len('Trainer')]} {side} half-step"
+        self.step_blocks = [
+            (self.data.worker_of(b), label) for b, label in enumerate(self.labels(side))
+        ]
         sent = list(arrays) + list(extra) if broadcast else list(extra)
         # hash=False: a fresh key every time, so data scattered again is never taken
         # for data the cluster already has
@@ -370,31 +388,72 @@ class _HalfSteps:
     def labels(self, side: str) -> list[str]:
         """What each block of ``side`` is and about how much memory its task needs, for
         error messages (a worker killed for memory names the block and the estimate)."""
+        return [label for label, _ in self.needs(side)]
+
+    def needs(self, side: str) -> list[tuple[str, int]]:
+        """Per block of ``side``: its description and the bytes its task needs on top of
+        what the worker holds already (the block itself): the broadcast copy of ``Y``
+        (broadcast exchange), the ``Y`` rows it reads, the factors it solves."""
         other = "item" if side == "user" else "user"
         bounds = self.data.bounds(side)
         counts = self.data.user_counts if side == "user" else self.data.item_counts
         n_other = self.data.n_items if side == "user" else self.data.n_users
         row = (self.k + 1) * 4
-        copy = n_other * row if self.exchange[side] == "broadcast" else 0
+        broadcast = self.exchange[side] == "broadcast"
+        # broadcast: a whole copy of Y per worker, then the rows a block reads; routed:
+        # the worker's share of Y (its blocks' last solve), the pieces routed to the block
+        # and their concatenation
+        copy = n_other * row if broadcast else n_other * row // len(self.data.workers)
         n = len(bounds) - 1
         out = []
         for b in range(n):
             lo, hi = int(bounds[b]), int(bounds[b + 1])
             nnz = int(counts[lo:hi].sum())
             refs = min(n_other, nnz)
-            need = copy + nnz * 8 + (hi - lo) * (row + 8) + refs * (row + 8)
+            reads = refs * (row + 8) * (1 if broadcast else 2)
+            need = copy + nnz * 8 + (hi - lo) * (row + 8) + reads
             held = (
                 f"a broadcast copy of all {n_other:,} {other} factors, "
-                if copy
-                else f"the {other} factor rows routed to it, "
+                if broadcast
+                else f"its worker's share of the {other} factors, the rows routed to it, "
             )
-            out.append(
+            label = (
                 f"{side} block {b} of {n} ({side}s {lo:,}..{hi - 1:,}, {nnz:,} interactions; "
                 f"its task needs about {need / 2**20:,.0f} MiB: {held}its ratings, the "
                 f"{hi - lo:,} x {self.k} factors it solves and up to {refs:,} {other} rows "
                 "it reads)"
             )
+            out.append((label, need))
         return out
+
+    def check_memory(self) -> None:
+        """Refuse, before anything is sent, a fit whose largest block task cannot fit in
+        the worker with the least room (``memory_limit`` times Dask's kill fraction, less
+        what it uses now): the nanny would kill the worker on every try. Workers without a
+        ``memory_limit`` are not checked. The estimate counts arrays only, so a task that
+        passes may still die; the killed-worker error covers that."""
+        limits = memory_limits(self.client)
+        frac = terminate_fraction()
+        room = {a: lim * frac - used for a, (lim, used) in limits.items() if lim > 0}
+        if not room:
+            return
+        worker = min(room, key=room.get)
+        lim, used = limits[worker]
+        for side in ("user", "item"):
+            label, need = max(self.needs(side), key=lambda x: x[1])
+            if need > room[worker]:
+                raise ClusterError(
+                    f"{type(self).__name__[: -len('Trainer')]} {side} half-step: {label}, "
+                    f"but worker {worker} has about {max(room[worker], 0) / 2**20:,.0f} MiB "
+                    f"left (memory_limit {lim / 2**20:,.0f} MiB, killed at {frac:g} of "
+                    f"that, {used / 2**20:,.0f} MiB in use), so its nanny would kill it on "
+                    f"every try. {MEMORY_FIX}"
+                    + (
+                        '; exchange="routed" sends each block only the rows it reads'
+                        if self.exchange[side] == "broadcast"
+                        else ""
+                    )
+                )
 
     def rows(self, side: str, b: int) -> slice:
         bounds = self.data.bounds(side)

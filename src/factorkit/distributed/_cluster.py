@@ -122,31 +122,60 @@ def _killed(futures: Sequence[Any]) -> Any:
     return None
 
 
+#: what ends every message about a worker killed for memory
+MEMORY_FIX = (
+    "Give the workers more memory (memory_limit= / dask worker --memory-limit), or use "
+    "more workers or more blocks (n_blocks= on the reader) so each task holds less"
+)
+
+
+def terminate_fraction() -> float:
+    import dask
+
+    frac = dask.config.get("distributed.worker.memory.terminate", 0.95)
+    return float(frac) if frac else 1.0
+
+
+#: scheduler address -> the smallest worker memory_limit seen there: an error written
+#: after the workers died (none connected) still names the limit they had
+_LIMIT_SEEN: dict[str, int] = {}
+
+
+def memory_limits(client: Any) -> dict[str, tuple[int, int]]:
+    """Worker address -> (memory_limit, memory in use now) in bytes; limit 0 when none."""
+    workers = client.scheduler_info(n_workers=-1).get("workers", {})
+    out = {
+        addr: (int(w.get("memory_limit") or 0), int(w.get("metrics", {}).get("memory") or 0))
+        for addr, w in workers.items()
+    }
+    limits = [lim for lim, _ in out.values() if lim > 0]
+    if limits:
+        _LIMIT_SEEN[client.scheduler.address] = min(limits)
+    return out
+
+
+def memory_phrase(client: Any) -> str:
+    """'each worker may use 800 MiB (memory_limit), ...' for error messages."""
+    limits = [lim for lim, _ in memory_limits(client).values() if lim > 0]
+    if not limits and client.scheduler.address in _LIMIT_SEEN:
+        limits = [_LIMIT_SEEN[client.scheduler.address]]
+    if not limits:
+        return "the workers have no memory_limit, so the operating system kills them"
+    return (
+        f"each worker may use {_mib(min(limits))} (memory_limit), and its nanny kills it at "
+        f"{terminate_fraction():g} of that"
+    )
+
+
 def _out_of_memory(
     what: str, exc: Any, futures: Sequence[Any], client: Any, labels: dict[Any, str] | None
 ) -> ClusterError:
-    import dask
-
     task = (labels or {}).get(exc.task, f"task {exc.task!r}")
     worker = exc.last_worker.address if exc.last_worker is not None else "an unknown worker"
-    limits = {
-        w.get("memory_limit") or 0
-        for w in client.scheduler_info(n_workers=-1).get("workers", {}).values()
-    }
-    terminate = dask.config.get("distributed.worker.memory.terminate", 0.95)
-    if limits and max(limits) > 0:
-        limit = (
-            f"each worker may use {_mib(max(limits))} (memory_limit), and its nanny kills it "
-            f"at {terminate:g} of that"
-        )
-    else:
-        limit = "the workers have no memory_limit, so the operating system killed them"
     return ClusterError(
         f"{what}: {task} killed the worker that ran it {exc.allowed_failures + 1} time(s) "
-        f"(last {worker}); {limit}. A worker dies like this when one task needs more memory "
-        "than it may use. Give the workers more memory (memory_limit= / dask worker "
-        "--memory-limit), or use more workers or more blocks (n_blocks= on the reader) so "
-        "each task holds less"
+        f"(last {worker}); {memory_phrase(client)}. A worker dies like this when one task "
+        f"needs more memory than it may use. {MEMORY_FIX}"
     )
 
 
