@@ -84,7 +84,11 @@ def fit(
         Continue from the checkpoint in ``checkpoint_dir`` when there is one (it must come
         from the same estimator, parameters and data).
     exchange : {"auto", "broadcast", "routed"}
-        How factors reach the blocks each half-step; see :mod:`factorkit.distributed`.
+        How the other side's factors reach the blocks each half-step: a copy scattered by
+        the client to every worker, or Spark's out-blocks (each block gets only the rows
+        it references, worker to worker; the same factors bit for bit). ``"auto"``
+        broadcasts while a copy takes at most ``BROADCAST_LIMIT_BYTES`` and a quarter of
+        a worker's ``memory_limit``; see ``docs/distributed.md``.
 
     Returns
     -------
