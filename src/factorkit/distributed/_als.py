@@ -45,6 +45,7 @@ from factorkit.distributed._cluster import (
     ClusterError,
     kernel_threads,
     memory_limits,
+    nanny_workers,
     terminate_fraction,
     wait_all,
 )
@@ -221,6 +222,7 @@ class _HalfSteps:
         }
         self._routes: dict[str, tuple[list[list[Any]], np.ndarray]] = {}
         self._labels: dict[Any, str] = {}  # task key -> what it is, for error messages
+        self._scattered: list[Any] = []  # this half-step's scattered inputs (no lineage)
         #: routed exchange: per block, the future of its last solve (on its worker), the
         #: source of the next half-step's out-blocks; None when the client must send them
         self.sources: dict[str, list[Any] | None] = {"user": None, "item": None}
@@ -313,6 +315,7 @@ class _HalfSteps:
                 futs += self.client.scatter([piece], workers=[worker], hash=False)
                 self.bytes_sent += sum(a.nbytes for a in piece)
             self.sources[other] = futs
+            self._scattered += futs
         return self.sources[other]
 
     def fixed(
@@ -333,6 +336,7 @@ class _HalfSteps:
         # hash=False: a fresh key every time, so data scattered again is never taken
         # for data the cluster already has
         futs = self.client.scatter(sent, broadcast=True, hash=False) if sent else []
+        self._scattered = list(futs)
         self.bytes_sent += n_workers * sum(a.nbytes for a in sent)
         if broadcast:
             return [(False, futs[: len(arrays)], futs[len(arrays) :])] * n_blocks
@@ -380,7 +384,9 @@ class _HalfSteps:
         half-step's sources, and count the factor bytes gathered."""
         labels = dict(self._labels)
         labels.update({f.key: t for f, t in zip(futs, self.labels(side), strict=True)})
-        results = wait_all(futs, self.data.timeout, what, self.client, labels=labels)
+        results = wait_all(
+            futs, self.data.timeout, what, self.client, labels=labels, inputs=self._scattered
+        )
         self.sources[side] = futs
         self.bytes_received += sum(a.nbytes for r in results for a in r[: self.n_fixed])
         return results
@@ -430,11 +436,14 @@ class _HalfSteps:
         """Refuse, before anything is sent, a fit whose largest block task cannot fit in
         the worker with the least room (``memory_limit`` times Dask's kill fraction, less
         what it uses now): the nanny would kill the worker on every try. Workers without a
-        ``memory_limit`` are not checked. The estimate counts arrays only, so a task that
-        passes may still die; the killed-worker error covers that."""
+        ``memory_limit`` or a nanny are not checked. The estimate counts arrays only, so a
+        task that passes may still die; the killed-worker error covers that."""
         limits = memory_limits(self.client)
+        nannies = nanny_workers(self.client)  # no nanny, no kill at the limit
         frac = terminate_fraction()
-        room = {a: lim * frac - used for a, (lim, used) in limits.items() if lim > 0}
+        room = {
+            a: lim * frac - used for a, (lim, used) in limits.items() if lim > 0 and a in nannies
+        }
         if not room:
             return
         worker = min(room, key=room.get)
@@ -568,6 +577,7 @@ class ImplicitALSTrainer(_HalfSteps):
             elif cg:  # warm start: the block's rows, sent to its worker
                 rows = own[self.rows(side, b)]
                 current = self.client.scatter(rows, workers=[self.data.worker_of(b)], hash=False)
+                self._scattered.append(current)
                 self.bytes_sent += rows.nbytes
             futs.append(
                 self.submit(

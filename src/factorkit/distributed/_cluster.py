@@ -75,6 +75,7 @@ def wait_all(
     what: str,
     client: Any,
     labels: Sequence[str] | dict[Any, str] | None = None,
+    inputs: Sequence[Any] = (),
 ) -> list[Any]:
     """Results of ``futures`` in order, waiting at most ``timeout`` seconds in all.
 
@@ -83,13 +84,16 @@ def wait_all(
     (out of memory, for instance) and a timeout raise :class:`ClusterError`, naming the
     task by its entry in ``labels`` (one per future: the partition or block it handles;
     or a dict from task keys, which may name the tasks the futures depend on).
+    ``inputs`` are futures of data scattered for these tasks: Dask cannot recompute them,
+    so when one is lost with its worker the wait stops at once with a
+    :class:`concurrent.futures.CancelledError` (the epoch retry's signal) instead of
+    waiting for tasks that can never run.
     """
     if labels is not None and not isinstance(labels, dict):
         labels = {f.key: label for f, label in zip(futures, labels, strict=True)}
     distributed = _import_distributed()
     try:
-        with client.as_current():
-            distributed.wait(list(futures), timeout=timeout)
+        _wait_watching(distributed, futures, timeout, what, client, inputs)
     except TimeoutError:
         pending = [j for j, f in enumerate(futures) if not f.done()]
         key = futures[pending[0]].key
@@ -107,6 +111,35 @@ def wait_all(
         return client.gather(list(futures))
     except distributed.KilledWorker as exc:  # a dependency's worker died, not the task's
         raise _out_of_memory(what, exc, futures, client, labels) from None
+
+
+def _wait_watching(
+    distributed: Any,
+    futures: Sequence[Any],
+    timeout: float,
+    what: str,
+    client: Any,
+    inputs: Sequence[Any],
+) -> None:
+    """``distributed.wait`` in one-second slices, checking ``inputs`` between them."""
+    import time
+    from concurrent.futures import CancelledError
+
+    deadline = time.monotonic() + timeout
+    with client.as_current():
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                distributed.wait(list(futures), timeout=max(min(1.0, left), 0.001))
+                return
+            except TimeoutError:
+                if left <= 1.0:
+                    raise
+            lost = [f for f in inputs if f.status in ("lost", "cancelled", "error")]
+            if lost:
+                raise CancelledError(
+                    f"{what}: data scattered for it was lost with a worker ({lost[0].key})"
+                )
 
 
 def _killed(futures: Sequence[Any]) -> Any:
@@ -152,6 +185,13 @@ def memory_limits(client: Any) -> dict[str, tuple[int, int]]:
     if limits:
         _LIMIT_SEEN[client.scheduler.address] = min(limits)
     return out
+
+
+def nanny_workers(client: Any) -> set[str]:
+    """Addresses of the workers that run under a nanny (the process that kills a worker at
+    its memory limit; in-process workers of a threads-mode cluster have none)."""
+    workers = client.scheduler_info(n_workers=-1).get("workers", {})
+    return {addr for addr, w in workers.items() if w.get("nanny")}
 
 
 def memory_phrase(client: Any) -> str:
