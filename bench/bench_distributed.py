@@ -13,8 +13,13 @@ client never holds the interactions. The one-process baseline reads the same dat
 ``fk.Interactions`` and fits with ``n_threads`` equal to the number of workers (each
 worker has one thread and one numba thread: the same cores). Seconds per epoch are the
 median over epochs after the first (the first includes loading compiled kernels);
-``sent/epoch`` counts the factor bytes the driver sends to the workers per epoch
-(broadcast copies counted once per worker; routed rows once).
+Every model is fitted ``--repeats`` times in each configuration, interleaved (one
+process, Dask with ``exchange="broadcast"``, Dask with ``exchange="routed"``, then again),
+so load from other jobs on a shared machine falls on all three alike; the table gives
+medians and the load average. Communication per epoch, from ``history_``: ``client->``
+the factor bytes the client sends to the workers (each broadcast copy counted),
+``w<->w`` the bytes of routed out-blocks moved between different workers, ``->client``
+the solved factors the client gathers.
 
 Spark ALS is compared in ``bench/bench_spark.py`` (its own environment, never the test one).
 """
@@ -83,6 +88,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--quick", action="store_true", help="MovieLens small only")
     parser.add_argument("--models", default="als,ials", help="comma list: als, ials, dsgd")
+    parser.add_argument("--exchange", default="both", help="broadcast, routed or both")
+    parser.add_argument("--repeats", type=int, default=2, help="interleaved fits per setup")
     args = parser.parse_args()
 
     from distributed import Client, LocalCluster
@@ -117,12 +124,12 @@ def main() -> None:
         t0 = time.perf_counter()
         ddata = fkd.read_parquet(path, "user", "item", "rating", client=client)
         build = time.perf_counter() - t0
-        print(f"# {ddata!r}; built on the workers in {build:.1f} s")
+        print(f"# {ddata!r}; built on the workers in {build:.1f} s (load {os.getloadavg()})")
         print(
-            "| model | data | one process s/epoch | Dask s/epoch | ratio | sent/epoch "
-            "| worker task s/epoch (sum) |"
+            "| model | data | one process s/epoch | exchange | Dask s/epoch | ratio | "
+            "client-> MiB/epoch | w<->w MiB/epoch | ->client MiB/epoch | worker task s/epoch |"
         )
-        print("|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         k = args.factors
         models = {
             "als": lambda t: fk.ALS(factors=k, epochs=args.epochs, random_state=0, n_threads=t),
@@ -133,17 +140,37 @@ def main() -> None:
                 factors=k, epochs=args.epochs, random_state=0, n_threads=t
             ),
         }
+        exchanges = ["broadcast", "routed"] if args.exchange == "both" else [args.exchange]
+        mib = 2**20
         for key in args.models.split(","):
-            local = models[key](w).fit(local_data)
-            dist = fkd.fit(models[key](1), ddata)
-            a, b = per_epoch(local.history_), per_epoch(dist.history_)
-            sent = dist.history_["bytes_sent"].iloc[-1] / 2**20
-            tasks = statistics.median(dist.history_["task_seconds"].to_numpy()[1:])
-            print(
-                f"| {type(local).__name__} | {name} | {a:.2f} | {b:.2f} | {b / a:.2f}x | "
-                f"{sent:.1f} MiB | {tasks:.2f} |",
-                flush=True,
-            )
+            local_s: list[float] = []
+            dist: dict[str, list] = {x: [] for x in exchanges}
+            for rep in range(args.repeats):
+                local = models[key](w).fit(local_data)
+                local_s.append(per_epoch(local.history_))
+                load = os.getloadavg()[0]
+                print(f"# {key} rep {rep}: one process {local_s[-1]:.2f} s/epoch", end="")
+                for x in exchanges:
+                    fitted = fkd.fit(models[key](1), ddata, exchange=x)
+                    h = fitted.history_
+                    dist[x].append((per_epoch(h), h))
+                    print(f", {x} {dist[x][-1][0]:.2f}", end="")
+                print(f" (load {load:.1f})", flush=True)
+            a = statistics.median(local_s)
+            for x in exchanges:
+                b = statistics.median(t for t, _ in dist[x])
+                h = dist[x][-1][1]
+                last = h.iloc[-1]
+                tasks = statistics.median(
+                    h["task_seconds"].to_numpy()[1:] if len(h) > 1 else h["task_seconds"]
+                )
+                print(
+                    f"| {type(local).__name__} | {name} | {a:.2f} | {x} | {b:.2f} | {b / a:.2f}x | "
+                    f"{last['bytes_sent'] / mib:.1f} | {last['bytes_exchanged'] / mib:.1f} | "
+                    f"{last['bytes_received'] / mib:.1f} | {tasks:.2f} |",
+                    flush=True,
+                )
+        print(f"# load average after: {os.getloadavg()}")
         client.close()
         cluster.close()
     print("# Spark ALS: python bench/bench_spark.py", file=sys.stderr)

@@ -33,7 +33,11 @@ def test_processes_mode_matches_one_machine(pdata, reference):
     np.testing.assert_allclose(model.item_factors_, reference.item_factors_, atol=1e-4)
 
 
-def test_worker_killed_mid_fit_does_not_lose_the_fit(pdata, process_client, reference):
+@pytest.mark.parametrize("exchange", ["broadcast", "routed"])
+def test_worker_killed_mid_fit_does_not_lose_the_fit(pdata, process_client, reference, exchange):
+    """Broadcast: the copies on the other worker survive. Routed: the factors the victim
+    solved (the next out-blocks' sources) are lost with it; Dask replays their lineage, or
+    the epoch reruns from the client's state."""
     pids = process_client.run(os.getpid)  # worker address -> process id
     victim = sorted(pids.items())[0][1]
 
@@ -44,7 +48,7 @@ def test_worker_killed_mid_fit_does_not_lose_the_fit(pdata, process_client, refe
             os.kill(victim, signal.SIGKILL)
 
     model = fk.ALS(**PARAMS, callbacks=kill_after_first_epoch)
-    fkd.fit(model, pdata)
+    fkd.fit(model, pdata, exchange=exchange)
     assert victim not in process_client.run(os.getpid).values()
     assert len(model.history_) == PARAMS["epochs"]
     np.testing.assert_allclose(model.item_factors_, reference.item_factors_, atol=1e-4)

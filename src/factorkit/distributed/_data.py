@@ -434,7 +434,11 @@ def from_dask(
         client.submit(lambda s: {k: v for k, v in s.items() if not k.endswith("_ids")}, s)
         for s in summaries
     ]
-    info = wait_all(small, timeout, f"{_source}: checking partitions", client)
+    # task key -> the partition or block it handles: a worker killed for memory is named
+    labels = {}
+    for p, futs in enumerate(zip(parts, summaries, small, strict=True)):
+        labels.update({f.key: f"{_source} partition {p}" for f in futs})
+    info = wait_all(small, timeout, f"{_source}: checking partitions", client, labels)
     info = [s for s in info if s["n"]]
     if not info:
         raise DataError(f"{_source}: holds no interactions")
@@ -454,25 +458,31 @@ def from_dask(
         uniq = [client.submit(_field, s, f"{role}_ids") for s in summaries]
         vocabs[role] = _tree(client, _union, uniq)
     user_vocab, item_vocab = wait_all(
-        [vocabs["user"], vocabs["item"]], timeout, f"{_source}: building vocabularies", client
+        [vocabs["user"], vocabs["item"]],
+        timeout,
+        f"{_source}: building vocabularies",
+        client,
+        labels,
     )
     n_users, n_items = len(user_vocab), len(item_vocab)
     encoded = [
         client.submit(_encode, f, p, cols, _source, vocabs["user"], vocabs["item"], pure=False)
         for p, f in enumerate(parts)
     ]
+    labels.update({f.key: f"{_source} partition {p}" for p, f in enumerate(encoded)})
     counts = {}
     for role, n in (("user", n_users), ("item", n_items)):
         per = [client.submit(_counts, e, role, n, pure=False) for e in encoded]
         counts[role] = _tree(client, _add, per)
     user_counts, item_counts = wait_all(
-        [counts["user"], counts["item"]], timeout, f"{_source}: counting", client
+        [counts["user"], counts["item"]], timeout, f"{_source}: counting", client, labels
     )
     n_blocks = n_blocks or 2 * len(workers)
     bounds = {"user": _cut(user_counts, n_blocks), "item": _cut(item_counts, n_blocks)}
     blocks: dict[str, list[Any]] = {}
     for side in ("user", "item"):
         splits = [client.submit(_split, e, side, bounds[side], pure=False) for e in encoded]
+        labels.update({f.key: f"{_source} partition {p}" for p, f in enumerate(splits)})
         b_side = []
         for b in range(len(bounds[side]) - 1):
             w = workers[b % len(workers)]
@@ -493,13 +503,15 @@ def from_dask(
                 )
             )
         blocks[side] = b_side
+        n_side = len(b_side)
+        for b, f in enumerate(b_side):
+            lo, hi = int(bounds[side][b]), int(bounds[side][b + 1])
+            labels[f.key] = f"{side} block {b} of {n_side} ({side}s {lo:,}..{hi - 1:,})"
     # wait for the blocks (errors such as duplicate pairs surface here), keep the futures
-    wait_all(
-        [client.submit(lambda blk: blk.nnz, f) for f in blocks["user"] + blocks["item"]],
-        timeout,
-        f"{_source}: building row-blocks",
-        client,
-    )
+    sizes = [client.submit(lambda blk: blk.nnz, f) for f in blocks["user"] + blocks["item"]]
+    built = blocks["user"] + blocks["item"]
+    labels.update({s.key: labels[f.key] for s, f in zip(sizes, built, strict=True)})
+    wait_all(sizes, timeout, f"{_source}: building row-blocks", client, labels)
     total = sum(s["n"] for s in info)
     return DistributedInteractions(
         client=client,

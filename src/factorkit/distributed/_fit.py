@@ -84,7 +84,11 @@ def fit(
         Continue from the checkpoint in ``checkpoint_dir`` when there is one (it must come
         from the same estimator, parameters and data).
     exchange : {"auto", "broadcast", "routed"}
-        How factors reach the blocks each half-step; see :mod:`factorkit.distributed`.
+        How the other side's factors reach the blocks each half-step: a copy scattered by
+        the client to every worker, or Spark's out-blocks (each block gets only the rows
+        it references, worker to worker; the same factors bit for bit). ``"auto"``
+        broadcasts while a copy takes at most ``BROADCAST_LIMIT_BYTES`` and a quarter of
+        a worker's ``memory_limit``; see ``docs/distributed.md``.
 
     Returns
     -------
@@ -113,6 +117,8 @@ def fit(
             "negative values."
         )
     trainer = _trainer(model, data, exchange)
+    if hasattr(trainer, "check_memory"):
+        trainer.check_memory()
     rng = np.random.default_rng(model.random_state)
     state = trainer.init_state(rng, normal_factors)
     fingerprint = _fingerprint(model, data)
@@ -186,6 +192,8 @@ def _loop(
                 best_epoch = epoch + 1
             record["epoch_seconds"] = time.perf_counter() - t0
             record["bytes_sent"] = int(trainer.bytes_sent)
+            record["bytes_exchanged"] = int(getattr(trainer, "bytes_exchanged", 0))
+            record["bytes_received"] = int(getattr(trainer, "bytes_received", 0))
             record["task_seconds"] = float(getattr(trainer, "task_seconds", float("nan")))
             record["elapsed"] = time.perf_counter() - start
             history.append(record)
@@ -219,14 +227,22 @@ def _epoch_with_retries(trainer: Any, state: dict[str, np.ndarray], epoch: int) 
     """One epoch; when the cluster drops a connection or cancels work (a worker died at a
     bad moment, e.g. during a broadcast), the epoch is rerun from its starting state, up
     to :data:`MAX_EPOCH_RETRIES` times. Tasks lost with a worker mid-step need no rerun:
-    Dask recomputes them."""
+    Dask recomputes them. A worker dying in two tries in a row is not bad luck but a task
+    that does not fit (the nanny kills it at its memory limit): that ends the fit with a
+    ClusterError naming the step, the blocks the lost workers ran and the fix."""
     from distributed import CancelledError
 
     snapshot = {name: arr.copy() for name, arr in state.items()}
+    died = 0
     for attempt in range(MAX_EPOCH_RETRIES + 1):
+        before = _workers_now(trainer.client)
         try:
             return float(trainer.epoch(state, epoch))
         except (OSError, CancelledError) as exc:
+            lost = sorted(before - _workers_now(trainer.client))
+            died = died + 1 if lost else 0
+            if died >= 2:
+                raise _workers_keep_dying(trainer, epoch, lost) from None
             if attempt == MAX_EPOCH_RETRIES:
                 raise ClusterError(
                     f"epoch {epoch + 1} failed {MAX_EPOCH_RETRIES + 1} times on the cluster at "
@@ -236,9 +252,31 @@ def _epoch_with_retries(trainer: Any, state: dict[str, np.ndarray], epoch: int) 
                 ) from None
             for name, arr in snapshot.items():
                 state[name][...] = arr
+            if hasattr(trainer, "reset"):  # factors held on the workers may be lost
+                trainer.reset()
             time.sleep(RETRY_PAUSE_SECONDS)  # let the scheduler notice the lost worker
             trainer.data.workers = worker_addresses(trainer.client, trainer.data.timeout)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _workers_now(client: Any) -> set[str]:
+    return set(client.scheduler_info(n_workers=-1).get("workers", {}))
+
+
+def _workers_keep_dying(trainer: Any, epoch: int, lost: list[str]) -> ClusterError:
+    from factorkit.distributed._cluster import MEMORY_FIX, memory_phrase
+
+    step = getattr(trainer, "step", None) or "the exchange"
+    running = getattr(trainer, "step_blocks", None) or {}
+    named = [label for worker, label in running if worker in lost] or [
+        label for _, label in running
+    ]
+    tasks = f"; the lost workers ran {'; '.join(named)}" if named else ""
+    return ClusterError(
+        f"epoch {epoch + 1}: workers died in two tries in a row during {step} (lost "
+        f"{', '.join(lost)}){tasks}; {memory_phrase(trainer.client)}. A worker dies like "
+        f"this when one task needs more memory than it may use. {MEMORY_FIX}"
+    )
 
 
 def _validate(model: Any, validation: Any) -> tuple[str, float]:
