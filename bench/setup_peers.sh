@@ -38,6 +38,21 @@ if [ "${1:-}" = "--libmf" ]; then
     exit 0
 fi
 
+# Optional: `bash bench/setup_peers.sh --lightfm SRC_DIR` installs LightFM (bench/bench_hybrid.py)
+# into the existing bench/.peers from a checkout of its GitHub source: the PyPI sdist of
+# LightFM 1.17 does not build on Python 3.11 (its setup.py fails with "'dict' object has no
+# attribute '__LIGHTFM_SETUP__'"; there is no 3.11 wheel), the GitHub master (commit 0c9c31e,
+# same version number) does. SRC_DIR is a checkout or an export of it, e.g.
+#   git --git-dir=/path/to/lightfm.git archive HEAD | tar -x -C /tmp/lightfm-src
+if [ "${1:-}" = "--lightfm" ]; then
+    src="${2:?usage: bash bench/setup_peers.sh --lightfm SRC_DIR (a LightFM source checkout)}"
+    [ -f "$src/setup.py" ] || { echo "no setup.py in $src: pass LightFM's source directory" >&2; exit 1; }
+    [ -x "$here/.peers/bin/pip" ] || { echo "run bash bench/setup_peers.sh first" >&2; exit 1; }
+    "$here/.peers/bin/pip" install --quiet "$src"
+    "$here/.peers/bin/python" -c "import lightfm; print('lightfm:', lightfm.__version__)"
+    exit 0
+fi
+
 python3 -m venv "$here/.peers"
 "$here/.peers/bin/pip" install --quiet "numpy<2" scipy pandas \
     "scikit-surprise==1.1.5" "implicit==0.7.3"

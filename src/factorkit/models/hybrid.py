@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from factorkit._threads import single_thread_blas
-from factorkit._validation import TRAINING_CONSTRAINTS, Boolean, Interval, Options
+from factorkit._validation import TRAINING_CONSTRAINTS, Boolean, Interval, NoneOr, Options
 from factorkit.data.features import Features, align_features
 from factorkit.data.idmap import IdMap
 from factorkit.data.interactions import Interactions
@@ -33,6 +33,13 @@ _FOLD_IN_PAIRS_PER_ITEM = 32
 _FOLD_IN_MAX_PAIRS = 2048
 _FOLD_IN_SEED = 20150901
 _LOSSES = {"bpr": 0, "warp": 1}  # the ranking losses' kernel codes; "squared" has its own
+#: what ``epochs``, ``learning_rate`` and ``regularization`` of None mean, per loss
+#: (measured on MovieLens small: docs/benchmarks.md, HybridMF; docs/cold-start.md)
+LOSS_DEFAULTS = {
+    "bpr": {"epochs": 100, "learning_rate": 0.05, "regularization": 0.01},
+    "warp": {"epochs": 50, "learning_rate": 0.01, "regularization": 0.01},
+    "squared": {"epochs": 20, "learning_rate": 0.01, "regularization": 0.02},
+}
 _NO_TRACE = np.empty((0, 3), dtype=np.int64)
 #: the arrays the epochs train (snapshotted at the best epoch by the loop)
 _TRAINED = (
@@ -78,20 +85,23 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
     ----------
     factors : int, default 64
         Embedding width.
-    epochs : int, default 100
-        Passes; each draws one sample per training interaction.
+    epochs : int, optional
+        Passes; each draws one sample per training interaction. None (the default)
+        takes the loss's default: 100 for ``"bpr"``, 50 for ``"warp"``, 20 for
+        ``"squared"``.
     loss : {"bpr", "warp", "squared"}, default "bpr"
         A ranking loss for implicit feedback, or the squared error of ratings.
-    learning_rate : float, default 0.05
-        SGD step size of id embeddings, feature embeddings and biases. With
-        ``loss="warp"`` use about 0.01: its steps are larger and 0.05 overfits (on
-        MovieLens small, warm recall@20 0.157 at 0.05 against 0.242 at 0.01 with 50
-        epochs; docs/benchmarks.md). With ``loss="squared"`` use about 0.01 with
-        ``regularization=0.02`` and ``epochs=20``: test RMSE 0.827 on MovieLens small
-        (with its item features) where the defaults overfit to 0.90
-        (docs/cold-start.md).
-    regularization : float, default 0.01
-        L2 penalty applied with every step to each embedding it touches.
+    learning_rate : float, optional
+        SGD step size of id embeddings, feature embeddings and biases. None takes the
+        loss's default: 0.05 for ``"bpr"``, 0.01 for ``"warp"`` (its steps are larger:
+        0.05 overfits, warm recall@20 0.157 against 0.242 at 0.01 on MovieLens small)
+        and 0.01 for ``"squared"``.
+    regularization : float, optional
+        L2 penalty applied with every step to each embedding it touches. None takes
+        the loss's default: 0.01 for ``"bpr"``, 0.05 for ``"warp"``, 0.02 for
+        ``"squared"``. The per-loss defaults were measured on MovieLens small
+        (docs/benchmarks.md, HybridMF; docs/cold-start.md: with ``"squared"`` test
+        RMSE 0.827 where the ranking losses' settings overfit to 0.90).
     item_bias : bool, default True
         Learn item biases (id and feature parts); with ``loss="squared"`` also the user
         biases (the ranking losses have none: a user's bias does not change a ranking).
@@ -180,10 +190,10 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
     }
     _parameter_constraints: ClassVar[dict[str, Any]] = {
         "factors": Interval(int, 1, None),
-        "epochs": Interval(int, 1, None),
+        "epochs": NoneOr(Interval(int, 1, None)),
         "loss": Options(("bpr", "warp", "squared")),
-        "learning_rate": Interval(float, 0, None, closed="neither"),
-        "regularization": Interval(float, 0, None),
+        "learning_rate": NoneOr(Interval(float, 0, None, closed="neither")),
+        "regularization": NoneOr(Interval(float, 0, None)),
         "item_bias": Boolean(),
         "user_identity": Boolean(),
         "item_identity": Boolean(),
@@ -205,10 +215,10 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
     def __init__(
         self,
         factors: int = 64,
-        epochs: int = 100,
+        epochs: int | None = None,
         loss: str = "bpr",
-        learning_rate: float = 0.05,
-        regularization: float = 0.01,
+        learning_rate: float | None = None,
+        regularization: float | None = None,
         item_bias: bool = True,
         user_identity: bool = True,
         item_identity: bool = True,
@@ -328,7 +338,7 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
         self.global_mean_ = 0.0  # the squared loss's trainer sets it
         trainer = self._trainer(weights, validation, rng, n_train_items)
         self._combine()
-        self.history_ = run_trainer(trainer, int(self.epochs))
+        self.history_ = run_trainer(trainer, int(self._setting("epochs")))
         if not squared:
             self.history_["accuracy"] = trainer.stats[: len(self.history_)]
         del self._xu, self._xi
@@ -348,6 +358,12 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
                 trainer.val = _validation_triples(self, validation, rng, n_train_items)
         trainer.has_validation = validation is not None
         return trainer
+
+    def _setting(self, name: str) -> Any:
+        """``epochs``, ``learning_rate`` or ``regularization``: as set, or the loss's
+        default (:data:`LOSS_DEFAULTS`) when None."""
+        value = getattr(self, name)
+        return LOSS_DEFAULTS[self.loss][name] if value is None else value
 
     def _instance_tags(self) -> dict[str, Any]:
         # the loss decides the kind of model: squared fits (and predicts) ratings
@@ -525,7 +541,7 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
         j = candidates[rng.integers(0, len(candidates), n_pairs)]
         d = self.item_factors_[i].astype(np.float64) - self.item_factors_[j]
         c = self.item_bias_[i].astype(np.float64) - self.item_bias_[j] + d @ offset
-        lam = max(float(self.regularization), 1e-6)
+        lam = max(float(self._setting("regularization")), 1e-6)
 
         return (offset + pairwise_logistic_solve(d, c, lam)).astype(np.float32)
 
@@ -538,7 +554,7 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
         y = r - self.global_mean_ - self.item_bias_[pos] - bias - q @ offset
         biased = bool(self.item_bias)
         x = np.hstack([np.ones((len(pos), 1)), q]) if biased else q
-        lam = max(float(self.regularization), 1e-6) * len(pos)
+        lam = max(float(self._setting("regularization")), 1e-6) * len(pos)
         sol = np.linalg.solve(x.T @ x + lam * np.eye(x.shape[1]), x.T @ y)
         if biased:
             return FoldIn((offset + sol[1:]).astype(np.float32), bias + float(sol[0]))
@@ -630,12 +646,12 @@ class _HybridTrainer(Trainer):
         self.xu = _csr_parts(model._xu)
         self.xi = _csr_parts(model._xi)
         self.loss_kind = _LOSSES[model.loss]
-        lr = np.float32(model.learning_rate)
+        lr = np.float32(model._setting("learning_rate"))
         self.lr = lr
         self.lr_user_id = lr if model.user_identity else np.float32(0.0)
         self.lr_item_id = lr if model.item_identity else np.float32(0.0)
         self.lr_bias = lr if model.item_bias else np.float32(0.0)
-        self.reg = np.float32(model.regularization)
+        self.reg = np.float32(model._setting("regularization"))
         self.stats: list[float] = []
         self.val = None
 
@@ -695,12 +711,12 @@ class _SquaredTrainer(Trainer):
         self.order = np.empty(n, dtype=np.int64)
         self.xu = _csr_parts(model._xu)
         self.xi = _csr_parts(model._xi)
-        lr = np.float32(model.learning_rate)
+        lr = np.float32(model._setting("learning_rate"))
         self.lr = lr
         self.lr_user_id = lr if model.user_identity else np.float32(0.0)
         self.lr_item_id = lr if model.item_identity else np.float32(0.0)
         self.lr_bias = lr if model.item_bias else np.float32(0.0)
-        self.reg = np.float32(model.regularization)
+        self.reg = np.float32(model._setting("regularization"))
         self.val = None
 
     def epoch(self, epoch: int) -> float:
