@@ -17,24 +17,36 @@ once per user. In exact arithmetic this is the per-rating algorithm. With sample
 ``w_t`` each rating's steps are ``lr w_t`` (``d_t = 1 - lr_y w_t reg_y``), and the same
 closed form holds with ``prod_t d_t`` for ``d^n`` and ``w_t err_t`` in ``G``.
 
-Parallelism (``svdpp_epoch`` is ``parallel=True``): users are split over threads
-("Hogwild!", Recht et al. 2011). A user's own state (``b_u``, ``p_u``, the implicit sum)
-is private to one thread, but item state (``b_i``, ``q_i``, ``y_j``) is shared and read and
-written without locks; concurrent updates of one item may be lost or mixed. Ratings are
-sparse and each update is small, so this behaves like SGD with slightly stale reads and
-is the accepted trade for linear speed-up. With one thread (``numba.set_num_threads(1)``)
-the loop runs in ``user_order`` on one thread and results are bit-for-bit repeatable.
+Parallelism: users are split over threads ("Hogwild!", Recht et al. 2011), as
+``SVDPP_TASKS`` contiguous chunks of the visiting order that
+:func:`factorkit._threads.run_tasks` runs on Python threads (a ``prange`` cost about 2 s
+of first-run compilation for its parallel region). A user's own state (``b_u``, ``p_u``,
+the implicit sum) is private to one thread, but item state (``b_i``, ``q_i``, ``y_j``)
+is shared and read and written without locks; concurrent updates of one item may be lost
+or mixed. Ratings are sparse and each update is small, so this behaves like SGD with
+slightly stale reads and is the accepted trade for linear speed-up. With one thread
+(``numba.set_num_threads(1)``) the loop runs in ``user_order`` on one thread and results
+are bit-for-bit repeatable.
 """
 
 from __future__ import annotations
 
+import math
+
+import numba
 import numpy as np
 from numba import prange
 
+from factorkit._threads import run_tasks
 from factorkit.kernels._jit import SAFE_FASTMATH, copy_row, jit
 from factorkit.kernels.random import SPLITMIX64_GAMMA, splitmix64_below, splitmix64_next
 
-__all__ = ["svdpp_epoch", "svdpp_rating_order", "svdpp_user_vectors"]
+__all__ = ["SVDPP_TASKS", "svdpp_epoch", "svdpp_rating_order", "svdpp_user_vectors"]
+
+#: chunks of the visiting order per epoch with several threads: a fixed count (never the
+#: thread count), small enough that a task's call overhead is nothing next to its users'
+#: work, large enough that a thread which loses its core holds up a small share only
+SVDPP_TASKS = 64
 
 
 @jit()
@@ -113,7 +125,6 @@ def _weighted_ratings(
     return user_loss, shrink
 
 
-@jit(parallel=True, fastmath=SAFE_FASTMATH)
 def svdpp_epoch(
     indptr,
     items,
@@ -133,7 +144,7 @@ def svdpp_epoch(
     reg_bias,
     lr_implicit,
     reg_implicit,
-):  # pragma: no cover
+):
     """One SGD epoch of SVD++ over a users x items CSR matrix; updates in place.
 
     Parameters
@@ -159,13 +170,39 @@ def svdpp_epoch(
     float: the sum of (weighted) squared training errors, each taken before its update.
 
     Races: see the module docstring (Hogwild over users; deterministic on one thread).
+    Call it under ``using_threads(n)``: the ``SVDPP_TASKS`` chunks of ``user_order`` run on
+    ``n`` Python threads (:func:`factorkit._threads.run_tasks`).
     """
+    n_threads = numba.get_num_threads()
+    # one thread: one task, the users in ``user_order`` exactly (the chunks would run in
+    # that order anyway, so the result is the same; this saves the calls)
+    n_tasks = 1 if n_threads <= 1 else max(1, min(SVDPP_TASKS, len(user_order)))
+    parts = run_tasks(
+        _epoch_task, n_tasks, n_threads,
+        indptr, items, values, weights, user_order, seed, global_mean, user_bias, item_bias,
+        user_factors, item_factors, implicit_factors, lr, reg, lr_bias, reg_bias,
+        lr_implicit, reg_implicit,
+    )  # fmt: skip
+    return math.fsum(parts)
+
+
+@jit(fastmath=SAFE_FASTMATH)
+def _epoch_task(
+    task, n_tasks, indptr, items, values, weights, user_order, seed, global_mean, user_bias,
+    item_bias, user_factors, item_factors, implicit_factors, lr, reg, lr_bias, reg_bias,
+    lr_implicit, reg_implicit,
+):  # pragma: no cover  # fmt: skip
+    """Users ``user_order[lo:hi]`` of :func:`svdpp_epoch`, the ``task``-th of ``n_tasks``
+    contiguous chunks; returns their (weighted) squared error. One task of
+    :func:`~factorkit._threads.run_tasks`. Long because one rating's update touches every
+    parameter group that reads the same prediction."""
     n_factors = user_factors.shape[1]
     dtype = user_factors.dtype
     decay = dtype.type(1.0) - lr_implicit * reg_implicit
     has_w = len(weights) > 0
     loss = 0.0
-    for t in prange(len(user_order)):
+    n_order = len(user_order)
+    for t in range(task * n_order // n_tasks, (task + 1) * n_order // n_tasks):
         u = user_order[t]
         start = indptr[u]
         stop = indptr[u + 1]
