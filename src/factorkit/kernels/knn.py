@@ -494,6 +494,32 @@ def knn_predict_pairs(
 
 
 @jit()
+def _neighbour_vote(
+    t, nbr_indptr, nbr_indices, nbr_sims, mark, wmark, weighted, k
+):  # pragma: no cover
+    """``(similarity-weighted mean of the marked values, votes)`` over target ``t``'s first
+    ``k`` neighbours whose value is marked (not NaN); a mean of 0.0 without any vote.
+    With ``weighted``, each vote's similarity is scaled by the neighbour's mark weight."""
+    num = 0.0
+    den = 0.0
+    found = 0
+    for s in range(nbr_indptr[t], nbr_indptr[t + 1]):
+        v = mark[nbr_indices[s]]
+        if v == v:
+            if weighted:
+                sw = nbr_sims[s] * wmark[nbr_indices[s]]
+                num += sw * v
+                den += sw
+            else:
+                num += nbr_sims[s] * v
+                den += nbr_sims[s]
+            found += 1
+            if found == k:
+                break
+    return (num / den if den > 0 else 0.0), found
+
+
+@jit()
 def _predict_pairs_task(
     task, n_tasks, targets, queries, nbr_indptr, nbr_indices, nbr_sims,
     lk_indptr, lk_indices, lk_residuals, lk_weights, n_cols, k, out_avg, out_found,
@@ -515,25 +541,9 @@ def _predict_pairs_task(
                 if weighted:
                     wmark[lk_indices[s]] = lk_weights[s]
             current = q
-        t = targets[p]
-        num = 0.0
-        den = 0.0
-        found = 0
-        for s in range(nbr_indptr[t], nbr_indptr[t + 1]):
-            v = mark[nbr_indices[s]]
-            if v == v:
-                if weighted:
-                    sw = nbr_sims[s] * wmark[nbr_indices[s]]
-                    num += sw * v
-                    den += sw
-                else:
-                    num += nbr_sims[s] * v
-                    den += nbr_sims[s]
-                found += 1
-                if found == k:
-                    break
-        out_avg[p] = num / den if den > 0 else 0.0
-        out_found[p] = found
+        out_avg[p], out_found[p] = _neighbour_vote(
+            targets[p], nbr_indptr, nbr_indices, nbr_sims, mark, wmark, weighted, k
+        )
 
 
 def knn_scores_item(
@@ -571,24 +581,9 @@ def _scores_item_task(
             if weighted:
                 wmark[row_indices[p]] = row_weights[p]
         for i in range(n_items):
-            num = 0.0
-            den = 0.0
-            found = 0
-            for s in range(nbr_indptr[i], nbr_indptr[i + 1]):
-                v = mark[nbr_indices[s]]
-                if v == v:
-                    if weighted:
-                        sw = nbr_sims[s] * wmark[nbr_indices[s]]
-                        num += sw * v
-                        den += sw
-                    else:
-                        num += nbr_sims[s] * v
-                        den += nbr_sims[s]
-                    found += 1
-                    if found == k:
-                        break
-            out_avg[r, i] = num / den if den > 0 else 0.0
-            out_found[r, i] = found
+            out_avg[r, i], out_found[r, i] = _neighbour_vote(
+                i, nbr_indptr, nbr_indices, nbr_sims, mark, wmark, weighted, k
+            )
         for p in range(row_indptr[r], row_indptr[r + 1]):
             mark[row_indices[p]] = np.nan
 
