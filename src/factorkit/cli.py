@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 import factorkit as fk
 from factorkit._compile import compile_time, notify_first_compile
 from factorkit._format import params_text, short
+from factorkit._lazy import pandas as pd
 from factorkit.data.hints import Placeholder, hint_style
 from factorkit.data.interactions import DUPLICATE_POLICIES
 from factorkit.exceptions import FactorkitError

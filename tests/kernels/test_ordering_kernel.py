@@ -34,22 +34,12 @@ def test_pairs_sort_is_a_stable_row_major_sort(presorted_rows):
     np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
     assert ordering.sorted_nondecreasing(rows) == presorted_rows
     order = np.empty(n, dtype=np.int32)
-    rows_out = np.empty(n, dtype=np.int32)
+    ordering.rows_counting_order(rows, indptr, order)
+    np.testing.assert_array_equal(order, np.argsort(rows, kind="stable"))
     cols_out = np.empty(n, dtype=np.int32)
-    keys = np.empty(n, dtype=np.int64)
-    if presorted_rows:
-        ordering.pairs_keys_in_place(cols, keys)
-    else:
-        col_ptr = np.zeros(n_cols + 1, dtype=np.int64)
-        np.cumsum(np.bincount(cols, minlength=n_cols), out=col_ptr[1:])
-        ordering.pairs_radix_keys(rows, cols, indptr, col_ptr, keys)
-        inside_rows = np.ones(n - 1, dtype=bool)
-        inside_rows[indptr[1:-1] - 1] = False
-        assert (np.diff(keys)[inside_rows] > 0).all()  # each row's keys come out sorted
-    repeats = ordering.pairs_sort_rows(indptr, keys, order, rows_out, cols_out)
+    repeats = ordering.pairs_sort_within_rows(indptr, cols, order, cols_out)
     expected = np.lexsort((cols, rows))  # stable: ties keep input order
     np.testing.assert_array_equal(order, expected)
-    np.testing.assert_array_equal(rows_out, rows[expected])
     np.testing.assert_array_equal(cols_out, cols[expected])
     assert repeats
     values = rng.normal(size=n)
@@ -61,10 +51,11 @@ def test_pairs_sort_is_a_stable_row_major_sort(presorted_rows):
 def test_pairs_sort_reports_no_repeats_for_distinct_pairs():
     cols = np.array([5, 1, 3, 2, 0], dtype=np.int32)
     indptr = np.array([0, 3, 5], dtype=np.int64)
-    keys = np.empty(5, dtype=np.int64)
-    ordering.pairs_keys_in_place(cols, keys)
-    order = np.empty(5, dtype=np.int32)
-    rows_out, cols_out = np.empty(5, np.int32), np.empty(5, np.int32)
-    assert not ordering.pairs_sort_rows(indptr, keys, order, rows_out, cols_out)
+    order = np.arange(5, dtype=np.int32)
+    cols_out = np.empty(5, np.int32)
+    assert not ordering.pairs_sort_within_rows(indptr, cols, order, cols_out)
     assert order.tolist() == [1, 2, 0, 4, 3] and cols_out.tolist() == [1, 3, 5, 0, 2]
-    assert rows_out.tolist() == [0, 0, 0, 1, 1]
+    ordered = np.array([0, 4, 9, 1, 2], dtype=np.int32)  # rows already in column order
+    order = np.arange(5, dtype=np.int32)
+    assert not ordering.pairs_sort_within_rows(indptr, ordered, order, cols_out)
+    assert order.tolist() == [0, 1, 2, 3, 4] and cols_out.tolist() == ordered.tolist()

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
+from factorkit._lazy import pandas as pd
 from factorkit._validation import show
 from factorkit.data.idmap import IdMap
 from factorkit.exceptions import DataError, DataWarning

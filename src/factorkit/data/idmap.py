@@ -6,8 +6,9 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from factorkit._lazy import is_pandas
+from factorkit._lazy import pandas as pd
 from factorkit._validation import show
 from factorkit.exceptions import UnknownIdError
 
@@ -40,17 +41,26 @@ class IdMap:
     ['alice']
     """
 
-    __slots__ = ("_id_type", "_ids", "_index", "kind")
+    __slots__ = ("_id_type", "_ids", "_index_cache", "kind")
 
     def __init__(self, ids: Iterable[Any] | np.ndarray, kind: str = "id") -> None:
         arr = _as_id_array(ids)
-        index = pd.Index(arr, copy=False)
-        if not index.is_unique:
-            dup = index[index.duplicated()][0]
-            raise ValueError(f"IdMap ids must be unique; {kind} id {show(dup)} appears twice")
+        index = None
+        if arr.dtype.kind in "iu":  # no pandas needed to check integers
+            order = np.argsort(arr, kind="stable")
+            ordered = arr[order]
+            again = order[1:][ordered[1:] == ordered[:-1]]  # later occurrences
+            if len(again):
+                dup = arr[again.min()]  # the first repeat in order, as pandas reports it
+                raise ValueError(f"IdMap ids must be unique; {kind} id {show(dup)} appears twice")
+        else:
+            index = pd.Index(arr, copy=False)
+            if not index.is_unique:
+                dup = index[index.duplicated()][0]
+                raise ValueError(f"IdMap ids must be unique; {kind} id {show(dup)} appears twice")
         arr.flags.writeable = False
         self._ids = arr
-        self._index = index
+        self._index_cache = index
         self.kind = kind
         self._id_type: str | None = ""  # "" until worked out (see _vocabulary_type)
 
@@ -61,10 +71,18 @@ class IdMap:
         ids = _as_id_array(ids)
         ids.flags.writeable = False
         obj._ids = ids
-        obj._index = index if index is not None else pd.Index(ids, copy=False)
+        obj._index_cache = index
         obj.kind = kind
         obj._id_type = ""
         return obj
+
+    @property
+    def _index(self) -> pd.Index:
+        """The hash table of the ids (a pandas Index), built on the first lookup: building
+        data and fitting a model never need it (nor pandas)."""
+        if self._index_cache is None:
+            self._index_cache = pd.Index(self._ids, copy=False)
+        return self._index_cache
 
     @property
     def ids(self) -> np.ndarray:
@@ -200,7 +218,7 @@ def _id_type(values: np.ndarray) -> str | None:
 
 
 def _as_id_array(ids: Any) -> np.ndarray:
-    arr = ids.to_numpy() if isinstance(ids, (pd.Index, pd.Series)) else _as_array(ids)
+    arr = ids.to_numpy() if is_pandas(ids, "Index", "Series") else _as_array(ids)
     if arr.ndim != 1:
         arr = arr.reshape(-1)
     if arr.dtype.kind in "US":
@@ -209,7 +227,7 @@ def _as_id_array(ids: Any) -> np.ndarray:
 
 
 def _as_lookup_array(raw_ids: Any) -> np.ndarray:
-    if isinstance(raw_ids, (pd.Index, pd.Series)):
+    if is_pandas(raw_ids, "Index", "Series"):
         return raw_ids.to_numpy()
     if isinstance(raw_ids, (str, bytes)) or np.isscalar(raw_ids):
         return np.asarray([raw_ids], dtype=object if isinstance(raw_ids, str) else None)

@@ -8,9 +8,10 @@ from functools import cached_property
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
+from factorkit._lazy import is_pandas
+from factorkit._lazy import pandas as pd
 from factorkit._validation import Satisfies, check, show
 from factorkit.data.hints import Placeholder, hint
 from factorkit.data.idmap import IdMap
@@ -18,9 +19,8 @@ from factorkit.exceptions import DataError
 from factorkit.kernels.ordering import (
     ids_lookup,
     ids_mark,
-    pairs_keys_in_place,
-    pairs_radix_keys,
-    pairs_sort_rows,
+    pairs_sort_within_rows,
+    rows_counting_order,
     sorted_nondecreasing,
     take,
 )
@@ -33,6 +33,10 @@ DUPLICATE_POLICIES = ("error", "last", "mean", "sum")
 #: Turns a 0-based row position of the input into a phrase naming it, e.g.
 #: ``"ratings.csv line 17"`` or ``"row 16"``. Readers pass one that knows the file.
 Locator = Callable[[int], str]
+
+
+#: a raw column: a pandas Series, or a NumPy array of numbers (see _series)
+Column = Any
 
 
 def _row_locator(row: int) -> str:
@@ -166,7 +170,7 @@ class Interactions:
         item_metadata : pandas.DataFrame, optional
             Per-item information (titles, genres) indexed by raw item id.
         """
-        if not isinstance(df, pd.DataFrame):
+        if not is_pandas(df, "DataFrame"):
             raise DataError(
                 f"from_pandas expects a pandas DataFrame; got {type(df).__name__}. "
                 "Use Interactions.from_arrays for arrays."
@@ -460,10 +464,10 @@ class Interactions:
     @classmethod
     def _build(
         cls,
-        users: pd.Series,
-        items: pd.Series,
-        values: pd.Series | None,
-        timestamps: pd.Series | None,
+        users: Column,
+        items: Column,
+        values: Column | None,
+        timestamps: Column | None,
         *,
         duplicates: str,
         implicit: bool,
@@ -500,10 +504,12 @@ class Interactions:
             user_codes, item_codes = codes
         if canon is None or not canon.duplicates:
             if canon is not None:  # one array at a time, so at most one extra copy is alive
-                user_codes, item_codes = canon.users, canon.items
-                vals = _take(vals, canon.order)
-                ts = None if ts is None else _take(ts, canon.order)
+                item_codes, order, indptr = canon.items, canon.order, canon.indptr
                 del canon
+                vals = _take(vals, order)
+                ts = None if ts is None else _take(ts, order)
+                del order
+                user_codes = _rows_of(indptr)
             else:  # already canonical: never keep (and freeze) the caller's own arrays
                 vals = _own(vals, values)
                 ts = _own(ts, timestamps)
@@ -511,11 +517,25 @@ class Interactions:
                 user_codes, item_codes, vals, user_map, item_map, ts,
                 implicit=implicit, item_metadata=item_metadata, _canonical=True,
             )  # fmt: skip
+        if duplicates == "last":
+            # in canonical order a pair's rows are adjacent and in input order: the last
+            # of each run is the one to keep
+            users_sorted = canon.users
+            last = np.ones(len(users_sorted), dtype=bool)
+            np.not_equal(users_sorted[1:], users_sorted[:-1], out=last[:-1])
+            last[:-1] |= canon.items[1:] != canon.items[:-1]
+            sel = canon.order[last]
+            return cls(
+                users_sorted[last], canon.items[last], vals[sel], user_map, item_map,
+                None if ts is None else ts[sel], implicit=implicit, item_metadata=item_metadata,
+                _canonical=True,
+            )  # fmt: skip
 
         # Duplicate (user, item) pairs exist: the codes in input order again
-        user_codes, item_codes = np.empty_like(canon.users), np.empty_like(canon.items)
-        user_codes[canon.order], item_codes[canon.order] = canon.users, canon.items
-        del canon
+        users_sorted = canon.users
+        user_codes, item_codes = np.empty_like(users_sorted), np.empty_like(canon.items)
+        user_codes[canon.order], item_codes[canon.order] = users_sorted, canon.items
+        del canon, users_sorted
         keys = user_codes.astype(np.int64) * n_items + item_codes
         if duplicates == "error":
             first, second, n_pairs = _first_duplicate(keys)
@@ -530,13 +550,6 @@ class Interactions:
                 f"may appear once. Pass {hint('duplicates', 'last', 'mean', 'sum')} to combine "
                 "them."
             )
-        if duplicates == "last":
-            keep = ~pd.Series(keys).duplicated(keep="last").to_numpy()
-            sel = np.flatnonzero(keep)
-            return cls(
-                user_codes[sel], item_codes[sel], vals[sel], user_map, item_map,
-                None if ts is None else ts[sel], implicit=implicit, item_metadata=item_metadata,
-            )  # fmt: skip
         gkeys, gvals, gts = _combine(keys, vals, ts, duplicates)
         return cls(
             (gkeys // n_items).astype(np.int32), (gkeys % n_items).astype(np.int32), gvals,
@@ -873,7 +886,7 @@ def _sorted_unique(a: np.ndarray) -> np.ndarray:
 
 
 def _checked_values(
-    values: pd.Series, implicit: bool, rating_name: str, locator: Locator
+    values: Column, implicit: bool, rating_name: str, locator: Locator
 ) -> np.ndarray:
     """The values as float32, each a finite number (and >= 0 for implicit feedback)."""
     vals = _numeric(values, rating_name, locator)
@@ -929,22 +942,33 @@ def _is_missing_marker(value: Any) -> bool:
 _MISSING = Satisfies(_is_missing_marker, "a finite number or numpy.nan")
 
 
-def _series(values: Any) -> pd.Series:
-    """A column as a Series without numpy's silent casts (``["a", 7]`` stays mixed)."""
-    if isinstance(values, pd.Series):
+def _series(values: Any) -> Column:
+    """A column without numpy's silent casts (``["a", 7]`` stays mixed): a NumPy array of
+    numbers as it is (so building from arrays never imports pandas), anything else a
+    pandas Series.
+
+    Never a copy of a NumPy array (pandas 3 copies by default: 12 bytes per interaction
+    of a build); _build copies whatever it would otherwise keep of the caller's array.
+    """
+    if is_pandas(values, "Series"):
         return values.reset_index(drop=True)
     if isinstance(values, np.ndarray):
-        # no copy (pandas 3 copies by default: 12 bytes per interaction of a build);
-        # _build copies whatever it would otherwise keep of the caller's array
+        if values.dtype.kind in "iuf":
+            return values.reshape(-1)
         return pd.Series(values.reshape(-1), copy=False)
     return pd.Series(list(values))
 
 
-def _own(arr: np.ndarray | None, source: pd.Series | None) -> np.ndarray | None:
+def _array(col: Column) -> np.ndarray:
+    """A column's values as an array (a Series' ``to_numpy()``)."""
+    return col if isinstance(col, np.ndarray) else col.to_numpy()
+
+
+def _own(arr: np.ndarray | None, source: Column | None) -> np.ndarray | None:
     """``arr``, copied when it shares memory with the caller's column ``source``."""
     if arr is None or source is None:
         return arr
-    src = source.to_numpy()
+    src = _array(source)
     if isinstance(src, np.ndarray) and np.may_share_memory(arr, src):
         return arr.copy()
     return arr
@@ -954,15 +978,20 @@ def _fmt(x: float) -> str:
     return f"{float(x):g}"
 
 
-def _factorize(col: pd.Series, role: str, locator: Locator) -> tuple[np.ndarray, np.ndarray]:
+def _factorize(col: Column, role: str, locator: Locator) -> tuple[np.ndarray, np.ndarray]:
     if col.dtype.kind in "iu" and len(col) >= 1 << 16:
-        dense = _factorize_small_ints(col.to_numpy())
+        dense = _factorize_small_ints(_array(col))
         if dense is not None:
             return dense
-    try:
-        codes, uniques = pd.factorize(col, sort=True, use_na_sentinel=True)
-    except TypeError:  # ids of kinds that do not compare: keep the order of appearance
-        codes, uniques = pd.factorize(col, sort=False, use_na_sentinel=True)
+    if isinstance(col, np.ndarray) and col.dtype.kind in "iu" and len(col) < 1 << 16:
+        # pd.factorize(sort=True)'s codes and uniques without importing pandas (a wide
+        # range of many ids still goes to pandas' hash table: a sort would be slower)
+        uniques, codes = np.unique(col, return_inverse=True)
+    else:
+        try:
+            codes, uniques = pd.factorize(col, sort=True, use_na_sentinel=True)
+        except TypeError:  # ids of kinds that do not compare: keep the order of appearance
+            codes, uniques = pd.factorize(col, sort=False, use_na_sentinel=True)
     if len(codes) and codes.min() < 0:
         row = int(np.flatnonzero(codes < 0)[0])
         raise DataError(
@@ -975,7 +1004,7 @@ def _factorize(col: pd.Series, role: str, locator: Locator) -> tuple[np.ndarray,
             frac = uniques != np.round(uniques)
             if frac.any():
                 bad = uniques[np.flatnonzero(frac)[0]]
-                row = int(np.flatnonzero(col.to_numpy() == bad)[0])
+                row = int(np.flatnonzero(_array(col) == bad)[0])
                 raise DataError(
                     f"{locator(row)}: {role} id {bad!r} is not a whole number; ids must be "
                     "integers or strings"
@@ -1009,9 +1038,9 @@ def _factorize_small_ints(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] |
     return codes, np.flatnonzero(present) + np.int64(lo)
 
 
-def _numeric(col: pd.Series, name: str, locator: Locator) -> np.ndarray:
+def _numeric(col: Column, name: str, locator: Locator) -> np.ndarray:
     """Column -> float64 array (float32 stays float32); raises on text, NaN or inf."""
-    arr = col.to_numpy()
+    arr = _array(col)
     if arr.dtype.kind not in "iufb":
         converted = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
         not_number = np.isnan(converted) & col.notna().to_numpy()
@@ -1038,14 +1067,14 @@ def _numeric(col: pd.Series, name: str, locator: Locator) -> np.ndarray:
     return arr
 
 
-def _timestamps(col: pd.Series, name: str, locator: Locator) -> np.ndarray:
-    if pd.api.types.is_datetime64_any_dtype(col):
+def _timestamps(col: Column, name: str, locator: Locator) -> np.ndarray:
+    if not isinstance(col, np.ndarray) and pd.api.types.is_datetime64_any_dtype(col):
         if col.isna().any():
             row = int(np.flatnonzero(col.isna().to_numpy())[0])
             raise DataError(f"{locator(row)}: {name} is missing; fill or remove that row")
         dt = col.dt.tz_convert("UTC").dt.tz_localize(None) if col.dt.tz is not None else col
         return dt.to_numpy().astype("datetime64[s]").astype(np.int64)
-    arr = col.to_numpy()
+    arr = _array(col)
     if arr.dtype.kind in "iu":
         return arr.astype(np.int64, copy=False)
     vals = _numeric(col, name, locator).astype(np.float64, copy=False)
@@ -1072,9 +1101,19 @@ def _canonical_order(
 
 class _Sorted(NamedTuple):
     order: np.ndarray  # permutation of the input rows into canonical order
-    users: np.ndarray  # users[order], int32
     items: np.ndarray  # items[order], int32
+    indptr: np.ndarray  # CSR row pointer over users (int64)
     duplicates: bool  # whether some (user, item) pair repeats
+
+    @property
+    def users(self) -> np.ndarray:
+        """users[order], int32 (made on each call from ``indptr``: 4 bytes a pair)."""
+        return _rows_of(self.indptr)
+
+
+def _rows_of(indptr: np.ndarray) -> np.ndarray:
+    """The row (int32) of every entry of a CSR layout with row pointer ``indptr``."""
+    return np.repeat(np.arange(len(indptr) - 1, dtype=np.int32), np.diff(indptr))
 
 
 def _canonical_sort(
@@ -1087,12 +1126,13 @@ def _canonical_sort(
 def _sort_codes(codes: list[np.ndarray], n_users: int, n_items: int) -> _Sorted | None:
     """:func:`_canonical_sort` of ``codes = [users, items]``, which it may consume.
 
-    When users already come in order, each user's items
-    are sorted in parallel (in cache); otherwise two stable counting sorts (by item, then
-    by user) do it in O(n). When a sort is needed, ``codes`` is emptied as soon as the
-    sort keys are built: a caller that passed its only references has the codes freed
-    before the sorted output is allocated (8 bytes per interaction less at the peak of a
-    build). When None is returned ``codes`` is left as it was.
+    A stable counting sort by user gives the permutation (int32; the identity when users
+    already come in order, as in most ratings files), then each user's items are sorted
+    in parallel, in cache. ``codes`` is consumed as it goes: a caller that passed its
+    only references has the user codes freed once the permutation exists and the item
+    codes once the sorted items do, so that the sort never holds more than 8 bytes per
+    interaction beyond the codes it sorts (the int64 keys of a comparison or radix sort
+    would hold 16). When None is returned ``codes`` is left as it was.
     """
     users, items = codes
     n = len(users)
@@ -1105,20 +1145,20 @@ def _sort_codes(codes: list[np.ndarray], n_users: int, n_items: int) -> _Sorted 
         order = np.argsort(u.astype(np.int64) * max(n_items, 1) + i, kind="stable")
         users_sorted, items_sorted = u[order], i[order]
         same = (items_sorted[1:] == items_sorted[:-1]) & (users_sorted[1:] == users_sorted[:-1])
-        return _Sorted(order, users_sorted, items_sorted, bool(same.any()))
+        indptr = _counts_ptr(u, n_users)
+        return _Sorted(order, items_sorted, indptr, bool(same.any()))
     user_ptr = _counts_ptr(u, n_users)
-    keys = np.empty(n, dtype=np.int64)
-    if sorted_nondecreasing(u):  # as in most ratings files: only each user's items to sort
-        pairs_keys_in_place(i, keys)
+    if sorted_nondecreasing(u):  # only each user's items to sort
+        order = np.arange(n, dtype=np.int32)
     else:
-        pairs_radix_keys(u, i, user_ptr, _counts_ptr(i, n_items), keys)
-    codes.clear()  # keys and user_ptr hold everything the rest needs
-    del u, i
-    order = np.empty(n, dtype=np.int32)
-    users_sorted = np.empty(n, dtype=np.int32)
+        order = np.empty(n, dtype=np.int32)
+        rows_counting_order(u, user_ptr, order)
+    codes[0] = None  # the user codes are in user_ptr and order now
+    del u
     items_sorted = np.empty(n, dtype=np.int32)
-    repeats = pairs_sort_rows(user_ptr, keys, order, users_sorted, items_sorted)
-    return _Sorted(order, users_sorted, items_sorted, bool(repeats))
+    repeats = pairs_sort_within_rows(user_ptr, i, order, items_sorted)
+    codes.clear()
+    return _Sorted(order, items_sorted, user_ptr, bool(repeats))
 
 
 def _counts_ptr(codes: np.ndarray, n: int) -> np.ndarray:

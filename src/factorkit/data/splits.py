@@ -23,8 +23,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from factorkit._lazy import pandas as pd
 from factorkit._random import SEED, make_rng
 from factorkit._validation import (
     Boolean,

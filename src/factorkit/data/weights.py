@@ -9,8 +9,8 @@ import re
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from factorkit._lazy import pandas as pd
 from factorkit._validation import constraint_error
 from factorkit.data.interactions import Interactions
 from factorkit.exceptions import DataError

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
+from factorkit._lazy import pandas as pd
 from factorkit._validation import Interval, NoneOr, Options, check
 from factorkit.decomposition._nmf import NMF
 from factorkit.exceptions import ConvergenceWarning, DataError

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from factorkit._lazy import pandas as pd
 from factorkit.distributed._cluster import DEFAULT_TIMEOUT, get_client, wait_all
 from factorkit.distributed._data import Block, DistributedInteractions
 from factorkit.exceptions import InvalidParameterError

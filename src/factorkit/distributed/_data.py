@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from factorkit._lazy import pandas as pd
 from factorkit.data.idmap import IdMap
 from factorkit.distributed._cluster import (
     DEFAULT_TIMEOUT,

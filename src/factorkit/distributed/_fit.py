@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from factorkit._lazy import pandas as pd
 from factorkit.distributed._als import ALSTrainer, ImplicitALSTrainer
 from factorkit.distributed._cluster import ClusterError, worker_addresses
 from factorkit.distributed._data import DistributedInteractions

@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
 import numpy as np
-import pandas as pd
-from tqdm.auto import tqdm
 
+from factorkit._lazy import pandas as pd
+from factorkit._lazy import tqdm
 from factorkit._threads import concurrent_launches_safe, resolve_threads
 from factorkit._validation import Boolean, Interval, NoneOr, check
 from factorkit.base import Estimator, clone, get_tags

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
+from factorkit._lazy import pandas as pd
 from factorkit._validation import Boolean, Interval, Options, Satisfies, check, validate_params
 from factorkit.data.interactions import Interactions
 from factorkit.evaluation._checks import check_estimator, is_int

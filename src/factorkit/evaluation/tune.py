@@ -15,8 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
-
+from factorkit._lazy import pandas as pd
 from factorkit._validation import (
     Boolean,
     Interval,

@@ -3,7 +3,9 @@
 These build :class:`~factorkit.data.Interactions` from raw columns: codes in sorted id
 order by table lookup (mark the ids present, number them, look them up), then the
 permutation that sorts the pairs by row and, within a row, by column, stably, so that
-repeated pairs stay in input order next to each other.
+repeated pairs stay in input order next to each other: a counting sort by row into an
+int32 permutation, then each row sorted in cache. Scratch: the permutation and the
+sorted columns (4 bytes per pair each), which are also the output.
 """
 
 from __future__ import annotations
@@ -16,9 +18,8 @@ from factorkit.kernels._jit import jit
 __all__ = [
     "ids_lookup",
     "ids_mark",
-    "pairs_keys_in_place",
-    "pairs_radix_keys",
-    "pairs_sort_rows",
+    "pairs_sort_within_rows",
+    "rows_counting_order",
     "sorted_nondecreasing",
     "take",
 ]
@@ -50,61 +51,52 @@ def sorted_nondecreasing(a):  # pragma: no cover - compiled
     return True
 
 
-@jit(parallel=True)
-def pairs_keys_in_place(cols, keys):  # pragma: no cover - compiled
-    """``keys[j] = cols[j] << 32 | j``: the pairs' sort keys when rows already run in order."""
-    for j in prange(len(cols)):
-        keys[j] = (np.int64(cols[j]) << 32) | j
-
-
 @jit()
-def pairs_radix_keys(rows, cols, row_ptr, col_ptr, keys):  # pragma: no cover - compiled
-    """Row-major sort keys ``cols[j] << 32 | j`` for pairs in any order: two stable
-    counting sorts, by column then by row, each reading one stream and writing one.
+def rows_counting_order(rows, row_ptr, order):  # pragma: no cover - compiled
+    """``order`` = the positions ``j`` grouped by ``rows[j]``, in input order within a row
+    (a stable counting sort; ``row_ptr`` holds the cumulative counts of ``rows``).
 
-    ``row_ptr`` / ``col_ptr`` are the cumulative counts of ``rows`` / ``cols`` (CSR
-    pointers). On exit row ``r``'s keys fill ``keys[row_ptr[r]:row_ptr[r + 1]]`` in
-    column order, ties in input order: :func:`pairs_sort_rows` then only decodes them.
+    One pass that reads ``rows`` and writes ``order``: no key array (the int64 keys of a
+    comparison or radix sort would cost 8 bytes per pair, twice the output).
     """
-    by_col = np.empty(len(rows), dtype=np.int64)  # row << 32 | position, grouped by column
-    fill = col_ptr[:-1].copy()
-    for j in range(len(rows)):
-        c = cols[j]
-        by_col[fill[c]] = (np.int64(rows[j]) << 32) | j
-        fill[c] += 1
     fill = row_ptr[:-1].copy()
-    for c in range(len(col_ptr) - 1):
-        high = np.int64(c) << 32
-        for t in range(col_ptr[c], col_ptr[c + 1]):
-            r = by_col[t] >> 32
-            keys[fill[r]] = high | (by_col[t] & 0xFFFFFFFF)
-            fill[r] += 1
+    for j in range(len(rows)):
+        r = rows[j]
+        order[fill[r]] = j
+        fill[r] += 1
 
 
 @jit(parallel=True)
-def pairs_sort_rows(indptr, keys, order, rows_out, cols_out):  # pragma: no cover - compiled
-    """Sort each row's keys; returns whether a (row, column) pair repeats.
+def pairs_sort_within_rows(indptr, cols, order, cols_out):  # pragma: no cover - compiled
+    """Sort each row's pairs by column, stably; returns whether a (row, column) pair repeats.
 
-    On entry ``keys[indptr[r]:indptr[r + 1]]`` holds row ``r``'s ``col << 32 | position``
-    keys; on exit they are sorted, so ties in the column keep input order (the position
-    breaks them). ``order`` gets the input positions in sorted order, ``cols_out`` the
-    columns and ``rows_out`` the row of every entry. Positions must be < 2**32.
+    On entry ``order[indptr[r]:indptr[r + 1]]`` holds row ``r``'s input positions in
+    increasing order (:func:`rows_counting_order`). On exit ``cols_out[t]`` is
+    ``cols[order[t]]`` and each row runs in column order, ties in input order. A row out
+    of order is sorted through ``col << 32 | position`` keys of its own (a row's worth
+    of scratch per thread). Positions must be < 2**31.
     """
     n_rows = len(indptr) - 1
     repeats = np.zeros(n_rows, dtype=np.bool_)
     for r in prange(n_rows):
         a = indptr[r]
         b = indptr[r + 1]
-        for j in range(a + 1, b):
-            if keys[j] < keys[j - 1]:
-                keys[a:b].sort()
-                break
-        for j in range(a, b):
-            rows_out[j] = r
-            order[j] = keys[j] & 0xFFFFFFFF
-            cols_out[j] = keys[j] >> 32
-            if j > a and cols_out[j] == cols_out[j - 1]:
-                repeats[r] = True
+        ordered = True
+        for t in range(a, b):
+            cols_out[t] = cols[order[t]]
+            if t > a and cols_out[t] <= cols_out[t - 1]:
+                ordered = False
+        if not ordered:
+            keys = np.empty(b - a, dtype=np.int64)
+            for t in range(a, b):
+                keys[t - a] = (np.int64(cols_out[t]) << 32) | order[t]
+            keys.sort()
+            for t in range(a, b):
+                cols_out[t] = keys[t - a] >> 32
+                order[t] = keys[t - a] & 0xFFFFFFFF
+            for t in range(a + 1, b):
+                if cols_out[t] == cols_out[t - 1]:
+                    repeats[r] = True
     return repeats.any()
 
 

@@ -46,14 +46,15 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
-import pandas as pd
 
+from factorkit._lazy import pandas as pd
 from factorkit._threads import blas_threads, resolve_threads, single_thread_blas, using_threads
 from factorkit.base import Estimator, get_tags
 from factorkit.data.idmap import IdMap
 from factorkit.data.interactions import Interactions
 from factorkit.exceptions import DataError, DataWarning, InvalidParameterError
 from factorkit.kernels.topk import topk_factors
+from factorkit.models._training import HistoryAttribute
 
 __all__ = ["FactorModel"]
 
@@ -106,6 +107,8 @@ class FactorModel(Estimator):
         "item_titles_",
     )
     _state_scalars: ClassVar[tuple[str, ...]] = ("global_mean_", "rating_scale_")
+    #: per-epoch records, a DataFrame built on first read (a fit never imports pandas)
+    history_ = HistoryAttribute()
 
     # ------------------------------------------------------------------ fitting helpers
     def _prepare_fit(self, data: Any, validation: Any = None) -> Interactions:

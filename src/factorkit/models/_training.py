@@ -32,13 +32,20 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
-from tqdm.auto import tqdm
 
+from factorkit._lazy import pandas as pd
+from factorkit._lazy import tqdm
 from factorkit._threads import using_threads
 from factorkit.exceptions import DivergenceError, InvalidParameterError
 
-__all__ = ["Trainer", "run_trainer", "train_epochs"]
+__all__ = [
+    "HistoryAttribute",
+    "PendingHistory",
+    "Trainer",
+    "fit_trainer",
+    "run_trainer",
+    "train_epochs",
+]
 
 
 class Trainer:
@@ -87,10 +94,17 @@ class Trainer:
 
 def run_trainer(trainer: Trainer, epochs: int) -> pd.DataFrame:
     """Run ``trainer`` for up to ``epochs`` epochs; returns the history DataFrame."""
+    return fit_trainer(trainer, epochs).frame()
+
+
+def fit_trainer(trainer: Trainer, epochs: int) -> PendingHistory:
+    """:func:`run_trainer` for a model's ``fit``: the history stays records until
+    ``history_`` is first read (:class:`HistoryAttribute`), so a fit never imports
+    pandas."""
     trainer.setup()
     threads = trainer.n_threads
     with using_threads(threads) if threads is not None else contextlib.nullcontext():
-        history = train_epochs(
+        history = _train_epochs(
             trainer.model,
             epochs=epochs,
             step=trainer.epoch,
@@ -101,6 +115,52 @@ def run_trainer(trainer: Trainer, epochs: int) -> pd.DataFrame:
         )
     trainer.finalize()
     return history
+
+
+class PendingHistory:
+    """A fit's history as records (one dict per epoch) and its best epoch; ``frame()``
+    is the ``history_`` DataFrame (``attrs["best_epoch"]`` set)."""
+
+    __slots__ = ("best_epoch", "records")
+
+    def __init__(self, records: list[dict[str, Any]], best_epoch: int) -> None:
+        self.records = records
+        self.best_epoch = best_epoch
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def frame(self) -> pd.DataFrame:
+        frame = pd.DataFrame(self.records)
+        frame.attrs["best_epoch"] = self.best_epoch
+        return frame
+
+
+class HistoryAttribute:
+    """The ``history_`` attribute of a model: a :class:`PendingHistory` stored by a fit
+    becomes its DataFrame on first read (then kept); anything else is stored as is."""
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        try:
+            value = obj.__dict__["history_"]
+        except KeyError:
+            raise AttributeError(
+                f"{type(obj).__name__!r} object has no attribute 'history_'"
+            ) from None
+        if isinstance(value, PendingHistory):
+            value = obj.__dict__["history_"] = value.frame()
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__["history_"] = value
+
+    def __delete__(self, obj: Any) -> None:
+        try:
+            del obj.__dict__["history_"]
+        except KeyError:
+            raise AttributeError("history_") from None
 
 
 def train_epochs(
@@ -124,6 +184,23 @@ def train_epochs(
     ``elapsed`` (seconds since the start) and ``model``; a callback returning True stops
     training after that epoch.
     """
+    return _train_epochs(
+        model, epochs=epochs, step=step, state_names=state_names, validate=validate,
+        metric=metric, diverge_hint=diverge_hint,
+    ).frame()  # fmt: skip
+
+
+def _train_epochs(
+    model: Any,
+    *,
+    epochs: int,
+    step: Callable[[int], float],
+    state_names: Sequence[str],
+    validate: Callable[[], float] | None = None,
+    metric: str = "rmse",
+    diverge_hint: str = "learning_rate",
+) -> PendingHistory:
+    """:func:`train_epochs` returning the history as records."""
     callbacks = _as_callbacks(model.callbacks)
     patience = _patience(model, validate)
     history: list[dict[str, Any]] = []
@@ -175,9 +252,7 @@ def train_epochs(
     if best_state is not None and best_epoch != history[-1]["epoch"]:
         for name, arr in best_state.items():
             setattr(model, name, arr)
-    frame = pd.DataFrame(history)
-    frame.attrs["best_epoch"] = best_epoch if validate is not None else len(history)
-    return frame
+    return PendingHistory(history, best_epoch if validate is not None else len(history))
 
 
 def _as_callbacks(callbacks: Any) -> list[Callable]:

@@ -29,7 +29,7 @@ from factorkit.models._init import normal_factors
 from factorkit.models._partial import PartialFitMixin
 from factorkit.models._recommend import RecommendMixin
 from factorkit.models._similar import SimilarMixin
-from factorkit.models._training import Trainer, run_trainer
+from factorkit.models._training import Trainer, fit_trainer
 
 __all__ = ["ALS"]
 
@@ -242,7 +242,7 @@ class ALS(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, FactorMode
         self.user_factors_ = np.zeros((data.n_users, int(self.factors)), dtype=np.float32)
         self.user_bias_ = np.zeros(data.n_users, dtype=np.float32)
         self.item_bias_ = np.zeros(data.n_items, dtype=np.float32)
-        self.history_ = run_trainer(trainer, self.epochs)
+        self.history_ = fit_trainer(trainer, self.epochs)
         return self
 
     def _fold_in_regularization(self, n_ratings: int) -> float:

@@ -13,7 +13,7 @@ from factorkit.models._factor import FactorModel
 from factorkit.models._fold_in import FoldInMixin
 from factorkit.models._partial import PartialFitMixin
 from factorkit.models._recommend import RecommendMixin
-from factorkit.models._training import Trainer, run_trainer
+from factorkit.models._training import Trainer, fit_trainer
 
 __all__ = ["BaselineOnly"]
 
@@ -136,7 +136,7 @@ class BaselineOnly(RecommendMixin, FoldInMixin, PartialFitMixin, FactorModel):
         self.user_factors_ = np.zeros((data.n_users, 0), dtype=np.float32)
         self.item_factors_ = np.zeros((data.n_items, 0), dtype=np.float32)
         trainer = _BiasTrainer(self, data, validation, weights)
-        self.history_ = run_trainer(trainer, self.epochs)
+        self.history_ = fit_trainer(trainer, self.epochs)
         return self
 
     def _row_regularization(self, n_ratings: int, side: str) -> float:

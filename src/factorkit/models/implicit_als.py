@@ -34,7 +34,7 @@ from factorkit.models._init import normal_factors
 from factorkit.models._partial import Extension, PartialFitMixin, item_major
 from factorkit.models._recommend import RecommendMixin
 from factorkit.models._similar import SimilarMixin
-from factorkit.models._training import Trainer, run_trainer
+from factorkit.models._training import Trainer, fit_trainer
 
 __all__ = ["ImplicitALS"]
 
@@ -350,7 +350,7 @@ class ImplicitALS(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, Fa
         self.item_factors_ = normal_factors(rng, data.n_items, k, scale, n_threads=self._n_threads)
         self._item_gram = None
         trainer = _IALSTrainer(self, data, validation, weights)
-        self.history_ = run_trainer(trainer, self.epochs)
+        self.history_ = fit_trainer(trainer, self.epochs)
         self._item_gram = None
         return self
 

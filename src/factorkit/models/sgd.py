@@ -42,7 +42,7 @@ from factorkit.models._partial import (
 )
 from factorkit.models._recommend import RecommendMixin
 from factorkit.models._similar import SimilarMixin
-from factorkit.models._training import Trainer, run_trainer
+from factorkit.models._training import Trainer, fit_trainer
 
 __all__ = ["BiasedMF"]
 
@@ -269,7 +269,7 @@ class BiasedMF(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, Facto
         data = self._prepare_fit(train, validation)
         rng = np.random.default_rng(self.random_state)
         trainer = _SGDTrainer(self, data, rng, validation, weights)
-        self.history_ = run_trainer(trainer, self.epochs)
+        self.history_ = fit_trainer(trainer, self.epochs)
         return self
 
     def _partial_update(self, ext: Extension, epochs: int) -> None:

@@ -27,7 +27,7 @@ from factorkit.models._partial import (
 )
 from factorkit.models._recommend import RecommendMixin
 from factorkit.models._similar import SimilarMixin
-from factorkit.models._training import Trainer, run_trainer
+from factorkit.models._training import Trainer, fit_trainer
 
 __all__ = ["SVDpp"]
 
@@ -252,7 +252,7 @@ class SVDpp(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, FactorMo
             setattr(self, name, normal_factors(rng, n, k, scale, n_threads=self._n_threads))
         self.implicit_factors_ = normal_factors(rng, n_items, k, scale, n_threads=self._n_threads)
         self._user_vectors = None
-        self.history_ = run_trainer(trainer, self.epochs)
+        self.history_ = fit_trainer(trainer, self.epochs)
         self._user_vectors = None
         return self
 

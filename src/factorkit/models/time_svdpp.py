@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
-import pandas as pd
 
+from factorkit._lazy import pandas as pd
 from factorkit._threads import resolve_threads, single_thread_blas, using_threads
 from factorkit._validation import TRAINING_CONSTRAINTS, Interval, NoneOr, show
 from factorkit.data.interactions import Interactions
@@ -23,7 +23,7 @@ from factorkit.models._factor import _FEW_PAIRS, FactorModel
 from factorkit.models._init import normal_factors
 from factorkit.models._recommend import RecommendMixin
 from factorkit.models._similar import SimilarMixin
-from factorkit.models._training import Trainer, run_trainer
+from factorkit.models._training import Trainer, fit_trainer
 
 __all__ = ["TimeSVDpp"]
 
@@ -394,7 +394,7 @@ class TimeSVDpp(RecommendMixin, SimilarMixin, FactorModel):
             slots.reshape(-1).astype(np.int64),
         )
         trainer = _TimeSVDppTrainer(self, data, values, per_rating, rng, validation, weights)
-        self.history_ = run_trainer(trainer, self.epochs)
+        self.history_ = fit_trainer(trainer, self.epochs)
         self._refresh_user_matrix()
         return self
 

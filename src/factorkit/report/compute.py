@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from factorkit._lazy import pandas as pd
 from factorkit._validation import Interval, Satisfies, check
 from factorkit.base import Estimator, get_tags
 from factorkit.data.interactions import Interactions

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
+from factorkit._lazy import pandas as pd
 from factorkit.data.interactions import Interactions
 from factorkit.exceptions import DataError, FactorkitError, InvalidParameterError
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from factorkit._lazy import pandas as pd
 from factorkit.data.interactions import Interactions
 from factorkit.report import figures as F
 from factorkit.report.compute import ReportData, compute_report

@@ -9,8 +9,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-import pandas as pd
-
+from factorkit._lazy import pandas as pd
 from factorkit.data.io import _source
 from factorkit.data.io._columns import GuessFailed, Parts, guess_types, raw_layout
 from factorkit.data.io._source import CsvFile

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from factorkit._lazy import pandas as pd
 from factorkit.data.interactions import Interactions
 from factorkit.data.io import _arrow_csv, _source
 from factorkit.data.io._columns import Parts

@@ -7,8 +7,8 @@ import re
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from factorkit._lazy import pandas as pd
 from factorkit.data.io._source import CsvFile
 
 INT32 = np.iinfo(np.int32)

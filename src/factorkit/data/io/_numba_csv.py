@@ -7,8 +7,8 @@ import os
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from factorkit._lazy import pandas as pd
 from factorkit._threads import max_threads
 from factorkit.data.io import _source
 from factorkit.data.io._source import CsvFile

@@ -7,8 +7,8 @@ import warnings
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from factorkit._lazy import pandas as pd
 from factorkit.data.io import _source
 from factorkit.data.io._columns import Parts, guess_types, raw_layout
 from factorkit.data.io._source import CsvFile

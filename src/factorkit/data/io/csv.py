@@ -30,8 +30,8 @@ import os
 import re
 
 import numpy as np
-import pandas as pd
 
+from factorkit._lazy import pandas as pd
 from factorkit._validation import Boolean, Options, validate_params
 from factorkit.data.interactions import Interactions
 from factorkit.data.io import _arrow_csv, _careful_csv, _numba_csv, _pandas_csv

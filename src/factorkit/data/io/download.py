@@ -38,8 +38,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from tqdm.auto import tqdm
-
+from factorkit._lazy import tqdm
 from factorkit.data.interactions import Interactions
 from factorkit.data.io.movielens import read_movielens
 from factorkit.exceptions import DataError, DataWarning, InvalidParameterError

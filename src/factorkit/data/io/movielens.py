@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 import numpy as np
-import pandas as pd
 
+from factorkit._lazy import pandas as pd
 from factorkit.data.interactions import Duplicates, Interactions
 from factorkit.exceptions import DataError, DataWarning
 

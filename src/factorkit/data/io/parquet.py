@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import pandas as pd
-
+from factorkit._lazy import pandas as pd
 from factorkit._validation import validate_params
 from factorkit.data.hints import Placeholder, column_clash, hint
 from factorkit.data.interactions import Interactions

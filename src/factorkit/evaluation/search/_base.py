@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-import pandas as pd
-from tqdm.auto import tqdm
 
 from factorkit._format import params_text
+from factorkit._lazy import pandas as pd
+from factorkit._lazy import tqdm
 from factorkit._threads import concurrent_launches_safe
 from factorkit._validation import (
     Boolean,

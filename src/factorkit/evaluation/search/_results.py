@@ -6,7 +6,8 @@ import math
 from typing import Any
 
 import numpy as np
-import pandas as pd
+
+from factorkit._lazy import pandas as pd
 
 __all__ = ["nanmean", "results_frame", "summary_frame"]
 
