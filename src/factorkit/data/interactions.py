@@ -132,6 +132,40 @@ class Interactions:
         self.item_metadata = item_metadata
         self._also_seen: tuple[np.ndarray, np.ndarray] | None = None
 
+    @classmethod
+    def _from_csr(
+        cls,
+        indptr: np.ndarray,
+        items: np.ndarray,
+        vals: np.ndarray,
+        user_map: IdMap,
+        item_map: IdMap,
+        ts: np.ndarray | None,
+        *,
+        implicit: bool,
+        item_metadata: pd.DataFrame | None,
+    ) -> Interactions:
+        """Interactions in canonical order given by their CSR row pointer over users
+        (int64) instead of a user position per interaction: :attr:`user_index` is then
+        made from ``indptr`` on first read, and a fit, which reads ``indptr``, never makes
+        it (4 bytes per interaction less). Takes the arrays over (int32 items, float32
+        values)."""
+        obj = cls.__new__(cls)
+        for arr in (indptr, items, vals, ts):
+            if arr is not None:
+                arr.flags.writeable = False
+        obj.__dict__["indptr"] = indptr  # the cached_property's slot
+        obj._user_index = None
+        obj._item_index = items
+        obj._values = vals
+        obj._timestamps = ts
+        obj.user_map = user_map
+        obj.item_map = item_map
+        obj.implicit = bool(implicit)
+        obj.item_metadata = item_metadata
+        obj._also_seen = None
+        return obj
+
     # ------------------------------------------------------------------ constructors
     @classmethod
     def from_pandas(
@@ -509,13 +543,14 @@ class Interactions:
                 vals = _take(vals, order)
                 ts = None if ts is None else _take(ts, order)
                 del order
-                user_codes = _rows_of(indptr)
             else:  # already canonical: never keep (and freeze) the caller's own arrays
+                indptr = _counts_ptr(user_codes, len(user_map))
+                del user_codes
                 vals = _own(vals, values)
                 ts = _own(ts, timestamps)
-            return cls(
-                user_codes, item_codes, vals, user_map, item_map, ts,
-                implicit=implicit, item_metadata=item_metadata, _canonical=True,
+            return cls._from_csr(
+                indptr, item_codes, vals, user_map, item_map, ts,
+                implicit=implicit, item_metadata=item_metadata,
             )  # fmt: skip
         if duplicates == "last":
             # in canonical order a pair's rows are adjacent and in input order: the last
@@ -593,7 +628,15 @@ class Interactions:
 
     @property
     def user_index(self) -> np.ndarray:
-        """User position of each interaction (int32, read-only, canonical order)."""
+        """User position of each interaction (int32, read-only, canonical order).
+
+        Interactions built from raw columns store :attr:`indptr` only and make this array
+        on first read (then keep it): fits read ``indptr``, so they never pay for it.
+        """
+        if self._user_index is None:
+            users = _rows_of(self.indptr)
+            users.flags.writeable = False
+            self._user_index = users
         return self._user_index
 
     @property
@@ -641,7 +684,7 @@ class Interactions:
     @cached_property
     def indptr(self) -> np.ndarray:
         """CSR row pointer over users (int64, length ``n_users + 1``)."""
-        counts = np.bincount(self._user_index, minlength=self.n_users)
+        counts = np.bincount(self.user_index, minlength=self.n_users)
         ptr = np.zeros(self.n_users + 1, dtype=np.int64)
         np.cumsum(counts, out=ptr[1:])
         ptr.flags.writeable = False
@@ -704,7 +747,7 @@ class Interactions:
         ``value`` for implicit data.
         """
         cols = {
-            "user": self.user_map.to_ids(self._user_index),
+            "user": self.user_map.to_ids(self.user_index),
             "item": self.item_map.to_ids(self._item_index),
             ("value" if self.implicit else "rating"): self._values,
         }
@@ -735,7 +778,7 @@ class Interactions:
     def _derive(self, sorted_positions: np.ndarray) -> Interactions:
         p = sorted_positions
         return Interactions(
-            self._user_index[p],
+            self.user_index[p],
             self._item_index[p],
             self._values[p],
             self.user_map,
@@ -771,7 +814,7 @@ class Interactions:
                 )
             keep = np.flatnonzero(self._values >= min_value)
         out = Interactions(
-            self._user_index[keep],
+            self.user_index[keep],
             self._item_index[keep],
             np.ones(len(keep), dtype=np.float32),
             self.user_map,
@@ -783,7 +826,7 @@ class Interactions:
         )
         left = np.ones(len(self), dtype=bool)
         left[keep] = False
-        users, items = self._user_index[left], self._item_index[left]
+        users, items = self.user_index[left], self._item_index[left]
         if self._also_seen is not None:
             users = np.concatenate([users, self._also_seen[0]])
             items = np.concatenate([items, self._also_seen[1]])
@@ -794,7 +837,7 @@ class Interactions:
         """Interactions of the given raw user ids only (same id maps)."""
         mask = np.zeros(self.n_users, dtype=bool)
         mask[self.user_map.to_index(users)] = True
-        return self._derive(np.flatnonzero(mask[self._user_index]))
+        return self._derive(np.flatnonzero(mask[self.user_index]))
 
     def select_items(self, items: Any) -> Interactions:
         """Interactions with the given raw item ids only (same id maps)."""
@@ -837,7 +880,7 @@ class Interactions:
         i_new = np.full(self.n_items, -1, dtype=np.int32)
         i_new[items] = np.arange(len(items), dtype=np.int32)
         out = Interactions(
-            u_new[self._user_index],
+            u_new[self.user_index],
             i_new[self._item_index],
             self._values,
             self.user_map.subset(users),

@@ -346,8 +346,10 @@ class _SGDTrainer(Trainer):
         item_perm, item_group = sgd_partition(data.item_counts, n_blocks, rng)
         item_new = np.empty_like(item_perm)
         item_new[item_perm] = np.arange(len(item_perm))
-        # before the layout exists, so that the gather's scratch is not alive next to it
-        model.seen_values_ = _rows_values(data, user_perm)
+        # the model's seen values are gathered in finalize, once the layout is freed: not
+        # alive next to the layout during training (4 bytes per rating), nor the gather's
+        # scratch next to the layout (docs/benchmarks.md, issue 11 item 5)
+        self.data, self.user_perm = data, user_perm
         arranged = sgd_arrange(
             data.indptr, data.item_index, data.values, user_perm, item_new,
             user_group, item_group, n_blocks,
@@ -437,3 +439,6 @@ class _SGDTrainer(Trainer):
         m = self.model
         m.user_factors_ = np.ascontiguousarray(m.user_factors_[:, : self.k])
         m.item_factors_ = np.ascontiguousarray(m.item_factors_[:, : self.k])
+        self.users = self.items = self.values = self.weights = None  # the layout
+        m.seen_values_ = _rows_values(self.data, self.user_perm)
+        self.data = None
