@@ -40,9 +40,6 @@ from factorkit.kernels._jit import SAFE_FASTMATH, jit, prefetch_row
 #: ratings ahead whose item row is prefetched: the item rows of a block are scattered, so
 #: without the hint each update waits for its row to arrive from memory
 _AHEAD = 8
-#: the accumulators passed for the constant step (never read): the same array type as
-#: the adaptive schedule's, so both schedules run one compiled epoch kernel
-_NO_STEP_SUMS = np.ones((0, 2), dtype=np.float32)
 
 __all__ = [
     "sgd_arrange",
@@ -58,16 +55,16 @@ __all__ = [
 @jit(fastmath=SAFE_FASTMATH)
 def _sgd_block(
     users, items, values, weights, start, stop, P, Q, bu, bi, GP, GQ, mu, lr, reg, biased,
-    adaptive, inv_k,
+    inv_k,
 ):  # pragma: no cover  # fmt: skip
     """Sequential SGD over ratings ``start:stop``; returns the sum of squared errors
     (each error taken before its update; weighted by ``weights`` unless it is empty).
 
-    Both step rules share everything up to the error ``e``; ``adaptive`` picks the
-    update: per-row AdaGrad steps with the accumulators ``GP``/``GQ``
-    (:func:`sgd_epoch_adaptive`) or the one step ``lr`` (:func:`sgd_epoch`; ``GP``/``GQ``
-    are then not read). One kernel for both, so a fit compiles one: the branch is the
-    same for every rating."""
+    Both step rules share everything up to the error ``e``; the accumulators pick the
+    update: per-row AdaGrad steps with ``GP``/``GQ`` (:func:`sgd_epoch_adaptive`), or
+    the one step ``lr`` when they are None (:func:`sgd_epoch`). numba removes the
+    branches on ``GP is None`` when it compiles, so each rule's specialisation holds its
+    own update only (compiled and run as a kernel of its own would be)."""
     k = P.shape[1]
     sse = 0.0
     one = P.dtype.type(1.0)
@@ -81,7 +78,7 @@ def _sgd_block(
             wn = P.dtype.type(weights[n])
             if wn == 0.0:
                 continue
-            if not adaptive:
+            if GP is None:
                 # the step of w * (e^2 + reg |x|^2): lr scaled by the weight (0: no update)
                 lr_n = lr * wn
                 decay = one - lr_n * reg
@@ -100,7 +97,7 @@ def _sgd_block(
             sse += np.float64(wn) * e * e
         else:
             sse += e * e
-        if not adaptive:
+        if GP is None:
             if biased:
                 bu[u] = decay * bu[u] + lr_n * e
                 bi[i] = decay * bi[i] + lr_n * e
@@ -153,10 +150,10 @@ def _total_sse(block_sse, schedule):  # pragma: no cover
 @jit(parallel=True, fastmath=SAFE_FASTMATH)
 def _sgd_epoch(
     users, items, values, weights, block_ptr, schedule, P, Q, bu, bi, GP, GQ, mu, lr, reg,
-    biased, adaptive, k, block_sse, n_threads,
+    biased, k, block_sse, n_threads,
 ):  # pragma: no cover  # fmt: skip
-    """The epoch of :func:`sgd_epoch` (``adaptive`` False) and :func:`sgd_epoch_adaptive`
-    (True), round by round over the schedule."""
+    """The epoch of :func:`sgd_epoch` (``GP``, ``GQ`` None) and :func:`sgd_epoch_adaptive`,
+    round by round over the schedule."""
     n_rounds, width = schedule.shape
     mu_ = P.dtype.type(mu)
     lr_ = P.dtype.type(lr)
@@ -168,14 +165,14 @@ def _sgd_epoch(
                 b = schedule[r, j]
                 block_sse[b] = _sgd_block(
                     users, items, values, weights, block_ptr[b], block_ptr[b + 1], P, Q, bu, bi,
-                    GP, GQ, mu_, lr_, reg_, biased, adaptive, inv_k,
+                    GP, GQ, mu_, lr_, reg_, biased, inv_k,
                 )  # fmt: skip
         else:
             for j in prange(width):
                 b = schedule[r, j]
                 block_sse[b] = _sgd_block(
                     users, items, values, weights, block_ptr[b], block_ptr[b + 1], P, Q, bu, bi,
-                    GP, GQ, mu_, lr_, reg_, biased, adaptive, inv_k,
+                    GP, GQ, mu_, lr_, reg_, biased, inv_k,
                 )  # fmt: skip
     return _total_sse(block_sse, schedule)
 
@@ -226,8 +223,8 @@ def sgd_epoch(
         same either way (each block runs sequentially, in the same order within it).
     """
     return _sgd_epoch(
-        users, items, values, weights, block_ptr, schedule, P, Q, bu, bi, _NO_STEP_SUMS,
-        _NO_STEP_SUMS, mu, lr, reg, biased, False, P.shape[1], block_sse, n_threads,
+        users, items, values, weights, block_ptr, schedule, P, Q, bu, bi, None, None, mu, lr,
+        reg, biased, P.shape[1], block_sse, n_threads,
     )  # fmt: skip
 
 
@@ -264,7 +261,7 @@ def sgd_epoch_adaptive(
     """
     return _sgd_epoch(
         users, items, values, weights, block_ptr, schedule, P, Q, bu, bi, GP, GQ, mu, lr,
-        reg, biased, True, k, block_sse, n_threads,
+        reg, biased, k, block_sse, n_threads,
     )  # fmt: skip
 
 
