@@ -21,9 +21,9 @@ behind these choices: docs/benchmarks.md, "Kernel design notes".)
 
 :func:`sgd_epoch` steps every update by one learning rate; :func:`sgd_epoch_adaptive`
 by libmf's per-row adaptive rates (each row's step shrinks with its accumulated squared
-gradients), on the same grid and with the same determinism. Both run one compiled epoch
-kernel, whose block loop shares the prediction and error of a rating and branches only
-for the update.
+gradients), on the same grid and with the same determinism. Both run one epoch kernel,
+whose block loop shares the prediction and error of a rating and differs only in the
+update; numba compiles it once per schedule, each with its own update only.
 
 Kernels here see plain arrays only. :func:`sgd_partition` and :func:`sgd_schedule` are
 the NumPy helpers that draw the relabelling and the per-epoch round schedule from
