@@ -21,7 +21,9 @@ behind these choices: docs/benchmarks.md, "Kernel design notes".)
 
 :func:`sgd_epoch` steps every update by one learning rate; :func:`sgd_epoch_adaptive`
 by libmf's per-row adaptive rates (each row's step shrinks with its accumulated squared
-gradients), on the same grid and with the same determinism.
+gradients), on the same grid and with the same determinism. Both run one epoch kernel,
+whose block loop shares the prediction and error of a rating and differs only in the
+update; numba compiles it once per schedule, each with its own update only.
 
 Kernels here see plain arrays only. :func:`sgd_partition` and :func:`sgd_schedule` are
 the NumPy helpers that draw the relabelling and the per-epoch round schedule from
@@ -52,68 +54,34 @@ __all__ = [
 
 @jit(fastmath=SAFE_FASTMATH)
 def _sgd_block(
-    users, items, values, weights, start, stop, P, Q, bu, bi, mu, lr, reg, biased
-):  # pragma: no cover
-    """Sequential SGD over ratings ``start:stop``; returns the sum of squared errors
-    (each error taken before its update; weighted by ``weights`` unless it is empty)."""
-    k = P.shape[1]
-    sse = 0.0
-    one = P.dtype.type(1.0)
-    has_w = len(weights) > 0
-    lr_n = lr
-    decay = one - lr * reg  # (1 - lr * reg) * x + lr * e * y  ==  x + lr * (e * y - reg * x)
-    for n in range(start, stop):
-        if has_w:
-            # the step of w * (e^2 + reg |x|^2): lr scaled by the weight (0: no update)
-            wn = P.dtype.type(weights[n])
-            if wn == 0.0:
-                continue
-            lr_n = lr * wn
-            decay = one - lr_n * reg
-        if n + _AHEAD < stop:
-            prefetch_row(Q, items[n + _AHEAD])
-        u = users[n]
-        i = items[n]
-        dot = P.dtype.type(0.0)
-        for f in range(k):
-            dot += P[u, f] * Q[i, f]
-        pred = mu + dot
-        if biased:
-            pred += bu[u] + bi[i]
-        e = values[n] - pred
-        if has_w:
-            sse += np.float64(wn) * e * e
-        else:
-            sse += e * e
-        if biased:
-            bu[u] = decay * bu[u] + lr_n * e
-            bi[i] = decay * bi[i] + lr_n * e
-        le = lr_n * e
-        for f in range(k):
-            pf = P[u, f]
-            qf = Q[i, f]
-            P[u, f] = decay * pf + le * qf
-            Q[i, f] = decay * qf + le * pf
-    return sse
-
-
-@jit(fastmath=SAFE_FASTMATH)
-def _sgd_block_adaptive(
     users, items, values, weights, start, stop, P, Q, bu, bi, GP, GQ, mu, lr, reg, biased,
     inv_k,
 ):  # pragma: no cover  # fmt: skip
-    """:func:`_sgd_block` with per-row AdaGrad steps (see :func:`sgd_epoch_adaptive`)."""
+    """Sequential SGD over ratings ``start:stop``; returns the sum of squared errors
+    (each error taken before its update; weighted by ``weights`` unless it is empty).
+
+    Both step rules share everything up to the error ``e``; the accumulators pick the
+    update: per-row AdaGrad steps with ``GP``/``GQ`` (:func:`sgd_epoch_adaptive`), or
+    the one step ``lr`` when they are None (:func:`sgd_epoch`). numba removes the
+    branches on ``GP is None`` when it compiles, so each rule's specialisation holds its
+    own update only (compiled and run as a kernel of its own would be)."""
     k = P.shape[1]
     sse = 0.0
     one = P.dtype.type(1.0)
     zero = P.dtype.type(0.0)
     has_w = len(weights) > 0
     wn = one
+    lr_n = lr
+    decay = one - lr * reg  # (1 - lr * reg) * x + lr * e * y  ==  x + lr * (e * y - reg * x)
     for n in range(start, stop):
         if has_w:
             wn = P.dtype.type(weights[n])
             if wn == 0.0:
                 continue
+            if GP is None:
+                # the step of w * (e^2 + reg |x|^2): lr scaled by the weight (0: no update)
+                lr_n = lr * wn
+                decay = one - lr_n * reg
         if n + _AHEAD < stop:
             prefetch_row(Q, items[n + _AHEAD])
         u = users[n]
@@ -129,6 +97,17 @@ def _sgd_block_adaptive(
             sse += np.float64(wn) * e * e
         else:
             sse += e * e
+        if GP is None:
+            if biased:
+                bu[u] = decay * bu[u] + lr_n * e
+                bi[i] = decay * bi[i] + lr_n * e
+            le = lr_n * e
+            for f in range(k):
+                pf = P[u, f]
+                qf = Q[i, f]
+                P[u, f] = decay * pf + le * qf
+                Q[i, f] = decay * qf + le * pf
+            continue
         # each step is lr / sqrt(G) with the row's G from before this rating (libmf's
         # order); a weight scales the gradient, so it enters G squared
         if biased:
@@ -169,10 +148,39 @@ def _total_sse(block_sse, schedule):  # pragma: no cover
 
 
 @jit(parallel=True, fastmath=SAFE_FASTMATH)
+def _sgd_epoch(
+    users, items, values, weights, block_ptr, schedule, P, Q, bu, bi, GP, GQ, mu, lr, reg,
+    biased, k, block_sse, n_threads,
+):  # pragma: no cover  # fmt: skip
+    """The epoch of :func:`sgd_epoch` (``GP``, ``GQ`` None) and :func:`sgd_epoch_adaptive`,
+    round by round over the schedule."""
+    n_rounds, width = schedule.shape
+    mu_ = P.dtype.type(mu)
+    lr_ = P.dtype.type(lr)
+    reg_ = P.dtype.type(reg)
+    inv_k = P.dtype.type(1.0 / k)
+    for r in range(n_rounds):
+        if n_threads <= 1:
+            for j in range(width):
+                b = schedule[r, j]
+                block_sse[b] = _sgd_block(
+                    users, items, values, weights, block_ptr[b], block_ptr[b + 1], P, Q, bu, bi,
+                    GP, GQ, mu_, lr_, reg_, biased, inv_k,
+                )  # fmt: skip
+        else:
+            for j in prange(width):
+                b = schedule[r, j]
+                block_sse[b] = _sgd_block(
+                    users, items, values, weights, block_ptr[b], block_ptr[b + 1], P, Q, bu, bi,
+                    GP, GQ, mu_, lr_, reg_, biased, inv_k,
+                )  # fmt: skip
+    return _total_sse(block_sse, schedule)
+
+
 def sgd_epoch(
     users, items, values, weights, block_ptr, schedule, P, Q, bu, bi, mu, lr, reg, biased,
     block_sse, n_threads,
-):  # pragma: no cover  # fmt: skip
+):  # fmt: skip
     """One SGD epoch over every rating, block by block; returns the sum of squared errors.
 
     Model: ``r_ui ~ mu + b_u + b_i + P[u] . Q[i]`` (biases only when ``biased``). For each
@@ -214,33 +222,16 @@ def sgd_epoch(
         ``B`` per epoch, which costs more than it saves on one thread. The result is the
         same either way (each block runs sequentially, in the same order within it).
     """
-    n_rounds, width = schedule.shape
-    mu_ = P.dtype.type(mu)
-    lr_ = P.dtype.type(lr)
-    reg_ = P.dtype.type(reg)
-    for r in range(n_rounds):
-        if n_threads <= 1:
-            for j in range(width):
-                b = schedule[r, j]
-                block_sse[b] = _sgd_block(
-                    users, items, values, weights, block_ptr[b], block_ptr[b + 1], P, Q, bu, bi,
-                    mu_, lr_, reg_, biased,
-                )  # fmt: skip
-        else:
-            for j in prange(width):
-                b = schedule[r, j]
-                block_sse[b] = _sgd_block(
-                    users, items, values, weights, block_ptr[b], block_ptr[b + 1], P, Q, bu, bi,
-                    mu_, lr_, reg_, biased,
-                )  # fmt: skip
-    return _total_sse(block_sse, schedule)
+    return _sgd_epoch(
+        users, items, values, weights, block_ptr, schedule, P, Q, bu, bi, None, None, mu, lr,
+        reg, biased, P.shape[1], block_sse, n_threads,
+    )  # fmt: skip
 
 
-@jit(parallel=True, fastmath=SAFE_FASTMATH)
 def sgd_epoch_adaptive(
     users, items, values, weights, block_ptr, schedule, P, Q, bu, bi, GP, GQ, mu, lr, reg,
     biased, k, block_sse, n_threads,
-):  # pragma: no cover  # fmt: skip
+):  # fmt: skip
     """One SGD epoch with libmf's per-row adaptive steps; returns the sum of squared errors.
 
     The adaptive learning-rate schedule of Chin, Zhuang, Juan & Lin ("A learning-rate
@@ -268,27 +259,10 @@ def sgd_epoch_adaptive(
     Parallel scheme and determinism are :func:`sgd_epoch`'s: a block owns its rows' factors,
     biases and accumulators alike.
     """
-    n_rounds, width = schedule.shape
-    mu_ = P.dtype.type(mu)
-    lr_ = P.dtype.type(lr)
-    reg_ = P.dtype.type(reg)
-    inv_k = P.dtype.type(1.0 / k)
-    for r in range(n_rounds):
-        if n_threads <= 1:
-            for j in range(width):
-                b = schedule[r, j]
-                block_sse[b] = _sgd_block_adaptive(
-                    users, items, values, weights, block_ptr[b], block_ptr[b + 1], P, Q, bu, bi,
-                    GP, GQ, mu_, lr_, reg_, biased, inv_k,
-                )  # fmt: skip
-        else:
-            for j in prange(width):
-                b = schedule[r, j]
-                block_sse[b] = _sgd_block_adaptive(
-                    users, items, values, weights, block_ptr[b], block_ptr[b + 1], P, Q, bu, bi,
-                    GP, GQ, mu_, lr_, reg_, biased, inv_k,
-                )  # fmt: skip
-    return _total_sse(block_sse, schedule)
+    return _sgd_epoch(
+        users, items, values, weights, block_ptr, schedule, P, Q, bu, bi, GP, GQ, mu, lr,
+        reg, biased, k, block_sse, n_threads,
+    )  # fmt: skip
 
 
 @jit(fastmath=SAFE_FASTMATH)

@@ -52,6 +52,7 @@ from factorkit._threads import blas_threads, resolve_threads, single_thread_blas
 from factorkit.base import Estimator, get_tags
 from factorkit.data.idmap import IdMap
 from factorkit.data.interactions import Interactions
+from factorkit.data.weights import check_sample_weight
 from factorkit.exceptions import DataError, DataWarning, InvalidParameterError
 from factorkit.kernels.topk import topk_factors
 from factorkit.models._training import HistoryAttribute
@@ -147,6 +148,22 @@ class FactorModel(Estimator):
         self._item_titles = None
         self._n_threads = resolve_threads(getattr(self, "n_threads", None))
         return train
+
+    def _prepare_weighted_fit(
+        self, train: Any, validation: Any, sample_weight: Any
+    ) -> tuple[Interactions, np.ndarray | None]:
+        """:meth:`_prepare_fit`, and ``sample_weight`` checked against ``train`` (None
+        without weights): the fit setup of the models whose ``sample_weight`` is one
+        weight per rating in ``train``'s canonical order.
+
+        The weights are checked first, before :meth:`_prepare_fit` changes the model; a
+        ``train`` that is not an ``Interactions`` is left to :meth:`_prepare_fit`, whose
+        error names it.
+        """
+        weights = None
+        if isinstance(train, Interactions):
+            weights = check_sample_weight(sample_weight, train, f"{type(self).__name__}.fit")
+        return self._prepare_fit(train, validation), weights
 
     def _validation_positions(
         self, validation: Interactions

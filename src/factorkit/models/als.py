@@ -13,7 +13,7 @@ from factorkit._validation import (
     Interval,
 )
 from factorkit.data.interactions import Interactions
-from factorkit.data.weights import check_sample_weight, weights_by_item
+from factorkit.data.weights import weights_by_item
 from factorkit.exceptions import DivergenceError
 from factorkit.kernels.als import als_solve_rows
 from factorkit.kernels.linalg import nnls_solve
@@ -224,10 +224,7 @@ class ALS(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, FactorMode
             reject_distributed_weights(self, sample_weight)
             return fit_distributed(self, train, validation, backend)
         fit_backend_options(self, backend)
-        weights = None  # checked before _prepare_fit changes the model (it names a bad train)
-        if isinstance(train, Interactions):
-            weights = check_sample_weight(sample_weight, train, f"{type(self).__name__}.fit")
-        data = self._prepare_fit(train, validation)
+        data, weights = self._prepare_weighted_fit(train, validation, sample_weight)
         trainer = _ALSTrainer(self, data, validation, weights)
         rng = np.random.default_rng(self.random_state)
         if weights is None:

@@ -8,7 +8,6 @@ import numpy as np
 
 from factorkit._validation import LOOP_CONSTRAINTS, Interval
 from factorkit.data.interactions import Interactions
-from factorkit.data.weights import check_sample_weight
 from factorkit.models._factor import FactorModel
 from factorkit.models._fold_in import FoldInMixin
 from factorkit.models._partial import PartialFitMixin
@@ -123,10 +122,7 @@ class BaselineOnly(RecommendMixin, FoldInMixin, PartialFitMixin, FactorModel):
             weighted mean: weight 0 is exactly a missing rating, weight 2 exactly a
             duplicated one.
         """
-        weights = None  # checked before _prepare_fit changes the model (it names a bad train)
-        if isinstance(train, Interactions):
-            weights = check_sample_weight(sample_weight, train, f"{type(self).__name__}.fit")
-        data = self._prepare_fit(train, validation)
+        data, weights = self._prepare_weighted_fit(train, validation, sample_weight)
         if weights is None:
             self.global_mean_ = float(data.values.astype(np.float64).mean())
         else:

@@ -15,7 +15,6 @@ from factorkit._validation import (
     Options,
 )
 from factorkit.data.interactions import Interactions
-from factorkit.data.weights import check_sample_weight
 from factorkit.kernels.sgd import (
     sgd_arrange,
     sgd_epoch,
@@ -263,10 +262,7 @@ class BiasedMF(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, Facto
             reject_distributed_weights(self, sample_weight)
             return fit_distributed(self, train, validation, backend)
         fit_backend_options(self, backend)
-        weights = None  # checked before _prepare_fit changes the model (it names a bad train)
-        if isinstance(train, Interactions):
-            weights = check_sample_weight(sample_weight, train, f"{type(self).__name__}.fit")
-        data = self._prepare_fit(train, validation)
+        data, weights = self._prepare_weighted_fit(train, validation, sample_weight)
         rng = np.random.default_rng(self.random_state)
         trainer = _SGDTrainer(self, data, rng, validation, weights)
         self.history_ = fit_trainer(trainer, self.epochs)

@@ -14,7 +14,6 @@ from factorkit._validation import (
     NoneOr,
 )
 from factorkit.data.interactions import Interactions
-from factorkit.data.weights import check_sample_weight
 from factorkit.kernels.svdpp import svdpp_epoch, svdpp_user_vectors
 from factorkit.models._factor import FactorModel
 from factorkit.models._fold_in import FoldInMixin
@@ -234,10 +233,7 @@ class SVDpp(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, FactorMo
             weighted mean. The implicit feedback ``N(u)`` still holds every rated item:
             that a user rated an item is kept even when the rating's value counts less.
         """
-        weights = None  # checked before _prepare_fit changes the model (it names a bad train)
-        if isinstance(train, Interactions):
-            weights = check_sample_weight(sample_weight, train, f"{type(self).__name__}.fit")
-        data = self._prepare_fit(train, validation)
+        data, weights = self._prepare_weighted_fit(train, validation, sample_weight)
         rng = np.random.default_rng(self.random_state)
         k, scale = int(self.factors), float(self.init_scale)
         n_users, n_items = data.n_users, data.n_items

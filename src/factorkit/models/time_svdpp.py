@@ -15,7 +15,6 @@ from factorkit._lazy import pandas as pd
 from factorkit._threads import resolve_threads, single_thread_blas, using_threads
 from factorkit._validation import TRAINING_CONSTRAINTS, Interval, NoneOr, show
 from factorkit.data.interactions import Interactions
-from factorkit.data.weights import check_sample_weight
 from factorkit.exceptions import DataError, DataWarning
 from factorkit.kernels.svdpp import svdpp_user_vectors
 from factorkit.kernels.time_svdpp import RATE_NAMES, time_svdpp_epoch
@@ -344,10 +343,7 @@ class TimeSVDpp(RecommendMixin, SimilarMixin, FactorModel):
         _require_timestamps(train, "train")
         if validation is not None:
             _require_timestamps(validation, "validation")
-        weights = None  # checked before _prepare_fit changes the model (it names a bad train)
-        if isinstance(train, Interactions):
-            weights = check_sample_weight(sample_weight, train, f"{type(self).__name__}.fit")
-        data = self._prepare_fit(train, validation)
+        data, weights = self._prepare_weighted_fit(train, validation, sample_weight)
         rng = np.random.default_rng(self.random_state)
         days = np.floor(np.asarray(data.timestamps, dtype=np.float64) / _DAY)
         self.time_origin_ = float(days.min())
