@@ -9,6 +9,7 @@ import scipy.sparse as sp
 from factorkit._threads import using_threads
 from factorkit.kernels._jit import read_only
 from factorkit.kernels.implicit_als import (
+    CHOLESKY_FLOAT32_MIN_FACTORS,
     implicit_als_cg_rows,
     implicit_als_cholesky_rows,
     implicit_als_confidence,
@@ -80,6 +81,28 @@ def test_cholesky_matches_reference(k, w0, dtype, tol):
     np.testing.assert_allclose(out, ref, atol=tol, rtol=tol)
     assert obj == pytest.approx(ref_obj, rel=tol)
     np.testing.assert_array_equal(out[-1], 0.0)  # empty row -> zero vector
+
+
+def test_cholesky_in_float32_matches_float64_and_the_reference():
+    """From ``float32_min_factors`` factors on (``CHOLESKY_FLOAT32_MIN_FACTORS`` by
+    default, 1 here to keep the test small) systems are factorised in float32: the
+    factors agree with the float64 path's to float32 accuracy, the objective too."""
+    indptr, indices, conf, y, lam = problem(60, 50, 0.2, 17, np.float32)
+    g, w0 = gram(y, 0.3), np.float32(0.3)
+    n_rows = len(indptr) - 1
+    out64 = np.full((n_rows, 17), 7.0, dtype=np.float32)
+    out32 = out64.copy()
+    obj64 = implicit_als_cholesky_rows(indptr, indices, conf, y, g, w0, lam, out64)
+    obj32 = implicit_als_cholesky_rows(
+        indptr, indices, conf, y, g, w0, lam, out32, float32_min_factors=1
+    )
+    assert CHOLESKY_FLOAT32_MIN_FACTORS > 17  # the default call above ran float64
+    assert not np.array_equal(out32, out64)  # the float32 path did run
+    np.testing.assert_allclose(out32, out64, rtol=1e-4, atol=1e-5)
+    assert obj32 == pytest.approx(obj64, rel=1e-5)
+    ref, _ = reference(indptr, indices, conf, y, 0.3, lam)
+    np.testing.assert_allclose(out32, ref, atol=5e-4, rtol=5e-4)
+    np.testing.assert_array_equal(out32[-1], 0.0)  # empty row -> zero vector
 
 
 @pytest.mark.parametrize("k", [3, 17])

@@ -95,6 +95,25 @@ def test_cholesky_solve_matches_numpy(m):
     np.testing.assert_allclose(np.tril(low[:m, :m]), np.linalg.cholesky(a), rtol=1e-10)
 
 
+@pytest.mark.parametrize("m", [3, 66])
+def test_cholesky_solve_in_float32_is_float64_to_float32_accuracy(m):
+    """A float32 ``a`` (and ``low``) factorises in float32; the substitutions stay in
+    ``rhs``'s float64, so the solution is float64's to float32 rounding."""
+    rng = np.random.default_rng(m)
+    b = rng.standard_normal((m, m))
+    a = b @ b.T + m * np.eye(m)
+    rhs = rng.standard_normal(m)
+    low32 = np.empty((m, m), dtype=np.float32)
+    s32 = np.empty(m)
+    assert cholesky_solve(a.astype(np.float32), m, rhs, low32, s32)
+    exact = np.linalg.solve(a, rhs)
+    np.testing.assert_allclose(s32, exact, rtol=1e-4, atol=1e-5 * np.abs(exact).max())
+    np.testing.assert_allclose(np.tril(low32), np.linalg.cholesky(a), rtol=1e-4, atol=1e-5)
+    bad = np.eye(3, dtype=np.float32)
+    bad[1, 1] = -1.0
+    assert not cholesky_solve(bad, 3, np.ones(3), np.empty((3, 3), np.float32), np.empty(3))
+
+
 @pytest.mark.parametrize("bad", [0.0, -1.0, np.nan])
 def test_cholesky_solve_reports_a_matrix_that_is_not_positive_definite(bad):
     a = np.eye(3)

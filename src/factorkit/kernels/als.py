@@ -53,7 +53,7 @@ import numba
 import numpy as np
 
 from factorkit._threads import run_tasks
-from factorkit.kernels._jit import SAFE_FASTMATH, jit
+from factorkit.kernels._jit import SAFE_FASTMATH, jit, read_only
 from factorkit.kernels.linalg import cholesky_solve, gram_gemm, nnls_solve
 
 __all__ = ["ALS_MIN_TASK_ROWS", "ALS_TASKS", "als_solve_rows"]
@@ -190,7 +190,11 @@ def _solve_task(
     dtype = fixed_factors.dtype
     dual_ok = regularization > 0.0 and bias_regularization > 0.0
     has_w = len(weights) > 0
-    cap = _task_capacity(task, n_tasks, n_rows, indptr)
+    # the helpers _task_capacity, _clear_row and _store_row written out in this task: each
+    # call of a jitted function is one more function for numba to compile on first run
+    cap = 0
+    for r in range(task, n_rows, n_tasks):
+        cap = max(cap, indptr[r + 1] - indptr[r])
     x = np.empty((cap, d), dtype=dtype)
     xw = np.empty((cap if has_w else 0, d), dtype=dtype)  # weighted rows w_j x_j
     y = np.empty((min(cap, d), k), dtype=dtype)
@@ -215,7 +219,9 @@ def _solve_task(
             for j in range(n):
                 wsum += weights[lo + j]
         if n == 0 or (has_w and wsum == 0.0):
-            _clear_row(r, 0.0, out_factors, out_bias)
+            out_bias[r] = 0.0
+            for p in range(k):
+                out_factors[r, p] = 0.0
             continue
         count = wsum if has_w else np.float64(n)
         lam = regularization * count if weighted else regularization
@@ -248,7 +254,8 @@ def _solve_task(
                         a[i, j] = np.float64(h[i, j]) * inv_lam + inv_lam_b
                     a[i, i] += 1.0
             if not cholesky_solve(a, n, t, low, s):
-                _clear_row(r, np.nan, out_factors, out_bias)
+                out_bias[r] = np.nan
+                out_factors[r, 0] = np.nan
                 obj = np.nan
                 continue
             for p in range(d):
@@ -298,13 +305,16 @@ def _solve_task(
             for p in range(1, d):
                 a[p, p] += lam
             if not cholesky_solve(a, d, rhs, low, s):
-                _clear_row(r, np.nan, out_factors, out_bias)
+                out_bias[r] = np.nan
+                out_factors[r, 0] = np.nan
                 obj = np.nan
                 continue
             sr = 0.0
             for p in range(d):
                 sr += s[p] * rhs[p]
-            _store_row(r, s, out_factors, out_bias)
+            out_bias[r] = s[0]
+            for p in range(k):
+                out_factors[r, p] = s[p + 1]
             # at the optimum s . (A s - rhs) = 0, so |t - X s|^2 + penalty
             # = tt - 2 s . rhs + s^T A s = tt - s . rhs
             obj += tt - sr
@@ -426,6 +436,12 @@ def als_solve_rows(
         penalty is the caller's to add).
     """
     task = _nonnegative_task if nonnegative else _solve_task
+    # read-only views: the user side's arrays come frozen from Interactions, the item
+    # side's are a fresh transposition, and numba compiles once per argument type: without
+    # them the task compiled twice per fit (about 2 s of a first fit's 6, in CPU time)
+    indptr, indices, values, weights, fixed_bias = read_only(
+        indptr, indices, values, weights, fixed_bias
+    )
     n_tasks = max(1, min(ALS_TASKS, (len(indptr) - 1) // ALS_MIN_TASK_ROWS))
     # one compiled signature: float arguments as Python floats, flags as Python bools
     parts = run_tasks(

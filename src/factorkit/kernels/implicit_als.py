@@ -27,8 +27,9 @@ Two solvers:
 - :func:`implicit_als_cholesky_rows`: forms ``A`` and ``b`` and solves exactly by
   Cholesky, both from :mod:`factorkit.kernels.linalg` (Gram ``xw^T x`` of the row's
   gathered positives as BLAS matrix products in the factor dtype, in blocks added into
-  float64; float64 factorisation). Cost per row: ``2 n_r k^2 +
-  k^3 / 3`` (the Gram as a GEMM on the full square).
+  float64; float64 factorisation, float32 for float32 factors at ``k >=
+  CHOLESKY_FLOAT32_MIN_FACTORS``). Cost per row: ``2 n_r k^2 + k^3 / 3`` (the Gram as a
+  GEMM on the full square).
 
 Both return the objective ``sum_r L_r(x_r)`` at the new factors, at almost no extra cost:
 ``L_r(x) = sum c_j - 2 b . x + x^T A x``, and with the residual ``res = b - A x`` that CG
@@ -59,6 +60,7 @@ from factorkit.kernels.linalg import cholesky_solve, gram_gemm
 __all__ = [
     "CG_MAX_BLOCK_ROWS",
     "CG_MIN_BLOCK_ROWS",
+    "CHOLESKY_FLOAT32_MIN_FACTORS",
     "IALS_TASKS",
     "implicit_als_cg_rows",
     "implicit_als_cholesky_rows",
@@ -285,13 +287,15 @@ def implicit_als_cg_rows(indptr, indices, conf, fixed, gram, w0, lam, cg_steps, 
 
 @jit(fastmath=SAFE_FASTMATH)
 def _cholesky_task(
-    task, n_tasks, indptr, indices, conf, fixed, gram, w0, lam, out
+    task, n_tasks, indptr, indices, conf, fixed, gram, w0, lam, precision, out
 ):  # pragma: no cover
     """Rows ``task, task + n_tasks, ...`` of :func:`implicit_als_cholesky_rows`.
 
     A row's positives are gathered into ``x`` and, scaled by their weights ``c_j - w0``,
     into ``xw``, so that its Gram ``xw^T x`` is BLAS matrix products
-    (:func:`~factorkit.kernels.linalg.gram_gemm`).
+    (:func:`~factorkit.kernels.linalg.gram_gemm`). The system is assembled and factorised
+    in ``precision``'s dtype (an empty array: float64, or float32 at large ``k``); the
+    right-hand side and the substitutions stay float64.
     """
     n_rows = len(indptr) - 1
     k = fixed.shape[1]
@@ -301,8 +305,8 @@ def _cholesky_task(
     x = np.empty((cap, k), dtype=fixed.dtype)
     xw = np.empty((cap, k), dtype=fixed.dtype)
     g = np.empty((k, k), dtype=fixed.dtype)
-    a = np.empty((k, k))
-    low = np.empty((k, k))
+    a = np.empty((k, k), dtype=precision.dtype)
+    low = np.empty((k, k), dtype=precision.dtype)
     rhs = np.empty(k)
     sol = np.empty(k)
     obj = 0.0
@@ -340,16 +344,34 @@ def _cholesky_task(
     return obj
 
 
-def implicit_als_cholesky_rows(indptr, indices, conf, fixed, gram, w0, lam, out):
+#: from this many factors on, float32 factors' systems are assembled and factorised in
+#: float32 (``k^3 / 3`` flops a row at twice the SIMD width: 1.6x faster at k = 256, the
+#: same at k = 64, where float64 is kept; implicit factorises in float32 at every k).
+#: Results then differ from float64's in the last float32 bits, not in loss or recall
+#: beyond noise (docs/benchmarks.md, "The exact Cholesky solver after the GEMM Gram").
+CHOLESKY_FLOAT32_MIN_FACTORS = 128
+
+
+def implicit_als_cholesky_rows(
+    indptr, indices, conf, fixed, gram, w0, lam, out, float32_min_factors=None
+):
     """Solve every row's system exactly (Cholesky); arguments as :func:`implicit_als_cg_rows`.
 
     ``out`` is overwritten (not read). A row whose system is not positive definite (only
-    possible with ``lam_r = 0``) gets NaN, so the caller can report it.
+    possible with ``lam_r = 0``) gets NaN, so the caller can report it. With float32
+    ``fixed`` and at least ``float32_min_factors`` factors (default
+    ``CHOLESKY_FLOAT32_MIN_FACTORS``) each system is assembled and factorised in float32;
+    otherwise in float64. Each precision is its own compiled signature, compiled on first
+    use only.
     """
     n_rows = len(indptr) - 1
     n_tasks = min(IALS_TASKS, max(n_rows, 1))
+    if float32_min_factors is None:
+        float32_min_factors = CHOLESKY_FLOAT32_MIN_FACTORS
+    single = fixed.dtype == np.float32 and fixed.shape[1] >= float32_min_factors
+    precision = np.empty(0, dtype=np.float32 if single else np.float64)
     parts = run_tasks(
         _cholesky_task, n_tasks, numba.get_num_threads(),
-        indptr, indices, conf, fixed, gram, w0, lam, out,
+        indptr, indices, conf, fixed, gram, w0, lam, precision, out,
     )  # fmt: skip
     return math.fsum(parts)

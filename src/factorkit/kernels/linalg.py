@@ -14,7 +14,8 @@ kernel and solve it with the same Cholesky:
   row-scaled copy ``XW`` gathered into contiguous buffers: one BLAS GEMM per block of
   ``GRAM_FLUSH_ROWS`` rows, in ``X``'s dtype, added into ``a`` (the same rounding bound as
   :func:`gram_float64`, at GEMM speed; callers run under one BLAS thread);
-- :func:`cholesky_solve`: ``a s = rhs`` for SPD ``a`` (float64, lower triangle read),
+- :func:`cholesky_solve`: ``a s = rhs`` for SPD ``a`` (lower triangle read; factorised in
+  ``a``'s dtype: float64, or float32 where a caller asks for speed over accuracy),
   reporting a matrix that is not numerically positive definite instead of failing;
 - :func:`nnls_solve`: the same system's quadratic minimised with the variables from
   ``first`` on held ``>= 0`` (non-negative ALS), by block principal pivoting on Cholesky
@@ -135,18 +136,23 @@ def gram_gemm(xw, x, n, a, g):  # pragma: no cover
 
 @jit(fastmath=SAFE_FASTMATH)
 def cholesky_solve(a, m, rhs, low, s):  # pragma: no cover
-    """Solve ``a[:m, :m] s = rhs[:m]`` for SPD ``a`` (lower triangle read, float64).
+    """Solve ``a[:m, :m] s = rhs[:m]`` for SPD ``a`` (lower triangle read).
 
-    ``low`` (at least ``m x m``) receives the lower Cholesky factor ``L`` (``a = L L^T``),
-    column by column; then ``s`` by forward and back substitution. Returns False, with
-    ``s`` undefined, when a pivot is not positive (``a`` is not numerically positive
-    definite, or holds NaN): callers turn that into NaN results so that divergence shows.
+    The factorisation runs in ``a``'s dtype, which ``low`` shares: float64 everywhere by
+    default; float32 (with float64 ``rhs`` and ``s``, so the substitutions stay float64)
+    where a caller trades accuracy for speed (ImplicitALS at large ``k``:
+    ``implicit_als_cholesky_rows``). ``low`` (at least ``m x m``) receives the lower
+    Cholesky factor ``L`` (``a = L L^T``), column by column; then ``s`` by forward and
+    back substitution. Returns False, with ``s`` undefined, when a pivot is not positive
+    (``a`` is not numerically positive definite, or holds NaN): callers turn that into
+    NaN results so that divergence shows.
 
     A column's entries are computed eight rows at a time, so that each load of ``L[j, :]``
     feeds eight independent dot products (one at a time is bound by the latency of its
     reduction: about 2x slower at ``m = 65``; four at a time 10-20% slower at ``m = 129,
     257``). Each entry's arithmetic is unchanged.
     """
+    one = a.dtype.type(1.0)  # the factorisation runs in a's dtype (float64 or float32)
     for j in range(m):
         acc = a[j, j]
         for p in range(j):
@@ -155,7 +161,7 @@ def cholesky_solve(a, m, rhs, low, s):  # pragma: no cover
             return False
         ljj = np.sqrt(acc)
         low[j, j] = ljj
-        inv = 1.0 / ljj
+        inv = one / ljj
         i = j + 1
         while i + 8 <= m:
             c0 = a[i, j]
@@ -191,16 +197,17 @@ def cholesky_solve(a, m, rhs, low, s):  # pragma: no cover
                 acc2 -= low[i, p] * low[j, p]
             low[i, j] = acc2 * inv
             i += 1
+    # the substitutions in rhs's dtype (names of their own: numba types a name once)
     for i in range(m):
-        acc = rhs[i]
+        v = rhs[i]
         for p in range(i):
-            acc -= low[i, p] * s[p]
-        s[i] = acc / low[i, i]
+            v -= low[i, p] * s[p]
+        s[i] = v / low[i, i]
     for i in range(m - 1, -1, -1):
-        acc = s[i]
+        v = s[i]
         for p in range(i + 1, m):
-            acc -= low[p, i] * s[p]
-        s[i] = acc / low[i, i]
+            v -= low[p, i] * s[p]
+        s[i] = v / low[i, i]
     return True
 
 

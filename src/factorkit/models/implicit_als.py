@@ -98,7 +98,8 @@ class ImplicitALS(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, Fa
         1 scales it with the row's frequency (Rendle et al.).
     solver : {"cg", "cholesky"}, default "cg"
         Conjugate gradient (fast, approximate per half-step, converges over epochs) or
-        exact Cholesky solves (``O(k^3)`` per row).
+        exact Cholesky solves (``O(k^3)`` per row; from ``factors >= 128`` on each system
+        is factorised in float32, as ``implicit`` does at every size, float64 below).
     cg_steps : int, default 3
         Conjugate-gradient steps per row and half-step (``solver="cg"`` only).
     init_scale : float, default 0.01
