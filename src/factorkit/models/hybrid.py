@@ -32,12 +32,13 @@ _MAX_TRIES = 32
 _FOLD_IN_PAIRS_PER_ITEM = 32
 _FOLD_IN_MAX_PAIRS = 2048
 _FOLD_IN_SEED = 20150901
-_LOSSES = {"bpr": 0, "warp": 1}  # the ranking losses' kernel codes; "squared" has its own
+_LOSSES = {"bpr": 0, "warp": 1, "softmax": 2}  # the ranking losses' kernel codes; "squared" has its own
 #: what ``epochs``, ``learning_rate`` and ``regularization`` of None mean, per loss
 #: (measured on MovieLens small: docs/benchmarks.md, HybridMF; docs/cold-start.md)
 LOSS_DEFAULTS = {
     "bpr": {"epochs": 100, "learning_rate": 0.05, "regularization": 0.01},
     "warp": {"epochs": 50, "learning_rate": 0.01, "regularization": 0.01},
+    "softmax": {"epochs": 50, "learning_rate": 0.05, "regularization": 0.01},
     "squared": {"epochs": 20, "learning_rate": 0.01, "regularization": 0.02},
 }
 _NO_TRACE = np.empty((0, 3), dtype=np.int64)
@@ -191,7 +192,7 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
     _parameter_constraints: ClassVar[dict[str, Any]] = {
         "factors": Interval(int, 1, None),
         "epochs": NoneOr(Interval(int, 1, None)),
-        "loss": Options(("bpr", "warp", "squared")),
+        "loss": Options(("bpr", "warp", "softmax", "squared")),
         "learning_rate": NoneOr(Interval(float, 0, None, closed="neither")),
         "regularization": NoneOr(Interval(float, 0, None)),
         "item_bias": Boolean(),
