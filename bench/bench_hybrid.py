@@ -102,6 +102,7 @@ def cold_models(factors, epochs):
             factors=factors, epochs=epochs, item_identity=False
         ),
         "HybridMF (warp, defaults: lr 0.01, 50 epochs)": fk.HybridMF(factors=factors, loss="warp"),
+        "HybridMF (softmax, defaults)": fk.HybridMF(factors=factors, loss="softmax"),
     }
 
 
@@ -215,6 +216,7 @@ def warm_models(epochs):
     return {
         "HybridMF (bpr, genres+tags+year)": (fk.HybridMF(epochs=epochs), True),
         "HybridMF (warp, defaults: lr 0.01, 50 epochs)": (fk.HybridMF(loss="warp"), True),
+        "HybridMF (softmax, defaults)": (fk.HybridMF(loss="softmax"), True),
         "BPR (defaults)": (fk.BPR(), False),
         "ImplicitALS (defaults)": (fk.ImplicitALS(), False),
     }

@@ -254,14 +254,14 @@ def _stream(
                 continue
             if len(trace):
                 trace[_s, 2] = neg_rows[0]
+            if xi > neg_scores[:n_neg].max():  # before the step overwrites the scores
+                correct += 1
             loss += _softmax_step(
                 pu, qi, xi, u, i, n_neg, neg_rows, neg_vecs, neg_scores, gu, gi,
                 user_id, user_feat, u_ptr, u_idx, u_val,
                 item_id, item_feat, i_ptr, i_idx, i_val, item_id_bias, item_feat_bias,
                 lr_user_id, lr_item_id, lr, reg, lr_bias,
             )  # fmt: skip
-            if xi > neg_scores[:n_neg].max():
-                correct += 1
             continue
         if loss_kind == 0:
             state_neg, j = _negative_candidate(state_neg, n_items, no_alias_p, no_alias_i)
