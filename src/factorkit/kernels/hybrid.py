@@ -12,7 +12,11 @@ Losses (``loss``): 0 is BPR, ``-ln sigma(x_ui - x_uj)`` on one sampled negative;
 WARP (Weston et al. 2011): negatives are drawn until one violates the margin
 (``x_uj > x_ui - 1``) or ``max_sampled`` draws are spent, and the hinge
 ``1 - x_ui + x_uj`` is stepped with the rank weight ``ln(floor((n - 1) / draws))``,
-divided by ``ln(n - 1)`` so it lies in [0, 1] and one learning rate suits both losses.
+divided by ``ln(n - 1)`` so it lies in [0, 1] and one learning rate suits both losses;
+2 is a sampled softmax: ``max_sampled`` verified uniform negatives, the loss
+``-ln p_i`` of the softmax over the positive's and their scores, every item stepped
+with its own weight (``1 - p_i`` for the positive, ``-p_j`` for a negative; with one
+negative this is the BPR step exactly), see :func:`_softmax_step`.
 With ``g`` the loss's weight (``sigma(-(x_ui - x_uj))`` for BPR), every step is::
 
     e_u  += lr_id (g (q_i - q_j) - reg e_u)       E_f += lr x_uf g (q_i - q_j) - lr reg E_f
@@ -184,7 +188,7 @@ def _stream(
     """Samples ``first .. stop - 1`` of one stream; returns (loss, correct, skipped).
 
     When ``trace`` has rows (``(n_samples, 3)``) each sample's ``(u, i, j)`` is written
-    to its row (``j = -1``: skipped or, for WARP, no step).
+    to its row (``j = -1``: skipped or, for WARP, no step; softmax: the first negative).
 
     Long on purpose, like BPR's stream: sampling, verification and the update of the id
     and feature embeddings share one frame so numba keeps the stream's state in
@@ -368,7 +372,8 @@ def hybrid_epoch(
     seeds : uint64 array, one per stream (see :mod:`factorkit.kernels.bpr`).
     n_samples, max_tries : samples per epoch; rejected negative draws before the exact
         fallback.
-    loss_kind : 0 for BPR, 1 for WARP; ``max_sampled`` caps WARP's negative draws.
+    loss_kind : 0 for BPR, 1 for WARP, 2 for the sampled softmax; ``max_sampled`` caps
+        WARP's negative draws and is the softmax's number of negatives.
     user_id (n_users x k), user_feat (n_user_features x k), u_ptr/u_idx/u_val: user id
         embeddings, feature embeddings and the users' feature rows (CSR); item side alike
         (item_feat, i_ptr/i_idx/i_val) plus ``item_id_bias`` and ``item_feat_bias``.
