@@ -285,7 +285,7 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
             (held-out ratings and ``val_rmse`` with ``loss="squared"``).
         sample_weight : array-like of shape (len(train),), optional
             One finite weight >= 0 per interaction, aligned with ``train`` (its canonical
-            order, as :func:`factorkit.time_decay` returns). Both losses are pairwise, so
+            order, as :func:`factorkit.time_decay` returns). The ranking losses sample, so
             the weight enters as in :class:`~factorkit.BPR`: positives are drawn in
             proportion to it (the expected step is that of the weighted loss), weight 0
             is never drawn as a positive but is still never a negative for its user, an
