@@ -102,6 +102,7 @@ def cold_models(factors, epochs):
             factors=factors, epochs=epochs, item_identity=False
         ),
         "HybridMF (warp, defaults: lr 0.01, 50 epochs)": fk.HybridMF(factors=factors, loss="warp"),
+        "HybridMF (softmax, defaults)": fk.HybridMF(factors=factors, loss="softmax"),
     }
 
 
@@ -170,11 +171,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--data-cache", help="npz file the --versus-lightfm data is kept in")
     parser.add_argument("--subsample", type=int, default=0, help="--versus-lightfm: fit this many")
+    parser.add_argument(
+        "--losses", default="bpr,warp", help="--versus-lightfm: the losses to time (comma list)"
+    )
     args = parser.parse_args()
     if args.versus_lightfm:
         versus_lightfm(
             args.versus_lightfm, args.speed_epochs, args.repeats, cache=args.data_cache,
-            subsample=args.subsample,
+            subsample=args.subsample, losses=args.losses.split(","),
         )  # fmt: skip
         return
     liked = fk.datasets.load_movielens_small().to_implicit(min_value=4.0)
@@ -212,6 +216,7 @@ def warm_models(epochs):
     return {
         "HybridMF (bpr, genres+tags+year)": (fk.HybridMF(epochs=epochs), True),
         "HybridMF (warp, defaults: lr 0.01, 50 epochs)": (fk.HybridMF(loss="warp"), True),
+        "HybridMF (softmax, defaults)": (fk.HybridMF(loss="softmax"), True),
         "BPR (defaults)": (fk.BPR(), False),
         "ImplicitALS (defaults)": (fk.ImplicitALS(), False),
     }
@@ -573,9 +578,11 @@ print(json.dumps(out))
 """
 
 
-def versus_lightfm(kind, epochs, repeats, threads=2, factors=64, cache=None, subsample=0):
+def versus_lightfm(
+    kind, epochs, repeats, threads=2, factors=64, cache=None, subsample=0, losses=("bpr", "warp")
+):
     """Fit seconds per epoch and peak memory of LightFM and HybridMF, BPR and WARP, on
-    the same data; every fit in its own process, the four interleaved, ``repeats``
+    the same data; every fit in its own process, the libraries interleaved, ``repeats``
     rounds. ``subsample``: fit only that many of the interactions (drawn at random; the
     same user, item and feature tables), for a per-interaction cost."""
     from peers import PEER_PYTHON
@@ -607,12 +614,7 @@ def versus_lightfm(kind, epochs, repeats, threads=2, factors=64, cache=None, sub
             f"{threads} threads",
             flush=True,
         )
-        runs = [
-            ("lightfm", "bpr"),
-            ("factorkit", "bpr"),
-            ("lightfm", "warp"),
-            ("factorkit", "warp"),
-        ]
+        runs = [(lib, loss) for loss in losses for lib in ("lightfm", "factorkit")]
         rows: dict = {}
         for rep in range(repeats):
             for lib, loss in runs:

@@ -1,11 +1,11 @@
-"""hybrid_epoch against a NumPy reference on the same sampled triples (BPR loss)."""
+"""hybrid_epoch against a NumPy reference on the same sampled triples (BPR loss; softmax)."""
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
 
-from factorkit.kernels.hybrid import hybrid_epoch
+from factorkit.kernels.hybrid import _softmax_step, hybrid_epoch
 
 NO_ALIAS = (np.empty(0, dtype=np.float64), np.empty(0, dtype=np.int32))
 
@@ -99,3 +99,63 @@ def test_frozen_id_embeddings_and_warp_learns():
     assert not np.array_equal(got[3], params[3])  # feature embeddings trained
     # WARP: the share of positives with no violating negative grows
     assert np.mean(accuracy[-5:]) > np.mean(accuracy[:5]) + 0.2
+
+
+def test_softmax_with_one_negative_is_the_bpr_step():
+    # over {i, j} the softmax is the logistic of x_ui - x_uj: the same draws, the same
+    # weights (1 - p_i = p_j = sigma(-x)) and the same loss as BPR
+    users, indptr, indices, n_items, xu, xi, params = _problem(np.float32, seed=5)
+    runs = []
+    for loss_kind in (0, 2):
+        got = [p.copy() for p in params]
+        trace = np.zeros((40, 3), dtype=np.int64)
+        out = hybrid_epoch(
+            users, indices, indptr, indices, n_items, *NO_ALIAS,
+            np.array([777], dtype=np.uint64), 40, 32, loss_kind, 1,
+            got[0], got[1], *_parts(xu), got[2], got[3], *_parts(xi), got[4], got[5],
+            0.05, 0.05, 0.05, 0.01, 0.05, trace,
+        )  # fmt: skip
+        runs.append((out, trace, got))
+    (bpr_out, bpr_trace, bpr), (sm_out, sm_trace, sm) = runs
+    np.testing.assert_array_equal(sm_trace, bpr_trace)
+    assert sm_out[1:] == bpr_out[1:]
+    np.testing.assert_allclose(sm_out[0], bpr_out[0], rtol=1e-5)
+    for a, b in zip(sm, bpr, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_softmax_step_matches_numpy_reference():
+    _, indptr, indices, _, xu, xi, params = _problem(np.float32, seed=7)
+    got = [p.copy() for p in params]
+    eu, fu, ei, fi, bi_id, bf = (p.astype(np.float64) for p in params)
+    xud, xid = xu.toarray(), xi.toarray()
+    u, i, negs = 2, int(indices[indptr[2]]), np.array([0, 5, 9, 5], dtype=np.int64)
+    pu = eu[u] + xud[u] @ fu
+    q = ei + xid @ fi
+    b = bi_id + xid @ bf
+    scores = np.r_[pu @ q[i] + b[i], q[negs] @ pu + b[negs]]
+    p = np.exp(scores - scores.max())
+    p /= p.sum()
+    weights = np.r_[1.0 - p[0], -p[1:]]  # d ln p_i / d score, per item
+    lr, reg = 0.1, 0.02
+    gu = weights[0] * q[i] + weights[1:] @ q[negs]
+    eu[u] += lr * (gu - reg * eu[u])
+    for f in np.flatnonzero(xud[u]):
+        fu[f] += lr * (xud[u, f] * gu - reg * fu[f])
+    for item, w in zip(np.r_[i, negs], weights, strict=True):  # a repeated negative steps twice
+        ei[item] += lr * (w * pu - reg * ei[item])
+        bi_id[item] += lr * (w - reg * bi_id[item])
+        for f in np.flatnonzero(xid[item]):
+            fi[f] += lr * (xid[item, f] * w * pu - reg * fi[f])
+            bf[f] += lr * (xid[item, f] * w - reg * bf[f])
+    k = pu.shape[0]
+    vecs = q[negs].astype(np.float32)
+    loss = _softmax_step(
+        pu.astype(np.float32), q[i].astype(np.float32), np.float64(scores[0]), u, i, len(negs),
+        negs, vecs, scores[1:].copy(), np.empty(k, np.float32), np.empty(k, np.float32),
+        got[0], got[1], *_parts(xu), got[2], got[3], *_parts(xi), got[4], got[5],
+        np.float32(lr), np.float32(lr), np.float32(lr), np.float32(reg), np.float32(lr),
+    )  # fmt: skip
+    np.testing.assert_allclose(loss, -np.log(p[0]), rtol=1e-5)
+    for a, e in zip(got, (eu, fu, ei, fi, bi_id, bf), strict=True):
+        np.testing.assert_allclose(a, e, rtol=2e-4, atol=2e-5)

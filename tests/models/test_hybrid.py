@@ -165,9 +165,15 @@ def test_save_load_round_trip_and_state_checks(cold, tmp_path):
         arrays = {k: npz[k] for k in npz.files}
     meta = json.loads(arrays["__meta__"].tobytes())
     assert "feature_item_names_" in meta["string_arrays"]
-    # a feature array whose rows disagree with its vocabulary is refused
     arrays.pop("__meta__")
     arrays.pop("__meta_sha256__")
+    # files saved before max_sampled defaulted to None hold the integer 10: the same model
+    assert meta["params"]["max_sampled"] is None
+    old = dict(meta, params=dict(meta["params"], max_sampled=10))
+    older = fk.load(_write(tmp_path / "old.fk", old, dict(arrays)))
+    assert older.get_params()["max_sampled"] == 10 and older._setting("max_sampled") == 10
+    np.testing.assert_array_equal(older.recommend([1, 2], k=5)[0], a[0])
+    # a feature array whose rows disagree with its vocabulary is refused
     arrays["feature_item_factors_"] = arrays["feature_item_factors_"][:-1]
     bad = _write(tmp_path / "bad.fk", meta, arrays)
     with pytest.raises(ModelFormatError, match=r"feature_item_factors_' shape: expected 1496 rows"):
@@ -270,11 +276,16 @@ def test_early_stopping_keeps_the_best_epoch(liked, features):
 
 
 @pytest.mark.parametrize(
-    "loss, epochs, learning_rate, regularization",
-    [("bpr", 100, 0.05, 0.01), ("warp", 50, 0.01, 0.01), ("squared", 20, 0.01, 0.02)],
+    "loss, epochs, learning_rate, regularization, max_sampled",
+    [
+        ("bpr", 100, 0.05, 0.01, 10),
+        ("warp", 50, 0.01, 0.01, 10),
+        ("softmax", 50, 0.01, 0.03, 30),
+        ("squared", 20, 0.01, 0.02, 10),
+    ],
 )
 def test_unset_training_settings_take_the_losses_defaults(loss, epochs, learning_rate,
-                                                          regularization):  # fmt: skip
+                                                          regularization, max_sampled):  # fmt: skip
     # measured per loss on MovieLens small (docs/benchmarks.md, HybridMF): WARP at the
     # ranking default 0.05 overfits (warm recall@20 0.157 against 0.242), and so do
     # ratings at the ranking losses' settings (RMSE 0.896 against 0.825)
@@ -288,6 +299,8 @@ def test_unset_training_settings_take_the_losses_defaults(loss, epochs, learning
     assert len(model.history_) == epochs
     assert model._setting("learning_rate") == learning_rate
     assert model._setting("regularization") == regularization
+    assert model.get_params()["max_sampled"] is None
+    assert model._setting("max_sampled") == max_sampled
     explicit = fk.HybridMF(loss=loss, epochs=3, learning_rate=0.2, regularization=0.0)
     assert [explicit._setting(n) for n in ("epochs", "learning_rate", "regularization")] == [
         3, 0.2, 0.0,

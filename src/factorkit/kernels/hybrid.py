@@ -12,7 +12,11 @@ Losses (``loss``): 0 is BPR, ``-ln sigma(x_ui - x_uj)`` on one sampled negative;
 WARP (Weston et al. 2011): negatives are drawn until one violates the margin
 (``x_uj > x_ui - 1``) or ``max_sampled`` draws are spent, and the hinge
 ``1 - x_ui + x_uj`` is stepped with the rank weight ``ln(floor((n - 1) / draws))``,
-divided by ``ln(n - 1)`` so it lies in [0, 1] and one learning rate suits both losses.
+divided by ``ln(n - 1)`` so it lies in [0, 1] and one learning rate suits both losses;
+2 is a sampled softmax: ``max_sampled`` verified uniform negatives, the loss
+``-ln p_i`` of the softmax over the positive's and their scores, every item stepped
+with its own weight (``1 - p_i`` for the positive, ``-p_j`` for a negative; with one
+negative this is the BPR step exactly), see :func:`_softmax_step`.
 With ``g`` the loss's weight (``sigma(-(x_ui - x_uj))`` for BPR), every step is::
 
     e_u  += lr_id (g (q_i - q_j) - reg e_u)       E_f += lr x_uf g (q_i - q_j) - lr reg E_f
@@ -123,6 +127,56 @@ def _dot(p, a):  # pragma: no cover
 
 
 @jit(fastmath=SAFE_FASTMATH)
+def _softmax_step(
+    pu, qi, xi, u, i, n_neg, neg_rows, neg_vecs, neg_scores, gu, gi,
+    user_id, user_feat, u_ptr, u_idx, u_val,
+    item_id, item_feat, i_ptr, i_idx, i_val, item_id_bias, item_feat_bias,
+    lr_user_id, lr_item_id, lr, reg, lr_bias,
+):  # fmt: skip  # pragma: no cover
+    """One sampled-softmax step: the positive ``i`` (score ``xi``) against the
+    ``n_neg`` negatives' scores; returns the sample's loss ``-ln p_i``.
+
+    With ``p`` the softmax over the ``1 + n_neg`` scores, the gradient of ``ln p_i`` is
+    ``(1 - p_i)`` along the positive's score and ``-p_j`` along each negative's, so the
+    user steps along ``(1 - p_i) q_i - sum_j p_j q_j`` and every item along its own
+    weight times ``p_u`` (``p_u`` and the item vectors from before the step)."""
+    k = pu.shape[0]
+    top = xi
+    for t in range(n_neg):
+        top = max(top, neg_scores[t])
+    z = np.exp(xi - top)
+    for t in range(n_neg):
+        neg_scores[t] = np.exp(neg_scores[t] - top)  # unnormalised weights from here on
+        z += neg_scores[t]
+    g_pos = 1.0 - np.exp(xi - top) / z
+    for f in range(k):
+        gu[f] = g_pos * qi[f]
+    for t in range(n_neg):
+        w = neg_scores[t] / z
+        neg_scores[t] = w
+        for f in range(k):
+            gu[f] -= w * neg_vecs[t, f]
+    for f in range(k):
+        gi[f] = g_pos * pu[f]
+    _step(user_id, u, user_feat, u_ptr, u_idx, u_val, gu, lr_user_id, lr, reg)
+    _step(item_id, i, item_feat, i_ptr, i_idx, i_val, gi, lr_item_id, lr, reg)
+    lb_id = lr_bias if lr_item_id != 0.0 else lr_bias * 0
+    if lr_bias != 0.0:
+        _step_bias(item_id_bias, i, item_feat_bias, i_ptr, i_idx, i_val, g_pos, lb_id,
+                   lr_bias, reg)  # fmt: skip
+    for t in range(n_neg):
+        w = neg_scores[t]
+        j = neg_rows[t]
+        for f in range(k):
+            gi[f] = -w * pu[f]
+        _step(item_id, j, item_feat, i_ptr, i_idx, i_val, gi, lr_item_id, lr, reg)
+        if lr_bias != 0.0:
+            _step_bias(item_id_bias, j, item_feat_bias, i_ptr, i_idx, i_val, -w, lb_id,
+                       lr_bias, reg)  # fmt: skip
+    return np.log(z) - (xi - top)
+
+
+@jit(fastmath=SAFE_FASTMATH)
 def _stream(
     seed, first, stop, sample_users, sample_items, seen_indptr, seen_indices, n_items,
     entry_prob, entry_alias, max_tries, loss_kind, max_sampled,
@@ -134,7 +188,7 @@ def _stream(
     """Samples ``first .. stop - 1`` of one stream; returns (loss, correct, skipped).
 
     When ``trace`` has rows (``(n_samples, 3)``) each sample's ``(u, i, j)`` is written
-    to its row (``j = -1``: skipped or, for WARP, no step).
+    to its row (``j = -1``: skipped or, for WARP, no step; softmax: the first negative).
 
     Long on purpose, like BPR's stream: sampling, verification and the update of the id
     and feature embeddings share one frame so numba keeps the stream's state in
@@ -150,6 +204,11 @@ def _stream(
     gj = np.empty(k, dtype=dtype)
     no_alias_p = np.empty(0, dtype=np.float64)
     no_alias_i = np.empty(0, dtype=np.int32)
+    # softmax: the sampled negatives' rows, vectors and scores
+    n_slots = max_sampled if loss_kind == 2 else 0
+    neg_rows = np.empty(n_slots, dtype=np.int64)
+    neg_vecs = np.empty((n_slots, k), dtype=dtype)
+    neg_scores = np.empty(n_slots, dtype=np.float64)
     state_entry = seed
     state_neg = seed ^ np.uint64(0xD1B54A32D192ED03)
     n_entries = len(sample_items)
@@ -178,6 +237,36 @@ def _stream(
             trace[_s, 0] = u
             trace[_s, 1] = i
             trace[_s, 2] = -1
+        if loss_kind == 2:
+            n_neg = 0
+            for _t in range(max_sampled):
+                state_neg, j = _negative_candidate(state_neg, n_items, no_alias_p, no_alias_i)
+                state_neg, j = _verified_negative(
+                    state_neg, j, seen_indices, lo, hi, n_items, no_alias_p, no_alias_i,
+                    max_tries,
+                )  # fmt: skip
+                if j < 0:
+                    break
+                neg_rows[n_neg] = j
+                hybrid_vector(item_id, j, item_feat, i_ptr, i_idx, i_val, neg_vecs[n_neg])
+                neg_scores[n_neg] = _dot(pu, neg_vecs[n_neg]) + _bias(
+                    item_id_bias, j, item_feat_bias, i_ptr, i_idx, i_val
+                )
+                n_neg += 1
+            if n_neg == 0:
+                skipped += 1
+                continue
+            if len(trace):
+                trace[_s, 2] = neg_rows[0]
+            if xi > neg_scores[:n_neg].max():  # before the step overwrites the scores
+                correct += 1
+            loss += _softmax_step(
+                pu, qi, xi, u, i, n_neg, neg_rows, neg_vecs, neg_scores, gu, gi,
+                user_id, user_feat, u_ptr, u_idx, u_val,
+                item_id, item_feat, i_ptr, i_idx, i_val, item_id_bias, item_feat_bias,
+                lr_user_id, lr_item_id, lr, reg, lr_bias,
+            )  # fmt: skip
+            continue
         if loss_kind == 0:
             state_neg, j = _negative_candidate(state_neg, n_items, no_alias_p, no_alias_i)
             state_neg, j = _verified_negative(
@@ -283,7 +372,8 @@ def hybrid_epoch(
     seeds : uint64 array, one per stream (see :mod:`factorkit.kernels.bpr`).
     n_samples, max_tries : samples per epoch; rejected negative draws before the exact
         fallback.
-    loss_kind : 0 for BPR, 1 for WARP; ``max_sampled`` caps WARP's negative draws.
+    loss_kind : 0 for BPR, 1 for WARP, 2 for the sampled softmax; ``max_sampled`` caps
+        WARP's negative draws and is the softmax's number of negatives.
     user_id (n_users x k), user_feat (n_user_features x k), u_ptr/u_idx/u_val: user id
         embeddings, feature embeddings and the users' feature rows (CSR); item side alike
         (item_feat, i_ptr/i_idx/i_val) plus ``item_id_bias`` and ``item_feat_bias``.

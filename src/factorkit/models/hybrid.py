@@ -32,13 +32,16 @@ _MAX_TRIES = 32
 _FOLD_IN_PAIRS_PER_ITEM = 32
 _FOLD_IN_MAX_PAIRS = 2048
 _FOLD_IN_SEED = 20150901
-_LOSSES = {"bpr": 0, "warp": 1}  # the ranking losses' kernel codes; "squared" has its own
-#: what ``epochs``, ``learning_rate`` and ``regularization`` of None mean, per loss
+#: the ranking losses' kernel codes; "squared" has its own kernel
+_LOSSES = {"bpr": 0, "warp": 1, "softmax": 2}
+#: what ``epochs``, ``learning_rate``, ``regularization`` and ``max_sampled`` of None
+#: mean, per loss
 #: (measured on MovieLens small: docs/benchmarks.md, HybridMF; docs/cold-start.md)
 LOSS_DEFAULTS = {
-    "bpr": {"epochs": 100, "learning_rate": 0.05, "regularization": 0.01},
-    "warp": {"epochs": 50, "learning_rate": 0.01, "regularization": 0.01},
-    "squared": {"epochs": 20, "learning_rate": 0.01, "regularization": 0.02},
+    "bpr": {"epochs": 100, "learning_rate": 0.05, "regularization": 0.01, "max_sampled": 10},
+    "warp": {"epochs": 50, "learning_rate": 0.01, "regularization": 0.01, "max_sampled": 10},
+    "softmax": {"epochs": 50, "learning_rate": 0.01, "regularization": 0.03, "max_sampled": 30},
+    "squared": {"epochs": 20, "learning_rate": 0.01, "regularization": 0.02, "max_sampled": 10},
 }
 _NO_TRACE = np.empty((0, 3), dtype=np.int64)
 #: the arrays the epochs train (snapshotted at the best epoch by the loop)
@@ -61,12 +64,15 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
     embeddings, ``p_u = e_u + sum_f x_uf E_f``; an item's vector ``q_i`` and bias
     ``b_i = c_i + sum_f x_if c_f`` likewise; ``score(u, i) = p_u . q_i + b_i`` (the model
     of LightFM, Kula 2015). Trained by parallel SGD on a ranking loss: ``"bpr"`` (one
-    sampled negative per positive, as :class:`~factorkit.BPR`) or ``"warp"``
+    sampled negative per positive, as :class:`~factorkit.BPR`), ``"warp"``
     (negatives drawn until one outranks the positive, the step weighted by the rank
-    that implies). Items (and users) described by features but absent from the
-    interactions join the model's vocabulary with vectors from their features alone, so
-    ``recommend``, ``predict`` and ``similar_items`` cover them; items arriving after
-    ``fit`` are scored with :meth:`score_new_items`, new users with
+    that implies) or ``"softmax"`` (a sampled softmax: the positive against
+    ``max_sampled`` uniform negatives at once; the most accurate of the three on warm
+    users and items, at about 7x the fit time of ``"warp"``). Items (and users)
+    described by features but absent from the interactions join the model's vocabulary
+    with vectors from their features alone, so ``recommend``, ``predict`` and
+    ``similar_items`` cover them; items arriving after ``fit`` are scored with
+    :meth:`score_new_items`, new users with
     :meth:`recommend_new_user` (items, features or both). ``fit(train,
     sample_weight=w)`` draws the positives in proportion to ``w``, as
     :class:`~factorkit.BPR` does.
@@ -87,18 +93,19 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
         Embedding width.
     epochs : int, optional
         Passes; each draws one sample per training interaction. None (the default)
-        takes the loss's default: 100 for ``"bpr"``, 50 for ``"warp"``, 20 for
-        ``"squared"``.
-    loss : {"bpr", "warp", "squared"}, default "bpr"
+        takes the loss's default: 100 for ``"bpr"``, 50 for ``"warp"`` and
+        ``"softmax"``, 20 for ``"squared"``.
+    loss : {"bpr", "warp", "softmax", "squared"}, default "bpr"
         A ranking loss for implicit feedback, or the squared error of ratings.
     learning_rate : float, optional
         SGD step size of id embeddings, feature embeddings and biases. None takes the
         loss's default: 0.05 for ``"bpr"``, 0.01 for ``"warp"`` (its steps are larger:
-        0.05 overfits, warm recall@20 0.157 against 0.242 at 0.01 on MovieLens small)
-        and 0.01 for ``"squared"``.
+        0.05 overfits, warm recall@20 0.157 against 0.242 at 0.01 on MovieLens small),
+        0.01 for ``"softmax"`` and 0.01 for ``"squared"``.
     regularization : float, optional
         L2 penalty applied with every step to each embedding it touches. None takes
-        the loss's default: 0.01 for ``"bpr"``, 0.05 for ``"warp"``, 0.02 for
+        the loss's default: 0.01 for ``"bpr"`` and ``"warp"``, 0.03 for ``"softmax"``
+        (each negative is a step, so items are touched far more often), 0.02 for
         ``"squared"``. The per-loss defaults were measured on MovieLens small
         (docs/benchmarks.md, HybridMF; docs/cold-start.md: with ``"squared"`` test
         RMSE 0.827 where the ranking losses' settings overfit to 0.90).
@@ -110,8 +117,13 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
         side is represented by its features alone (a user or item without features then
         has a zero vector); setting ``item_identity=False`` makes warm and cold items
         share one representation, which can help cold start.
-    max_sampled : int, default 10
-        WARP: negative draws per positive before giving up.
+    max_sampled : int, optional
+        WARP: negative draws per positive before giving up; softmax: the negatives each
+        positive is stepped against. None (the default) takes the loss's: 10 for
+        ``"warp"`` (and the losses that do not use it), 30 for ``"softmax"`` (10 gave
+        warm recall@20 0.241, 30 0.245, 50 0.248 on one MovieLens small split at
+        2.5x the time). Before the softmax loss the default was the integer 10;
+        model files saved then load with that value, which is the same setting.
     init_scale : float, default 0.1
         Standard deviation of the normal initialisation, divided by ``sqrt(factors)``.
         Id embeddings of items without interactions start (and stay) at zero.
@@ -191,13 +203,13 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
     _parameter_constraints: ClassVar[dict[str, Any]] = {
         "factors": Interval(int, 1, None),
         "epochs": NoneOr(Interval(int, 1, None)),
-        "loss": Options(("bpr", "warp", "squared")),
+        "loss": Options(("bpr", "warp", "softmax", "squared")),
         "learning_rate": NoneOr(Interval(float, 0, None, closed="neither")),
         "regularization": NoneOr(Interval(float, 0, None)),
         "item_bias": Boolean(),
         "user_identity": Boolean(),
         "item_identity": Boolean(),
-        "max_sampled": Interval(int, 1, None),
+        "max_sampled": NoneOr(Interval(int, 1, None)),
         "init_scale": Interval(float, 0, None, closed="neither"),
         **TRAINING_CONSTRAINTS,
     }
@@ -222,7 +234,7 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
         item_bias: bool = True,
         user_identity: bool = True,
         item_identity: bool = True,
-        max_sampled: int = 10,
+        max_sampled: int | None = None,
         init_scale: float = 0.1,
         random_state: Any = None,
         n_threads: int | None = None,
@@ -273,7 +285,7 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
             (held-out ratings and ``val_rmse`` with ``loss="squared"``).
         sample_weight : array-like of shape (len(train),), optional
             One finite weight >= 0 per interaction, aligned with ``train`` (its canonical
-            order, as :func:`factorkit.time_decay` returns). Both losses are pairwise, so
+            order, as :func:`factorkit.time_decay` returns). The ranking losses sample, so
             the weight enters as in :class:`~factorkit.BPR`: positives are drawn in
             proportion to it (the expected step is that of the weighted loss), weight 0
             is never drawn as a positive but is still never a negative for its user, an
@@ -360,8 +372,8 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
         return trainer
 
     def _setting(self, name: str) -> Any:
-        """``epochs``, ``learning_rate`` or ``regularization``: as set, or the loss's
-        default (:data:`LOSS_DEFAULTS`) when None."""
+        """``epochs``, ``learning_rate``, ``regularization`` or ``max_sampled``: as set,
+        or the loss's default (:data:`LOSS_DEFAULTS`) when None."""
         value = getattr(self, name)
         return LOSS_DEFAULTS[self.loss][name] if value is None else value
 
@@ -662,7 +674,7 @@ class _HybridTrainer(Trainer):
         loss, correct, skipped = hybrid_epoch(
             self.users, self.indices, self.indptr, self.indices, self.n_items,
             self.entry_prob, self.entry_alias, seeds, n, _MAX_TRIES, self.loss_kind,
-            int(m.max_sampled),
+            int(m._setting("max_sampled")),
             m.user_id_factors_, m.feature_user_factors_, *self.xu,
             m.item_id_factors_, m.feature_item_factors_, *self.xi,
             m.item_id_bias_, m.feature_item_bias_,
