@@ -26,6 +26,17 @@ import numpy as np
 
 from factorkit._threads import run_tasks
 from factorkit.kernels._jit import SAFE_FASTMATH, jit
+from factorkit.kernels._simd import (
+    lanes,
+    vadd,
+    vdot,
+    vfma,
+    vget,
+    vload_row,
+    vscale,
+    vstore_row,
+    vzero,
+)
 
 __all__ = [
     "NMF_TASKS",
@@ -73,27 +84,29 @@ def _threads() -> int:
 
 # ------------------------------------------------------------------------ row helpers
 @jit(fastmath=SAFE_FASTMATH)
-def _row_product(indptr, indices, data, B, i, acc):  # pragma: no cover - compiled
-    """``acc = X[i] @ B``, two stored entries per step (two independent chains of
-    multiply-adds per component hide the add latency)."""
-    k = acc.shape[0]
-    for t in range(k):
-        acc[t] = 0.0
+def _row_chunk(indptr, indices, data, B, i, c):  # pragma: no cover - compiled
+    """``X[i] @ B[:, c:c + lanes]`` as a :class:`~factorkit.kernels._simd.Vec`: one
+    multiply-add of a row segment of ``B`` per stored entry, the sums in registers (two
+    independent chains hide the add latency; lanes past ``B``'s last column are 0)."""
+    a0 = vzero(B)
+    a1 = vzero(B)
     p = indptr[i]
     end = indptr[i + 1]
     while p + 1 < end:
-        j0 = indices[p]
-        j1 = indices[p + 1]
-        v0 = data[p]
-        v1 = data[p + 1]
-        for t in range(k):
-            acc[t] += v0 * B[j0, t] + v1 * B[j1, t]
+        a0 = vfma(a0, data[p], vload_row(B, indices[p], c))
+        a1 = vfma(a1, data[p + 1], vload_row(B, indices[p + 1], c))
         p += 2
     if p < end:
-        j0 = indices[p]
-        v0 = data[p]
-        for t in range(k):
-            acc[t] += v0 * B[j0, t]
+        a0 = vfma(a0, data[p], vload_row(B, indices[p], c))
+    return vadd(a0, a1)
+
+
+@jit(fastmath=SAFE_FASTMATH)
+def _row_product(indptr, indices, data, B, i, out, r):  # pragma: no cover - compiled
+    """``out[r] = X[i] @ B``, one pass over the row's entries per ``lanes`` components
+    (one pass for k <= 16 in float32, k <= 8 in float64)."""
+    for c in range(0, B.shape[1], lanes(B)):
+        vstore_row(out, r, c, _row_chunk(indptr, indices, data, B, i, c))
 
 
 @jit(fastmath=SAFE_FASTMATH)
@@ -191,6 +204,60 @@ def _cd_pair(A, i, j, G, b0, b1, g0, g1):  # pragma: no cover - compiled
 
 
 @jit(fastmath=SAFE_FASTMATH)
+def _vec_gradient(A, i, G, b):  # pragma: no cover - compiled
+    """``G A[i] - b`` as a Vec (k <= lanes; ``G`` symmetric, so its rows are columns)."""
+    g = vscale(b, -1.0, 0.0)
+    for r in range(A.shape[1]):
+        g = vfma(g, A[i, r], vload_row(G, r, 0))
+    return g
+
+
+@jit(fastmath=SAFE_FASTMATH)
+def _vec_cd_row(A, i, G, b):  # pragma: no cover - compiled
+    """:func:`_cd_row` with ``b`` and the gradient held in one vector (k <= lanes)."""
+    zero = A.dtype.type(0.0)
+    g = _vec_gradient(A, i, G, b)
+    v = 0.0
+    for t in range(A.shape[1]):
+        grad = vget(g, t)
+        a = A[i, t]
+        v += abs(min(zero, grad) if a == zero else grad)
+        hess = G[t, t]
+        if hess != zero:
+            new = max(a - grad / hess, zero)
+            A[i, t] = new
+            g = vfma(g, new - a, vload_row(G, t, 0))
+    return v
+
+
+@jit(fastmath=SAFE_FASTMATH)
+def _vec_cd_pair(A, i, j, G, b0, b1):  # pragma: no cover - compiled
+    """:func:`_cd_pair` (rows ``i != j`` in lockstep) with ``b`` and the gradients held
+    in vectors (k <= lanes): the same steps, in registers."""
+    zero = A.dtype.type(0.0)
+    g0 = _vec_gradient(A, i, G, b0)
+    g1 = _vec_gradient(A, j, G, b1)
+    v = 0.0
+    for t in range(A.shape[1]):
+        hess = G[t, t]
+        a0 = A[i, t]
+        a1 = A[j, t]
+        gr0 = vget(g0, t)
+        gr1 = vget(g1, t)
+        v += abs(min(zero, gr0) if a0 == zero else gr0)
+        v += abs(min(zero, gr1) if a1 == zero else gr1)
+        if hess != zero:
+            n0 = max(a0 - gr0 / hess, zero)
+            n1 = max(a1 - gr1 / hess, zero)
+            A[i, t] = n0
+            A[j, t] = n1
+            row = vload_row(G, t, 0)
+            g0 = vfma(g0, n0 - a0, row)
+            g1 = vfma(g1, n1 - a1, row)
+    return v
+
+
+@jit(fastmath=SAFE_FASTMATH)
 def _mu_row(A, i, numer, denom, l1, l2, floor):  # pragma: no cover - compiled
     """``A[i] *= numer / (denom + l1 + l2 A[i])`` (zero denominators -> EPS); ``floor``:
     entries below float64's eps become 0 (scikit-learn's rule for H under KL)."""
@@ -207,11 +274,9 @@ def _mu_row(A, i, numer, denom, l1, l2, floor):  # pragma: no cover - compiled
 # ------------------------------------------------------------------- sparse products
 @jit(fastmath=SAFE_FASTMATH)
 def _matmul_task(task, n_tasks, bounds, indptr, indices, data, B, out):  # pragma: no cover
-    acc = np.empty(out.shape[1], dtype=out.dtype)
     for i in range(bounds[task], bounds[task + 1]):
-        _row_product(indptr, indices, data, B, i, acc)
-        for t in range(out.shape[1]):
-            out[i, t] = acc[t]
+        for c in range(0, B.shape[1], lanes(B)):
+            vstore_row(out, i, c, _row_chunk(indptr, indices, data, B, i, c))
     return 0.0
 
 
@@ -228,9 +293,15 @@ def csr_matmul_dense(indptr, indices, data, B, out) -> None:
 
 @jit(fastmath=SAFE_FASTMATH)
 def _dots_task(task, n_tasks, bounds, indptr, indices, W, Ht, out):  # pragma: no cover
+    vectors = W.shape[1] <= lanes(W)
     for i in range(bounds[task], bounds[task + 1]):
-        for p in range(indptr[i], indptr[i + 1]):
-            out[p] = _row_dot(W, i, Ht, indices[p])
+        if vectors:  # W[i] in registers, one masked load of Ht[j] per entry
+            w = vload_row(W, i, 0)
+            for p in range(indptr[i], indptr[i + 1]):
+                out[p] = vdot(w, vload_row(Ht, indices[p], 0))
+        else:
+            for p in range(indptr[i], indptr[i + 1]):
+                out[p] = _row_dot(W, i, Ht, indices[p])
     return 0.0
 
 
@@ -294,23 +365,31 @@ def _sparse_cd_task(
     task, n_tasks, bounds, indptr, indices, data, A, B, G, l1
 ):  # pragma: no cover - compiled
     k = A.shape[1]
-    b0 = np.empty(k, A.dtype)
-    b1 = np.empty(k, A.dtype)
-    g0 = np.empty(k, A.dtype)
-    g1 = np.empty(k, A.dtype)
     v = 0.0
     hi = bounds[task + 1]
+    if k <= lanes(A):  # the products and gradients in registers
+        for i in range(bounds[task], hi, 2):
+            b0 = vscale(_row_chunk(indptr, indices, data, B, i, 0), 1.0, -l1)
+            if i + 1 < hi:
+                b1 = vscale(_row_chunk(indptr, indices, data, B, i + 1, 0), 1.0, -l1)
+                v += _vec_cd_pair(A, i, i + 1, G, b0, b1)
+            else:
+                v += _vec_cd_row(A, i, G, b0)
+        return v
+    bb = np.empty((2, k), A.dtype)
+    g0 = np.empty(k, A.dtype)
+    g1 = np.empty(k, A.dtype)
     for i in range(bounds[task], hi, 2):
         j = min(i + 1, hi - 1)
-        _row_product(indptr, indices, data, B, i, b0)
-        _row_product(indptr, indices, data, B, j, b1)
+        _row_product(indptr, indices, data, B, i, bb, 0)
+        _row_product(indptr, indices, data, B, j, bb, 1)
         for t in range(k):
-            b0[t] -= l1
-            b1[t] -= l1
+            bb[0, t] -= l1
+            bb[1, t] -= l1
         if j > i:
-            v += _cd_pair(A, i, j, G, b0, b1, g0, g1)
+            v += _cd_pair(A, i, j, G, bb[0], bb[1], g0, g1)
         else:
-            v += _cd_row(A, i, G, b0, g0)
+            v += _cd_row(A, i, G, bb[0], g0)
     return v
 
 
@@ -359,22 +438,35 @@ def _sparse_mu_task(
     task, n_tasks, bounds, indptr, indices, data, A, B, G, base, l1, l2, mode, floor
 ):  # pragma: no cover - compiled
     k = A.shape[1]
-    numer = np.empty(k, dtype=A.dtype)
+    numer = np.empty((1, k), dtype=A.dtype)
     denom = np.empty(k, dtype=A.dtype)
+    vectors = mode == MU_FROBENIUS and k <= lanes(A)
     for i in range(bounds[task], bounds[task + 1]):
+        if vectors:  # X[i] B and A[i] G in registers
+            num = _row_chunk(indptr, indices, data, B, i, 0)
+            den = _vec_gradient(A, i, G, vzero(A))
+            for t in range(k):
+                d = vget(den, t) + l1 + l2 * A[i, t]
+                if d == 0.0:
+                    d = EPS
+                a = A[i, t] * (vget(num, t) / d)
+                if floor and a < 2.220446049250313e-16:
+                    a = 0.0
+                A[i, t] = a
+            continue
         if mode == MU_FROBENIUS:
-            _row_product(indptr, indices, data, B, i, numer)
+            _row_product(indptr, indices, data, B, i, numer, 0)
             for t in range(k):
                 d = 0.0
                 for r in range(k):
                     d += G[t, r] * A[i, r]  # G symmetric: rows read contiguously
                 denom[t] = d
         else:
-            _mu_sums(indptr, indices, data, A, B, i, mode, numer, denom)
+            _mu_sums(indptr, indices, data, A, B, i, mode, numer[0], denom)
             if mode == MU_KL:
                 for t in range(k):
                     denom[t] = base[t]
-        _mu_row(A, i, numer, denom, l1, l2, floor)
+        _mu_row(A, i, numer[0], denom, l1, l2, floor)
     return 0.0
 
 
