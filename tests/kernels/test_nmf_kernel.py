@@ -227,6 +227,11 @@ def test_fused_half_steps_for_any_number_of_components(dt, k):
     csr_sampled_dots(X.indptr, X.indices, A, B, dots)
     rows = np.repeat(np.arange(71), np.diff(X.indptr))
     np.testing.assert_allclose(dots, (A @ B.T)[rows, X.indices], rtol=1e-5)
+    x, p = X.data.astype(np.float64), (A.astype(np.float64) @ B.T)[rows, X.indices]
+    terms = nmf.csr_loss_terms(X.indptr, X.indices, X.data, A, B, False)
+    np.testing.assert_allclose(terms, (x @ x, x @ p), rtol=1e-5)
+    terms = nmf.csr_loss_terms(X.indptr, X.indices, X.data, A, B, True)
+    np.testing.assert_allclose(terms, (np.sum(x * np.log(x / p) - x), p.sum()), rtol=1e-5)
     G = B.T @ B
     G.flat[:: k + 1] += dt(0.1)
     l1 = dt(0.05)

@@ -45,6 +45,7 @@ from factorkit.kernels.nmf import (
     MU_FROBENIUS_MASKED,
     MU_KL,
     MU_KL_MASKED,
+    csr_loss_terms,
     csr_sampled_dots,
     dense_loss,
     nmf_dense_cd_rows,
@@ -232,21 +233,20 @@ def _loss(data: _Data, W: np.ndarray, Ht: np.ndarray, loss: str, threads: int) -
     X = data.X
     if data.kind == "dense":
         return dense_loss(X, W, Ht, loss == "kl")
+    if data.kind == "sparse":  # every entry observed: sums over the stored ones, fused
+        terms, other = csr_loss_terms(X.indptr, X.indices, X.data, W, Ht, loss == "kl")
+        W64, H64 = W.astype(np.float64), Ht.astype(np.float64)
+        if loss == "kl":  # + sum of the model over every entry
+            return terms + float(W64.sum(axis=0) @ H64.sum(axis=0))
+        # ||X||^2 - 2 <X, WH> + ||WH||^2, the last as tr((W^T W)(H H^T))
+        sq = terms - 2 * other + float(np.sum((W64.T @ W64) * (H64.T @ H64)))
+        return 0.5 * max(sq, 0.0)
     pred = np.empty(X.nnz, dtype=data.dtype)
     csr_sampled_dots(X.indptr, X.indices, W, Ht, pred)
     if loss == "frobenius":
-        if data.kind == "masked":
-            sq = (X.data.astype(np.float64) - pred) ** 2
-            return 0.5 * float(np.sum(sq if data.w is None else data.w * sq))
-        # ||X||^2 - 2 <X, WH> + ||WH||^2, the last as tr((W^T W)(H H^T))
-        WtW = W.T.astype(np.float64) @ W
-        HHt = Ht.T.astype(np.float64) @ Ht
-        sq = float(X.data.astype(np.float64) @ X.data) - 2 * float(X.data @ pred.astype(np.float64))
-        return 0.5 * max(sq + float(np.sum(WtW * HHt)), 0.0)
-    terms = _kl_terms(X.data, pred)
-    if data.kind == "masked":
-        return terms + float(pred.sum(dtype=np.float64))
-    return terms + float(W.sum(axis=0, dtype=np.float64) @ Ht.sum(axis=0, dtype=np.float64))
+        sq = (X.data.astype(np.float64) - pred) ** 2
+        return 0.5 * float(np.sum(sq if data.w is None else data.w * sq))
+    return _kl_terms(X.data, pred) + float(pred.sum(dtype=np.float64))
 
 
 def _kl_terms(x: np.ndarray, y: np.ndarray) -> float:

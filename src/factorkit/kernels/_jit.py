@@ -22,12 +22,19 @@ __all__ = [
 ]
 
 
-def jit(*, parallel: bool = False, fastmath: bool | set = False):
+def jit(*, parallel: bool = False, fastmath: bool | set = False, nrt: bool = True):
     """``numba.njit`` with factorkit's defaults: cache=True, nogil=True.
 
     ``parallel`` is only for kernels that use ``prange``. ``fastmath`` may be a set of
     flags; kernels that detect divergence keep ``nnan``/``ninf`` off so NaN stays visible.
+    ``nrt=False`` compiles without numba's reference counting, for small helpers that
+    take arrays but allocate none, called once per row of a hot loop: with it, each call
+    increments and decrements its arrays' reference counts (calls into the runtime that
+    LLVM cannot remove, and that spill vector registers), which cost a sparse NMF
+    half-step 0.2-0.3 ms of its 1.1 ms (docs/benchmarks.md, issue 12).
     """
+    if not nrt:
+        return numba.njit(cache=True, nogil=True, fastmath=fastmath, _nrt=False)
     return numba.njit(cache=True, nogil=True, parallel=parallel, fastmath=fastmath)
 
 

@@ -40,6 +40,7 @@ from factorkit.kernels._simd import (
 
 __all__ = [
     "NMF_TASKS",
+    "csr_loss_terms",
     "csr_matmul_dense",
     "csr_sampled_dots",
     "dense_loss",
@@ -83,7 +84,7 @@ def _threads() -> int:
 
 
 # ------------------------------------------------------------------------ row helpers
-@jit(fastmath=SAFE_FASTMATH)
+@jit(fastmath=SAFE_FASTMATH, nrt=False)
 def _row_chunk(indptr, indices, data, B, i, c):  # pragma: no cover - compiled
     """``X[i] @ B[:, c:c + lanes]`` as a :class:`~factorkit.kernels._simd.Vec`: one
     multiply-add of a row segment of ``B`` per stored entry, the sums in registers (two
@@ -101,7 +102,7 @@ def _row_chunk(indptr, indices, data, B, i, c):  # pragma: no cover - compiled
     return vadd(a0, a1)
 
 
-@jit(fastmath=SAFE_FASTMATH)
+@jit(fastmath=SAFE_FASTMATH, nrt=False)
 def _row_product(indptr, indices, data, B, i, out, r):  # pragma: no cover - compiled
     """``out[r] = X[i] @ B``, one pass over the row's entries per ``lanes`` components
     (one pass for k <= 16 in float32, k <= 8 in float64)."""
@@ -109,7 +110,7 @@ def _row_product(indptr, indices, data, B, i, out, r):  # pragma: no cover - com
         vstore_row(out, r, c, _row_chunk(indptr, indices, data, B, i, c))
 
 
-@jit(fastmath=SAFE_FASTMATH)
+@jit(fastmath=SAFE_FASTMATH, nrt=False)
 def _row_dot(A, i, B, j):  # pragma: no cover - compiled
     """``A[i] . B[j]``, accumulated in float64."""
     acc = 0.0
@@ -118,7 +119,7 @@ def _row_dot(A, i, B, j):  # pragma: no cover - compiled
     return acc
 
 
-@jit(fastmath=SAFE_FASTMATH)
+@jit(fastmath=SAFE_FASTMATH, nrt=False)
 def _gradient(A, i, G, b, g):  # pragma: no cover - compiled
     """``g = G A[i] - b``."""
     k = A.shape[1]
@@ -129,7 +130,7 @@ def _gradient(A, i, G, b, g):  # pragma: no cover - compiled
         g[t] = s
 
 
-@jit(fastmath=SAFE_FASTMATH)
+@jit(fastmath=SAFE_FASTMATH, nrt=False)
 def _cd_row(A, i, G, b, g):  # pragma: no cover - compiled
     """One coordinate-descent pass over ``A[i]`` for ``min 0.5 a^T G a - b . a, a >= 0``
     (``G`` symmetric); returns the row's projected-gradient violation (sum of |pg| before
@@ -166,7 +167,7 @@ def _scratch(k, dtype):  # pragma: no cover - compiled
     return np.empty(k, dtype), np.empty(k, dtype), np.empty(k, dtype), np.empty(k, dtype)
 
 
-@jit(fastmath=SAFE_FASTMATH)
+@jit(fastmath=SAFE_FASTMATH, nrt=False)
 def _cd_pair(A, i, j, G, b0, b1, g0, g1):  # pragma: no cover - compiled
     """:func:`_cd_row` on rows ``i`` and ``j`` in lockstep: each coordinate's step waits
     for the previous one (a division and an update), and two independent rows fill that
@@ -203,7 +204,7 @@ def _cd_pair(A, i, j, G, b0, b1, g0, g1):  # pragma: no cover - compiled
     return v
 
 
-@jit(fastmath=SAFE_FASTMATH)
+@jit(fastmath=SAFE_FASTMATH, nrt=False)
 def _vec_gradient(A, i, G, b):  # pragma: no cover - compiled
     """``G A[i] - b`` as a Vec (k <= lanes; ``G`` symmetric, so its rows are columns)."""
     g = vscale(b, -1.0, 0.0)
@@ -212,7 +213,7 @@ def _vec_gradient(A, i, G, b):  # pragma: no cover - compiled
     return g
 
 
-@jit(fastmath=SAFE_FASTMATH)
+@jit(fastmath=SAFE_FASTMATH, nrt=False)
 def _vec_cd_row(A, i, G, b):  # pragma: no cover - compiled
     """:func:`_cd_row` with ``b`` and the gradient held in one vector (k <= lanes)."""
     zero = A.dtype.type(0.0)
@@ -230,7 +231,7 @@ def _vec_cd_row(A, i, G, b):  # pragma: no cover - compiled
     return v
 
 
-@jit(fastmath=SAFE_FASTMATH)
+@jit(fastmath=SAFE_FASTMATH, nrt=False)
 def _vec_cd_pair(A, i, j, G, b0, b1):  # pragma: no cover - compiled
     """:func:`_cd_pair` (rows ``i != j`` in lockstep) with ``b`` and the gradients held
     in vectors (k <= lanes): the same steps, in registers."""
@@ -257,7 +258,7 @@ def _vec_cd_pair(A, i, j, G, b0, b1):  # pragma: no cover - compiled
     return v
 
 
-@jit(fastmath=SAFE_FASTMATH)
+@jit(fastmath=SAFE_FASTMATH, nrt=False)
 def _mu_row(A, i, numer, denom, l1, l2, floor):  # pragma: no cover - compiled
     """``A[i] *= numer / (denom + l1 + l2 A[i])`` (zero denominators -> EPS); ``floor``:
     entries below float64's eps become 0 (scikit-learn's rule for H under KL)."""
@@ -314,6 +315,41 @@ def csr_sampled_dots(indptr, indices, W, Ht, out) -> None:
     n_tasks = n_blocks(n_rows, (int(indptr[-1]) + n_rows) * max(1, W.shape[1]) // 8)
     bounds = row_blocks(indptr, n_tasks)
     run_tasks(_dots_task, n_tasks, _threads(), bounds, indptr, indices, W, Ht, out)
+
+
+@jit(fastmath=SAFE_FASTMATH)
+def _loss_terms_task(task, n_tasks, bounds, indptr, indices, data, W, Ht, kl):  # pragma: no cover
+    s0 = 0.0
+    s1 = 0.0
+    vectors = W.shape[1] <= lanes(W)
+    for i in range(bounds[task], bounds[task + 1]):
+        w = vload_row(W, i, 0)
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            pred = np.float64(vdot(w, vload_row(Ht, j, 0)) if vectors else _row_dot(W, i, Ht, j))
+            x = np.float64(data[p])
+            if kl:
+                if x > 0:
+                    s0 += x * np.log(x / max(pred, EPS))
+                s0 -= x
+                s1 += pred
+            else:
+                s0 += x * x
+                s1 += x * pred
+    return s0, s1
+
+
+def csr_loss_terms(indptr, indices, data, W, Ht, kl: bool) -> tuple[float, float]:
+    """Sums over the stored entries ``(i, j)`` of a CSR matrix with ``p = W[i] . Ht[j]``,
+    in float64 without temporaries: ``(sum x^2, sum x p)``, or for ``kl``
+    ``(sum x log(x / max(p, EPS)) - x, sum p)``."""
+    n_rows = len(indptr) - 1
+    n_tasks = n_blocks(n_rows, (int(indptr[-1]) + n_rows) * max(1, W.shape[1]) // 8)
+    bounds = row_blocks(indptr, n_tasks)
+    parts = run_tasks(
+        _loss_terms_task, n_tasks, _threads(), bounds, indptr, indices, data, W, Ht, kl
+    )
+    return math.fsum(p[0] for p in parts), math.fsum(p[1] for p in parts)
 
 
 # ------------------------------------------------------------------ coordinate descent
@@ -407,7 +443,7 @@ def nmf_sparse_cd_rows(indptr, indices, data, A, B, G, l1) -> float:
 
 
 # ------------------------------------------------------------- multiplicative updates
-@jit(fastmath=SAFE_FASTMATH)
+@jit(fastmath=SAFE_FASTMATH, nrt=False)
 def _mu_sums(indptr, indices, data, A, B, i, mode, numer, denom):  # pragma: no cover
     """Row ``i``'s sums over its stored entries for the modes that need the model there:
     masked Frobenius (``numer = X[i] B``, ``denom = sum_j (A[i].B[j]) B[j]``), KL
