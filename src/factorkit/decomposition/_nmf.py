@@ -53,6 +53,7 @@ from factorkit.kernels.nmf import (
     nmf_masked_cd_rows,
     nmf_sparse_cd_rows,
     nmf_sparse_mu_rows,
+    sparse_bounds,
 )
 
 __all__ = ["NMF", "non_negative_factorization"]
@@ -282,7 +283,8 @@ def _half_step(side: str, data: _Data, A: np.ndarray, B: np.ndarray, opts: dict)
         G.flat[:: G.shape[0] + 1] += l2
         if data.kind == "dense":
             return nmf_dense_cd_rows(X, A, B, G, l1)
-        return nmf_sparse_cd_rows(X.indptr, X.indices, X.data, A, B, G, l1)
+        bounds = _bounds(opts, side, X)
+        return nmf_sparse_cd_rows(X.indptr, X.indices, X.data, A, B, G, l1, bounds)
     base = B.sum(axis=0) if kl else np.empty(0, dtype=A.dtype)
     if data.kind == "dense":
         nmf_dense_mu_rows(X, A, B, G, base, l1, l2, kl, floor)
@@ -291,8 +293,18 @@ def _half_step(side: str, data: _Data, A: np.ndarray, B: np.ndarray, opts: dict)
         mode = (MU_KL_MASKED if masked else MU_KL) if kl else (
             MU_FROBENIUS_MASKED if masked else MU_FROBENIUS
         )  # fmt: skip
-        nmf_sparse_mu_rows(X.indptr, X.indices, X.data, A, B, G, base, l1, l2, mode, floor)
+        nmf_sparse_mu_rows(
+            X.indptr, X.indices, X.data, A, B, G, base, l1, l2, mode, floor, _bounds(opts, side, X)
+        )
     return 0.0
+
+
+def _bounds(opts: dict, side: str, X: Any) -> np.ndarray:
+    """The row blocks of ``X``'s sparse half-steps, computed once per fit and side."""
+    key = "bounds_" + side
+    if key not in opts:
+        opts[key] = sparse_bounds(X.indptr)
+    return opts[key]
 
 
 def _gram(B: np.ndarray) -> np.ndarray:

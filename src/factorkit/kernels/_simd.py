@@ -32,8 +32,10 @@ from numba.extending import intrinsic, models, register_model
 
 __all__ = [
     "Vec",
+    "item",
     "lanes",
     "vadd",
+    "vcd_step",
     "vdot",
     "vfma",
     "vget",
@@ -42,6 +44,7 @@ __all__ = [
     "vset",
     "vsplat",
     "vstore_row",
+    "vsub",
     "vsum",
     "vzero",
 ]
@@ -102,6 +105,29 @@ def _row_pointer(context, builder, sig, args):
 
 def _align(context, dtype) -> ir.Constant:
     return _I32(context.get_abi_sizeof(context.get_data_type(dtype)))
+
+
+@intrinsic
+def item(typingctx, arr, index):  # pragma: no cover - compiled
+    """``arr[index]`` of a contiguous 1-D array, for ``0 <= index < len(arr)`` only.
+
+    numba's ``arr[index]`` with a signed index first maps a negative index to
+    ``index + len(arr)`` (a compare and two conditional moves); in a loop of a few
+    instructions per stored entry that is a third of the work (``X[i] @ B``: 1.05 ->
+    0.74 ms for 775k entries). Loops over CSR ranges ``indptr[i]:indptr[i + 1]`` never
+    index below 0.
+    """
+    if not (isinstance(arr, types.Array) and arr.ndim == 1 and arr.layout == "C"):
+        return None
+    if not isinstance(index, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        a = context.make_array(sig.args[0])(context, builder, args[0])
+        offset = context.cast(builder, args[1], sig.args[1], types.intp)
+        return builder.load(builder.gep(a.data, [offset]))
+
+    return arr.dtype(arr, index), codegen
 
 
 @intrinsic
@@ -289,3 +315,40 @@ def vdot(typingctx, a, b):  # pragma: no cover - compiled
         return builder.call(fn, [ir.Constant(vty.element, 0.0), product], fastmath=("reassoc",))
 
     return a.dtype(a, b), codegen
+
+
+@intrinsic
+def vcd_step(typingctx, a, grad, hess):  # pragma: no cover - compiled
+    """One coordinate-descent step per lane for ``min 0.5 hess a^2 + grad a, a >= 0``
+    around the current ``a``: ``(max(a - grad / hess, 0), |pg|)``, ``pg`` the projected
+    gradient (``min(grad, 0)`` where ``a == 0``, else ``grad``). An exact division, as
+    the scalar steps."""
+    if not (isinstance(a, Vec) and a == grad and isinstance(hess, types.Float)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        vty = args[0].type
+        zero = ir.Constant(vty, None)
+        h = _splat(builder, vty, context.cast(builder, args[2], sig.args[2], a.dtype))
+        moved = builder.fsub(args[0], builder.fdiv(args[1], h))
+        new = builder.select(builder.fcmp_ordered(">", moved, zero), moved, zero)
+        low = builder.select(builder.fcmp_ordered("<", args[1], zero), args[1], zero)
+        pg = builder.select(builder.fcmp_ordered("==", args[0], zero), low, args[1])
+        fabs = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vty, [vty]), f"llvm.fabs.{_suffix(vty)}"
+        )
+        return context.make_tuple(builder, sig.return_type, [new, builder.call(fabs, [pg])])
+
+    return types.UniTuple(a, 2)(a, grad, hess), codegen
+
+
+@intrinsic
+def vsub(typingctx, a, b):  # pragma: no cover - compiled
+    """``a - b``, lane by lane."""
+    if not (isinstance(a, Vec) and a == b):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fsub(args[0], args[1])
+
+    return a(a, b), codegen
