@@ -39,10 +39,12 @@ __all__ = [
     "vdot",
     "vfma",
     "vget",
+    "vload_col",
     "vload_row",
     "vscale",
     "vset",
     "vsplat",
+    "vstore_col",
     "vstore_row",
     "vsub",
     "vsum",
@@ -352,3 +354,56 @@ def vsub(typingctx, a, b):  # pragma: no cover - compiled
         return builder.fsub(args[0], args[1])
 
     return a(a, b), codegen
+
+
+def _column_pointers(context, builder, sig, args):
+    """Pointers to ``arr[row + l, col]`` for each lane ``l`` and the count of rows."""
+    arr = context.make_array(sig.args[0])(context, builder, args[0])
+    n_cols = builder.extract_value(arr.shape, 1)
+    row = context.cast(builder, args[1], sig.args[1], types.intp)
+    col = context.cast(builder, args[2], sig.args[2], types.intp)
+    count = context.cast(builder, args[3], sig.args[3], types.intp)
+    start = builder.add(builder.mul(row, n_cols), col)
+    width = Vec(sig.args[0].dtype).width
+    return [
+        builder.gep(arr.data, [builder.add(start, builder.mul(n_cols, n_cols.type(lane)))])
+        for lane in range(width)
+    ], count
+
+
+@intrinsic
+def vload_col(typingctx, arr, row, col, count):  # pragma: no cover - compiled
+    """``arr[row:row + count, col]`` of a C-ordered 2-D float array as a vector (lane
+    ``l`` holds row ``row + l``; lanes from ``count`` on are zero and not read)."""
+    if not (_float_array(arr, 2) and all(isinstance(a, types.Integer) for a in (row, col, count))):
+        return None
+
+    def codegen(context, builder, sig, args):
+        pointers, count = _column_pointers(context, builder, sig, args)
+        vty = context.get_value_type(sig.return_type)
+        vec = ir.Constant(vty, None)
+        value = cgutils.alloca_once(builder, vty.element)  # in the entry block
+        for lane, pointer in enumerate(pointers):
+            builder.store(ir.Constant(vty.element, 0.0), value)
+            with builder.if_then(builder.icmp_signed(">", count, count.type(lane))):
+                builder.store(builder.load(pointer), value)
+            vec = builder.insert_element(vec, builder.load(value), _I32(lane))
+        return vec
+
+    return Vec(arr.dtype)(arr, row, col, count), codegen
+
+
+@intrinsic
+def vstore_col(typingctx, arr, row, col, count, vec):  # pragma: no cover - compiled
+    """``arr[row:row + count, col] = vec[:count]`` (the inverse of :func:`vload_col`)."""
+    if not (_float_array(arr, 2) and isinstance(vec, Vec) and vec.dtype == arr.dtype):
+        return None
+
+    def codegen(context, builder, sig, args):
+        pointers, count = _column_pointers(context, builder, sig, args)
+        for lane, pointer in enumerate(pointers):
+            with builder.if_then(builder.icmp_signed(">", count, count.type(lane))):
+                builder.store(builder.extract_element(args[4], _I32(lane)), pointer)
+        return context.get_dummy_value()
+
+    return types.void(arr, row, col, count, vec), codegen

@@ -25,7 +25,7 @@ import numba
 import numpy as np
 
 from factorkit._threads import run_tasks
-from factorkit.kernels._jit import SAFE_FASTMATH, jit
+from factorkit.kernels._jit import SAFE_FASTMATH, claim_next, jit
 from factorkit.kernels._simd import (
     item,
     lanes,
@@ -34,8 +34,11 @@ from factorkit.kernels._simd import (
     vdot,
     vfma,
     vget,
+    vload_col,
     vload_row,
     vscale,
+    vsplat,
+    vstore_col,
     vstore_row,
     vsub,
     vsum,
@@ -61,10 +64,6 @@ __all__ = [
 #: most row blocks per call (fixed, so results never depend on the thread count): enough
 #: for one thread to take over the blocks of another that lost its core
 NMF_TASKS = 32
-#: most row blocks of a fused sparse half-step: each task costs about 4 us to dispatch
-#: from Python, 7% of a 12,000 x 5,000 tf-idf half-step at 32 blocks; 16 still lets one
-#: thread take over the blocks of another that lost its core
-FUSED_TASKS = 16
 #: fewest stored entries (plus rows) per block: below it a task's launch costs more than
 #: its work
 MIN_BLOCK_WORK = 8192
@@ -445,22 +444,17 @@ def _sparse_cd_task(
         bb = np.empty((n_lanes, k), A.dtype)
         gT = np.empty((k, n_lanes), A.dtype)
         viol = vzero(A)
-        zero = vzero(A)
+        shift = vsplat(A, l1)
         for i0 in range(bounds[task], hi, n_lanes):
-            n = min(n_lanes, hi - i0)
-            for t in range(k):  # lanes past the block's last row: a = b = 0, which stay 0
-                vstore_row(aT, t, 0, zero)
-                vstore_row(gT, t, 0, zero)
-            for r in range(n):  # (reading lanes of the result in place would spill it)
+            n = min(n_lanes, hi - i0)  # lanes from n on: a = b = 0, which stay 0
+            for r in range(n):
                 vstore_row(bb, r, 0, _row_chunk(indptr, indices, data, B, i0 + r, 0))
-            for r in range(n):
-                for t in range(k):
-                    gT[t, r] = l1 - bb[r, t]
-                    aT[t, r] = A[i0 + r, t]
+            for t in range(k):  # transposed: component t of the n rows in one vector
+                vstore_row(aT, t, 0, vload_col(A, i0, t, n))
+                vstore_row(gT, t, 0, vsub(shift, vload_col(bb, 0, t, n)))
             viol = vadd(viol, _lanes_cd(aT, gT, G))
-            for r in range(n):
-                for t in range(k):
-                    A[i0 + r, t] = aT[t, r]
+            for t in range(k):
+                vstore_col(A, i0, t, n, vload_row(aT, t, 0))
         return vsum(viol)
     bb = np.empty((2, k), A.dtype)
     g0 = np.empty(k, A.dtype)
@@ -483,7 +477,7 @@ def sparse_bounds(indptr) -> np.ndarray:
     """The row blocks of the fused sparse half-steps over a CSR pattern (a function of
     the pattern only; callers that iterate may compute it once and pass it on)."""
     n_rows = len(indptr) - 1
-    return row_blocks(indptr, min(FUSED_TASKS, n_blocks(n_rows, int(indptr[-1]) + n_rows)))
+    return row_blocks(indptr, n_blocks(n_rows, int(indptr[-1]) + n_rows))
 
 
 def nmf_sparse_cd_rows(indptr, indices, data, A, B, G, l1, bounds=None) -> float:
@@ -492,11 +486,34 @@ def nmf_sparse_cd_rows(indptr, indices, data, A, B, G, l1, bounds=None) -> float
     ``A``'s dtype). ``bounds``: :func:`sparse_bounds` of ``indptr`` (computed when
     None). Returns the violation."""
     bounds = sparse_bounds(indptr) if bounds is None else bounds
-    n_tasks = len(bounds) - 1
-    parts = run_tasks(
-        _sparse_cd_task, n_tasks, _threads(), bounds, indptr, indices, data, A, B, G, l1
-    )
+    parts = np.zeros(len(bounds) - 1)
+    claim = np.zeros(1, np.int64)
+    run_tasks(
+        _sparse_cd_worker, _workers(bounds), _threads(),
+        claim, parts, bounds, indptr, indices, data, A, B, G, l1,
+    )  # fmt: skip
     return math.fsum(parts)
+
+
+@jit(fastmath=SAFE_FASTMATH)
+def _sparse_cd_worker(
+    worker, n_workers, claim, parts, bounds, indptr, indices, data, A, B, G, l1
+):  # pragma: no cover - compiled
+    """Run blocks of :func:`_sparse_cd_task` claimed from ``claim`` until none are left;
+    block ``t``'s violation goes to ``parts[t]`` (whichever thread ran it)."""
+    n_tasks = len(bounds) - 1
+    t = claim_next(claim)
+    while t < n_tasks:
+        parts[t] = _sparse_cd_task(t, n_tasks, bounds, indptr, indices, data, A, B, G, l1)
+        t = claim_next(claim)
+    return 0.0
+
+
+def _workers(bounds) -> int:
+    """Tasks of a half-step on :func:`run_tasks`: one per thread (each claims blocks in
+    compiled code, see :func:`~factorkit.kernels._jit.claim_next`); a task that no thread
+    has started when the blocks run out is run by the caller, and finds none."""
+    return max(1, min(_threads(), len(bounds) - 1))
 
 
 # ------------------------------------------------------------- multiplicative updates
@@ -578,11 +595,26 @@ def nmf_sparse_mu_rows(
     entries below float64's eps afterwards. ``bounds``: as :func:`nmf_sparse_cd_rows`.
     """
     bounds = sparse_bounds(indptr) if bounds is None else bounds
-    n_tasks = len(bounds) - 1
+    claim = np.zeros(1, np.int64)
     run_tasks(
-        _sparse_mu_task, n_tasks, _threads(),
-        bounds, indptr, indices, data, A, B, G, base, l1, l2, mode, floor,
+        _sparse_mu_worker, _workers(bounds), _threads(),
+        claim, bounds, indptr, indices, data, A, B, G, base, l1, l2, mode, floor,
     )  # fmt: skip
+
+
+@jit(fastmath=SAFE_FASTMATH)
+def _sparse_mu_worker(
+    worker, n_workers, claim, bounds, indptr, indices, data, A, B, G, base, l1, l2, mode, floor
+):  # pragma: no cover - compiled
+    """Run blocks of :func:`_sparse_mu_task` claimed from ``claim`` until none are left."""
+    n_tasks = len(bounds) - 1
+    t = claim_next(claim)
+    while t < n_tasks:
+        _sparse_mu_task(
+            t, n_tasks, bounds, indptr, indices, data, A, B, G, base, l1, l2, mode, floor
+        )
+        t = claim_next(claim)
+    return 0.0
 
 
 @jit(fastmath=SAFE_FASTMATH)
