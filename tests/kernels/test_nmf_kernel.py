@@ -212,8 +212,16 @@ def test_results_do_not_depend_on_the_thread_count():
 @pytest.mark.parametrize(
     ("dt", "k"),
     # one vector register holds 16 float32 or 8 float64 components: within one, exactly
-    # one, and wider than one (a partial second vector)
-    [(np.float32, 3), (np.float32, 16), (np.float32, 19), (np.float64, 8), (np.float64, 11)],
+    # one, wider than one (a partial second vector), wider than two (no vectors)
+    [
+        (np.float32, 3),
+        (np.float32, 16),
+        (np.float32, 19),
+        (np.float32, 37),
+        (np.float64, 8),
+        (np.float64, 11),
+        (np.float64, 17),
+    ],
 )
 def test_fused_half_steps_for_any_number_of_components(dt, k):
     rng = np.random.default_rng(k)

@@ -112,10 +112,32 @@ def _row_chunk(indptr, indices, data, B, i, c):  # pragma: no cover - compiled
 
 @jit(fastmath=SAFE_FASTMATH, nrt=False)
 def _row_product(indptr, indices, data, B, i, out, r):  # pragma: no cover - compiled
-    """``out[r] = X[i] @ B``, one pass over the row's entries per ``lanes`` components
-    (one pass for k <= 16 in float32, k <= 8 in float64)."""
-    for c in range(0, B.shape[1], lanes(B)):
-        vstore_row(out, r, c, _row_chunk(indptr, indices, data, B, i, c))
+    """``out[r] = X[i] @ B``: one pass over the row's entries per ``lanes`` components
+    while k <= 2 lanes (32 float32, 16 float64); for wider ``B``, one pass that adds each
+    entry's row of ``B`` to ``out[r]`` in memory (k = 110, a randomized SVD's block: 31
+    ms in 7 vector passes against 26 ms, float64 90 against 43 ms)."""
+    k = B.shape[1]
+    if k <= 2 * lanes(B):
+        for c in range(0, k, lanes(B)):
+            vstore_row(out, r, c, _row_chunk(indptr, indices, data, B, i, c))
+        return
+    for t in range(k):
+        out[r, t] = 0.0
+    p = item(indptr, i)
+    end = item(indptr, i + 1)
+    while p + 1 < end:  # two entries per step: two independent chains per component
+        j0 = item(indices, p)
+        j1 = item(indices, p + 1)
+        v0 = item(data, p)
+        v1 = item(data, p + 1)
+        for t in range(k):
+            out[r, t] += v0 * B[j0, t] + v1 * B[j1, t]
+        p += 2
+    if p < end:
+        j0 = item(indices, p)
+        v0 = item(data, p)
+        for t in range(k):
+            out[r, t] += v0 * B[j0, t]
 
 
 @jit(fastmath=SAFE_FASTMATH, nrt=False)
@@ -310,9 +332,13 @@ def _mu_row(A, i, numer, denom, l1, l2, floor):  # pragma: no cover - compiled
 # ------------------------------------------------------------------- sparse products
 @jit(fastmath=SAFE_FASTMATH)
 def _matmul_task(task, n_tasks, bounds, indptr, indices, data, B, out):  # pragma: no cover
+    if B.shape[1] <= 2 * lanes(B):  # (the same as _row_product, without a call per row)
+        for i in range(bounds[task], bounds[task + 1]):
+            for c in range(0, B.shape[1], lanes(B)):
+                vstore_row(out, i, c, _row_chunk(indptr, indices, data, B, i, c))
+        return 0.0
     for i in range(bounds[task], bounds[task + 1]):
-        for c in range(0, B.shape[1], lanes(B)):
-            vstore_row(out, i, c, _row_chunk(indptr, indices, data, B, i, c))
+        _row_product(indptr, indices, data, B, i, out, i)
     return 0.0
 
 
