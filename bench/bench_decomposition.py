@@ -121,17 +121,22 @@ def run_factorkit(cfg: dict) -> dict:
         for case in cfg["nmf"]:
             X = _load(Path(case["data"]))
             init = np.load(case["init"])
-            times, loss = [], None
+            times, cpus, loss = [], [], None
             for _ in range(cfg["repeats"]):
                 model = NMF(
                     case["k"], init="custom", solver=case["solver"], loss=case["loss"], tol=0.0,
                     max_iter=case["iters"], n_threads=threads,
                 )  # fmt: skip
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 model.fit(X, W=init["W"], H=init["H"])
                 times.append(time.perf_counter() - start)
+                cpus.append(time.process_time() - cpu)  # every thread of the process
                 loss = model.reconstruction_err_**2 / 2
-            out[case["name"]] = {"time": statistics.median(times), "loss": loss}
+            out[case["name"]] = {
+                "time": statistics.median(times),
+                "cpu": statistics.median(cpus),
+                "loss": loss,
+            }
         for case in cfg["svd"]:
             X = _load(Path(case["data"]))
             X = X.astype(case["dtype"])
@@ -163,14 +168,15 @@ out = {}
 with threadpool_limits(cfg["threads"]):
     for case in cfg["nmf"]:
         X = load(case["data"]); init = np.load(case["init"])
-        times = []
+        times, cpus = [], []
         for _ in range(cfg["repeats"]):
             beta = "frobenius" if case["loss"] == "frobenius" else "kullback-leibler"
             m = NMF(case["k"], init="custom", solver=case["solver"], beta_loss=beta, tol=0.0,
                     max_iter=case["iters"])
-            t = time.perf_counter(); m.fit(X, W=init["W"].copy(), H=init["H"].copy())
-            times.append(time.perf_counter() - t)
-        out[case["name"]] = {"time": statistics.median(times),
+            t, c = time.perf_counter(), time.process_time()
+            m.fit(X, W=init["W"].copy(), H=init["H"].copy())
+            times.append(time.perf_counter() - t); cpus.append(time.process_time() - c)
+        out[case["name"]] = {"time": statistics.median(times), "cpu": statistics.median(cpus),
                              "loss": float(m.reconstruction_err_) ** 2 / 2}
     for case in cfg["svd"]:
         X = load(case["data"]).astype(case["dtype"])
@@ -227,6 +233,8 @@ def _medians(runs: list[dict]) -> dict:
     out = {}
     for name, first in runs[-1].items():
         out[name] = {**first, "time": statistics.median(r[name]["time"] for r in runs)}
+        if "cpu" in first:
+            out[name]["cpu"] = statistics.median(r[name]["cpu"] for r in runs)
     return out
 
 
@@ -320,18 +328,22 @@ def main() -> None:
     run_factorkit({**cfg, "repeats": 1, "nmf": [{**c, "iters": 1} for c in nmf], "svd": svd})
     load = os.getloadavg()[0]
     ours, peers = interleaved(cfg)
-    load = max(load, os.getloadavg()[0])
-    print(f"threads {args.threads}, median of {repeats}, load average up to {load:.1f}")
+    print(
+        f"threads {args.threads}, median of {repeats}, load average {load:.1f} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end (CPU: process time, every thread)"
+    )
     print()
     print("| data | solver | loss | iterations | sklearn (s) | factorkit (s) | speed-up | "
+          "sklearn CPU (s) | factorkit CPU (s) | CPU ratio | "
           "final loss sklearn | factorkit / sklearn loss |")  # fmt: skip
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for case in nmf:
         a, b = peers[case["name"]], ours[case["name"]]
         shape = "x".join(map(str, _load(Path(case["data"])).shape))
         print(
             f"| {case['name'].split(':')[1]} {shape} | {case['solver']} | {case['loss']} | "
             f"{case['iters']} | {a['time']:.3f} | {b['time']:.3f} | {a['time'] / b['time']:.2f}x"
+            f" | {a['cpu']:.3f} | {b['cpu']:.3f} | {a['cpu'] / b['cpu']:.2f}x"
             f" | {a['loss']:.6g} | {b['loss'] / a['loss']:.5f} |"
         )
     print()

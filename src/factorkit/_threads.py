@@ -148,6 +148,8 @@ def run_tasks(task: Callable[..., Any], n_tasks: int, n_threads: int, *args: Any
             results[t] = task(t, n_tasks, *args)
         return results
     claim = itertools.count()  # next() is atomic under the GIL
+    finished = itertools.count(1)
+    all_done = threading.Event()
     failed: list[BaseException] = []
 
     def work() -> None:
@@ -158,15 +160,23 @@ def run_tasks(task: Callable[..., Any], n_tasks: int, n_threads: int, *args: Any
                 if t >= n_tasks:
                     return
                 results[t] = task(t, n_tasks, *args)
+                if next(finished) == n_tasks:
+                    all_done.set()
         except BaseException as exc:  # re-raised on the calling thread below
             failed.append(exc)
+            all_done.set()
         finally:
             _in_task.active = False
 
     futures = [_worker_pool().submit(work) for _ in range(workers - 1)]
     work()
-    for future in futures:
-        future.result()
+    # Wait for the tasks, not for the pool threads: on a busy machine a pool thread may
+    # get a core only after the calling thread has run every task, and then has nothing
+    # left to do; waiting for it to start (a time slice or more) would cost more than
+    # the task split saves. It finds no task when it runs and returns.
+    all_done.wait()
     if failed:
+        for future in futures:
+            future.result()
         raise failed[0]
     return results

@@ -207,3 +207,53 @@ def test_results_do_not_depend_on_the_thread_count():
         out.append((got, v))
     np.testing.assert_array_equal(out[0][0], out[1][0])
     assert out[0][1] == out[1][1]
+
+
+@pytest.mark.parametrize(
+    ("dt", "k"),
+    # one vector register holds 16 float32 or 8 float64 components: within one, exactly
+    # one, wider than one (a partial second vector), wider than two (no vectors)
+    [
+        (np.float32, 3),
+        (np.float32, 16),
+        (np.float32, 19),
+        (np.float32, 37),
+        (np.float64, 8),
+        (np.float64, 11),
+        (np.float64, 17),
+    ],
+)
+def test_fused_half_steps_for_any_number_of_components(dt, k):
+    rng = np.random.default_rng(k)
+    X = sp.random(71, 40, density=0.25, format="csr", random_state=k, dtype=dt)  # odd rows
+    X.sort_indices()
+    A, B = rng.random((71, k)).astype(dt), rng.random((40, k)).astype(dt)
+    out = np.empty((71, k), dt)
+    csr_matmul_dense(X.indptr, X.indices, X.data, B, out)
+    np.testing.assert_allclose(out, X @ B, rtol=1e-5)
+    dots = np.empty(X.nnz, dt)
+    csr_sampled_dots(X.indptr, X.indices, A, B, dots)
+    rows = np.repeat(np.arange(71), np.diff(X.indptr))
+    np.testing.assert_allclose(dots, (A @ B.T)[rows, X.indices], rtol=1e-5)
+    x, p = X.data.astype(np.float64), (A.astype(np.float64) @ B.T)[rows, X.indices]
+    terms = nmf.csr_loss_terms(X.indptr, X.indices, X.data, A, B, False)
+    np.testing.assert_allclose(terms, (x @ x, x @ p), rtol=1e-5)
+    terms = nmf.csr_loss_terms(X.indptr, X.indices, X.data, A, B, True)
+    np.testing.assert_allclose(terms, (np.sum(x * np.log(x / p) - x), p.sum()), rtol=1e-5)
+    G = B.T @ B
+    G.flat[:: k + 1] += dt(0.1)
+    l1 = dt(0.05)
+    want = A.copy()
+    v_want = nmf_cd_rows(want, G, (X @ B) - l1)
+    got = A.copy()
+    v_got = nmf.nmf_sparse_cd_rows(X.indptr, X.indices, X.data, got, B, G, l1)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    assert v_got == pytest.approx(v_want, rel=1e-4)
+    got = A.copy()
+    l2 = dt(0.02)
+    nmf.nmf_sparse_mu_rows(
+        X.indptr, X.indices, X.data, got, B, B.T @ B, np.empty(0, dt), l1, l2, nmf.MU_FROBENIUS,
+        False,
+    )  # fmt: skip
+    want = _mu_reference(X, A, B, nmf.MU_FROBENIUS, 0.05, 0.02)
+    np.testing.assert_allclose(got, want, rtol=2e-4)

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from factorkit._threads import resolve_threads, single_thread_blas, using_threads
+from factorkit._threads import resolve_threads, using_threads
 from factorkit._validation import (
     Boolean,
     Interval,
@@ -45,6 +45,7 @@ from factorkit.kernels.nmf import (
     MU_FROBENIUS_MASKED,
     MU_KL,
     MU_KL_MASKED,
+    csr_loss_terms,
     csr_sampled_dots,
     dense_loss,
     nmf_dense_cd_rows,
@@ -52,6 +53,7 @@ from factorkit.kernels.nmf import (
     nmf_masked_cd_rows,
     nmf_sparse_cd_rows,
     nmf_sparse_mu_rows,
+    sparse_bounds,
 )
 
 __all__ = ["NMF", "non_negative_factorization"]
@@ -228,27 +230,24 @@ def _initialize(data: _Data, k: int, init: str, rng: np.random.Generator, thread
 # --------------------------------------------------------------------------------- loss
 def _loss(data: _Data, W: np.ndarray, Ht: np.ndarray, loss: str, threads: int) -> float:
     """The data term only (no regularization): 0.5 ||X - WH||^2 or KL(X || WH), over the
-    observed entries."""
+    observed entries. Called under ``using_threads(threads)``."""
     X = data.X
     if data.kind == "dense":
-        with using_threads(threads):
-            return dense_loss(X, W, Ht, loss == "kl")
-    pred = np.empty(X.nnz, dtype=data.dtype)
-    with using_threads(threads):
-        csr_sampled_dots(X.indptr, X.indices, W, Ht, pred)
-    if loss == "frobenius":
-        if data.kind == "masked":
-            sq = (X.data.astype(np.float64) - pred) ** 2
-            return 0.5 * float(np.sum(sq if data.w is None else data.w * sq))
+        return dense_loss(X, W, Ht, loss == "kl")
+    if data.kind == "sparse":  # every entry observed: sums over the stored ones, fused
+        terms, other = csr_loss_terms(X.indptr, X.indices, X.data, W, Ht, loss == "kl")
+        W64, H64 = W.astype(np.float64), Ht.astype(np.float64)
+        if loss == "kl":  # + sum of the model over every entry
+            return terms + float(W64.sum(axis=0) @ H64.sum(axis=0))
         # ||X||^2 - 2 <X, WH> + ||WH||^2, the last as tr((W^T W)(H H^T))
-        WtW = W.T.astype(np.float64) @ W
-        HHt = Ht.T.astype(np.float64) @ Ht
-        sq = float(X.data.astype(np.float64) @ X.data) - 2 * float(X.data @ pred.astype(np.float64))
-        return 0.5 * max(sq + float(np.sum(WtW * HHt)), 0.0)
-    terms = _kl_terms(X.data, pred)
-    if data.kind == "masked":
-        return terms + float(pred.sum(dtype=np.float64))
-    return terms + float(W.sum(axis=0, dtype=np.float64) @ Ht.sum(axis=0, dtype=np.float64))
+        sq = terms - 2 * other + float(np.sum((W64.T @ W64) * (H64.T @ H64)))
+        return 0.5 * max(sq, 0.0)
+    pred = np.empty(X.nnz, dtype=data.dtype)
+    csr_sampled_dots(X.indptr, X.indices, W, Ht, pred)
+    if loss == "frobenius":
+        sq = (X.data.astype(np.float64) - pred) ** 2
+        return 0.5 * float(np.sum(sq if data.w is None else data.w * sq))
+    return _kl_terms(X.data, pred) + float(pred.sum(dtype=np.float64))
 
 
 def _kl_terms(x: np.ndarray, y: np.ndarray) -> float:
@@ -265,47 +264,56 @@ def _half_step(side: str, data: _Data, A: np.ndarray, B: np.ndarray, opts: dict)
     ``X^T ~ A B^T`` for side "H". Returns the CD violation (0 for MU).
 
     Each half-step is one pass over ``X``: the kernels form each block of rows' products
-    and update it at once (:mod:`factorkit.kernels.nmf`)."""
+    and update it at once (:mod:`factorkit.kernels.nmf`). Called under
+    ``using_threads(opts["threads"])``, entered once per fit: the thread and BLAS limits
+    cost tens of microseconds to set, a few percent of a sparse half-step."""
     X = data.X if side == "W" else (data.XT if data.kind != "dense" else data.X.T)
     dt = A.dtype.type
     l1, l2 = dt(opts["l1_" + side]), dt(opts["l2_" + side])
-    threads = opts["threads"]
     kl = opts["loss"] == "kl"
     floor = kl and side == "H"  # scikit-learn's stability floor for beta <= 1
     if opts["solver"] == "cd" and data.kind == "masked":
         w = data.w if side == "W" else data.wT
-        with using_threads(threads):
-            return nmf_masked_cd_rows(
-                X.indptr, X.indices, X.data, np.empty(0, dtype=A.dtype) if w is None else w,
-                A, B, l1, l2, dt(opts["l2_count"]), MASKED_SWEEPS,
-            )  # fmt: skip
+        return nmf_masked_cd_rows(
+            X.indptr, X.indices, X.data, np.empty(0, dtype=A.dtype) if w is None else w,
+            A, B, l1, l2, dt(opts["l2_count"]), MASKED_SWEEPS,
+        )  # fmt: skip
     G = _gram(B) if opts["solver"] == "cd" or not kl else np.empty((0, 0), dtype=A.dtype)
     if opts["solver"] == "cd":
         G.flat[:: G.shape[0] + 1] += l2
-        with using_threads(threads):
-            if data.kind == "dense":
-                return nmf_dense_cd_rows(X, A, B, G, l1)
-            return nmf_sparse_cd_rows(X.indptr, X.indices, X.data, A, B, G, l1)
-    base = B.sum(axis=0) if kl else np.empty(0, dtype=A.dtype)
-    with using_threads(threads):
         if data.kind == "dense":
-            nmf_dense_mu_rows(X, A, B, G, base, l1, l2, kl, floor)
-        else:
-            masked = data.kind == "masked"
-            mode = (MU_KL_MASKED if masked else MU_KL) if kl else (
-                MU_FROBENIUS_MASKED if masked else MU_FROBENIUS
-            )  # fmt: skip
-            nmf_sparse_mu_rows(X.indptr, X.indices, X.data, A, B, G, base, l1, l2, mode, floor)
+            return nmf_dense_cd_rows(X, A, B, G, l1)
+        bounds = _bounds(opts, side, X)
+        return nmf_sparse_cd_rows(X.indptr, X.indices, X.data, A, B, G, l1, bounds)
+    base = B.sum(axis=0) if kl else np.empty(0, dtype=A.dtype)
+    if data.kind == "dense":
+        nmf_dense_mu_rows(X, A, B, G, base, l1, l2, kl, floor)
+    else:
+        masked = data.kind == "masked"
+        mode = (MU_KL_MASKED if masked else MU_KL) if kl else (
+            MU_FROBENIUS_MASKED if masked else MU_FROBENIUS
+        )  # fmt: skip
+        nmf_sparse_mu_rows(
+            X.indptr, X.indices, X.data, A, B, G, base, l1, l2, mode, floor, _bounds(opts, side, X)
+        )
     return 0.0
 
 
+def _bounds(opts: dict, side: str, X: Any) -> np.ndarray:
+    """The row blocks of ``X``'s sparse half-steps, computed once per fit and side."""
+    key = "bounds_" + side
+    if key not in opts:
+        opts[key] = sparse_bounds(X.indptr)
+    return opts[key]
+
+
 def _gram(B: np.ndarray) -> np.ndarray:
-    """``B^T B`` (k x k): a thin product, on one BLAS thread (see randomized_svd).
+    """``B^T B`` (k x k): a thin product, on one BLAS thread (see randomized_svd; the
+    caller's ``using_threads`` holds BLAS to one thread).
 
     NumPy computes ``B.T @ B`` with SYRK, so it is exactly symmetric, as the CD kernels'
     gradient updates assume."""
-    with single_thread_blas():
-        return B.T @ B
+    return B.T @ B
 
 
 # ------------------------------------------------------------------------------- solver
@@ -402,7 +410,9 @@ def _fit(X, W, H, p: dict, update_H: bool, mask: Any, owner: str):
         "l2_count": p.get("l2_count", 0.0),
     }  # fmt: skip
     Ht = np.ascontiguousarray(H.T)
-    n_iter = _iterate(data, W, Ht, opts, p, update_H)
+    with using_threads(threads):
+        n_iter = _iterate(data, W, Ht, opts, p, update_H)
+        loss = _loss(data, W, Ht, p["loss"], threads) if p.get("with_loss") else None
     if n_iter == p["max_iter"] and p["tol"] > 0:
         import warnings
 
@@ -412,7 +422,6 @@ def _fit(X, W, H, p: dict, update_H: bool, mask: Any, owner: str):
             ConvergenceWarning,
             stacklevel=3,
         )
-    loss = _loss(data, W, Ht, p["loss"], threads) if p.get("with_loss") else None
     return W, np.ascontiguousarray(Ht.T), n_iter, loss
 
 
