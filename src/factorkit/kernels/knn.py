@@ -21,6 +21,7 @@ position first).
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from factorkit._threads import run_tasks
@@ -117,24 +118,31 @@ def knn_neighbours(
     """
     n_rows = len(q_indptr) - 1
     n_tasks = max(1, min(n_rows, 4 * n_threads))
-    run_tasks(
-        _neighbours_task, n_tasks, n_threads,
-        q_indptr, q_indices, q_values, q_weights, q_self, q_norms,
-        t_indptr, t_indices, t_values, t_weights, t_norms, n_entities,
-        kind, shrinkage, keep, out_idx, out_sim, out_count,
+    arrays = (
+        q_indptr, q_indices, q_values, q_weights, q_self, q_norms, t_indptr, t_indices,
+        t_values, t_weights, t_norms, out_idx, out_sim, out_count,
     )  # fmt: skip
+    task = _NEIGHBOURS_TASKS[int(kind), len(t_weights) > 0]
+    run_tasks(task, n_tasks, n_threads, arrays, n_entities, shrinkage, keep)
 
 
 @jit()
 def _neighbours_task(
-    task, n_tasks, q_indptr, q_indices, q_values, q_weights, q_self, q_norms,
-    t_indptr, t_indices, t_values, t_weights, t_norms, n_entities,
-    kind, shrinkage, keep, out_idx, out_sim, out_count,
-):  # fmt: skip  # pragma: no cover - compiled
+    task, n_tasks, arrays, n_entities, shrinkage, keep, kind, weighted
+):  # pragma: no cover - compiled
     """Rows ``task * n_rows // n_tasks ...`` of :func:`knn_neighbours`, with this task's
-    own scratch (an accumulator row per entity, interleaved: one cache line per update)."""
+    own scratch (an accumulator row per entity, interleaved: one cache line per update).
+
+    Compiled once per similarity (``kind``, ``weighted``: literals, passed by the
+    ``_neighbours_*`` entry points): a fit compiles only its own similarity, and the
+    accumulator's width and every branch on the similarity are constants of the code
+    (about twice as fast as testing them per co-rating)."""
+    numba.literally(kind)
+    numba.literally(weighted)
+    q_indptr, q_indices, q_values, q_weights, q_self, q_norms = arrays[:6]
+    t_indptr, t_indices, t_values, t_weights, t_norms = arrays[6:11]
+    out_idx, out_sim, out_count = arrays[11:]
     n_rows = len(q_indptr) - 1
-    weighted = len(t_weights) > 0
     acc = np.zeros((n_entities, _width(kind, weighted)), np.float64)
     seen = np.empty(n_entities, np.uint32)  # uint32: the radix sort of knn_sort_rows
     cv = np.empty(n_entities, np.float32)
@@ -143,19 +151,19 @@ def _neighbours_task(
     none = np.empty(0, np.int32)
     hist = np.empty((4, 256), np.int64)
     for r in range(task * n_rows // n_tasks, (task + 1) * n_rows // n_tasks):
+        co = 0  # co-ratings of this row: what decides how to find the touched entities
+        for p in range(q_indptr[r], q_indptr[r + 1]):
+            co += t_indptr[q_indices[p] + 1] - t_indptr[q_indices[p]]
+        dense = _DENSE * co > n_entities
         n_touched = 0
         for p in range(q_indptr[r], q_indptr[r + 1]):
             u = q_indices[p]
             xa = q_values[p]
             wa = q_weights[p] if weighted else 1.0
-            for s in range(t_indptr[u], t_indptr[u + 1]):
-                b = t_indices[s]
-                if acc[b, 1] == 0:
-                    seen[n_touched] = b
-                    n_touched += 1
-                _add(acc, b, xa, t_values[s], wa * t_weights[s] if weighted else 1.0, kind,
-                     weighted)  # fmt: skip
-        n_touched = _in_order(acc, seen, n_touched, 0, n_entities, tmp, none, hist)
+            n_touched = _accumulate(acc, seen, n_touched, dense, t_indices, t_values,
+                                    t_weights, t_indptr[u], t_indptr[u + 1], xa, wa, kind,
+                                    weighted)  # fmt: skip
+        n_touched = _in_order(acc, seen, n_touched, dense, 0, n_entities, tmp, none, hist)
         size = 0
         for t in range(n_touched):
             b = seen[t]
@@ -167,17 +175,43 @@ def _neighbours_task(
         out_count[r] = _keep_best(cv, ci, size, keep, out_idx[r], out_sim[r])
 
 
+#: a row whose co-ratings times this exceed the entities it can meet finds the touched
+#: ones by a scan of the accumulators (no test per co-rating, whose outcome - first
+#: touch or not - the branch predictor cannot guess); fewer, by a list and a radix sort
+_DENSE = 4
+
+
 @jit()
-def _in_order(acc, seen, n_touched, lo, hi, tmp, none, hist):  # pragma: no cover - compiled
-    """Put the touched entities ``seen[:n_touched]`` (all in ``lo:hi``) in position order,
-    so that ties keep the lower position; returns their number. Many touched: a scan of
-    the accumulators; few: a radix sort."""
-    if n_touched * 8 > hi - lo:
+def _accumulate(
+    acc, seen, n_touched, dense, t_indices, t_values, t_weights, lo, hi, xa, wa, kind, weighted
+):  # pragma: no cover - compiled
+    """Add the co-ratings ``t_*[lo:hi]`` with ``(xa, wa)`` to the accumulators; unless
+    ``dense``, append the entities touched for the first time to ``seen``. Returns the
+    number in ``seen``."""
+    if dense:
+        for s in range(lo, hi):
+            _add(acc, t_indices[s], xa, t_values[s], wa * t_weights[s] if weighted else 1.0,
+                 kind, weighted)  # fmt: skip
+        return n_touched
+    for s in range(lo, hi):
+        b = t_indices[s]
+        if acc[b, 1] == 0:
+            seen[n_touched] = b
+            n_touched += 1
+        _add(acc, b, xa, t_values[s], wa * t_weights[s] if weighted else 1.0, kind, weighted)
+    return n_touched
+
+
+@jit()
+def _in_order(acc, seen, n_touched, dense, lo, hi, tmp, none, hist):  # pragma: no cover
+    """Put the touched entities (all in ``lo:hi``) in ``seen``, in position order, so that
+    ties keep the lower position; returns their number. ``dense``: a branch-free scan of
+    the accumulators; else ``seen[:n_touched]`` holds them, radix-sorted here."""
+    if dense:
         n_touched = 0
         for b in range(lo, hi):
-            if acc[b, 1] > 0:
-                seen[n_touched] = b
-                n_touched += 1
+            seen[n_touched] = b
+            n_touched += acc[b, 1] > 0
     else:
         _radix_sort(seen, none, n_touched, tmp, none, hist, False)
     return n_touched
@@ -202,21 +236,22 @@ def knn_pair_similarities(
     float32 similarities, row after row, and how many of its pairs each entity is the
     partner in (what :func:`knn_mirror` needs to place them).
     """
-    return run_tasks(
-        _pairs_task, len(bounds) - 1, n_threads, bounds, indptr, indices, values, weights,
-        after, t_indptr, t_indices, t_values, t_weights, norms, kind, shrinkage,
-    )  # fmt: skip
+    arrays = (bounds, indptr, indices, values, weights, after, t_indptr, t_indices, t_values,
+              t_weights, norms)  # fmt: skip
+    task = _PAIRS_TASKS[int(kind), len(t_weights) > 0]
+    return run_tasks(task, len(bounds) - 1, n_threads, arrays, shrinkage)
 
 
 @jit()
-def _pairs_task(
-    task, n_tasks, bounds, indptr, indices, values, weights, after, t_indptr, t_indices,
-    t_values, t_weights, norms, kind, shrinkage,
-):  # fmt: skip  # pragma: no cover - compiled
-    """Rows ``bounds[task]:bounds[task + 1]`` of :func:`knn_pair_similarities`."""
+def _pairs_task(task, n_tasks, arrays, shrinkage, kind, weighted):  # pragma: no cover
+    """Rows ``bounds[task]:bounds[task + 1]`` of :func:`knn_pair_similarities`; compiled
+    once per similarity, as :func:`_neighbours_task`."""
+    numba.literally(kind)
+    numba.literally(weighted)
+    bounds, indptr, indices, values, weights, after = arrays[:6]
+    t_indptr, t_indices, t_values, t_weights, norms = arrays[6:]
     lo, hi = bounds[task], bounds[task + 1]
     n = len(indptr) - 1
-    weighted = len(t_weights) > 0
     # room for every pair this task can meet: bounded by its co-ratings and the triangle
     cap_co = 0
     for p in range(indptr[lo], indptr[hi]):
@@ -236,19 +271,18 @@ def _pairs_task(
     hist = np.empty((4, 256), np.int64)
     size = 0
     for r in range(lo, hi):
+        co = 0
+        for p in range(indptr[r], indptr[r + 1]):
+            co += t_indptr[indices[p] + 1] - after[p] - 1
+        dense = _DENSE * co > n - r - 1
         n_touched = 0
         for p in range(indptr[r], indptr[r + 1]):
             u = indices[p]
-            xa = values[p]
             wa = weights[p] if weighted else 1.0
-            for s in range(after[p] + 1, t_indptr[u + 1]):
-                b = t_indices[s]
-                if acc[b, 1] == 0:
-                    seen[n_touched] = b
-                    n_touched += 1
-                _add(acc, b, xa, t_values[s], wa * t_weights[s] if weighted else 1.0, kind,
-                     weighted)  # fmt: skip
-        n_touched = _in_order(acc, seen, n_touched, r + 1, n, tmp, none, hist)
+            n_touched = _accumulate(acc, seen, n_touched, dense, t_indices, t_values,
+                                    t_weights, after[p] + 1, t_indptr[u + 1], values[p], wa,
+                                    kind, weighted)  # fmt: skip
+        n_touched = _in_order(acc, seen, n_touched, dense, r + 1, n, tmp, none, hist)
         start = size
         for t in range(n_touched):
             b = seen[t]
@@ -468,6 +502,86 @@ def _keep_best(cv, ci, size, keep, out_idx, out_sim):  # pragma: no cover - comp
         ci[0] = ci[last]
         _sift_down(cv, ci, 0, last)
     return m
+
+
+# The similarity kernels' entry points, one per (kind, weighted): each passes its two
+# literals on, so that only the similarity a call needs is compiled (numba.literally).
+@jit()
+def _neighbours_dot(task, n_tasks, arrays, n_entities, shrinkage, keep):  # pragma: no cover
+    _neighbours_task(task, n_tasks, arrays, n_entities, shrinkage, keep, 0, False)
+
+
+@jit()
+def _neighbours_dot_w(task, n_tasks, arrays, n_entities, shrinkage, keep):  # pragma: no cover
+    _neighbours_task(task, n_tasks, arrays, n_entities, shrinkage, keep, 0, True)
+
+
+@jit()
+def _neighbours_shared(task, n_tasks, arrays, n_entities, shrinkage, keep):  # pragma: no cover
+    _neighbours_task(task, n_tasks, arrays, n_entities, shrinkage, keep, 1, False)
+
+
+@jit()
+def _neighbours_shared_w(task, n_tasks, arrays, n_entities, shrinkage, keep):  # pragma: no cover
+    _neighbours_task(task, n_tasks, arrays, n_entities, shrinkage, keep, 1, True)
+
+
+@jit()
+def _neighbours_msd(task, n_tasks, arrays, n_entities, shrinkage, keep):  # pragma: no cover
+    _neighbours_task(task, n_tasks, arrays, n_entities, shrinkage, keep, 2, False)
+
+
+@jit()
+def _neighbours_msd_w(task, n_tasks, arrays, n_entities, shrinkage, keep):  # pragma: no cover
+    _neighbours_task(task, n_tasks, arrays, n_entities, shrinkage, keep, 2, True)
+
+
+@jit()
+def _pairs_dot(task, n_tasks, arrays, shrinkage):  # pragma: no cover - compiled
+    return _pairs_task(task, n_tasks, arrays, shrinkage, 0, False)
+
+
+@jit()
+def _pairs_dot_w(task, n_tasks, arrays, shrinkage):  # pragma: no cover - compiled
+    return _pairs_task(task, n_tasks, arrays, shrinkage, 0, True)
+
+
+@jit()
+def _pairs_shared(task, n_tasks, arrays, shrinkage):  # pragma: no cover - compiled
+    return _pairs_task(task, n_tasks, arrays, shrinkage, 1, False)
+
+
+@jit()
+def _pairs_shared_w(task, n_tasks, arrays, shrinkage):  # pragma: no cover - compiled
+    return _pairs_task(task, n_tasks, arrays, shrinkage, 1, True)
+
+
+@jit()
+def _pairs_msd(task, n_tasks, arrays, shrinkage):  # pragma: no cover - compiled
+    return _pairs_task(task, n_tasks, arrays, shrinkage, 2, False)
+
+
+@jit()
+def _pairs_msd_w(task, n_tasks, arrays, shrinkage):  # pragma: no cover - compiled
+    return _pairs_task(task, n_tasks, arrays, shrinkage, 2, True)
+
+
+_NEIGHBOURS_TASKS = {
+    (0, False): _neighbours_dot,
+    (0, True): _neighbours_dot_w,
+    (1, False): _neighbours_shared,
+    (1, True): _neighbours_shared_w,
+    (2, False): _neighbours_msd,
+    (2, True): _neighbours_msd_w,
+}
+_PAIRS_TASKS = {
+    (0, False): _pairs_dot,
+    (0, True): _pairs_dot_w,
+    (1, False): _pairs_shared,
+    (1, True): _pairs_shared_w,
+    (2, False): _pairs_msd,
+    (2, True): _pairs_msd_w,
+}
 
 
 # ---------------------------------------------------------------------- scoring
