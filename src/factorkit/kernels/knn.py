@@ -148,14 +148,14 @@ def _neighbours_task(
     cv = np.empty(n_entities, np.float32)
     ci = np.empty(n_entities, np.int32)
     tmp = np.empty(n_entities, np.uint32)
-    none = np.empty(0, np.int32)
+    tmp_v = np.empty(n_entities, np.int32)
     hist = np.empty((4, 256), np.int64)
     for r in range(task * n_rows // n_tasks, (task + 1) * n_rows // n_tasks):
         co = 0  # co-ratings of this row: what decides how to find the touched entities
         for p in range(q_indptr[r], q_indptr[r + 1]):
             co += t_indptr[q_indices[p] + 1] - t_indptr[q_indices[p]]
         dense = _DENSE * co > n_entities
-        n_touched = 0
+        n_touched = np.int64(0)  # not the literal 0: one compilation of the callees
         for p in range(q_indptr[r], q_indptr[r + 1]):
             u = q_indices[p]
             xa = q_values[p]
@@ -163,7 +163,7 @@ def _neighbours_task(
             n_touched = _accumulate(acc, seen, n_touched, dense, t_indices, t_values,
                                     t_weights, t_indptr[u], t_indptr[u + 1], xa, wa, kind,
                                     weighted)  # fmt: skip
-        n_touched = _in_order(acc, seen, n_touched, dense, 0, n_entities, tmp, none, hist)
+        n_touched = _in_order(acc, seen, n_touched, dense, 0, n_entities, tmp, ci, tmp_v, hist)
         size = 0
         for t in range(n_touched):
             b = seen[t]
@@ -203,17 +203,19 @@ def _accumulate(
 
 
 @jit()
-def _in_order(acc, seen, n_touched, dense, lo, hi, tmp, none, hist):  # pragma: no cover
+def _in_order(acc, seen, n_touched, dense, lo, hi, tmp, vals, tmp_v, hist):  # pragma: no cover
     """Put the touched entities (all in ``lo:hi``) in ``seen``, in position order, so that
     ties keep the lower position; returns their number. ``dense``: a branch-free scan of
-    the accumulators; else ``seen[:n_touched]`` holds them, radix-sorted here."""
+    the accumulators; else ``seen[:n_touched]`` holds them, radix-sorted here (``tmp``,
+    ``vals``, ``tmp_v``: scratch; the sort carries ``vals`` along, unused, so that it is
+    the one compiled sort of :func:`knn_sort_rows`)."""
     if dense:
         n_touched = 0
         for b in range(lo, hi):
             seen[n_touched] = b
             n_touched += acc[b, 1] > 0
     else:
-        _radix_sort(seen, none, n_touched, tmp, none, hist, False)
+        _radix_sort(seen, vals, n_touched, tmp, tmp_v, hist)
     return n_touched
 
 
@@ -267,7 +269,8 @@ def _pairs_task(task, n_tasks, arrays, shrinkage, kind, weighted):  # pragma: no
     acc = np.zeros((n, _width(kind, weighted)), np.float64)
     seen = np.empty(n, np.uint32)  # uint32: the radix sort of knn_sort_rows
     tmp = np.empty(n, np.uint32)
-    none = np.empty(0, np.int32)
+    vals = np.empty(n, np.int32)
+    tmp_v = np.empty(n, np.int32)
     hist = np.empty((4, 256), np.int64)
     size = 0
     for r in range(lo, hi):
@@ -275,14 +278,14 @@ def _pairs_task(task, n_tasks, arrays, shrinkage, kind, weighted):  # pragma: no
         for p in range(indptr[r], indptr[r + 1]):
             co += t_indptr[indices[p] + 1] - after[p] - 1
         dense = _DENSE * co > n - r - 1
-        n_touched = 0
+        n_touched = np.int64(0)  # not the literal 0: one compilation of the callees
         for p in range(indptr[r], indptr[r + 1]):
             u = indices[p]
             wa = weights[p] if weighted else 1.0
             n_touched = _accumulate(acc, seen, n_touched, dense, t_indices, t_values,
                                     t_weights, after[p] + 1, t_indptr[u + 1], values[p], wa,
                                     kind, weighted)  # fmt: skip
-        n_touched = _in_order(acc, seen, n_touched, dense, r + 1, n, tmp, none, hist)
+        n_touched = _in_order(acc, seen, n_touched, dense, r + 1, n, tmp, vals, tmp_v, hist)
         start = size
         for t in range(n_touched):
             b = seen[t]
@@ -370,31 +373,30 @@ def _sort_task(task, n_tasks, bounds, indptr, keys, indices):  # pragma: no cove
     hist = np.empty((4, 256), np.int64)
     for r in range(lo, hi):
         a, b = indptr[r], indptr[r + 1]
-        _radix_sort(keys[a:b], indices[a:b], b - a, tmp_k, tmp_v, hist, True)
+        _radix_sort(keys[a:b], indices[a:b], b - a, tmp_k, tmp_v, hist)
 
 
 @jit()
-def _radix_sort(keys, vals, m, tmp_k, tmp_v, hist, carry):  # pragma: no cover - compiled
+def _radix_sort(keys, vals, m, tmp_k, tmp_v, hist):  # pragma: no cover - compiled
     """Stable ascending sort of ``keys[:m]`` (unsigned integers below 2^32), carrying
-    ``vals[:m]`` when ``carry``; ``tmp_*`` and ``hist`` (4 x 256) are scratch.
+    ``vals[:m]``; ``tmp_*`` and ``hist`` (4 x 256) are scratch.
 
     Least significant byte first, skipping the bytes that every key shares (positions
     below 65,536 have two; similarities in (0, 1] share most of their exponent);
     insertion sort for short rows. Hand-written: numba's sorts cost seconds of
-    first-run compilation."""
+    first-run compilation. One signature for every caller (callers without values
+    carry scratch): each extra specialisation costs about a second of it."""
     if m <= 32:
         for j in range(1, m):
             k = keys[j]
-            v = vals[j] if carry else 0
+            v = vals[j]
             i = j - 1
             while i >= 0 and keys[i] > k:
                 keys[i + 1] = keys[i]
-                if carry:
-                    vals[i + 1] = vals[i]
+                vals[i + 1] = vals[i]
                 i -= 1
             keys[i + 1] = k
-            if carry:
-                vals[i + 1] = v
+            vals[i + 1] = v
         return
     for d in range(4):
         for b in range(256):
@@ -417,24 +419,22 @@ def _radix_sort(keys, vals, m, tmp_k, tmp_v, hist, carry):  # pragma: no cover -
             offsets[b] = total
             total += c
         if in_tmp:
-            _scatter(tmp_k, tmp_v, keys, vals, m, shift, offsets, carry)
+            _scatter(tmp_k, tmp_v, keys, vals, m, shift, offsets)
         else:
-            _scatter(keys, vals, tmp_k, tmp_v, m, shift, offsets, carry)
+            _scatter(keys, vals, tmp_k, tmp_v, m, shift, offsets)
         in_tmp = not in_tmp
     if in_tmp:  # element loops: an array slice copy compiles numba's shape-error path
         for j in range(m):
             keys[j] = tmp_k[j]
-            if carry:
-                vals[j] = tmp_v[j]
+            vals[j] = tmp_v[j]
 
 
 @jit()
-def _scatter(src_k, src_v, dst_k, dst_v, m, shift, offsets, carry):  # pragma: no cover
+def _scatter(src_k, src_v, dst_k, dst_v, m, shift, offsets):  # pragma: no cover - compiled
     for j in range(m):
         d = (src_k[j] >> shift) & 255
         dst_k[offsets[d]] = src_k[j]
-        if carry:
-            dst_v[offsets[d]] = src_v[j]
+        dst_v[offsets[d]] = src_v[j]
         offsets[d] += 1
 
 
