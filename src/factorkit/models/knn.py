@@ -125,8 +125,8 @@ def _split(cumulative: np.ndarray, n_tasks: int) -> np.ndarray:
 _PAIRS_BUDGET = 1 << 30
 
 #: co-ratings (counted per ordered pair) above which a fit warns that it will take long:
-#: about a minute of CPU time at the per-row path's measured 2-4 ns per co-rating
-#: (docs/benchmarks.md, UserKNN on 10 M synthetic ratings)
+#: about a minute of CPU time or more at the per-row path's measured 2-5 ns per
+#: co-rating (docs/benchmarks.md, UserKNN on 10 M synthetic ratings)
 _LONG_FIT_CORATINGS = 2e10
 
 
@@ -520,8 +520,9 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         warnings.warn(
             f"{name}.fit: {len(own):,} {side}s against each other meet {corat:,.0f} "
             f"co-ratings (pairs of {side}s sharing an {other}, summed over {other}s: "
-            f"sum of raters x (raters - 1)), about {corat * 3e-9 / 60:,.0f} CPU-minutes "
-            f"at 3 ns each, memory bounded by max_neighbours. The {top:,} most-rated "
+            f"sum of raters x (raters - 1)): about {corat * 2e-9 / 60:,.0f}-"
+            f"{corat * 5e-9 / 60:,.0f} CPU-minutes at 2-5 ns each (memory stays bounded "
+            f"by max_neighbours). The {top:,} most-rated "
             f"{other}s (1%) make {heavy:.0%} of them. Faster: {alt_name} ({alt:,.0f} "
             f"co-ratings), or leave out the most-rated {other}s, or fit on fewer {side}s; "
             "progress=True shows a progress bar.",
