@@ -21,7 +21,6 @@ position first).
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from factorkit._threads import run_tasks
@@ -133,12 +132,12 @@ def _neighbours_task(
     """Rows ``task * n_rows // n_tasks ...`` of :func:`knn_neighbours`, with this task's
     own scratch (an accumulator row per entity, interleaved: one cache line per update).
 
-    Compiled once per similarity (``kind``, ``weighted``: literals, passed by the
-    ``_neighbours_*`` entry points): a fit compiles only its own similarity, and the
+    Compiled once per similarity: the ``_neighbours_*`` entry points pass ``kind`` and
+    ``weighted`` as constants, which numba types as literals and specialises this
+    function and its helpers on, so that a fit compiles only its own similarity and the
     accumulator's width and every branch on the similarity are constants of the code
-    (about twice as fast as testing them per co-rating)."""
-    numba.literally(kind)
-    numba.literally(weighted)
+    (about twice as fast as testing them per co-rating). Called with run-time values it
+    would still be correct, one slower compilation for all."""
     q_indptr, q_indices, q_values, q_weights, q_self, q_norms = arrays[:6]
     t_indptr, t_indices, t_values, t_weights, t_norms = arrays[6:11]
     out_idx, out_sim, out_count = arrays[11:]
@@ -248,8 +247,6 @@ def knn_pair_similarities(
 def _pairs_task(task, n_tasks, arrays, shrinkage, kind, weighted):  # pragma: no cover
     """Rows ``bounds[task]:bounds[task + 1]`` of :func:`knn_pair_similarities`; compiled
     once per similarity, as :func:`_neighbours_task`."""
-    numba.literally(kind)
-    numba.literally(weighted)
     bounds, indptr, indices, values, weights, after = arrays[:6]
     t_indptr, t_indices, t_values, t_weights, norms = arrays[6:]
     lo, hi = bounds[task], bounds[task + 1]
@@ -505,7 +502,8 @@ def _keep_best(cv, ci, size, keep, out_idx, out_sim):  # pragma: no cover - comp
 
 
 # The similarity kernels' entry points, one per (kind, weighted): each passes its two
-# literals on, so that only the similarity a call needs is compiled (numba.literally).
+# constants on, which numba types as literals: only the similarity a call needs is
+# compiled, specialised on them (no numba.literally needed).
 @jit()
 def _neighbours_dot(task, n_tasks, arrays, n_entities, shrinkage, keep):  # pragma: no cover
     _neighbours_task(task, n_tasks, arrays, n_entities, shrinkage, keep, 0, False)
