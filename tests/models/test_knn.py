@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import factorkit as fk
-from factorkit.exceptions import InvalidParameterError
+from factorkit.exceptions import DataWarning, InvalidParameterError
 from factorkit.testing import estimator_checks
 
 MODELS = [
@@ -211,3 +211,28 @@ def test_tags_are_per_class():
     assert fk.get_tags(fk.ImplicitItemKNN).feedback == "implicit"
     tags = fk.get_tags(fk.ImplicitUserKNN)
     assert tags.can_find_similar and tags.can_fold_in and not tags.has_factors
+
+
+def test_long_fit_warns_with_the_estimate_and_shows_progress(monkeypatch, capsys):
+    """A fit too large for the pairs path that meets many co-ratings says how many, what
+    dominates them and what to do, and (progress=True) shows a bar over the rows; the
+    table is the one the pairs path gives."""
+    import factorkit.models.knn as knn
+
+    train, _, _ = fk.testing.checkerboard(50, 40, random_state=6)
+    expected = fk.UserKNN(max_neighbours=5).fit(train)._nbr()
+    monkeypatch.setattr(knn, "_PAIRS_BUDGET", 0)
+    monkeypatch.setattr(knn, "_LONG_FIT_CORATINGS", 10.0)
+    with pytest.warns(DataWarning) as caught:
+        model = fk.UserKNN(max_neighbours=5, progress=True).fit(train)
+    message = str(caught[0].message)
+    assert message.startswith("UserKNN.fit: 50 users against each other meet ")
+    assert "co-ratings (pairs of users sharing an item" in message
+    assert "most-rated items (1%) make" in message and "Faster: ItemKNN (" in message
+    assert "UserKNN fit" in capsys.readouterr().err  # the bar, on stderr
+    for a, b in zip(model._nbr(), expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+    monkeypatch.setattr(knn, "_LONG_FIT_CORATINGS", 1e30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # under the threshold: no warning
+        fk.UserKNN(max_neighbours=5).fit(train)

@@ -117,45 +117,52 @@ def knn_neighbours(
     """
     n_rows = len(q_indptr) - 1
     n_tasks = max(1, min(n_rows, 4 * n_threads))
-    run_tasks(
-        _neighbours_task, n_tasks, n_threads,
-        q_indptr, q_indices, q_values, q_weights, q_self, q_norms,
-        t_indptr, t_indices, t_values, t_weights, t_norms, n_entities,
-        kind, shrinkage, keep, out_idx, out_sim, out_count,
+    arrays = (
+        q_indptr, q_indices, q_values, q_weights, q_self, q_norms, t_indptr, t_indices,
+        t_values, t_weights, t_norms, out_idx, out_sim, out_count,
     )  # fmt: skip
+    task = _NEIGHBOURS_TASKS[int(kind), len(t_weights) > 0]
+    run_tasks(task, n_tasks, n_threads, arrays, n_entities, shrinkage, keep)
 
 
 @jit()
 def _neighbours_task(
-    task, n_tasks, q_indptr, q_indices, q_values, q_weights, q_self, q_norms,
-    t_indptr, t_indices, t_values, t_weights, t_norms, n_entities,
-    kind, shrinkage, keep, out_idx, out_sim, out_count,
-):  # fmt: skip  # pragma: no cover - compiled
+    task, n_tasks, arrays, n_entities, shrinkage, keep, kind, weighted
+):  # pragma: no cover - compiled
     """Rows ``task * n_rows // n_tasks ...`` of :func:`knn_neighbours`, with this task's
-    own scratch (an accumulator row per entity, interleaved: one cache line per update)."""
+    own scratch (an accumulator row per entity, interleaved: one cache line per update).
+
+    Compiled once per similarity: the ``_neighbours_*`` entry points pass ``kind`` and
+    ``weighted`` as constants, which numba types as literals and specialises this
+    function and its helpers on, so that a fit compiles only its own similarity and the
+    accumulator's width and every branch on the similarity are constants of the code
+    (about twice as fast as testing them per co-rating). Called with run-time values it
+    would still be correct, one slower compilation for all."""
+    q_indptr, q_indices, q_values, q_weights, q_self, q_norms = arrays[:6]
+    t_indptr, t_indices, t_values, t_weights, t_norms = arrays[6:11]
+    out_idx, out_sim, out_count = arrays[11:]
     n_rows = len(q_indptr) - 1
-    weighted = len(t_weights) > 0
     acc = np.zeros((n_entities, _width(kind, weighted)), np.float64)
     seen = np.empty(n_entities, np.uint32)  # uint32: the radix sort of knn_sort_rows
     cv = np.empty(n_entities, np.float32)
     ci = np.empty(n_entities, np.int32)
     tmp = np.empty(n_entities, np.uint32)
-    none = np.empty(0, np.int32)
+    tmp_v = np.empty(n_entities, np.int32)
     hist = np.empty((4, 256), np.int64)
     for r in range(task * n_rows // n_tasks, (task + 1) * n_rows // n_tasks):
-        n_touched = 0
+        co = 0  # co-ratings of this row: what decides how to find the touched entities
+        for p in range(q_indptr[r], q_indptr[r + 1]):
+            co += t_indptr[q_indices[p] + 1] - t_indptr[q_indices[p]]
+        dense = _DENSE * co > n_entities
+        n_touched = np.int64(0)  # not the literal 0: one compilation of the callees
         for p in range(q_indptr[r], q_indptr[r + 1]):
             u = q_indices[p]
             xa = q_values[p]
             wa = q_weights[p] if weighted else 1.0
-            for s in range(t_indptr[u], t_indptr[u + 1]):
-                b = t_indices[s]
-                if acc[b, 1] == 0:
-                    seen[n_touched] = b
-                    n_touched += 1
-                _add(acc, b, xa, t_values[s], wa * t_weights[s] if weighted else 1.0, kind,
-                     weighted)  # fmt: skip
-        n_touched = _in_order(acc, seen, n_touched, 0, n_entities, tmp, none, hist)
+            n_touched = _accumulate(acc, seen, n_touched, dense, t_indices, t_values,
+                                    t_weights, t_indptr[u], t_indptr[u + 1], xa, wa, kind,
+                                    weighted)  # fmt: skip
+        n_touched = _in_order(acc, seen, n_touched, dense, 0, n_entities, tmp, ci, tmp_v, hist)
         size = 0
         for t in range(n_touched):
             b = seen[t]
@@ -167,19 +174,47 @@ def _neighbours_task(
         out_count[r] = _keep_best(cv, ci, size, keep, out_idx[r], out_sim[r])
 
 
+#: a row whose co-ratings times this exceed the entities it can meet finds the touched
+#: ones by a scan of the accumulators (no test per co-rating, whose outcome - first
+#: touch or not - the branch predictor cannot guess); fewer, by a list and a radix sort
+_DENSE = 4
+
+
 @jit()
-def _in_order(acc, seen, n_touched, lo, hi, tmp, none, hist):  # pragma: no cover - compiled
-    """Put the touched entities ``seen[:n_touched]`` (all in ``lo:hi``) in position order,
-    so that ties keep the lower position; returns their number. Many touched: a scan of
-    the accumulators; few: a radix sort."""
-    if n_touched * 8 > hi - lo:
+def _accumulate(
+    acc, seen, n_touched, dense, t_indices, t_values, t_weights, lo, hi, xa, wa, kind, weighted
+):  # pragma: no cover - compiled
+    """Add the co-ratings ``t_*[lo:hi]`` with ``(xa, wa)`` to the accumulators; unless
+    ``dense``, append the entities touched for the first time to ``seen``. Returns the
+    number in ``seen``."""
+    if dense:
+        for s in range(lo, hi):
+            _add(acc, t_indices[s], xa, t_values[s], wa * t_weights[s] if weighted else 1.0,
+                 kind, weighted)  # fmt: skip
+        return n_touched
+    for s in range(lo, hi):
+        b = t_indices[s]
+        if acc[b, 1] == 0:
+            seen[n_touched] = b
+            n_touched += 1
+        _add(acc, b, xa, t_values[s], wa * t_weights[s] if weighted else 1.0, kind, weighted)
+    return n_touched
+
+
+@jit()
+def _in_order(acc, seen, n_touched, dense, lo, hi, tmp, vals, tmp_v, hist):  # pragma: no cover
+    """Put the touched entities (all in ``lo:hi``) in ``seen``, in position order, so that
+    ties keep the lower position; returns their number. ``dense``: a branch-free scan of
+    the accumulators; else ``seen[:n_touched]`` holds them, radix-sorted here (``tmp``,
+    ``vals``, ``tmp_v``: scratch; the sort carries ``vals`` along, unused, so that it is
+    the one compiled sort of :func:`knn_sort_rows`)."""
+    if dense:
         n_touched = 0
         for b in range(lo, hi):
-            if acc[b, 1] > 0:
-                seen[n_touched] = b
-                n_touched += 1
+            seen[n_touched] = b
+            n_touched += acc[b, 1] > 0
     else:
-        _radix_sort(seen, none, n_touched, tmp, none, hist, False)
+        _radix_sort(seen, vals, n_touched, tmp, tmp_v, hist)
     return n_touched
 
 
@@ -202,21 +237,20 @@ def knn_pair_similarities(
     float32 similarities, row after row, and how many of its pairs each entity is the
     partner in (what :func:`knn_mirror` needs to place them).
     """
-    return run_tasks(
-        _pairs_task, len(bounds) - 1, n_threads, bounds, indptr, indices, values, weights,
-        after, t_indptr, t_indices, t_values, t_weights, norms, kind, shrinkage,
-    )  # fmt: skip
+    arrays = (bounds, indptr, indices, values, weights, after, t_indptr, t_indices, t_values,
+              t_weights, norms)  # fmt: skip
+    task = _PAIRS_TASKS[int(kind), len(t_weights) > 0]
+    return run_tasks(task, len(bounds) - 1, n_threads, arrays, shrinkage)
 
 
 @jit()
-def _pairs_task(
-    task, n_tasks, bounds, indptr, indices, values, weights, after, t_indptr, t_indices,
-    t_values, t_weights, norms, kind, shrinkage,
-):  # fmt: skip  # pragma: no cover - compiled
-    """Rows ``bounds[task]:bounds[task + 1]`` of :func:`knn_pair_similarities`."""
+def _pairs_task(task, n_tasks, arrays, shrinkage, kind, weighted):  # pragma: no cover
+    """Rows ``bounds[task]:bounds[task + 1]`` of :func:`knn_pair_similarities`; compiled
+    once per similarity, as :func:`_neighbours_task`."""
+    bounds, indptr, indices, values, weights, after = arrays[:6]
+    t_indptr, t_indices, t_values, t_weights, norms = arrays[6:]
     lo, hi = bounds[task], bounds[task + 1]
     n = len(indptr) - 1
-    weighted = len(t_weights) > 0
     # room for every pair this task can meet: bounded by its co-ratings and the triangle
     cap_co = 0
     for p in range(indptr[lo], indptr[hi]):
@@ -232,23 +266,23 @@ def _pairs_task(
     acc = np.zeros((n, _width(kind, weighted)), np.float64)
     seen = np.empty(n, np.uint32)  # uint32: the radix sort of knn_sort_rows
     tmp = np.empty(n, np.uint32)
-    none = np.empty(0, np.int32)
+    vals = np.empty(n, np.int32)
+    tmp_v = np.empty(n, np.int32)
     hist = np.empty((4, 256), np.int64)
     size = 0
     for r in range(lo, hi):
-        n_touched = 0
+        co = 0
+        for p in range(indptr[r], indptr[r + 1]):
+            co += t_indptr[indices[p] + 1] - after[p] - 1
+        dense = _DENSE * co > n - r - 1
+        n_touched = np.int64(0)  # not the literal 0: one compilation of the callees
         for p in range(indptr[r], indptr[r + 1]):
             u = indices[p]
-            xa = values[p]
             wa = weights[p] if weighted else 1.0
-            for s in range(after[p] + 1, t_indptr[u + 1]):
-                b = t_indices[s]
-                if acc[b, 1] == 0:
-                    seen[n_touched] = b
-                    n_touched += 1
-                _add(acc, b, xa, t_values[s], wa * t_weights[s] if weighted else 1.0, kind,
-                     weighted)  # fmt: skip
-        n_touched = _in_order(acc, seen, n_touched, r + 1, n, tmp, none, hist)
+            n_touched = _accumulate(acc, seen, n_touched, dense, t_indices, t_values,
+                                    t_weights, after[p] + 1, t_indptr[u + 1], values[p], wa,
+                                    kind, weighted)  # fmt: skip
+        n_touched = _in_order(acc, seen, n_touched, dense, r + 1, n, tmp, vals, tmp_v, hist)
         start = size
         for t in range(n_touched):
             b = seen[t]
@@ -336,31 +370,30 @@ def _sort_task(task, n_tasks, bounds, indptr, keys, indices):  # pragma: no cove
     hist = np.empty((4, 256), np.int64)
     for r in range(lo, hi):
         a, b = indptr[r], indptr[r + 1]
-        _radix_sort(keys[a:b], indices[a:b], b - a, tmp_k, tmp_v, hist, True)
+        _radix_sort(keys[a:b], indices[a:b], b - a, tmp_k, tmp_v, hist)
 
 
 @jit()
-def _radix_sort(keys, vals, m, tmp_k, tmp_v, hist, carry):  # pragma: no cover - compiled
+def _radix_sort(keys, vals, m, tmp_k, tmp_v, hist):  # pragma: no cover - compiled
     """Stable ascending sort of ``keys[:m]`` (unsigned integers below 2^32), carrying
-    ``vals[:m]`` when ``carry``; ``tmp_*`` and ``hist`` (4 x 256) are scratch.
+    ``vals[:m]``; ``tmp_*`` and ``hist`` (4 x 256) are scratch.
 
     Least significant byte first, skipping the bytes that every key shares (positions
     below 65,536 have two; similarities in (0, 1] share most of their exponent);
     insertion sort for short rows. Hand-written: numba's sorts cost seconds of
-    first-run compilation."""
+    first-run compilation. One signature for every caller (callers without values
+    carry scratch): each extra specialisation costs about a second of it."""
     if m <= 32:
         for j in range(1, m):
             k = keys[j]
-            v = vals[j] if carry else 0
+            v = vals[j]
             i = j - 1
             while i >= 0 and keys[i] > k:
                 keys[i + 1] = keys[i]
-                if carry:
-                    vals[i + 1] = vals[i]
+                vals[i + 1] = vals[i]
                 i -= 1
             keys[i + 1] = k
-            if carry:
-                vals[i + 1] = v
+            vals[i + 1] = v
         return
     for d in range(4):
         for b in range(256):
@@ -383,24 +416,22 @@ def _radix_sort(keys, vals, m, tmp_k, tmp_v, hist, carry):  # pragma: no cover -
             offsets[b] = total
             total += c
         if in_tmp:
-            _scatter(tmp_k, tmp_v, keys, vals, m, shift, offsets, carry)
+            _scatter(tmp_k, tmp_v, keys, vals, m, shift, offsets)
         else:
-            _scatter(keys, vals, tmp_k, tmp_v, m, shift, offsets, carry)
+            _scatter(keys, vals, tmp_k, tmp_v, m, shift, offsets)
         in_tmp = not in_tmp
     if in_tmp:  # element loops: an array slice copy compiles numba's shape-error path
         for j in range(m):
             keys[j] = tmp_k[j]
-            if carry:
-                vals[j] = tmp_v[j]
+            vals[j] = tmp_v[j]
 
 
 @jit()
-def _scatter(src_k, src_v, dst_k, dst_v, m, shift, offsets, carry):  # pragma: no cover
+def _scatter(src_k, src_v, dst_k, dst_v, m, shift, offsets):  # pragma: no cover - compiled
     for j in range(m):
         d = (src_k[j] >> shift) & 255
         dst_k[offsets[d]] = src_k[j]
-        if carry:
-            dst_v[offsets[d]] = src_v[j]
+        dst_v[offsets[d]] = src_v[j]
         offsets[d] += 1
 
 
@@ -468,6 +499,87 @@ def _keep_best(cv, ci, size, keep, out_idx, out_sim):  # pragma: no cover - comp
         ci[0] = ci[last]
         _sift_down(cv, ci, 0, last)
     return m
+
+
+# The similarity kernels' entry points, one per (kind, weighted): each passes its two
+# constants on, which numba types as literals: only the similarity a call needs is
+# compiled, specialised on them (no numba.literally needed).
+@jit()
+def _neighbours_dot(task, n_tasks, arrays, n_entities, shrinkage, keep):  # pragma: no cover
+    _neighbours_task(task, n_tasks, arrays, n_entities, shrinkage, keep, 0, False)
+
+
+@jit()
+def _neighbours_dot_w(task, n_tasks, arrays, n_entities, shrinkage, keep):  # pragma: no cover
+    _neighbours_task(task, n_tasks, arrays, n_entities, shrinkage, keep, 0, True)
+
+
+@jit()
+def _neighbours_shared(task, n_tasks, arrays, n_entities, shrinkage, keep):  # pragma: no cover
+    _neighbours_task(task, n_tasks, arrays, n_entities, shrinkage, keep, 1, False)
+
+
+@jit()
+def _neighbours_shared_w(task, n_tasks, arrays, n_entities, shrinkage, keep):  # pragma: no cover
+    _neighbours_task(task, n_tasks, arrays, n_entities, shrinkage, keep, 1, True)
+
+
+@jit()
+def _neighbours_msd(task, n_tasks, arrays, n_entities, shrinkage, keep):  # pragma: no cover
+    _neighbours_task(task, n_tasks, arrays, n_entities, shrinkage, keep, 2, False)
+
+
+@jit()
+def _neighbours_msd_w(task, n_tasks, arrays, n_entities, shrinkage, keep):  # pragma: no cover
+    _neighbours_task(task, n_tasks, arrays, n_entities, shrinkage, keep, 2, True)
+
+
+@jit()
+def _pairs_dot(task, n_tasks, arrays, shrinkage):  # pragma: no cover - compiled
+    return _pairs_task(task, n_tasks, arrays, shrinkage, 0, False)
+
+
+@jit()
+def _pairs_dot_w(task, n_tasks, arrays, shrinkage):  # pragma: no cover - compiled
+    return _pairs_task(task, n_tasks, arrays, shrinkage, 0, True)
+
+
+@jit()
+def _pairs_shared(task, n_tasks, arrays, shrinkage):  # pragma: no cover - compiled
+    return _pairs_task(task, n_tasks, arrays, shrinkage, 1, False)
+
+
+@jit()
+def _pairs_shared_w(task, n_tasks, arrays, shrinkage):  # pragma: no cover - compiled
+    return _pairs_task(task, n_tasks, arrays, shrinkage, 1, True)
+
+
+@jit()
+def _pairs_msd(task, n_tasks, arrays, shrinkage):  # pragma: no cover - compiled
+    return _pairs_task(task, n_tasks, arrays, shrinkage, 2, False)
+
+
+@jit()
+def _pairs_msd_w(task, n_tasks, arrays, shrinkage):  # pragma: no cover - compiled
+    return _pairs_task(task, n_tasks, arrays, shrinkage, 2, True)
+
+
+_NEIGHBOURS_TASKS = {
+    (0, False): _neighbours_dot,
+    (0, True): _neighbours_dot_w,
+    (1, False): _neighbours_shared,
+    (1, True): _neighbours_shared_w,
+    (2, False): _neighbours_msd,
+    (2, True): _neighbours_msd_w,
+}
+_PAIRS_TASKS = {
+    (0, False): _pairs_dot,
+    (0, True): _pairs_dot_w,
+    (1, False): _pairs_shared,
+    (1, True): _pairs_shared_w,
+    (2, False): _pairs_msd,
+    (2, True): _pairs_msd_w,
+}
 
 
 # ---------------------------------------------------------------------- scoring

@@ -30,15 +30,18 @@ an interaction's value by ``w`` in the implicit models; weight 0 removes it exac
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
+from tqdm.auto import tqdm
 
 from factorkit._threads import single_thread_blas, using_threads
-from factorkit._validation import Interval, NoneOr, Options, Threads
+from factorkit._validation import Boolean, Interval, NoneOr, Options, Threads
 from factorkit.data.interactions import Interactions
 from factorkit.data.weights import check_sample_weight
+from factorkit.exceptions import DataWarning
 from factorkit.kernels.knn import (
     knn_mirror,
     knn_neighbours,
@@ -120,6 +123,11 @@ def _split(cumulative: np.ndarray, n_tasks: int) -> np.ndarray:
 
 #: most bytes the pairs path of a fit (:meth:`_KNN._fit_neighbours`) may hold
 _PAIRS_BUDGET = 1 << 30
+
+#: co-ratings (counted per ordered pair) above which a fit warns that it will take long:
+#: about a minute of CPU time or more at the per-row path's measured 2-5 ns per
+#: co-rating (docs/benchmarks.md, UserKNN on 10 M synthetic ratings)
+_LONG_FIT_CORATINGS = 2e10
 
 
 #: BaselineOnly's defaults (5-fold CV on MovieLens small) for the baselines that
@@ -460,8 +468,9 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         raters = np.diff(t_indptr).astype(np.float64)
         pairs = min(float((raters * (raters - 1)).sum()) / 2, n * (n - 1) / 2)
         if keep < n - 1 and 24 * pairs > _PAIRS_BUDGET:
+            self._warn_long_fit(raters)
             rows = np.arange(n, dtype=np.int64)
-            return self._neighbours(self._sim_query(side, rows), rows, keep)
+            return self._neighbours(self._sim_query(side, rows), rows, keep, progress=True)
         n_threads = self._threads()
         # rows split into tasks of equal work: row r meets the entities after it only
         rows = np.repeat(np.arange(n), np.diff(ent_indptr))
@@ -490,12 +499,47 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
             indices, sims, indptr = indices[take], sims[take], ptr
         return indptr, indices, sims
 
-    def _neighbours(self, query, self_pos, keep: int, side: str | None = None):
+    def _warn_long_fit(self, raters: np.ndarray) -> None:
+        """A :class:`~factorkit.exceptions.DataWarning` when the per-row path of a fit
+        meets more than :data:`_LONG_FIT_CORATINGS` co-ratings: the estimate, where it
+        comes from, and what to do instead."""
+        raters = raters.astype(np.float64)
+        corat = float((raters * (raters - 1)).sum())
+        if corat <= _LONG_FIT_CORATINGS:
+            return
+        side = self._side
+        other = "user" if side == "item" else "item"
+        # the other side's model: co-ratings of the transposed matrix
+        own = np.bincount(self._coo()[0 if side == "user" else 1].astype(np.int64),
+                          minlength=len(self._map(side))).astype(np.float64)  # fmt: skip
+        alt = float((own * (own - 1)).sum())
+        top = max(1, len(raters) // 100)
+        heavy = np.sort(raters * (raters - 1))[::-1][:top].sum() / corat
+        name = type(self).__name__
+        alt_name = name.replace(side.capitalize(), other.capitalize())
+        warnings.warn(
+            f"{name}.fit: {len(own):,} {side}s against each other meet {corat:,.0f} "
+            f"co-ratings (pairs of {side}s sharing an {other}, summed over {other}s: "
+            f"sum of raters x (raters - 1)): about {corat * 2e-9 / 60:,.0f}-"
+            f"{corat * 5e-9 / 60:,.0f} CPU-minutes at 2-5 ns each (memory stays bounded "
+            f"by max_neighbours). The {top:,} most-rated "
+            f"{other}s (1%) make {heavy:.0%} of them. Faster: {alt_name} ({alt:,.0f} "
+            f"co-ratings), or leave out the most-rated {other}s, or fit on fewer {side}s; "
+            "progress=True shows a progress bar.",
+            DataWarning,
+            stacklevel=4,
+        )
+
+    def _neighbours(
+        self, query, self_pos, keep: int, side: str | None = None, progress: bool = False
+    ):
         """Top-``keep`` neighbours among ``side``'s entities (default: the model's side)
         of query rows, sparse vectors over the other side; ``self_pos`` (-1: none) is
         each row's own position, left out. ``query`` is ``(indptr, indices, values)``
         with an optional fourth array of per-entry weights (rating models fitted with
-        weights; a query without them has weight 1 throughout)."""
+        weights; a query without them has weight 1 throughout). ``progress``: a fit's
+        whole table, in blocks of about 1% of the rows under the model's ``progress``
+        bar."""
         side = side or self._side
         ent_indptr, _, ent_values = self._sim_matrix(side)
         n_ent = len(ent_indptr) - 1
@@ -519,9 +563,15 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         t_values = np.asarray(t_values, np.float64)
         counts = np.zeros(n_q, np.int64)
         parts_idx, parts_sim = [], []
-        # query rows in blocks: the dense (rows x keep) output stays near 32 MiB
+        # query rows in blocks: the dense (rows x keep) output stays near 32 MiB; a fit's
+        # blocks are also at most 1% of its rows, each a step of the progress bar
         block = max(1, (1 << 22) // keep)
+        if progress:
+            block = min(block, max(64, -(-n_q // 100)))
         n_threads = self._threads()
+        shown = progress and getattr(self, "progress", False)
+        bar = tqdm(total=n_q, desc=f"{type(self).__name__} fit", unit=self._side,
+                   disable=not shown, leave=False)  # fmt: skip
         for start in range(0, n_q, block):
             stop = min(n_q, start + block)
             out_idx = np.empty((stop - start, keep), np.int32)
@@ -538,6 +588,8 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
             mask = np.arange(keep)[None, :] < counts[start:stop, None]
             parts_idx.append(out_idx[mask])
             parts_sim.append(out_sim[mask])
+            bar.update(stop - start)
+        bar.close()
         indptr = np.zeros(n_q + 1, np.int64)
         np.cumsum(counts, out=indptr[1:])
         indices = np.concatenate(parts_idx) if parts_idx else np.empty(0, np.int32)
@@ -906,7 +958,11 @@ _COMMON_PARAMS = """    neighbours : int, default {k}
         {other}s the two {side}s share: similarities resting on little common support
         shrink towards 0.
     n_threads : int, optional
-        Threads for the similarity and scoring kernels (default: all cores)."""
+        Threads for the similarity and scoring kernels (default: all cores).
+    progress : bool, default False
+        A progress bar over the {side}s while a fit compares every {side} with every
+        other one at a time (fits too large to compute each pair once in memory, such
+        as user-based models on millions of ratings; others take seconds)."""
 
 _EXPLICIT_CONSTRAINTS: dict[str, Any] = {
     "similarity": Options(_EXPLICIT_SIMILARITIES),
@@ -915,6 +971,7 @@ _EXPLICIT_CONSTRAINTS: dict[str, Any] = {
     "max_neighbours": NoneOr(Interval(int, 1, None)),
     "shrinkage": Interval(float, 0, None),
     "n_threads": Threads(),
+    "progress": Boolean(),
 }
 _IMPLICIT_CONSTRAINTS: dict[str, Any] = {
     "similarity": Options(_IMPLICIT_SIMILARITIES),
@@ -923,6 +980,7 @@ _IMPLICIT_CONSTRAINTS: dict[str, Any] = {
     "k1": Interval(float, 0, None),
     "b": Interval(float, 0, 1),
     "n_threads": Threads(),
+    "progress": Boolean(),
 }
 _EXPLICIT_SPACE = {
     "neighbours": {"randint": [10, 100]},
@@ -945,6 +1003,7 @@ class _ExplicitKNN(_KNN):
         max_neighbours: int | None = 500,
         shrinkage: float = 100.0,
         n_threads: int | None = None,
+        progress: bool = False,
     ) -> None:
         self.similarity = similarity
         self.centering = centering
@@ -952,6 +1011,7 @@ class _ExplicitKNN(_KNN):
         self.max_neighbours = max_neighbours
         self.shrinkage = shrinkage
         self.n_threads = n_threads
+        self.progress = progress
 
 
 class _ImplicitKNN(_KNN):
@@ -968,6 +1028,7 @@ class _ImplicitKNN(_KNN):
         k1: float = 1.2,
         b: float = 0.75,
         n_threads: int | None = None,
+        progress: bool = False,
     ) -> None:
         self.similarity = similarity
         self.neighbours = neighbours
@@ -975,6 +1036,7 @@ class _ImplicitKNN(_KNN):
         self.k1 = k1
         self.b = b
         self.n_threads = n_threads
+        self.progress = progress
 
     @property
     def max_neighbours(self) -> int:
