@@ -35,8 +35,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
-from tqdm.auto import tqdm
 
+from factorkit._lazy import tqdm
 from factorkit._threads import single_thread_blas, using_threads
 from factorkit._validation import Boolean, Interval, NoneOr, Options, Threads
 from factorkit.data.interactions import Interactions
