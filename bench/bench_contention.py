@@ -50,8 +50,11 @@ SINGLE_ROW_MODELS = ("BiasedMF", "SVDpp", "ALS", "ImplicitALS", "BPR")
 
 
 def _spin(stop) -> None:  # pragma: no cover - runs in the competitor processes
+    # also stop when the parent dies without setting ``stop`` (killed by a signal, where
+    # multiprocessing's daemon clean-up does not run): an orphan is re-parented
+    parent = os.getppid()
     x = 0
-    while not stop.is_set():
+    while not stop.is_set() and os.getppid() == parent:
         for _ in range(100_000):
             x = (x * 1103515245 + 12345) & 0x7FFFFFFF
 
