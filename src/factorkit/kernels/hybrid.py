@@ -183,9 +183,13 @@ def _stream(
     user_id, user_feat, u_ptr, u_idx, u_val,
     item_id, item_feat, i_ptr, i_idx, i_val,
     item_id_bias, item_feat_bias,
-    lr_user_id, lr_item_id, lr, reg, lr_bias, trace,
+    lr_user_id, lr_item_id, lr, reg, lr_bias, trace, warp, softmax,
 ):  # fmt: skip  # pragma: no cover
     """Samples ``first .. stop - 1`` of one stream; returns (loss, correct, skipped).
+
+    ``warp`` and ``softmax`` are None unless ``loss_kind`` is 1 or 2 (then True): numba
+    prunes the branches of an argument that is None, so a fit compiles its loss's code
+    only.
 
     When ``trace`` has rows (``(n_samples, 3)``) each sample's ``(u, i, j)`` is written
     to its row (``j = -1``: skipped or, for WARP, no step; softmax: the first negative).
@@ -205,7 +209,7 @@ def _stream(
     no_alias_p = np.empty(0, dtype=np.float64)
     no_alias_i = np.empty(0, dtype=np.int32)
     # softmax: the sampled negatives' rows, vectors and scores
-    n_slots = max_sampled if loss_kind == 2 else 0
+    n_slots = max_sampled if softmax is not None else 0
     neg_rows = np.empty(n_slots, dtype=np.int64)
     neg_vecs = np.empty((n_slots, k), dtype=dtype)
     neg_scores = np.empty(n_slots, dtype=np.float64)
@@ -237,7 +241,7 @@ def _stream(
             trace[_s, 0] = u
             trace[_s, 1] = i
             trace[_s, 2] = -1
-        if loss_kind == 2:
+        if softmax is not None:
             n_neg = 0
             for _t in range(max_sampled):
                 state_neg, j = _negative_candidate(state_neg, n_items, no_alias_p, no_alias_i)
@@ -267,7 +271,7 @@ def _stream(
                 lr_user_id, lr_item_id, lr, reg, lr_bias,
             )  # fmt: skip
             continue
-        if loss_kind == 0:
+        if warp is None:  # BPR
             state_neg, j = _negative_candidate(state_neg, n_items, no_alias_p, no_alias_i)
             state_neg, j = _verified_negative(
                 state_neg, j, seen_indices, lo, hi, n_items, no_alias_p, no_alias_i, max_tries
@@ -335,7 +339,7 @@ def _epoch_task(
     user_id, user_feat, u_ptr, u_idx, u_val,
     item_id, item_feat, i_ptr, i_idx, i_val,
     item_id_bias, item_feat_bias,
-    lr_user_id, lr_item_id, lr, reg, lr_bias, trace,
+    lr_user_id, lr_item_id, lr, reg, lr_bias, trace, warp, softmax,
 ):  # fmt: skip  # pragma: no cover
     """Stream ``t`` of :func:`hybrid_epoch`; returns (loss, correct, skipped)."""
     return _stream(
@@ -343,7 +347,7 @@ def _epoch_task(
         sample_users, sample_items, seen_indptr, seen_indices, n_items, entry_prob,
         entry_alias, max_tries, loss_kind, max_sampled, user_id, user_feat, u_ptr, u_idx, u_val,
         item_id, item_feat, i_ptr, i_idx, i_val, item_id_bias, item_feat_bias,
-        lr_user_id, lr_item_id, lr, reg, lr_bias, trace,
+        lr_user_id, lr_item_id, lr, reg, lr_bias, trace, warp, softmax,
     )  # fmt: skip
 
 
@@ -397,6 +401,8 @@ def hybrid_epoch(
         entry_alias, seeds, int(n_samples), int(max_tries), int(loss_kind), int(max_sampled),
         user_id, user_feat, u_ptr, u_idx, u_val, item_id, item_feat, i_ptr, i_idx, i_val,
         item_id_bias, item_feat_bias, lr_user_id, lr_item_id, lr, reg, lr_bias, trace,
+        # one compilation per loss, each without the others' code
+        True if loss_kind == 1 else None, True if loss_kind == 2 else None,
     )  # fmt: skip
     return _sum_parts(parts)
 
