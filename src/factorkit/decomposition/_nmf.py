@@ -47,8 +47,12 @@ from factorkit.kernels.nmf import (
     MU_KL_MASKED,
     csr_loss_terms,
     csr_sampled_dots,
+    dense_fused_buffer,
     dense_loss,
+    mu_block,
+    nmf_cd_block,
     nmf_dense_cd_rows,
+    nmf_dense_fused_rows,
     nmf_dense_mu_rows,
     nmf_masked_cd_rows,
     nmf_sparse_cd_rows,
@@ -299,6 +303,35 @@ def _half_step(side: str, data: _Data, A: np.ndarray, B: np.ndarray, opts: dict)
     return 0.0
 
 
+def _dense_iteration(data: _Data, W: np.ndarray, Ht: np.ndarray, opts: dict, update_H: bool):
+    """One iteration (W half-step, then H's) on dense data with the Frobenius loss, in
+    one pass over ``X``: the W half-step also forms ``W^T X`` with the updated ``W``
+    (:func:`~factorkit.kernels.nmf.nmf_dense_fused_rows`), the product the H half-step
+    needs, so that half-step touches only k x n arrays. The same updates, in the same
+    order, as two half-steps; returns the CD violation (0 for MU)."""
+    cd = opts["solver"] == "cd"
+    dt = W.dtype.type
+    P = opts.get("dense_buffer")
+    if P is None and update_H:
+        P = opts["dense_buffer"] = dense_fused_buffer(*W.shape, Ht.shape[0], W.dtype)
+    G = _gram(Ht)
+    if cd:
+        G.flat[:: G.shape[0] + 1] += opts["l2_W"]
+    l1, l2 = dt(opts["l1_W"]), dt(opts["l2_W"])
+    violation = nmf_dense_fused_rows(data.X, W, Ht, G, l1, l2, cd, P if update_H else None)
+    if not update_H:
+        return violation
+    k = W.shape[1]
+    XW = np.ascontiguousarray(P.sum(axis=0)[:k].T)  # X^T W, (n, k)
+    G = _gram(W)
+    l1, l2 = dt(opts["l1_H"]), dt(opts["l2_H"])
+    if cd:
+        G.flat[:: G.shape[0] + 1] += l2
+        return violation + nmf_cd_block(Ht, G, XW, l1)
+    mu_block(Ht, XW, G, np.empty(0, dtype=W.dtype), l1, l2, False)
+    return violation
+
+
 def _bounds(opts: dict, side: str, X: Any) -> np.ndarray:
     """The row blocks of ``X``'s sparse half-steps, computed once per fit and side."""
     key = "bounds_" + side
@@ -434,10 +467,14 @@ def _iterate(data: _Data, W, Ht, opts: dict, p: dict, update_H: bool) -> int:
     if p["solver"] == "mu" and p["tol"] > 0:
         first = previous = _loss(data, W, Ht, p["loss"], threads)
     n_iter = 0
+    fused = data.kind == "dense" and p["loss"] == "frobenius"
     for n_iter in range(1, p["max_iter"] + 1):
-        violation = _half_step("W", data, W, Ht, opts)
-        if update_H:
-            violation += _half_step("H", data, Ht, W, opts)
+        if fused:
+            violation = _dense_iteration(data, W, Ht, opts, update_H)
+        else:
+            violation = _half_step("W", data, W, Ht, opts)
+            if update_H:
+                violation += _half_step("H", data, Ht, W, opts)
         if p["solver"] == "cd":
             if n_iter == 1:
                 first = violation
