@@ -50,14 +50,15 @@ __all__ = [
     "csr_loss_terms",
     "csr_matmul_dense",
     "csr_sampled_dots",
+    "dense_convert_scan",
     "dense_fused_buffer",
     "dense_loss",
     "mu_block",
-    "nmf_cd_block",
     "nmf_cd_rows",
     "nmf_dense_cd_rows",
     "nmf_dense_fused_rows",
     "nmf_dense_mu_rows",
+    "nmf_dense_other_side",
     "nmf_masked_cd_rows",
     "nmf_sparse_cd_rows",
     "nmf_sparse_mu_rows",
@@ -443,13 +444,6 @@ def _cd_block(A, G, XB, l1):  # pragma: no cover - compiled
 def _dense_cd_task(task, n_tasks, bounds, A, G, XB):
     lo, hi = bounds[task], bounds[task + 1]
     return _cd_block(A[lo:hi], G, XB[lo:hi], A.dtype.type(0.0))
-
-
-def nmf_cd_block(A, G, XB, l1) -> float:
-    """One CD sweep of every row of ``A`` on the calling thread, ``b = XB[i] - l1``
-    (``XB`` C-ordered, ``G`` + l2 on its diagonal); returns the violation. For a side
-    whose products are already formed (the dense fused iteration's H half-step)."""
-    return _cd_block(A, G, XB, l1)
 
 
 def nmf_cd_rows(W, HHt, XHt) -> float:
@@ -997,6 +991,40 @@ def _dense_fused_worker(
     return 0.0
 
 
+@jit(fastmath=SAFE_FASTMATH)
+def nmf_dense_other_side(P, A, G, l1, l2, cd):  # pragma: no cover - compiled
+    """The half-step after :func:`nmf_dense_fused_rows` on the calling thread: row ``j``
+    of ``A`` (n, k) is updated from ``b = sum_blocks P[:, :k, j]`` (``X^T B`` with the
+    updated ``B``, summed in block order into ``P[0]``), by CD (``cd``: ``b - l1``,
+    ``G`` + l2 on its diagonal; rows in pairs, as :func:`_cd_pair`) or the Frobenius
+    multiplicative update; no (n, k) temporary. Returns the CD violation (0 for MU)."""
+    k = A.shape[1]
+    n = A.shape[0]
+    for q in range(1, P.shape[0]):  # into P[0], vectorised over the columns
+        for t in range(k):
+            for j in range(n):
+                P[0, t, j] += P[q, t, j]
+    b0 = np.empty(k, A.dtype)
+    b1 = np.empty(k, A.dtype)
+    g0 = np.empty(k, A.dtype)
+    g1 = np.empty(k, A.dtype)
+    v = 0.0
+    for j in range(0, n, 2):
+        i = min(j + 1, n - 1)
+        for t in range(k):
+            b0[t] = P[0, t, j] - l1 if cd else P[0, t, j]
+            b1[t] = P[0, t, i] - l1 if cd else P[0, t, i]
+        if not cd:
+            _mu_gram_row(A, j, G, b0, g0, l1, l2)
+            if i > j:
+                _mu_gram_row(A, i, G, b1, g0, l1, l2)
+        elif i > j:  # two rows in lockstep, as the W half-step
+            v += _cd_pair(A, j, i, G, b0, b1, g0, g1)
+        else:
+            v += _cd_row(A, j, G, b0, g0)
+    return v
+
+
 def dense_fused_buffer(n_rows: int, k: int, n: int, dtype) -> np.ndarray:
     """The partial products of :func:`nmf_dense_fused_rows` for ``X`` (n_rows, n) and
     ``k`` components: one (k rounded up to even, n) array per block of rows."""
@@ -1022,3 +1050,36 @@ def nmf_dense_fused_rows(X, A, B, G, l1, l2, cd: bool, P=None) -> float:
     workers = max(1, min(_threads(), n_tasks))
     run_tasks(_dense_fused_worker, workers, _threads(), claim, parts, X, A, Bt, G, l1, l2, cd, P)
     return math.fsum(parts)
+
+
+# ------------------------------------------------------------------ dense input scan
+@jit()
+def _scan_task(task, n_tasks, src, dst):  # pragma: no cover - compiled
+    """Block ``task`` of the rows of :func:`dense_convert_scan`: copy and count."""
+    n_rows = src.shape[0]
+    copy = dst.shape[0] > 0
+    lo = n_rows * task // n_tasks
+    hi = n_rows * (task + 1) // n_tasks
+    top = np.finfo(src.dtype).max
+    bad = 0
+    for i in range(lo, hi):
+        for j in range(src.shape[1]):
+            x = src[i, j]
+            if copy:
+                dst[i, j] = x
+            # False for NaN: a branch-free count that vectorises
+            bad += not (x >= 0 and x <= top)
+    return bad
+
+
+def dense_convert_scan(src: np.ndarray, dtype, n_threads: int = 1) -> tuple[np.ndarray, int]:
+    """``src`` (2-D float ndarray) as a C-ordered array of ``dtype`` (a copy when the
+    dtype or order differs, else ``src`` itself) and its count of entries that are not
+    finite and non-negative (negative, NaN or infinite), on up to ``n_threads`` threads:
+    one pass over the data instead of a cast, ``isfinite``, ``isnan`` and ``nanmin``
+    (each a pass, the first three with a 2-D temporary)."""
+    copy = src.dtype != dtype or not src.flags.c_contiguous
+    dst = np.empty(src.shape if copy else (0, 0), dtype=dtype)
+    n_tasks = max(1, min(NMF_TASKS, src.shape[0], src.size // 65536))
+    parts = run_tasks(_scan_task, n_tasks, n_threads, src, dst)
+    return (dst if copy else src), int(sum(parts))
