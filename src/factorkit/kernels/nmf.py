@@ -802,13 +802,46 @@ def _dense_loss_task(task, n_tasks, bounds, X, W, Ht, kl):
     return _loss_block(X[lo:hi], W[lo:hi] @ Ht.T, kl)
 
 
+@jit(fastmath=SAFE_FASTMATH)
+def _frobenius_loss_task(task, n_tasks, X, W, H):  # pragma: no cover - compiled
+    """``sum (x - W[i] . H[:, j])^2`` over block ``task`` of the rows: each row's model
+    is formed in an (n,) buffer (k passes vectorised over the columns), each row's sum in
+    X's dtype and the rows' sums in float64 (float32 row sums: 3e-8 relative to a
+    float64 computation on the 2000 x 1000 benchmark)."""
+    n_rows = X.shape[0]
+    n = X.shape[1]
+    k = W.shape[1]
+    lo = n_rows * task // n_tasks
+    hi = n_rows * (task + 1) // n_tasks
+    pred = np.empty(n, X.dtype)
+    s = 0.0
+    for i in range(lo, hi):
+        for j in range(n):
+            pred[j] = 0.0
+        for t in range(k):
+            w = W[i, t]
+            for j in range(n):
+                pred[j] += w * H[t, j]
+        r = X.dtype.type(0.0)  # one row's sum in X's dtype (vector lanes), then float64
+        for j in range(n):
+            d = X[i, j] - pred[j]
+            r += d * d
+        s += r
+    return s
+
+
 def dense_loss(X, W, Ht, kl: bool) -> float:
     """``0.5 ||X - W Ht^T||^2`` or ``KL(X || W Ht^T)`` for a C-ordered dense ``X``, one
-    block of rows of the model at a time (never the whole ``W Ht^T``)."""
+    row (Frobenius, compiled) or block of rows (KL, with BLAS) of the model at a time,
+    never the whole ``W Ht^T``."""
+    if not kl:
+        n_tasks = n_blocks(X.shape[0], X.size // 8)
+        H = np.ascontiguousarray(Ht.T)
+        parts = run_tasks(_frobenius_loss_task, n_tasks, _threads(), X, W, H)
+        return 0.5 * math.fsum(parts)
     bounds = _dense_bounds(*X.shape)
     parts = run_tasks(_dense_loss_task, len(bounds) - 1, _threads(), bounds, X, W, Ht, kl)
-    total = math.fsum(parts)
-    return total if kl else 0.5 * total
+    return math.fsum(parts)
 
 
 # ------------------------------------------------------------- dense fused half-steps
