@@ -1025,25 +1025,23 @@ def _dense_fused_worker(
 
 
 @jit(fastmath=SAFE_FASTMATH)
-def nmf_dense_other_side(P, A, G, l1, l2, cd):  # pragma: no cover - compiled
-    """The half-step after :func:`nmf_dense_fused_rows` on the calling thread: row ``j``
-    of ``A`` (n, k) is updated from ``b = sum_blocks P[:, :k, j]`` (``X^T B`` with the
-    updated ``B``, summed in block order into ``P[0]``), by CD (``cd``: ``b - l1``,
-    ``G`` + l2 on its diagonal; rows in pairs, as :func:`_cd_pair`) or the Frobenius
-    multiplicative update; no (n, k) temporary. Returns the CD violation (0 for MU)."""
+def _other_side_task(task, n_tasks, P, A, G, l1, l2, cd):  # pragma: no cover - compiled
+    """Rows ``lo:hi`` (block ``task`` of ``n_tasks``) of :func:`nmf_dense_other_side`."""
     k = A.shape[1]
     n = A.shape[0]
+    lo = n * task // n_tasks
+    hi = n * (task + 1) // n_tasks
     for q in range(1, P.shape[0]):  # into P[0], vectorised over the columns
         for t in range(k):
-            for j in range(n):
+            for j in range(lo, hi):
                 P[0, t, j] += P[q, t, j]
     b0 = np.empty(k, A.dtype)
     b1 = np.empty(k, A.dtype)
     g0 = np.empty(k, A.dtype)
     g1 = np.empty(k, A.dtype)
     v = 0.0
-    for j in range(0, n, 2):
-        i = min(j + 1, n - 1)
+    for j in range(lo, hi, 2):
+        i = min(j + 1, hi - 1)
         for t in range(k):
             b0[t] = P[0, t, j] - l1 if cd else P[0, t, j]
             b1[t] = P[0, t, i] - l1 if cd else P[0, t, i]
@@ -1056,6 +1054,22 @@ def nmf_dense_other_side(P, A, G, l1, l2, cd):  # pragma: no cover - compiled
         else:
             v += _cd_row(A, j, G, b0, g0)
     return v
+
+
+#: blocks of the other side's rows (fixed: the violation's sum does not depend on the
+#: thread count)
+OTHER_SIDE_TASKS = 4
+
+
+def nmf_dense_other_side(P, A, G, l1, l2, cd) -> float:
+    """The half-step after :func:`nmf_dense_fused_rows`: row ``j`` of ``A`` (n, k) is
+    updated from ``b = sum_blocks P[:, :k, j]`` (``X^T B`` with the updated ``B``, summed
+    in block order into ``P[0]``), by CD (``cd``: ``b - l1``, ``G`` + l2 on its
+    diagonal; rows in pairs, as :func:`_cd_pair`) or the Frobenius multiplicative
+    update; no (n, k) temporary. Returns the CD violation (0 for MU)."""
+    n_tasks = max(1, min(OTHER_SIDE_TASKS, A.shape[0] // 256))
+    parts = run_tasks(_other_side_task, n_tasks, _threads(), P, A, G, l1, l2, cd)
+    return math.fsum(parts)
 
 
 def dense_fused_buffer(n_rows: int, k: int, n: int, dtype) -> np.ndarray:
