@@ -942,8 +942,20 @@ def _dense_outer(X, i, r, A, P):  # pragma: no cover - compiled
             x1 = X[i + 1, j]
             x2 = X[i + 2, j]
             x3 = X[i + 3, j]
-            P[t, j] += a00 * x0 + a10 * x1 + a20 * x2 + a30 * x3
-            P[t + 1, j] += a01 * x0 + a11 * x1 + a21 * x2 + a31 * x3
+            # one multiply-add chain per output (a sum of products first cost a
+            # multiply and an add more: 15-20% slower)
+            p = P[t, j]
+            p += a00 * x0
+            p += a10 * x1
+            p += a20 * x2
+            p += a30 * x3
+            P[t, j] = p
+            q = P[t + 1, j]
+            q += a01 * x0
+            q += a11 * x1
+            q += a21 * x2
+            q += a31 * x3
+            P[t + 1, j] = q
 
 
 @jit(fastmath=SAFE_FASTMATH, nrt=False)
