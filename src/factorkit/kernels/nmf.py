@@ -855,7 +855,7 @@ def dense_loss(X, W, Ht, kl: bool) -> float:
 # of the partial sum, loaded once per four rows).
 #: rows of X per block of the fused dense half-step (a fixed count: the partial sums,
 #: hence the results, do not depend on the thread count)
-DENSE_BLOCK_ROWS = 128
+DENSE_BLOCK_ROWS = 256
 
 
 @jit(fastmath=SAFE_FASTMATH, nrt=False)
