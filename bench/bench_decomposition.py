@@ -8,6 +8,7 @@ override with ``FACTORKIT_SKLEARN_PYTHON=/path/to/python``):
     python bench/bench_decomposition.py --quick     # smaller data, 1 repeat
     python bench/bench_decomposition.py --only nmf  # one table (nmf, svd or weights)
     python bench/bench_decomposition.py --only nmf --nmf-cases cd mu  # NMF rows subset
+    python bench/bench_decomposition.py --only nmf --nmf-data dense  # dense NMF rows only
 
 Data (seeded, written to bench/data/decomposition/ once): a sparse tf-idf matrix of
 12,000 synthetic documents over 5,000 terms (10 latent topics, Zipf term frequencies,
@@ -293,6 +294,10 @@ def main() -> None:
         "--nmf-cases", nargs="+", choices=("cd", "mu", "kl"), default=("cd", "mu", "kl"),
         help="NMF rows to run: cd (Frobenius), mu (Frobenius), kl (mu, KL divergence)",
     )  # fmt: skip
+    ap.add_argument(
+        "--nmf-data", nargs="+", choices=("tfidf", "dense"), default=("tfidf", "dense"),
+        help="NMF data sets to run: the sparse tf-idf matrix, the dense 2000 x 1000 one",
+    )  # fmt: skip
     args = ap.parse_args()
     repeats = 1 if args.quick else args.repeats
     paths = make_data(args.quick)
@@ -300,7 +305,7 @@ def main() -> None:
     nmf_inits(paths, k_nmf)
     iters = {"cd": 50, "mu": 100}
     nmf = []
-    for name in ("tfidf", "dense"):
+    for name in args.nmf_data:
         init = str(DATA / f"init_{paths[name].stem}_{k_nmf}.npz")
         for case, solver, loss in (
             ("cd", "cd", "frobenius"), ("mu", "mu", "frobenius"), ("kl", "mu", "kl")

@@ -257,3 +257,71 @@ def test_fused_half_steps_for_any_number_of_components(dt, k):
     )  # fmt: skip
     want = _mu_reference(X, A, B, nmf.MU_FROBENIUS, 0.05, 0.02)
     np.testing.assert_allclose(got, want, rtol=2e-4)
+
+
+@pytest.mark.parametrize(("dt", "k"), [(np.float32, 10), (np.float32, 3), (np.float64, 7)])
+def test_dense_fused_iteration_matches_two_half_steps(dt, k):
+    """One pass over dense X updates A and forms A^T X with the updated A; the other
+    side's update from it equals a half-step on X^T. Rows: more than two blocks, and a
+    last block whose length is not a multiple of four; odd k pads the products."""
+    rng = np.random.default_rng(k)
+    m, n = 2 * nmf.DENSE_BLOCK_ROWS + 45, 37
+    D = rng.random((m, n)).astype(dt)
+    A, B = rng.random((m, k)).astype(dt), rng.random((n, k)).astype(dt)
+    l1, l2 = dt(0.05), dt(0.1)
+    G = B.T @ B
+    G.flat[:: k + 1] += l2
+    want = A.copy()
+    v_want = nmf_cd_rows(want, G, D @ B - l1)
+    got = A.copy()
+    P = nmf.dense_fused_buffer(m, k, n, dt)
+    v_got = nmf.nmf_dense_fused_rows(D, got, B, G, l1, l2, True, P)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    assert v_got == pytest.approx(v_want, rel=1e-4)
+    np.testing.assert_allclose(P.sum(axis=0)[:k], got.T @ D, rtol=1e-5)
+    # the other side, from the partial products: CD, then the multiplicative update
+    GA = got.T @ got
+    GA.flat[:: k + 1] += l2
+    side_want, side_got = B.copy(), B.copy()
+    v_want = nmf_cd_rows(side_want, GA, D.T @ got - l1)
+    v_got = nmf.nmf_dense_other_side(P.copy(), side_got, GA, l1, l2, True)
+    np.testing.assert_allclose(side_got, side_want, rtol=1e-4, atol=1e-6)
+    assert v_got == pytest.approx(v_want, rel=1e-4)
+    mu = A.copy()
+    nmf.nmf_dense_fused_rows(D, mu, B, B.T @ B, l1, l2, False, P)
+    Dsp = sp.csr_matrix(D)
+    want = _mu_reference(Dsp, A, B, nmf.MU_FROBENIUS, 0.05, 0.1)
+    np.testing.assert_allclose(mu, want, rtol=2e-4)
+    side = B.copy()
+    nmf.nmf_dense_other_side(P, side, mu.T @ mu, l1, l2, False)
+    want = _mu_reference(sp.csr_matrix(D.T), B, mu, nmf.MU_FROBENIUS, 0.05, 0.1)
+    np.testing.assert_allclose(side, want, rtol=2e-4)
+
+
+def test_dense_fused_results_do_not_depend_on_the_thread_count():
+    rng = np.random.default_rng(1)
+    D = rng.random((700, 90), dtype=np.float32)
+    A, B = rng.random((700, 6), dtype=np.float32), rng.random((90, 6), dtype=np.float32)
+    out = []
+    for threads in (1, 2):
+        got, P = A.copy(), nmf.dense_fused_buffer(700, 6, 90, np.float32)
+        with using_threads(threads):
+            v = nmf.nmf_dense_fused_rows(D, got, B, B.T @ B, np.float32(0), np.float32(0), True, P)
+        out.append((got, v, P))
+    np.testing.assert_array_equal(out[0][0], out[1][0])
+    np.testing.assert_array_equal(out[0][2], out[1][2])
+    assert out[0][1] == out[1][1]
+
+
+def test_dense_convert_scan_counts_what_the_checks_reject():
+    rng = np.random.default_rng(0)
+    X = rng.random((300, 500))  # float64, C order
+    Y, bad = nmf.dense_convert_scan(X, np.float32, 2)
+    assert bad == 0 and Y.dtype == np.float32 and Y.flags.c_contiguous
+    np.testing.assert_array_equal(Y, X.astype(np.float32))
+    Y32, _ = nmf.dense_convert_scan(Y, np.float32)
+    assert Y32 is Y  # already the working layout: no copy
+    F, _ = nmf.dense_convert_scan(np.asfortranarray(X), np.float64)
+    assert F.flags.c_contiguous and np.array_equal(F, X)
+    X[3, 4], X[100, 7], X[299, 499] = -0.5, np.nan, np.inf
+    assert nmf.dense_convert_scan(X, np.float32, 2)[1] == 3

@@ -47,9 +47,13 @@ from factorkit.kernels.nmf import (
     MU_KL_MASKED,
     csr_loss_terms,
     csr_sampled_dots,
+    dense_convert_scan,
+    dense_fused_buffer,
     dense_loss,
     nmf_dense_cd_rows,
+    nmf_dense_fused_rows,
     nmf_dense_mu_rows,
+    nmf_dense_other_side,
     nmf_masked_cd_rows,
     nmf_sparse_cd_rows,
     nmf_sparse_mu_rows,
@@ -119,7 +123,9 @@ class _Data:
         return float(self.X.data.mean(dtype=np.float64)) if self.X.nnz else 0.0
 
 
-def _prepare(X: Any, mask: Any, owner: str, dtype: Any, weights: Any = None) -> _Data:
+def _prepare(
+    X: Any, mask: Any, owner: str, dtype: Any, weights: Any = None, threads: int = 1
+) -> _Data:
     """Validate ``X`` (and ``mask``) and build the solver layout.
 
     NaN in a dense ``X`` marks a missing entry; so does a False entry of ``mask``.
@@ -160,6 +166,15 @@ def _prepare(X: Any, mask: Any, owner: str, dtype: Any, weights: Any = None) -> 
             wm.sort_indices()  # same pattern as obs, so the same order
             data.w, data.wT = wm.data, sp.csr_matrix(wm.T).data
         return data
+    if (
+        isinstance(X, np.ndarray) and X.ndim == 2 and X.size > 0
+        and X.dtype.type in (np.float32, np.float64)
+    ):  # fmt: skip
+        # the common dense case in one compiled pass (cast, finiteness, NaN and sign);
+        # anything else goes through the checks below, which name the bad entries
+        Y, n_bad = dense_convert_scan(X, dtype, threads)
+        if n_bad == 0:
+            return _Data("dense", Y, None, Y.shape, dtype)
     X = as_matrix(X, owner, dtype=dtype, allow_nan=dense_nan)
     if not sp.issparse(X):
         nan = np.isnan(X)
@@ -299,6 +314,31 @@ def _half_step(side: str, data: _Data, A: np.ndarray, B: np.ndarray, opts: dict)
     return 0.0
 
 
+def _dense_iteration(data: _Data, W: np.ndarray, Ht: np.ndarray, opts: dict, update_H: bool):
+    """One iteration (W half-step, then H's) on dense data with the Frobenius loss, in
+    one pass over ``X``: the W half-step also forms ``W^T X`` with the updated ``W``
+    (:func:`~factorkit.kernels.nmf.nmf_dense_fused_rows`), the product the H half-step
+    needs, so that half-step touches only k x n arrays. The same updates, in the same
+    order, as two half-steps; returns the CD violation (0 for MU)."""
+    cd = opts["solver"] == "cd"
+    dt = W.dtype.type
+    P = opts.get("dense_buffer")
+    if P is None and update_H:
+        P = opts["dense_buffer"] = dense_fused_buffer(*W.shape, Ht.shape[0], W.dtype)
+    G = _gram(Ht)
+    if cd:
+        G.flat[:: G.shape[0] + 1] += opts["l2_W"]
+    l1, l2 = dt(opts["l1_W"]), dt(opts["l2_W"])
+    violation = nmf_dense_fused_rows(data.X, W, Ht, G, l1, l2, cd, P if update_H else None)
+    if not update_H:
+        return violation
+    G = _gram(W)
+    l1, l2 = dt(opts["l1_H"]), dt(opts["l2_H"])
+    if cd:
+        G.flat[:: G.shape[0] + 1] += l2
+    return violation + nmf_dense_other_side(P, Ht, G, l1, l2, cd)
+
+
 def _bounds(opts: dict, side: str, X: Any) -> np.ndarray:
     """The row blocks of ``X``'s sparse half-steps, computed once per fit and side."""
     key = "bounds_" + side
@@ -375,7 +415,7 @@ def _fit(X, W, H, p: dict, update_H: bool, mask: Any, owner: str):
             f"{owner}: solver='cd' supports loss='frobenius' only; got loss={p['loss']!r}. "
             "Use solver='mu' for the KL divergence."
         )
-    data = _prepare(X, mask, owner, p["dtype"], p.get("weights"))
+    data = _prepare(X, mask, owner, p["dtype"], p.get("weights"), resolve_threads(p["n_threads"]))
     if p.get("weights") is not None and (mask is None or p["solver"] != "cd"):
         raise InvalidParameterError(f"{owner}: entry weights need a mask and solver='cd'")
     k = p["factors"]
@@ -434,10 +474,14 @@ def _iterate(data: _Data, W, Ht, opts: dict, p: dict, update_H: bool) -> int:
     if p["solver"] == "mu" and p["tol"] > 0:
         first = previous = _loss(data, W, Ht, p["loss"], threads)
     n_iter = 0
+    fused = data.kind == "dense" and p["loss"] == "frobenius"
     for n_iter in range(1, p["max_iter"] + 1):
-        violation = _half_step("W", data, W, Ht, opts)
-        if update_H:
-            violation += _half_step("H", data, Ht, W, opts)
+        if fused:
+            violation = _dense_iteration(data, W, Ht, opts, update_H)
+        else:
+            violation = _half_step("W", data, W, Ht, opts)
+            if update_H:
+                violation += _half_step("H", data, Ht, W, opts)
         if p["solver"] == "cd":
             if n_iter == 1:
                 first = violation
