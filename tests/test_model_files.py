@@ -5,7 +5,6 @@ structural checks; damage that leaves checksums stale is caught by them."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -48,43 +47,15 @@ def saved(tmp_path_factory, data):
     return out
 
 
-def _read(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
-    with np.load(path) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    meta = json.loads(arrays.pop("__meta__").tobytes())
-    arrays.pop("__meta_sha256__")
-    return meta, arrays
-
-
-def _write(path: Path, meta: dict, arrays: dict[str, np.ndarray], meta_bytes=None) -> Path:
-    """Write a model file with every checksum recomputed, as a tamperer would."""
-    for name, arr in arrays.items():
-        info = meta["arrays"].setdefault(name, {})
-        arr = np.ascontiguousarray(arr)
-        info.update(
-            dtype=str(arr.dtype),
-            shape=list(arr.shape),
-            sha256=hashlib.sha256(arr.tobytes()).hexdigest(),
-        )
-    raw = meta_bytes if meta_bytes is not None else json.dumps(meta, sort_keys=True).encode()
-    digest = hashlib.sha256(raw).hexdigest().encode()
-    with open(path, "wb") as fh:
-        np.savez(
-            fh,
-            **arrays,
-            __meta__=np.frombuffer(raw, np.uint8),
-            __meta_sha256__=np.frombuffer(digest, np.uint8),
-        )
-    return path
-
-
-def _edited(saved, tmp_path, name="biased", meta_edit=None, array_edit=None, meta_bytes=None):
-    meta, arrays = _read(saved[name][0])
+def _edited(
+    files, saved, tmp_path, name="biased", meta_edit=None, array_edit=None, meta_bytes=None
+):
+    meta, arrays = files.read(saved[name][0])
     if meta_edit:
         meta_edit(meta)
     if array_edit:
         array_edit(arrays)
-    return _write(tmp_path / "edited.fk", meta, arrays, meta_bytes)
+    return files.write(tmp_path / "edited.fk", meta, arrays, meta_bytes)
 
 
 def _set(arrays, name, value):
@@ -168,9 +139,9 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_edited_file_is_refused_naming_the_field(saved, tmp_path, case):
+def test_edited_file_is_refused_naming_the_field(model_files, saved, tmp_path, case):
     edit, message = CASES[case]
-    path = _edited(saved, tmp_path, **edit)
+    path = _edited(model_files, saved, tmp_path, **edit)
     with pytest.raises(ModelFormatError) as info:
         fk.load(path)
     text = str(info.value)
@@ -247,11 +218,11 @@ FUZZ_CHILD = textwrap.dedent(
 )
 
 
-def _fuzz_cases(saved, root: Path, rng: np.random.Generator) -> list[dict]:
+def _fuzz_cases(files, saved, root: Path, rng: np.random.Generator) -> list[dict]:
     cases = []
     for name, (path, _) in saved.items():
         raw = path.read_bytes()
-        meta, arrays = _read(path)
+        meta, arrays = files.read(path)
         for k in range(6):  # damage with stale checksums: truncation and byte flips
             damaged = bytearray(raw[: rng.integers(0, len(raw))] if k < 2 else raw)
             for _ in range(0 if k < 2 else int(rng.integers(1, 9))):
@@ -271,16 +242,16 @@ def _fuzz_cases(saved, root: Path, rng: np.random.Generator) -> list[dict]:
                 edited[target] = arr[: rng.integers(0, len(arr))]
             else:
                 edited[target] = arr.astype(rng.choice([np.int8, np.float64, np.int32]))
-            out = _write(root / f"{name}-edited-{k}.fk", json.loads(json.dumps(meta)), edited)
+            out = files.write(root / f"{name}-edited-{k}.fk", json.loads(json.dumps(meta)), edited)
             cases.append({"path": str(out), "original": str(path), "checksums": "recomputed"})
     return cases
 
 
-def test_fuzzed_files_never_crash(saved, tmp_path):
+def test_fuzzed_files_never_crash(model_files, saved, tmp_path):
     """A bounded number of mutated files (72) are loaded in a child process: each is
     refused cleanly or loads into a working model; damage never loads silently different,
     and nothing crashes the process (a segfault would fail the exit-code check)."""
-    cases = _fuzz_cases(saved, tmp_path, np.random.default_rng(20261203))
+    cases = _fuzz_cases(model_files, saved, tmp_path, np.random.default_rng(20261203))
     spec = tmp_path / "cases.json"
     spec.write_text(json.dumps(cases))
     proc = subprocess.run(
@@ -333,9 +304,9 @@ KNN_CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(KNN_CASES))
-def test_neighbour_csr_is_checked(saved_knn, tmp_path, case):
+def test_neighbour_csr_is_checked(model_files, saved_knn, tmp_path, case):
     edit, message = KNN_CASES[case]
-    path = _edited(saved_knn, tmp_path, name="item_knn", array_edit=edit)
+    path = _edited(model_files, saved_knn, tmp_path, name="item_knn", array_edit=edit)
     with pytest.raises(ModelFormatError) as info:
         fk.load(path)
     assert message in str(info.value), str(info.value)

@@ -4,7 +4,6 @@ save/load, onboarding, content_regression, and recommend(explore=)."""
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
 
 import numpy as np
@@ -151,7 +150,7 @@ def test_bad_features_are_named(liked, features):
         model.recommend_new_user([-77], k=3)
 
 
-def test_save_load_round_trip_and_state_checks(cold, tmp_path):
+def test_save_load_round_trip_and_state_checks(model_files, cold, tmp_path):
     model = cold[3]
     path = tmp_path / "hybrid.fk"
     model.save(path)
@@ -161,46 +160,19 @@ def test_save_load_round_trip_and_state_checks(cold, tmp_path):
     np.testing.assert_array_equal(a[0], b[0])
     assert loaded.feature_item_names_.tolist() == model.feature_item_names_.tolist()
     assert loaded.n_cold_items_ == model.n_cold_items_
-    with np.load(path) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    meta = json.loads(arrays["__meta__"].tobytes())
+    meta, arrays = model_files.read(path)
     assert "feature_item_names_" in meta["string_arrays"]
-    arrays.pop("__meta__")
-    arrays.pop("__meta_sha256__")
     # files saved before max_sampled defaulted to None hold the integer 10: the same model
     assert meta["params"]["max_sampled"] is None
     old = dict(meta, params=dict(meta["params"], max_sampled=10))
-    older = fk.load(_write(tmp_path / "old.fk", old, dict(arrays)))
+    older = fk.load(model_files.write(tmp_path / "old.fk", old, dict(arrays)))
     assert older.get_params()["max_sampled"] == 10 and older._setting("max_sampled") == 10
     np.testing.assert_array_equal(older.recommend([1, 2], k=5)[0], a[0])
     # a feature array whose rows disagree with its vocabulary is refused
     arrays["feature_item_factors_"] = arrays["feature_item_factors_"][:-1]
-    bad = _write(tmp_path / "bad.fk", meta, arrays)
+    bad = model_files.write(tmp_path / "bad.fk", meta, arrays)
     with pytest.raises(ModelFormatError, match=r"feature_item_factors_' shape: expected 1496 rows"):
         fk.load(bad)
-
-
-def _write(path, meta, arrays):
-    """A model file with every checksum recomputed, as a tamperer would."""
-    import hashlib
-
-    for name, arr in arrays.items():
-        arr = np.ascontiguousarray(arr)
-        meta["arrays"][name] = {
-            "dtype": str(arr.dtype),
-            "shape": list(arr.shape),
-            "sha256": hashlib.sha256(arr.tobytes()).hexdigest(),
-        }
-    raw = json.dumps(meta, sort_keys=True).encode()
-    digest = hashlib.sha256(raw).hexdigest().encode()
-    with open(path, "wb") as fh:
-        np.savez(
-            fh,
-            **arrays,
-            __meta__=np.frombuffer(raw, np.uint8),
-            __meta_sha256__=np.frombuffer(digest, np.uint8),
-        )
-    return path
 
 
 def test_onboarding_items_work(cold):

@@ -1,5 +1,3 @@
-import hashlib
-import json
 import re
 import tempfile
 import warnings
@@ -296,32 +294,11 @@ def test_state_without_fallback_predicts_unknown_users_with_item_bias(fitted):
     np.testing.assert_array_equal(old.predict(users, items), fitted.predict(users, items))
 
 
-def _tampered(path, edit):
-    """Rewrite a saved model with one array edited and every checksum recomputed (as a
-    tamperer would), so that only the structural checks can catch it."""
-    with np.load(path) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    meta = json.loads(arrays.pop("__meta__").tobytes())
-    arrays.pop("__meta_sha256__")
+def _tampered(files, path, edit):
+    """``path`` rewritten with one array edited, every checksum recomputed."""
+    meta, arrays = files.read(path)
     edit(arrays)
-    for name, arr in arrays.items():
-        arr = np.ascontiguousarray(arr)
-        meta["arrays"][name] = {
-            "dtype": str(arr.dtype),
-            "shape": list(arr.shape),
-            "sha256": hashlib.sha256(arr.tobytes()).hexdigest(),
-        }
-    raw = json.dumps(meta, sort_keys=True).encode()
-    digest = hashlib.sha256(raw).hexdigest().encode()
-    out = path.with_name("edited.fk")
-    with open(out, "wb") as fh:
-        np.savez(
-            fh,
-            **arrays,
-            __meta__=np.frombuffer(raw, np.uint8),
-            __meta_sha256__=np.frombuffer(digest, np.uint8),
-        )
-    return out
+    return files.write(path.with_name("edited.fk"), meta, arrays)
 
 
 def _set_array(name, value):
@@ -352,10 +329,10 @@ def _set_array(name, value):
     ],
     ids=["short", "nan", "integers", "2-D"],
 )
-def test_tampered_fallback_bias_is_refused(fitted, tmp_path, edit, message):
+def test_tampered_fallback_bias_is_refused(model_files, fitted, tmp_path, edit, message):
     path = tmp_path / "time.fk"
     fitted.save(path)
-    edited = _tampered(path, edit)
+    edited = _tampered(model_files, path, edit)
     with pytest.raises(ModelFormatError) as info:
         fk.load(edited)
     assert str(info.value).startswith(str(edited)) and message in str(info.value)
