@@ -21,6 +21,7 @@ from factorkit.kernels.bpr import bpr_alias_table
 from factorkit.kernels.hybrid import hybrid_epoch, hybrid_squared_epoch
 from factorkit.models._factor import FactorModel
 from factorkit.models._fold_in import FoldIn, FoldInMixin, pairwise_logistic_solve
+from factorkit.models._hybrid_als import ALSTrainer, fold_in_ials
 from factorkit.models._init import normal_factors
 from factorkit.models._recommend import RecommendMixin, candidate_mask, check_k, to_item_ids
 from factorkit.models._similar import SimilarMixin
@@ -42,6 +43,11 @@ LOSS_DEFAULTS = {
     "warp": {"epochs": 50, "learning_rate": 0.01, "regularization": 0.01, "max_sampled": 10},
     "softmax": {"epochs": 50, "learning_rate": 0.01, "regularization": 0.03, "max_sampled": 30},
     "squared": {"epochs": 20, "learning_rate": 0.01, "regularization": 0.02, "max_sampled": 10},
+    # alternating least squares: no learning rate, no sampling; alpha is its confidence slope
+    "ials": {
+        "epochs": 15, "learning_rate": None, "regularization": 20.0, "max_sampled": 10,
+        "alpha": 2.0, "feature_regularization": 60.0,
+    },
 }
 _NO_TRACE = np.empty((0, 3), dtype=np.int64)
 #: the arrays the epochs train (snapshotted at the best epoch by the loop)
@@ -203,7 +209,7 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
     _parameter_constraints: ClassVar[dict[str, Any]] = {
         "factors": Interval(int, 1, None),
         "epochs": NoneOr(Interval(int, 1, None)),
-        "loss": Options(("bpr", "warp", "softmax", "squared")),
+        "loss": Options(("bpr", "warp", "softmax", "squared", "ials")),
         "learning_rate": NoneOr(Interval(float, 0, None, closed="neither")),
         "regularization": NoneOr(Interval(float, 0, None)),
         "item_bias": Boolean(),
@@ -212,6 +218,8 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
         "max_sampled": NoneOr(Interval(int, 1, None)),
         "init_scale": Interval(float, 0, None, closed="neither"),
         **TRAINING_CONSTRAINTS,
+        "alpha": NoneOr(Interval(float, 0, None)),
+        "feature_regularization": NoneOr(Interval(float, 0, None)),
     }
     _state_arrays: ClassVar[tuple[str, ...]] = (
         *FactorModel._state_arrays,
@@ -241,6 +249,8 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
         progress: bool = False,
         callbacks: Any = None,
         early_stopping: int | bool | None = None,
+        alpha: float | None = None,
+        feature_regularization: float | None = None,
     ) -> None:
         self.factors = factors
         self.epochs = epochs
@@ -257,6 +267,8 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
         self.progress = progress
         self.callbacks = callbacks
         self.early_stopping = early_stopping
+        self.alpha = alpha
+        self.feature_regularization = feature_regularization
 
     # ------------------------------------------------------------------ fitting
     def fit(
@@ -304,6 +316,13 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
                 "values are not ratings); pass explicit ratings (e.g. Interactions.from_pandas"
                 "(df, rating=...)) or use loss='bpr' or loss='warp' for implicit data"
             )
+        if self.loss == "ials" and len(data.values) and not (data.values >= 0).all():
+            j = int(np.flatnonzero(~(data.values >= 0))[0])
+            raise DataError(
+                f"{name}: interaction {j} has value {data.values[j]}; loss='ials' reads values "
+                "as interaction strengths, which must be >= 0 (counts, clicks, 1.0 for a "
+                "positive). Drop or rescale negative values."
+            )
         weights = check_sample_weight(sample_weight, data, name)
         self.user_map_, xu, names_u = _extend(self.user_map_, user_features, "user", name)
         self.item_map_, xi, names_i = _extend(self.item_map_, item_features, "item", name)
@@ -348,19 +367,29 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
         self.user_id_bias_ = np.zeros(n_users, dtype=np.float32)
         self.feature_user_bias_ = np.zeros(len(names_u), dtype=np.float32)
         self.global_mean_ = 0.0  # the squared loss's trainer sets it
-        trainer = self._trainer(weights, validation, rng, n_train_items)
+        self._gram_cache = None
+        trainer = self._trainer(weights, validation, rng, n_train_users, n_train_items)
         self._combine()
         self.history_ = run_trainer(trainer, int(self._setting("epochs")))
-        if not squared:
+        if self.loss in _LOSSES:
             self.history_["accuracy"] = trainer.stats[: len(self.history_)]
         del self._xu, self._xi
         return self
 
     def _trainer(
-        self, weights: np.ndarray | None, validation: Any, rng: Any, n_train_items: int
+        self,
+        weights: np.ndarray | None,
+        validation: Any,
+        rng: Any,
+        n_train_users: int,
+        n_train_items: int,
     ) -> Trainer:
         """The loss's trainer, with the validation data it scores."""
-        if self.loss == "squared":
+        if self.loss == "ials":
+            trainer = ALSTrainer(self, n_train_users, n_train_items, weights, _TRAINED)
+            if validation is not None:
+                trainer.val = _validation_triples(self, validation, rng, n_train_items)
+        elif self.loss == "squared":
             trainer: Trainer = _SquaredTrainer(self, weights)
             if validation is not None:
                 trainer.val = self._validation_positions(validation)
@@ -372,8 +401,9 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
         return trainer
 
     def _setting(self, name: str) -> Any:
-        """``epochs``, ``learning_rate``, ``regularization`` or ``max_sampled``: as set,
-        or the loss's default (:data:`LOSS_DEFAULTS`) when None."""
+        """``epochs``, ``learning_rate``, ``regularization``, ``max_sampled`` or ``alpha``
+        (``loss="ials"``): as set, or the loss's default (:data:`LOSS_DEFAULTS`) when
+        None."""
         value = getattr(self, name)
         return LOSS_DEFAULTS[self.loss][name] if value is None else value
 
@@ -503,6 +533,13 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
             pos, r = self._fold_in_inputs(items, ratings)
             if self._rating_model():
                 return self._solve_user_ratings(pos, r, offset, bias)
+            if self.loss == "ials":
+                if not (r >= 0).all():
+                    raise DataError(
+                        f"{where}: ratings must be >= 0 with loss='ials' (interaction "
+                        f"strengths); got {r}"
+                    )
+                return FoldIn(factors=fold_in_ials(self, pos, r, offset), bias=0.0)
             return FoldIn(factors=self._solve_user(pos, offset), bias=0.0)
 
     def recommend_new_user(
@@ -572,8 +609,17 @@ class HybridMF(RecommendMixin, SimilarMixin, FoldInMixin, FactorModel):
             return FoldIn((offset + sol[1:]).astype(np.float32), bias + float(sol[0]))
         return FoldIn((offset + sol).astype(np.float32), bias)
 
+    def _ials_gram(self) -> np.ndarray:
+        """``Q^T Q`` over the training items (float64), cached for ``fold_in``."""
+        if getattr(self, "_gram_cache", None) is None:
+            q = self.item_factors_[: len(self.item_map_) - int(self.n_cold_items_)]
+            q = q.astype(np.float64)
+            self._gram_cache = q.T @ q
+        return self._gram_cache
+
     def _after_set_state(self) -> None:
         super()._after_set_state()
+        self._gram_cache = None
         for name in ("feature_user_names_", "feature_item_names_"):
             setattr(self, name, np.asarray(getattr(self, name)).astype(str))
         if getattr(self, "feature_user_bias_", None) is None:  # saved before loss="squared"
