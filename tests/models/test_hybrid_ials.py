@@ -185,7 +185,9 @@ def test_save_load_round_trip(warm, tmp_path, model_files):
     meta, arrays = model_files.read(path)
     assert meta["params"]["alpha"] is None and meta["params"]["feature_regularization"] is None
     # files saved before these parameters existed load with their defaults
-    params = {k: v for k, v in meta["params"].items() if k not in ("alpha", "feature_regularization")}
+    params = {
+        k: v for k, v in meta["params"].items() if k not in ("alpha", "feature_regularization")
+    }
     older = fk.load(model_files.write(tmp_path / "old.fk", dict(meta, params=params), dict(arrays)))
     assert older._setting("alpha") == 2.0 and older._setting("feature_regularization") == 60.0
 

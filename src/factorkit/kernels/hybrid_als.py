@@ -34,7 +34,9 @@ _TASKS = 64
 
 
 @jit(fastmath=SAFE_FASTMATH)
-def _products_task(task, n_tasks, indptr, indices, conf, fixed, w0, z, rhs, out):  # pragma: no cover
+def _products_task(
+    task, n_tasks, indptr, indices, conf, fixed, w0, z, rhs, out
+):  # pragma: no cover
     """Rows ``task, task + n_tasks, ...`` of :func:`ials_row_products`."""
     n_rows = len(indptr) - 1
     k = fixed.shape[1]
@@ -85,4 +87,3 @@ def ials_row_products(indptr, indices, conf, fixed, w0, z, rhs, out, n_threads):
         _products_task, n_tasks, n_threads, indptr, indices, conf, fixed, w0, z, rhs, out
     )
     return math.fsum(parts)
-

@@ -202,14 +202,18 @@ class ALSTrainer(Trainer):
         """A side without id embeddings: ``min_W sum_r L_r(x_r W) + lam_f |W|^2`` by
         preconditioned CG; returns the data term at the new ``W``."""
         if not side.n_features:
-            return self._data_term(side, fixed, gram, np.zeros((side.n, fixed.shape[1]), np.float32))
+            return self._data_term(
+                side, fixed, gram, np.zeros((side.n, fixed.shape[1]), np.float32)
+            )
         lam_f = self.lam_f
         n_threads = numba.get_num_threads()
 
         def hessian(d: np.ndarray) -> np.ndarray:
             z = np.ascontiguousarray(side.x @ d, dtype=np.float32)
             out = np.ascontiguousarray(z @ gram)
-            ials_row_products(side.indptr, side.indices, side.conf, fixed, _W0, z, 0.0, out, n_threads)
+            ials_row_products(
+                side.indptr, side.indices, side.conf, fixed, _W0, z, 0.0, out, n_threads
+            )
             return side.xt @ out.astype(np.float64) + lam_f * d
 
         w = feats.astype(np.float64)
