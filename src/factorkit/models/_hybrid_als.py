@@ -101,7 +101,7 @@ class _Side:
         last = self.ext_indptr[1:] - 1
         self.ext_indices[last] = n_fixed + np.arange(n, dtype=np.int32)
         self.ext_conf[last] = _W0
-        self.x = sp.csr_matrix(x, dtype=np.float32)
+        self.x = sp.csr_matrix(x, dtype=np.float64)  # the CG on W runs in float64
         self.xt = self.x.T.tocsr()
         self.x_sq = np.asarray(self.x.multiply(self.x).sum(axis=0), dtype=np.float64).ravel()
         self.xt_sq = self.x.multiply(self.x).T.tocsr()
