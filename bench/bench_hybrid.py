@@ -103,7 +103,14 @@ def cold_models(factors, epochs):
         ),
         "HybridMF (warp, defaults: lr 0.01, 50 epochs)": fk.HybridMF(factors=factors, loss="warp"),
         "HybridMF (softmax, defaults)": fk.HybridMF(factors=factors, loss="softmax"),
+        "HybridMF (ials, defaults)": fk.HybridMF(factors=factors, loss="ials"),
     }
+
+
+def _selected(name: str, only) -> bool:
+    """Whether row ``name`` runs: no ``only``, or one of its comma-separated parts is in
+    the name."""
+    return not only or any(part and part in name for part in only.split(","))
 
 
 def run_cold(seed: int, features, liked, factors=64, epochs=100, n_threads=2, only=None):
@@ -115,7 +122,7 @@ def run_cold(seed: int, features, liked, factors=64, epochs=100, n_threads=2, on
     rows = {}
     fit_s = float("nan")
     for name, model in cold_models(factors, epochs).items():
-        if only and only not in name:
+        if not _selected(name, only):
             continue
         t = time.perf_counter()
         model.set_params(random_state=seed, n_threads=n_threads).fit(train, item_features=features)
@@ -123,7 +130,7 @@ def run_cold(seed: int, features, liked, factors=64, epochs=100, n_threads=2, on
         rows[name] = cold_metrics(
             model.score_new_items(cold_features, users=users), users, cold_ids, test
         )
-    if not only or only in "ImplicitALS + content_regression":
+    if _selected("ImplicitALS + content_regression", only):
         ials = fk.ImplicitALS(factors=factors, random_state=seed, n_threads=n_threads).fit(train)
         reg = fk.content_regression(ials, features, regularization=1.0)
         rows["ImplicitALS + content_regression"] = cold_metrics(
@@ -161,7 +168,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--warm", action="store_true")
-    parser.add_argument("--only", help="cold start: run only the rows whose name holds this")
+    parser.add_argument(
+        "--only", help="run only the rows whose name holds this (or one of a comma list)"
+    )
     parser.add_argument("--warm-seeds", type=int, default=1)
     parser.add_argument("--speed", action="store_true")
     parser.add_argument("--fold-in", action="store_true", help="only the fold-in timings")
@@ -202,7 +211,9 @@ def main() -> None:
         )
     print(f"(load average {os.getloadavg()[0]:.1f})")
     if args.warm:
-        run_warm(liked, features, args.epochs, args.warm_seeds, lightfm=args.lightfm)
+        run_warm(
+            liked, features, args.epochs, args.warm_seeds, lightfm=args.lightfm, only=args.only
+        )
     if args.speed:
         run_speed(liked, features)
     elif args.fold_in:
@@ -217,12 +228,13 @@ def warm_models(epochs):
         "HybridMF (bpr, genres+tags+year)": (fk.HybridMF(epochs=epochs), True),
         "HybridMF (warp, defaults: lr 0.01, 50 epochs)": (fk.HybridMF(loss="warp"), True),
         "HybridMF (softmax, defaults)": (fk.HybridMF(loss="softmax"), True),
+        "HybridMF (ials, defaults)": (fk.HybridMF(loss="ials"), True),
         "BPR (defaults)": (fk.BPR(), False),
         "ImplicitALS (defaults)": (fk.ImplicitALS(), False),
     }
 
 
-def run_warm(liked, features, epochs, seeds=1, lightfm=False, threads=2):
+def run_warm(liked, features, epochs, seeds=1, lightfm=False, threads=2, only=None):
     """Per-user 80/20 splits (seeds 0 .. seeds - 1): recall@20 and ndcg@20 with
     ``fk.evaluate``, mean +- std; ImplicitALS + content_regression is checked to leave
     ImplicitALS's warm recommendations unchanged."""
@@ -232,6 +244,8 @@ def run_warm(liked, features, epochs, seeds=1, lightfm=False, threads=2):
     for seed in range(seeds):
         train, test = fk.split.per_user(liked, test_size=0.2, random_state=seed)
         for name, (model, with_features) in warm_models(epochs).items():
+            if not _selected(name, only):
+                continue
             model.set_params(random_state=seed, n_threads=threads)
             t = time.perf_counter()
             model.fit(train, **({"item_features": features} if with_features else {}))

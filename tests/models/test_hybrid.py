@@ -254,6 +254,7 @@ def test_early_stopping_keeps_the_best_epoch(liked, features):
         ("warp", 50, 0.01, 0.01, 10),
         ("softmax", 50, 0.01, 0.03, 30),
         ("squared", 20, 0.01, 0.02, 10),
+        ("ials", 15, None, 20.0, 10),
     ],
 )
 def test_unset_training_settings_take_the_losses_defaults(loss, epochs, learning_rate,
