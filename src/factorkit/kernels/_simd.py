@@ -38,6 +38,7 @@ __all__ = [
     "vcd_step",
     "vdot",
     "vfma",
+    "vfmav",
     "vget",
     "vload_col",
     "vload_row",
@@ -224,6 +225,22 @@ def vfma(typingctx, acc, scale, vec):  # pragma: no cover - compiled
         return builder.call(fn, [factor, args[2], args[0]])
 
     return acc(acc, scale, vec), codegen
+
+
+@intrinsic
+def vfmav(typingctx, acc, a, b):  # pragma: no cover - compiled
+    """``acc + a * b``, lane by lane (one fused multiply-add per lane)."""
+    if not (isinstance(acc, Vec) and acc == a and acc == b):
+        return None
+
+    def codegen(context, builder, sig, args):
+        vty = args[0].type
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vty, [vty, vty, vty]), f"llvm.fma.{_suffix(vty)}"
+        )
+        return builder.call(fn, [args[1], args[2], args[0]])
+
+    return acc(acc, a, b), codegen
 
 
 @intrinsic
