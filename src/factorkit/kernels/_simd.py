@@ -42,6 +42,7 @@ __all__ = [
     "vget",
     "vload_col",
     "vload_row",
+    "vmu_step",
     "vscale",
     "vset",
     "vsplat",
@@ -359,6 +360,26 @@ def vcd_step(typingctx, a, grad, hess):  # pragma: no cover - compiled
         return context.make_tuple(builder, sig.return_type, [new, builder.call(fabs, [pg])])
 
     return types.UniTuple(a, 2)(a, grad, hess), codegen
+
+
+@intrinsic
+def vmu_step(typingctx, a, numer, denom, l1, l2, eps):  # pragma: no cover - compiled
+    """One multiplicative update per lane: ``a * (numer / d)``, ``d = denom + l1 + l2 a``
+    (a zero ``d`` replaced by ``eps``), as the scalar rows of the NMF kernels."""
+    if not (isinstance(a, Vec) and a == numer and a == denom):
+        return None
+    if not all(isinstance(x, types.Number) for x in (l1, l2, eps)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        vty = args[0].type
+        cast = [context.cast(builder, args[q], sig.args[q], a.dtype) for q in (3, 4, 5)]
+        l1v, l2v, epsv = (_splat(builder, vty, x) for x in cast)
+        d = builder.fadd(builder.fadd(args[2], l1v), builder.fmul(l2v, args[0]))
+        d = builder.select(builder.fcmp_ordered("==", d, ir.Constant(vty, None)), epsv, d)
+        return builder.fmul(args[0], builder.fdiv(args[1], d))
+
+    return a(a, numer, denom, l1, l2, eps), codegen
 
 
 @intrinsic
