@@ -945,7 +945,7 @@ def _dots_one(X, Bt, lo, hi, t, D):  # pragma: no cover - compiled
 @jit(fastmath=SAFE_FASTMATH, nrt=False)
 def _block_dots(X, Bt, lo, hi, k, D):  # pragma: no cover - compiled
     """``D[:hi - lo, :k] = X[lo:hi] @ Bt[:k].T``, 5 components per pass over the rows."""
-    t = 0
+    t = np.int64(0)  # not a literal: one signature for the tiles
     while t + 5 <= k:
         _dots_tile(X, Bt, lo, hi, t, D)
         t += 5
@@ -1025,7 +1025,7 @@ def _block_outer(X, A, lo, hi, P):  # pragma: no cover - compiled
     the block's rows of ``A`` are updated: ``X[lo:hi]`` is read again from the L2 cache,
     once per 5 components."""
     k = A.shape[1]
-    t = 0
+    t = np.int64(0)  # not a literal: one signature for the tiles
     while t + 5 <= k:
         _outer_tile(X, A, lo, hi, t, P)
         t += 5
@@ -1148,6 +1148,9 @@ def _dense_tail(P, GA, B, Bt, G, l1b, l2b, l2a, cd):  # pragma: no cover - compi
     ``P`` as in :func:`nmf_dense_other_side`), then the next iteration's ``G = B^T B``
     (+ ``l2a`` on the diagonal for CD) and ``Bt[:k] = B.T``. Returns the CD violation."""
     k = B.shape[1]
+    # row 0 and one task as an int64, not a literal 0: the callees' signatures are then
+    # those of their other call sites (a literal argument is a separate compilation)
+    first = np.int64(0)
     GB = np.zeros((k, k), B.dtype)
     for q in range(GA.shape[0]):
         for t in range(k):
@@ -1157,7 +1160,7 @@ def _dense_tail(P, GA, B, Bt, G, l1b, l2b, l2a, cd):  # pragma: no cover - compi
     if cd:
         for t in range(k):
             GB[t, t] += l2b
-        v = _other_side_task(0, 1, P, B, GB, l1b, l2b, cd)
+        v = _other_side_task(first, first + 1, P, B, GB, l1b, l2b, cd)
     else:  # the numerators X^T A summed in block order, as rows, then one vector a row
         n = B.shape[0]
         for q in range(1, P.shape[0]):
@@ -1168,8 +1171,8 @@ def _dense_tail(P, GA, B, Bt, G, l1b, l2b, l2a, cd):  # pragma: no cover - compi
         for j in range(n):
             for t in range(k):
                 N[j, t] = P[0, t, j]
-        _mu_rows(B, 0, n, GB, N, l1b, l2b)
-    _gram_into(B, 0, B.shape[0], G)
+        _mu_rows(B, first, n, GB, N, l1b, l2b)
+    _gram_into(B, first, B.shape[0], G)
     if cd:
         for t in range(k):
             G[t, t] += l2a
