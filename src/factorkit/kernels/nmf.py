@@ -1060,8 +1060,28 @@ def _copy_rows4(D, r, count, b0, b1, b2, b3):  # pragma: no cover - compiled
 
 
 @jit(fastmath=SAFE_FASTMATH)
-def _dense_fused_block(X, A, Bt, G, l1, l2, cd, lo, hi, P, accumulate):  # pragma: no cover
-    """Rows ``lo:hi`` of :func:`nmf_dense_fused_rows`; returns their CD violation."""
+def _dense_fused_block(X, A, Bt, G, l1, l2, cd, mu, lo, hi, P, accumulate):  # pragma: no cover
+    """Rows ``lo:hi`` of :func:`nmf_dense_fused_rows`; returns their CD violation.
+    ``cd``, ``mu``: one True, the other None (numba prunes a branch on a None argument
+    when it compiles, not one on a bool: a MU fit compiles no CD code, and the other way
+    round)."""
+    k = A.shape[1]
+    D = np.empty((hi - lo, k), A.dtype)
+    _block_dots(X, Bt, lo, hi, k, D)
+    v = 0.0
+    if cd is not None:
+        v = _cd_rows(A, lo, hi, G, D, l1)
+    if mu is not None:
+        _mu_rows(A, lo, hi, G, D, l1, l2)
+    if accumulate:
+        _block_outer(X, A, lo, hi, P)
+    return v
+
+
+@jit(fastmath=SAFE_FASTMATH)
+def _cd_rows(A, lo, hi, G, D, l1):  # pragma: no cover - compiled
+    """One CD sweep of the rows ``lo:hi`` of ``A`` from their products ``D[i - lo]``
+    (``- l1``), rows in pairs (:func:`_cd_pair`); returns the violation."""
     k = A.shape[1]
     b0 = np.empty(k, A.dtype)
     b1 = np.empty(k, A.dtype)
@@ -1069,13 +1089,9 @@ def _dense_fused_block(X, A, Bt, G, l1, l2, cd, lo, hi, P, accumulate):  # pragm
     b3 = np.empty(k, A.dtype)
     g0 = np.empty(k, A.dtype)
     g1 = np.empty(k, A.dtype)
-    D = np.empty((hi - lo, k), A.dtype)
-    _block_dots(X, Bt, lo, hi, k, D)
     v = 0.0
-    if not cd:
-        _mu_rows(A, lo, hi, G, D, l1, l2)
     i = lo
-    while cd and i < hi:
+    while i < hi:
         r = min(4, hi - i)
         _copy_rows4(D, i - lo, r, b0, b1, b2, b3)
         for t in range(k):
@@ -1092,8 +1108,6 @@ def _dense_fused_block(X, A, Bt, G, l1, l2, cd, lo, hi, P, accumulate):  # pragm
         elif r == 3:
             v += _cd_row(A, i + 2, G, b2, g0)
         i += r
-    if accumulate:
-        _block_outer(X, A, lo, hi, P)
     return v
 
 
@@ -1142,7 +1156,7 @@ def _mu_rows(A, lo, hi, G, N, l1, l2):  # pragma: no cover - compiled
 
 
 @jit(fastmath=SAFE_FASTMATH)
-def _dense_tail(P, GA, B, Bt, G, l1b, l2b, l2a, cd):  # pragma: no cover - compiled
+def _dense_tail(P, GA, B, Bt, G, l1b, l2b, l2a, cd, mu):  # pragma: no cover - compiled
     """The end of :func:`nmf_dense_iteration`, after every block of ``A``: the other
     side's half-step on ``B`` (its Gram ``A^T A`` summed from the blocks' in block order,
     ``P`` as in :func:`nmf_dense_other_side`), then the next iteration's ``G = B^T B``
@@ -1157,11 +1171,12 @@ def _dense_tail(P, GA, B, Bt, G, l1b, l2b, l2a, cd):  # pragma: no cover - compi
             for r in range(k):
                 GB[t, r] += GA[q, t, r]
     v = 0.0
-    if cd:
+    if cd is not None:
         for t in range(k):
             GB[t, t] += l2b
-        v = _other_side_task(first, first + 1, P, B, GB, l1b, l2b, cd)
-    else:  # the numerators X^T A summed in block order, as rows, then one vector a row
+        v = _other_side_task(first, first + 1, P, B, GB, l1b, l2b, True)
+    if mu is not None:
+        # the numerators X^T A summed in block order, as rows; then one vector a row
         n = B.shape[0]
         for q in range(1, P.shape[0]):
             for t in range(k):
@@ -1173,7 +1188,7 @@ def _dense_tail(P, GA, B, Bt, G, l1b, l2b, l2a, cd):  # pragma: no cover - compi
                 N[j, t] = P[0, t, j]
         _mu_rows(B, first, n, GB, N, l1b, l2b)
     _gram_into(B, first, B.shape[0], G)
-    if cd:
+    if cd is not None:
         for t in range(k):
             G[t, t] += l2a
     for j in range(B.shape[0]):
@@ -1184,7 +1199,7 @@ def _dense_tail(P, GA, B, Bt, G, l1b, l2b, l2a, cd):  # pragma: no cover - compi
 
 @jit(fastmath=SAFE_FASTMATH)
 def _dense_iteration_worker(
-    worker, n_workers, counters, parts, X, A, B, Bt, G, P, GA, l1a, l2a, l1b, l2b, cd
+    worker, n_workers, counters, parts, X, A, B, Bt, G, P, GA, l1a, l2a, l1b, l2b, cd, mu
 ):  # pragma: no cover - compiled
     """Blocks of :func:`nmf_dense_iteration` claimed from ``counters[0:1]``, each counted
     done in ``counters[1:2]``; the thread that finishes the last block runs
@@ -1197,17 +1212,17 @@ def _dense_iteration_worker(
     while t < n_tasks:
         lo = t * DENSE_BLOCK_ROWS
         hi = min(n_rows, lo + DENSE_BLOCK_ROWS)
-        parts[t] = _dense_fused_block(X, A, Bt, G, l1a, l2a, cd, lo, hi, P[t], True)
+        parts[t] = _dense_fused_block(X, A, Bt, G, l1a, l2a, cd, mu, lo, hi, P[t], True)
         _gram_into(A, lo, hi, GA[t])
         if count_done(done) == n_tasks - 1:
-            parts[n_tasks] = _dense_tail(P, GA, B, Bt, G, l1b, l2b, l2a, cd)
+            parts[n_tasks] = _dense_tail(P, GA, B, Bt, G, l1b, l2b, l2a, cd, mu)
         t = claim_next(claim)
     return 0.0
 
 
 @jit(fastmath=SAFE_FASTMATH)
 def _dense_fused_worker(
-    worker, n_workers, claim, parts, X, A, Bt, G, l1, l2, cd, P
+    worker, n_workers, claim, parts, X, A, Bt, G, l1, l2, cd, mu, P
 ):  # pragma: no cover - compiled
     """Run blocks of :data:`DENSE_BLOCK_ROWS` rows claimed from ``claim`` until none are
     left; block ``t``'s violation goes to ``parts[t]`` and its product to ``P[t]``."""
@@ -1219,7 +1234,7 @@ def _dense_fused_worker(
         lo = t * DENSE_BLOCK_ROWS
         hi = min(n_rows, lo + DENSE_BLOCK_ROWS)
         Pt = P[t if accumulate else 0]
-        parts[t] = _dense_fused_block(X, A, Bt, G, l1, l2, cd, lo, hi, Pt, accumulate)
+        parts[t] = _dense_fused_block(X, A, Bt, G, l1, l2, cd, mu, lo, hi, Pt, accumulate)
         t = claim_next(claim)
     return 0.0
 
@@ -1295,7 +1310,11 @@ def nmf_dense_fused_rows(X, A, B, G, l1, l2, cd: bool, P=None) -> float:
     parts = np.zeros(n_tasks)
     claim = np.zeros(1, np.int64)
     workers = max(1, min(_threads(), n_tasks))
-    run_tasks(_dense_fused_worker, workers, _threads(), claim, parts, X, A, Bt, G, l1, l2, cd, P)
+    cd_on, mu_on = (True, None) if cd else (None, True)  # see _dense_fused_block
+    run_tasks(
+        _dense_fused_worker, workers, _threads(),
+        claim, parts, X, A, Bt, G, l1, l2, cd_on, mu_on, P,
+    )  # fmt: skip
     return math.fsum(parts)
 
 
@@ -1330,7 +1349,8 @@ def nmf_dense_iteration(X, A, B, buffers: tuple, l1a, l2a, l1b, l2b, cd: bool) -
     workers = max(1, min(_threads(), len(parts) - 1))
     run_tasks(
         _dense_iteration_worker, workers, _threads(),
-        counters, parts, X, A, B, Bt, G, P, GA, l1a, l2a, l1b, l2b, cd,
+        counters, parts, X, A, B, Bt, G, P, GA, l1a, l2a, l1b, l2b,
+        *((True, None) if cd else (None, True)),  # see _dense_fused_block
     )  # fmt: skip
     return math.fsum(parts)
 
