@@ -313,6 +313,52 @@ def test_dense_fused_results_do_not_depend_on_the_thread_count():
     assert out[0][1] == out[1][1]
 
 
+@pytest.mark.parametrize(
+    ("dt", "k", "cd"),
+    [(np.float32, 10, False), (np.float32, 10, True), (np.float32, 3, False),
+     (np.float64, 7, True), (np.float32, 20, False)],
+)  # fmt: skip
+def test_dense_iteration_matches_the_two_half_steps(dt, k, cd):
+    """One call per iteration (the last block's thread runs the other side) gives the
+    two half-steps' results, leaves the next iteration's B^T and B^T B (+ l2) in its
+    buffers, and the same bits on 1 and 2 threads. k = 10: two tiles of 5 components;
+    3: the one-component remainder; 20: past a float32 vector (row-by-row updates)."""
+    rng = np.random.default_rng(k)
+    m, n = 2 * nmf.DENSE_BLOCK_ROWS + 45, 75
+    D = rng.random((m, n)).astype(dt)
+    A, B = rng.random((m, k)).astype(dt), rng.random((n, k)).astype(dt)
+    l1a, l2a, l1b, l2b = dt(0.05), dt(0.1), dt(0.02), dt(0.3)
+    want_A, want_B = A.copy(), B.copy()
+    G = want_B.T @ want_B
+    if cd:
+        G.flat[:: k + 1] += l2a
+    P = nmf.dense_fused_buffer(m, k, n, dt)
+    v_want = nmf.nmf_dense_fused_rows(D, want_A, want_B, G, l1a, l2a, cd, P)
+    GA = want_A.T @ want_A
+    if cd:
+        GA.flat[:: k + 1] += l2b
+    v_want += nmf.nmf_dense_other_side(P, want_B, GA, l1b, l2b, cd)
+    out = []
+    for threads in (1, 2):
+        got_A, got_B = A.copy(), B.copy()
+        buffers = nmf.dense_iteration_buffers(D, got_A, got_B, l2a, cd)
+        with using_threads(threads):
+            v = nmf.nmf_dense_iteration(D, got_A, got_B, buffers, l1a, l2a, l1b, l2b, cd)
+        out.append((got_A, got_B, v))
+        np.testing.assert_allclose(got_A, want_A, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(got_B, want_B, rtol=1e-4, atol=1e-6)
+        assert v == pytest.approx(v_want, rel=1e-4, abs=1e-9)
+        Bt, G_next = buffers[0], buffers[1]
+        np.testing.assert_array_equal(Bt[:k], got_B.T)
+        want_G = got_B.T @ got_B
+        if cd:
+            want_G.flat[:: k + 1] += l2a
+        np.testing.assert_allclose(G_next, want_G, rtol=1e-5)
+        np.testing.assert_array_equal(G_next, G_next.T)
+    for a, b in zip(out[0], out[1], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_dense_convert_scan_counts_what_the_checks_reject():
     rng = np.random.default_rng(0)
     X = rng.random((300, 500))  # float64, C order

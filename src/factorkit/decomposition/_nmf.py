@@ -48,12 +48,12 @@ from factorkit.kernels.nmf import (
     csr_loss_terms,
     csr_sampled_dots,
     dense_convert_scan,
-    dense_fused_buffer,
+    dense_iteration_buffers,
     dense_loss,
     nmf_dense_cd_rows,
     nmf_dense_fused_rows,
+    nmf_dense_iteration,
     nmf_dense_mu_rows,
-    nmf_dense_other_side,
     nmf_masked_cd_rows,
     nmf_sparse_cd_rows,
     nmf_sparse_mu_rows,
@@ -316,27 +316,24 @@ def _half_step(side: str, data: _Data, A: np.ndarray, B: np.ndarray, opts: dict)
 
 def _dense_iteration(data: _Data, W: np.ndarray, Ht: np.ndarray, opts: dict, update_H: bool):
     """One iteration (W half-step, then H's) on dense data with the Frobenius loss, in
-    one pass over ``X``: the W half-step also forms ``W^T X`` with the updated ``W``
-    (:func:`~factorkit.kernels.nmf.nmf_dense_fused_rows`), the product the H half-step
-    needs, so that half-step touches only k x n arrays. The same updates, in the same
-    order, as two half-steps; returns the CD violation (0 for MU)."""
+    one pass over ``X``: the W half-step also forms ``W^T X`` with the updated ``W``,
+    the product the H half-step needs, so that half-step touches only k x n arrays
+    (:func:`~factorkit.kernels.nmf.nmf_dense_iteration`: one call per iteration, its
+    buffers kept for the fit in ``opts``). The same updates, in the same order, as two
+    half-steps; returns the CD violation (0 for MU)."""
     cd = opts["solver"] == "cd"
     dt = W.dtype.type
-    P = opts.get("dense_buffer")
-    if P is None and update_H:
-        P = opts["dense_buffer"] = dense_fused_buffer(*W.shape, Ht.shape[0], W.dtype)
-    G = _gram(Ht)
-    if cd:
-        G.flat[:: G.shape[0] + 1] += opts["l2_W"]
     l1, l2 = dt(opts["l1_W"]), dt(opts["l2_W"])
-    violation = nmf_dense_fused_rows(data.X, W, Ht, G, l1, l2, cd, P if update_H else None)
-    if not update_H:
-        return violation
-    G = _gram(W)
-    l1, l2 = dt(opts["l1_H"]), dt(opts["l2_H"])
-    if cd:
-        G.flat[:: G.shape[0] + 1] += l2
-    return violation + nmf_dense_other_side(P, Ht, G, l1, l2, cd)
+    if not update_H:  # H fixed: W's half-step alone
+        G = _gram(Ht)
+        if cd:
+            G.flat[:: G.shape[0] + 1] += l2
+        return nmf_dense_fused_rows(data.X, W, Ht, G, l1, l2, cd)
+    buffers = opts.get("dense_buffers")
+    if buffers is None:
+        buffers = opts["dense_buffers"] = dense_iteration_buffers(data.X, W, Ht, l2, cd)
+    l1_H, l2_H = dt(opts["l1_H"]), dt(opts["l2_H"])
+    return nmf_dense_iteration(data.X, W, Ht, buffers, l1, l2, l1_H, l2_H, cd)
 
 
 def _bounds(opts: dict, side: str, X: Any) -> np.ndarray:

@@ -15,6 +15,7 @@ __all__ = [
     "SAFE_FASTMATH",
     "claim_next",
     "copy_row",
+    "count_done",
     "jit",
     "parallel_probe",
     "prefetch_item",
@@ -168,5 +169,28 @@ def claim_next(typingctx, counter):  # pragma: no cover - compiled
     def codegen(context, builder, signature, args):
         arr = context.make_array(signature.args[0])(context, builder, args[0])
         return builder.atomic_rmw("add", arr.data, ir.Constant(ir.IntType(64), 1), "monotonic")
+
+    return types.int64(counter), codegen
+
+
+@intrinsic
+def count_done(typingctx, counter):  # pragma: no cover - compiled
+    """Atomically ``counter[0] += 1`` with acquire-release ordering; returns the value
+    before (an int64 array).
+
+    A thread that finishes a block of work counts it here; the one that reads
+    ``n_blocks - 1`` finished the last block and sees every other thread's writes made
+    before their counts (release on each increment, acquire on the last), so it can run
+    the step that needs all blocks (:func:`factorkit.kernels.nmf.nmf_dense_iteration`)
+    without a barrier.
+    """
+    if not (
+        isinstance(counter, types.Array) and counter.ndim == 1 and counter.dtype == types.int64
+    ):
+        return None
+
+    def codegen(context, builder, signature, args):
+        arr = context.make_array(signature.args[0])(context, builder, args[0])
+        return builder.atomic_rmw("add", arr.data, ir.Constant(ir.IntType(64), 1), "acq_rel")
 
     return types.int64(counter), codegen

@@ -38,9 +38,11 @@ __all__ = [
     "vcd_step",
     "vdot",
     "vfma",
+    "vfmav",
     "vget",
     "vload_col",
     "vload_row",
+    "vmu_step",
     "vscale",
     "vset",
     "vsplat",
@@ -227,6 +229,22 @@ def vfma(typingctx, acc, scale, vec):  # pragma: no cover - compiled
 
 
 @intrinsic
+def vfmav(typingctx, acc, a, b):  # pragma: no cover - compiled
+    """``acc + a * b``, lane by lane (one fused multiply-add per lane)."""
+    if not (isinstance(acc, Vec) and acc == a and acc == b):
+        return None
+
+    def codegen(context, builder, sig, args):
+        vty = args[0].type
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vty, [vty, vty, vty]), f"llvm.fma.{_suffix(vty)}"
+        )
+        return builder.call(fn, [args[1], args[2], args[0]])
+
+    return acc(acc, a, b), codegen
+
+
+@intrinsic
 def vadd(typingctx, a, b):  # pragma: no cover - compiled
     """``a + b``, lane by lane."""
     if not (isinstance(a, Vec) and a == b):
@@ -342,6 +360,26 @@ def vcd_step(typingctx, a, grad, hess):  # pragma: no cover - compiled
         return context.make_tuple(builder, sig.return_type, [new, builder.call(fabs, [pg])])
 
     return types.UniTuple(a, 2)(a, grad, hess), codegen
+
+
+@intrinsic
+def vmu_step(typingctx, a, numer, denom, l1, l2, eps):  # pragma: no cover - compiled
+    """One multiplicative update per lane: ``a * (numer / d)``, ``d = denom + l1 + l2 a``
+    (a zero ``d`` replaced by ``eps``), as the scalar rows of the NMF kernels."""
+    if not (isinstance(a, Vec) and a == numer and a == denom):
+        return None
+    if not all(isinstance(x, types.Number) for x in (l1, l2, eps)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        vty = args[0].type
+        cast = [context.cast(builder, args[q], sig.args[q], a.dtype) for q in (3, 4, 5)]
+        l1v, l2v, epsv = (_splat(builder, vty, x) for x in cast)
+        d = builder.fadd(builder.fadd(args[2], l1v), builder.fmul(l2v, args[0]))
+        d = builder.select(builder.fcmp_ordered("==", d, ir.Constant(vty, None)), epsv, d)
+        return builder.fmul(args[0], builder.fdiv(args[1], d))
+
+    return a(a, numer, denom, l1, l2, eps), codegen
 
 
 @intrinsic
