@@ -170,3 +170,94 @@ def claim_next(typingctx, counter):  # pragma: no cover - compiled
         return builder.atomic_rmw("add", arr.data, ir.Constant(ir.IntType(64), 1), "monotonic")
 
     return types.int64(counter), codegen
+
+
+def _int64_slot(context, builder, signature, args):
+    """Pointer to ``array[index]`` of a 1-D int64 array (the atomics' operand)."""
+    arr = context.make_array(signature.args[0])(context, builder, args[0])
+    index = context.cast(builder, args[1], signature.args[1], types.intp)
+    return builder.gep(arr.data, [index])
+
+
+def _is_int64_vector(array):
+    return isinstance(array, types.Array) and array.ndim == 1 and array.dtype == types.int64
+
+
+@intrinsic
+def load_acquire(typingctx, array, index):  # pragma: no cover - compiled
+    """``array[index]`` (1-D int64) read atomically with acquire ordering.
+
+    Pairs with :func:`store_release`: whatever the storing thread wrote before its
+    release store is visible to this thread after it reads the stored value.
+    """
+    if not (_is_int64_vector(array) and isinstance(index, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        slot = _int64_slot(context, builder, signature, args)
+        return builder.load_atomic(slot, "acquire", 8)
+
+    return types.int64(array, index), codegen
+
+
+@intrinsic
+def store_release(typingctx, array, index, value):  # pragma: no cover - compiled
+    """``array[index] = value`` (1-D int64) written atomically with release ordering:
+    every write this thread made before it is visible to a thread that reads ``value``
+    with :func:`load_acquire`."""
+    if not (
+        _is_int64_vector(array)
+        and isinstance(index, types.Integer)
+        and isinstance(value, types.Integer)
+    ):
+        return None
+
+    def codegen(context, builder, signature, args):
+        slot = _int64_slot(context, builder, signature, args[:2])
+        val = context.cast(builder, args[2], signature.args[2], types.int64)
+        builder.store_atomic(val, slot, "release", 8)
+        return context.get_dummy_value()
+
+    return types.void(array, index, value), codegen
+
+
+@intrinsic
+def compare_and_swap(typingctx, array, index, expected, new):  # pragma: no cover - compiled
+    """Atomically: if ``array[index] == expected``, set it to ``new``; returns whether it
+    did (1-D int64; acquire-release ordering, so a claim made through it sees the writes
+    published before the value it replaced)."""
+    if not (
+        _is_int64_vector(array)
+        and isinstance(index, types.Integer)
+        and isinstance(expected, types.Integer)
+        and isinstance(new, types.Integer)
+    ):
+        return None
+
+    def codegen(context, builder, signature, args):
+        slot = _int64_slot(context, builder, signature, args[:2])
+        old = context.cast(builder, args[2], signature.args[2], types.int64)
+        val = context.cast(builder, args[3], signature.args[3], types.int64)
+        pair = builder.cmpxchg(slot, old, val, "acq_rel", "acquire")
+        return builder.extract_value(pair, 1)
+
+    return types.boolean(array, index, expected, new), codegen
+
+
+@intrinsic
+def yield_core(typingctx):  # pragma: no cover - compiled
+    """Give up the core to another runnable thread (POSIX ``sched_yield``).
+
+    For compiled wait loops: after a short spin, a thread that waits for another one
+    yields instead of spinning on, so that on a machine with more runnable threads than
+    cores the thread it waits for can run. Linked by name from the C library, so that
+    cached kernels carry no process-specific address.
+    """
+
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.IntType(32), [])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "sched_yield")
+        builder.call(fn, [])
+        return context.get_dummy_value()
+
+    return types.void(), codegen

@@ -32,10 +32,20 @@ explicit random generators; :func:`sgd_arrange` lays the ratings out.
 
 from __future__ import annotations
 
-import numpy as np
-from numba import prange
+import math
 
-from factorkit.kernels._jit import SAFE_FASTMATH, jit, prefetch_row
+import numpy as np
+
+from factorkit._threads import run_tasks
+from factorkit.kernels._jit import (
+    SAFE_FASTMATH,
+    compare_and_swap,
+    jit,
+    load_acquire,
+    prefetch_row,
+    store_release,
+    yield_core,
+)
 
 #: ratings ahead whose item row is prefetched: the item rows of a block are scattered, so
 #: without the hint each update waits for its row to arrive from memory
@@ -147,33 +157,110 @@ def _total_sse(block_sse, schedule):  # pragma: no cover
     return total
 
 
-@jit(parallel=True, fastmath=SAFE_FASTMATH)
+#: failed scans for a ready block before a waiting worker starts yielding its core
+_SPINS = 64
+
+
+@jit()
+def _predecessors(schedule, n_blocks):  # pragma: no cover
+    """For every schedule entry (round-major), the entry that ran its row group last and
+    the one that ran its column group last (-1: none): the two it must wait for."""
+    n_rounds, width = schedule.shape
+    last_row = np.full(n_blocks, -1, dtype=np.int64)
+    last_col = np.full(n_blocks, -1, dtype=np.int64)
+    pred = np.empty((n_rounds * width, 2), dtype=np.int64)
+    for e in range(n_rounds * width):
+        b = schedule[e // width, e % width]
+        r = b // n_blocks
+        c = b % n_blocks
+        pred[e, 0] = last_row[r]
+        pred[e, 1] = last_col[c]
+        last_row[r] = e
+        last_col[c] = e
+    return pred
+
+
+@jit(fastmath=SAFE_FASTMATH)
+def _sgd_worker(
+    task, n_tasks, users, items, values, weights, block_ptr, schedule, pred, claimed, done,
+    P, Q, bu, bi, GP, GQ, mu, lr, reg, biased, inv_k, block_sse,
+):  # pragma: no cover  # fmt: skip
+    """One worker of an epoch: claims and runs ready blocks until every block is claimed.
+
+    Entry ``e`` of the schedule (round-major) is ready once both its predecessors
+    (``pred[e]``: the previous entries of its row group and of its column group) are
+    done. A worker claims it by compare-and-swap on ``claimed[e]`` (0 -> 1), runs the
+    block and publishes ``done[e] = 1`` with release ordering; the acquire load that sees
+    it also sees the block's updates. So every row group and every column group meets its
+    blocks in schedule order, whichever worker runs them and when: the result is that of
+    running the rounds one after another, bit for bit, for any number of workers. There is
+    no barrier: a worker that loses its core holds up only the blocks that depend on the
+    block it holds. A worker that finds nothing ready scans again ``_SPINS`` times, then
+    yields its core before each further scan (another runnable thread, perhaps the one it
+    waits for, gets it). The lowest unclaimed entry is always ready or waits only on
+    claimed entries, which finish without waiting, so the epoch always completes; workers
+    beyond the number of blocks find nothing to claim and return.
+    """
+    n_rounds, width = schedule.shape
+    n_entries = n_rounds * width
+    lo = 0  # entries below lo are claimed (by any worker)
+    idle = 0
+    while True:
+        while lo < n_entries and load_acquire(claimed, lo) != 0:
+            lo += 1
+        if lo == n_entries:
+            return 0
+        ran = False
+        for e in range(lo, n_entries):
+            if load_acquire(claimed, e) != 0:
+                continue
+            a = pred[e, 0]
+            if a >= 0 and load_acquire(done, a) == 0:
+                continue
+            c = pred[e, 1]
+            if c >= 0 and load_acquire(done, c) == 0:
+                continue
+            if not compare_and_swap(claimed, e, 0, 1):
+                continue
+            b = schedule[e // width, e % width]
+            block_sse[b] = _sgd_block(
+                users, items, values, weights, block_ptr[b], block_ptr[b + 1], P, Q, bu, bi,
+                GP, GQ, mu, lr, reg, biased, inv_k,
+            )  # fmt: skip
+            store_release(done, e, 1)
+            ran = True
+            break
+        if ran:
+            idle = 0
+        else:
+            idle += 1
+            if idle > _SPINS:
+                yield_core()
+
+
 def _sgd_epoch(
     users, items, values, weights, block_ptr, schedule, P, Q, bu, bi, GP, GQ, mu, lr, reg,
     biased, k, block_sse, n_threads,
-):  # pragma: no cover  # fmt: skip
-    """The epoch of :func:`sgd_epoch` (``GP``, ``GQ`` None) and :func:`sgd_epoch_adaptive`,
-    round by round over the schedule."""
-    n_rounds, width = schedule.shape
-    mu_ = P.dtype.type(mu)
-    lr_ = P.dtype.type(lr)
-    reg_ = P.dtype.type(reg)
-    inv_k = P.dtype.type(1.0 / k)
-    for r in range(n_rounds):
-        if n_threads <= 1:
-            for j in range(width):
-                b = schedule[r, j]
-                block_sse[b] = _sgd_block(
-                    users, items, values, weights, block_ptr[b], block_ptr[b + 1], P, Q, bu, bi,
-                    GP, GQ, mu_, lr_, reg_, biased, inv_k,
-                )  # fmt: skip
-        else:
-            for j in prange(width):
-                b = schedule[r, j]
-                block_sse[b] = _sgd_block(
-                    users, items, values, weights, block_ptr[b], block_ptr[b + 1], P, Q, bu, bi,
-                    GP, GQ, mu_, lr_, reg_, biased, inv_k,
-                )  # fmt: skip
+):  # fmt: skip
+    """The epoch of :func:`sgd_epoch` (``GP``, ``GQ`` None) and :func:`sgd_epoch_adaptive`:
+    ``n_threads`` workers (:func:`_sgd_worker`) on :func:`factorkit._threads.run_tasks`.
+    One thread runs the same worker on the calling thread (same compiled code, so the
+    same bits)."""
+    n_blocks = int(round(math.sqrt(len(block_ptr) - 1)))
+    pred = _predecessors(schedule, n_blocks)
+    n_entries = schedule.size
+    claimed = np.zeros(n_entries, dtype=np.int64)
+    done = np.zeros(n_entries, dtype=np.int64)
+    dtype = P.dtype.type
+    args = (
+        users, items, values, weights, block_ptr, schedule, pred, claimed, done, P, Q, bu, bi,
+        GP, GQ, dtype(mu), dtype(lr), dtype(reg), biased, dtype(1.0 / k), block_sse,
+    )  # fmt: skip
+    workers = max(1, min(int(n_threads), n_entries))
+    if workers == 1:
+        _sgd_worker(0, 1, *args)
+    else:
+        run_tasks(_sgd_worker, workers, workers, *args)
     return _total_sse(block_sse, schedule)
 
 
