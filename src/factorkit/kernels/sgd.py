@@ -2,13 +2,21 @@
 
 Parallel scheme (libmf's, Chin et al. 2015, made deterministic): users and items are
 randomly permuted and cut into ``B`` row groups and ``B`` column groups of about equal
-rating counts, giving a ``B x B`` grid of blocks. An epoch runs ``B`` rounds; each round
-runs ``B`` blocks that share no row group and no column group, one per ``prange``
-iteration. No two threads ever touch the same user or item, so there are no races and no
-locks, and because every block is processed sequentially by whichever thread takes it, the
-result does not depend on thread count or timing: it is bit-for-bit repeatable for a given
-grid and schedule. ``B`` must not depend on the thread count for that to hold; the model
-uses ``B >= 2 * n_threads`` (a fixed 16 for up to 8 threads).
+rating counts, giving a ``B x B`` grid of blocks. An epoch's schedule is ``B`` rounds of
+``B`` blocks that share no row group and no column group. Blocks run as a dataflow, not
+round by round: a block may start as soon as the previous block of its row group and the
+previous block of its column group (in schedule order) are done, and any worker thread
+claims any ready block (compare-and-swap on a per-block flag, completion published with
+release/acquire ordering). No two threads ever touch the same user or item at once, so
+there are no races and no locks; every row and column group meets its blocks in the same
+order whoever runs them and whenever, and each block runs sequentially, so the result is
+the round schedule's, bit for bit, for any number of workers and any timing. ``B`` must
+not depend on the thread count for that to hold; the model uses ``B >= 2 * n_threads``
+(a fixed 16 for up to 8 threads). There is no barrier: a worker that loses its core
+(another process took it) holds up only the blocks that depend on the block it holds,
+where a barrier after each round stalled every thread (docs/benchmarks.md, issue 11
+item 1). Workers run on :func:`factorkit._threads.run_tasks` (Python threads, nogil),
+one task each for the whole epoch.
 
 Training runs in relabelled positions (``sgd_partition``): each group is a contiguous
 range of factor rows, so within a block the user rows stream through memory in order

@@ -38,7 +38,7 @@ import numpy as np
 from numba import prange
 
 from factorkit._threads import run_tasks
-from factorkit.kernels._jit import SAFE_FASTMATH, copy_row, jit
+from factorkit.kernels._jit import SAFE_FASTMATH, claim_next, copy_row, jit
 from factorkit.kernels.random import SPLITMIX64_GAMMA, splitmix64_below, splitmix64_next
 
 __all__ = ["SVDPP_TASKS", "svdpp_epoch", "svdpp_rating_order", "svdpp_user_vectors"]
@@ -177,13 +177,39 @@ def svdpp_epoch(
     # one thread: one task, the users in ``user_order`` exactly (the chunks would run in
     # that order anyway, so the result is the same; this saves the calls)
     n_tasks = 1 if n_threads <= 1 else max(1, min(SVDPP_TASKS, len(user_order)))
-    parts = run_tasks(
-        _epoch_task, n_tasks, n_threads,
+    args = (
         indptr, items, values, weights, user_order, seed, global_mean, user_bias, item_bias,
         user_factors, item_factors, implicit_factors, lr, reg, lr_bias, reg_bias,
         lr_implicit, reg_implicit,
     )  # fmt: skip
+    if _MODE == "tasks" or n_tasks == 1:
+        parts = run_tasks(_epoch_task, n_tasks, n_threads, *args)
+        return math.fsum(parts)
+    parts = np.zeros(n_tasks)
+    claim = np.zeros(1, dtype=np.int64)
+    run_tasks(_epoch_worker, min(n_threads, n_tasks), n_threads, claim, parts, *args)
     return math.fsum(parts)
+
+
+_MODE = __import__("os").environ.get("FK_SVDPP_MODE", "tasks")
+
+
+@jit(fastmath=SAFE_FASTMATH)
+def _epoch_worker(
+    worker, n_workers, claim, parts, indptr, items, values, weights, user_order, seed,
+    global_mean, user_bias, item_bias, user_factors, item_factors, implicit_factors, lr, reg,
+    lr_bias, reg_bias, lr_implicit, reg_implicit,
+):  # pragma: no cover  # fmt: skip
+    n_tasks = len(parts)
+    t = claim_next(claim)
+    while t < n_tasks:
+        parts[t] = _epoch_task(
+            t, n_tasks, indptr, items, values, weights, user_order, seed, global_mean,
+            user_bias, item_bias, user_factors, item_factors, implicit_factors, lr, reg,
+            lr_bias, reg_bias, lr_implicit, reg_implicit,
+        )  # fmt: skip
+        t = claim_next(claim)
+    return 0.0
 
 
 @jit(fastmath=SAFE_FASTMATH)
