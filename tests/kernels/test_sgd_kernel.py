@@ -168,11 +168,9 @@ def test_sgd_epoch_workers_honour_dependencies_under_stress():
         P, Q = pb["P"].copy(), pb["Q"].copy()
         bu, bi = np.zeros(len(P), np.float32), np.zeros(len(Q), np.float32)
         scratch = np.zeros(144)
+        args = (users, items, values, NO_WEIGHTS, block_ptr)
         sses = [
-            sgd_epoch(
-                users, items, values, NO_WEIGHTS, block_ptr, sch, P, Q, bu, bi, 3.0, 0.02, 0.05,
-                True, scratch, threads,
-            )  # fmt: skip
+            sgd_epoch(*args, sch, P, Q, bu, bi, 3.0, 0.02, 0.05, True, scratch, threads)
             for sch in schedules
         ]
         results.append((sses, P, Q, bu, bi))

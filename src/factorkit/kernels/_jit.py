@@ -14,12 +14,19 @@ from numba.extending import intrinsic
 __all__ = [
     "SAFE_FASTMATH",
     "claim_next",
+    "compare_and_swap",
     "copy_row",
+    "fetch_add32",
+    "futex_wait",
+    "futex_wake",
     "jit",
+    "load32",
+    "load_acquire",
     "parallel_probe",
     "prefetch_item",
     "prefetch_row",
     "read_only",
+    "store_release",
 ]
 
 
@@ -244,20 +251,123 @@ def compare_and_swap(typingctx, array, index, expected, new):  # pragma: no cove
     return types.boolean(array, index, expected, new), codegen
 
 
-@intrinsic
-def yield_core(typingctx):  # pragma: no cover - compiled
-    """Give up the core to another runnable thread (POSIX ``sched_yield``).
+#: the futex system call's number where it is known; elsewhere waits only yield
+_SYS_FUTEX = {"x86_64": 202, "amd64": 202, "aarch64": 98, "arm64": 98}.get(
+    __import__("platform").machine().lower(), -1
+)
+_FUTEX_WAIT_PRIVATE = 128
+_FUTEX_WAKE_PRIVATE = 129
+#: longest single futex sleep: a safety net (a missed wake costs this much, never a hang)
+_FUTEX_TIMEOUT_NS = 1_000_000
 
-    For compiled wait loops: after a short spin, a thread that waits for another one
-    yields instead of spinning on, so that on a machine with more runnable threads than
-    cores the thread it waits for can run. Linked by name from the C library, so that
-    cached kernels carry no process-specific address.
-    """
+
+def _int32_slot(context, builder, signature, args):
+    arr = context.make_array(signature.args[0])(context, builder, args[0])
+    index = context.cast(builder, args[1], signature.args[1], types.intp)
+    return builder.gep(arr.data, [index])
+
+
+def _is_int32_vector(array):
+    return isinstance(array, types.Array) and array.ndim == 1 and array.dtype == types.int32
+
+
+def _syscall(builder, *values):
+    i64 = ir.IntType(64)
+    fnty = ir.FunctionType(i64, [i64], var_arg=True)
+    fn = cgutils.get_or_insert_function(builder.module, fnty, "syscall")
+    return builder.call(fn, [ir.Constant(i64, _SYS_FUTEX), *values])
+
+
+@intrinsic
+def futex_wait(typingctx, array, index, expected):  # pragma: no cover - compiled
+    """Sleep while ``array[index]`` (1-D int32, shared between threads) equals
+    ``expected``, until :func:`futex_wake` on the same slot or at most 1 ms; returns at
+    once if it differs. Linux's futex (private), so a waiting thread uses no CPU; where
+    the system call's number is unknown here, it yields the core (``sched_yield``)
+    instead. Both are linked by name from the C library, so cached kernels carry no
+    process-specific address."""
+    if not (
+        _is_int32_vector(array)
+        and isinstance(index, types.Integer)
+        and isinstance(expected, types.Integer)
+    ):
+        return None
 
     def codegen(context, builder, signature, args):
-        fnty = ir.FunctionType(ir.IntType(32), [])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "sched_yield")
-        builder.call(fn, [])
+        i64 = ir.IntType(64)
+        if _SYS_FUTEX < 0:
+            fnty = ir.FunctionType(ir.IntType(32), [])
+            builder.call(cgutils.get_or_insert_function(builder.module, fnty, "sched_yield"), [])
+            return context.get_dummy_value()
+        slot = _int32_slot(context, builder, signature, args[:2])
+        val = context.cast(builder, args[2], signature.args[2], types.int64)
+        spec = cgutils.alloca_once(builder, ir.ArrayType(i64, 2))
+        builder.store(ir.Constant(ir.ArrayType(i64, 2), [0, _FUTEX_TIMEOUT_NS]), spec)
+        _syscall(
+            builder,
+            builder.ptrtoint(slot, i64),
+            ir.Constant(i64, _FUTEX_WAIT_PRIVATE),
+            val,
+            builder.ptrtoint(spec, i64),
+            ir.Constant(i64, 0),
+            ir.Constant(i64, 0),
+        )
         return context.get_dummy_value()
 
-    return types.void(), codegen
+    return types.void(array, index, expected), codegen
+
+
+@intrinsic
+def futex_wake(typingctx, array, index):  # pragma: no cover - compiled
+    """Wake every thread sleeping in :func:`futex_wait` on ``array[index]`` (1-D int32)."""
+    if not (_is_int32_vector(array) and isinstance(index, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        if _SYS_FUTEX < 0:
+            return context.get_dummy_value()
+        i64 = ir.IntType(64)
+        slot = _int32_slot(context, builder, signature, args[:2])
+        _syscall(
+            builder,
+            builder.ptrtoint(slot, i64),
+            ir.Constant(i64, _FUTEX_WAKE_PRIVATE),
+            ir.Constant(i64, 2**31 - 1),
+            ir.Constant(i64, 0),
+            ir.Constant(i64, 0),
+            ir.Constant(i64, 0),
+        )
+        return context.get_dummy_value()
+
+    return types.void(array, index), codegen
+
+
+@intrinsic
+def fetch_add32(typingctx, array, index, value):  # pragma: no cover - compiled
+    """Atomically ``array[index] += value`` (1-D int32, sequentially consistent);
+    returns the value before."""
+    if not (
+        _is_int32_vector(array)
+        and isinstance(index, types.Integer)
+        and isinstance(value, types.Integer)
+    ):
+        return None
+
+    def codegen(context, builder, signature, args):
+        slot = _int32_slot(context, builder, signature, args[:2])
+        val = context.cast(builder, args[2], signature.args[2], types.int32)
+        return builder.atomic_rmw("add", slot, val, "seq_cst")
+
+    return types.int32(array, index, value), codegen
+
+
+@intrinsic
+def load32(typingctx, array, index):  # pragma: no cover - compiled
+    """``array[index]`` (1-D int32) read atomically, sequentially consistent."""
+    if not (_is_int32_vector(array) and isinstance(index, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.load_atomic(_int32_slot(context, builder, signature, args), "seq_cst", 4)
+
+    return types.int32(array, index), codegen

@@ -48,11 +48,14 @@ from factorkit._threads import run_tasks
 from factorkit.kernels._jit import (
     SAFE_FASTMATH,
     compare_and_swap,
+    fetch_add32,
+    futex_wait,
+    futex_wake,
     jit,
+    load32,
     load_acquire,
     prefetch_row,
     store_release,
-    yield_core,
 )
 
 #: ratings ahead whose item row is prefetched: the item rows of a block are scattered, so
@@ -165,8 +168,11 @@ def _total_sse(block_sse, schedule):  # pragma: no cover
     return total
 
 
-#: failed scans for a ready block before a waiting worker starts yielding its core
-_SPINS = 64
+#: failed scans for a ready block before a waiting worker sleeps until a block completes
+_SPINS = 200
+#: slot of the sleeping-worker count in the epoch's sync array (a cache line away from
+#: the completion count in slot 0)
+_WAITERS = 16
 
 
 @jit()
@@ -191,7 +197,7 @@ def _predecessors(schedule, n_blocks):  # pragma: no cover
 @jit(fastmath=SAFE_FASTMATH)
 def _sgd_worker(
     task, n_tasks, users, items, values, weights, block_ptr, schedule, pred, claimed, done,
-    P, Q, bu, bi, GP, GQ, mu, lr, reg, biased, inv_k, block_sse,
+    sync, P, Q, bu, bi, GP, GQ, mu, lr, reg, biased, inv_k, block_sse,
 ):  # pragma: no cover  # fmt: skip
     """One worker of an epoch: claims and runs ready blocks until every block is claimed.
 
@@ -203,11 +209,16 @@ def _sgd_worker(
     blocks in schedule order, whichever worker runs them and when: the result is that of
     running the rounds one after another, bit for bit, for any number of workers. There is
     no barrier: a worker that loses its core holds up only the blocks that depend on the
-    block it holds. A worker that finds nothing ready scans again ``_SPINS`` times, then
-    yields its core before each further scan (another runnable thread, perhaps the one it
-    waits for, gets it). The lowest unclaimed entry is always ready or waits only on
-    claimed entries, which finish without waiting, so the epoch always completes; workers
-    beyond the number of blocks find nothing to claim and return.
+    block it holds.
+
+    Waiting: a worker that finds nothing ready scans again up to ``_SPINS`` times, then
+    sleeps on a futex until the next block completes (``sync[0]`` counts completions,
+    ``sync[_WAITERS]`` the sleepers, so a completion makes a system call only when
+    someone sleeps). A sleeping worker uses no CPU: on a machine with more runnable
+    threads than cores, spinning would burn the time that the thread it waits for needs.
+    The lowest unclaimed entry is always ready or waits only on claimed entries, which
+    finish without waiting, so the epoch always completes; workers beyond the number of
+    blocks find nothing to claim and return.
     """
     n_rounds, width = schedule.shape
     n_entries = n_rounds * width
@@ -218,6 +229,7 @@ def _sgd_worker(
             lo += 1
         if lo == n_entries:
             return 0
+        seen = load32(sync, 0)
         ran = False
         for e in range(lo, n_entries):
             if load_acquire(claimed, e) != 0:
@@ -236,6 +248,9 @@ def _sgd_worker(
                 GP, GQ, mu, lr, reg, biased, inv_k,
             )  # fmt: skip
             store_release(done, e, 1)
+            fetch_add32(sync, 0, 1)
+            if load32(sync, _WAITERS) > 0:
+                futex_wake(sync, 0)
             ran = True
             break
         if ran:
@@ -243,7 +258,11 @@ def _sgd_worker(
         else:
             idle += 1
             if idle > _SPINS:
-                yield_core()
+                # sleeps only if no block has completed since ``seen`` was read (before
+                # the scan): a completion after it changes sync[0], so the wait returns
+                fetch_add32(sync, _WAITERS, 1)
+                futex_wait(sync, 0, seen)
+                fetch_add32(sync, _WAITERS, -1)
 
 
 def _sgd_epoch(
@@ -254,15 +273,16 @@ def _sgd_epoch(
     ``n_threads`` workers (:func:`_sgd_worker`) on :func:`factorkit._threads.run_tasks`.
     One thread runs the same worker on the calling thread (same compiled code, so the
     same bits)."""
-    n_blocks = int(round(math.sqrt(len(block_ptr) - 1)))
+    n_blocks = math.isqrt(len(block_ptr) - 1)
     pred = _predecessors(schedule, n_blocks)
     n_entries = schedule.size
     claimed = np.zeros(n_entries, dtype=np.int64)
     done = np.zeros(n_entries, dtype=np.int64)
+    sync = np.zeros(_WAITERS + 16, dtype=np.int32)
     dtype = P.dtype.type
     args = (
-        users, items, values, weights, block_ptr, schedule, pred, claimed, done, P, Q, bu, bi,
-        GP, GQ, dtype(mu), dtype(lr), dtype(reg), biased, dtype(1.0 / k), block_sse,
+        users, items, values, weights, block_ptr, schedule, pred, claimed, done, sync, P, Q,
+        bu, bi, GP, GQ, dtype(mu), dtype(lr), dtype(reg), biased, dtype(1.0 / k), block_sse,
     )  # fmt: skip
     workers = max(1, min(int(n_threads), n_entries))
     if workers == 1:

@@ -18,15 +18,15 @@ once per user. In exact arithmetic this is the per-rating algorithm. With sample
 closed form holds with ``prod_t d_t`` for ``d^n`` and ``w_t err_t`` in ``G``.
 
 Parallelism: users are split over threads ("Hogwild!", Recht et al. 2011), as
-``SVDPP_TASKS`` contiguous chunks of the visiting order that
-:func:`factorkit._threads.run_tasks` runs on Python threads (a ``prange`` cost about 2 s
-of first-run compilation for its parallel region). A user's own state (``b_u``, ``p_u``,
-the implicit sum) is private to one thread, but item state (``b_i``, ``q_i``, ``y_j``)
-is shared and read and written without locks; concurrent updates of one item may be lost
-or mixed. Ratings are sparse and each update is small, so this behaves like SGD with
-slightly stale reads and is the accepted trade for linear speed-up. With one thread
-(``numba.set_num_threads(1)``) the loop runs in ``user_order`` on one thread and results
-are bit-for-bit repeatable.
+``SVDPP_TASKS`` contiguous chunks of the visiting order, which one worker per thread on
+:func:`factorkit._threads.run_tasks` (Python threads) claims one at a time in compiled
+code (a ``prange`` cost about 2 s of first-run compilation for its parallel region). A
+user's own state (``b_u``, ``p_u``, the implicit sum) is private to one thread, but item
+state (``b_i``, ``q_i``, ``y_j``) is shared and read and written without locks;
+concurrent updates of one item may be lost or mixed. Ratings are sparse and each update
+is small, so this behaves like SGD with slightly stale reads and is the accepted trade
+for linear speed-up. With one thread (``numba.set_num_threads(1)``) the loop runs in
+``user_order`` on one thread and results are bit-for-bit repeatable.
 """
 
 from __future__ import annotations
@@ -182,16 +182,16 @@ def svdpp_epoch(
         user_factors, item_factors, implicit_factors, lr, reg, lr_bias, reg_bias,
         lr_implicit, reg_implicit,
     )  # fmt: skip
-    if _MODE == "tasks" or n_tasks == 1:
-        parts = run_tasks(_epoch_task, n_tasks, n_threads, *args)
-        return math.fsum(parts)
+    if n_tasks == 1:
+        return _epoch_task(0, 1, *args)
+    # one task per thread, each claiming chunks in compiled code: the threads enter
+    # Python (and take the GIL) once per epoch instead of once per chunk; on a busy
+    # machine the per-chunk round trips cost 2-thread fits about a quarter more CPU time
+    # (docs/benchmarks.md, issue 11 item 1)
     parts = np.zeros(n_tasks)
     claim = np.zeros(1, dtype=np.int64)
     run_tasks(_epoch_worker, min(n_threads, n_tasks), n_threads, claim, parts, *args)
     return math.fsum(parts)
-
-
-_MODE = __import__("os").environ.get("FK_SVDPP_MODE", "tasks")
 
 
 @jit(fastmath=SAFE_FASTMATH)
@@ -200,6 +200,9 @@ def _epoch_worker(
     global_mean, user_bias, item_bias, user_factors, item_factors, implicit_factors, lr, reg,
     lr_bias, reg_bias, lr_implicit, reg_implicit,
 ):  # pragma: no cover  # fmt: skip
+    """Chunks of :func:`svdpp_epoch` claimed from ``claim`` until none are left; chunk
+    ``t``'s squared error goes to ``parts[t]``, whichever thread ran it. One task of
+    :func:`~factorkit._threads.run_tasks` per thread."""
     n_tasks = len(parts)
     t = claim_next(claim)
     while t < n_tasks:
