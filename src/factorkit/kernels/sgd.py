@@ -321,8 +321,8 @@ def sgd_epoch(
         Ratings of block ``b`` (row group ``b // B``, column group ``b % B``) lie in
         ``block_ptr[b]:block_ptr[b + 1]``.
     schedule : int64 array (rounds, width)
-        Block ids; the blocks of one round must share no row or column group (they run
-        in parallel). Rounds run in order.
+        Block ids; the blocks of one round must share no row or column group (they may
+        run in parallel). Every row and column group meets its blocks in round order.
     P, Q : float arrays (n_users, k), (n_items, k), C order
         Factors, updated in place. ``bu``, ``bi``: biases, updated in place.
     mu, lr, reg : float
@@ -332,10 +332,11 @@ def sgd_epoch(
         Scratch: each block's squared error, summed in block order afterwards so the
         total does not depend on thread count either.
     n_threads : int
-        The resolved thread count the caller runs numba with. With one thread the rounds
-        run on the calling thread: a round is a parallel-region launch (and a barrier),
-        ``B`` per epoch, which costs more than it saves on one thread. The result is the
-        same either way (each block runs sequentially, in the same order within it).
+        Workers (threads of :func:`factorkit._threads.run_tasks`; one runs on the calling
+        thread). Blocks run as soon as the previous blocks of their row and column groups
+        are done, not round by round (module docstring); the result is the same for any
+        count (each block runs sequentially, and each group meets its blocks in schedule
+        order).
     """
     return _sgd_epoch(
         users, items, values, weights, block_ptr, schedule, P, Q, bu, bi, None, None, mu, lr,
