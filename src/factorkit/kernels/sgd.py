@@ -196,8 +196,8 @@ def _predecessors(schedule, n_blocks):  # pragma: no cover
 
 @jit(fastmath=SAFE_FASTMATH)
 def _sgd_worker(
-    task, n_tasks, users, items, values, weights, block_ptr, schedule, pred, claimed, done,
-    sync, P, Q, bu, bi, GP, GQ, mu, lr, reg, biased, inv_k, block_sse,
+    task, n_tasks, users, items, values, weights, block_ptr, n_blocks, schedule, pred,
+    claimed, done, sync, P, Q, bu, bi, GP, GQ, mu, lr, reg, biased, inv_k, block_sse,
 ):  # pragma: no cover  # fmt: skip
     """One worker of an epoch: claims and runs ready blocks until every block is claimed.
 
@@ -211,6 +211,12 @@ def _sgd_worker(
     no barrier: a worker that loses its core holds up only the blocks that depend on the
     block it holds.
 
+    Each worker takes the blocks of its own contiguous share of row groups first (the
+    split a static schedule would give it), so that its user rows stay in its core's
+    cache, and any other ready block when none of its own is ready (a worker whose
+    thread lost its core leaves its rows to the others). Which worker runs a block never
+    changes the result.
+
     Waiting: a worker that finds nothing ready scans again up to ``_SPINS`` times, then
     sleeps on a futex until the next block completes (``sync[0]`` counts completions,
     ``sync[_WAITERS]`` the sleepers, so a completion makes a system call only when
@@ -222,6 +228,11 @@ def _sgd_worker(
     """
     n_rounds, width = schedule.shape
     n_entries = n_rounds * width
+    # the row groups this worker takes first (a contiguous share, as a static schedule
+    # would give it): their user rows stay in its core's cache; it takes any other
+    # ready block only when none of its own is ready
+    own_lo = task * n_blocks // n_tasks
+    own_hi = (task + 1) * n_blocks // n_tasks
     lo = 0  # entries below lo are claimed (by any worker)
     idle = 0
     while True:
@@ -231,28 +242,33 @@ def _sgd_worker(
             return 0
         seen = load32(sync, 0)
         ran = False
-        for e in range(lo, n_entries):
-            if load_acquire(claimed, e) != 0:
-                continue
-            a = pred[e, 0]
-            if a >= 0 and load_acquire(done, a) == 0:
-                continue
-            c = pred[e, 1]
-            if c >= 0 and load_acquire(done, c) == 0:
-                continue
-            if not compare_and_swap(claimed, e, 0, 1):
-                continue
-            b = schedule[e // width, e % width]
-            block_sse[b] = _sgd_block(
-                users, items, values, weights, block_ptr[b], block_ptr[b + 1], P, Q, bu, bi,
-                GP, GQ, mu, lr, reg, biased, inv_k,
-            )  # fmt: skip
-            store_release(done, e, 1)
-            fetch_add32(sync, 0, 1)
-            if load32(sync, _WAITERS) > 0:
-                futex_wake(sync, 0)
-            ran = True
-            break
+        for sweep in range(2):
+            for e in range(lo, n_entries):
+                if load_acquire(claimed, e) != 0:
+                    continue
+                b = schedule[e // width, e % width]
+                if sweep == 0 and not (own_lo <= b // n_blocks < own_hi):
+                    continue
+                a = pred[e, 0]
+                if a >= 0 and load_acquire(done, a) == 0:
+                    continue
+                c = pred[e, 1]
+                if c >= 0 and load_acquire(done, c) == 0:
+                    continue
+                if not compare_and_swap(claimed, e, 0, 1):
+                    continue
+                block_sse[b] = _sgd_block(
+                    users, items, values, weights, block_ptr[b], block_ptr[b + 1], P, Q, bu,
+                    bi, GP, GQ, mu, lr, reg, biased, inv_k,
+                )  # fmt: skip
+                store_release(done, e, 1)
+                fetch_add32(sync, 0, 1)
+                if load32(sync, _WAITERS) > 0:
+                    futex_wake(sync, 0)
+                ran = True
+                break
+            if ran:
+                break
         if ran:
             idle = 0
         else:
@@ -281,8 +297,9 @@ def _sgd_epoch(
     sync = np.zeros(_WAITERS + 16, dtype=np.int32)
     dtype = P.dtype.type
     args = (
-        users, items, values, weights, block_ptr, schedule, pred, claimed, done, sync, P, Q,
-        bu, bi, GP, GQ, dtype(mu), dtype(lr), dtype(reg), biased, dtype(1.0 / k), block_sse,
+        users, items, values, weights, block_ptr, n_blocks, schedule, pred, claimed, done,
+        sync, P, Q, bu, bi, GP, GQ, dtype(mu), dtype(lr), dtype(reg), biased, dtype(1.0 / k),
+        block_sse,
     )  # fmt: skip
     workers = max(1, min(int(n_threads), n_entries))
     if workers == 1:
