@@ -1,9 +1,12 @@
-"""The one shared numba decorator and the prefetch intrinsics of every kernel.
+"""The one shared numba decorator, and the prefetch, atomic and wait intrinsics of kernels.
 
 Thread counts are resolved by :mod:`factorkit._threads`; kernels receive them.
 """
 
 from __future__ import annotations
+
+import platform
+import sys
 
 import numba
 from llvmlite import ir
@@ -251,10 +254,15 @@ def compare_and_swap(typingctx, array, index, expected, new):  # pragma: no cove
     return types.boolean(array, index, expected, new), codegen
 
 
-#: the futex system call's number where it is known; elsewhere waits only yield
-_SYS_FUTEX = {"x86_64": 202, "amd64": 202, "aarch64": 98, "arm64": 98}.get(
-    __import__("platform").machine().lower(), -1
+#: Linux's futex system call number on the architectures where it is known; elsewhere
+#: (-1) a wait yields the core instead
+_SYS_FUTEX = (
+    {"x86_64": 202, "amd64": 202, "aarch64": 98, "arm64": 98}.get(platform.machine().lower(), -1)
+    if sys.platform.startswith("linux")
+    else -1
 )
+#: the C library's "give up the core" call
+_YIELD = "SwitchToThread" if sys.platform == "win32" else "sched_yield"
 _FUTEX_WAIT_PRIVATE = 128
 _FUTEX_WAKE_PRIVATE = 129
 #: longest single futex sleep: a safety net (a missed wake costs this much, never a hang)
@@ -283,8 +291,9 @@ def futex_wait(typingctx, array, index, expected):  # pragma: no cover - compile
     """Sleep while ``array[index]`` (1-D int32, shared between threads) equals
     ``expected``, until :func:`futex_wake` on the same slot or at most 1 ms; returns at
     once if it differs. Linux's futex (private), so a waiting thread uses no CPU; where
-    the system call's number is unknown here, it yields the core (``sched_yield``)
-    instead. Both are linked by name from the C library, so cached kernels carry no
+    the system call is not available (not Linux, or an architecture whose number is not
+    listed) it yields the core (``sched_yield``, Windows' ``SwitchToThread``) instead.
+    Both are linked by name from the C library, so cached kernels carry no
     process-specific address."""
     if not (
         _is_int32_vector(array)
@@ -297,7 +306,7 @@ def futex_wait(typingctx, array, index, expected):  # pragma: no cover - compile
         i64 = ir.IntType(64)
         if _SYS_FUTEX < 0:
             fnty = ir.FunctionType(ir.IntType(32), [])
-            builder.call(cgutils.get_or_insert_function(builder.module, fnty, "sched_yield"), [])
+            builder.call(cgutils.get_or_insert_function(builder.module, fnty, _YIELD), [])
             return context.get_dummy_value()
         slot = _int32_slot(context, builder, signature, args[:2])
         val = context.cast(builder, args[2], signature.args[2], types.int64)
