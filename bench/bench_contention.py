@@ -303,11 +303,9 @@ def _table_fit(rows: list[dict]) -> str:
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        ratios = ""
+        ratios = " | |"  # the paths table has no ratios
         if "loaded_vs_1" in r:
             ratios = f" {r['quiet_vs_1']:.2f} | {r['loaded_vs_1']:.2f} |"
-        else:
-            ratios = " | |"
         out.append(
             f"| {r['model']} | {r['n_threads']} | {r['quiet_s']:.3f} | "
             f"{r['loaded_s']:.3f} | {r['slowdown']:.1f}x |{ratios}"
