@@ -14,7 +14,9 @@ MovieLens small, through the public API only (``fk.*``), for default threads and
   ``--repeats`` fits, quiet and loaded, the slowdown factor loaded / quiet, and default
   threads over one thread (fits of the two settings alternate inside one window, so
   both see the same load; ``n_threads=1`` of a model without that parameter, such as
-  BaselineOnly, limits numba and BLAS to one thread);
+  BaselineOnly, limits numba and BLAS to one thread; fits shorter than
+  ``--min-seconds / --repeats`` get more repeats, so that each setting has at least
+  ``--min-seconds`` of fits);
 * the other parallel paths (``--part paths``): ``recommend_all`` (the top-k kernel) of an
   ImplicitALS model on MovieLens small, ``fk.read_csv`` of a ``--csv-rows`` synthetic
   ratings file, and ``fk.split.random`` / ``fk.split.temporal`` of that data; "1" runs
@@ -37,6 +39,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import multiprocessing as mp
 import os
 import statistics
@@ -197,11 +200,15 @@ def bench_fit(args, data, rows: list[dict]) -> None:
         settings = (None, 1)
         for n_threads in settings:
             _fit_once(name, n_threads, data)  # warm: compile
+        # a fit of a few milliseconds gets more repeats (at least --min-seconds of fits
+        # per setting): one time slice lost to another process is a large share of it
+        warm = min(_fit_once(name, n, data) for n in settings)
+        repeats = max(args.repeats, math.ceil(args.min_seconds / max(warm, 1e-3)))
         recs = {n: {"model": name, "n_threads": n or "default"} for n in settings}
         for load, n_procs in (("quiet", 0), ("loaded", args.busy)):
             times: dict = {n: [] for n in settings}
             with competitor(n_procs):
-                for rep in range(args.repeats):
+                for rep in range(repeats):
                     for n_threads in settings if rep % 2 == 0 else settings[::-1]:
                         times[n_threads].append(_fit_once(name, n_threads, data))
             for n_threads in settings:
@@ -212,6 +219,7 @@ def bench_fit(args, data, rows: list[dict]) -> None:
             rec["slowdown"] = rec["loaded_s"] / rec["quiet_s"]
             rec["loaded_vs_1"] = rec["loaded_s"] / recs[1]["loaded_s"]
             rec["quiet_vs_1"] = rec["quiet_s"] / recs[1]["quiet_s"]
+            rec["fits"] = repeats
             rows.append(rec)
             short = {k: v for k, v in rec.items() if not k.endswith("_all_s")}
             print(json.dumps(short), flush=True)
@@ -319,6 +327,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--calls", type=int, default=100, help="calls per single-row path")
     parser.add_argument("--repeats", type=int, default=2, help="fits per setting")
+    parser.add_argument(
+        "--min-seconds",
+        type=float,
+        default=1.0,
+        help="--part fit: more repeats for short fits, to this many seconds per setting",
+    )
     parser.add_argument("--busy", type=int, default=os.cpu_count() or 2, help="busy processes")
     parser.add_argument(
         "--blas1", action="store_true", help="also time single-row paths with one BLAS thread"
