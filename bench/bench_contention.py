@@ -11,7 +11,12 @@ MovieLens small, through the public API only (``fk.*``), for default threads and
   with ``--blas1`` also each path inside ``threadpoolctl.threadpool_limits(1, "blas")``,
   the policy the models adopt (one BLAS thread on single-row paths);
 * each model's ``fit`` (default hyperparameters, fixed seed): median seconds of
-  ``--repeats`` fits, quiet and loaded, and the slowdown factor loaded / quiet;
+  ``--repeats`` fits, quiet and loaded, the slowdown factor loaded / quiet, and default
+  threads over one thread (fits of the two settings alternate inside one window, so
+  both see the same load; ``n_threads=1`` of a model without that parameter, such as
+  BaselineOnly, limits numba and BLAS to one thread; fits shorter than
+  ``--min-seconds / --repeats`` get more repeats, so that each setting has at least
+  ``--min-seconds`` of fits);
 * the other parallel paths (``--part paths``): ``recommend_all`` (the top-k kernel) of an
   ImplicitALS model on MovieLens small, ``fk.read_csv`` of a ``--csv-rows`` synthetic
   ratings file, and ``fk.split.random`` / ``fk.split.temporal`` of that data; "1" runs
@@ -34,6 +39,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import multiprocessing as mp
 import os
 import statistics
@@ -161,23 +167,62 @@ def bench_single(args, data, rows: list[dict]) -> None:
                 print(json.dumps(rec), flush=True)
 
 
+@contextlib.contextmanager
+def _one_thread_everywhere():
+    """numba and BLAS on one thread: ``n_threads=1`` for a model that takes none."""
+    from threadpoolctl import threadpool_limits
+
+    with _numba_threads(1), threadpool_limits(1):
+        yield
+
+
+def _fit_once(name: str, n_threads, data) -> float:
+    """Seconds of one fit; ``n_threads=1`` of a model without the parameter runs it with
+    numba and BLAS limited to one thread (its only threads)."""
+    model = _make(name, n_threads)
+    takes_threads = "n_threads" in model.get_params()
+    limit = (
+        _one_thread_everywhere()
+        if n_threads == 1 and not takes_threads
+        else contextlib.nullcontext()
+    )
+    with limit:
+        t0 = time.perf_counter()
+        model.fit(data)
+        return time.perf_counter() - t0
+
+
 def bench_fit(args, data, rows: list[dict]) -> None:
+    """Default threads and one thread alternate fit by fit inside the same quiet or
+    loaded window (A B, B A, ...), so that both see the same background load; the ratio
+    of their medians is the figure issue 11 item 1 asks for."""
     for name in args.models:
-        for n_threads in (None, 1):
-            _make(name, n_threads).fit(data)  # warm: compile
-            rec = {"model": name, "n_threads": n_threads or "default"}
-            for load, n_procs in (("quiet", 0), ("loaded", args.busy)):
-                times = []
-                with competitor(n_procs):
-                    for _ in range(args.repeats):
-                        model = _make(name, n_threads)
-                        t0 = time.perf_counter()
-                        model.fit(data)
-                        times.append(time.perf_counter() - t0)
-                rec[f"{load}_s"] = statistics.median(times)
+        settings = (None, 1)
+        for n_threads in settings:
+            _fit_once(name, n_threads, data)  # warm: compile
+        # a fit of a few milliseconds gets more repeats (at least --min-seconds of fits
+        # per setting): one time slice lost to another process is a large share of it
+        warm = min(_fit_once(name, n, data) for n in settings)
+        repeats = max(args.repeats, math.ceil(args.min_seconds / max(warm, 1e-3)))
+        recs = {n: {"model": name, "n_threads": n or "default"} for n in settings}
+        for load, n_procs in (("quiet", 0), ("loaded", args.busy)):
+            times: dict = {n: [] for n in settings}
+            with competitor(n_procs):
+                for rep in range(repeats):
+                    for n_threads in settings if rep % 2 == 0 else settings[::-1]:
+                        times[n_threads].append(_fit_once(name, n_threads, data))
+            for n_threads in settings:
+                recs[n_threads][f"{load}_s"] = statistics.median(times[n_threads])
+                recs[n_threads][f"{load}_all_s"] = times[n_threads]
+        for n_threads in settings:
+            rec = recs[n_threads]
             rec["slowdown"] = rec["loaded_s"] / rec["quiet_s"]
+            rec["loaded_vs_1"] = rec["loaded_s"] / recs[1]["loaded_s"]
+            rec["quiet_vs_1"] = rec["quiet_s"] / recs[1]["quiet_s"]
+            rec["fits"] = repeats
             rows.append(rec)
-            print(json.dumps(rec), flush=True)
+            short = {k: v for k, v in rec.items() if not k.endswith("_all_s")}
+            print(json.dumps(short), flush=True)
 
 
 @contextlib.contextmanager
@@ -261,13 +306,17 @@ def _table_single(rows: list[dict]) -> str:
 
 def _table_fit(rows: list[dict]) -> str:
     out = [
-        "| model | n_threads | quiet (s) | loaded (s) | slowdown |",
-        "|---|---|---:|---:|---:|",
+        "| model | n_threads | quiet (s) | loaded (s) | slowdown | quiet / 1 thread |"
+        " loaded / 1 thread |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        ratios = " | |"  # the paths table has no ratios
+        if "loaded_vs_1" in r:
+            ratios = f" {r['quiet_vs_1']:.2f} | {r['loaded_vs_1']:.2f} |"
         out.append(
             f"| {r['model']} | {r['n_threads']} | {r['quiet_s']:.3f} | "
-            f"{r['loaded_s']:.3f} | {r['slowdown']:.1f}x |"
+            f"{r['loaded_s']:.3f} | {r['slowdown']:.1f}x |{ratios}"
         )
     return "\n".join(out)
 
@@ -278,6 +327,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--calls", type=int, default=100, help="calls per single-row path")
     parser.add_argument("--repeats", type=int, default=2, help="fits per setting")
+    parser.add_argument(
+        "--min-seconds",
+        type=float,
+        default=1.0,
+        help="--part fit: more repeats for short fits, to this many seconds per setting",
+    )
     parser.add_argument("--busy", type=int, default=os.cpu_count() or 2, help="busy processes")
     parser.add_argument(
         "--blas1", action="store_true", help="also time single-row paths with one BLAS thread"

@@ -93,15 +93,17 @@ def test_sgd_epoch_matches_numpy_reference(dtype, rtol, biased, n_threads):
 
 @pytest.mark.skipif(max_threads() < 2, reason="needs 2 threads")
 def test_sgd_epoch_is_identical_on_any_thread_count():
-    """One thread runs the rounds on the calling thread, two on the pool: same bits."""
+    """One worker on the calling thread, or 2, 3 or 7 workers claiming ready blocks in
+    whatever order the timing gives (7 on a 2-core machine: workers wait for blocks held
+    by threads that have no core): same bits."""
     results = []
-    for n_threads in (1, 2, 1):
+    for n_threads in (1, 2, 3, 7, 1):
         pb = problem(n_users=300, n_items=200, density=0.2, n_blocks=8, k=16, seed=3)
         users, items, values, block_ptr, _, _ = pb["arranged"]
         args = (users, items, values, NO_WEIGHTS, block_ptr, pb["schedule"])
         P, Q = pb["P"], pb["Q"]
         bu, bi = np.zeros(len(P), np.float32), np.zeros(len(Q), np.float32)
-        with using_threads(n_threads):
+        with using_threads(min(n_threads, max_threads())):  # workers need no numba pool
             sses = [
                 sgd_epoch(*args, P, Q, bu, bi, 3.0, 0.02, 0.05, True, np.zeros(64), n_threads)
                 for _ in range(3)
@@ -111,6 +113,70 @@ def test_sgd_epoch_is_identical_on_any_thread_count():
         assert other[0] == results[0][0]
         for a, b in zip(other[1:], results[0][1:], strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("n_blocks, n_threads", [(1, 4), (2, 9)])
+def test_sgd_epoch_with_more_workers_than_blocks(n_blocks, n_threads):
+    """Workers that find nothing to claim return; the epoch finishes and matches the
+    one-worker result bit for bit."""
+    results = []
+    for threads in (1, n_threads):
+        pb = problem(n_blocks=n_blocks, seed=5)
+        users, items, values, block_ptr, _, _ = pb["arranged"]
+        args = (users, items, values, NO_WEIGHTS, block_ptr, pb["schedule"])
+        P, Q = pb["P"], pb["Q"]
+        bu, bi = np.zeros(len(P), np.float32), np.zeros(len(Q), np.float32)
+        scratch = np.full(n_blocks**2, np.nan)
+        sse = sgd_epoch(*args, P, Q, bu, bi, 3.0, 0.02, 0.05, True, scratch, threads)
+        assert np.isfinite(scratch).all()  # every block ran
+        results.append((sse, P, Q, bu, bi))
+    assert results[0][0] == results[1][0]
+    for a, b in zip(results[0][1:], results[1][1:], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_sgd_schedule_dependencies_are_each_groups_previous_block():
+    """Each block waits for exactly the blocks before it in its row group and its column
+    group, so a group meets its blocks in schedule order whoever runs them."""
+    from factorkit.kernels.sgd import _predecessors
+
+    B = 5
+    schedule = sgd_schedule(B, np.random.default_rng(0))
+    pred = _predecessors(schedule, B)
+    flat = schedule.ravel()
+    for e, b in enumerate(flat):
+        earlier = flat[:e]
+        rows = np.flatnonzero(earlier // B == b // B)
+        cols = np.flatnonzero(earlier % B == b % B)
+        assert pred[e, 0] == (rows[-1] if len(rows) else -1)
+        assert pred[e, 1] == (cols[-1] if len(cols) else -1)
+    # a round's blocks share no group: each waits only on the round before
+    assert (pred[:B] == -1).all()
+    assert ((pred[B:] // B) == (np.arange(B, B * B) // B - 1)[:, None]).all()
+
+
+@pytest.mark.skipif(max_threads() < 2, reason="needs 2 threads")
+def test_sgd_epoch_workers_honour_dependencies_under_stress():
+    """Many small blocks, many epochs, more workers than cores: any block run before its
+    row's or column's previous block would change the bits."""
+    pb = problem(n_users=200, n_items=150, density=0.3, n_blocks=12, k=8, seed=11)
+    users, items, values, block_ptr, _, _ = pb["arranged"]
+    rng = np.random.default_rng(0)
+    schedules = [sgd_schedule(12, rng) for _ in range(20)]
+    results = []
+    for threads in (1, 4):
+        P, Q = pb["P"].copy(), pb["Q"].copy()
+        bu, bi = np.zeros(len(P), np.float32), np.zeros(len(Q), np.float32)
+        scratch = np.zeros(144)
+        args = (users, items, values, NO_WEIGHTS, block_ptr)
+        sses = [
+            sgd_epoch(*args, sch, P, Q, bu, bi, 3.0, 0.02, 0.05, True, scratch, threads)
+            for sch in schedules
+        ]
+        results.append((sses, P, Q, bu, bi))
+    assert results[0][0] == results[1][0]
+    for a, b in zip(results[0][1:], results[1][1:], strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_sgd_epoch_lets_nan_through():
@@ -291,12 +357,12 @@ def test_adaptive_sgd_epoch_matches_numpy_reference(biased, weighted):
 @pytest.mark.skipif(max_threads() < 2, reason="needs 2 threads")
 def test_adaptive_sgd_epoch_is_identical_on_any_thread_count():
     results = []
-    for n_threads in (1, 2, 1):
+    for n_threads in (1, 2, 5, 1):
         pb = problem(n_users=300, n_items=200, density=0.2, n_blocks=8, k=16, seed=3)
         users, items, values, block_ptr, _, _ = pb["arranged"]
         args = (users, items, values, NO_WEIGHTS, block_ptr, pb["schedule"])
         state = adaptive_state(pb)
-        with using_threads(n_threads):
+        with using_threads(min(n_threads, max_threads())):
             sses = [
                 sgd_epoch_adaptive(*args, *state, 3.0, 0.1, 0.05, True, 16, np.zeros(64), n_threads)
                 for _ in range(3)

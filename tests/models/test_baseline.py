@@ -30,3 +30,19 @@ def test_baseline_accuracy_on_movielens_small_5fold():
     )
     rmse = result.mean["rmse"]
     assert 0.85 <= rmse <= 0.870, rmse  # measured 0.8651; Surprise 1.1.5 BaselineOnly: 0.8727
+
+
+def test_baseline_trains_on_one_blas_thread():
+    """Its epochs' only BLAS calls are dot products of rating-length vectors, which a
+    multi-threaded BLAS splits over threads that then spin beside NumPy's bincounts
+    (4x slower a fit on a busy machine, docs/benchmarks.md, issue 11 item 1)."""
+    from threadpoolctl import threadpool_info
+
+    seen = []
+
+    def blas_threads(record):
+        seen.append({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+
+    data = fk.datasets.load_movielens_small()
+    fk.BaselineOnly(epochs=2, callbacks=blas_threads).fit(data)
+    assert seen == [{1}, {1}]

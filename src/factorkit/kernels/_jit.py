@@ -1,9 +1,12 @@
-"""The one shared numba decorator and the prefetch intrinsics of every kernel.
+"""The one shared numba decorator, and the prefetch, atomic and wait intrinsics of kernels.
 
 Thread counts are resolved by :mod:`factorkit._threads`; kernels receive them.
 """
 
 from __future__ import annotations
+
+import platform
+import sys
 
 import numba
 from llvmlite import ir
@@ -14,13 +17,20 @@ from numba.extending import intrinsic
 __all__ = [
     "SAFE_FASTMATH",
     "claim_next",
+    "compare_and_swap",
     "copy_row",
     "count_done",
+    "fetch_add32",
+    "futex_wait",
+    "futex_wake",
     "jit",
+    "load32",
+    "load_acquire",
     "parallel_probe",
     "prefetch_item",
     "prefetch_row",
     "read_only",
+    "store_release",
 ]
 
 
@@ -194,3 +204,203 @@ def count_done(typingctx, counter):  # pragma: no cover - compiled
         return builder.atomic_rmw("add", arr.data, ir.Constant(ir.IntType(64), 1), "acq_rel")
 
     return types.int64(counter), codegen
+
+
+def _int64_slot(context, builder, signature, args):
+    """Pointer to ``array[index]`` of a 1-D int64 array (the atomics' operand)."""
+    arr = context.make_array(signature.args[0])(context, builder, args[0])
+    index = context.cast(builder, args[1], signature.args[1], types.intp)
+    return builder.gep(arr.data, [index])
+
+
+def _is_int64_vector(array):
+    return isinstance(array, types.Array) and array.ndim == 1 and array.dtype == types.int64
+
+
+@intrinsic
+def load_acquire(typingctx, array, index):  # pragma: no cover - compiled
+    """``array[index]`` (1-D int64) read atomically with acquire ordering.
+
+    Pairs with :func:`store_release`: whatever the storing thread wrote before its
+    release store is visible to this thread after it reads the stored value.
+    """
+    if not (_is_int64_vector(array) and isinstance(index, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        slot = _int64_slot(context, builder, signature, args)
+        return builder.load_atomic(slot, "acquire", 8)
+
+    return types.int64(array, index), codegen
+
+
+@intrinsic
+def store_release(typingctx, array, index, value):  # pragma: no cover - compiled
+    """``array[index] = value`` (1-D int64) written atomically with release ordering:
+    every write this thread made before it is visible to a thread that reads ``value``
+    with :func:`load_acquire`."""
+    if not (
+        _is_int64_vector(array)
+        and isinstance(index, types.Integer)
+        and isinstance(value, types.Integer)
+    ):
+        return None
+
+    def codegen(context, builder, signature, args):
+        slot = _int64_slot(context, builder, signature, args[:2])
+        val = context.cast(builder, args[2], signature.args[2], types.int64)
+        builder.store_atomic(val, slot, "release", 8)
+        return context.get_dummy_value()
+
+    return types.void(array, index, value), codegen
+
+
+@intrinsic
+def compare_and_swap(typingctx, array, index, expected, new):  # pragma: no cover - compiled
+    """Atomically: if ``array[index] == expected``, set it to ``new``; returns whether it
+    did (1-D int64; acquire-release ordering, so a claim made through it sees the writes
+    published before the value it replaced)."""
+    if not (
+        _is_int64_vector(array)
+        and isinstance(index, types.Integer)
+        and isinstance(expected, types.Integer)
+        and isinstance(new, types.Integer)
+    ):
+        return None
+
+    def codegen(context, builder, signature, args):
+        slot = _int64_slot(context, builder, signature, args[:2])
+        old = context.cast(builder, args[2], signature.args[2], types.int64)
+        val = context.cast(builder, args[3], signature.args[3], types.int64)
+        pair = builder.cmpxchg(slot, old, val, "acq_rel", "acquire")
+        return builder.extract_value(pair, 1)
+
+    return types.boolean(array, index, expected, new), codegen
+
+
+#: Linux's futex system call number on the architectures where it is known; elsewhere
+#: (-1) a wait yields the core instead
+_SYS_FUTEX = (
+    {"x86_64": 202, "amd64": 202, "aarch64": 98, "arm64": 98}.get(platform.machine().lower(), -1)
+    if sys.platform.startswith("linux")
+    else -1
+)
+#: the C library's "give up the core" call
+_YIELD = "SwitchToThread" if sys.platform == "win32" else "sched_yield"
+_FUTEX_WAIT_PRIVATE = 128
+_FUTEX_WAKE_PRIVATE = 129
+#: longest single futex sleep: a safety net (a missed wake costs this much, never a hang)
+_FUTEX_TIMEOUT_NS = 1_000_000
+
+
+def _int32_slot(context, builder, signature, args):
+    arr = context.make_array(signature.args[0])(context, builder, args[0])
+    index = context.cast(builder, args[1], signature.args[1], types.intp)
+    return builder.gep(arr.data, [index])
+
+
+def _is_int32_vector(array):
+    return isinstance(array, types.Array) and array.ndim == 1 and array.dtype == types.int32
+
+
+def _syscall(builder, *values):
+    i64 = ir.IntType(64)
+    fnty = ir.FunctionType(i64, [i64], var_arg=True)
+    fn = cgutils.get_or_insert_function(builder.module, fnty, "syscall")
+    return builder.call(fn, [ir.Constant(i64, _SYS_FUTEX), *values])
+
+
+@intrinsic
+def futex_wait(typingctx, array, index, expected):  # pragma: no cover - compiled
+    """Sleep while ``array[index]`` (1-D int32, shared between threads) equals
+    ``expected``, until :func:`futex_wake` on the same slot or at most 1 ms; returns at
+    once if it differs. Linux's futex (private), so a waiting thread uses no CPU; where
+    the system call is not available (not Linux, or an architecture whose number is not
+    listed) it yields the core (``sched_yield``, Windows' ``SwitchToThread``) instead.
+    Both are linked by name from the C library, so cached kernels carry no
+    process-specific address."""
+    if not (
+        _is_int32_vector(array)
+        and isinstance(index, types.Integer)
+        and isinstance(expected, types.Integer)
+    ):
+        return None
+
+    def codegen(context, builder, signature, args):
+        i64 = ir.IntType(64)
+        if _SYS_FUTEX < 0:
+            fnty = ir.FunctionType(ir.IntType(32), [])
+            builder.call(cgutils.get_or_insert_function(builder.module, fnty, _YIELD), [])
+            return context.get_dummy_value()
+        slot = _int32_slot(context, builder, signature, args[:2])
+        val = context.cast(builder, args[2], signature.args[2], types.int64)
+        spec = cgutils.alloca_once(builder, ir.ArrayType(i64, 2))
+        builder.store(ir.Constant(ir.ArrayType(i64, 2), [0, _FUTEX_TIMEOUT_NS]), spec)
+        _syscall(
+            builder,
+            builder.ptrtoint(slot, i64),
+            ir.Constant(i64, _FUTEX_WAIT_PRIVATE),
+            val,
+            builder.ptrtoint(spec, i64),
+            ir.Constant(i64, 0),
+            ir.Constant(i64, 0),
+        )
+        return context.get_dummy_value()
+
+    return types.void(array, index, expected), codegen
+
+
+@intrinsic
+def futex_wake(typingctx, array, index):  # pragma: no cover - compiled
+    """Wake every thread sleeping in :func:`futex_wait` on ``array[index]`` (1-D int32)."""
+    if not (_is_int32_vector(array) and isinstance(index, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        if _SYS_FUTEX < 0:
+            return context.get_dummy_value()
+        i64 = ir.IntType(64)
+        slot = _int32_slot(context, builder, signature, args[:2])
+        _syscall(
+            builder,
+            builder.ptrtoint(slot, i64),
+            ir.Constant(i64, _FUTEX_WAKE_PRIVATE),
+            ir.Constant(i64, 2**31 - 1),
+            ir.Constant(i64, 0),
+            ir.Constant(i64, 0),
+            ir.Constant(i64, 0),
+        )
+        return context.get_dummy_value()
+
+    return types.void(array, index), codegen
+
+
+@intrinsic
+def fetch_add32(typingctx, array, index, value):  # pragma: no cover - compiled
+    """Atomically ``array[index] += value`` (1-D int32, sequentially consistent);
+    returns the value before."""
+    if not (
+        _is_int32_vector(array)
+        and isinstance(index, types.Integer)
+        and isinstance(value, types.Integer)
+    ):
+        return None
+
+    def codegen(context, builder, signature, args):
+        slot = _int32_slot(context, builder, signature, args[:2])
+        val = context.cast(builder, args[2], signature.args[2], types.int32)
+        return builder.atomic_rmw("add", slot, val, "seq_cst")
+
+    return types.int32(array, index, value), codegen
+
+
+@intrinsic
+def load32(typingctx, array, index):  # pragma: no cover - compiled
+    """``array[index]`` (1-D int32) read atomically, sequentially consistent."""
+    if not (_is_int32_vector(array) and isinstance(index, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.load_atomic(_int32_slot(context, builder, signature, args), "seq_cst", 4)
+
+    return types.int32(array, index), codegen

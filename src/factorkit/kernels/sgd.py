@@ -2,13 +2,21 @@
 
 Parallel scheme (libmf's, Chin et al. 2015, made deterministic): users and items are
 randomly permuted and cut into ``B`` row groups and ``B`` column groups of about equal
-rating counts, giving a ``B x B`` grid of blocks. An epoch runs ``B`` rounds; each round
-runs ``B`` blocks that share no row group and no column group, one per ``prange``
-iteration. No two threads ever touch the same user or item, so there are no races and no
-locks, and because every block is processed sequentially by whichever thread takes it, the
-result does not depend on thread count or timing: it is bit-for-bit repeatable for a given
-grid and schedule. ``B`` must not depend on the thread count for that to hold; the model
-uses ``B >= 2 * n_threads`` (a fixed 16 for up to 8 threads).
+rating counts, giving a ``B x B`` grid of blocks. An epoch's schedule is ``B`` rounds of
+``B`` blocks that share no row group and no column group. Blocks run as a dataflow, not
+round by round: a block may start as soon as the previous block of its row group and the
+previous block of its column group (in schedule order) are done, and any worker thread
+claims any ready block (compare-and-swap on a per-block flag, completion published with
+release/acquire ordering). No two threads ever touch the same user or item at once, so
+there are no races and no locks; every row and column group meets its blocks in the same
+order whoever runs them and whenever, and each block runs sequentially, so the result is
+the round schedule's, bit for bit, for any number of workers and any timing. ``B`` must
+not depend on the thread count for that to hold; the model uses ``B >= 2 * n_threads``
+(a fixed 16 for up to 8 threads). There is no barrier: a worker that loses its core
+(another process took it) holds up only the blocks that depend on the block it holds,
+where a barrier after each round stalled every thread (docs/benchmarks.md, issue 11
+item 1). Workers run on :func:`factorkit._threads.run_tasks` (Python threads, nogil),
+one task each for the whole epoch.
 
 Training runs in relabelled positions (``sgd_partition``): each group is a contiguous
 range of factor rows, so within a block the user rows stream through memory in order
@@ -32,10 +40,23 @@ explicit random generators; :func:`sgd_arrange` lays the ratings out.
 
 from __future__ import annotations
 
-import numpy as np
-from numba import prange
+import math
 
-from factorkit.kernels._jit import SAFE_FASTMATH, jit, prefetch_row
+import numpy as np
+
+from factorkit._threads import run_tasks
+from factorkit.kernels._jit import (
+    SAFE_FASTMATH,
+    compare_and_swap,
+    fetch_add32,
+    futex_wait,
+    futex_wake,
+    jit,
+    load32,
+    load_acquire,
+    prefetch_row,
+    store_release,
+)
 
 #: ratings ahead whose item row is prefetched: the item rows of a block are scattered, so
 #: without the hint each update waits for its row to arrive from memory
@@ -147,33 +168,144 @@ def _total_sse(block_sse, schedule):  # pragma: no cover
     return total
 
 
-@jit(parallel=True, fastmath=SAFE_FASTMATH)
+#: failed scans for a ready block before a waiting worker sleeps until a block completes
+_SPINS = 200
+#: slot of the sleeping-worker count in the epoch's sync array (a cache line away from
+#: the completion count in slot 0)
+_WAITERS = 16
+
+
+@jit()
+def _predecessors(schedule, n_blocks):  # pragma: no cover
+    """For every schedule entry (round-major), the entry that ran its row group last and
+    the one that ran its column group last (-1: none): the two it must wait for."""
+    n_rounds, width = schedule.shape
+    last_row = np.full(n_blocks, -1, dtype=np.int64)
+    last_col = np.full(n_blocks, -1, dtype=np.int64)
+    pred = np.empty((n_rounds * width, 2), dtype=np.int64)
+    for e in range(n_rounds * width):
+        b = schedule[e // width, e % width]
+        r = b // n_blocks
+        c = b % n_blocks
+        pred[e, 0] = last_row[r]
+        pred[e, 1] = last_col[c]
+        last_row[r] = e
+        last_col[c] = e
+    return pred
+
+
+@jit(fastmath=SAFE_FASTMATH)
+def _sgd_worker(
+    task, n_tasks, users, items, values, weights, block_ptr, n_blocks, schedule, pred,
+    claimed, done, sync, P, Q, bu, bi, GP, GQ, mu, lr, reg, biased, inv_k, block_sse,
+):  # pragma: no cover  # fmt: skip
+    """One worker of an epoch: claims and runs ready blocks until every block is claimed.
+
+    Entry ``e`` of the schedule (round-major) is ready once both its predecessors
+    (``pred[e]``: the previous entries of its row group and of its column group) are
+    done. A worker claims it by compare-and-swap on ``claimed[e]`` (0 -> 1), runs the
+    block and publishes ``done[e] = 1`` with release ordering; the acquire load that sees
+    it also sees the block's updates. So every row group and every column group meets its
+    blocks in schedule order, whichever worker runs them and when: the result is that of
+    running the rounds one after another, bit for bit, for any number of workers. There is
+    no barrier: a worker that loses its core holds up only the blocks that depend on the
+    block it holds.
+
+    Each worker takes the blocks of its own contiguous share of row groups first (the
+    split a static schedule would give it), so that its user rows stay in its core's
+    cache, and any other ready block when none of its own is ready (a worker whose
+    thread lost its core leaves its rows to the others). Which worker runs a block never
+    changes the result.
+
+    Waiting: a worker that finds nothing ready scans again up to ``_SPINS`` times, then
+    sleeps on a futex until the next block completes (``sync[0]`` counts completions,
+    ``sync[_WAITERS]`` the sleepers, so a completion makes a system call only when
+    someone sleeps). A sleeping worker uses no CPU: on a machine with more runnable
+    threads than cores, spinning would burn the time that the thread it waits for needs.
+    The lowest unclaimed entry is always ready or waits only on claimed entries, which
+    finish without waiting, so the epoch always completes; workers beyond the number of
+    blocks find nothing to claim and return.
+    """
+    n_rounds, width = schedule.shape
+    n_entries = n_rounds * width
+    # the row groups this worker takes first (a contiguous share, as a static schedule
+    # would give it): their user rows stay in its core's cache; it takes any other
+    # ready block only when none of its own is ready
+    own_lo = task * n_blocks // n_tasks
+    own_hi = (task + 1) * n_blocks // n_tasks
+    lo = 0  # entries below lo are claimed (by any worker)
+    idle = 0
+    while True:
+        while lo < n_entries and load_acquire(claimed, lo) != 0:
+            lo += 1
+        if lo == n_entries:
+            return 0
+        seen = load32(sync, 0)
+        ran = False
+        for sweep in range(2):
+            for e in range(lo, n_entries):
+                if load_acquire(claimed, e) != 0:
+                    continue
+                b = schedule[e // width, e % width]
+                if sweep == 0 and not (own_lo <= b // n_blocks < own_hi):
+                    continue
+                a = pred[e, 0]
+                if a >= 0 and load_acquire(done, a) == 0:
+                    continue
+                c = pred[e, 1]
+                if c >= 0 and load_acquire(done, c) == 0:
+                    continue
+                if not compare_and_swap(claimed, e, 0, 1):
+                    continue
+                block_sse[b] = _sgd_block(
+                    users, items, values, weights, block_ptr[b], block_ptr[b + 1], P, Q, bu,
+                    bi, GP, GQ, mu, lr, reg, biased, inv_k,
+                )  # fmt: skip
+                store_release(done, e, 1)
+                fetch_add32(sync, 0, 1)
+                if load32(sync, _WAITERS) > 0:
+                    futex_wake(sync, 0)
+                ran = True
+                break
+            if ran:
+                break
+        if ran:
+            idle = 0
+        else:
+            idle += 1
+            if idle > _SPINS:
+                # sleeps only if no block has completed since ``seen`` was read (before
+                # the scan): a completion after it changes sync[0], so the wait returns
+                fetch_add32(sync, _WAITERS, 1)
+                futex_wait(sync, 0, seen)
+                fetch_add32(sync, _WAITERS, -1)
+
+
 def _sgd_epoch(
     users, items, values, weights, block_ptr, schedule, P, Q, bu, bi, GP, GQ, mu, lr, reg,
     biased, k, block_sse, n_threads,
-):  # pragma: no cover  # fmt: skip
-    """The epoch of :func:`sgd_epoch` (``GP``, ``GQ`` None) and :func:`sgd_epoch_adaptive`,
-    round by round over the schedule."""
-    n_rounds, width = schedule.shape
-    mu_ = P.dtype.type(mu)
-    lr_ = P.dtype.type(lr)
-    reg_ = P.dtype.type(reg)
-    inv_k = P.dtype.type(1.0 / k)
-    for r in range(n_rounds):
-        if n_threads <= 1:
-            for j in range(width):
-                b = schedule[r, j]
-                block_sse[b] = _sgd_block(
-                    users, items, values, weights, block_ptr[b], block_ptr[b + 1], P, Q, bu, bi,
-                    GP, GQ, mu_, lr_, reg_, biased, inv_k,
-                )  # fmt: skip
-        else:
-            for j in prange(width):
-                b = schedule[r, j]
-                block_sse[b] = _sgd_block(
-                    users, items, values, weights, block_ptr[b], block_ptr[b + 1], P, Q, bu, bi,
-                    GP, GQ, mu_, lr_, reg_, biased, inv_k,
-                )  # fmt: skip
+):  # fmt: skip
+    """The epoch of :func:`sgd_epoch` (``GP``, ``GQ`` None) and :func:`sgd_epoch_adaptive`:
+    ``n_threads`` workers (:func:`_sgd_worker`) on :func:`factorkit._threads.run_tasks`.
+    One thread runs the same worker on the calling thread (same compiled code, so the
+    same bits)."""
+    n_blocks = math.isqrt(len(block_ptr) - 1)
+    pred = _predecessors(schedule, n_blocks)
+    n_entries = schedule.size
+    claimed = np.zeros(n_entries, dtype=np.int64)
+    done = np.zeros(n_entries, dtype=np.int64)
+    sync = np.zeros(_WAITERS + 16, dtype=np.int32)
+    dtype = P.dtype.type
+    args = (
+        users, items, values, weights, block_ptr, n_blocks, schedule, pred, claimed, done,
+        sync, P, Q, bu, bi, GP, GQ, dtype(mu), dtype(lr), dtype(reg), biased, dtype(1.0 / k),
+        block_sse,
+    )  # fmt: skip
+    workers = max(1, min(int(n_threads), n_entries))
+    if workers == 1:
+        _sgd_worker(0, 1, *args)
+    else:
+        run_tasks(_sgd_worker, workers, workers, *args)
     return _total_sse(block_sse, schedule)
 
 
@@ -206,8 +338,8 @@ def sgd_epoch(
         Ratings of block ``b`` (row group ``b // B``, column group ``b % B``) lie in
         ``block_ptr[b]:block_ptr[b + 1]``.
     schedule : int64 array (rounds, width)
-        Block ids; the blocks of one round must share no row or column group (they run
-        in parallel). Rounds run in order.
+        Block ids; the blocks of one round must share no row or column group (they may
+        run in parallel). Every row and column group meets its blocks in round order.
     P, Q : float arrays (n_users, k), (n_items, k), C order
         Factors, updated in place. ``bu``, ``bi``: biases, updated in place.
     mu, lr, reg : float
@@ -217,10 +349,11 @@ def sgd_epoch(
         Scratch: each block's squared error, summed in block order afterwards so the
         total does not depend on thread count either.
     n_threads : int
-        The resolved thread count the caller runs numba with. With one thread the rounds
-        run on the calling thread: a round is a parallel-region launch (and a barrier),
-        ``B`` per epoch, which costs more than it saves on one thread. The result is the
-        same either way (each block runs sequentially, in the same order within it).
+        Workers (threads of :func:`factorkit._threads.run_tasks`; one runs on the calling
+        thread). Blocks run as soon as the previous blocks of their row and column groups
+        are done, not round by round (module docstring); the result is the same for any
+        count (each block runs sequentially, and each group meets its blocks in schedule
+        order).
     """
     return _sgd_epoch(
         users, items, values, weights, block_ptr, schedule, P, Q, bu, bi, None, None, mu, lr,

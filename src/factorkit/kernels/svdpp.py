@@ -18,15 +18,15 @@ once per user. In exact arithmetic this is the per-rating algorithm. With sample
 closed form holds with ``prod_t d_t`` for ``d^n`` and ``w_t err_t`` in ``G``.
 
 Parallelism: users are split over threads ("Hogwild!", Recht et al. 2011), as
-``SVDPP_TASKS`` contiguous chunks of the visiting order that
-:func:`factorkit._threads.run_tasks` runs on Python threads (a ``prange`` cost about 2 s
-of first-run compilation for its parallel region). A user's own state (``b_u``, ``p_u``,
-the implicit sum) is private to one thread, but item state (``b_i``, ``q_i``, ``y_j``)
-is shared and read and written without locks; concurrent updates of one item may be lost
-or mixed. Ratings are sparse and each update is small, so this behaves like SGD with
-slightly stale reads and is the accepted trade for linear speed-up. With one thread
-(``numba.set_num_threads(1)``) the loop runs in ``user_order`` on one thread and results
-are bit-for-bit repeatable.
+``SVDPP_TASKS`` contiguous chunks of the visiting order, which one worker per thread on
+:func:`factorkit._threads.run_tasks` (Python threads) claims one at a time in compiled
+code (a ``prange`` cost about 2 s of first-run compilation for its parallel region). A
+user's own state (``b_u``, ``p_u``, the implicit sum) is private to one thread, but item
+state (``b_i``, ``q_i``, ``y_j``) is shared and read and written without locks;
+concurrent updates of one item may be lost or mixed. Ratings are sparse and each update
+is small, so this behaves like SGD with slightly stale reads and is the accepted trade
+for linear speed-up. With one thread (``numba.set_num_threads(1)``) the loop runs in
+``user_order`` on one thread and results are bit-for-bit repeatable.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import numpy as np
 from numba import prange
 
 from factorkit._threads import run_tasks
-from factorkit.kernels._jit import SAFE_FASTMATH, copy_row, jit
+from factorkit.kernels._jit import SAFE_FASTMATH, claim_next, copy_row, jit
 from factorkit.kernels.random import SPLITMIX64_GAMMA, splitmix64_below, splitmix64_next
 
 __all__ = ["SVDPP_TASKS", "svdpp_epoch", "svdpp_rating_order", "svdpp_user_vectors"]
@@ -174,94 +174,110 @@ def svdpp_epoch(
     ``n`` Python threads (:func:`factorkit._threads.run_tasks`).
     """
     n_threads = numba.get_num_threads()
-    # one thread: one task, the users in ``user_order`` exactly (the chunks would run in
-    # that order anyway, so the result is the same; this saves the calls)
+    # one thread: one chunk, the users in ``user_order`` exactly (the chunks would run in
+    # that order anyway, so the result is the same; this saves the claims)
     n_tasks = 1 if n_threads <= 1 else max(1, min(SVDPP_TASKS, len(user_order)))
-    parts = run_tasks(
-        _epoch_task, n_tasks, n_threads,
+    args = (
         indptr, items, values, weights, user_order, seed, global_mean, user_bias, item_bias,
         user_factors, item_factors, implicit_factors, lr, reg, lr_bias, reg_bias,
         lr_implicit, reg_implicit,
     )  # fmt: skip
+    parts = np.zeros(n_tasks)
+    claim = np.zeros(1, dtype=np.int64)
+    if n_tasks == 1:
+        _epoch_worker(0, 1, claim, parts, *args)
+    else:
+        # one task per thread, each claiming chunks in compiled code: the threads enter
+        # Python (and take the GIL) once per epoch instead of once per chunk; on a busy
+        # machine the per-chunk round trips cost 2-thread fits about a quarter more CPU
+        # time (docs/benchmarks.md, issue 11 item 1)
+        run_tasks(_epoch_worker, min(n_threads, n_tasks), n_threads, claim, parts, *args)
     return math.fsum(parts)
 
 
 @jit(fastmath=SAFE_FASTMATH)
-def _epoch_task(
-    task, n_tasks, indptr, items, values, weights, user_order, seed, global_mean, user_bias,
-    item_bias, user_factors, item_factors, implicit_factors, lr, reg, lr_bias, reg_bias,
-    lr_implicit, reg_implicit,
+def _epoch_worker(
+    worker, n_workers, claim, parts, indptr, items, values, weights, user_order, seed,
+    global_mean, user_bias, item_bias, user_factors, item_factors, implicit_factors, lr, reg,
+    lr_bias, reg_bias, lr_implicit, reg_implicit,
 ):  # pragma: no cover  # fmt: skip
-    """Users ``user_order[lo:hi]`` of :func:`svdpp_epoch`, the ``task``-th of ``n_tasks``
-    contiguous chunks; returns their (weighted) squared error. One task of
-    :func:`~factorkit._threads.run_tasks`. Long because one rating's update touches every
-    parameter group that reads the same prediction."""
+    """Chunks of :func:`svdpp_epoch` claimed from ``claim`` until none are left: chunk
+    ``c`` of ``len(parts)`` is users ``user_order[lo:hi]``, a contiguous share, and its
+    (weighted) squared error goes to ``parts[c]``, whichever thread ran it. One task of
+    :func:`~factorkit._threads.run_tasks` per thread (one call with one chunk on one
+    thread). One function, so that numba compiles the chunk's code once. Long because
+    one rating's update touches every parameter group that reads the same prediction."""
     n_factors = user_factors.shape[1]
     dtype = user_factors.dtype
     decay = dtype.type(1.0) - lr_implicit * reg_implicit
     has_w = len(weights) > 0
-    loss = 0.0
     n_order = len(user_order)
-    for t in range(task * n_order // n_tasks, (task + 1) * n_order // n_tasks):
-        u = user_order[t]
-        start = indptr[u]
-        stop = indptr[u + 1]
-        n = stop - start
-        if n == 0:
-            continue
-        norm = dtype.type(1.0 / np.sqrt(n))
-        # the user's own state lives in private buffers for the user's whole pass
-        pu = user_factors[u].copy()
-        z = np.zeros(n_factors, dtype=dtype)
-        acc = np.zeros(n_factors, dtype=dtype)
-        for p in range(start, stop):
-            yj = implicit_factors[items[p]]
-            for f in range(n_factors):
-                z[f] += yj[f]
-        for f in range(n_factors):
-            z[f] *= norm
-        order = np.empty(n, dtype=np.int64)
-        _shuffled_positions(start, stop, seed, u, order)
-        if has_w:
-            user_loss, shrink = _weighted_ratings(
-                u, order, items, values, weights, global_mean, user_bias, item_bias, pu,
-                item_factors, z, acc, lr, reg, lr_bias, reg_bias, lr_implicit, reg_implicit,
-            )  # fmt: skip
-            copy_row(user_factors[u], pu)
-            loss += user_loss
-        else:
-            # unweighted: the arithmetic exactly as before weights existed
-            bu = user_bias[u]
-            user_loss = 0.0
-            for a in range(n):
-                p = order[a]
-                i = items[p]
-                qi = item_factors[i]
-                dot = dtype.type(0.0)
+    n_chunks = len(parts)
+    chunk = claim_next(claim)
+    while chunk < n_chunks:
+        loss = 0.0
+        for t in range(chunk * n_order // n_chunks, (chunk + 1) * n_order // n_chunks):
+            u = user_order[t]
+            start = indptr[u]
+            stop = indptr[u + 1]
+            n = stop - start
+            if n == 0:
+                continue
+            norm = dtype.type(1.0 / np.sqrt(n))
+            # the user's own state lives in private buffers for the user's whole pass
+            pu = user_factors[u].copy()
+            z = np.zeros(n_factors, dtype=dtype)
+            acc = np.zeros(n_factors, dtype=dtype)
+            for p in range(start, stop):
+                yj = implicit_factors[items[p]]
                 for f in range(n_factors):
-                    dot += qi[f] * (pu[f] + z[f])
-                err = values[p] - (global_mean + bu + item_bias[i] + dot)
-                user_loss += err * err
-                bu += lr_bias * (err - reg_bias * bu)
-                item_bias[i] += lr_bias * (err - reg_bias * item_bias[i])
-                for f in range(n_factors):
-                    puf = pu[f]
-                    qif = qi[f]
-                    zf = z[f]
-                    pu[f] = puf + lr * (err * qif - reg * puf)
-                    qi[f] = qif + lr * (err * (puf + zf) - reg * qif)
-                    z[f] = decay * zf + lr_implicit * err * qif
-                    acc[f] = decay * acc[f] + err * qif
-            user_bias[u] = bu
-            copy_row(user_factors[u], pu)
-            loss += user_loss
-            shrink = dtype.type(decay**n)
-        step = lr_implicit * norm
-        for p in range(start, stop):
-            j = items[p]
+                    z[f] += yj[f]
             for f in range(n_factors):
-                implicit_factors[j, f] = shrink * implicit_factors[j, f] + step * acc[f]
-    return loss
+                z[f] *= norm
+            order = np.empty(n, dtype=np.int64)
+            _shuffled_positions(start, stop, seed, u, order)
+            if has_w:
+                user_loss, shrink = _weighted_ratings(
+                    u, order, items, values, weights, global_mean, user_bias, item_bias, pu,
+                    item_factors, z, acc, lr, reg, lr_bias, reg_bias, lr_implicit, reg_implicit,
+                )  # fmt: skip
+                copy_row(user_factors[u], pu)
+                loss += user_loss
+            else:
+                # unweighted: the arithmetic exactly as before weights existed
+                bu = user_bias[u]
+                user_loss = 0.0
+                for a in range(n):
+                    p = order[a]
+                    i = items[p]
+                    qi = item_factors[i]
+                    dot = dtype.type(0.0)
+                    for f in range(n_factors):
+                        dot += qi[f] * (pu[f] + z[f])
+                    err = values[p] - (global_mean + bu + item_bias[i] + dot)
+                    user_loss += err * err
+                    bu += lr_bias * (err - reg_bias * bu)
+                    item_bias[i] += lr_bias * (err - reg_bias * item_bias[i])
+                    for f in range(n_factors):
+                        puf = pu[f]
+                        qif = qi[f]
+                        zf = z[f]
+                        pu[f] = puf + lr * (err * qif - reg * puf)
+                        qi[f] = qif + lr * (err * (puf + zf) - reg * qif)
+                        z[f] = decay * zf + lr_implicit * err * qif
+                        acc[f] = decay * acc[f] + err * qif
+                user_bias[u] = bu
+                copy_row(user_factors[u], pu)
+                loss += user_loss
+                shrink = dtype.type(decay**n)
+            step = lr_implicit * norm
+            for p in range(start, stop):
+                j = items[p]
+                for f in range(n_factors):
+                    implicit_factors[j, f] = shrink * implicit_factors[j, f] + step * acc[f]
+        parts[chunk] = loss
+        chunk = claim_next(claim)
+    return 0.0
 
 
 @jit(parallel=True, fastmath=SAFE_FASTMATH)

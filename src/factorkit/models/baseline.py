@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from factorkit._threads import single_thread_blas
 from factorkit._validation import LOOP_CONSTRAINTS, Interval
 from factorkit.data.interactions import Interactions
 from factorkit.models._factor import FactorModel
@@ -132,7 +133,15 @@ class BaselineOnly(RecommendMixin, FoldInMixin, PartialFitMixin, FactorModel):
         self.user_factors_ = np.zeros((data.n_users, 0), dtype=np.float32)
         self.item_factors_ = np.zeros((data.n_items, 0), dtype=np.float32)
         trainer = _BiasTrainer(self, data, validation, weights)
-        self.history_ = fit_trainer(trainer, self.epochs)
+        # One BLAS thread: the epoch's only BLAS calls are dot products of rating-length
+        # vectors, memory-bound, which OpenBLAS splits over its threads above 10,000
+        # elements; its idle threads then spin while NumPy's single-threaded bincounts
+        # run, and on a busy machine they take the core those need: 76 ms a fit against
+        # 18 ms with one thread, with one other job beside it (docs/benchmarks.md, issue
+        # 11 item 1). The same rule on any machine and data, so results never depend on
+        # the load.
+        with single_thread_blas():
+            self.history_ = fit_trainer(trainer, self.epochs)
         return self
 
     def _row_regularization(self, n_ratings: int, side: str) -> float:

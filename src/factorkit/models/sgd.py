@@ -48,8 +48,8 @@ __all__ = ["BiasedMF"]
 #: the grid is at least this many blocks per side; it must not depend on the thread count
 #: (below 8 threads) for results to be identical across thread counts
 _MIN_BLOCKS = 16
-#: ratings per thread below which another thread costs more (one barrier per round, B
-#: rounds per epoch) than it saves; the thread count never changes the result
+#: ratings per thread below which another thread costs more (its start and its waits for
+#: blocks, each epoch) than it saves; the thread count never changes the result
 #: (measurements: docs/benchmarks.md, "Kernel design notes")
 _MIN_RATINGS_PER_THREAD = 10_000
 #: factor rows are padded to a multiple of this many floats while training
@@ -116,8 +116,8 @@ class BiasedMF(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, Facto
         Seed of the initial factors, the grid and the per-epoch block schedule.
     n_threads : int, optional
         Threads for training (default: all cores). Small data sets train on fewer (one
-        per 250,000 ratings): parallel rounds synchronise ``B`` times an epoch, which
-        costs more than it saves there. The thread count never changes the result.
+        per 10,000 ratings): below that another thread costs more than it saves. The
+        thread count never changes the result.
     progress : bool, default False
         Show a progress bar over epochs.
     callbacks : callable or list of callables, optional
@@ -400,7 +400,8 @@ class _SGDTrainer(Trainer):
             self.GQ = np.ones((data.n_items, 2), dtype=np.float32)
         threads = _threads_for(len(self.values), model._n_threads)
         self.kernel_threads = threads
-        # the loop starts numba's pool only when the kernel uses more than this thread
+        # the epoch's workers run on run_tasks; the loop's using_threads (BLAS on one
+        # thread) only when there are several
         self.n_threads = threads if threads > 1 else None
 
     def epoch(self, epoch: int) -> float:
