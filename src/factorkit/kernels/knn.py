@@ -31,6 +31,7 @@ __all__ = [
     "knn_neighbours",
     "knn_pair_similarities",
     "knn_predict_pairs",
+    "knn_predict_pairs_unordered",
     "knn_scores_item",
     "knn_scores_sum",
     "knn_scores_user",
@@ -461,6 +462,58 @@ def _sift_down(vals, idx, j, size):  # pragma: no cover - compiled
     idx[j] = c
 
 
+#: buckets of :func:`_bucket`; candidate sets left above this size after
+#: :func:`_prune` are ordered by a heap, smaller ones by insertion
+_N_BUCKETS, _SORT_SMALL = 257, 96
+
+
+@jit()
+def _bucket(b):  # pragma: no cover - compiled
+    """A bucket in ``0 .. 256`` of a positive float32 with bits ``b``, non-decreasing in
+    its value: the exponent and 4 mantissa bits of values in [2^-16, 2) (one bucket for
+    each 1/16 of an octave), the smaller ones in bucket 0, the larger in 256."""
+    q = np.int64(b >> 19) - 1776  # 1776 = 111 << 4: exponent of 2^-16, mantissa 0
+    return 0 if q < 0 else (256 if q > 256 else q)
+
+
+@jit()
+def _prune(cv, ci, bits, size, k, counts):  # pragma: no cover - compiled
+    """Drop, in place and keeping the order of the rest, candidates that cannot be among
+    the ``k`` most similar: those in a lower bucket (:func:`_bucket`) than the ``k``-th
+    best's, whose values are all below it. Returns how many are left (``>= k``)."""
+    for b in range(_N_BUCKETS):
+        counts[b] = 0
+    for j in range(size):
+        counts[_bucket(bits[j])] += 1
+    above = 0
+    b = _N_BUCKETS - 1
+    while above + counts[b] < k:
+        above += counts[b]
+        b -= 1
+    m = 0
+    for j in range(size):
+        if _bucket(bits[j]) >= b:
+            cv[m] = cv[j]
+            ci[m] = ci[j]
+            m += 1
+    return m
+
+
+@jit()
+def _sort_small(cv, ci, size):  # pragma: no cover - compiled
+    """Stable insertion sort of ``cv[:size]`` descending, carrying ``ci``."""
+    for j in range(1, size):
+        v = cv[j]
+        c = ci[j]
+        i = j - 1
+        while i >= 0 and cv[i] < v:
+            cv[i + 1] = cv[i]
+            ci[i + 1] = ci[i]
+            i -= 1
+        cv[i + 1] = v
+        ci[i + 1] = c
+
+
 @jit()
 def _keep_best(cv, ci, size, keep, out_idx, out_sim):  # pragma: no cover - compiled
     """Write the best ``min(size, keep)`` candidates ``cv[:size]``/``ci[:size]`` to
@@ -656,6 +709,93 @@ def _predict_pairs_task(
         out_avg[p], out_found[p] = _neighbour_vote(
             targets[p], nbr_indptr, nbr_indices, nbr_sims, mark, wmark, weighted, k
         )
+
+
+def knn_predict_pairs_unordered(
+    targets, queries, nbr_indptr, nbr_indices, nbr_sims,
+    lk_indptr, lk_indices, lk_residuals, lk_weights, n_entities, k, out_avg, out_found,
+    n_threads,
+):  # fmt: skip
+    """:func:`knn_predict_pairs` for neighbour rows in any order (a fit's unsorted rows).
+
+    The same votes (the ``k`` most similar neighbours of ``targets[p]`` that have a
+    value in row ``queries[p]``, ties: lower position first) summed in the same order
+    (most similar first), so the same bits as :func:`knn_predict_pairs` on the rows
+    sorted. Where that walks a sorted row until ``k`` voted, this spreads the target's
+    row into a dense similarity array (once per run of equal targets: pairs sorted by
+    target are fastest), reads the similarity of each entity in the query's row and keeps
+    the best ``k`` in a heap (read in position order, a candidate enters a full heap only
+    if strictly more similar than its worst). The lookup rows (``lk_*``) must be sorted by position
+    (ties in the heap are broken by the entry's place in the row). ``n_entities``: the
+    number of neighbour rows.
+    """
+    n_tasks = max(1, min(len(targets), 4 * n_threads))
+    run_tasks(
+        _predict_unordered_task, n_tasks, n_threads, targets, queries, nbr_indptr,
+        nbr_indices, nbr_sims, lk_indptr, lk_indices, lk_residuals, lk_weights, n_entities,
+        k, out_avg, out_found,
+    )  # fmt: skip
+
+
+@jit()
+def _predict_unordered_task(
+    task, n_tasks, targets, queries, nbr_indptr, nbr_indices, nbr_sims,
+    lk_indptr, lk_indices, lk_residuals, lk_weights, n_entities, k, out_avg, out_found,
+):  # fmt: skip  # pragma: no cover - compiled
+    """Pairs ``task * n // n_tasks ...`` of :func:`knn_predict_pairs_unordered`."""
+    n = len(targets)
+    weighted = len(lk_weights) > 0
+    row = np.zeros(n_entities, np.float32)  # the current target's similarities; 0: none
+    longest = 0
+    for q in range(len(lk_indptr) - 1):
+        longest = max(longest, lk_indptr[q + 1] - lk_indptr[q])
+    cv = np.empty(longest + 1, np.float32)  # candidates: similarity, place in the row
+    ci = np.empty(longest + 1, np.int32)
+    bits = cv.view(np.uint32)
+    counts = np.empty(_N_BUCKETS, np.int64)
+    best_i = np.empty(max(k, 1), np.int32)
+    best_s = np.empty(max(k, 1), np.float32)
+    current = -1
+    for p in range(task * n // n_tasks, (task + 1) * n // n_tasks):
+        t = targets[p]
+        if t != current:
+            if current >= 0:
+                for s in range(nbr_indptr[current], nbr_indptr[current + 1]):
+                    row[nbr_indices[s]] = 0.0
+            for s in range(nbr_indptr[t], nbr_indptr[t + 1]):
+                row[nbr_indices[s]] = nbr_sims[s]
+            current = t
+        base = lk_indptr[queries[p]]
+        size = 0
+        for s in range(base, lk_indptr[queries[p] + 1]):
+            sim = row[lk_indices[s]]
+            if sim > 0:  # kept similarities are > 0; the target itself is not kept
+                cv[size] = sim
+                ci[size] = s - base
+                size += 1
+        if size > k:
+            size = _prune(cv, ci, bits, size, k, counts)
+        if size > _SORT_SMALL:
+            m = _keep_best(cv, ci, size, k, best_i, best_s)
+        else:
+            m = min(size, k)
+            _sort_small(cv, ci, size)
+            for j in range(m):
+                best_i[j] = ci[j]
+                best_s[j] = cv[j]
+        num = 0.0
+        den = 0.0
+        for j in range(m):  # most similar first: knn_predict_pairs' order of summation
+            s = base + best_i[j]
+            if weighted:
+                sw = best_s[j] * lk_weights[s]
+                num += sw * lk_residuals[s]
+                den += sw
+            else:
+                num += best_s[j] * lk_residuals[s]
+                den += best_s[j]
+        out_avg[p] = num / den if den > 0 else 0.0
+        out_found[p] = m
 
 
 def knn_scores_item(

@@ -47,6 +47,7 @@ from factorkit.kernels.knn import (
     knn_neighbours,
     knn_pair_similarities,
     knn_predict_pairs,
+    knn_predict_pairs_unordered,
     knn_scores_item,
     knn_scores_sum,
     knn_scores_user,
@@ -121,6 +122,30 @@ def _split(cumulative: np.ndarray, n_tasks: int) -> np.ndarray:
     return np.concatenate([[0], np.minimum(cuts, n), [n]]).astype(np.int64)
 
 
+def _table_property(j: int) -> property:
+    """Component ``j`` (indptr, indices, sims) of a model's neighbour table, rows most
+    similar first.
+
+    A fit that keeps every neighbour leaves its rows in position order (the pairs path's
+    radix sort of the whole table, 0.1-0.2 s of CPU on a MovieLens small item fold, is
+    not needed to predict ratings: :func:`~factorkit.kernels.knn.knn_predict_pairs_unordered`
+    gives the same bits on any row order); reading the table through these attributes
+    (recommending, similar items, explanations, ``get_state`` / ``save``) sorts it
+    first, once. Set (``set_state``): rows as given, taken as sorted.
+    """
+
+    def get(self):
+        return self._ordered_table()[j]
+
+    def set(self, value):
+        table = list(self.__dict__.get("_table") or (None, None, None, True))
+        table[j] = value
+        table[3] = True
+        self._table = tuple(table)
+
+    return property(get, set)
+
+
 #: most bytes the pairs path of a fit (:meth:`_KNN._fit_neighbours`) may hold
 _PAIRS_BUDGET = 1 << 30
 
@@ -152,6 +177,8 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
             f"{prefix}_indices_",
             f"{prefix}_sims_",
         )
+        for j, name in enumerate(("indptr", "indices", "sims")):
+            setattr(cls, f"{prefix}_{name}_", _table_property(j))
 
     # ------------------------------------------------------------------ fitting
     def fit(self, train: Interactions, *, sample_weight: Any = None) -> _KNN:
@@ -195,13 +222,14 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
     def _map(self, side: str):
         return self.item_map_ if side == "item" else self.user_map_
 
-    def _set_neighbours(self, indptr, indices, sims) -> None:
-        prefix = f"{self._side}_neighbour"
-        setattr(self, f"{prefix}_indptr_", indptr)
-        setattr(self, f"{prefix}_indices_", indices)
-        setattr(self, f"{prefix}_sims_", sims)
+    def _set_neighbours(self, indptr, indices, sims, ordered: bool = True) -> None:
+        """Store the neighbour table; ``ordered`` False: rows in position order, sorted
+        most similar first on first use by anything but rating prediction (see
+        :func:`_table_property`)."""
+        self._table = (indptr, indices, sims, ordered)
 
     def _nbr(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The neighbour table, rows most similar first."""
         prefix = f"{self._side}_neighbour"
         return (
             np.asarray(getattr(self, f"{prefix}_indptr_"), dtype=np.int64),
@@ -209,10 +237,32 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
             np.asarray(getattr(self, f"{prefix}_sims_"), dtype=np.float32),
         )
 
+    def _ordered_table(self) -> tuple:
+        """``(indptr, indices, sims, True)``: the table with its rows most similar first,
+        sorting a fit's position-ordered rows now (once; into new arrays, so that a
+        concurrent prediction holding the old ones reads a consistent table)."""
+        table = self.__dict__.get("_table")
+        if table is None or not table[3]:
+            if table is None or any(a is None for a in table[:3]):
+                raise AttributeError(f"{type(self).__name__} has no neighbour table")
+            indptr, indices, sims, _ = table
+            indptr = np.asarray(indptr, np.int64)
+            keys = np.invert(np.asarray(sims, np.float32).view(np.uint32))
+            indices = np.array(indices, np.int32)
+            n = len(indptr) - 1
+            tasks = max(1, min(n, 8 * self._threads()))
+            bounds = _split(indptr[1:] + np.arange(1, n + 1), tasks)
+            with using_threads(self._threads()):
+                knn_sort_rows(bounds, indptr, keys, indices, self._threads())
+            table = (indptr, indices, np.invert(keys, out=keys).view(np.float32), True)
+            self._table = table
+        return table
+
     def set_state(self, state: dict[str, Any]) -> _KNN:
         """:meth:`FactorModel.set_state`; a state without ``seen_weights_`` is an
         unweighted fit."""
         self.seen_weights_ = None
+        self.__dict__.pop("_table", None)
         return super().set_state(state)
 
     def _after_set_state(self) -> None:
@@ -459,6 +509,10 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         most :data:`_PAIRS_BUDGET` bytes are needed (a fold of MovieLens small at
         ``max_neighbours=500``: 0.8 s CPU against 1.5 s per row, peak RSS 385 against
         311 MiB; docs/benchmarks.md). Both give the same table.
+
+        Returns ``(indptr, indices, sims, ordered)``: a rating model's pairs path that
+        keeps every row whole leaves the rows in position order (``ordered`` False; see
+        :func:`_table_property`), every other fit sorts them most similar first.
         """
         side = self._side
         ent_indptr, ent_indices, ent_values = self._sim_matrix(side)
@@ -470,7 +524,7 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         if keep < n - 1 and 24 * pairs > _PAIRS_BUDGET:
             self._warn_long_fit(raters)
             rows = np.arange(n, dtype=np.int64)
-            return self._neighbours(self._sim_query(side, rows), rows, keep, progress=True)
+            return (*self._neighbours(self._sim_query(side, rows), rows, keep, progress=True), True)
         n_threads = self._threads()
         # rows split into tasks of equal work: row r meets the entities after it only
         rows = np.repeat(np.arange(n), np.diff(ent_indptr))
@@ -486,10 +540,14 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
             )  # fmt: skip
             indptr, indices, keys = knn_mirror(bounds, parts, n_threads)
             del parts
+            counts = np.diff(indptr)
+            if self._explicit and counts.max(initial=0) <= keep:
+                # every row kept whole: rating prediction reads it in any order, so the
+                # rows stay in position order until something needs them sorted
+                return indptr, indices, np.invert(keys, out=keys).view(np.float32), False
             # rows to sort split by length (plus a little per row)
             sort_bounds = _split(indptr[1:] + np.arange(1, n + 1), tasks)
             knn_sort_rows(sort_bounds, indptr, keys, indices, n_threads)
-        counts = np.diff(indptr)
         sims = np.invert(keys, out=keys).view(np.float32)
         if counts.max(initial=0) > keep:
             kept = np.minimum(counts, keep)
@@ -497,7 +555,7 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
             np.cumsum(kept, out=ptr[1:])
             take = np.arange(ptr[-1]) + np.repeat(indptr[:-1] - ptr[:-1], kept)
             indices, sims, indptr = indices[take], sims[take], ptr
-        return indptr, indices, sims
+        return indptr, indices, sims, True
 
     def _warn_long_fit(self, raters: np.ndarray) -> None:
         """A :class:`~factorkit.exceptions.DataWarning` when the per-row path of a fit
@@ -704,15 +762,20 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
             targets, queries = u[both], i[both]
             lk_indptr, lk_indices, lk_res = self._item_major()
             lk_w = self._item_major_weights()
-        order = np.argsort(queries, kind="stable")  # one dense row per query run
         avg = np.empty(len(targets), np.float64)
         found = np.empty(len(targets), np.int32)
         n_cols = len(self._map(self._side))
         n_threads = self._threads()
+        nbr_indptr, nbr_indices, nbr_sims, ordered = self._table
+        # sorted rows: walk each target's row until k voted, one dense row per query
+        # run; rows in position order: one dense row per target run, best k by a heap
+        order = np.argsort(queries if ordered else targets, kind="stable")
+        predict = knn_predict_pairs if ordered else knn_predict_pairs_unordered
         with using_threads(n_threads):
-            knn_predict_pairs(
+            predict(
                 targets[order].astype(np.int64), queries[order].astype(np.int64),
-                *self._nbr(), lk_indptr, lk_indices, lk_res, lk_w, n_cols,
+                np.asarray(nbr_indptr, np.int64), np.asarray(nbr_indices, np.int32),
+                np.asarray(nbr_sims, np.float32), lk_indptr, lk_indices, lk_res, lk_w, n_cols,
                 int(self.neighbours), avg, found, n_threads,
             )  # fmt: skip
         avg[order], found[order] = avg.copy(), found.copy()
