@@ -9,6 +9,7 @@ from factorkit.kernels.knn import (
     knn_neighbours,
     knn_pair_similarities,
     knn_predict_pairs,
+    knn_predict_pairs_unordered,
     knn_scores_item,
     knn_scores_sum,
     knn_scores_user,
@@ -261,3 +262,53 @@ def test_weighted_votes_count_sim_times_weight():
             den = sum(s * wd[v, i] for v, s in voters)
             expect = sum(s * wd[v, i] * d[v, i] for v, s in voters) / den if voters else 0.0
             assert abs(uavg[u, i] - expect) < 1e-9
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_unordered_prediction_is_the_sorted_walk(weighted):
+    """Rows in any order give knn_predict_pairs' result on the rows sorted (most similar
+    first, ties lower position first), bit for bit: ties, similarities from 1e-7 to 1.5
+    (every bucket of the prune, both ends clamped), a dense cluster of near-equal
+    similarities (more candidates left than the insertion sort takes: the heap), fewer
+    candidates than k, and targets repeated out of order."""
+    rng = np.random.default_rng(11)
+    n_users, n_items = 30, 400
+    ratings = _random_csr(n_users, n_items, 0.6, seed=12)
+    weights = rng.uniform(0.1, 3.0, ratings.nnz) if weighted else NO_WEIGHTS
+    indptr = np.zeros(n_items + 1, np.int64)
+    indices, sims = [], []
+    for r in range(n_items):
+        size = int(rng.integers(0, n_items))
+        nb = rng.choice(np.delete(np.arange(n_items), r), size=size, replace=False)
+        kind = r % 4
+        if kind == 0:  # ties: a few values
+            s = rng.choice([0.25, 0.5, 1.0], size)
+        elif kind == 1:  # near-equal: one bucket
+            s = 0.7 + rng.integers(0, 50, size) * 1e-6
+        elif kind == 2:  # every scale, both clamped ends
+            s = 10.0 ** rng.uniform(-7, 0.18, size)
+        else:
+            s = rng.random(size) + 1e-3
+        indices.extend(nb)  # position order does not matter: shuffled
+        sims.extend(s)
+        indptr[r + 1] = indptr[r] + size
+    indices, sims = np.array(indices, np.int32), np.array(sims, np.float32)
+    # the same table sorted as a fit sorts it: similarity descending, position ascending
+    s_idx, s_sim = indices.copy(), sims.copy()
+    for r in range(n_items):
+        a, b = indptr[r], indptr[r + 1]
+        order = np.lexsort((indices[a:b], -sims[a:b].astype(np.float64)))
+        s_idx[a:b], s_sim[a:b] = indices[a:b][order], sims[a:b][order]
+    targets = rng.integers(0, n_items, 3000).astype(np.int64)
+    queries = rng.integers(0, n_users, 3000).astype(np.int64)
+    for k in (1, 5, 40, 500):
+        outs = []
+        for predict, table in ((knn_predict_pairs, (s_idx, s_sim)),
+                               (knn_predict_pairs_unordered, (indices, sims))):  # fmt: skip
+            avg, found = np.empty(len(targets)), np.empty(len(targets), np.int32)
+            predict(targets, queries, indptr, *table, *_parts(ratings)[:2],
+                    ratings.data - 3.0, weights, n_items, k, avg, found, 2)  # fmt: skip
+            outs.append((avg, found))
+        np.testing.assert_array_equal(outs[0][0], outs[1][0])
+        np.testing.assert_array_equal(outs[0][1], outs[1][1])
+        assert (outs[1][1] == min(k, 40)).any()  # the k-limit binds for some pairs
