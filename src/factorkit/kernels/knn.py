@@ -27,6 +27,7 @@ from factorkit._threads import run_tasks
 from factorkit.kernels._jit import jit
 
 __all__ = [
+    "knn_join_rows",
     "knn_mirror",
     "knn_neighbours",
     "knn_pair_similarities",
@@ -221,7 +222,7 @@ def _in_order(acc, seen, n_touched, dense, lo, hi, tmp, vals, tmp_v, hist):  # p
 
 def knn_pair_similarities(
     bounds, indptr, indices, values, weights, after, t_indptr, t_indices, t_values,
-    t_weights, norms, kind, shrinkage, n_threads,
+    t_weights, norms, kind, shrinkage, n_threads, with_rows=False,
 ):  # fmt: skip
     """Each pair of entities once: the positive similarities of row ``r`` with the
     entities ``b > r``, for every row.
@@ -242,7 +243,9 @@ def knn_pair_similarities(
     co-ratings and by the triangle: NumPy asks for transparent huge pages, so that first
     touching the buffer (tens of MB) costs a few dozen page faults, not a fault per
     4 KiB page as arrays allocated in compiled code do (about 0.07 s of system time on a
-    MovieLens small item fold).
+    MovieLens small item fold). ``with_rows``: also return ``(start, indices, sims)``,
+    row ``r``'s pairs being ``indices[start[r] : start[r] + counts of r]`` in those
+    buffers (the rows in place, gaps between the tasks' shares).
     """
     bounds = np.asarray(bounds, np.int64)
     n = len(indptr) - 1
@@ -260,11 +263,17 @@ def knn_pair_similarities(
               t_weights, norms, out_i, out_s, offsets)  # fmt: skip
     task = _PAIRS_TASKS[int(kind), len(t_weights) > 0]
     results = run_tasks(task, len(bounds) - 1, n_threads, arrays, shrinkage)
-    return [
+    parts = [
         (counts, out_i[offsets[t] : offsets[t] + size], out_s[offsets[t] : offsets[t] + size],
          below)
         for t, (counts, size, below) in enumerate(results)
     ]  # fmt: skip
+    if not with_rows:
+        return parts
+    start = np.empty(n, np.int64)
+    for t, (counts, _, _) in enumerate(results):
+        start[bounds[t] : bounds[t + 1]] = offsets[t] + np.cumsum(counts) - counts
+    return parts, (start, out_i, out_s)
 
 
 @jit()
@@ -313,7 +322,7 @@ def _pairs_task(task, n_tasks, arrays, shrinkage, kind, weighted):  # pragma: no
     return counts, size, below
 
 
-def knn_mirror(bounds, parts, n_threads):
+def knn_mirror(bounds, parts, n_threads, upper=True):
     """Full neighbour rows from each pair once: ``(indptr, indices, keys)``.
 
     ``parts`` and ``bounds``: :func:`knn_pair_similarities`' result and task bounds.
@@ -323,13 +332,16 @@ def knn_mirror(bounds, parts, n_threads):
     similarities (uint32; for positive floats, ascending keys are descending
     similarities: :func:`knn_sort_rows` orders by them). The parts are placed in
     ``n_threads`` groups of consecutive parts, each at offsets that the groups before it
-    leave free: no group writes where another does.
+    leave free: no group writes where another does. ``upper`` False: only the mirrored
+    pairs (row ``b`` holds its partners before it), half the writes, for a caller that
+    keeps the pairs' own rows where :func:`knn_pair_similarities` left them.
     """
     n = int(bounds[-1])
+    keep_upper = bool(upper)
     below = np.stack([part[3] for part in parts]) if parts else np.zeros((0, n), np.int64)
     upper = np.concatenate([part[0] for part in parts]) if parts else np.zeros(0, np.int64)
     indptr = np.zeros(n + 1, np.int64)
-    np.cumsum(upper + below.sum(axis=0), out=indptr[1:])
+    np.cumsum(below.sum(axis=0) + (upper if keep_upper else 0), out=indptr[1:])
     # task t's first free slot in row b: after the lower pairs of the tasks before it
     starts = indptr[:-1] + np.cumsum(below, axis=0) - below
     indices = np.empty(indptr[-1], np.int32)
@@ -342,16 +354,17 @@ def knn_mirror(bounds, parts, n_threads):
         for t in range(g * len(parts) // n_groups, (g + 1) * len(parts) // n_groups):
             counts, idx, sims, _ = parts[t]
             _mirror_task(bounds[t], counts, idx, sims.view(np.uint32), indptr, fill, indices,
-                         keys)  # fmt: skip
+                         keys, keep_upper)  # fmt: skip
 
     run_tasks(task, max(1, min(len(parts), n_threads)), n_threads)
     return indptr, indices, keys
 
 
 @jit()
-def _mirror_task(lo, counts, idx, bits, indptr, fill, out_idx, out_key):  # pragma: no cover
+def _mirror_task(lo, counts, idx, bits, indptr, fill, out_idx, out_key, upper):  # pragma: no cover
     """One task's pairs of :func:`knn_mirror` (rows ``lo ...``; ``bits``: the float32
-    similarities' bit patterns; ``fill``: its next free slot in each row)."""
+    similarities' bit patterns; ``fill``: its next free slot in each row; ``upper``:
+    also each pair's own row)."""
     p = 0
     for j in range(len(counts)):
         r = lo + j
@@ -362,9 +375,46 @@ def _mirror_task(lo, counts, idx, bits, indptr, fill, out_idx, out_key):  # prag
             out_idx[fill[b]] = r
             out_key[fill[b]] = key
             fill[b] += 1
-            out_idx[base + q] = b
-            out_key[base + q] = key
+            if upper:
+                out_idx[base + q] = b
+                out_key[base + q] = key
             p += 1
+
+
+def knn_join_rows(a_indptr, a_indices, a_sims, b_start, b_end, b_indices, b_sims, n_threads):
+    """Rows made of two parts: row ``r`` of the CSR ``a_*`` then ``b_indices[b_start[r] :
+    b_end[r]]`` (with ``b_sims``): ``(indptr, indices, keys)`` as :func:`knn_mirror`
+    returns them (``keys``: the similarities' bit complements). :func:`knn_mirror` with
+    ``upper=False`` and :func:`knn_pair_similarities`' rows give the parts; the rows
+    come out in position order."""
+    n = len(a_indptr) - 1
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.diff(a_indptr) + (b_end - b_start), out=indptr[1:])
+    indices = np.empty(indptr[-1], np.int32)
+    keys = np.empty(indptr[-1], np.uint32)
+    run_tasks(_join_task, max(1, min(n, 4 * n_threads)), n_threads, a_indptr, a_indices,
+              a_sims.view(np.uint32), b_start, b_end, b_indices, b_sims.view(np.uint32),
+              indptr, indices, keys)  # fmt: skip
+    return indptr, indices, keys
+
+
+@jit()
+def _join_task(
+    task, n_tasks, a_indptr, a_indices, a_bits, b_start, b_end, b_indices, b_bits, indptr,
+    indices, keys,
+):  # fmt: skip  # pragma: no cover - compiled
+    """Rows ``task * n // n_tasks ...`` of :func:`knn_join_rows`."""
+    n = len(a_indptr) - 1
+    for r in range(task * n // n_tasks, (task + 1) * n // n_tasks):
+        o = indptr[r]
+        for s in range(a_indptr[r], a_indptr[r + 1]):
+            indices[o] = a_indices[s]
+            keys[o] = np.uint32(0xFFFFFFFF) - a_bits[s]
+            o += 1
+        for s in range(b_start[r], b_end[r]):
+            indices[o] = b_indices[s]
+            keys[o] = np.uint32(0xFFFFFFFF) - b_bits[s]
+            o += 1
 
 
 def knn_sort_rows(bounds, indptr, keys, indices, n_threads):
@@ -728,9 +778,9 @@ def _predict_pairs_task(
 
 
 def knn_predict_pairs_unordered(
-    targets, queries, nbr_indptr, nbr_indices, nbr_sims,
-    lk_indptr, lk_indices, lk_residuals, lk_weights, n_entities, k, out_avg, out_found,
-    n_threads,
+    targets, queries, nbr_indptr, nbr_indices, nbr_sims, up_start, up_end, up_indices,
+    up_sims, lk_indptr, lk_indices, lk_residuals, lk_weights, n_entities, k, out_avg,
+    out_found, n_threads,
 ):  # fmt: skip
     """:func:`knn_predict_pairs` for neighbour rows in any order (a fit's unsorted rows).
 
@@ -743,20 +793,24 @@ def knn_predict_pairs_unordered(
     the best ``k`` in a heap (read in position order, a candidate enters a full heap only
     if strictly more similar than its worst). The lookup rows (``lk_*``) must be sorted by position
     (ties in the heap are broken by the entry's place in the row). ``n_entities``: the
-    number of neighbour rows.
+    number of neighbour rows. A target's row may come in two parts (:func:`knn_join_rows`):
+    the CSR ``nbr_*``, then ``up_indices[up_start[t] : up_end[t]]`` with ``up_sims`` (a
+    fit's mirrored pairs and its pairs in place, so that the table is never joined on
+    this path); ``up_start == up_end``: one part.
     """
     n_tasks = max(1, min(len(targets), 4 * n_threads))
     run_tasks(
         _predict_unordered_task, n_tasks, n_threads, targets, queries, nbr_indptr,
-        nbr_indices, nbr_sims, lk_indptr, lk_indices, lk_residuals, lk_weights, n_entities,
-        k, out_avg, out_found,
+        nbr_indices, nbr_sims, up_start, up_end, up_indices, up_sims, lk_indptr, lk_indices,
+        lk_residuals, lk_weights, n_entities, k, out_avg, out_found,
     )  # fmt: skip
 
 
 @jit()
 def _predict_unordered_task(
-    task, n_tasks, targets, queries, nbr_indptr, nbr_indices, nbr_sims,
-    lk_indptr, lk_indices, lk_residuals, lk_weights, n_entities, k, out_avg, out_found,
+    task, n_tasks, targets, queries, nbr_indptr, nbr_indices, nbr_sims, up_start, up_end,
+    up_indices, up_sims, lk_indptr, lk_indices, lk_residuals, lk_weights, n_entities, k,
+    out_avg, out_found,
 ):  # fmt: skip  # pragma: no cover - compiled
     """Pairs ``task * n // n_tasks ...`` of :func:`knn_predict_pairs_unordered`."""
     n = len(targets)
@@ -778,8 +832,12 @@ def _predict_unordered_task(
             if current >= 0:
                 for s in range(nbr_indptr[current], nbr_indptr[current + 1]):
                     row[nbr_indices[s]] = 0.0
+                for s in range(up_start[current], up_end[current]):
+                    row[up_indices[s]] = 0.0
             for s in range(nbr_indptr[t], nbr_indptr[t + 1]):
                 row[nbr_indices[s]] = nbr_sims[s]
+            for s in range(up_start[t], up_end[t]):
+                row[up_indices[s]] = up_sims[s]
             current = t
         base = lk_indptr[queries[p]]
         size = 0

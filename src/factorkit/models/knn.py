@@ -43,6 +43,7 @@ from factorkit.data.interactions import Interactions
 from factorkit.data.weights import check_sample_weight
 from factorkit.exceptions import DataWarning
 from factorkit.kernels.knn import (
+    knn_join_rows,
     knn_mirror,
     knn_neighbours,
     knn_pair_similarities,
@@ -135,13 +136,18 @@ def _table_property(j: int) -> property:
     """
 
     def get(self):
-        return self._ordered_table()[j]
+        value = self._ordered_table()[j]
+        if value is None:
+            raise AttributeError(f"{type(self).__name__} has no neighbour table")
+        return value
 
     def set(self, value):
-        table = list(self.__dict__.get("_table") or (None, None, None, True))
+        table = self.__dict__.get("_table")
+        if table is not None and not table[3] and all(a is not None for a in table[:3]):
+            table = self._ordered_table()
+        table = list(table[:3] if table is not None else (None, None, None))
         table[j] = value
-        table[3] = True
-        self._table = tuple(table)
+        self._table = (*table, True)
 
     return property(get, set)
 
@@ -212,7 +218,7 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         self.item_factors_ = np.zeros((data.n_items, 0), dtype=np.float32)
         self._caches = {}
         self._fit_biases()
-        self._set_neighbours(*self._fit_neighbours(self._keep()))
+        self._table = self._fit_neighbours(self._keep())
         return self
 
     def _keep(self) -> int:
@@ -221,12 +227,6 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
 
     def _map(self, side: str):
         return self.item_map_ if side == "item" else self.user_map_
-
-    def _set_neighbours(self, indptr, indices, sims, ordered: bool = True) -> None:
-        """Store the neighbour table; ``ordered`` False: rows in position order, sorted
-        most similar first on first use by anything but rating prediction (see
-        :func:`_table_property`)."""
-        self._table = (indptr, indices, sims, ordered)
 
     def _nbr(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The neighbour table, rows most similar first."""
@@ -238,22 +238,26 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         )
 
     def _ordered_table(self) -> tuple:
-        """``(indptr, indices, sims, True)``: the table with its rows most similar first,
-        sorting a fit's position-ordered rows now (once; into new arrays, so that a
-        concurrent prediction holding the old ones reads a consistent table)."""
+        """``(indptr, indices, sims, True)``: the table with its rows most similar first.
+
+        ``_table`` is that, or a fit's unsorted table ``(indptr, indices, sims, False,
+        start, end, up_indices, up_sims)``: row ``r`` is the CSR row (the pairs mirrored
+        from the rows before it) then ``up_*[start[r] : end[r]]`` (its pairs with the
+        entities after it, where the pair pass left them), in position order. That one
+        is joined and sorted here, once, into new arrays, so that a concurrent
+        prediction holding the old ones reads a consistent table."""
         table = self.__dict__.get("_table")
-        if table is None or not table[3]:
-            if table is None or any(a is None for a in table[:3]):
-                raise AttributeError(f"{type(self).__name__} has no neighbour table")
-            indptr, indices, sims, _ = table
-            indptr = np.asarray(indptr, np.int64)
-            keys = np.invert(np.asarray(sims, np.float32).view(np.uint32))
-            indices = np.array(indices, np.int32)
+        if table is None:
+            raise AttributeError(f"{type(self).__name__} has no neighbour table")
+        if not table[3]:
+            n_threads = self._threads()
+            with using_threads(n_threads):
+                indptr, indices, keys = knn_join_rows(*table[:3], *table[4:], n_threads)
             n = len(indptr) - 1
-            tasks = max(1, min(n, 8 * self._threads()))
+            tasks = max(1, min(n, 8 * n_threads))
             bounds = _split(indptr[1:] + np.arange(1, n + 1), tasks)
-            with using_threads(self._threads()):
-                knn_sort_rows(bounds, indptr, keys, indices, self._threads())
+            with using_threads(n_threads):
+                knn_sort_rows(bounds, indptr, keys, indices, n_threads)
             table = (indptr, indices, np.invert(keys, out=keys).view(np.float32), True)
             self._table = table
         return table
@@ -510,9 +514,10 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         ``max_neighbours=500``: 0.8 s CPU against 1.5 s per row, peak RSS 385 against
         311 MiB; docs/benchmarks.md). Both give the same table.
 
-        Returns ``(indptr, indices, sims, ordered)``: a rating model's pairs path that
-        keeps every row whole leaves the rows in position order (``ordered`` False; see
-        :func:`_table_property`), every other fit sorts them most similar first.
+        Returns the table as ``_table`` holds it (see :meth:`_ordered_table`): a rating
+        model's pairs path that keeps every row whole leaves it unsorted and in two parts
+        (``ordered`` False, its fourth item), every other fit sorts the rows most similar
+        first.
         """
         side = self._side
         ent_indptr, ent_indices, ent_values = self._sim_matrix(side)
@@ -532,19 +537,24 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         bounds = _split(np.cumsum(work), max(1, min(n, 8 * n_threads)))
         tasks = max(1, min(n, 8 * n_threads))
         with using_threads(n_threads):
-            parts = knn_pair_similarities(
+            parts, (start, up_i, up_s) = knn_pair_similarities(
                 bounds, ent_indptr, ent_indices.astype(np.int32), ent_values,
                 self._sim_weights(side), after, t_indptr, t_indices, t_values, t_weights,
                 self._norms(ent_indptr, ent_values), self._kind(), float(self.shrinkage),
-                n_threads,
+                n_threads, with_rows=True,
             )  # fmt: skip
+            up = np.concatenate([p[0] for p in parts]) if parts else np.zeros(n, np.int64)
+            lengths = up + sum(p[3] for p in parts)
+            if self._explicit and lengths.max(initial=0) <= keep:
+                # every row kept whole: rating prediction reads a row in any order and
+                # in two parts, so only the mirrored pairs are written; the pairs stay
+                # where the pair pass left them, unsorted (see _ordered_table)
+                indptr, indices, keys = knn_mirror(bounds, parts, n_threads, upper=False)
+                sims = np.invert(keys, out=keys).view(np.float32)
+                return indptr, indices, sims, False, start, start + up, up_i, up_s
             indptr, indices, keys = knn_mirror(bounds, parts, n_threads)
-            del parts
+            del parts, up_i, up_s
             counts = np.diff(indptr)
-            if self._explicit and counts.max(initial=0) <= keep:
-                # every row kept whole: rating prediction reads it in any order, so the
-                # rows stay in position order until something needs them sorted
-                return indptr, indices, np.invert(keys, out=keys).view(np.float32), False
             # rows to sort split by length (plus a little per row)
             sort_bounds = _split(indptr[1:] + np.arange(1, n + 1), tasks)
             knn_sort_rows(sort_bounds, indptr, keys, indices, n_threads)
@@ -766,18 +776,26 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         found = np.empty(len(targets), np.int32)
         n_cols = len(self._map(self._side))
         n_threads = self._threads()
-        nbr_indptr, nbr_indices, nbr_sims, ordered = self._table
+        table = self._table
+        ordered = table[3]
         # sorted rows: walk each target's row until k voted, one dense row per query
-        # run; rows in position order: one dense row per target run, best k by a heap
+        # run; unsorted: one dense row per target run, the best k by a bucket prune
         order = np.argsort(queries if ordered else targets, kind="stable")
-        predict = knn_predict_pairs if ordered else knn_predict_pairs_unordered
+        nbr = (np.asarray(table[0], np.int64), np.asarray(table[1], np.int32),
+               np.asarray(table[2], np.float32))  # fmt: skip
         with using_threads(n_threads):
-            predict(
-                targets[order].astype(np.int64), queries[order].astype(np.int64),
-                np.asarray(nbr_indptr, np.int64), np.asarray(nbr_indices, np.int32),
-                np.asarray(nbr_sims, np.float32), lk_indptr, lk_indices, lk_res, lk_w, n_cols,
-                int(self.neighbours), avg, found, n_threads,
-            )  # fmt: skip
+            if ordered:
+                knn_predict_pairs(
+                    targets[order].astype(np.int64), queries[order].astype(np.int64), *nbr,
+                    lk_indptr, lk_indices, lk_res, lk_w, n_cols, int(self.neighbours), avg,
+                    found, n_threads,
+                )  # fmt: skip
+            else:
+                knn_predict_pairs_unordered(
+                    targets[order].astype(np.int64), queries[order].astype(np.int64), *nbr,
+                    *table[4:], lk_indptr, lk_indices, lk_res, lk_w, n_cols,
+                    int(self.neighbours), avg, found, n_threads,
+                )  # fmt: skip
         avg[order], found[order] = avg.copy(), found.copy()
         if self._centred():
             scores[both] += avg
