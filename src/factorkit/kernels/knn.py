@@ -239,13 +239,14 @@ def knn_pair_similarities(
     float32 similarities, row after row, and how many of its pairs each entity is the
     partner in (what :func:`knn_mirror` needs to place them).
 
-    The tasks write their pairs into one NumPy buffer, room for each bounded by its
-    co-ratings and by the triangle: NumPy asks for transparent huge pages, so that first
-    touching the buffer (tens of MB) costs a few dozen page faults, not a fault per
-    4 KiB page as arrays allocated in compiled code do (about 0.07 s of system time on a
-    MovieLens small item fold). ``with_rows``: also return ``(start, indices, sims)``,
-    row ``r``'s pairs being ``indices[start[r] : start[r] + counts of r]`` in those
-    buffers (the rows in place, gaps between the tasks' shares).
+    Each task has room for every pair it can meet, bounded by its co-ratings and by the
+    triangle. ``with_rows``: the tasks write into one NumPy buffer and the call also
+    returns ``(start, indices, sims)``, row ``r``'s pairs being ``indices[start[r] :
+    start[r] + counts of r]`` in it (the rows in place, gaps between the tasks' shares),
+    for a caller that keeps them. NumPy asks for transparent huge pages: first touching
+    the buffer costs a few dozen page faults, not one per 4 KiB page as the tasks' own
+    arrays do (about 0.06 s of system time on a MovieLens small item fold), but each
+    task's share is resident in whole 2 MiB pages (up to 4 MiB more per task).
     """
     bounds = np.asarray(bounds, np.int64)
     n = len(indptr) - 1
@@ -257,21 +258,18 @@ def knn_pair_similarities(
     cap_tri = np.diff(tri_cum[bounds])
     offsets = np.zeros(len(bounds), np.int64)
     np.cumsum(np.minimum(cap_co, cap_tri), out=offsets[1:])
-    out_i = np.empty(offsets[-1], np.int32)
-    out_s = np.empty(offsets[-1], np.float32)
+    out_i = np.empty(offsets[-1] if with_rows else 0, np.int32)
+    out_s = np.empty(offsets[-1] if with_rows else 0, np.float32)
     arrays = (bounds, indptr, indices, values, weights, after, t_indptr, t_indices, t_values,
               t_weights, norms, out_i, out_s, offsets)  # fmt: skip
     task = _PAIRS_TASKS[int(kind), len(t_weights) > 0]
     results = run_tasks(task, len(bounds) - 1, n_threads, arrays, shrinkage)
-    parts = [
-        (counts, out_i[offsets[t] : offsets[t] + size], out_s[offsets[t] : offsets[t] + size],
-         below)
-        for t, (counts, size, below) in enumerate(results)
-    ]  # fmt: skip
+    parts = [(counts, idx[:size], sims[:size], below)
+             for counts, size, below, idx, sims in results]  # fmt: skip
     if not with_rows:
         return parts
     start = np.empty(n, np.int64)
-    for t, (counts, _, _) in enumerate(results):
+    for t, (counts, *_) in enumerate(results):
         start[bounds[t] : bounds[t + 1]] = offsets[t] + np.cumsum(counts) - counts
     return parts, (start, out_i, out_s)
 
@@ -285,8 +283,12 @@ def _pairs_task(task, n_tasks, arrays, shrinkage, kind, weighted):  # pragma: no
     lo, hi = bounds[task], bounds[task + 1]
     n = len(indptr) - 1
     # this task's room: every pair it can meet (see knn_pair_similarities)
-    out_i = all_i[offsets[task] : offsets[task + 1]]
-    out_s = all_s[offsets[task] : offsets[task + 1]]
+    if len(all_i):
+        out_i = all_i[offsets[task] : offsets[task + 1]]
+        out_s = all_s[offsets[task] : offsets[task + 1]]
+    else:
+        out_i = np.empty(offsets[task + 1] - offsets[task], np.int32)
+        out_s = np.empty(offsets[task + 1] - offsets[task], np.float32)
     counts = np.zeros(hi - lo, np.int64)
     below = np.zeros(n, np.int64)  # pairs per partner: the mirrored rows' share of this task
     acc = np.zeros((n, _width(kind, weighted)), np.float64)
@@ -319,7 +321,7 @@ def _pairs_task(task, n_tasks, arrays, shrinkage, kind, weighted):  # pragma: no
                 below[b] += 1
                 size += 1
         counts[r - lo] = size - start
-    return counts, size, below
+    return counts, size, below, out_i, out_s
 
 
 def knn_mirror(bounds, parts, n_threads, upper=True):

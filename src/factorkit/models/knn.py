@@ -515,9 +515,9 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         311 MiB; docs/benchmarks.md). Both give the same table.
 
         Returns the table as ``_table`` holds it (see :meth:`_ordered_table`): a rating
-        model's pairs path that keeps every row whole leaves it unsorted and in two parts
-        (``ordered`` False, its fourth item), every other fit sorts the rows most similar
-        first.
+        model that keeps every neighbour (``max_neighbours`` None or at least the
+        entities less one) leaves it unsorted and in two parts (``ordered`` False, its
+        fourth item), every other fit sorts the rows most similar first.
         """
         side = self._side
         ent_indptr, ent_indices, ent_values = self._sim_matrix(side)
@@ -537,23 +537,24 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         bounds = _split(np.cumsum(work), max(1, min(n, 8 * n_threads)))
         tasks = max(1, min(n, 8 * n_threads))
         with using_threads(n_threads):
-            parts, (start, up_i, up_s) = knn_pair_similarities(
+            # every row kept whole (rating models): prediction reads a row in any order
+            # and in two parts, so only the mirrored pairs are written; the pairs stay
+            # where the pair pass left them, unsorted (see _ordered_table)
+            whole = self._explicit and keep >= n - 1
+            result = knn_pair_similarities(
                 bounds, ent_indptr, ent_indices.astype(np.int32), ent_values,
                 self._sim_weights(side), after, t_indptr, t_indices, t_values, t_weights,
                 self._norms(ent_indptr, ent_values), self._kind(), float(self.shrinkage),
-                n_threads, with_rows=True,
+                n_threads, with_rows=whole,
             )  # fmt: skip
-            up = np.concatenate([p[0] for p in parts]) if parts else np.zeros(n, np.int64)
-            lengths = up + sum(p[3] for p in parts)
-            if self._explicit and lengths.max(initial=0) <= keep:
-                # every row kept whole: rating prediction reads a row in any order and
-                # in two parts, so only the mirrored pairs are written; the pairs stay
-                # where the pair pass left them, unsorted (see _ordered_table)
+            if whole:
+                parts, (start, up_i, up_s) = result
+                up = np.concatenate([p[0] for p in parts]) if parts else np.zeros(n, np.int64)
                 indptr, indices, keys = knn_mirror(bounds, parts, n_threads, upper=False)
                 sims = np.invert(keys, out=keys).view(np.float32)
                 return indptr, indices, sims, False, start, start + up, up_i, up_s
-            indptr, indices, keys = knn_mirror(bounds, parts, n_threads)
-            del parts, up_i, up_s
+            indptr, indices, keys = knn_mirror(bounds, result, n_threads)
+            del result
             counts = np.diff(indptr)
             # rows to sort split by length (plus a little per row)
             sort_bounds = _split(indptr[1:] + np.arange(1, n + 1), tasks)
