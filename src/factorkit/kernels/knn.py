@@ -349,16 +349,28 @@ def knn_mirror(bounds, parts, n_threads, upper=True):
     indices = np.empty(indptr[-1], np.int32)
     keys = np.empty(indptr[-1], np.uint32)
 
+    # groups of consecutive parts with about equal numbers of pairs (the parts' work
+    # was balanced for the pair pass, not for this one)
+    n_groups = max(1, min(len(parts), n_threads))
+    pairs = np.cumsum([len(part[1]) for part in parts], dtype=np.int64)
+    total = pairs[-1] if len(pairs) else 0
+    # group g starts at its first part past g / n_groups of the pairs (parts without
+    # pairs before it have nothing to place)
+    first = np.searchsorted(pairs, total * np.arange(n_groups) / n_groups, "right")
+    first = np.append(first, len(parts)).astype(np.int64)
+
     def task(g, n_groups):
         # consecutive parts in one pass over the output: one part's pairs per row are
         # few, and every part's pass touches most of the output's cache lines
-        fill = starts[g * len(parts) // n_groups]  # this group's own row of ``starts``
-        for t in range(g * len(parts) // n_groups, (g + 1) * len(parts) // n_groups):
+        if first[g] >= first[g + 1]:
+            return
+        fill = starts[first[g]]  # this group's own row of ``starts``
+        for t in range(first[g], first[g + 1]):
             counts, idx, sims, _ = parts[t]
             _mirror_task(bounds[t], counts, idx, sims.view(np.uint32), indptr, fill, indices,
                          keys, keep_upper)  # fmt: skip
 
-    run_tasks(task, max(1, min(len(parts), n_threads)), n_threads)
+    run_tasks(task, n_groups, n_threads)
     return indptr, indices, keys
 
 
