@@ -16,7 +16,11 @@ entities after it only, half the co-rating work), mirror the pairs into full row
 (:func:`knn_mirror`) and order each row by similarity (:func:`knn_sort_rows`, a radix
 sort): no heap, and no dense ``rows x keep`` output. Both give the same similarities
 (the same sums in the same order) and the same order (most similar first, ties: lower
-position first).
+position first). A rating fit that keeps every neighbour stops before the sort, and
+mirrors only the pairs' transposed half (``knn_mirror(..., upper=False)``): rating
+prediction reads such rows in two parts and in any order
+(:func:`knn_predict_pairs_unordered`, the same bits), and :func:`knn_join_rows` then
+:func:`knn_sort_rows` give the table when something else needs it.
 """
 
 from __future__ import annotations
