@@ -5,10 +5,12 @@ import pytest
 import scipy.sparse as sp
 
 from factorkit.kernels.knn import (
+    knn_join_rows,
     knn_mirror,
     knn_neighbours,
     knn_pair_similarities,
     knn_predict_pairs,
+    knn_predict_pairs_unordered,
     knn_scores_item,
     knn_scores_sum,
     knn_scores_user,
@@ -149,6 +151,18 @@ def test_pairs_path_is_the_per_row_path(kind, weighted):
         t.indices.astype(np.int32), t_values, t_w, norms, kind, 1.0, 2,
     )  # fmt: skip
     indptr, indices, keys = knn_mirror(bounds, parts, 2)
+    # a fit that keeps every row whole: only the mirrored pairs, the rest left in place,
+    # joined back into the same rows
+    again, (start, up_i, up_s) = knn_pair_similarities(
+        bounds, *_parts(x)[:2], values, q_w, after, t.indptr.astype(np.int64),
+        t.indices.astype(np.int32), t_values, t_w, norms, kind, 1.0, 2, with_rows=True,
+    )  # fmt: skip
+    lo_ptr, lo_idx, lo_keys = knn_mirror(bounds, again, 2, upper=False)
+    up = np.concatenate([p[0] for p in again])
+    joined = knn_join_rows(lo_ptr, lo_idx, np.invert(lo_keys).view(np.float32), start,
+                           start + up, up_i, up_s, 2)  # fmt: skip
+    for a, b in zip(joined, (indptr, indices, keys), strict=True):
+        np.testing.assert_array_equal(a, b)
     knn_sort_rows(np.array([0, 50, n], np.int64), indptr, keys, indices, 2)
     sims = np.invert(keys).view(np.float32)
     assert counts.max() > 32  # the radix sort, not only the insertion sort, ran
@@ -261,3 +275,72 @@ def test_weighted_votes_count_sim_times_weight():
             den = sum(s * wd[v, i] for v, s in voters)
             expect = sum(s * wd[v, i] * d[v, i] for v, s in voters) / den if voters else 0.0
             assert abs(uavg[u, i] - expect) < 1e-9
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_unordered_prediction_is_the_sorted_walk(weighted):
+    """Rows in any order give knn_predict_pairs' result on the rows sorted (most similar
+    first, ties lower position first), bit for bit: ties, similarities from 1e-7 to 1.5
+    (every bucket of the prune, both ends clamped), a dense cluster of near-equal
+    similarities (more candidates left than the insertion sort takes: the heap), fewer
+    candidates than k, and targets repeated out of order. Each row comes in two parts (a
+    CSR, then a span of a buffer with gaps), as a fit leaves them; knn_join_rows joins
+    them back."""
+    rng = np.random.default_rng(11)
+    n_users, n_items = 30, 400
+    ratings = _random_csr(n_users, n_items, 0.6, seed=12)
+    weights = rng.uniform(0.1, 3.0, ratings.nnz) if weighted else NO_WEIGHTS
+    indptr = np.zeros(n_items + 1, np.int64)
+    indices, sims = [], []
+    for r in range(n_items):
+        size = int(rng.integers(0, n_items))
+        nb = rng.choice(np.delete(np.arange(n_items), r), size=size, replace=False)
+        kind = r % 4
+        if kind == 0:  # ties: a few values
+            s = rng.choice([0.25, 0.5, 1.0], size)
+        elif kind == 1:  # near-equal: one bucket
+            s = 0.7 + rng.integers(0, 50, size) * 1e-6
+        elif kind == 2:  # every scale, both clamped ends
+            s = 10.0 ** rng.uniform(-7, 0.18, size)
+        else:
+            s = rng.random(size) + 1e-3
+        indices.extend(nb)  # position order does not matter: shuffled
+        sims.extend(s)
+        indptr[r + 1] = indptr[r] + size
+    indices, sims = np.array(indices, np.int32), np.array(sims, np.float32)
+    # two parts per row: the CSR of each row's head, its tail in a buffer with gaps
+    cut = indptr[:-1] + (rng.random(n_items) * np.diff(indptr)).astype(np.int64)
+    a_ptr = np.concatenate([[0], np.cumsum(cut - indptr[:-1])])
+    head = np.concatenate([np.arange(indptr[r], cut[r]) for r in range(n_items)])
+    gaps = rng.integers(0, 3, n_items)
+    b_start = np.cumsum(np.concatenate([[0], (indptr[1:] - cut)[:-1]]) + gaps)
+    b_end = b_start + (indptr[1:] - cut)
+    b_idx = np.full(b_end[-1] + 2, -1, np.int32)
+    b_sim = np.full(b_end[-1] + 2, np.nan, np.float32)
+    for r in range(n_items):
+        b_idx[b_start[r] : b_end[r]] = indices[cut[r] : indptr[r + 1]]
+        b_sim[b_start[r] : b_end[r]] = sims[cut[r] : indptr[r + 1]]
+    parts = (a_ptr, indices[head], sims[head], b_start, b_end, b_idx, b_sim)
+    j_ptr, j_idx, j_keys = knn_join_rows(*parts, 2)
+    np.testing.assert_array_equal(j_ptr, indptr)
+    np.testing.assert_array_equal(j_idx, indices)
+    np.testing.assert_array_equal(np.invert(j_keys).view(np.float32), sims)
+    # the same table sorted as a fit sorts it: similarity descending, position ascending
+    s_idx, s_sim = indices.copy(), sims.copy()
+    for r in range(n_items):
+        a, b = indptr[r], indptr[r + 1]
+        order = np.lexsort((indices[a:b], -sims[a:b].astype(np.float64)))
+        s_idx[a:b], s_sim[a:b] = indices[a:b][order], sims[a:b][order]
+    targets = rng.integers(0, n_items, 3000).astype(np.int64)
+    queries = rng.integers(0, n_users, 3000).astype(np.int64)
+    for k in (1, 5, 40, 500):
+        outs = []
+        for predict, table in ((knn_predict_pairs, (indptr, s_idx, s_sim)),
+                               (knn_predict_pairs_unordered, parts)):  # fmt: skip
+            avg, found = np.empty(len(targets)), np.empty(len(targets), np.int32)
+            predict(targets, queries, *table, *_parts(ratings)[:2], ratings.data - 3.0,
+                    weights, n_items, k, avg, found, 2)  # fmt: skip
+            outs.append((avg, found))
+        np.testing.assert_array_equal(outs[0][0], outs[1][0])
+        np.testing.assert_array_equal(outs[0][1], outs[1][1])
+        assert (outs[1][1] == min(k, 40)).any()  # the k-limit binds for some pairs

@@ -112,6 +112,36 @@ def test_pairs_path_gives_the_per_row_table(model):
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("cls", [fk.ItemKNN, fk.UserKNN])
+def test_every_neighbour_kept_predicts_before_the_table_is_sorted(cls):
+    """A fit that keeps every neighbour predicts ratings from its unsorted rows; the
+    table read through the model's attributes (and so its state) is sorted most similar
+    first, ties lower position first; predictions are the same bits either way, weighted
+    or not."""
+    train, _, _ = fk.testing.checkerboard(60, 45, random_state=3)
+    w = np.random.default_rng(1).choice([0.0, 0.5, 1.0, 2.0], len(train))
+    u, i = np.meshgrid(np.arange(60), np.arange(45), indexing="ij")
+    users, items = train.user_map.ids[u.ravel()], train.item_map.ids[i.ravel()]
+    for weights in (None, w):
+        model = cls(similarity="msd", centering="mean", max_neighbours=None, neighbours=5)
+        model.fit(train, sample_weight=weights)
+        assert not model._table[3]  # rows left in position order by the fit
+        before = model.predict(users, items)
+        side = model._side
+        indptr = getattr(model, f"{side}_neighbour_indptr_")
+        indices = getattr(model, f"{side}_neighbour_indices_")
+        sims = getattr(model, f"{side}_neighbour_sims_")
+        assert model._table[3]
+        for r in range(len(indptr) - 1):
+            a, b = indptr[r], indptr[r + 1]
+            order = np.lexsort((indices[a:b], -sims[a:b].astype(np.float64)))
+            np.testing.assert_array_equal(order, np.arange(b - a))
+        np.testing.assert_array_equal(model.predict(users, items), before)
+        copy = cls(similarity="msd", centering="mean", max_neighbours=None, neighbours=5)
+        copy.set_state(model.get_state())
+        np.testing.assert_array_equal(copy.predict(users, items), before)
+
+
 def test_item_knn_accuracy_and_top_n(ml):
     train, test = ml
     model = fk.ItemKNN().fit(train)

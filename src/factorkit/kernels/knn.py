@@ -16,7 +16,11 @@ entities after it only, half the co-rating work), mirror the pairs into full row
 (:func:`knn_mirror`) and order each row by similarity (:func:`knn_sort_rows`, a radix
 sort): no heap, and no dense ``rows x keep`` output. Both give the same similarities
 (the same sums in the same order) and the same order (most similar first, ties: lower
-position first).
+position first). A rating fit that keeps every neighbour stops before the sort, and
+mirrors only the pairs' transposed half (``knn_mirror(..., upper=False)``): rating
+prediction reads such rows in two parts and in any order
+(:func:`knn_predict_pairs_unordered`, the same bits), and :func:`knn_join_rows` then
+:func:`knn_sort_rows` give the table when something else needs it.
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ from factorkit._threads import run_tasks
 from factorkit.kernels._jit import jit
 
 __all__ = [
+    "knn_join_rows",
     "knn_mirror",
     "knn_neighbours",
     "knn_pair_similarities",
     "knn_predict_pairs",
+    "knn_predict_pairs_unordered",
     "knn_scores_item",
     "knn_scores_sum",
     "knn_scores_user",
@@ -220,7 +226,7 @@ def _in_order(acc, seen, n_touched, dense, lo, hi, tmp, vals, tmp_v, hist):  # p
 
 def knn_pair_similarities(
     bounds, indptr, indices, values, weights, after, t_indptr, t_indices, t_values,
-    t_weights, norms, kind, shrinkage, n_threads,
+    t_weights, norms, kind, shrinkage, n_threads, with_rows=False,
 ):  # fmt: skip
     """Each pair of entities once: the positive similarities of row ``r`` with the
     entities ``b > r``, for every row.
@@ -236,11 +242,40 @@ def knn_pair_similarities(
     per task: its rows' numbers of pairs, their partners (ascending within a row) and
     float32 similarities, row after row, and how many of its pairs each entity is the
     partner in (what :func:`knn_mirror` needs to place them).
+
+    Each task has room for every pair it can meet, bounded by its co-ratings and by the
+    triangle. ``with_rows``: the tasks write into one NumPy buffer and the call also
+    returns ``(start, indices, sims)``, row ``r``'s pairs being ``indices[start[r] :
+    start[r] + counts of r]`` in it (the rows in place, gaps between the tasks' shares),
+    for a caller that keeps them. NumPy asks for transparent huge pages: first touching
+    the buffer costs a few dozen page faults, not one per 4 KiB page as the tasks' own
+    arrays do (about 0.06 s of system time on a MovieLens small item fold), but each
+    task's share is resident in whole 2 MiB pages (up to 4 MiB more per task).
     """
+    bounds = np.asarray(bounds, np.int64)
+    n = len(indptr) - 1
+    # the co-ratings of each entry with the entities after its row, summed per task
+    co = t_indptr[np.asarray(indices, np.int64) + 1] - after - 1
+    co_cum = np.concatenate([[0], np.cumsum(co)])
+    cap_co = np.diff(co_cum[indptr[bounds]])
+    tri_cum = np.concatenate([[0], np.cumsum(np.arange(n - 1, -1, -1, dtype=np.int64))])
+    cap_tri = np.diff(tri_cum[bounds])
+    offsets = np.zeros(len(bounds), np.int64)
+    np.cumsum(np.minimum(cap_co, cap_tri), out=offsets[1:])
+    out_i = np.empty(offsets[-1] if with_rows else 0, np.int32)
+    out_s = np.empty(offsets[-1] if with_rows else 0, np.float32)
     arrays = (bounds, indptr, indices, values, weights, after, t_indptr, t_indices, t_values,
-              t_weights, norms)  # fmt: skip
+              t_weights, norms, out_i, out_s, offsets)  # fmt: skip
     task = _PAIRS_TASKS[int(kind), len(t_weights) > 0]
-    return run_tasks(task, len(bounds) - 1, n_threads, arrays, shrinkage)
+    results = run_tasks(task, len(bounds) - 1, n_threads, arrays, shrinkage)
+    parts = [(counts, idx[:size], sims[:size], below)
+             for counts, size, below, idx, sims in results]  # fmt: skip
+    if not with_rows:
+        return parts
+    start = np.empty(n, np.int64)
+    for t, (counts, *_) in enumerate(results):
+        start[bounds[t] : bounds[t + 1]] = offsets[t] + np.cumsum(counts) - counts
+    return parts, (start, out_i, out_s)
 
 
 @jit()
@@ -248,19 +283,16 @@ def _pairs_task(task, n_tasks, arrays, shrinkage, kind, weighted):  # pragma: no
     """Rows ``bounds[task]:bounds[task + 1]`` of :func:`knn_pair_similarities`; compiled
     once per similarity, as :func:`_neighbours_task`."""
     bounds, indptr, indices, values, weights, after = arrays[:6]
-    t_indptr, t_indices, t_values, t_weights, norms = arrays[6:]
+    t_indptr, t_indices, t_values, t_weights, norms, all_i, all_s, offsets = arrays[6:]
     lo, hi = bounds[task], bounds[task + 1]
     n = len(indptr) - 1
-    # room for every pair this task can meet: bounded by its co-ratings and the triangle
-    cap_co = 0
-    for p in range(indptr[lo], indptr[hi]):
-        cap_co += t_indptr[indices[p] + 1] - after[p] - 1
-    cap_tri = 0
-    for r in range(lo, hi):
-        cap_tri += n - 1 - r
-    cap = min(cap_co, cap_tri)
-    out_i = np.empty(cap, np.int32)
-    out_s = np.empty(cap, np.float32)
+    # this task's room: every pair it can meet (see knn_pair_similarities)
+    if len(all_i):
+        out_i = all_i[offsets[task] : offsets[task + 1]]
+        out_s = all_s[offsets[task] : offsets[task + 1]]
+    else:
+        out_i = np.empty(offsets[task + 1] - offsets[task], np.int32)
+        out_s = np.empty(offsets[task + 1] - offsets[task], np.float32)
     counts = np.zeros(hi - lo, np.int64)
     below = np.zeros(n, np.int64)  # pairs per partner: the mirrored rows' share of this task
     acc = np.zeros((n, _width(kind, weighted)), np.float64)
@@ -293,10 +325,10 @@ def _pairs_task(task, n_tasks, arrays, shrinkage, kind, weighted):  # pragma: no
                 below[b] += 1
                 size += 1
         counts[r - lo] = size - start
-    return counts, out_i[:size], out_s[:size], below
+    return counts, size, below, out_i, out_s
 
 
-def knn_mirror(bounds, parts, n_threads):
+def knn_mirror(bounds, parts, n_threads, upper=True):
     """Full neighbour rows from each pair once: ``(indptr, indices, keys)``.
 
     ``parts`` and ``bounds``: :func:`knn_pair_similarities`' result and task bounds.
@@ -306,35 +338,51 @@ def knn_mirror(bounds, parts, n_threads):
     similarities (uint32; for positive floats, ascending keys are descending
     similarities: :func:`knn_sort_rows` orders by them). The parts are placed in
     ``n_threads`` groups of consecutive parts, each at offsets that the groups before it
-    leave free: no group writes where another does.
+    leave free: no group writes where another does. ``upper`` False: only the mirrored
+    pairs (row ``b`` holds its partners before it), half the writes, for a caller that
+    keeps the pairs' own rows where :func:`knn_pair_similarities` left them.
     """
     n = int(bounds[-1])
+    keep_upper = bool(upper)
     below = np.stack([part[3] for part in parts]) if parts else np.zeros((0, n), np.int64)
     upper = np.concatenate([part[0] for part in parts]) if parts else np.zeros(0, np.int64)
     indptr = np.zeros(n + 1, np.int64)
-    np.cumsum(upper + below.sum(axis=0), out=indptr[1:])
+    np.cumsum(below.sum(axis=0) + (upper if keep_upper else 0), out=indptr[1:])
     # task t's first free slot in row b: after the lower pairs of the tasks before it
     starts = indptr[:-1] + np.cumsum(below, axis=0) - below
     indices = np.empty(indptr[-1], np.int32)
     keys = np.empty(indptr[-1], np.uint32)
 
+    # groups of consecutive parts with about equal numbers of pairs (the parts' work
+    # was balanced for the pair pass, not for this one)
+    n_groups = max(1, min(len(parts), n_threads))
+    pairs = np.cumsum([len(part[1]) for part in parts], dtype=np.int64)
+    total = pairs[-1] if len(pairs) else 0
+    # group g starts at its first part past g / n_groups of the pairs (parts without
+    # pairs before it have nothing to place)
+    first = np.searchsorted(pairs, total * np.arange(n_groups) / n_groups, "right")
+    first = np.append(first, len(parts)).astype(np.int64)
+
     def task(g, n_groups):
         # consecutive parts in one pass over the output: one part's pairs per row are
         # few, and every part's pass touches most of the output's cache lines
-        fill = starts[g * len(parts) // n_groups]  # this group's own row of ``starts``
-        for t in range(g * len(parts) // n_groups, (g + 1) * len(parts) // n_groups):
+        if first[g] >= first[g + 1]:
+            return
+        fill = starts[first[g]]  # this group's own row of ``starts``
+        for t in range(first[g], first[g + 1]):
             counts, idx, sims, _ = parts[t]
             _mirror_task(bounds[t], counts, idx, sims.view(np.uint32), indptr, fill, indices,
-                         keys)  # fmt: skip
+                         keys, keep_upper)  # fmt: skip
 
-    run_tasks(task, max(1, min(len(parts), n_threads)), n_threads)
+    run_tasks(task, n_groups, n_threads)
     return indptr, indices, keys
 
 
 @jit()
-def _mirror_task(lo, counts, idx, bits, indptr, fill, out_idx, out_key):  # pragma: no cover
+def _mirror_task(lo, counts, idx, bits, indptr, fill, out_idx, out_key, upper):  # pragma: no cover
     """One task's pairs of :func:`knn_mirror` (rows ``lo ...``; ``bits``: the float32
-    similarities' bit patterns; ``fill``: its next free slot in each row)."""
+    similarities' bit patterns; ``fill``: its next free slot in each row; ``upper``:
+    also each pair's own row)."""
     p = 0
     for j in range(len(counts)):
         r = lo + j
@@ -345,9 +393,46 @@ def _mirror_task(lo, counts, idx, bits, indptr, fill, out_idx, out_key):  # prag
             out_idx[fill[b]] = r
             out_key[fill[b]] = key
             fill[b] += 1
-            out_idx[base + q] = b
-            out_key[base + q] = key
+            if upper:
+                out_idx[base + q] = b
+                out_key[base + q] = key
             p += 1
+
+
+def knn_join_rows(a_indptr, a_indices, a_sims, b_start, b_end, b_indices, b_sims, n_threads):
+    """Rows made of two parts: row ``r`` of the CSR ``a_*`` then ``b_indices[b_start[r] :
+    b_end[r]]`` (with ``b_sims``): ``(indptr, indices, keys)`` as :func:`knn_mirror`
+    returns them (``keys``: the similarities' bit complements). :func:`knn_mirror` with
+    ``upper=False`` and :func:`knn_pair_similarities`' rows give the parts; the rows
+    come out in position order."""
+    n = len(a_indptr) - 1
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.diff(a_indptr) + (b_end - b_start), out=indptr[1:])
+    indices = np.empty(indptr[-1], np.int32)
+    keys = np.empty(indptr[-1], np.uint32)
+    run_tasks(_join_task, max(1, min(n, 4 * n_threads)), n_threads, a_indptr, a_indices,
+              a_sims.view(np.uint32), b_start, b_end, b_indices, b_sims.view(np.uint32),
+              indptr, indices, keys)  # fmt: skip
+    return indptr, indices, keys
+
+
+@jit()
+def _join_task(
+    task, n_tasks, a_indptr, a_indices, a_bits, b_start, b_end, b_indices, b_bits, indptr,
+    indices, keys,
+):  # fmt: skip  # pragma: no cover - compiled
+    """Rows ``task * n // n_tasks ...`` of :func:`knn_join_rows`."""
+    n = len(a_indptr) - 1
+    for r in range(task * n // n_tasks, (task + 1) * n // n_tasks):
+        o = indptr[r]
+        for s in range(a_indptr[r], a_indptr[r + 1]):
+            indices[o] = a_indices[s]
+            keys[o] = np.uint32(0xFFFFFFFF) - a_bits[s]
+            o += 1
+        for s in range(b_start[r], b_end[r]):
+            indices[o] = b_indices[s]
+            keys[o] = np.uint32(0xFFFFFFFF) - b_bits[s]
+            o += 1
 
 
 def knn_sort_rows(bounds, indptr, keys, indices, n_threads):
@@ -459,6 +544,58 @@ def _sift_down(vals, idx, j, size):  # pragma: no cover - compiled
         j = child
     vals[j] = v
     idx[j] = c
+
+
+#: buckets of :func:`_bucket`; candidate sets left above this size after
+#: :func:`_prune` are ordered by a heap, smaller ones by insertion
+_N_BUCKETS, _SORT_SMALL = 257, 96
+
+
+@jit()
+def _bucket(b):  # pragma: no cover - compiled
+    """A bucket in ``0 .. 256`` of a positive float32 with bits ``b``, non-decreasing in
+    its value: the exponent and 4 mantissa bits of values in [2^-16, 2) (one bucket for
+    each 1/16 of an octave), the smaller ones in bucket 0, the larger in 256."""
+    q = np.int64(b >> 19) - 1776  # 1776 = 111 << 4: exponent of 2^-16, mantissa 0
+    return 0 if q < 0 else (256 if q > 256 else q)
+
+
+@jit()
+def _prune(cv, ci, bits, size, k, counts):  # pragma: no cover - compiled
+    """Drop, in place and keeping the order of the rest, candidates that cannot be among
+    the ``k`` most similar: those in a lower bucket (:func:`_bucket`) than the ``k``-th
+    best's, whose values are all below it. Returns how many are left (``>= k``)."""
+    for b in range(_N_BUCKETS):
+        counts[b] = 0
+    for j in range(size):
+        counts[_bucket(bits[j])] += 1
+    above = 0
+    b = _N_BUCKETS - 1
+    while above + counts[b] < k:
+        above += counts[b]
+        b -= 1
+    m = 0
+    for j in range(size):
+        if _bucket(bits[j]) >= b:
+            cv[m] = cv[j]
+            ci[m] = ci[j]
+            m += 1
+    return m
+
+
+@jit()
+def _sort_small(cv, ci, size):  # pragma: no cover - compiled
+    """Stable insertion sort of ``cv[:size]`` descending, carrying ``ci``."""
+    for j in range(1, size):
+        v = cv[j]
+        c = ci[j]
+        i = j - 1
+        while i >= 0 and cv[i] < v:
+            cv[i + 1] = cv[i]
+            ci[i + 1] = ci[i]
+            i -= 1
+        cv[i + 1] = v
+        ci[i + 1] = c
 
 
 @jit()
@@ -656,6 +793,101 @@ def _predict_pairs_task(
         out_avg[p], out_found[p] = _neighbour_vote(
             targets[p], nbr_indptr, nbr_indices, nbr_sims, mark, wmark, weighted, k
         )
+
+
+def knn_predict_pairs_unordered(
+    targets, queries, nbr_indptr, nbr_indices, nbr_sims, up_start, up_end, up_indices,
+    up_sims, lk_indptr, lk_indices, lk_residuals, lk_weights, n_entities, k, out_avg,
+    out_found, n_threads,
+):  # fmt: skip
+    """:func:`knn_predict_pairs` for neighbour rows in any order (a fit's unsorted rows).
+
+    The same votes (the ``k`` most similar neighbours of ``targets[p]`` that have a
+    value in row ``queries[p]``, ties: lower position first) summed in the same order
+    (most similar first), so the same bits as :func:`knn_predict_pairs` on the rows
+    sorted. Where that walks a sorted row until ``k`` voted, this spreads the target's
+    row into a dense similarity array (once per run of equal targets: pairs sorted by
+    target are fastest), reads the similarity of each entity in the query's row and keeps
+    the best ``k`` in a heap (read in position order, a candidate enters a full heap only
+    if strictly more similar than its worst). The lookup rows (``lk_*``) must be sorted by position
+    (ties in the heap are broken by the entry's place in the row). ``n_entities``: the
+    number of neighbour rows. A target's row may come in two parts (:func:`knn_join_rows`):
+    the CSR ``nbr_*``, then ``up_indices[up_start[t] : up_end[t]]`` with ``up_sims`` (a
+    fit's mirrored pairs and its pairs in place, so that the table is never joined on
+    this path); ``up_start == up_end``: one part.
+    """
+    n_tasks = max(1, min(len(targets), 4 * n_threads))
+    run_tasks(
+        _predict_unordered_task, n_tasks, n_threads, targets, queries, nbr_indptr,
+        nbr_indices, nbr_sims, up_start, up_end, up_indices, up_sims, lk_indptr, lk_indices,
+        lk_residuals, lk_weights, n_entities, k, out_avg, out_found,
+    )  # fmt: skip
+
+
+@jit()
+def _predict_unordered_task(
+    task, n_tasks, targets, queries, nbr_indptr, nbr_indices, nbr_sims, up_start, up_end,
+    up_indices, up_sims, lk_indptr, lk_indices, lk_residuals, lk_weights, n_entities, k,
+    out_avg, out_found,
+):  # fmt: skip  # pragma: no cover - compiled
+    """Pairs ``task * n // n_tasks ...`` of :func:`knn_predict_pairs_unordered`."""
+    n = len(targets)
+    weighted = len(lk_weights) > 0
+    row = np.zeros(n_entities, np.float32)  # the current target's similarities; 0: none
+    longest = 0
+    for q in range(len(lk_indptr) - 1):
+        longest = max(longest, lk_indptr[q + 1] - lk_indptr[q])
+    cv = np.empty(longest + 1, np.float32)  # candidates: similarity, place in the row
+    ci = np.empty(longest + 1, np.int32)
+    bits = cv.view(np.uint32)
+    counts = np.empty(_N_BUCKETS, np.int64)
+    best_i = np.empty(max(k, 1), np.int32)
+    best_s = np.empty(max(k, 1), np.float32)
+    current = -1
+    for p in range(task * n // n_tasks, (task + 1) * n // n_tasks):
+        t = targets[p]
+        if t != current:
+            if current >= 0:
+                for s in range(nbr_indptr[current], nbr_indptr[current + 1]):
+                    row[nbr_indices[s]] = 0.0
+                for s in range(up_start[current], up_end[current]):
+                    row[up_indices[s]] = 0.0
+            for s in range(nbr_indptr[t], nbr_indptr[t + 1]):
+                row[nbr_indices[s]] = nbr_sims[s]
+            for s in range(up_start[t], up_end[t]):
+                row[up_indices[s]] = up_sims[s]
+            current = t
+        base = lk_indptr[queries[p]]
+        size = 0
+        for s in range(base, lk_indptr[queries[p] + 1]):
+            sim = row[lk_indices[s]]
+            if sim > 0:  # kept similarities are > 0; the target itself is not kept
+                cv[size] = sim
+                ci[size] = s - base
+                size += 1
+        if size > k:
+            size = _prune(cv, ci, bits, size, k, counts)
+        if size > _SORT_SMALL:
+            m = _keep_best(cv, ci, size, k, best_i, best_s)
+        else:
+            m = min(size, k)
+            _sort_small(cv, ci, size)
+            for j in range(m):
+                best_i[j] = ci[j]
+                best_s[j] = cv[j]
+        num = 0.0
+        den = 0.0
+        for j in range(m):  # most similar first: knn_predict_pairs' order of summation
+            s = base + best_i[j]
+            if weighted:
+                sw = best_s[j] * lk_weights[s]
+                num += sw * lk_residuals[s]
+                den += sw
+            else:
+                num += best_s[j] * lk_residuals[s]
+                den += best_s[j]
+        out_avg[p] = num / den if den > 0 else 0.0
+        out_found[p] = m
 
 
 def knn_scores_item(

@@ -43,10 +43,12 @@ from factorkit.data.interactions import Interactions
 from factorkit.data.weights import check_sample_weight
 from factorkit.exceptions import DataWarning
 from factorkit.kernels.knn import (
+    knn_join_rows,
     knn_mirror,
     knn_neighbours,
     knn_pair_similarities,
     knn_predict_pairs,
+    knn_predict_pairs_unordered,
     knn_scores_item,
     knn_scores_sum,
     knn_scores_user,
@@ -121,6 +123,35 @@ def _split(cumulative: np.ndarray, n_tasks: int) -> np.ndarray:
     return np.concatenate([[0], np.minimum(cuts, n), [n]]).astype(np.int64)
 
 
+def _table_property(j: int) -> property:
+    """Component ``j`` (indptr, indices, sims) of a model's neighbour table, rows most
+    similar first.
+
+    A fit that keeps every neighbour leaves its rows in position order (the pairs path's
+    radix sort of the whole table, 0.1-0.2 s of CPU on a MovieLens small item fold, is
+    not needed to predict ratings: :func:`~factorkit.kernels.knn.knn_predict_pairs_unordered`
+    gives the same bits on any row order); reading the table through these attributes
+    (recommending, similar items, explanations, ``get_state`` / ``save``) sorts it
+    first, once. Set (``set_state``): rows as given, taken as sorted.
+    """
+
+    def get(self):
+        value = self._ordered_table()[j]
+        if value is None:
+            raise AttributeError(f"{type(self).__name__} has no neighbour table")
+        return value
+
+    def set(self, value):
+        table = self.__dict__.get("_table")
+        if table is not None and not table[3] and all(a is not None for a in table[:3]):
+            table = self._ordered_table()
+        table = list(table[:3] if table is not None else (None, None, None))
+        table[j] = value
+        self._table = (*table, True)
+
+    return property(get, set)
+
+
 #: most bytes the pairs path of a fit (:meth:`_KNN._fit_neighbours`) may hold
 _PAIRS_BUDGET = 1 << 30
 
@@ -152,6 +183,8 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
             f"{prefix}_indices_",
             f"{prefix}_sims_",
         )
+        for j, name in enumerate(("indptr", "indices", "sims")):
+            setattr(cls, f"{prefix}_{name}_", _table_property(j))
 
     # ------------------------------------------------------------------ fitting
     def fit(self, train: Interactions, *, sample_weight: Any = None) -> _KNN:
@@ -185,7 +218,7 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         self.item_factors_ = np.zeros((data.n_items, 0), dtype=np.float32)
         self._caches = {}
         self._fit_biases()
-        self._set_neighbours(*self._fit_neighbours(self._keep()))
+        self._table = self._fit_neighbours(self._keep())
         return self
 
     def _keep(self) -> int:
@@ -195,13 +228,8 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
     def _map(self, side: str):
         return self.item_map_ if side == "item" else self.user_map_
 
-    def _set_neighbours(self, indptr, indices, sims) -> None:
-        prefix = f"{self._side}_neighbour"
-        setattr(self, f"{prefix}_indptr_", indptr)
-        setattr(self, f"{prefix}_indices_", indices)
-        setattr(self, f"{prefix}_sims_", sims)
-
     def _nbr(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The neighbour table, rows most similar first."""
         prefix = f"{self._side}_neighbour"
         return (
             np.asarray(getattr(self, f"{prefix}_indptr_"), dtype=np.int64),
@@ -209,10 +237,36 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
             np.asarray(getattr(self, f"{prefix}_sims_"), dtype=np.float32),
         )
 
+    def _ordered_table(self) -> tuple:
+        """``(indptr, indices, sims, True)``: the table with its rows most similar first.
+
+        ``_table`` is that, or a fit's unsorted table ``(indptr, indices, sims, False,
+        start, end, up_indices, up_sims)``: row ``r`` is the CSR row (the pairs mirrored
+        from the rows before it) then ``up_*[start[r] : end[r]]`` (its pairs with the
+        entities after it, where the pair pass left them), in position order. That one
+        is joined and sorted here, once, into new arrays, so that a concurrent
+        prediction holding the old ones reads a consistent table."""
+        table = self.__dict__.get("_table")
+        if table is None:
+            raise AttributeError(f"{type(self).__name__} has no neighbour table")
+        if not table[3]:
+            n_threads = self._threads()
+            with using_threads(n_threads):
+                indptr, indices, keys = knn_join_rows(*table[:3], *table[4:], n_threads)
+            n = len(indptr) - 1
+            tasks = max(1, min(n, 8 * n_threads))
+            bounds = _split(indptr[1:] + np.arange(1, n + 1), tasks)
+            with using_threads(n_threads):
+                knn_sort_rows(bounds, indptr, keys, indices, n_threads)
+            table = (indptr, indices, np.invert(keys, out=keys).view(np.float32), True)
+            self._table = table
+        return table
+
     def set_state(self, state: dict[str, Any]) -> _KNN:
         """:meth:`FactorModel.set_state`; a state without ``seen_weights_`` is an
         unweighted fit."""
         self.seen_weights_ = None
+        self.__dict__.pop("_table", None)
         return super().set_state(state)
 
     def _after_set_state(self) -> None:
@@ -459,6 +513,11 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         most :data:`_PAIRS_BUDGET` bytes are needed (a fold of MovieLens small at
         ``max_neighbours=500``: 0.8 s CPU against 1.5 s per row, peak RSS 385 against
         311 MiB; docs/benchmarks.md). Both give the same table.
+
+        Returns the table as ``_table`` holds it (see :meth:`_ordered_table`): a rating
+        model that keeps every neighbour (``max_neighbours`` None or at least the
+        entities less one) leaves it unsorted and in two parts (``ordered`` False, its
+        fourth item), every other fit sorts the rows most similar first.
         """
         side = self._side
         ent_indptr, ent_indices, ent_values = self._sim_matrix(side)
@@ -470,7 +529,7 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         if keep < n - 1 and 24 * pairs > _PAIRS_BUDGET:
             self._warn_long_fit(raters)
             rows = np.arange(n, dtype=np.int64)
-            return self._neighbours(self._sim_query(side, rows), rows, keep, progress=True)
+            return (*self._neighbours(self._sim_query(side, rows), rows, keep, progress=True), True)
         n_threads = self._threads()
         # rows split into tasks of equal work: row r meets the entities after it only
         rows = np.repeat(np.arange(n), np.diff(ent_indptr))
@@ -478,18 +537,28 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
         bounds = _split(np.cumsum(work), max(1, min(n, 8 * n_threads)))
         tasks = max(1, min(n, 8 * n_threads))
         with using_threads(n_threads):
-            parts = knn_pair_similarities(
+            # every row kept whole (rating models): prediction reads a row in any order
+            # and in two parts, so only the mirrored pairs are written; the pairs stay
+            # where the pair pass left them, unsorted (see _ordered_table)
+            whole = self._explicit and keep >= n - 1
+            result = knn_pair_similarities(
                 bounds, ent_indptr, ent_indices.astype(np.int32), ent_values,
                 self._sim_weights(side), after, t_indptr, t_indices, t_values, t_weights,
                 self._norms(ent_indptr, ent_values), self._kind(), float(self.shrinkage),
-                n_threads,
+                n_threads, with_rows=whole,
             )  # fmt: skip
-            indptr, indices, keys = knn_mirror(bounds, parts, n_threads)
-            del parts
+            if whole:
+                parts, (start, up_i, up_s) = result
+                up = np.concatenate([p[0] for p in parts]) if parts else np.zeros(n, np.int64)
+                indptr, indices, keys = knn_mirror(bounds, parts, n_threads, upper=False)
+                sims = np.invert(keys, out=keys).view(np.float32)
+                return indptr, indices, sims, False, start, start + up, up_i, up_s
+            indptr, indices, keys = knn_mirror(bounds, result, n_threads)
+            del result
+            counts = np.diff(indptr)
             # rows to sort split by length (plus a little per row)
             sort_bounds = _split(indptr[1:] + np.arange(1, n + 1), tasks)
             knn_sort_rows(sort_bounds, indptr, keys, indices, n_threads)
-        counts = np.diff(indptr)
         sims = np.invert(keys, out=keys).view(np.float32)
         if counts.max(initial=0) > keep:
             kept = np.minimum(counts, keep)
@@ -497,7 +566,7 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
             np.cumsum(kept, out=ptr[1:])
             take = np.arange(ptr[-1]) + np.repeat(indptr[:-1] - ptr[:-1], kept)
             indices, sims, indptr = indices[take], sims[take], ptr
-        return indptr, indices, sims
+        return indptr, indices, sims, True
 
     def _warn_long_fit(self, raters: np.ndarray) -> None:
         """A :class:`~factorkit.exceptions.DataWarning` when the per-row path of a fit
@@ -704,17 +773,30 @@ class _KNN(RecommendMixin, FoldInMixin, SimilarMixin, FactorModel):
             targets, queries = u[both], i[both]
             lk_indptr, lk_indices, lk_res = self._item_major()
             lk_w = self._item_major_weights()
-        order = np.argsort(queries, kind="stable")  # one dense row per query run
         avg = np.empty(len(targets), np.float64)
         found = np.empty(len(targets), np.int32)
         n_cols = len(self._map(self._side))
         n_threads = self._threads()
+        table = self._table
+        ordered = table[3]
+        # sorted rows: walk each target's row until k voted, one dense row per query
+        # run; unsorted: one dense row per target run, the best k by a bucket prune
+        order = np.argsort(queries if ordered else targets, kind="stable")
+        nbr = (np.asarray(table[0], np.int64), np.asarray(table[1], np.int32),
+               np.asarray(table[2], np.float32))  # fmt: skip
         with using_threads(n_threads):
-            knn_predict_pairs(
-                targets[order].astype(np.int64), queries[order].astype(np.int64),
-                *self._nbr(), lk_indptr, lk_indices, lk_res, lk_w, n_cols,
-                int(self.neighbours), avg, found, n_threads,
-            )  # fmt: skip
+            if ordered:
+                knn_predict_pairs(
+                    targets[order].astype(np.int64), queries[order].astype(np.int64), *nbr,
+                    lk_indptr, lk_indices, lk_res, lk_w, n_cols, int(self.neighbours), avg,
+                    found, n_threads,
+                )  # fmt: skip
+            else:
+                knn_predict_pairs_unordered(
+                    targets[order].astype(np.int64), queries[order].astype(np.int64), *nbr,
+                    *table[4:], lk_indptr, lk_indices, lk_res, lk_w, n_cols,
+                    int(self.neighbours), avg, found, n_threads,
+                )  # fmt: skip
         avg[order], found[order] = avg.copy(), found.copy()
         if self._centred():
             scores[both] += avg
