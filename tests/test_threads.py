@@ -64,3 +64,60 @@ def test_run_tasks_does_not_wait_for_a_pool_thread_that_never_starts():
         release.set()
         for future in busy:
             future.result()
+
+
+def _drive(workers, seconds_for, calls):
+    chosen = []
+    for call in range(calls):
+        n = workers.next()
+        chosen.append(n)
+        workers.record(n, seconds_for(n, call))
+    return chosen
+
+
+def test_adaptive_workers_keeps_all_threads_when_they_are_faster():
+    from factorkit._threads import AdaptiveWorkers
+
+    chosen = _drive(AdaptiveWorkers(2), lambda n, _: 1.0 if n == 2 else 1.7, 30)
+    # warm-up, then each count timed once: one probe of one worker in the whole fit
+    assert chosen[:3] == [2, 2, 1]
+    assert chosen[3:] == [2] * 27
+
+
+def test_adaptive_workers_moves_to_one_worker_under_load_and_back_when_it_ends():
+    from factorkit._threads import AdaptiveWorkers
+
+    def seconds(n, call):
+        # other processes hold the cores for calls 0-14: one worker gets 2/3 of a core
+        # and two stall each other; then the machine is quiet again
+        if call < 15:
+            return 1.4 if n == 2 else 1.0
+        return 0.4 if n == 2 else 0.67
+
+    chosen = _drive(AdaptiveWorkers(2), seconds, 40)
+    assert chosen[:4] == [2, 2, 1, 1]
+    assert set(chosen[3:15]) == {1}
+    # one worker's times fall when the load ends: a probe of two, which are faster again
+    assert set(chosen[-15:]) == {2}
+
+
+def test_adaptive_workers_with_one_thread_never_probes():
+    from factorkit._threads import AdaptiveWorkers
+
+    assert _drive(AdaptiveWorkers(1), lambda n, _: 1.0, 10) == [1] * 10
+
+
+def test_adaptive_workers_does_not_probe_while_the_threads_hold_their_cores():
+    from factorkit._threads import AdaptiveWorkers
+
+    workers = AdaptiveWorkers(2)
+    chosen = []
+    for call in range(30):
+        n = workers.next()
+        chosen.append(n)
+        seconds = 1.0 if call < 15 else 0.5  # a clock change, threads still on their cores
+        workers.record(n, seconds, cpu_seconds=0.97 * n * seconds)
+    assert chosen == [2] * 30
+    # the same times with the threads off their cores half the time: one worker probed
+    workers = AdaptiveWorkers(2)
+    assert _drive(workers, lambda n, _: 1.0, 3) == [2, 2, 1]

@@ -11,7 +11,11 @@ result down. Invariants:
   a core;
 - GEMM-bound steps outside kernels take ``n_threads`` BLAS threads (:func:`blas_threads`);
 - kernel threads that wait for each other (the end of every parallel region: SGD rounds,
-  ALS half-steps) spin only briefly, then sleep (:data:`SPIN_COUNT`).
+  ALS half-steps) spin only briefly, then sleep (:data:`SPIN_COUNT`);
+- a repeated step whose result does not depend on its worker count (BiasedMF's SGD
+  epoch) may run on fewer workers than ``n_threads`` when fewer have been faster lately,
+  i.e. when other processes hold the cores (:class:`AdaptiveWorkers`); a step whose
+  result depends on the count never adapts.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
 
 __all__ = [
     "SPIN_COUNT",
+    "AdaptiveWorkers",
     "blas_threads",
     "concurrent_launches_safe",
     "max_threads",
@@ -180,3 +185,104 @@ def run_tasks(task: Callable[..., Any], n_tasks: int, n_threads: int, *args: Any
             future.result()
         raise failed[0]
     return results
+
+
+class AdaptiveWorkers:
+    """How many workers each call of a repeated parallel step gets: ``n_threads``, or one
+    when one has lately been faster.
+
+    Only for steps whose result is the same for any worker count (BiasedMF's dataflow
+    SGD epoch, bit for bit): the choice changes the speed, never the result, so fits stay
+    reproducible on a busy machine. Why: a step whose workers depend on each other's
+    progress (SGD blocks wait for the previous blocks of their rows and columns) runs at
+    the pace of its slowest thread; when other processes hold the cores, a thread that
+    lost its core stalls the others within a fraction of the step, and one thread (which
+    never waits for anyone) is faster (docs/benchmarks.md, issue 11 item 1).
+
+    Policy: the first ``warmup`` calls run ``n_threads`` workers untimed (first touches
+    of memory and caches). Then a call on ``n_threads`` workers is timed; if its threads
+    held their cores (process CPU time at least ``busy`` times workers times wall time,
+    when the caller reports CPU time) they are kept, otherwise one worker is timed too
+    (a probe) and the faster count is kept. The other count is probed again when the
+    kept count's smoothed time drifts by more than a factor ``drift`` from the time it
+    was chosen at (the load changed), at most every ``min_gap`` calls; a drift of
+    ``n_threads`` workers that still held their cores (a clock change) only resets the
+    reference. On a quiet machine no call runs on fewer workers.
+
+    Parameters
+    ----------
+    n_threads : int
+        The most workers (the resolved ``n_threads``).
+    warmup, busy, drift, min_gap
+        As above.
+
+    Examples
+    --------
+    >>> import time
+    >>> workers = AdaptiveWorkers(2)
+    >>> for _ in range(6):
+    ...     n = workers.next()
+    ...     start = time.perf_counter()
+    ...     _ = sum(range(1000 * n))  # the step (here slower with more workers)
+    ...     workers.record(n, time.perf_counter() - start)
+    >>> workers.next()
+    1
+    """
+
+    def __init__(
+        self,
+        n_threads: int,
+        *,
+        warmup: int = 1,
+        busy: float = 0.8,
+        drift: float = 1.3,
+        min_gap: int = 4,
+    ) -> None:
+        self.n_threads = max(1, int(n_threads))
+        self.warmup, self.busy = int(warmup), float(busy)
+        self.drift, self.min_gap = float(drift), int(min_gap)
+        self.calls = 0
+        self.last: dict[int, float] = {}  # workers -> its latest time
+        self.kept = self.n_threads  # the count in use between probes
+        self.reference = 0.0  # the kept count's time when it was chosen
+        self.smoothed = 0.0  # the kept count's recent times, exponentially smoothed
+        self.since_probe = 0
+        self.probe: int | None = None  # the count the next call times, if any
+
+    def next(self) -> int:
+        """The worker count for the next call."""
+        if self.n_threads == 1 or self.calls < self.warmup:
+            return self.n_threads
+        return self.probe if self.probe is not None else self.kept
+
+    def record(self, workers: int, seconds: float, cpu_seconds: float | None = None) -> None:
+        """Report how long the call given ``workers`` took: wall ``seconds`` and, when
+        known, the process's CPU seconds over the call (all threads)."""
+        self.calls += 1
+        if self.n_threads == 1 or self.calls <= self.warmup:
+            return
+        self.last[workers] = seconds
+        held = (
+            workers > 1 and cpu_seconds is not None and cpu_seconds >= self.busy * workers * seconds
+        )
+        if self.probe is not None:  # a probe finished: keep the faster count
+            self.probe = None
+            self.kept = min(self.last, key=self.last.__getitem__)
+            self._choose(self.last[self.kept])
+        elif self.reference == 0.0:  # the first timed call, on n_threads workers
+            self._choose(seconds)
+            if not held:
+                self.probe = 1
+        else:
+            self.since_probe += 1
+            self.smoothed = 0.5 * self.smoothed + 0.5 * seconds
+            ratio = self.smoothed / self.reference
+            if self.since_probe >= self.min_gap and not (1 / self.drift <= ratio <= self.drift):
+                if held:  # the threads had their cores: nothing to learn from one
+                    self._choose(self.smoothed)
+                else:
+                    self.probe = 1 if self.kept == self.n_threads else self.n_threads
+
+    def _choose(self, seconds: float) -> None:
+        self.reference = self.smoothed = seconds
+        self.since_probe = 0

@@ -80,6 +80,26 @@ def test_bit_for_bit_repeatable_on_one_and_two_threads(monkeypatch, biased, sche
     assert not np.array_equal(different.user_factors_, fits[0].user_factors_)
 
 
+def test_epochs_that_change_worker_count_give_the_same_bits(monkeypatch):
+    # under load the fit may move each epoch between 2 workers and 1 (AdaptiveWorkers):
+    # that must change the speed only, never the factors
+    force_threads(monkeypatch)
+    train = checkerboard(80, 60, holdout=0.2, random_state=2)[0]
+    kw = dict(factors=16, epochs=6, random_state=7)
+    steady = BiasedMF(**kw, n_threads=1).fit(train)
+    calls = []
+
+    def alternate(self):
+        calls.append(len(calls) % 2 + 1)
+        return calls[-1]
+
+    monkeypatch.setattr(sgd_module.AdaptiveWorkers, "next", alternate)
+    switching = BiasedMF(**kw, n_threads=2).fit(train)
+    assert calls == [1, 2, 1, 2, 1, 2]
+    for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
+        np.testing.assert_array_equal(getattr(switching, name), getattr(steady, name))
+
+
 def test_loss_decreases_and_history_columns():
     train, test = low_rank(n_users=100, n_items=80)
     model = BiasedMF(factors=5, epochs=10, random_state=0).fit(train, validation=test)

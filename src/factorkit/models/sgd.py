@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
-from factorkit._threads import single_thread_blas, using_threads
+from factorkit._threads import AdaptiveWorkers, single_thread_blas, using_threads
 from factorkit._validation import (
     TRAINING_CONSTRAINTS,
     Boolean,
@@ -399,7 +400,10 @@ class _SGDTrainer(Trainer):
             self.GP = np.ones((data.n_users, 2), dtype=np.float32)
             self.GQ = np.ones((data.n_items, 2), dtype=np.float32)
         threads = _threads_for(len(self.values), model._n_threads)
-        self.kernel_threads = threads
+        # the epoch's bits do not depend on its worker count (the dataflow schedule,
+        # kernels/sgd.py), so each epoch may run on fewer workers when fewer have been
+        # faster lately (other processes hold the cores): speed only, never the result
+        self.workers = AdaptiveWorkers(threads)
         # the epoch's workers run on run_tasks; the loop's using_threads (BLAS on one
         # thread) only when there are several
         self.n_threads = threads if threads > 1 else None
@@ -410,20 +414,23 @@ class _SGDTrainer(Trainer):
         lr0, decay = float(m.learning_rate), float(m.learning_rate_decay)
         reg, biased = float(m.regularization), bool(m.biased)
         schedule = sgd_schedule(self.n_blocks, self.rng)
+        workers = self.workers.next()
+        start, cpu = time.perf_counter(), time.process_time()
         if self.adaptive:
             sse = sgd_epoch_adaptive(
                 self.users, self.items, self.values, self.weights, self.block_ptr,
                 schedule, P, Q, bu, bi, self.GP, self.GQ,
                 m.global_mean_, lr0 * decay**epoch, reg, biased, self.k, self.block_sse,
-                self.kernel_threads,
+                workers,
             )  # fmt: skip
         else:
             sse = sgd_epoch(
                 self.users, self.items, self.values, self.weights, self.block_ptr,
                 schedule, P, Q, bu, bi,
                 m.global_mean_, lr0 * decay**epoch, reg, biased, self.block_sse,
-                self.kernel_threads,
+                workers,
             )  # fmt: skip
+        self.workers.record(workers, time.perf_counter() - start, time.process_time() - cpu)
         penalty = sgd_penalty(self.user_counts, P, bu, biased) + sgd_penalty(
             self.item_counts, Q, bi, biased
         )
