@@ -29,6 +29,8 @@ __all__ = ["BPR"]
 #: rejected negative draws (each one binary search in the user's row) before the kernel
 #: switches to an exact walk over the user's row (users holding nearly every item)
 _MAX_TRIES = 32
+#: random streams per training thread when there are several (see ``n_threads``)
+_STREAMS_PER_THREAD = 4
 #: fold_in: sampled (positive, negative) pairs per positive, and the cap on all pairs
 _FOLD_IN_PAIRS_PER_ITEM = 32
 _FOLD_IN_MAX_PAIRS = 2048
@@ -77,8 +79,9 @@ class BPR(RecommendMixin, SimilarMixin, FoldInMixin, PartialFitMixin, FactorMode
         Seeds initialisation and sampling. With ``n_threads=1`` and a fixed seed results
         are bit-for-bit repeatable.
     n_threads : int, optional
-        Threads for training (one random stream each; lock-free updates) and scoring;
-        default all cores. Results depend on the thread count.
+        Threads for training (one random stream on one thread; on more, four streams
+        a thread, each taken by whichever thread is free; lock-free updates) and
+        scoring; default all cores. Results depend on the thread count.
     progress : bool, default False
         Show a progress bar over epochs.
     callbacks : callable or list of callables, optional
@@ -434,6 +437,11 @@ class _BPRTrainer(Trainer):
             self.n_samples = int(np.count_nonzero(weights))
         # one thread setting for the whole loop (setting it costs milliseconds per call)
         self.n_threads = model._n_threads
+        # random streams: one on one thread (bit-for-bit repeatable); on several threads
+        # (Hogwild, not repeatable anyway) a few per thread, taken one at a time, so that
+        # when another process holds one of the cores the other thread takes over the
+        # streams that would have waited for it (docs/benchmarks.md, issue 11 item 1)
+        self.n_streams = 1 if self.n_threads == 1 else _STREAMS_PER_THREAD * self.n_threads
         # one compiled signature: numba types read-only arrays (Interactions' own) apart
         self.sample_users, self.sample_items, self.indptr, self.indices = (
             _writable(a, t)
@@ -451,7 +459,7 @@ class _BPRTrainer(Trainer):
 
     def epoch(self, epoch: int) -> float:
         m, n_samples = self.model, self.n_samples
-        seeds = m._rng.integers(0, np.iinfo(np.uint64).max, self.n_threads, dtype=np.uint64)
+        seeds = m._rng.integers(0, np.iinfo(np.uint64).max, self.n_streams, dtype=np.uint64)
         loss, correct, skipped = bpr_epoch(
             self.sample_users, self.sample_items, self.indptr, self.indices, self.n_items,
             self.prob, self.alias, self.entry_prob, self.entry_alias, seeds, n_samples,
