@@ -348,12 +348,13 @@ def bpr_epoch(
     reg_bias,
     user_start,
     item_start,
+    n_threads=None,
 ):
     """One epoch of BPR SGD: ``n_samples`` sampled triples; updates factors in place.
 
     The streams (one per seed) are tasks of :func:`factorkit._threads.run_tasks`
-    (compiled, GIL-free) on ``numba.get_num_threads()`` Python threads: call it under
-    ``using_threads(n)`` with one seed per thread.
+    (compiled, GIL-free) on ``n_threads`` Python threads (None: ``numba.get_num_threads()``,
+    so call it under ``using_threads(n)``), each taking the next stream when it is free.
 
     Parameters
     ----------
@@ -389,7 +390,7 @@ def bpr_epoch(
     """
     # integers as Python ints: one compiled signature whatever integer type callers pass
     parts = run_tasks(
-        _epoch_task, len(seeds), numba.get_num_threads(),
+        _epoch_task, len(seeds), numba.get_num_threads() if n_threads is None else n_threads,
         sample_users, sample_items, indptr, indices, int(n_items), alias_prob, alias_idx,
         entry_prob, entry_alias, seeds, int(n_samples), int(max_tries), user_factors,
         item_factors, item_bias, lr, reg, lr_bias, reg_bias, int(user_start), int(item_start),

@@ -3,10 +3,12 @@ by parallel SGD over sampled (user, positive, negative) triples."""
 
 from __future__ import annotations
 
+import time
 from typing import Any, ClassVar
 
 import numpy as np
 
+from factorkit._threads import AdaptiveWorkers
 from factorkit._validation import (
     TRAINING_CONSTRAINTS,
     Boolean,
@@ -442,6 +444,10 @@ class _BPRTrainer(Trainer):
         # when another process holds one of the cores the other thread takes over the
         # streams that would have waited for it (docs/benchmarks.md, issue 11 item 1)
         self.n_streams = 1 if self.n_threads == 1 else _STREAMS_PER_THREAD * self.n_threads
+        # the streams are fixed by n_threads, not by how many threads run them: an epoch
+        # may run them on one thread when one has lately been faster (other processes
+        # hold the cores); the samples are the same, only the Hogwild interleaving differs
+        self.workers = AdaptiveWorkers(self.n_threads)
         # one compiled signature: numba types read-only arrays (Interactions' own) apart
         self.sample_users, self.sample_items, self.indptr, self.indices = (
             _writable(a, t)
@@ -460,12 +466,15 @@ class _BPRTrainer(Trainer):
     def epoch(self, epoch: int) -> float:
         m, n_samples = self.model, self.n_samples
         seeds = m._rng.integers(0, np.iinfo(np.uint64).max, self.n_streams, dtype=np.uint64)
+        workers = self.workers.next()
+        start, cpu = time.perf_counter(), time.process_time()
         loss, correct, skipped = bpr_epoch(
             self.sample_users, self.sample_items, self.indptr, self.indices, self.n_items,
             self.prob, self.alias, self.entry_prob, self.entry_alias, seeds, n_samples,
             _MAX_TRIES, m.user_factors_, m.item_factors_, m.item_bias_, self.lr, self.reg,
-            self.lr_bias, self.reg, 0, 0,
+            self.lr_bias, self.reg, 0, 0, workers,
         )  # fmt: skip
+        self.workers.record(workers, time.perf_counter() - start, time.process_time() - cpu)
         used = max(n_samples - skipped, 1)
         self.stats.append((correct / used, skipped / n_samples))
         return loss / used if n_samples > skipped else 0.0
