@@ -13,7 +13,8 @@ result down. Invariants:
 - kernel threads that wait for each other (the end of every parallel region: SGD rounds,
   ALS half-steps) spin only briefly, then sleep (:data:`SPIN_COUNT`);
 - a repeated step whose result does not depend on its worker count (BiasedMF's SGD
-  epoch; BPR's Hogwild epoch, whose streams are fixed by ``n_threads``) may run on fewer
+  epoch; BPR's and SVD++'s Hogwild epochs, whose streams or chunks are fixed by
+  ``n_threads``) may run on fewer
   workers than ``n_threads`` when fewer have been faster lately, i.e. when other
   processes hold the cores (:class:`AdaptiveWorkers`); a step whose result depends on
   the count never adapts.
@@ -194,14 +195,15 @@ class AdaptiveWorkers:
 
     Only for steps whose result is the same for any worker count (BiasedMF's dataflow
     SGD epoch, bit for bit), or whose multi-threaded result is not repeatable anyway and
-    whose work split does not follow the worker count (BPR's Hogwild epoch: its random
-    streams are fixed by ``n_threads``; one worker runs the same samples, only the
-    interleaving of updates differs): the choice changes the speed, not what a fit
-    computes, so fits stay reproducible on a busy machine. Why: a step whose workers depend on each other's
-    progress (SGD blocks wait for the previous blocks of their rows and columns) runs at
-    the pace of its slowest thread; when other processes hold the cores, a thread that
-    lost its core stalls the others within a fraction of the step, and one thread (which
-    never waits for anyone) is faster (docs/benchmarks.md, issue 11 item 1).
+    whose work split does not follow the worker count (BPR's and SVD++'s Hogwild epochs:
+    their random streams or user chunks are fixed by ``n_threads``; one worker runs the
+    same samples, only the interleaving of updates differs). The choice changes the
+    speed, never what a fit computes: a fixed seed and thread count give the same bits
+    on a quiet or a busy machine wherever they did before. Why: when other processes
+    hold the cores, a step whose workers depend on each other's progress (SGD blocks wait
+    for the previous blocks of their rows and columns) or share one epoch's work runs at
+    the pace of a thread that lost its core, and one thread (which never waits for
+    anyone) is faster (docs/benchmarks.md, issue 11 item 1).
 
     Policy: the first ``warmup`` calls run ``n_threads`` workers untimed (first touches
     of memory and caches). Then a call on ``n_threads`` workers is timed; if its threads

@@ -144,6 +144,7 @@ def svdpp_epoch(
     reg_bias,
     lr_implicit,
     reg_implicit,
+    n_threads=None,
 ):
     """One SGD epoch of SVD++ over a users x items CSR matrix; updates in place.
 
@@ -170,10 +171,12 @@ def svdpp_epoch(
     float: the sum of (weighted) squared training errors, each taken before its update.
 
     Races: see the module docstring (Hogwild over users; deterministic on one thread).
-    Call it under ``using_threads(n)``: the ``SVDPP_TASKS`` chunks of ``user_order`` run on
-    ``n`` Python threads (:func:`factorkit._threads.run_tasks`).
+    The ``SVDPP_TASKS`` chunks of ``user_order`` run on ``n_threads`` Python threads
+    (:func:`factorkit._threads.run_tasks`; None: ``numba.get_num_threads()``, so call it
+    under ``using_threads(n)``).
     """
-    n_threads = numba.get_num_threads()
+    if n_threads is None:
+        n_threads = numba.get_num_threads()
     # one thread: one chunk, the users in ``user_order`` exactly (the chunks would run in
     # that order anyway, so the result is the same; this saves the claims)
     n_tasks = 1 if n_threads <= 1 else max(1, min(SVDPP_TASKS, len(user_order)))

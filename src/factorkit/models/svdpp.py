@@ -3,11 +3,17 @@ which items each user rated, trained by SGD."""
 
 from __future__ import annotations
 
+import time
 from typing import Any, ClassVar
 
 import numpy as np
 
-from factorkit._threads import resolve_threads, single_thread_blas, using_threads
+from factorkit._threads import (
+    AdaptiveWorkers,
+    resolve_threads,
+    single_thread_blas,
+    using_threads,
+)
 from factorkit._validation import (
     TRAINING_CONSTRAINTS,
     Interval,
@@ -339,6 +345,10 @@ class _SVDppTrainer(Trainer):
         self.rates = model._rates()
         # one thread setting for the whole loop (setting it costs milliseconds per call)
         self.n_threads = model._n_threads
+        # one worker runs the chunks in user order, as one thread does: an epoch may run
+        # on one worker when one has lately been faster (other processes hold the cores)
+        # without changing what a fit on several threads (Hogwild) computes
+        self.workers = AdaptiveWorkers(self.n_threads)
         self.val = None if validation is None else model._validation_positions(validation)
         self.has_validation = self.val is not None
 
@@ -349,13 +359,16 @@ class _SVDppTrainer(Trainer):
         user_order = self.rng.permutation(self.n_users).astype(np.int64)
         seed = np.uint64(self.rng.integers(0, np.iinfo(np.uint64).max, dtype=np.uint64))
         m._user_vectors = None
+        workers = self.workers.next()
+        start, cpu = time.perf_counter(), time.process_time()
         sse = svdpp_epoch(
             self.indptr, self.items, self.values, self.weights, user_order, seed,
             dtype(m.global_mean_),
             m.user_bias_, m.item_bias_, m.user_factors_, m.item_factors_, m.implicit_factors_,
             dtype(lr * factor), dtype(reg), dtype(lr_b * factor), dtype(reg_b),
-            dtype(lr_y * factor), dtype(reg_y),
+            dtype(lr_y * factor), dtype(reg_y), workers,
         )  # fmt: skip
+        self.workers.record(workers, time.perf_counter() - start, time.process_time() - cpu)
         return sse / self.total
 
     def validate(self) -> float:
