@@ -62,11 +62,10 @@ def test_implicit_time_decay_script_runs(tmp_path):
     assert "time_decay 1y" in proc.stdout and "ImplicitALS 0." in proc.stdout
 
 
-def test_hybrid_ratings_script_runs(tmp_path):
-    """docs/cold-start.md's "Ratings: loss='squared'" figures come from
-    docs/examples/hybrid_ratings.py (quick mode here: one seed)."""
+def _example_rows(tmp_path, name):
+    """Run docs/examples/NAME in quick mode; its table rows as {label: mean}."""
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "docs" / "examples" / "hybrid_ratings.py"), "--quick"],
+        [sys.executable, str(ROOT / "docs" / "examples" / name), "--quick"],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -74,11 +73,17 @@ def test_hybrid_ratings_script_runs(tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    rows = {
+    return {
         line.split("|")[1].strip(): float(line.split("|")[2].split("+-")[0])
         for line in proc.stdout.splitlines()
         if line.startswith("| ") and "+-" in line
     }
+
+
+def test_hybrid_ratings_script_runs(tmp_path):
+    """docs/cold-start.md's "Ratings: loss='squared'" figures come from
+    docs/examples/hybrid_ratings.py (quick mode here: one seed)."""
+    rows = _example_rows(tmp_path, "hybrid_ratings.py")
     # seed 0, one thread: 0.829 / 0.849; cold items 0.910 / 0.927 / 1.039 / 0.951
     assert 0.80 < rows["HybridMF squared, item features"] < 0.86, rows
     assert rows["HybridMF squared, item features"] < rows["BiasedMF(factors=32, epochs=20)"]
@@ -89,20 +94,7 @@ def test_hybrid_ratings_script_runs(tmp_path):
 def test_hybrid_ials_script_runs(tmp_path):
     """docs/cold-start.md's "Implicit feedback: loss='ials'" figures come from
     docs/examples/hybrid_ials.py (quick mode here: seed 0)."""
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "docs" / "examples" / "hybrid_ials.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=os.environ.copy(),
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
-    rows = {
-        line.split("|")[1].strip(): float(line.split("|")[2].split("+-")[0])
-        for line in proc.stdout.splitlines()
-        if line.startswith("| ") and "+-" in line
-    }
+    rows = _example_rows(tmp_path, "hybrid_ials.py")
     # seed 0, two threads: warm recall@20 0.278 (ImplicitALS 0.273); cold items 0.116,
     # 0.135 with feature_regularization=20 (ImplicitALS + content_regression 0.125)
     assert 0.25 < rows["HybridMF ials, item features"] < 0.31, rows

@@ -30,16 +30,6 @@ def test_hybrid_checks(check):
 
 
 @pytest.fixture(scope="module")
-def liked():
-    return fk.datasets.load_movielens_small().to_implicit(min_value=4.0)
-
-
-@pytest.fixture(scope="module")
-def features():
-    return fk.datasets.load_movielens_small_item_features()
-
-
-@pytest.fixture(scope="module")
 def cold(liked, features):
     """20% of the items held out entirely (seed 0); HybridMF fitted on the rest."""
     train, test, cold_ids = bench.cold_split(liked, 0.2, 0)

@@ -34,16 +34,6 @@ def test_ials_checks(check):
 
 
 @pytest.fixture(scope="module")
-def liked():
-    return fk.datasets.load_movielens_small().to_implicit(min_value=4.0)
-
-
-@pytest.fixture(scope="module")
-def features():
-    return fk.datasets.load_movielens_small_item_features()
-
-
-@pytest.fixture(scope="module")
 def split(liked):
     return fk.split.per_user(liked, test_size=0.2, random_state=0)
 

@@ -32,11 +32,6 @@ def ratings():
 
 
 @pytest.fixture(scope="module")
-def features():
-    return fk.datasets.load_movielens_small_item_features()
-
-
-@pytest.fixture(scope="module")
 def split(ratings):
     return fk.split.random(ratings, test_size=0.2, random_state=0)
 
