@@ -211,9 +211,10 @@ class AdaptiveWorkers:
     when the caller reports CPU time) they are kept, otherwise one worker is timed too
     (a probe) and the faster count is kept. The other count is probed again when the
     kept count's smoothed time drifts by more than a factor ``drift`` from the time it
-    was chosen at (the load changed), at most every ``min_gap`` calls; a drift of
-    ``n_threads`` workers that still held their cores (a clock change) only resets the
-    reference. On a quiet machine no call runs on fewer workers.
+    was chosen at (the load changed), at most every ``min_gap`` calls, and kept if it
+    beats that smoothed time; a drift of ``n_threads`` workers that still held their
+    cores (a clock change) only resets the reference. On a quiet machine no call runs on
+    fewer workers.
 
     Parameters
     ----------
@@ -248,7 +249,6 @@ class AdaptiveWorkers:
         self.warmup, self.busy = int(warmup), float(busy)
         self.drift, self.min_gap = float(drift), int(min_gap)
         self.calls = 0
-        self.last: dict[int, float] = {}  # workers -> its latest time
         self.kept = self.n_threads  # the count in use between probes
         self.reference = 0.0  # the kept count's time when it was chosen
         self.smoothed = 0.0  # the kept count's recent times, exponentially smoothed
@@ -267,14 +267,18 @@ class AdaptiveWorkers:
         self.calls += 1
         if self.n_threads == 1 or self.calls <= self.warmup:
             return
-        self.last[workers] = seconds
         held = (
             workers > 1 and cpu_seconds is not None and cpu_seconds >= self.busy * workers * seconds
         )
         if self.probe is not None:  # a probe finished: keep the faster count
+            # against the kept count's smoothed time, not its latest one: a probe follows
+            # a drift, often one slow call, which alone would favour switching
             self.probe = None
-            self.kept = min(self.last, key=self.last.__getitem__)
-            self._choose(self.last[self.kept])
+            if seconds < self.smoothed:
+                self.kept = workers
+                self._choose(seconds)
+            else:
+                self._choose(self.smoothed)
         elif self.reference == 0.0:  # the first timed call, on n_threads workers
             self._choose(seconds)
             if not held:
