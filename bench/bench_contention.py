@@ -20,7 +20,8 @@ MovieLens small, through the public API only (``fk.*``), for default threads and
 * the other parallel paths (``--part paths``): ``recommend_all`` (the top-k kernel) of an
   ImplicitALS model on MovieLens small, ``fk.read_csv`` of a ``--csv-rows`` synthetic
   ratings file, and ``fk.split.random`` / ``fk.split.temporal`` of that data; "1" runs
-  them with numba limited to one thread (readers and splits take no ``n_threads``).
+  them with numba limited to one thread (readers and splits take no ``n_threads``);
+  alternating and with ratios as the fits are.
 
 Usage::
 
@@ -192,37 +193,43 @@ def _fit_once(name: str, n_threads, data) -> float:
         return time.perf_counter() - t0
 
 
-def bench_fit(args, data, rows: list[dict]) -> None:
-    """Default threads and one thread alternate fit by fit inside the same quiet or
+def _compare_settings(args, name: str, timed, rows: list[dict]) -> None:
+    """Default threads and one thread alternate call by call inside the same quiet or
     loaded window (A B, B A, ...), so that both see the same background load; the ratio
-    of their medians is the figure issue 11 item 1 asks for."""
+    of their medians is the figure issue 11 item 1 asks for. ``timed(n_threads)``
+    returns the seconds of one call."""
+    settings = (None, 1)
+    for n_threads in settings:
+        timed(n_threads)  # warm: compile, page cache
+    # a call of a few milliseconds gets more repeats (at least --min-seconds of calls
+    # per setting): one time slice lost to another process is a large share of it
+    warm = min(timed(n) for n in settings)
+    repeats = max(args.repeats, math.ceil(args.min_seconds / max(warm, 1e-3)))
+    recs = {n: {"model": name, "n_threads": n or "default"} for n in settings}
+    for load, n_procs in (("quiet", 0), ("loaded", args.busy)):
+        times: dict = {n: [] for n in settings}
+        with competitor(n_procs):
+            for rep in range(repeats):
+                for n_threads in settings if rep % 2 == 0 else settings[::-1]:
+                    times[n_threads].append(timed(n_threads))
+        for n_threads in settings:
+            recs[n_threads][f"{load}_s"] = statistics.median(times[n_threads])
+            recs[n_threads][f"{load}_all_s"] = times[n_threads]
+    for n_threads in settings:
+        rec = recs[n_threads]
+        rec["slowdown"] = rec["loaded_s"] / rec["quiet_s"]
+        rec["loaded_vs_1"] = rec["loaded_s"] / recs[1]["loaded_s"]
+        rec["quiet_vs_1"] = rec["quiet_s"] / recs[1]["quiet_s"]
+        rec["fits"] = repeats
+        rows.append(rec)
+        short = {k: v for k, v in rec.items() if not k.endswith("_all_s")}
+        print(json.dumps(short), flush=True)
+
+
+def bench_fit(args, data, rows: list[dict]) -> None:
+    """Each model's fit on default threads against one thread (:func:`_compare_settings`)."""
     for name in args.models:
-        settings = (None, 1)
-        for n_threads in settings:
-            _fit_once(name, n_threads, data)  # warm: compile
-        # a fit of a few milliseconds gets more repeats (at least --min-seconds of fits
-        # per setting): one time slice lost to another process is a large share of it
-        warm = min(_fit_once(name, n, data) for n in settings)
-        repeats = max(args.repeats, math.ceil(args.min_seconds / max(warm, 1e-3)))
-        recs = {n: {"model": name, "n_threads": n or "default"} for n in settings}
-        for load, n_procs in (("quiet", 0), ("loaded", args.busy)):
-            times: dict = {n: [] for n in settings}
-            with competitor(n_procs):
-                for rep in range(repeats):
-                    for n_threads in settings if rep % 2 == 0 else settings[::-1]:
-                        times[n_threads].append(_fit_once(name, n_threads, data))
-            for n_threads in settings:
-                recs[n_threads][f"{load}_s"] = statistics.median(times[n_threads])
-                recs[n_threads][f"{load}_all_s"] = times[n_threads]
-        for n_threads in settings:
-            rec = recs[n_threads]
-            rec["slowdown"] = rec["loaded_s"] / rec["quiet_s"]
-            rec["loaded_vs_1"] = rec["loaded_s"] / recs[1]["loaded_s"]
-            rec["quiet_vs_1"] = rec["quiet_s"] / recs[1]["quiet_s"]
-            rec["fits"] = repeats
-            rows.append(rec)
-            short = {k: v for k, v in rec.items() if not k.endswith("_all_s")}
-            print(json.dumps(short), flush=True)
+        _compare_settings(args, name, lambda n, name=name: _fit_once(name, n, data), rows)
 
 
 @contextlib.contextmanager
@@ -268,26 +275,19 @@ def _paths(args, data, workdir: str) -> dict:
 
 
 def bench_paths(args, data, rows: list[dict]) -> None:
+    """The other parallel paths on default threads against numba limited to one thread
+    (:func:`_compare_settings`)."""
     import tempfile
 
+    def timed(call, n_threads) -> float:
+        with _numba_threads(n_threads):
+            t0 = time.perf_counter()
+            call(n_threads)
+            return time.perf_counter() - t0
+
     with tempfile.TemporaryDirectory() as workdir:
-        paths = _paths(args, data, workdir)
-        for name, call in paths.items():
-            for n_threads in (None, 1):
-                with _numba_threads(n_threads):
-                    call(n_threads)  # warm: compile, page cache
-                rec = {"model": name, "n_threads": n_threads or "default"}
-                for load, n_procs in (("quiet", 0), ("loaded", args.busy)):
-                    times = []
-                    with competitor(n_procs), _numba_threads(n_threads):
-                        for _ in range(args.repeats):
-                            t0 = time.perf_counter()
-                            call(n_threads)
-                            times.append(time.perf_counter() - t0)
-                    rec[f"{load}_s"] = statistics.median(times)
-                rec["slowdown"] = rec["loaded_s"] / rec["quiet_s"]
-                rows.append(rec)
-                print(json.dumps(rec), flush=True)
+        for name, call in _paths(args, data, workdir).items():
+            _compare_settings(args, name, lambda n, call=call: timed(call, n), rows)
 
 
 def _table_single(rows: list[dict]) -> str:
@@ -311,9 +311,7 @@ def _table_fit(rows: list[dict]) -> str:
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        ratios = " | |"  # the paths table has no ratios
-        if "loaded_vs_1" in r:
-            ratios = f" {r['quiet_vs_1']:.2f} | {r['loaded_vs_1']:.2f} |"
+        ratios = f" {r['quiet_vs_1']:.2f} | {r['loaded_vs_1']:.2f} |"
         out.append(
             f"| {r['model']} | {r['n_threads']} | {r['quiet_s']:.3f} | "
             f"{r['loaded_s']:.3f} | {r['slowdown']:.1f}x |{ratios}"
