@@ -286,14 +286,8 @@ class ALSTrainer(Trainer):
         return (data + penalty) / self.total
 
     def validate(self) -> float:
-        m = self.model
-        m._combine()
-        u, i, j = self.val
-        if len(u) == 0:
-            return float("nan")
-        p = m.user_factors_[u].astype(np.float64)
-        x = np.einsum("ij,ij->i", p, m.item_factors_[i] - m.item_factors_[j])
-        return float(np.mean(np.logaddexp(0.0, -x)))
+        # the ranking losses' validation score: this loss keeps its biases at zero
+        return pairwise_validation_loss(self.model, self.val)
 
     def finalize(self) -> None:
         self.model._combine()
@@ -315,3 +309,17 @@ def fold_in_ials(model, pos: np.ndarray, r: np.ndarray, offset: np.ndarray) -> n
     a = gram + q.T @ (w[:, None] * q)
     a[np.diag_indices_from(a)] += lam
     return np.linalg.solve(a, q.T @ c + lam * offset).astype(np.float32)
+
+
+def pairwise_validation_loss(model, val) -> float:
+    """Mean ``-ln sigma(x_uij)`` of a HybridMF's combined vectors and biases over the
+    validation triples ``val = (u, i, j)`` (NaN when there are none): the score every
+    implicit-feedback loss reports on validation data."""
+    model._combine()
+    u, i, j = val
+    if len(u) == 0:
+        return float("nan")
+    p = model.user_factors_[u].astype(np.float64)
+    x = np.einsum("ij,ij->i", p, model.item_factors_[i] - model.item_factors_[j])
+    x += model.item_bias_[i].astype(np.float64) - model.item_bias_[j]
+    return float(np.mean(np.logaddexp(0.0, -x)))

@@ -21,7 +21,7 @@ from factorkit.kernels.bpr import bpr_alias_table
 from factorkit.kernels.hybrid import hybrid_epoch, hybrid_squared_epoch
 from factorkit.models._factor import FactorModel
 from factorkit.models._fold_in import FoldIn, FoldInMixin, pairwise_logistic_solve
-from factorkit.models._hybrid_als import ALSTrainer, fold_in_ials
+from factorkit.models._hybrid_als import ALSTrainer, fold_in_ials, pairwise_validation_loss
 from factorkit.models._init import normal_factors
 from factorkit.models._recommend import RecommendMixin, candidate_mask, check_k, to_item_ids
 from factorkit.models._similar import SimilarMixin
@@ -789,15 +789,7 @@ class _HybridTrainer(Trainer):
         return loss / used
 
     def validate(self) -> float:
-        m = self.model
-        m._combine()
-        u, i, j = self.val
-        if len(u) == 0:
-            return float("nan")
-        p = m.user_factors_[u].astype(np.float64)
-        x = np.einsum("ij,ij->i", p, m.item_factors_[i] - m.item_factors_[j])
-        x += m.item_bias_[i].astype(np.float64) - m.item_bias_[j]
-        return float(np.mean(np.logaddexp(0.0, -x)))
+        return pairwise_validation_loss(self.model, self.val)
 
     def finalize(self) -> None:
         self.model._combine()
